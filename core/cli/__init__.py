@@ -1,0 +1,67 @@
+"""The ``worldstudio`` command. Each domain adds its subcommands in a module of this package.
+
+Errors a user can cause print one line (``error: ...``) and exit with status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from core.errors import Cancelled, WorldStudioError
+
+# Modules that each define ``register(subparsers)``; imported lazily by name so that
+# `worldstudio info` never pays for torch or diffusers.
+COMMAND_MODULES = ["core.cli.project_cmds", "core.cli.models_cmds", "core.cli.interop_cmds", "core.cli.generate_cmds"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = argparse.ArgumentParser(
+        prog="worldstudio",
+        description="World Studio: one image to a 3D world, camera paths and generated video.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("world-studio")
+    except PackageNotFoundError:
+        return "dev"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.handler(args)
+    except Cancelled:
+        print("cancelled", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except WorldStudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    if os.environ.get("WORLDSTUDIO_DEBUG_CLI"):
+        print(f"[done: {args.command}]", file=sys.stderr)
+    return int(result or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

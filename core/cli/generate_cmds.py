@@ -1,0 +1,79 @@
+"""``worldstudio generate``: the world engine from the command line, with a progress bar."""
+
+from __future__ import annotations
+
+import argparse
+
+from core.errors import WorldStudioError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="generate the project's video round by round (monitors, out-of-sight entities)",
+        description=(
+            "Generate the project's video with the world engine and write a run folder under "
+            "PROJECT/runs/ (run.json, round_XXX/, final.mp4, final_combined.mp4). Settings default "
+            "to the project's generation settings."
+        ),
+    )
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("--backend", metavar="NAME", help="geometry, oracle, wan-vace or wan-i2v")
+    p.add_argument("--model", metavar="ID", help="model repo id or local folder (model backends)")
+    p.add_argument("--rounds", type=int, metavar="N", help="number of rounds (default: the project's)")
+    p.add_argument("--steps", type=int, metavar="N", help="denoising steps per call")
+    p.add_argument("--guidance", type=float, metavar="G", help="classifier-free guidance scale")
+    p.add_argument("--size", metavar="WxH", help="video size, multiples of 16 (default: the project's)")
+    p.add_argument("--frames-per-round", type=int, metavar="F", help="frames per round, 4k+1")
+    p.add_argument("--seed", type=int, metavar="S", help="run seed (each call derives its own)")
+    p.add_argument("--profile", metavar="NAME", help="memory profile of the model backends")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN (id or folder) after its last complete round")
+    p.add_argument(
+        "--from-round", type=int, metavar="K",
+        help="branch: a new run copying rounds < K from RUN (--resume, default the latest run) and "
+        "regenerating from round K with the project's current prompts",
+    )
+    p.add_argument("--no-monitors", action="store_true", help="switch every monitor off (entities freeze)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_generate)
+
+
+def _positive(value: int | None, flag: str) -> None:
+    if value is not None and value < 1:
+        raise WorldStudioError(f"{flag} must be at least 1, got {value}")
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from core.cli.project_cmds import parse_size
+    from core.generation.engine import generate_job
+    from core.jobs import run_in_terminal
+
+    _positive(args.rounds, "--rounds")
+    _positive(args.steps, "--steps")
+    if args.seed is not None and args.seed < 0:
+        raise WorldStudioError(f"--seed must be 0 or more, got {args.seed}")
+    if args.from_round is not None and args.from_round < 0:
+        raise WorldStudioError(f"--from-round must be 0 or more, got {args.from_round}")
+    size = parse_size(args.size) if args.size else None
+    job = generate_job(
+        args.project,
+        backend=args.backend,
+        model=args.model,
+        rounds=args.rounds,
+        steps=args.steps,
+        size=size,
+        frames_per_round=args.frames_per_round,
+        seed=args.seed,
+        profile=args.profile,
+        resume=args.resume,
+        from_round=args.from_round,
+        monitors=not args.no_monitors,
+        guidance=args.guidance,
+        write_preview=True,
+    )
+    result = run_in_terminal(job, "generate", quiet=args.quiet)
+    print(f"run {result.run_id}: {result.rounds_done}/{result.rounds_total} rounds, backend {result.backend}")
+    print(f"  folder:   {result.run_dir}")
+    print(f"  video:    {result.final_mp4}")
+    print(f"  combined: {result.final_combined_mp4}")
+    return 0

@@ -1,0 +1,1 @@
+"""Generation: backends, the world engine and the geometry preview."""

@@ -1,0 +1,86 @@
+"""The backend protocol: conditioning in, F frames out.
+
+A backend turns one :class:`GenerationRequest` (renders, coverage mask, previous frames, prompt,
+seed, reference images, cameras) into ``(F, H, W, 3)`` uint8 frames. It reports each denoising
+step through ``ctx.progress(step, steps, message)``, may show a cheap preview with
+``ctx.preview(image)`` (an ``(H, W, 3)`` uint8 frame or strip of thumbnails), and calls
+``ctx.check_cancelled()`` between steps (which raises :class:`core.errors.Cancelled`).
+
+Backends are created by name through :func:`core.generation.backends.get_backend`. Heavy
+libraries (torch, diffusers, transformers) are imported inside the backend modules that need them,
+never here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from core.errors import WorldStudioError
+from core.jobs import JobContext
+
+
+class BackendError(WorldStudioError):
+    """A backend that cannot be created or cannot serve a request (names the backend and why)."""
+
+
+@dataclass
+class GenerationRequest:
+    """Everything one generation call (observer round or monitor clip) is conditioned on."""
+
+    prompt: str  # "scene: ...; foreground: ..."
+    num_frames: int
+    height: int
+    width: int
+    steps: int
+    guidance: float
+    seed: int
+    control_rgb: np.ndarray | None  # (F, H, W, 3) uint8: the conditioning renders
+    # (F, H, W) bool: True where the model must generate: where NOTHING was rendered and, for a
+    # monitor, where its entities were last seen (control_rgb there holds that last state as a
+    # hint a model may use or ignore; the geometry backend shows it as is).
+    control_mask: np.ndarray | None
+    previous_frames: np.ndarray | None  # (P, H, W, 3) uint8: last frames of the previous round
+    reference_images: list[np.ndarray]  # (H, W, 3) uint8 each (e.g. the source image)
+    negative_prompt: str = ""
+    role: str = "observer"  # or "monitor"
+    camera_c2w: np.ndarray | None = None  # (F, 4, 4) OpenCV camera-to-world per frame
+    camera_K: np.ndarray | None = None  # (F, 3, 3) intrinsics in pixels for (height, width)
+    times: np.ndarray | None = None  # (F,) seconds of world time per frame
+    loras: list[tuple[str, float]] = field(default_factory=list)  # (.safetensors path, strength)
+    camera_id: str = "observer"  # "observer" or the monitor's id (for logs and previews)
+    round_index: int = 0
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A video generator the world engine calls once per camera per round.
+
+    Optional attribute ``lifter`` (str): how the engine lifts this backend's frames to 3D:
+    ``"render"`` (the frames are the renders: the render's own depth and entity pixels),
+    ``"oracle"`` (exact depth and masks from the oracle scene) or ``"model"`` (a depth model
+    aligned to the rendered static depth, plus SAM 2 tracking). Default ``"model"``.
+    """
+
+    name: str
+
+    def generate(self, request: GenerationRequest, ctx: JobContext) -> np.ndarray:
+        """Return ``(request.num_frames, request.height, request.width, 3)`` uint8 frames."""
+        ...
+
+    def close(self) -> None:
+        """Release models and memory; the backend is not used afterwards."""
+        ...
+
+
+def check_frames(frames: np.ndarray, request: GenerationRequest, backend: str) -> np.ndarray:
+    """Validate a backend's output against its request; returns it as a contiguous uint8 array."""
+    frames = np.asarray(frames)
+    expected = (request.num_frames, request.height, request.width, 3)
+    if frames.shape != expected:
+        raise BackendError(f"backend {backend!r} returned frames of shape {frames.shape}, expected {expected}")
+    if frames.dtype != np.uint8:
+        raise BackendError(f"backend {backend!r} returned {frames.dtype} frames, expected uint8")
+    return np.ascontiguousarray(frames)

@@ -1,0 +1,41 @@
+"""The oracle world: a procedural dynamic scene with exact ground-truth RGB, depth and masks."""
+
+from core.oracle.scene import (
+    DEMO_FOV_DEG,
+    DEMO_HEIGHT,
+    DEMO_WIDTH,
+    ENTITY_ID,
+    ENTITY_NAME,
+    SURFACE_BACK_WALL,
+    SURFACE_BOX0,
+    SURFACE_CEILING,
+    SURFACE_ENTITY,
+    SURFACE_FLOOR,
+    SURFACE_FRONT_WALL,
+    SURFACE_LEFT_WALL,
+    SURFACE_RIGHT_WALL,
+    OracleBox,
+    OracleFrame,
+    OracleScene,
+    demo_intrinsics,
+)
+
+__all__ = [
+    "DEMO_FOV_DEG",
+    "DEMO_HEIGHT",
+    "DEMO_WIDTH",
+    "ENTITY_ID",
+    "ENTITY_NAME",
+    "SURFACE_BACK_WALL",
+    "SURFACE_BOX0",
+    "SURFACE_CEILING",
+    "SURFACE_ENTITY",
+    "SURFACE_FLOOR",
+    "SURFACE_FRONT_WALL",
+    "SURFACE_LEFT_WALL",
+    "SURFACE_RIGHT_WALL",
+    "OracleBox",
+    "OracleFrame",
+    "OracleScene",
+    "demo_intrinsics",
+]

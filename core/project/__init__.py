@@ -1,0 +1,40 @@
+"""The project model and its folder on disk."""
+
+from core.project.model import (
+    SCHEMA_VERSION,
+    CameraPath,
+    CropBox,
+    Entity,
+    GenerationSettings,
+    Intrinsics,
+    Keyframe,
+    Monitor,
+    PathSettings,
+    Pose,
+    Project,
+    Round,
+    Scene,
+    SourceImage,
+)
+from core.project.store import ProjectFolder, atomic_write_bytes, load_project, save_project
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CameraPath",
+    "CropBox",
+    "Entity",
+    "GenerationSettings",
+    "Intrinsics",
+    "Keyframe",
+    "Monitor",
+    "PathSettings",
+    "Pose",
+    "Project",
+    "ProjectFolder",
+    "Round",
+    "Scene",
+    "SourceImage",
+    "atomic_write_bytes",
+    "load_project",
+    "save_project",
+]

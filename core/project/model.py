@@ -1,0 +1,257 @@
+"""The project model: everything a World Studio project is, as pydantic v2 models.
+
+This module is pure data. It imports neither torch nor any UI toolkit, so the studio and the CLI
+can load a project in milliseconds. Conventions (camera axes, quaternions, fov) are in
+docs/CONVENTIONS.md: OpenCV axes, c2w poses, quaternions (w, x, y, z), vertical fov in degrees.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SCHEMA_VERSION = 2
+
+Vec3 = tuple[float, float, float]
+Quat = tuple[float, float, float, float]
+Easing = Literal["linear", "ease_in", "ease_out", "ease_in_out"]
+Fov = Annotated[float, Field(gt=0.0, lt=180.0, description="vertical field of view, degrees")]
+
+
+def new_id(prefix: str) -> str:
+    """A short id that stays unique within a project (``kf-3fa2c1d0``)."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+class _Model(BaseModel):
+    # Strict about unknown keys: a typo in a hand-edited project.json is an error, not silence.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _finite(values: tuple[float, ...], what: str) -> tuple[float, ...]:
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{what} must be finite numbers, got {list(values)}")
+    return values
+
+
+def _unit_quat(q: tuple[float, float, float, float]) -> Quat:
+    _finite(q, "orientation")
+    n = math.sqrt(sum(v * v for v in q))
+    if n < 1e-8:
+        raise ValueError("orientation quaternion (w, x, y, z) must not be zero")
+    return tuple(v / n for v in q)  # type: ignore[return-value]
+
+
+class CropBox(_Model):
+    """The rectangle of the original image that became source.png (original pixels)."""
+
+    x: int = Field(ge=0)
+    y: int = Field(ge=0)
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+
+
+class SourceImage(_Model):
+    file: str = "source.png"
+    original_name: str | None = None
+    original_size: tuple[int, int] | None = Field(
+        default=None, description="(height, width) of the image before cropping"
+    )
+    crop: CropBox | None = None
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+
+
+class Intrinsics(_Model):
+    """A pinhole camera: K in pixels, valid for images of exactly (height, width)."""
+
+    K: tuple[Vec3, Vec3, Vec3]
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+
+    @field_validator("K")
+    @classmethod
+    def _check_k(cls, K: tuple[Vec3, Vec3, Vec3]) -> tuple[Vec3, Vec3, Vec3]:
+        for row in K:
+            _finite(row, "K")
+        if K[0][0] <= 0 or K[1][1] <= 0:
+            raise ValueError(f"K's focal lengths must be positive, got fx={K[0][0]}, fy={K[1][1]}")
+        if tuple(K[2]) != (0.0, 0.0, 1.0) or K[1][0] != 0.0:
+            raise ValueError("K must be upper triangular with last row (0, 0, 1)")
+        return K
+
+
+class Scene(_Model):
+    """The reconstruction, as files inside the project folder."""
+
+    points_file: str = "scene/points.ply"
+    depth_file: str | None = "scene/depth.npy"
+    point_count: int = Field(default=0, ge=0)
+    metric: bool = Field(default=False, description="True when the depth is in metres")
+    depth_model: str | None = None
+    pending: bool = Field(
+        default=False, description="True while the reconstruction is still to be done"
+    )
+
+
+class Keyframe(_Model):
+    """A camera keyframe. ``transition`` is the seconds from this keyframe to the next one."""
+
+    id: str = Field(default_factory=lambda: new_id("kf"))
+    position: Vec3
+    orientation: Quat = (1.0, 0.0, 0.0, 0.0)
+    fov: Fov = 60.0
+    transition: float = Field(default=1.0, gt=0.0, le=3600.0)
+    easing: Easing = "linear"
+
+    _check_position = field_validator("position")(lambda v: _finite(v, "position"))
+    _check_orientation = field_validator("orientation")(lambda v: _unit_quat(v))
+
+
+class PathSettings(_Model):
+    fps: int = Field(default=16, gt=0, le=240)
+    tension: float = Field(
+        default=0.0, ge=-1.0, le=1.0, description="Kochanek-Bartels tension; 0 is Catmull-Rom"
+    )
+    loop: bool = False
+    look_at: Vec3 | None = Field(
+        default=None, description="when set, every baked pose is turned to face this point"
+    )
+
+
+class CameraPath(_Model):
+    keyframes: list[Keyframe] = Field(default_factory=list)
+    settings: PathSettings = Field(default_factory=PathSettings)
+
+    @field_validator("keyframes")
+    @classmethod
+    def _unique_ids(cls, kfs: list[Keyframe]) -> list[Keyframe]:
+        ids = [k.id for k in kfs]
+        if len(set(ids)) != len(ids):
+            raise ValueError("keyframe ids must be unique")
+        return kfs
+
+    def keyframe(self, kf_id: str) -> Keyframe:
+        for kf in self.keyframes:
+            if kf.id == kf_id:
+                return kf
+        raise KeyError(kf_id)
+
+
+class Round(_Model):
+    scene_text: str = ""
+
+
+class Pose(_Model):
+    position: Vec3
+    orientation: Quat = (1.0, 0.0, 0.0, 0.0)
+
+    _check_position = field_validator("position")(lambda v: _finite(v, "position"))
+    _check_orientation = field_validator("orientation")(lambda v: _unit_quat(v))
+
+
+class Entity(_Model):
+    """Something that moves on its own. ``prompts[r]`` says what it does in round r."""
+
+    id: str = Field(default_factory=lambda: new_id("ent"))
+    name: str = Field(min_length=1)
+    mask_file: str | None = None
+    anchor: Vec3 | None = None
+    prompts: list[str] = Field(default_factory=list)
+    defined_from: Pose | None = Field(
+        default=None, description="the observer's camera when the entity was defined"
+    )
+    defined_fov: Fov | None = None
+
+    def prompt(self, round_index: int) -> str:
+        return self.prompts[round_index] if round_index < len(self.prompts) else ""
+
+
+class Monitor(_Model):
+    """A stationary camera that keeps its entities alive while the observer looks away."""
+
+    id: str = Field(default_factory=lambda: new_id("mon"))
+    name: str = Field(min_length=1)
+    pose: Pose
+    fov: Fov = 60.0
+    entity_ids: list[str] = Field(default_factory=list)
+    enabled: bool = True
+
+
+class GenerationSettings(_Model):
+    backend: str = "geometry"
+    model_id: str | None = "Wan-AI/Wan2.1-VACE-1.3B-diffusers"
+    width: int = Field(default=832, gt=0, le=4096)
+    height: int = Field(default=480, gt=0, le=4096)
+    fps: int = Field(default=16, gt=0, le=240)
+    frames_per_round: int = 65
+    steps: int = Field(default=30, gt=0, le=1000)
+    guidance: float = Field(default=5.0, ge=0.0, le=50.0)
+    seed: int = Field(default=0, ge=0, lt=2**63)
+
+    @field_validator("frames_per_round")
+    @classmethod
+    def _four_k_plus_one(cls, f: int) -> int:
+        if f < 5 or (f - 1) % 4 != 0:
+            raise ValueError(f"frames per round must be 4k+1 and at least 5 (5, 9, ..., 65, ...), got {f}")
+        return f
+
+    @field_validator("width", "height")
+    @classmethod
+    def _multiple_of_16(cls, v: int) -> int:
+        if v % 16 != 0:
+            raise ValueError(f"the video size must be a multiple of 16 pixels, got {v}")
+        return v
+
+
+class Project(_Model):
+    schema_version: Literal[2] = SCHEMA_VERSION
+    name: str = "Untitled"
+    source: SourceImage | None = None
+    intrinsics: Intrinsics | None = None
+    scene: Scene | None = None
+    camera_path: CameraPath = Field(default_factory=CameraPath)
+    rounds: list[Round] = Field(default_factory=lambda: [Round()])
+    entities: list[Entity] = Field(default_factory=list)
+    monitors: list[Monitor] = Field(default_factory=list)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+
+    @model_validator(mode="after")
+    def _references(self) -> Project:
+        ids = [e.id for e in self.entities]
+        if len(set(ids)) != len(ids):
+            raise ValueError("entity ids must be unique")
+        mids = [m.id for m in self.monitors]
+        if len(set(mids)) != len(mids):
+            raise ValueError("monitor ids must be unique")
+        known = set(ids)
+        for m in self.monitors:
+            missing = [e for e in m.entity_ids if e not in known]
+            if missing:
+                raise ValueError(f"monitor {m.name!r} watches unknown entities {missing}")
+        for e in self.entities:
+            if len(e.prompts) > max(len(self.rounds), 1):
+                raise ValueError(
+                    f"entity {e.name!r} has {len(e.prompts)} prompts for {len(self.rounds)} rounds"
+                )
+        return self
+
+    @property
+    def total_frames(self) -> int:
+        """Frames of the whole video: rounds x frames per round."""
+        return len(self.rounds) * self.generation.frames_per_round
+
+    def entity(self, entity_id: str) -> Entity:
+        for e in self.entities:
+            if e.id == entity_id:
+                return e
+        raise KeyError(entity_id)
+
+    def monitor(self, monitor_id: str) -> Monitor:
+        for m in self.monitors:
+            if m.id == monitor_id:
+                return m
+        raise KeyError(monitor_id)

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up everything and run the whole test suite: the layering contract, the linter, pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash packaging/system-deps.sh
+bash packaging/setup-env.sh
+export HF_HUB_OFFLINE=1
+echo "== import-linter: core imports no PySide6, vispy, pyqtgraph or studio"
+.venv/bin/lint-imports
+echo "== ruff"
+.venv/bin/ruff check .
+echo "== pytest"
+.venv/bin/python -m pytest "$@"

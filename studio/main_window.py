@@ -1,0 +1,890 @@
+"""The studio's main window: viewport, docks, timeline, menus, shortcuts, jobs, autosave.
+
+Widgets only talk to the :class:`~studio.document.ProjectDocument`: they edit it through
+:mod:`studio.commands` and redraw from its signals. The window owns the document for its whole
+life; opening another project loads into the same document (``doc.load``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSlider,
+    QToolBar,
+    QWidget,
+)
+
+from core.errors import WorldStudioError
+from core.project import ProjectFolder
+from core.project.store import atomic_write_bytes, project_from_json, project_to_json
+from studio import commands
+from studio import settings as app_settings
+from studio.document import ProjectDocument, Selection
+from studio.frame_renderer import FrameRenderer
+from studio.panels.camera_view import CameraViewPanel
+from studio.panels.entities import EntitiesPanel
+from studio.panels.inspector import InspectorPanel
+from studio.panels.player import VideoPlayer
+from studio.panels.rounds import RoundsPanel
+from studio.timeline import TimelineWidget
+from studio.util import pixmap_fit
+from studio.worker import JobRunner
+
+AUTOSAVE_FILE = ".project.autosave.json"
+AUTOSAVE_SECONDS = 60
+THUMB_W, THUMB_H = 256, 144
+LAYOUT_VERSION = 2  # bump when the docks change, so an old saved layout is not restored
+
+
+def autosave_path(folder: Path) -> Path:
+    return Path(folder) / AUTOSAVE_FILE
+
+
+class MainWindow(QMainWindow):
+    """The World Studio window. ``viewport=False`` uses a placeholder instead of the GL view."""
+
+    preview_ready = Signal(str)  # path of a rendered preview, once it is loaded in the player
+
+    def __init__(self, doc: ProjectDocument | None = None, viewport: bool = True,
+                 autosave_seconds: float = AUTOSAVE_SECONDS, start_renders_after_ms: int | None = 1500):
+        super().__init__()
+        self.doc = doc if doc is not None else ProjectDocument(parent=self)
+        self.doc.setParent(self)
+        self.settings = app_settings.settings()
+        self.runner = JobRunner(self)
+        self.frame_renderer = FrameRenderer(self)
+        self.last_preview: Path | None = None
+        # Questions the window asks; tests replace them with plain functions.
+        self.ask_unsaved = self._ask_unsaved
+        self.ask_recover = self._ask_recover
+
+        self.setObjectName("MainWindow")
+        self.setDockNestingEnabled(True)
+        self.resize(1560, 960)
+        self._make_central(viewport)
+        self._make_docks()
+        self._make_actions()
+        self._make_menus()
+        self._make_toolbar()
+        self._make_statusbar()
+        self._wire_jobs()
+
+        self.play_timer = QTimer(self)
+        self.play_timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.play_timer.timeout.connect(self._play_tick)
+        self._play_t0 = 0.0
+        self._play_f0 = 0
+
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.timeout.connect(self.autosave)
+        if autosave_seconds > 0:
+            self.autosave_timer.start(int(autosave_seconds * 1000))
+
+        self.doc.changed.connect(self._on_changed)
+        self.doc.selection_changed.connect(self._on_selection)
+        self.doc.undo_stack.cleanChanged.connect(self._on_clean_changed)
+        self.doc.playhead_changed.connect(self._update_frame_actions)
+        self.frame_renderer.rendered.connect(self._on_render)
+        self._renders_started = False
+        if start_renders_after_ms is not None:
+            QTimer.singleShot(start_renders_after_ms, self.start_renders)
+        self._update_title()
+        self._update_frame_actions()
+        self._restore_layout()
+
+    # ================================================================== building
+    def _make_central(self, want_viewport: bool) -> None:
+        self.viewport = None
+        if want_viewport and QApplication.platformName() not in ("offscreen", "minimal"):
+            try:
+                from studio.viewport import Viewport
+
+                self.viewport = Viewport(self.doc)
+            except Exception as exc:  # noqa: BLE001 - no GL: the rest of the studio still works
+                self._viewport_error = f"3D view unavailable: {exc}"
+        if self.viewport is not None:
+            self.setCentralWidget(self.viewport)
+            return
+        placeholder = QLabel(getattr(self, "_viewport_error", "3D view disabled"))
+        placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        placeholder.setObjectName("viewportPlaceholder")
+        self.setCentralWidget(placeholder)
+
+    def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _make_docks(self) -> None:
+        L, R, B = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea,
+                   Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomLeftCorner, L)
+        self.setCorner(Qt.Corner.BottomRightCorner, R)
+        self.inspector = InspectorPanel(self.doc)
+        self.rounds_panel = RoundsPanel(self.doc)
+        self.entities_panel = EntitiesPanel(self.doc, self.current_view)
+        self.player = VideoPlayer()
+        self.camera_view = CameraViewPanel(self.doc, self.frame_renderer)
+        self.timeline = TimelineWidget(self.doc)
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setObjectName("log")
+        self.log_view.setMaximumBlockCount(5000)
+
+        self.inspector_dock = self._dock("Inspector", "inspectorDock", self.inspector, L)
+        self.camera_dock = self._dock("Camera view", "cameraViewDock", self.camera_view, R)
+        self.rounds_dock = self._dock("Rounds", "roundsDock", self.rounds_panel, R)
+        self.entities_dock = self._dock("Entities && monitors", "entitiesDock", self.entities_panel, R)
+        self.player_dock = self._dock("Player", "playerDock", self.player, R)
+        self.timeline_dock = self._dock("Timeline", "timelineDock", self.timeline, B)
+        self.log_dock = self._dock("Log", "logDock", self.log_view, R)
+        self.tabifyDockWidget(self.rounds_dock, self.entities_dock)
+        self.tabifyDockWidget(self.entities_dock, self.player_dock)
+        self.tabifyDockWidget(self.player_dock, self.log_dock)
+        self.rounds_dock.raise_()
+        self.timeline_dock.raise_()
+        self.resizeDocks([self.inspector_dock], [350], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.camera_dock], [400], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.camera_dock, self.rounds_dock], [250, 420], Qt.Orientation.Vertical)
+        self.resizeDocks([self.timeline_dock], [250], Qt.Orientation.Vertical)
+        self._default_state = self.saveState(LAYOUT_VERSION)
+
+    def _action(self, text: str, slot, shortcut=None, tip: str | None = None, name: str | None = None) -> QAction:
+        a = QAction(text, self)
+        if shortcut is not None:
+            a.setShortcut(QKeySequence(shortcut))
+        if tip:
+            a.setStatusTip(tip)
+            a.setToolTip(tip + (f" ({a.shortcut().toString()})" if shortcut else ""))
+        a.triggered.connect(lambda _checked=False: slot())
+        if name:
+            a.setObjectName(name)
+        self.addAction(a)  # shortcuts work wherever the focus is in the window
+        return a
+
+    def _make_actions(self) -> None:
+        K = QKeySequence.StandardKey
+        a = self._action
+        self.act_new_image = a("New from image…", self.new_from_image, tip="Reconstruct a new project from one image")
+        # Arrives with the reconstruction issue: shown only when core.reconstruct exists.
+        self.act_new_image.setVisible(importlib.util.find_spec("core.reconstruct") is not None)
+        self.act_new_demo = a("New demo project…", self.new_demo_project, tip="Create a copy of the demo project")
+        self.act_open = a("Open…", self.open_dialog, K.Open, "Open a project folder")
+        self.act_save = a("Save", self.save, K.Save, "Save the project")
+        self.act_save_as = a("Save as…", self.save_as, K.SaveAs, "Save the project to a new folder")
+        self.act_export_ply = a("Point cloud as PLY…", self.export_ply, tip="Write the scene's point cloud")
+        self.act_export_video = a("Last preview video…", self.export_video, tip="Copy the last rendered preview")
+        self.act_quit = a("Quit", self.close, K.Quit)
+
+        self.act_undo = self.doc.undo_stack.createUndoAction(self, "Undo")
+        self.act_undo.setShortcut(QKeySequence("Ctrl+Z"))
+        self.act_redo = self.doc.undo_stack.createRedoAction(self, "Redo")
+        self.act_redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        for act in (self.act_undo, self.act_redo):
+            self.addAction(act)
+        self.act_delete = a("Delete selection", self.delete_selection, QKeySequence.StandardKey.Delete,
+                            "Delete the selected keyframe, monitor or entity")
+        self.act_deselect = a("Select none", lambda: self.doc.set_selection(None), "Ctrl+Shift+A")
+
+        self.act_add_kf = a("Add keyframe from view", self.add_keyframe_from_view, "I",
+                            "Add a keyframe at the playhead from the current view", "addKeyframe")
+        self.act_del_kf = a("Delete keyframe", self.delete_keyframe, "Alt+I",
+                            "Delete the selected keyframe (or the one at the playhead)", "deleteKeyframe")
+        self.act_path_dialog = a("Presets && action strings…", self.path_dialog, "Ctrl+P",
+                                 "Build the path from a preset or an action string")
+        self.act_play = a("Play / pause", self.toggle_play, "Space", "Play the path at the project's fps")
+        self.act_next = a("Next frame", lambda: self.step(1), "Right")
+        self.act_prev = a("Previous frame", lambda: self.step(-1), "Left")
+        self.act_next_kf = a("Next keyframe", lambda: self.jump_keyframe(1), "Up")
+        self.act_prev_kf = a("Previous keyframe", lambda: self.jump_keyframe(-1), "Down")
+        self.act_start = a("Go to start", lambda: self.doc.set_playhead(0), "Shift+Left")
+        self.act_end = a("Go to end", lambda: self.doc.set_playhead(self.doc.frame_count() - 1), "Shift+Right")
+        self.act_look_playhead = a("Look through playhead camera", self.look_through_playhead, "Ctrl+0")
+        self.act_look_selected = a("Look through selection", self.look_through_selection, "Ctrl+1")
+        self.act_follow = a("Follow playhead", lambda: self.set_follow(self.act_follow.isChecked()), "Ctrl+2")
+        self.act_follow.setCheckable(True)
+        self.act_frame_scene = a("Frame the scene", self._frame_scene, None, "Back to the source camera")
+        self.act_add_monitor = a("Add monitor from view", self.entities_panel.add_monitor_from_view, "Ctrl+M")
+        self.act_add_entity = a("Add entity from source image…", self.entities_panel.add_entity_dialog, "Ctrl+E")
+        self.act_add_round = a("Add round", lambda: commands.add_round(self.doc), "Ctrl+R")
+
+        self.act_render = a("Render preview", self.render_preview, "Ctrl+Shift+R",
+                            "Render the geometry preview along the path to mp4 and play it", "renderPreview")
+        self.act_cancel = a("Cancel job", self.runner.cancel, None, "Stop the running job")
+        self.act_cancel.setEnabled(False)
+        self.act_reset_layout = a("Reset layout", self.reset_layout)
+
+    def _make_menus(self) -> None:
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        m.addAction(self.act_new_image)
+        m.addAction(self.act_new_demo)
+        m.addAction(self.act_open)
+        self.recent_menu = m.addMenu("Open recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        m.addSeparator()
+        m.addAction(self.act_save)
+        m.addAction(self.act_save_as)
+        export = m.addMenu("Export")
+        export.addAction(self.act_export_ply)
+        export.addAction(self.act_export_video)
+        m.addSeparator()
+        m.addAction(self.act_quit)
+
+        m = mb.addMenu("&Edit")
+        m.addAction(self.act_undo)
+        m.addAction(self.act_redo)
+        m.addSeparator()
+        m.addAction(self.act_delete)
+        m.addAction(self.act_deselect)
+
+        m = mb.addMenu("&Camera")
+        for act in (self.act_add_kf, self.act_del_kf, self.act_path_dialog, None,
+                    self.act_play, self.act_prev, self.act_next, self.act_prev_kf, self.act_next_kf,
+                    self.act_start, self.act_end, None, self.act_look_playhead, self.act_look_selected,
+                    self.act_follow, self.act_frame_scene):
+            m.addSeparator() if act is None else m.addAction(act)
+
+        m = mb.addMenu("&World")
+        m.addAction(self.act_add_entity)
+        m.addAction(self.act_add_monitor)
+        m.addAction(self.act_add_round)
+
+        m = mb.addMenu("&Render")
+        m.addAction(self.act_render)
+        m.addAction(self.act_cancel)
+
+        m = mb.addMenu("&View")
+        for dock in (self.inspector_dock, self.camera_dock, self.rounds_dock, self.entities_dock,
+                     self.player_dock, self.timeline_dock, self.log_dock):
+            m.addAction(dock.toggleViewAction())
+        m.addSeparator()
+        m.addAction(self.act_reset_layout)
+
+        m = mb.addMenu("&Help")
+        m.addAction(self._action("Keyboard shortcuts", self.show_shortcuts))
+        m.addAction(self._action("About World Studio", self.show_about))
+
+    def _make_toolbar(self) -> None:
+        tb = QToolBar("Main")
+        tb.setObjectName("mainToolbar")
+        tb.setMovable(False)
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.addToolBar(tb)
+        for act in (self.act_open, self.act_save, None, self.act_undo, self.act_redo, None,
+                    self.act_add_kf, self.act_del_kf, self.act_path_dialog, None, self.act_play,
+                    None, self.act_render):
+            tb.addSeparator() if act is None else tb.addAction(act)
+        if self.viewport is not None and hasattr(self.viewport, "set_point_size"):
+            tb.addSeparator()
+            tb.addWidget(QLabel(" Point size "))
+            s = QSlider(Qt.Orientation.Horizontal)
+            s.setRange(1, 12)
+            s.setValue(int(round(getattr(self.viewport, "point_size", 2.0))))
+            s.setFixedWidth(110)
+            s.valueChanged.connect(lambda v: self.viewport.set_point_size(float(v)))
+            tb.addWidget(s)
+            self.point_size_slider = s
+        self.toolbar = tb
+
+    def _make_statusbar(self) -> None:
+        sb = self.statusBar()
+        self.status_label = QLabel("")
+        self.status_label.setObjectName("statusMessage")
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.job_label = QLabel("")
+        self.progress = QProgressBar()
+        self.progress.setFixedWidth(220)
+        self.progress.setTextVisible(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.runner.cancel)
+        sb.addWidget(self.status_label, 1)
+        sb.addPermanentWidget(self.job_label)
+        sb.addPermanentWidget(self.progress)
+        sb.addPermanentWidget(self.cancel_button)
+        self.progress.hide()
+        self.cancel_button.hide()
+
+    def _wire_jobs(self) -> None:
+        r = self.runner
+        r.started.connect(self._job_started)
+        r.progress.connect(self._job_progress)
+        r.log.connect(self.log)
+        r.failed.connect(self._job_failed)
+        r.cancelled.connect(self._job_cancelled)
+        r.busy_changed.connect(self._job_busy)
+
+    # ================================================================== status and title
+    def log(self, text: str) -> None:
+        self.log_view.appendPlainText(f"[{datetime.now():%H:%M:%S}] {text}")
+
+    def show_message(self, text: str, error: bool = False) -> None:
+        self.status_label.setProperty("error", error)
+        self.status_label.setStyleSheet("color: #ff8a7a;" if error else "")
+        self.status_label.setText(text)
+        if error:
+            self.log("error: " + text)
+
+    def _on_clean_changed(self, _clean: bool) -> None:
+        try:
+            self._update_title()
+        except RuntimeError:  # the undo stack emits while it is being destroyed with the window
+            pass
+
+    def _update_title(self) -> None:
+        mark = "*" if self.doc.is_modified else ""
+        where = f" — {self.doc.folder}" if self.doc.folder else ""
+        self.setWindowTitle(f"{self.doc.project.name}{mark}{where} — World Studio")
+
+    def _on_changed(self, aspect: str) -> None:
+        self._update_title()
+        self._update_frame_actions()
+        if aspect in ("path", "all", "scene") and self._selected_keyframe() is not None:
+            self._request_thumbnail()
+
+    def _on_selection(self, sel) -> None:
+        self._update_frame_actions()
+        if sel is not None and sel.kind == "keyframe":
+            self._request_thumbnail()
+
+    def _update_frame_actions(self, *_args) -> None:
+        has_kf = bool(self.doc.project.camera_path.keyframes)
+        self.act_del_kf.setEnabled(has_kf)
+        self.act_render.setEnabled(not self.runner.busy and has_kf and self.doc.cloud is not None)
+
+    # ================================================================== views and cameras
+    def current_view(self) -> tuple[np.ndarray, float] | None:
+        """(c2w, fov) of what the user looks at: the viewport camera, else the playhead camera."""
+        if self.viewport is not None and hasattr(self.viewport, "current_view_pose"):
+            c2w, fov = self.viewport.current_view_pose()
+            return np.asarray(c2w, dtype=np.float64), float(fov)
+        pose = self.doc.pose_at(self.doc.playhead)
+        if pose is not None:
+            return pose
+        return np.eye(4), self._source_fov()
+
+    def _source_fov(self) -> float:
+        p = self.doc.project
+        if p.intrinsics is None:
+            return 60.0
+        from core.geometry.camera import fov_from_intrinsics
+
+        return float(fov_from_intrinsics(np.array(p.intrinsics.K), p.intrinsics.height))
+
+    def _frame_scene(self) -> None:
+        if self.viewport is not None:
+            self.viewport.frame_scene()
+
+    def look_through_playhead(self) -> None:
+        if self.viewport is not None:
+            self.viewport.look_through_playhead()
+
+    def look_through_selection(self) -> None:
+        sel = self.doc.selection
+        if self.viewport is None or sel is None:
+            return
+        if sel.kind == "keyframe":
+            self.viewport.look_through_keyframe(sel.id)
+        elif sel.kind == "monitor":
+            self.viewport.look_through_monitor(sel.id)
+
+    def set_follow(self, on: bool) -> None:
+        if self.viewport is not None:
+            self.viewport.set_follow_playhead(on)
+
+    def start_renders(self) -> None:
+        """Start the torch-backed renders (playhead pane, thumbnails) once the window is up."""
+        if self._renders_started:
+            return
+        self._renders_started = True
+        self.camera_view.start()
+        self._request_thumbnail()
+
+    def _selected_keyframe(self):
+        sel = self.doc.selection
+        if sel is None or sel.kind != "keyframe":
+            return None
+        try:
+            return self.doc.project.camera_path.keyframe(sel.id)
+        except KeyError:
+            return None
+
+    def _request_thumbnail(self) -> None:
+        kf = self._selected_keyframe()
+        if kf is None:
+            return
+        from core.geometry.transforms import pose_matrix
+
+        c2w = pose_matrix(kf.position, kf.orientation)
+        # The software renderer, like the preview video: the thumbnail is what the keyframe's
+        # camera will render.
+        if self._renders_started and self.doc.cloud is not None:
+            self.frame_renderer.request("thumbnail", kf.id, self.doc.cloud, c2w, kf.fov, THUMB_H, THUMB_W)
+
+    def _on_render(self, key: str, tag, image) -> None:
+        kf = self._selected_keyframe()
+        if key == "thumbnail" and kf is not None and kf.id == tag:
+            self.inspector.set_thumbnail(pixmap_fit(image, THUMB_W, THUMB_H))
+
+    # ================================================================== camera edits
+    def add_keyframe_from_view(self) -> str | None:
+        """I: a keyframe at the playhead from the current view (replaces the pose of a keyframe
+        already at that frame, like Blender)."""
+        view = self.current_view()
+        if view is None:
+            return None
+        c2w, fov = view
+        frame = self.doc.playhead
+        kfs = self.doc.project.camera_path.keyframes
+        frames = self.doc.keyframe_frames()
+        if frame in frames:
+            kf_id = kfs[frames.index(frame)].id
+            commands.move_keyframe_c2w(self.doc, kf_id, c2w)
+            commands.move_keyframe(self.doc, kf_id, fov=fov)
+            self.show_message(f"Keyframe at frame {frame} updated from the view")
+        else:
+            kf_id = commands.add_keyframe_at_frame(self.doc, c2w, fov, frame)
+            self.show_message(f"Keyframe added at frame {frame}")
+        self.doc.set_selection(Selection("keyframe", kf_id))
+        return kf_id
+
+    def delete_keyframe(self) -> None:
+        """Alt+I: the selected keyframe, else the one at the playhead."""
+        kf = self._selected_keyframe()
+        if kf is None:
+            frames = self.doc.keyframe_frames()
+            if self.doc.playhead in frames:
+                kf = self.doc.project.camera_path.keyframes[frames.index(self.doc.playhead)]
+        if kf is None:
+            self.show_message("Select a keyframe (or put the playhead on one) to delete it")
+            return
+        commands.delete_keyframe(self.doc, kf.id)
+        self.show_message("Keyframe deleted")
+
+    def delete_selection(self) -> None:
+        sel = self.doc.selection
+        if sel is None:
+            return
+        if sel.kind == "keyframe":
+            commands.delete_keyframe(self.doc, sel.id)
+        elif sel.kind == "monitor":
+            commands.remove_monitor(self.doc, sel.id)
+        elif sel.kind == "entity":
+            commands.remove_entity(self.doc, sel.id)
+        elif sel.kind == "round" and len(self.doc.project.rounds) > 1:
+            commands.remove_round(self.doc, int(sel.id))
+
+    def path_dialog(self, preset: str | None = None):
+        from studio.panels.path_dialog import PathDialog
+
+        dlg = PathDialog(self.doc, self.current_view, self, preset=preset)
+        dlg.open()
+        return dlg
+
+    # ================================================================== playback
+    @property
+    def playing(self) -> bool:
+        return self.play_timer.isActive()
+
+    def toggle_play(self) -> None:
+        if self.playing:
+            self.stop()
+        else:
+            self.play()
+
+    def play(self) -> None:
+        last = self.doc.frame_count() - 1
+        if last <= 0:
+            return
+        if self.doc.playhead >= last:
+            self.doc.set_playhead(0)
+        self._play_t0 = time.monotonic()
+        self._play_f0 = self.doc.playhead
+        fps = self.doc.project.camera_path.settings.fps
+        self.play_timer.start(max(1, int(1000 / fps / 2)))
+        self.act_play.setText("Pause")
+
+    def stop(self) -> None:
+        self.play_timer.stop()
+        self.act_play.setText("Play / pause")
+
+    def _play_tick(self) -> None:
+        fps = self.doc.project.camera_path.settings.fps
+        frame = self._play_f0 + int((time.monotonic() - self._play_t0) * fps)
+        last = self.doc.frame_count() - 1
+        if frame >= last:
+            self.doc.set_playhead(last)
+            self.stop()
+            return
+        self.doc.set_playhead(frame)
+
+    def step(self, delta: int) -> None:
+        self.stop()
+        self.doc.set_playhead(self.doc.playhead + delta)
+
+    def jump_keyframe(self, direction: int) -> None:
+        frames = sorted(set(self.doc.keyframe_frames()))
+        f = self.doc.playhead
+        target = [x for x in frames if x > f] if direction > 0 else [x for x in frames if x < f]
+        if not target:
+            return
+        self.stop()
+        frame = target[0] if direction > 0 else target[-1]
+        self.doc.set_playhead(frame)
+        kfs = self.doc.project.camera_path.keyframes
+        all_frames = self.doc.keyframe_frames()
+        self.doc.set_selection(Selection("keyframe", kfs[all_frames.index(frame)].id))
+
+    # ================================================================== jobs
+    def _job_started(self, description: str) -> None:
+        self.job_label.setText(description)
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.cancel_button.show()
+        self.log(f"started: {description}")
+
+    def _job_progress(self, done: int, total: int, message: str) -> None:
+        if total > 0:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+        self.progress.setFormat(message or "%p%")
+
+    def _job_busy(self, busy: bool) -> None:
+        self.act_cancel.setEnabled(busy)
+        if not busy:
+            self.progress.hide()
+            self.cancel_button.hide()
+            self.job_label.setText("")
+        self._update_frame_actions()
+
+    def _job_failed(self, message: str) -> None:
+        self.show_message(f"{self.runner.description} failed: {message}", error=True)
+
+    def _job_cancelled(self) -> None:
+        self.show_message(f"{self.runner.description}: cancelled")
+        self.log("cancelled")
+
+    def run_job(self, job, description: str, on_done=None) -> bool:
+        """Run a core job in the worker; ``on_done(result)`` runs in the GUI thread after it."""
+        if self.runner.busy:
+            self.show_message("Another job is running; wait for it or cancel it", error=True)
+            return False
+        if on_done is not None:
+            def finished(result, _cb=on_done):
+                self.runner.finished.disconnect(finished)
+                _cb(result)
+
+            def ended(*_args):
+                try:
+                    self.runner.finished.disconnect(finished)
+                except (RuntimeError, TypeError):
+                    pass
+                self.runner.failed.disconnect(ended)
+                self.runner.cancelled.disconnect(ended)
+
+            self.runner.finished.connect(finished)
+            self.runner.failed.connect(ended)
+            self.runner.cancelled.connect(ended)
+        return self.runner.start(job, description)
+
+    def render_preview(self, width: int | None = None, height: int | None = None) -> bool:
+        """Render the geometry preview to runs/preview-<time>/preview.mp4 in the worker and play
+        it when done. Unsaved edits render too where render_preview_job takes the model."""
+        from core.generation.preview import render_preview_job
+
+        if self.doc.folder is None:
+            self.show_message("Save the project first: the preview goes into its runs folder", error=True)
+            return False
+        if not self.doc.project.camera_path.keyframes:
+            self.show_message("The camera path has no keyframes to render", error=True)
+            return False
+        run = ProjectFolder(self.doc.folder).runs_dir / f"preview-{datetime.now():%Y%m%d-%H%M%S}"
+        out = run / "preview.mp4"
+        kwargs = self._preview_kwargs()
+        if not kwargs and self.doc.is_modified:
+            self.log("note: the preview renders the last saved project; save to include your edits")
+        job = render_preview_job(self.doc.folder, out, width, height, **kwargs)
+        self.stop()
+        return self.run_job(job, "Render preview", self._preview_done)
+
+    def _preview_kwargs(self) -> dict:
+        """Pass the in-memory model when render_preview_job accepts one (unsaved edits render)."""
+        import inspect
+
+        from core.generation.preview import render_preview_job
+
+        if "project" in inspect.signature(render_preview_job).parameters:
+            return {"project": self.doc.project}
+        return {}
+
+    def _preview_done(self, result) -> None:
+        path = Path(result)
+        self.last_preview = path
+        self.show_message(f"Preview written: {path}")
+        self.player.load(path)
+        self.player_dock.show()
+        self.player_dock.raise_()
+        self.preview_ready.emit(str(path))
+
+    # ================================================================== files
+    def open_project(self, folder: str | Path, offer_recovery: bool = True) -> bool:
+        folder = Path(folder)
+        try:
+            self.doc.load(folder)
+        except WorldStudioError as exc:
+            self.show_message(str(exc), error=True)
+            if self.isVisible():
+                QMessageBox.warning(self, "Open project", str(exc))
+            return False
+        app_settings.add_recent(folder, self.settings)
+        self.stop()
+        self._update_title()
+        self._update_frame_actions()
+        self.show_message(f"Opened {folder}")
+        if self.viewport is not None and hasattr(self.viewport, "frame_scene"):
+            self.viewport.frame_scene()
+        if offer_recovery:
+            self._offer_recovery()
+        return True
+
+    def open_dialog(self) -> None:
+        if not self._maybe_save():
+            return
+        start = str(self.doc.folder.parent) if self.doc.folder else ""
+        folder = QFileDialog.getExistingDirectory(self, "Open project folder", start)
+        if folder:
+            self.open_project(folder)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        items = app_settings.recent_projects(self.settings)
+        for path in items:
+            act = self.recent_menu.addAction(path)
+            act.setEnabled(Path(path, "project.json").is_file())
+            act.triggered.connect(lambda _c=False, p=path: self._maybe_save() and self.open_project(p))
+        if items:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list", lambda: app_settings.clear_recent(self.settings))
+        else:
+            self.recent_menu.addAction("(none yet)").setEnabled(False)
+
+    def save(self) -> bool:
+        if self.doc.folder is None:
+            return self.save_as()
+        return self._save_to(self.doc.folder)
+
+    def save_as(self) -> bool:
+        folder, _ = QFileDialog.getSaveFileName(self, "Save project as (a folder)",
+                                                str(self.doc.folder or ""), "Project folder (*.wsproj)")
+        if not folder:
+            return False
+        if not folder.endswith(".wsproj"):
+            folder += ".wsproj"
+        return self._save_to(Path(folder))
+
+    def _save_to(self, folder: Path) -> bool:
+        old = self.doc.folder
+        try:
+            self.doc.save(folder)
+        except WorldStudioError as exc:
+            self.show_message(str(exc), error=True)
+            return False
+        if old is not None:
+            autosave_path(old).unlink(missing_ok=True)
+        autosave_path(folder).unlink(missing_ok=True)
+        app_settings.add_recent(folder, self.settings)
+        self._update_title()
+        self.show_message(f"Saved {folder}")
+        return True
+
+    def export_ply(self) -> None:
+        if self.doc.cloud is None:
+            self.show_message("This project has no point cloud to export", error=True)
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export point cloud", "points.ply", "PLY (*.ply)")
+        if path:
+            from core.pointcloud.ply import write_ply
+
+            write_ply(path, self.doc.cloud)
+            self.show_message(f"Wrote {path}")
+
+    def export_video(self) -> None:
+        if self.last_preview is None or not self.last_preview.is_file():
+            self.show_message("Render a preview first (Render ▸ Render preview)", error=True)
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export preview video", "preview.mp4", "MP4 (*.mp4)")
+        if path:
+            shutil.copyfile(self.last_preview, path)
+            self.show_message(f"Wrote {path}")
+
+    def new_demo_project(self) -> None:
+        if not self._maybe_save():
+            return
+        folder, _ = QFileDialog.getSaveFileName(self, "New demo project (a folder)", "demo.wsproj",
+                                                "Project folder (*.wsproj)")
+        if not folder:
+            return
+        from core.oracle.demo_project import create_demo_project
+
+        out = Path(folder)
+        self.run_job(lambda ctx: create_demo_project(out), "Create demo project",
+                     lambda _p: self.open_project(out))
+
+    def new_from_image(self) -> None:
+        if not self._maybe_save():
+            return
+        image, _ = QFileDialog.getOpenFileName(self, "Image to reconstruct", "",
+                                               "Images (*.png *.jpg *.jpeg *.webp *.bmp)")
+        if not image:
+            return
+        folder, _ = QFileDialog.getSaveFileName(self, "New project (a folder)",
+                                                str(Path(image).with_suffix(".wsproj")),
+                                                "Project folder (*.wsproj)")
+        if not folder:
+            return
+        from core.reconstruct.new_project import new_project_from_image
+
+        out = Path(folder)
+        self.run_job(lambda ctx: new_project_from_image(image, out, ctx=ctx), "Reconstruct",
+                     lambda _p: self.open_project(out))
+
+    # ================================================================== autosave and closing
+    def autosave(self) -> Path | None:
+        """Write the unsaved model next to project.json (never over it)."""
+        if not self.doc.is_modified or self.doc.folder is None:
+            return None
+        path = autosave_path(self.doc.folder)
+        try:
+            atomic_write_bytes(path, project_to_json(self.doc.project).encode("utf-8"))
+        except OSError as exc:
+            self.show_message(f"autosave failed: {exc}", error=True)
+            return None
+        self.log(f"autosaved to {path}")
+        return path
+
+    def _offer_recovery(self) -> bool:
+        folder = self.doc.folder
+        if folder is None:
+            return False
+        path = autosave_path(folder)
+        if not path.is_file():
+            return False
+        try:
+            recovered = project_from_json(path.read_text(encoding="utf-8"), str(path))
+        except (OSError, WorldStudioError) as exc:
+            self.log(f"ignoring unreadable autosave {path}: {exc}")
+            return False
+        saved_at = ProjectFolder(folder).project_file.stat().st_mtime
+        if recovered == self.doc.project or path.stat().st_mtime < saved_at:
+            path.unlink(missing_ok=True)
+            return False
+        when = datetime.fromtimestamp(path.stat().st_mtime)
+        if self.ask_recover(when):
+            self.doc.replace_project(recovered, "Recover unsaved changes")
+            self.show_message(f"Recovered unsaved changes from {when:%Y-%m-%d %H:%M}")
+            return True
+        path.unlink(missing_ok=True)
+        return False
+
+    def _ask_recover(self, when: datetime) -> bool:
+        answer = QMessageBox.question(
+            self, "Recover unsaved changes?",
+            f"This project has unsaved changes from {when:%Y-%m-%d %H:%M} (the studio did not close "
+            "normally). Recover them?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.Yes)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _ask_unsaved(self) -> str:
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Unsaved changes")
+        box.setText(f"Save the changes to “{self.doc.project.name}”?")
+        box.setInformativeText("Your changes are lost if you don't save them.")
+        box.setStandardButtons(QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                               | QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        answer = box.exec()
+        return {QMessageBox.StandardButton.Save: "save",
+                QMessageBox.StandardButton.Discard: "discard"}.get(QMessageBox.StandardButton(answer), "cancel")
+
+    def _maybe_save(self) -> bool:
+        """True when it is fine to drop the current model (saved, discarded, or unmodified)."""
+        if not self.doc.is_modified:
+            return True
+        choice = self.ask_unsaved()
+        if choice == "save":
+            return self.save()
+        if choice == "discard":
+            if self.doc.folder is not None:
+                autosave_path(self.doc.folder).unlink(missing_ok=True)
+            return True
+        return False
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        if not self._maybe_save():
+            event.ignore()
+            return
+        self.stop()
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
+        self.runner.cancel()
+        self.runner.wait(10000)
+        self.frame_renderer.shutdown()
+        self.player.stop_decoding()
+        self.autosave_timer.stop()
+        event.accept()
+        super().closeEvent(event)
+
+    # ================================================================== layout and help
+    def _restore_layout(self) -> None:
+        geo = self.settings.value("window/geometry")
+        state = self.settings.value("window/state")
+        if isinstance(geo, QByteArray | bytes):
+            self.restoreGeometry(geo)
+        if isinstance(state, QByteArray | bytes):
+            self.restoreState(state, LAYOUT_VERSION)
+
+    def reset_layout(self) -> None:
+        self.restoreState(self._default_state, LAYOUT_VERSION)
+        for dock in (self.inspector_dock, self.camera_dock, self.rounds_dock, self.timeline_dock):
+            dock.show()
+
+    def show_shortcuts(self) -> None:
+        rows = [(a.text().replace("&&", "&"), a.shortcut().toString()) for a in self.actions()
+                if not a.shortcut().isEmpty()]
+        text = "\n".join(f"{k:<14} {t}" for t, k in sorted(rows, key=lambda r: r[1]))
+        text += ("\n\nViewport: left-drag orbits, right/middle-drag pans, wheel zooms, click selects,"
+                 "\nShift-drag moves the selection, Ctrl-drag rotates it, F flies (WASD, Q/E, R records).")
+        box = QMessageBox(self)
+        box.setWindowTitle("Keyboard shortcuts")
+        box.setText("<pre>" + text + "</pre>")
+        box.open()
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About World Studio",
+                          "World Studio: one image to a 3D world, camera paths, rounds, monitors and "
+                          "generated video.")

@@ -1,0 +1,511 @@
+"""The inspector: exact numbers of the selected keyframe, monitor, entity or round (or the project
+when nothing is selected). Every field edit is a command; the fields follow the model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSpinBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio import commands
+from studio.document import ProjectDocument, Selection
+from studio.util import quat_to_ypr, ypr_to_quat
+
+EASINGS = ["linear", "ease_in", "ease_out", "ease_in_out"]
+
+
+def _spin(lo: float, hi: float, decimals: int = 4, step: float = 0.05, suffix: str = "") -> QDoubleSpinBox:
+    s = QDoubleSpinBox()
+    s.setRange(lo, hi)
+    s.setDecimals(decimals)
+    s.setSingleStep(step)
+    s.setKeyboardTracking(False)  # valueChanged on Enter / focus-out / arrows, not per keystroke
+    s.setSuffix(suffix)
+    s.setAlignment(Qt.AlignmentFlag.AlignRight)
+    s.setMinimumWidth(40)
+    s.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+    return s
+
+
+def _set(widget, value) -> None:
+    """Show a model value without echoing it back as an edit (and not under the user's cursor)."""
+    if widget.hasFocus() and not isinstance(widget, QCheckBox):
+        return
+    widget.blockSignals(True)
+    if isinstance(widget, QDoubleSpinBox | QSpinBox):
+        widget.setValue(value)
+    elif isinstance(widget, QLineEdit):
+        if widget.text() != value:
+            widget.setText(value)
+    elif isinstance(widget, QPlainTextEdit):
+        if widget.toPlainText() != value:
+            widget.setPlainText(value)
+    elif isinstance(widget, QComboBox):
+        widget.setCurrentText(value)
+    elif isinstance(widget, QCheckBox):
+        widget.setChecked(bool(value))
+    widget.blockSignals(False)
+
+
+class _CommitTextEdit(QPlainTextEdit):
+    """A multi-line text field that commits when it loses focus (or on Ctrl+Enter)."""
+
+    committed = Signal(str)
+
+    def focusOutEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.committed.emit(self.toPlainText())
+        super().focusOutEvent(event)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.committed.emit(self.toPlainText())
+            return
+        super().keyPressEvent(event)
+
+
+class _PoseFields:
+    """Position x, y, z and yaw / pitch / roll (degrees) + fov, with the quaternion shown exactly."""
+
+    def __init__(self, form: QFormLayout, on_edit: Callable[[str], None]):
+        self.pos = [_spin(-1e4, 1e4, 4, 0.05) for _ in range(3)]
+        self.ypr = [_spin(-180.0, 180.0, 3, 1.0, " °") for _ in range(3)]
+        self.ypr[1].setRange(-90.0, 90.0)
+        self.fov = _spin(1.0, 179.0, 3, 1.0, " °")
+        self.quat = QLabel()
+        self.quat.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.quat.setObjectName("mono")
+        self.quat.setWordWrap(True)
+        row = QHBoxLayout()
+        for s in self.pos:
+            row.addWidget(s)
+        form.addRow("Position x y z", row)
+        row = QHBoxLayout()
+        for s in self.ypr:
+            row.addWidget(s)
+        form.addRow("Yaw pitch roll", row)
+        form.addRow("Quaternion\nw x y z", self.quat)
+        form.addRow("Vertical fov", self.fov)
+        for s in self.pos:
+            s.valueChanged.connect(lambda _v: on_edit("position"))
+        for s in self.ypr:
+            s.valueChanged.connect(lambda _v: on_edit("orientation"))
+        self.fov.valueChanged.connect(lambda _v: on_edit("fov"))
+
+    def show(self, position, orientation, fov) -> None:
+        for s, v in zip(self.pos, position, strict=True):
+            _set(s, float(v))
+        if not any(s.hasFocus() for s in self.ypr):
+            for s, v in zip(self.ypr, quat_to_ypr(orientation), strict=True):
+                _set(s, round(v, 6) + 0.0)
+        self.quat.setText("{:.6f}  {:.6f}\n{:.6f}  {:.6f}".format(*orientation))
+        if fov is not None:
+            _set(self.fov, float(fov))
+
+    def position(self) -> tuple[float, float, float]:
+        return tuple(s.value() for s in self.pos)  # type: ignore[return-value]
+
+    def orientation(self) -> tuple[float, float, float, float]:
+        return ypr_to_quat(*(s.value() for s in self.ypr))
+
+
+class InspectorPanel(QWidget):
+    """The inspector dock's widget."""
+
+    def __init__(self, doc: ProjectDocument, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.doc = doc
+        self.stack = QStackedWidget()
+        self.title = QLabel()
+        self.title.setObjectName("panelTitle")
+        self.pages: dict[str, QWidget] = {}
+        self._build_project_page()
+        self._build_keyframe_page()
+        self._build_monitor_page()
+        self._build_entity_page()
+        self._build_round_page()
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(self.stack)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 6, 8, 6)
+        layout.addWidget(self.title)
+        layout.addWidget(scroll, 1)
+        doc.changed.connect(self.refresh)
+        doc.selection_changed.connect(self.refresh)
+        self.refresh()
+
+    # ------------------------------------------------------------------ pages
+    def _page(self, name: str) -> QFormLayout:
+        page = QWidget()
+        form = QFormLayout(page)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        self.pages[name] = page
+        self.stack.addWidget(page)
+        return form
+
+    def _build_project_page(self) -> None:
+        form = self._page("project")
+        self.p_name = QLineEdit()
+        self.p_name.editingFinished.connect(
+            lambda: self.p_name.text().strip() and self.p_name.text() != self.doc.project.name
+            and commands.rename_project(self.doc, self.p_name.text().strip()))
+        form.addRow("Name", self.p_name)
+        self.p_summary = QLabel()
+        self.p_summary.setWordWrap(True)
+        form.addRow("Scene", self.p_summary)
+        self.p_fps = QSpinBox()
+        self.p_fps.setRange(1, 240)
+        self.p_fps.setKeyboardTracking(False)
+        self.p_fps.valueChanged.connect(lambda v: commands.set_path_settings(self.doc, fps=v))
+        form.addRow("Path fps", self.p_fps)
+        self.p_tension = _spin(-1.0, 1.0, 2, 0.1)
+        self.p_tension.valueChanged.connect(lambda v: commands.set_path_settings(self.doc, "tension", tension=v))
+        form.addRow("Path tension", self.p_tension)
+        self.p_loop = QCheckBox("loop to the start")
+        self.p_loop.toggled.connect(lambda v: commands.set_path_settings(self.doc, loop=v))
+        form.addRow("", self.p_loop)
+        self.p_frames = QSpinBox()
+        self.p_frames.setRange(5, 1001)
+        self.p_frames.setSingleStep(4)
+        self.p_frames.setKeyboardTracking(False)
+        self.p_frames.valueChanged.connect(self._set_frames_per_round)
+        form.addRow("Frames per round", self.p_frames)
+        self.p_size = QLabel()
+        self.p_size.setWordWrap(True)
+        form.addRow("Video", self.p_size)
+        hint = QLabel("Select a keyframe, round, entity or monitor in the timeline or the viewport "
+                      "to edit it here.")
+        hint.setWordWrap(True)
+        hint.setObjectName("hint")
+        form.addRow(hint)
+
+    def _set_frames_per_round(self, v: int) -> None:
+        v = max(5, 4 * round((v - 1) / 4) + 1)
+        if v != self.doc.project.generation.frames_per_round:
+            commands.set_generation(self.doc, frames_per_round=v)
+
+    def _build_keyframe_page(self) -> None:
+        form = self._page("keyframe")
+        self.k_thumb = QLabel("thumbnail")
+        self.k_thumb.setObjectName("thumbnail")
+        self.k_thumb.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.k_thumb.setMinimumSize(240, 135)
+        form.addRow(self.k_thumb)
+        self.k_where = QLabel()
+        form.addRow("Time", self.k_where)
+        self.k_pose = _PoseFields(form, self._keyframe_edited)
+        self.k_transition = _spin(0.001, 3600.0, 3, 0.25, " s")
+        self.k_transition.valueChanged.connect(lambda _v: self._keyframe_edited("transition"))
+        form.addRow("Transition to next", self.k_transition)
+        self.k_easing = QComboBox()
+        self.k_easing.addItems(EASINGS)
+        self.k_easing.currentTextChanged.connect(lambda _t: self._keyframe_edited("easing"))
+        form.addRow("Easing", self.k_easing)
+        row = QHBoxLayout()
+        go = QPushButton("Go to")
+        go.setToolTip("Move the playhead to this keyframe")
+        go.clicked.connect(self._goto_keyframe)
+        delete = QPushButton("Delete")
+        delete.clicked.connect(lambda: self._sel_id() and commands.delete_keyframe(self.doc, self._sel_id()))
+        row.addWidget(go)
+        row.addWidget(delete)
+        form.addRow(row)
+
+    def _build_monitor_page(self) -> None:
+        form = self._page("monitor")
+        self.m_name = QLineEdit()
+        self.m_name.editingFinished.connect(self._monitor_renamed)
+        form.addRow("Name", self.m_name)
+        self.m_enabled = QCheckBox("generates every round")
+        self.m_enabled.toggled.connect(
+            lambda v: self._sel_id() and commands.set_monitor_enabled(self.doc, self._sel_id(), v))
+        form.addRow("Enabled", self.m_enabled)
+        self.m_pose = _PoseFields(form, self._monitor_edited)
+        self.m_entities = QListWidget()
+        self.m_entities.setMaximumHeight(110)
+        self.m_entities.itemChanged.connect(self._monitor_entities_edited)
+        form.addRow("Watches", self.m_entities)
+        delete = QPushButton("Remove monitor")
+        delete.clicked.connect(lambda: self._sel_id() and commands.remove_monitor(self.doc, self._sel_id()))
+        form.addRow(delete)
+
+    def _build_entity_page(self) -> None:
+        form = self._page("entity")
+        self.e_name = QLineEdit()
+        self.e_name.editingFinished.connect(self._entity_renamed)
+        form.addRow("Name", self.e_name)
+        self.e_anchor = [_spin(-1e4, 1e4, 4, 0.05) for _ in range(3)]
+        row = QHBoxLayout()
+        for s in self.e_anchor:
+            row.addWidget(s)
+            s.valueChanged.connect(self._entity_anchor_edited)
+        form.addRow("Anchor x y z", row)
+        self.e_defined = QLabel()
+        self.e_defined.setWordWrap(True)
+        form.addRow("Defined from", self.e_defined)
+        self.e_prompts_box = QGroupBox("What it does, per round")
+        self.e_prompts_form = QFormLayout(self.e_prompts_box)
+        form.addRow(self.e_prompts_box)
+        self.e_prompt_edits: list[QLineEdit] = []
+        row = QHBoxLayout()
+        mon = QPushButton("Add monitor for it")
+        mon.setToolTip("A monitor where the camera was when this entity was defined")
+        mon.clicked.connect(lambda: self._sel_id() and commands.add_monitor_for_entity(self.doc, self._sel_id()))
+        delete = QPushButton("Remove entity")
+        delete.clicked.connect(lambda: self._sel_id() and commands.remove_entity(self.doc, self._sel_id()))
+        row.addWidget(mon)
+        row.addWidget(delete)
+        form.addRow(row)
+
+    def _build_round_page(self) -> None:
+        form = self._page("round")
+        self.r_scene = _CommitTextEdit()
+        self.r_scene.setPlaceholderText("What happens in the scene in this round")
+        self.r_scene.setMaximumHeight(90)
+        self.r_scene.committed.connect(self._round_scene_edited)
+        form.addRow("Scene", self.r_scene)
+        self.r_frames = QLabel()
+        form.addRow("Frames", self.r_frames)
+        self.r_prompts_box = QGroupBox("Entities in this round")
+        self.r_prompts_form = QFormLayout(self.r_prompts_box)
+        form.addRow(self.r_prompts_box)
+        self.r_prompt_edits: list[QLineEdit] = []
+
+    # ------------------------------------------------------------------ model -> fields
+    def _sel_id(self) -> str | None:
+        return self.doc.selection.id if self.doc.selection is not None else None
+
+    def refresh(self, *_args) -> None:
+        sel = self.doc.selection
+        kind = sel.kind if sel is not None else "project"
+        self.stack.setCurrentWidget(self.pages[kind])
+        getattr(self, f"_show_{kind}")(sel)
+
+    def _show_project(self, _sel) -> None:
+        p = self.doc.project
+        self.title.setText(f"Project — {p.name}")
+        _set(self.p_name, p.name)
+        if p.scene is None:
+            scene = "no reconstruction yet"
+        elif p.scene.pending:
+            scene = "reconstruction pending"
+        else:
+            scene = f"{p.scene.point_count:,} points" + (" (metric)" if p.scene.metric else "")
+        cloud = self.doc.cloud
+        if cloud is not None and p.scene is not None and p.scene.point_count == 0:
+            scene = f"{len(cloud.xyz):,} points"
+        self.p_summary.setText(scene)
+        _set(self.p_fps, p.camera_path.settings.fps)
+        _set(self.p_tension, p.camera_path.settings.tension)
+        _set(self.p_loop, p.camera_path.settings.loop)
+        _set(self.p_frames, p.generation.frames_per_round)
+        g = p.generation
+        self.p_size.setText(f"{g.width}×{g.height} at {g.fps} fps · {len(p.rounds)} rounds · "
+                            f"{p.total_frames} frames")
+
+    def _show_keyframe(self, sel: Selection) -> None:
+        kfs = self.doc.project.camera_path.keyframes
+        ids = [k.id for k in kfs]
+        if sel.id not in ids:
+            return
+        i = ids.index(sel.id)
+        kf = kfs[i]
+        frames = self.doc.keyframe_frames()
+        f = frames[i] if i < len(frames) else 0
+        fps = self.doc.project.camera_path.settings.fps
+        self.title.setText(f"Keyframe {i + 1} of {len(kfs)}")
+        self.k_where.setText(f"frame {f}  ·  {f / fps:.3f} s  ·  round {self.doc.round_of_frame(f) + 1}")
+        self.k_pose.show(kf.position, kf.orientation, kf.fov)
+        _set(self.k_transition, kf.transition)
+        _set(self.k_easing, kf.easing)
+        self.k_transition.setEnabled(i < len(kfs) - 1 or self.doc.project.camera_path.settings.loop)
+
+    def set_thumbnail(self, pixmap) -> None:
+        """The slot for the selected keyframe's view (rendered by the main window)."""
+        self.k_thumb.setPixmap(pixmap)
+
+    def _show_monitor(self, sel: Selection) -> None:
+        try:
+            m = self.doc.project.monitor(sel.id)
+        except KeyError:
+            return
+        self.title.setText(f"Monitor — {m.name}")
+        _set(self.m_name, m.name)
+        _set(self.m_enabled, m.enabled)
+        self.m_pose.show(m.pose.position, m.pose.orientation, m.fov)
+        self.m_entities.blockSignals(True)
+        self.m_entities.clear()
+        for e in self.doc.project.entities:
+            item = QListWidgetItem(e.name)
+            item.setData(Qt.ItemDataRole.UserRole, e.id)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if e.id in m.entity_ids else Qt.CheckState.Unchecked)
+            self.m_entities.addItem(item)
+        self.m_entities.blockSignals(False)
+
+    def _show_entity(self, sel: Selection) -> None:
+        try:
+            e = self.doc.project.entity(sel.id)
+        except KeyError:
+            return
+        self.title.setText(f"Entity — {e.name}")
+        _set(self.e_name, e.name)
+        for s, v in zip(self.e_anchor, e.anchor or (0.0, 0.0, 0.0), strict=True):
+            _set(s, float(v))
+        for s in self.e_anchor:
+            s.setEnabled(e.anchor is not None)
+        if e.defined_from is not None:
+            x, y, z = e.defined_from.position
+            self.e_defined.setText(f"camera at ({x:.3f}, {y:.3f}, {z:.3f})"
+                                   + (f", fov {e.defined_fov:.1f}°" if e.defined_fov else ""))
+        else:
+            self.e_defined.setText("—")
+        n = len(self.doc.project.rounds)
+        self._sync_line_edits(self.e_prompts_form, self.e_prompt_edits, n,
+                              lambda r: f"Round {r + 1}", self._entity_prompt_edited)
+        for r, ed in enumerate(self.e_prompt_edits):
+            _set(ed, e.prompt(r))
+            ed.setPlaceholderText(f"what {e.name} does in round {r + 1}")
+
+    def _show_round(self, sel: Selection) -> None:
+        r = int(sel.id)
+        p = self.doc.project
+        if r >= len(p.rounds):
+            return
+        F = p.generation.frames_per_round
+        self.title.setText(f"Round {r + 1} of {len(p.rounds)}")
+        _set(self.r_scene, p.rounds[r].scene_text)
+        self.r_frames.setText(f"{r * F} – {(r + 1) * F - 1}")
+        self._sync_line_edits(self.r_prompts_form, self.r_prompt_edits, len(p.entities),
+                              lambda i: p.entities[i].name, self._round_prompt_edited)
+        for i, ed in enumerate(self.r_prompt_edits):
+            _set(ed, p.entities[i].prompt(r))
+        for i in range(self.r_prompts_form.rowCount()):
+            label = self.r_prompts_form.itemAt(i, QFormLayout.ItemRole.LabelRole)
+            if label is not None and label.widget() is not None:
+                label.widget().setText(p.entities[i].name)
+        self.r_prompts_box.setVisible(bool(p.entities))
+
+    @staticmethod
+    def _sync_line_edits(form: QFormLayout, edits: list[QLineEdit], n: int, label, on_edit) -> None:
+        while len(edits) > n:
+            form.removeRow(len(edits) - 1)
+            edits.pop()
+        while len(edits) < n:
+            i = len(edits)
+            ed = QLineEdit()
+            ed.editingFinished.connect(lambda i=i: on_edit(i))
+            form.addRow(label(i), ed)
+            edits.append(ed)
+
+    # ------------------------------------------------------------------ fields -> commands
+    def _keyframe_edited(self, field: str) -> None:
+        kf_id = self._sel_id()
+        if kf_id is None or self.doc.selection.kind != "keyframe":
+            return
+        key = f"inspector:{kf_id}:{field}"
+        if field == "position":
+            commands.move_keyframe(self.doc, kf_id, position=self.k_pose.position(), merge_key=key)
+        elif field == "orientation":
+            commands.move_keyframe(self.doc, kf_id, orientation=self.k_pose.orientation(), merge_key=key)
+        elif field == "fov":
+            commands.move_keyframe(self.doc, kf_id, fov=self.k_pose.fov.value(), merge_key=key)
+        elif field == "transition":
+            commands.set_keyframe(self.doc, kf_id, key, transition=self.k_transition.value())
+        elif field == "easing":
+            commands.set_keyframe(self.doc, kf_id, key, easing=self.k_easing.currentText())
+
+    def _goto_keyframe(self) -> None:
+        ids = [k.id for k in self.doc.project.camera_path.keyframes]
+        frames = self.doc.keyframe_frames()
+        if self._sel_id() in ids and frames:
+            self.doc.set_playhead(frames[ids.index(self._sel_id())])
+
+    def _monitor_edited(self, field: str) -> None:
+        mid = self._sel_id()
+        if mid is None or self.doc.selection.kind != "monitor":
+            return
+        key = f"inspector:{mid}:{field}"
+        if field == "position":
+            commands.move_monitor(self.doc, mid, position=self.m_pose.position(), merge_key=key)
+        elif field == "orientation":
+            commands.move_monitor(self.doc, mid, orientation=self.m_pose.orientation(), merge_key=key)
+        else:
+            commands.move_monitor(self.doc, mid, fov=self.m_pose.fov.value(), merge_key=key)
+
+    def _monitor_renamed(self) -> None:
+        mid, name = self._sel_id(), self.m_name.text().strip()
+        if mid and name and name != self.doc.project.monitor(mid).name:
+            commands.rename_monitor(self.doc, mid, name)
+
+    def _monitor_entities_edited(self, _item) -> None:
+        mid = self._sel_id()
+        if mid is None:
+            return
+        ids = []
+        for i in range(self.m_entities.count()):
+            it = self.m_entities.item(i)
+            if it.checkState() == Qt.CheckState.Checked:
+                ids.append(it.data(Qt.ItemDataRole.UserRole))
+        commands.assign_entities(self.doc, mid, ids)
+
+    def _entity_renamed(self) -> None:
+        eid, name = self._sel_id(), self.e_name.text().strip()
+        if eid and name and name != self.doc.project.entity(eid).name:
+            commands.rename_entity(self.doc, eid, name)
+
+    def _entity_anchor_edited(self, _v) -> None:
+        eid = self._sel_id()
+        if eid is None:
+            return
+        commands.move_entity_anchor(self.doc, eid, tuple(s.value() for s in self.e_anchor),
+                                    merge_key=f"inspector:{eid}:anchor")
+
+    def _entity_prompt_edited(self, r: int) -> None:
+        eid = self._sel_id()
+        if eid is None or self.doc.selection.kind != "entity":
+            return
+        text = self.e_prompt_edits[r].text()
+        if text != self.doc.project.entity(eid).prompt(r):
+            commands.set_entity_prompt(self.doc, eid, r, text)
+
+    def _round_scene_edited(self, text: str) -> None:
+        sel = self.doc.selection
+        if sel is None or sel.kind != "round":
+            return
+        r = int(sel.id)
+        if r < len(self.doc.project.rounds) and text != self.doc.project.rounds[r].scene_text:
+            commands.set_scene_text(self.doc, r, text)
+
+    def _round_prompt_edited(self, i: int) -> None:
+        sel = self.doc.selection
+        if sel is None or sel.kind != "round" or i >= len(self.doc.project.entities):
+            return
+        r = int(sel.id)
+        e = self.doc.project.entities[i]
+        text = self.r_prompt_edits[i].text()
+        if text != e.prompt(r):
+            commands.set_entity_prompt(self.doc, e.id, r, text)

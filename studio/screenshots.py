@@ -1,0 +1,89 @@
+"""Take the README's screenshots of the studio: ``python -m studio.screenshots [OUT_DIR] [PROJECT]``.
+
+Run it under a display with OpenGL, e.g.::
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m studio.screenshots
+
+It opens the demo project (or PROJECT) in the real main window, waits for the background renders,
+and writes main-window.png, keyframe-inspector.png, timeline.png and preview-player.png (default:
+resources/screenshots).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+
+from studio.util import REPO_ROOT
+
+
+def _wait(app: QApplication, seconds: float, until=None) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        if until is not None and until():
+            return
+        time.sleep(0.01)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    out = Path(argv[0]) if argv else REPO_ROOT / "resources" / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    # A private settings folder: no saved layout, recent list or demo copy of the user's leaks in.
+    os.environ.setdefault("WORLDSTUDIO_CONFIG_DIR", tempfile.mkdtemp(prefix="ws-shots-"))
+    from studio.app import demo_project_folder, make_app
+    from studio.document import Selection
+    from studio.main_window import MainWindow
+
+    app = make_app()
+    project = Path(argv[1]) if len(argv) > 1 else demo_project_folder()
+    w = MainWindow(start_renders_after_ms=None, autosave_seconds=0)
+    w.resize(1600, 1000)
+    w.show()
+    w.open_project(project)
+    if w.viewport is not None:
+        # An overview from behind and above the source camera, so the path and frustums show.
+        import numpy as np
+
+        from core.geometry.transforms import look_at
+
+        w.viewport.set_view(look_at(np.array([1.6, -1.6, -2.2]), np.array([0.0, 0.2, 3.5])), 60.0)
+    w.doc.set_playhead(40)
+    w.start_renders()
+    _wait(app, 30, lambda: w.camera_view.shown_frame == 40)
+    _wait(app, 0.5)
+    w.grab().save(str(out / "main-window.png"))
+
+    kf = w.doc.project.camera_path.keyframes[1]
+    w.doc.set_selection(Selection("keyframe", kf.id))
+    w.doc.set_playhead(w.doc.keyframe_frames()[1])
+    _wait(app, 30, lambda: w.camera_view.shown_frame == w.doc.playhead)
+    _wait(app, 0.5)
+    w.grab().save(str(out / "keyframe-inspector.png"))
+
+    w.doc.set_selection(None)
+    w.timeline_dock.grab().save(str(out / "timeline.png"))
+
+    # Render the preview through the worker and show it playing.
+    done = []
+    w.preview_ready.connect(done.append)
+    w.render_preview(width=416, height=240)
+    _wait(app, 120, lambda: bool(done) and w.player.complete)
+    w.player.pause()
+    w.player.show_frame(len(w.player.frames) // 3)
+    _wait(app, 0.3)
+    w.grab().save(str(out / "preview-player.png"))
+    w.ask_unsaved = lambda: "discard"
+    w.close()
+    print(f"wrote {out}/main-window.png, keyframe-inspector.png, timeline.png, preview-player.png")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
