@@ -100,9 +100,13 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--baseline-poses", type=int, default=6, help="poses the numpy baseline runs")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of the torch renderer")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = ap.parse_args(argv)
 
     import torch
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
 
     from core.pointcloud.render import render_points
 
@@ -118,7 +122,8 @@ def main(argv=None) -> int:
         + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else "")
         + f", {torch.get_num_threads()} CPU threads"
     )
-    print(f"{args.points:,} points, {B} poses, {W}x{H}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"{args.points:,} points, {B} poses, {W}x{H}; 1-minute load average {load:.2f}")
 
     def sync() -> None:
         if args.device == "cuda":

@@ -285,6 +285,20 @@ def add_entity(
     return ent_id
 
 
+def add_entity_object(doc: ProjectDocument, entity: Entity) -> str:
+    """Add a ready-made entity (e.g. one made from a SAM 2 mask by
+    ``core.reconstruct.segment.entity_from_mask``, whose mask file is already written)."""
+    new = entity.model_copy(deep=True)
+
+    def mutate(p: Project) -> None:
+        if any(e.id == new.id for e in p.entities):
+            raise ValueError(f"an entity {new.id!r} exists already")
+        p.entities.append(new)
+
+    doc.edit(f"Add entity {new.name!r}", "entities", mutate)
+    return new.id
+
+
 def rename_entity(doc: ProjectDocument, entity_id: str, name: str) -> None:
     def mutate(p: Project) -> None:
         p.entity(entity_id).name = name

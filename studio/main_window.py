@@ -7,7 +7,6 @@ life; opening another project loads into the same document (``doc.load``).
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import time
 from datetime import datetime
@@ -51,7 +50,7 @@ from studio.worker import JobRunner
 AUTOSAVE_FILE = ".project.autosave.json"
 AUTOSAVE_SECONDS = 60
 THUMB_W, THUMB_H = 256, 144
-LAYOUT_VERSION = 2  # bump when the docks change, so an old saved layout is not restored
+LAYOUT_VERSION = 3  # bump when the docks change, so an old saved layout is not restored
 
 
 def autosave_path(folder: Path) -> Path:
@@ -170,7 +169,39 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.camera_dock], [400], Qt.Orientation.Horizontal)
         self.resizeDocks([self.camera_dock, self.rounds_dock], [250, 420], Qt.Orientation.Vertical)
         self.resizeDocks([self.timeline_dock], [250], Qt.Orientation.Vertical)
+        self._make_generation_docks()
         self._default_state = self.saveState(LAYOUT_VERSION)
+
+    def _make_generation_docks(self) -> None:
+        """The Generate and Training docks (tabbed with the inspector) and the timeline's Run row."""
+        from studio.panels.generate import GeneratePanel
+        from studio.panels.training import TrainingPanel
+        from studio.timeline.run_track import RunTrack
+
+        left = Qt.DockWidgetArea.LeftDockWidgetArea
+        self.generate_panel = gp = GeneratePanel(self.doc, self.runner, save=self.save)
+        self.training_panel = tp = TrainingPanel(self.doc, self.runner)
+        self.run_track = RunTrack(self.timeline)
+        self.timeline.layout().addWidget(self.run_track)
+        self.generate_dock = self._dock("Generate", "generateDock", gp, left)
+        self.training_dock = self._dock("Training", "trainingDock", tp, left)
+        self.tabifyDockWidget(self.inspector_dock, self.generate_dock)
+        self.tabifyDockWidget(self.generate_dock, self.training_dock)
+        self.inspector_dock.raise_()
+        self.resizeDocks([self.inspector_dock], [400], Qt.Orientation.Horizontal)
+        gp.play_requested.connect(self.play_video)
+        gp.run_changed.connect(self.run_track.show_run)
+        gp.message.connect(self.show_message)
+        tp.sample_ready.connect(self.play_video)
+        tp.adapter_ready.connect(lambda _path: gp.refresh_loras())
+        tp.message.connect(self.show_message)
+        self.run_track.round_clicked.connect(self.play_video)
+
+    def play_video(self, path: str | Path) -> None:
+        """Open an mp4 (a run's result, a round, a training sample) in the player dock."""
+        self.player.load(path)
+        self.player_dock.show()
+        self.player_dock.raise_()
 
     def _action(self, text: str, slot, shortcut=None, tip: str | None = None, name: str | None = None) -> QAction:
         a = QAction(text, self)
@@ -188,15 +219,15 @@ class MainWindow(QMainWindow):
     def _make_actions(self) -> None:
         K = QKeySequence.StandardKey
         a = self._action
-        self.act_new_image = a("New from image…", self.new_from_image, tip="Reconstruct a new project from one image")
-        # Arrives with the reconstruction issue: shown only when core.reconstruct exists.
-        self.act_new_image.setVisible(importlib.util.find_spec("core.reconstruct") is not None)
+        self.act_new_image = a("New from image…", self.new_from_image, "Ctrl+Shift+N",
+                               "Reconstruct a new project from one photo")
         self.act_new_demo = a("New demo project…", self.new_demo_project, tip="Create a copy of the demo project")
         self.act_open = a("Open…", self.open_dialog, K.Open, "Open a project folder")
         self.act_save = a("Save", self.save, K.Save, "Save the project")
         self.act_save_as = a("Save as…", self.save_as, K.SaveAs, "Save the project to a new folder")
-        self.act_export_ply = a("Point cloud as PLY…", self.export_ply, tip="Write the scene's point cloud")
         self.act_export_video = a("Last preview video…", self.export_video, tip="Copy the last rendered preview")
+        self.act_models = a("Manage models…", self.show_models,
+                            tip="Which models are here, download them, or use local folders")
         self.act_quit = a("Quit", self.close, K.Quit)
 
         self.act_undo = self.doc.undo_stack.createUndoAction(self, "Undo")
@@ -248,9 +279,8 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addAction(self.act_save)
         m.addAction(self.act_save_as)
-        export = m.addMenu("Export")
-        export.addAction(self.act_export_ply)
-        export.addAction(self.act_export_video)
+        m.addSeparator()
+        self._make_interop_menus(m)
         m.addSeparator()
         m.addAction(self.act_quit)
 
@@ -281,12 +311,29 @@ class MainWindow(QMainWindow):
         for dock in (self.inspector_dock, self.camera_dock, self.rounds_dock, self.entities_dock,
                      self.player_dock, self.timeline_dock, self.log_dock):
             m.addAction(dock.toggleViewAction())
+        for dock in (self.generate_dock, self.training_dock):
+            m.addAction(dock.toggleViewAction())
         m.addSeparator()
         m.addAction(self.act_reset_layout)
+
+        m = mb.addMenu("&Models")
+        m.addAction(self.act_models)
 
         m = mb.addMenu("&Help")
         m.addAction(self._action("Keyboard shortcuts", self.show_shortcuts))
         m.addAction(self._action("About World Studio", self.show_about))
+
+    def _make_interop_menus(self, file_menu) -> None:
+        """File ▸ Import and File ▸ Export (studio/interop_actions.py)."""
+        from studio.interop_actions import InteropActions
+
+        self.interop = InteropActions(self)
+        self.import_menu = file_menu.addMenu("Import")
+        self.interop.fill_import_menu(self.import_menu)
+        self.export_menu = file_menu.addMenu("Export")
+        self.interop.fill_export_menu(self.export_menu)
+        self.export_menu.addSeparator()
+        self.export_menu.addAction(self.act_export_video)
 
     def _make_toolbar(self) -> None:
         tb = QToolBar("Main")
@@ -587,27 +634,34 @@ class MainWindow(QMainWindow):
         self.show_message(f"{self.runner.description}: cancelled")
         self.log("cancelled")
 
-    def run_job(self, job, description: str, on_done=None) -> bool:
-        """Run a core job in the worker; ``on_done(result)`` runs in the GUI thread after it."""
+    def run_job(self, job, description: str, on_done=None, on_failed=None) -> bool:
+        """Run a core job in the worker; ``on_done(result)`` (or ``on_failed(message)``) runs in
+        the GUI thread after it."""
         if self.runner.busy:
             self.show_message("Another job is running; wait for it or cancel it", error=True)
             return False
-        if on_done is not None:
+        if on_done is not None or on_failed is not None:
             def finished(result, _cb=on_done):
-                self.runner.finished.disconnect(finished)
-                _cb(result)
+                disconnect()
+                if _cb is not None:
+                    _cb(result)
 
-            def ended(*_args):
-                try:
-                    self.runner.finished.disconnect(finished)
-                except (RuntimeError, TypeError):
-                    pass
-                self.runner.failed.disconnect(ended)
-                self.runner.cancelled.disconnect(ended)
+            def failed(message, _cb=on_failed):
+                disconnect()
+                if _cb is not None:
+                    _cb(message)
+
+            def disconnect(*_args):
+                for signal, slot in ((self.runner.finished, finished), (self.runner.failed, failed),
+                                     (self.runner.cancelled, disconnect)):
+                    try:
+                        signal.disconnect(slot)
+                    except (RuntimeError, TypeError):
+                        pass
 
             self.runner.finished.connect(finished)
-            self.runner.failed.connect(ended)
-            self.runner.cancelled.connect(ended)
+            self.runner.failed.connect(failed)
+            self.runner.cancelled.connect(disconnect)
         return self.runner.start(job, description)
 
     def render_preview(self, width: int | None = None, height: int | None = None) -> bool:
@@ -720,17 +774,6 @@ class MainWindow(QMainWindow):
         self.show_message(f"Saved {folder}")
         return True
 
-    def export_ply(self) -> None:
-        if self.doc.cloud is None:
-            self.show_message("This project has no point cloud to export", error=True)
-            return
-        path, _ = QFileDialog.getSaveFileName(self, "Export point cloud", "points.ply", "PLY (*.ply)")
-        if path:
-            from core.pointcloud.ply import write_ply
-
-            write_ply(path, self.doc.cloud)
-            self.show_message(f"Wrote {path}")
-
     def export_video(self) -> None:
         if self.last_preview is None or not self.last_preview.is_file():
             self.show_message("Render a preview first (Render ▸ Render preview)", error=True)
@@ -753,23 +796,43 @@ class MainWindow(QMainWindow):
         self.run_job(lambda ctx: create_demo_project(out), "Create demo project",
                      lambda _p: self.open_project(out))
 
-    def new_from_image(self) -> None:
-        if not self._maybe_save():
-            return
-        image, _ = QFileDialog.getOpenFileName(self, "Image to reconstruct", "",
-                                               "Images (*.png *.jpg *.jpeg *.webp *.bmp)")
-        if not image:
-            return
-        folder, _ = QFileDialog.getSaveFileName(self, "New project (a folder)",
-                                                str(Path(image).with_suffix(".wsproj")),
-                                                "Project folder (*.wsproj)")
-        if not folder:
-            return
-        from core.reconstruct.new_project import new_project_from_image
+    def new_from_image(self):
+        """File ▸ New from image…: the dialog (returned, shown non-modally); when it is accepted
+        the reconstruction runs in the worker and the new project opens when it is done."""
+        from studio.dialogs.new_from_image import NewFromImageDialog
 
-        out = Path(folder)
-        self.run_job(lambda ctx: new_project_from_image(image, out, ctx=ctx), "Reconstruct",
-                     lambda _p: self.open_project(out))
+        if not self._maybe_save():
+            return None
+        start = str(self.doc.folder.parent) if self.doc.folder else ""
+        dlg = NewFromImageDialog(self, start_dir=start, open_folder=self.doc.folder)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.accepted.connect(lambda: self.reconstruct(dlg.request()))
+        dlg.open()
+        return dlg
+
+    def reconstruct(self, request) -> bool:
+        """Run a :class:`~studio.dialogs.new_from_image.NewProjectRequest` in the worker."""
+        out = request.out
+
+        def failed(message: str) -> None:
+            if self.isVisible():
+                box = QMessageBox(QMessageBox.Icon.Warning, "New from image", message,
+                                  QMessageBox.StandardButton.Ok, self)
+                box.open()
+
+        self.log(f"new project from {request.image} -> {out} (depth model {request.depth_model}, "
+                 f"size {request.size[0]}x{request.size[1]}, crop {request.crop}, fov {request.fov})")
+        return self.run_job(request.job(), "New from image",
+                            lambda _p: self.open_project(out, offer_recovery=False), failed)
+
+    def show_models(self):
+        """Models ▸ Manage models…: the model manager (returned, shown non-modally)."""
+        from studio.dialogs.models import ModelsDialog
+
+        dlg = ModelsDialog(self.runner, self, run_job=self.run_job)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.open()
+        return dlg
 
     # ================================================================== autosave and closing
     def autosave(self) -> Path | None:

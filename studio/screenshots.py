@@ -7,6 +7,10 @@ Run it under a display with OpenGL, e.g.::
 It opens the demo project (or PROJECT) in the real main window, waits for the background renders,
 and writes main-window.png, keyframe-inspector.png, timeline.png and preview-player.png (default:
 resources/screenshots).
+
+``python -m studio.screenshots --dialogs [OUT_DIR] [IMAGE]`` writes models-dialog.png (the
+models found through the environment: HF_HUB_CACHE, models.json) and new-from-image.png (IMAGE,
+default tests/data/coffee.jpg, with a crop chosen on it).
 """
 
 from __future__ import annotations
@@ -31,8 +35,46 @@ def _wait(app: QApplication, seconds: float, until=None) -> None:
         time.sleep(0.01)
 
 
+def dialogs(argv: list[str]) -> int:
+    """Screenshots of the Models dialog and the New from image dialog."""
+    out = Path(argv[0]) if argv else REPO_ROOT / "resources" / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    image = Path(argv[1]) if len(argv) > 1 else REPO_ROOT / "tests" / "data" / "coffee.jpg"
+    os.environ.setdefault("WORLDSTUDIO_CONFIG_DIR", tempfile.mkdtemp(prefix="ws-shots-"))
+    from studio.app import make_app
+    from studio.main_window import MainWindow
+
+    app = make_app()
+    w = MainWindow(viewport=False, start_renders_after_ms=None, autosave_seconds=0)
+    w.resize(1400, 900)
+    w.show()
+    _wait(app, 0.3)
+    dlg = w.show_models()
+    _wait(app, 0.5)
+    dlg.grab().save(str(out / "models-dialog.png"))
+    dlg.close()
+
+    dlg = w.new_from_image()
+    dlg.set_image(image)
+    dlg.out_edit.setText(str(Path(tempfile.gettempdir()) / f"{image.stem}.wsproj"))
+    dlg.fov_check.setChecked(True)
+    dlg.fov_spin.setValue(55.0)
+    cv = dlg.crop_view
+    iw, ih = cv.image_size
+    cv.set_crop((0.12 * iw, 0.2 * ih, 0.7 * iw, 0))
+    _wait(app, 0.5)
+    dlg.grab().save(str(out / "new-from-image.png"))
+    dlg.reject()
+    w.ask_unsaved = lambda: "discard"
+    w.close()
+    print(f"wrote {out}/models-dialog.png, new-from-image.png")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--dialogs":
+        return dialogs(argv[1:])
     out = Path(argv[0]) if argv else REPO_ROOT / "resources" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
     # A private settings folder: no saved layout, recent list or demo copy of the user's leaks in.

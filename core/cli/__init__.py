@@ -14,7 +14,7 @@ from core.errors import Cancelled, WorldStudioError
 
 # Modules that each define ``register(subparsers)``; imported lazily by name so that
 # `worldstudio info` never pays for torch or diffusers.
-COMMAND_MODULES = ["core.cli.project_cmds", "core.cli.models_cmds", "core.cli.interop_cmds", "core.cli.generate_cmds"]
+COMMAND_MODULES = ["core.cli.project_cmds", "core.cli.models_cmds", "core.cli.interop_cmds", "core.cli.generate_cmds", "core.cli.train_cmds"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@ import json
 import sys
 
 from core.models import manager
-from core.models.catalogue import KINDS, find_model
+from core.models.catalogue import KINDS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -90,12 +90,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_download(args: argparse.Namespace) -> int:
     manager.apply_model_dirs(args.model_dir)
-    infos = []
-    for name in args.names:
-        info = find_model(name)
-        if info is None:
-            manager._info_or_error(name)  # raises the "unknown model" error
-        infos.append(info)
+    infos = [manager.get_model(name) for name in args.names]
     for info in infos:
         status = manager.model_status(info)
         if status.status == "local":
@@ -132,7 +127,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_set_dir(args: argparse.Namespace) -> int:
-    info = manager._info_or_error(args.name)
+    info = manager.get_model(args.name)
     if args.path is None:
         cfg = manager.save_local_dir_to_config(info.name, None)
         print(f"{info.name}: local folder removed from {cfg}")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from core.cli.interop_cmds import add_export_arguments
 from core.errors import WorldStudioError
+from core.models import add_model_dir_option, apply_model_dirs
 from core.project import CameraPath, PathSettings, ProjectFolder
 
 
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", metavar="WxH", default="832x480", help="project video size (default 832x480)")
     p.add_argument("--crop", metavar="X,Y,W,H", help="crop box in the original image's pixels")
     p.add_argument("--force", action="store_true", help="replace an existing folder")
+    add_model_dir_option(p)
     p.set_defaults(handler=cmd_new)
 
     p = sub.add_parser("info", help="print a summary of a project")
@@ -86,6 +88,8 @@ def cmd_new(args: argparse.Namespace) -> int:
     if not args.out:
         raise WorldStudioError("new --image needs --out PROJECT")
     from core.reconstruct.new_project import new_project_from_image
+
+    apply_model_dirs(args.model_dir)
 
     out = Path(args.out)
     _check_target(out, args.force)

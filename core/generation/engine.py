@@ -38,7 +38,7 @@ import numpy as np
 
 from core.errors import Cancelled, ProjectError, WorldStudioError
 from core.generation.backends import Backend, GenerationRequest, check_frames, get_backend
-from core.generation.lift import LiftInput, Lifter, entity_clouds, make_lifter
+from core.generation.lift import Lifter, LiftInput, entity_clouds, make_lifter
 from core.generation.runs import (
     RUN_FORMAT,
     RUN_VERSION,
@@ -165,6 +165,17 @@ def _validated_size(project: Project, width: int, height: int, frames_per_round:
         raise GenerationError(f"generation settings: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
 
+def _project_model_for(backend: str, g) -> str | None:
+    """The project's model id when it suits ``backend`` (None: the backend's default): it does for
+    the project's own backend, and for a Wan backend whose kind (VACE, I2V) its name shows."""
+    if g.model_id is None:
+        return None
+    if backend == g.backend:
+        return g.model_id
+    hint = {"wan-vace": "vace", "wan-i2v": "i2v"}.get(backend)
+    return g.model_id if hint and hint in g.model_id.lower() else None
+
+
 def _fit_image(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     """Centre-crop to the target aspect ratio (never stretch), then resize."""
     from PIL import Image
@@ -180,6 +191,44 @@ def _fit_image(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     x0, y0 = (w - cw) // 2, (h - ch) // 2
     img = Image.fromarray(rgb[y0 : y0 + ch, x0 : x0 + cw])
     return np.asarray(img.resize((width, height), Image.Resampling.BICUBIC))
+
+
+class _BackgroundWriter:
+    """One worker thread that runs persistence tasks in order (videos are encoded by ffmpeg while
+    the next round generates). ``check`` and ``drain`` re-raise a task's failure."""
+
+    def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worldstudio-persist")
+        self._futures: list = []
+
+    def submit(self, fn, *args) -> None:
+        self.check()
+        self._futures.append(self._pool.submit(fn, *args))
+
+    def check(self) -> None:
+        pending = []
+        for f in self._futures:
+            if f.done():
+                f.result()  # raises the task's error
+            else:
+                pending.append(f)
+        self._futures = pending
+
+    def drain(self) -> None:
+        futures, self._futures = self._futures, []
+        error: BaseException | None = None
+        for f in futures:
+            try:
+                f.result()
+            except BaseException as exc:  # noqa: BLE001 - keep waiting for the others, then raise
+                error = error or exc
+        if error is not None:
+            raise error
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True)
 
 
 class _Engine:
@@ -245,9 +294,9 @@ class _Engine:
             raise GenerationError(f"the number of rounds must be at least 1, got {n_rounds}")
         return RunSettings(
             backend=backend,
-            model_id=o["model_id"] if o["model_id"] is not None else g.model_id,
+            model_id=o["model_id"] if o["model_id"] is not None else _project_model_for(backend, g),
             profile=o["profile"],
-            lifter=o["lifter"] or _DEFAULT_LIFTERS.get(backend, "model"),
+            lifter=o["lifter"] or "",  # "" until the backend says which lifter suits it
             width=width,
             height=height,
             fps=g.fps,
@@ -275,7 +324,7 @@ class _Engine:
                 )
             values[key] = value
         if "backend" not in fixed and self.overrides["backend"] and self.overrides["lifter"] is None:
-            values["lifter"] = _DEFAULT_LIFTERS.get(values["backend"], "model")
+            values["lifter"] = ""  # chosen by the new backend
         if not self.monitors_on:
             values["monitors"] = False
         return RunSettings(**values)
@@ -316,6 +365,7 @@ class _Engine:
                     f"--from-round {k}: run {parent.id} has {done} complete rounds; branch from 0 to {done}"
                 )
             self.settings = self._inherited_settings(old, fixed=("width", "height", "fps", "frames_per_round"))
+            self.settings.monitors = self.monitors_on  # a branch follows this call's flag
             if self.overrides["rounds"] is None:
                 self.settings.rounds = len(current.rounds)
             if self.settings.rounds <= k:
@@ -674,9 +724,10 @@ class _Engine:
         timings["lift"] += time.perf_counter() - t0
         ctx.check_cancelled()
 
-        # 6. persist
+        # 6. persist: the state now; videos, round.json ("complete", last) and run.json in the
+        # background, in order, while the next round generates
         t0 = time.perf_counter()
-        self._persist(r, frames, render, monitor_frames, new_static, tracks, new_state, state_time, times)
+        self._persist_state(r, frames, render, monitor_frames, new_static, tracks, new_state, state_time, times)
         timings["persist"] += time.perf_counter() - t0
         timings["backend"] = self.backend_seconds - backend_before
         entities_info = {}
@@ -705,7 +756,7 @@ class _Engine:
             "timings": {k: round(v, 4) for k, v in timings.items()},
             "complete": True,
         }
-        write_json(self.run.round_file(r), meta)
+        self.writer.submit(self._finish_round, r, frames, render.rgb, monitor_frames, meta)
         for k, v in timings.items():
             self.timings[k] = self.timings.get(k, 0.0) + v
 
@@ -719,21 +770,18 @@ class _Engine:
             if c > 0:
                 self.prev_monitor[mid] = mf[-c:].copy()
 
-    def _persist(self, r, frames, render, monitor_frames, static, tracks, state, state_time, times) -> None:
-        from core.interop.video import write_mp4
+    def _persist_state(self, r, frames, render, monitor_frames, static, tracks, state, state_time, times) -> None:
+        """What the next round and a resume need, losslessly (before the round counts as done)."""
         from core.pointcloud.ply import write_ply
 
-        fps = self.settings.fps
+        self.writer.check()
         self.run.clear_round(r)
         rd = self.run.round_dir(r)
         rd.mkdir(parents=True)
         save_npy(rd / "observer.npy", frames)
-        write_mp4(rd / "observer.mp4", frames, fps)
-        write_mp4(rd / "renders.mp4", render.rgb, fps)
         save_npy(rd / "coverage.npy", render.covered)
         for mid, mf in monitor_frames.items():
             save_npy(rd / "monitors" / f"{mid}.npy", mf)
-            write_mp4(rd / "monitors" / f"{mid}.mp4", mf, fps)
         write_ply(rd / "static.ply", static)
         for eid, seq in tracks.items():
             packed = pack_frames(seq)
@@ -748,25 +796,77 @@ class _Engine:
                 state_time=np.float64(state_time[eid]),
             )
 
-    # -- finals ----------------------------------------------------------------------------------
-    def _finals(self) -> None:
+    def _finish_round(self, r, frames, renders, monitor_frames, meta) -> None:
+        """(background) The round's videos, then round.json with "complete" (atomically, last),
+        then run.json; the frames also go on into the final videos."""
+
         from core.interop.video import VideoWriter
 
-        s = self.settings
-        F, H, W = s.frames_per_round, s.height, s.width
-        black = np.zeros((F, H, W, 3), np.uint8)
-        with VideoWriter(self.run.final_mp4, s.fps) as final, VideoWriter(self.run.final_combined_mp4, s.fps) as combined:
-            for r in range(s.rounds):
-                rd = self.run.round_dir(r)
-                obs = load_npy(rd / "observer.npy")
-                clips = [obs]
-                for m in self.monitors:
-                    path = rd / "monitors" / f"{m.id}.npy"
-                    clips.append(load_npy(path) if path.is_file() else black)
-                side = np.concatenate(clips, axis=2)
-                for i in range(obs.shape[0]):
-                    final.write(obs[i])
-                    combined.write(side[i])
+        t0 = time.perf_counter()
+        fps = self.settings.fps
+        rd = self.run.round_dir(r)
+        clips = [(rd / "observer.mp4", frames), (rd / "renders.mp4", renders)]
+        clips += [(rd / "monitors" / f"{mid}.mp4", mf) for mid, mf in monitor_frames.items()]
+        # every video's ffmpeg encodes at the same time: frames are handed round, then all close
+        writers = [VideoWriter(path, fps) for path, _ in clips]
+        try:
+            for i in range(frames.shape[0]):
+                for w, (_, clip) in zip(writers, clips, strict=True):
+                    w.write(clip[i])
+            self._feed_finals(frames, monitor_frames)
+            for w in writers:
+                w.close()
+        except BaseException:
+            for w in writers:
+                w.abort()
+            raise
+        meta["timings"]["videos"] = round(time.perf_counter() - t0, 4)
+        write_json(self.run.round_file(r), meta)
+        self.run.write_meta(self._meta("running", r + 1))
+        self.timings["videos"] = self.timings.get("videos", 0.0) + time.perf_counter() - t0
+
+    def _wind_down(self) -> None:
+        """After a failure or a cancel: let the finished rounds reach "complete" on disk, drop the
+        unfinished final videos."""
+        try:
+            self.writer.drain()
+        except BaseException as exc:  # noqa: BLE001 - the original error is the one to report
+            self.ctx.log(f"while stopping: {type(exc).__name__}: {exc}")
+        self._close_finals(ok=False)
+
+    # -- finals ----------------------------------------------------------------------------------
+    def _open_finals(self) -> None:
+        """The final videos are written as the rounds finish (temp names until closed)."""
+        from core.interop.video import VideoWriter
+
+        fps = self.settings.fps
+        self.final_writers = (VideoWriter(self.run.final_mp4, fps), VideoWriter(self.run.final_combined_mp4, fps))
+
+    def _feed_finals(self, frames: np.ndarray, monitor_frames: dict[str, np.ndarray]) -> None:
+        final, combined = self.final_writers
+        black = np.zeros_like(frames)
+        side = np.concatenate([frames] + [monitor_frames.get(m.id, black) for m in self.monitors], axis=2)
+        for i in range(frames.shape[0]):
+            final.write(frames[i])
+            combined.write(side[i])
+
+    def _feed_finals_from_disk(self, rounds: range) -> None:
+        for r in rounds:
+            rd = self.run.round_dir(r)
+            mons = {}
+            for m in self.monitors:
+                path = rd / "monitors" / f"{m.id}.npy"
+                if path.is_file():
+                    mons[m.id] = load_npy(path)
+            self._feed_finals(load_npy(rd / "observer.npy"), mons)
+
+    def _close_finals(self, ok: bool) -> None:
+        writers, self.final_writers = getattr(self, "final_writers", ()), ()
+        for w in writers:
+            if ok:
+                w.close()
+            else:
+                w.abort()
 
     # -- the job ---------------------------------------------------------------------------------
     def __call__(self, ctx: JobContext) -> RunResult:
@@ -776,17 +876,10 @@ class _Engine:
         self.backend_calls = 0
         self.timings: dict[str, float] = {}
         self._last_preview = -1e9
+        self.writer = _BackgroundWriter()
         self.prepare()
         s = self.settings
         self._setup_world()
-        pf = self.folder.project_file
-        if s.backend == "oracle" or s.lifter == "oracle":
-            from core.generation.backends.oracle import is_oracle_project
-
-            if not is_oracle_project(self.project):
-                raise GenerationError(
-                    f"{pf}: the oracle backend and lifter only work on the demo (oracle) scene"
-                )
         if s.fps != self.project.camera_path.settings.fps:
             ctx.log(
                 f"note: the camera path is baked at {self.project.camera_path.settings.fps} fps and the video "
@@ -794,7 +887,6 @@ class _Engine:
             )
 
         # the backend and the lifter exist before anything is written: a refused backend leaves no run
-        ctx.log(f"backend {s.backend}, lifter {s.lifter}, {s.rounds} rounds of {s.frames_per_round} frames at {s.width}x{s.height}")
         if isinstance(self.backend_arg, str) or self.backend_arg is None:
             options = dict(model_id=s.model_id, profile=s.profile, project=self.project, project_folder=self.folder)
             options.update(self.backend_options)
@@ -803,10 +895,31 @@ class _Engine:
         else:
             self.backend = self.backend_arg
             own_backend = False
-        if isinstance(self.lifter_arg, str) or self.lifter_arg is None:
-            self.lifter = make_lifter(s.lifter, project=self.project)
-        else:
-            self.lifter = self.lifter_arg
+        try:
+            if not s.lifter:
+                s.lifter = getattr(self.backend, "lifter", None) or _DEFAULT_LIFTERS.get(s.backend, "model")
+            if s.lifter == "oracle":
+                from core.generation.backends.oracle import is_oracle_project
+
+                if not is_oracle_project(self.project):
+                    raise GenerationError(
+                        f"{self.folder.project_file}: the oracle lifter only works on the demo (oracle) scene"
+                    )
+            if isinstance(self.lifter_arg, str) or self.lifter_arg is None:
+                self.lifter = make_lifter(s.lifter, project=self.project)
+            else:
+                self.lifter = self.lifter_arg
+            ctx.log(
+                f"backend {s.backend}, lifter {s.lifter}, {s.rounds} rounds of {s.frames_per_round} frames "
+                f"at {s.width}x{s.height}, {len(self.monitors)} monitors"
+            )
+            prepare = getattr(self.lifter, "prepare", None)
+            if prepare is not None:
+                prepare(ctx)
+        except BaseException:
+            if own_backend:
+                self.backend.close()
+            raise
 
         try:
             if self.copy_from is not None:
@@ -818,6 +931,8 @@ class _Engine:
             self.run.path.mkdir(parents=True, exist_ok=True)
             self.run.write_meta(self._meta("running", self.start))
             ctx.log(f"run {self.run.id}: {self.run.path}")
+            self._open_finals()
+            self.writer.submit(self._feed_finals_from_disk, range(self.start))
 
             todo = s.rounds - self.start
             self.units_total = max(1, todo * len(self.cameras) * s.steps)
@@ -826,17 +941,20 @@ class _Engine:
             for r in range(self.start, s.rounds):
                 self.run.clear_round(r)  # leftovers of an unfinished round
                 self._round(r)
-                self.run.write_meta(self._meta("running", r + 1))
             ctx.check_cancelled()
-            self._finals()
+            self.writer.drain()
+            self._close_finals(ok=True)
             self.run.write_meta(self._meta("complete", s.rounds))
         except (Cancelled, KeyboardInterrupt):
+            self._wind_down()
             self._write_status("cancelled", "cancelled")
             raise
         except BaseException as exc:
+            self._wind_down()
             self._write_status("failed", f"{type(exc).__name__}: {exc}")
             raise
         finally:
+            self.writer.shutdown()
             if own_backend:
                 self.backend.close()
             self.lifter.close()

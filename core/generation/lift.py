@@ -140,12 +140,13 @@ class OracleLifter:
 
 # ---------------------------------------------------------------------------------- model
 def fit_scale_shift(
-    pred: np.ndarray, ref: np.ndarray, mask: np.ndarray, *, outlier_mad: float = 3.0
+    pred: np.ndarray, ref: np.ndarray, mask: np.ndarray, *, outlier_mad: float = 3.0, iterations: int = 3
 ) -> tuple[float, float, int] | None:
     """Least-squares ``scale, shift`` with ``scale * pred + shift ~= ref`` over ``mask`` pixels
-    (pred and ref finite and > 0 there). One refit after dropping residuals beyond
-    ``outlier_mad`` median absolute deviations. Returns (scale, shift, pixels used), or None
-    when fewer than 8 pixels are usable or the fit has a non-positive scale."""
+    (pred and ref finite and > 0 there), robust to outliers: a start from medians and median
+    absolute deviations, then a few least-squares refits on the pixels whose residual is within
+    ``outlier_mad`` MADs. Returns (scale, shift, pixels used), or None when fewer than 8 pixels
+    are usable or the fit has a non-positive scale."""
     pred = np.asarray(pred, np.float64)
     ref = np.asarray(ref, np.float64)
     sel = np.asarray(mask, bool) & np.isfinite(pred) & np.isfinite(ref) & (pred > 0) & (ref > 0)
@@ -153,23 +154,26 @@ def fit_scale_shift(
     y = ref[sel]
     if x.size < 8:
         return None
-
-    def solve(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        A = np.stack([x, np.ones_like(x)], axis=1)
-        (s, b), *_ = np.linalg.lstsq(A, y, rcond=None)
-        return float(s), float(b)
-
-    s, b = solve(x, y)
-    r = np.abs(s * x + b - y)
-    mad = float(np.median(r))
-    if mad > 0:
-        keep = r <= outlier_mad * 1.4826 * mad + 1e-12
-        if 8 <= keep.sum() < x.size:
-            x, y = x[keep], y[keep]
-            s, b = solve(x, y)
+    mx, my = float(np.median(x)), float(np.median(y))
+    sx, sy = float(np.median(np.abs(x - mx))), float(np.median(np.abs(y - my)))
+    if sx > 0 and sy > 0:
+        s = sy / sx
+        b = my - s * mx
+    else:
+        s, b = 1.0, my - mx
+    used = x.size
+    for _ in range(max(1, iterations)):
+        r = np.abs(s * x + b - y)
+        mad = float(np.median(r))
+        keep = r <= outlier_mad * 1.4826 * mad + 1e-9 * max(1.0, abs(my))
+        if keep.sum() < 8:
+            break
+        A = np.stack([x[keep], np.ones(int(keep.sum()))], axis=1)
+        (s_new, b_new), *_ = np.linalg.lstsq(A, y[keep], rcond=None)
+        s, b, used = float(s_new), float(b_new), int(keep.sum())
     if not (s > 0 and math.isfinite(s) and math.isfinite(b)):
         return None
-    return s, b, int(x.size)
+    return s, b, used
 
 
 class ModelLifter:
@@ -188,6 +192,14 @@ class ModelLifter:
         self.depth_model = depth_model
         self.segmentation_model = segmentation_model
         self._estimator = None
+
+    def prepare(self, ctx: JobContext) -> None:
+        """Load the depth model and find the SAM 2 model now, so that a missing model is an error
+        before any generation starts."""
+        from core.reconstruct.depth import resolve_model_folder
+
+        self._depth_estimator(ctx)
+        resolve_model_folder(self.segmentation_model, "segmentation", ctx)
 
     def _depth_estimator(self, ctx: JobContext):
         if self._estimator is None:

@@ -142,11 +142,12 @@ def _latent_grid_targets(video: np.ndarray, temporal: int, spatial: int) -> np.n
     return np.stack(out)
 
 
-def fit_latent_rgb_map(vae, *, count: int = 8, size: int = 64, frames: int = 5, seed: int = 0,
-                       ridge: float = 1e-3) -> LatentRGBMap:
+def fit_latent_rgb_map(vae, *, device=None, count: int = 8, size: int = 64, frames: int = 5,
+                       seed: int = 0, ridge: float = 1e-3) -> LatentRGBMap:
     """Fit a :class:`LatentRGBMap` for ``vae`` (an ``AutoencoderKLWan``): least squares with a
     small ridge from normalised latents (+1 for the bias) to the VAE's decode of those latents,
-    both on the latent grid. Runs on the VAE's device and dtype, under no_grad."""
+    both on the latent grid. Runs under no_grad in the VAE's dtype on ``device`` (default: where
+    its weights are; pass the pipeline's execution device when the VAE is offloaded)."""
     import torch
 
     cfg = vae.config
@@ -154,7 +155,7 @@ def fit_latent_rgb_map(vae, *, count: int = 8, size: int = 64, frames: int = 5, 
     temporal = int(getattr(cfg, "scale_factor_temporal", 4))
     z_dim = int(cfg.z_dim)
     param = next(vae.parameters())
-    device, dtype = param.device, param.dtype
+    device, dtype = torch.device(device) if device is not None else param.device, param.dtype
     mean = torch.tensor(cfg.latents_mean, dtype=torch.float32).view(1, z_dim, 1, 1, 1)
     std = torch.tensor(cfg.latents_std, dtype=torch.float32).view(1, z_dim, 1, 1, 1)
 
@@ -209,13 +210,15 @@ def vae_fingerprint(vae) -> str:
     h.update(f"fit{FIT_VERSION}".encode())
     params = list(vae.parameters())
     for p in (params[0], params[len(params) // 2], params[-1]):
-        sample = p.detach().flatten()[:256].to("cpu", torch.float32).numpy()
-        h.update(np.round(sample, 3).tobytes())  # rounded: bf16 and f32 copies agree
+        # through bf16: a bf16 copy and the float32 original hash alike
+        sample = p.detach().flatten()[:256].to("cpu", torch.bfloat16).float().numpy()
+        h.update(sample.tobytes())
     return h.hexdigest()[:16]
 
 
-def latent_rgb_map_for(vae, cache_dir: str | os.PathLike | None = None) -> LatentRGBMap:
-    """The map for ``vae``: from memory, else from the disk cache, else fitted and cached."""
+def latent_rgb_map_for(vae, cache_dir: str | os.PathLike | None = None, device=None) -> LatentRGBMap:
+    """The map for ``vae``: from memory, else from the disk cache, else fitted (on ``device``)
+    and cached."""
     key = vae_fingerprint(vae)
     with _memo_lock:
         if key in _memo:
@@ -229,7 +232,7 @@ def latent_rgb_map_for(vae, cache_dir: str | os.PathLike | None = None) -> Laten
         except (OSError, ValueError, KeyError):
             result = None  # a damaged cache file is refitted and overwritten
     if result is None:
-        result = fit_latent_rgb_map(vae)
+        result = fit_latent_rgb_map(vae, device=device) if device is not None else fit_latent_rgb_map(vae)
         try:
             from core.project import atomic_write_bytes
 
@@ -315,10 +318,11 @@ def preview_image(x0, rgb_map: LatentRGBMap, *, skip_frames: int = 0,
     return (strip * 255.0 + 0.5).astype(np.uint8)
 
 
-def preview_shape(height: int, width: int, num_frames: int, *, skip_frames: int = 0,
-                  max_frames: int = 4, spatial: int = 8, temporal: int = 4) -> tuple[int, int, int]:
-    """The shape :func:`preview_image` returns for a video of ``num_frames`` frames at
-    ``height`` x ``width`` (plus ``skip_frames`` leading latent frames that are not shown)."""
-    latent_frames = (num_frames - 1) // temporal + 1 + skip_frames
-    n = max(len(preview_frame_indices(latent_frames, skip_frames, max_frames)), 1)
+def preview_shape(height: int, width: int, num_frames: int, *, max_frames: int = 4,
+                  spatial: int = 8, temporal: int = 4) -> tuple[int, int, int]:
+    """The shape of :func:`preview_image`'s strip for the shown part of a video: ``num_frames``
+    frames (4k + 1) at ``height`` x ``width`` (the backends skip reference and context latent
+    frames, so this is the round's own frame count)."""
+    latent_frames = (num_frames - 1) // temporal + 1
+    n = max(len(preview_frame_indices(latent_frames, 0, max_frames)), 1)
     return height // spatial, n * (width // spatial), 3

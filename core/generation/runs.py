@@ -29,13 +29,14 @@ import json
 import os
 import re
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core.errors import WorldStudioError
+from core.fileio import atomic_write
 from core.project import ProjectFolder, atomic_write_bytes
 
 RUN_FILE = "run.json"
@@ -50,7 +51,7 @@ class RunError(WorldStudioError):
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def safe_name(name: str, what: str) -> str:
@@ -81,20 +82,14 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:
-    """np.save (no pickle) to a temp name, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    """np.save (no pickle), atomically."""
+    with atomic_write(path) as f:
         np.save(f, np.ascontiguousarray(array), allow_pickle=False)
-    os.replace(tmp, path)
 
 
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_write(path) as f:
         np.savez(f, **arrays)
-    os.replace(tmp, path)
 
 
 def load_npy(path: Path) -> np.ndarray:

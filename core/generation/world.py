@@ -144,19 +144,18 @@ def render_world(
         xyz = np.concatenate([c.xyz for _, c in parts])
         cols = np.concatenate([c.rgb for _, c in parts])
         labels = np.concatenate([np.full(len(c), k, np.int16) for k, c in parts])
-        er = render_points(xyz, cols, c2w[i], K[i], H, W, radius=radius)
-        emask = er.mask[0].numpy()
-        edepth = er.depth[0].numpy()
-        eindex = er.index[0].numpy()
-        win = emask & (~covered[i] | (edepth < depth[i]))
+        pix, z, winners = splat_small(xyz, c2w[i], K[i], H, W, radius)
+        flat_depth = depth[i].reshape(-1)
+        flat_cov = covered[i].reshape(-1)
+        win = ~flat_cov[pix] | (z < flat_depth[pix])
         if not win.any():
             continue
-        rgb[i][win] = er.rgb[0].numpy()[win]
-        depth[i][win] = edepth[win]
-        covered[i] |= win
-        winners = eindex[win]
-        label[i][win] = labels[winners]
+        pix, z, winners = pix[win], z[win], winners[win]
+        rgb[i].reshape(-1, 3)[pix] = cols[winners]
+        flat_depth[pix] = z
+        flat_cov[pix] = True
         win_labels = labels[winners]
+        label[i].reshape(-1)[pix] = win_labels
         for k, _ in parts:
             eid = entity_ids[k]
             sel = winners[win_labels == k]
@@ -164,6 +163,39 @@ def render_world(
             if sel.size:
                 centroids[eid][i] = xyz[sel].astype(np.float64).mean(axis=0)
     return WorldRender(rgb, depth, covered, label, list(entity_ids), pixels, centroids)
+
+
+def splat_small(xyz: np.ndarray, c2w: np.ndarray, K: np.ndarray, height: int, width: int, radius: int = 0,
+                near: float = 1e-4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A numpy z-buffer for small clouds (an entity in one frame), with the renderer's
+    conventions (core.pointcloud.render: pixel floor(u), floor(v); z > near; nearest point wins,
+    ties to the lowest index; radius r splats the (2r + 1)^2 square). Cheaper than a torch call
+    for a few thousand points. Returns, per covered pixel: its flat index (v * W + u), the depth
+    and the index of the winning point."""
+    P = K @ np.linalg.inv(np.asarray(c2w, np.float64))[:3]
+    X = np.asarray(xyz, np.float64)
+    cam = X @ P[:, :3].T + P[:, 3]
+    z = cam[:, 2]
+    ok = np.isfinite(cam).all(axis=1) & (z > near)
+    idx = np.flatnonzero(ok)
+    z = z[ok]
+    u = np.floor(cam[ok, 0] / z).astype(np.int64)
+    v = np.floor(cam[ok, 1] / z).astype(np.int64)
+    if radius > 0:
+        offsets = [(dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
+        u = np.concatenate([u + dx for _, dx in offsets])
+        v = np.concatenate([v + dy for dy, _ in offsets])
+        z = np.tile(z, len(offsets))
+        idx = np.tile(idx, len(offsets))
+    inside = (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    u, v, z, idx = u[inside], v[inside], z[inside], idx[inside]
+    pix = v * width + u
+    zf = z.astype(np.float32)
+    order = np.lexsort((idx, zf, pix))
+    pix, zf, idx = pix[order], zf[order], idx[order]
+    first = np.ones(len(pix), bool)
+    first[1:] = pix[1:] != pix[:-1]
+    return pix[first], zf[first], idx[first]
 
 
 # ---------------------------------------------------------------------------------- growing
@@ -183,7 +215,6 @@ def grow_static(
     same call already reach (so a hole seen by many frames is filled once).
     """
     from core.pointcloud.ops import unproject_depth
-    from core.pointcloud.render import render_points
 
     F, H, W = holes.shape
     added: list[PointCloud] = []
@@ -194,7 +225,9 @@ def grow_static(
         if not grow.any():
             continue
         if len(acc_xyz):
-            grow &= ~render_points(acc_xyz, None, c2w[i], K[i], H, W, radius=radius).mask[0].numpy()
+            reached = np.zeros(H * W, bool)
+            reached[splat_small(acc_xyz, c2w[i], K[i], H, W, radius)[0]] = True
+            grow &= ~reached.reshape(H, W)
             if not grow.any():
                 continue
         pc = unproject_depth(d, K[i], c2w[i], rgb=frames[i], mask=grow)

@@ -189,8 +189,7 @@ def with_camera_overlay(cloud, project: Project):
 def _write_ply(path: Path, cloud) -> None:
     from core.pointcloud.ply import write_ply
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_ply(path, cloud)
+    write_ply(path, cloud)  # creates the folder, with a clear error when it cannot
 
 
 def export_scene_ply(

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import FormatError, WorldStudioError
+from core.fileio import check_output_path
 
 
 def _ffmpeg() -> str:
@@ -36,11 +37,7 @@ class VideoWriter:
         self._tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix or '.mp4'}")
         self._gen = None
         self._size: tuple[int, int] | None = None
-        for parent in (self.path.parent, *self.path.parent.parents):
-            if parent.exists():
-                if not parent.is_dir():
-                    raise WorldStudioError(f"{self.path}: cannot write here ({parent} is not a folder)")
-                break
+        check_output_path(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._tmp.touch()

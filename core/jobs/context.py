@@ -66,7 +66,9 @@ class JobContext:
         self._sink(Report("log", message=message))
 
 
-def run_in_terminal(job: Callable[[JobContext], T], description: str = "", quiet: bool = False) -> T:
+def run_in_terminal(
+    job: Callable[[JobContext], T], description: str = "", quiet: bool = False, unit: str = "it"
+) -> T:
     """Run ``job`` with a tqdm progress bar on stderr; Ctrl+C cancels it cleanly."""
     from tqdm import tqdm
 
@@ -80,7 +82,7 @@ def run_in_terminal(job: Callable[[JobContext], T], description: str = "", quiet
             if bar is None or bar.total != report.total:
                 if bar is not None:
                     bar.close()
-                bar = tqdm(total=report.total, desc=description or None, unit="frame", leave=True)
+                bar = tqdm(total=report.total, desc=description or None, unit=unit, leave=True)
             bar.n = report.done
             if report.message:
                 bar.set_postfix_str(report.message, refresh=False)

@@ -108,6 +108,12 @@ def _info_or_error(name: str) -> ModelInfo:
     return info
 
 
+def get_model(name: str) -> ModelInfo:
+    """The catalogue entry for a short name or hub repo id; :class:`ModelError` (listing the
+    known names) when there is none."""
+    return _info_or_error(name)
+
+
 def set_local_dir(name: str, path: str | os.PathLike | None) -> None:
     """Use the folder ``path`` for model ``name`` in this process (None removes the override)."""
     info = _info_or_error(name)

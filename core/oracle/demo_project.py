@@ -8,12 +8,10 @@ Everything is deterministic (fixed ids), so `worldstudio new --demo` reproduces 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
+from core.fileio import staged_folder
 from core.oracle.scene import DEMO_FOV_DEG, OracleScene, demo_intrinsics
 from core.project import (
     CameraPath,
@@ -89,11 +87,7 @@ def create_demo_project(folder: str | os.PathLike, width: int = 832, height: int
     K = demo_intrinsics(height=height, width=width, fov_deg=DEMO_FOV_DEG)
     frame = scene.render(np.eye(4), K, height, width, t=0.0)
 
-    target = Path(folder)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Build beside the target and swap it in at the end: a failure leaves nothing half-made.
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with staged_folder(folder, replace=True) as staging:
         pf = ProjectFolder(staging)
         pf.masks_dir.mkdir(parents=True)
         Image.fromarray(frame.rgb).save(staging / "source.png")
@@ -129,10 +123,4 @@ def create_demo_project(folder: str | os.PathLike, width: int = 832, height: int
         )
         project.camera_path = demo_path(gen.fps, project.total_frames)
         pf.save(project)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return project

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from core.errors import FormatError
+from core.fileio import atomic_write
 from core.pointcloud.cloud import PointCloud
 
 __all__ = ["read_ply", "read_ply_with_normals", "write_ply"]
@@ -124,36 +124,9 @@ def write_ply(path: str | os.PathLike, cloud: PointCloud, normals=None) -> None:
 
 
 def _atomic_write(path: Path, header: bytes, data: np.ndarray) -> None:
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(header)
-            f.write(memoryview(data).cast("B"))
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            mode = path.stat().st_mode & 0o777
-        except FileNotFoundError:
-            mode = 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable (best effort: not every platform can open folders)
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    with atomic_write(path) as f:
+        f.write(header)
+        f.write(memoryview(data).cast("B"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,11 +14,17 @@ Visibility: per pixel the point with the smallest z wins; ties go to the lowest 
 z-buffer holds one int64 key per pixel, ``(float32 bits of z) << 32 | point index``: positive
 float32 values order like their bit patterns read as integers, so one
 ``scatter_reduce_(..., "amin")`` over a flat (poses x H x W) buffer does the depth test and the
-tie break at once. Culled and off-image points scatter into one extra dummy slot.
+tie break at once. Each pose's buffer has a one-pixel guard ring around the image that takes
+the culled and off-image points, so the hot loop needs no validity masks.
+
+Determinism: the projection is plain float32 multiplies, adds and divides in a fixed order (no
+GEMM, whose roundings depend on shapes and devices), so an image does not depend on how poses
+and points are batched, and CPU and CUDA give the same bits.
 
 Speed: work is split into blocks of (points x poses) so that scratch memory stays bounded (and
-cache-sized on CPU); the point indices of the keys are written once per call and each pose only
-writes the z half of them; poses are batched into one GEMM per block on CUDA.
+cache-sized on CPU; on CUDA a block holds many poses, to amortise kernel launches); the point
+indices of the keys are written once per call and each pose only writes the z half of them;
+culling uses arithmetic and clamping instead of boolean masks.
 
 This module imports torch at import time: import it explicitly (``core.pointcloud`` does not).
 """
@@ -42,7 +48,10 @@ _LO = 1 - _HI
 # Elements (points x poses) per block, about 50 bytes of scratch each. On CPU a block that stays
 # in the caches is fastest; on CUDA big blocks amortise kernel launches.
 _CPU_BLOCK_ELEMS = 1 << 17
-_CUDA_BLOCK_ELEMS = 1 << 24
+_CUDA_BLOCK_ELEMS = 1 << 23
+# Points are sorted by pixel first when a call renders at least this many poses and points.
+_SORT_MIN_POSES = 4
+_SORT_MIN_POINTS = 1 << 16
 # Bound on the z-buffer and decoding scratch of one chunk of poses (about 24 bytes a pixel).
 _CHUNK_BYTES = 1_500_000_000
 
@@ -179,34 +188,45 @@ def _background(background, device: torch.device) -> torch.Tensor:
 def _render_into(out: RenderResult, pts, cols, P_all, bg, radius: int, near: float) -> None:
     dev = pts.device
     B, H, W = out.depth.shape
-    HW = H * W
-    # Non-finite points never reach the z-buffer; `order` maps kept points to input indices.
-    order = None
-    if pts.shape[0] and not bool(torch.isfinite(pts).all()):
-        order = torch.isfinite(pts).all(dim=1).nonzero().squeeze(1)
-        pts = pts[order]
-        cols = cols[order]
+    # `ids` are the input indices of the points as processed: non-finite points are dropped,
+    # the rest may be reordered; the z-buffer keys carry these ids, so neither changes results.
+    ids = None
+    # One sum finds any NaN or infinity (and rarely overflows, which only costs the exact test).
+    if pts.shape[0] and not bool(torch.isfinite(pts.sum())) and not bool(torch.isfinite(pts).all()):
+        ids = torch.isfinite(pts).all(dim=1).nonzero().squeeze(1)
+        pts = pts[ids]
     n_pts = pts.shape[0]
-    # Coordinate-major points (3, n): a block's projection is one small GEMM whose output rows
-    # (u, v and z numerators of each pose) are contiguous.
+    if ids is None:
+        ids = torch.arange(n_pts, device=dev)
+    # Coordinate-major points (3, n): contiguous rows for the elementwise projection.
     pts_t = pts.t().contiguous()
-    # Colours packed as one int32 a point: decoding gathers 1-D instead of (N, 3).
-    packed = torch.zeros((n_pts, 4), dtype=torch.uint8, device=dev)
-    packed[:, :3] = cols
+    # Colours packed as one int32 a point, after the background colour: decoding gathers 1-D
+    # at index + 1 instead of (N, 3) at index.
+    packed = torch.zeros((cols.shape[0] + 1, 4), dtype=torch.uint8, device=dev)
+    packed[0, :3] = bg
+    packed[1:, :3] = cols
     packed = packed.view(torch.int32).view(-1)
-    bg_packed = torch.zeros(4, dtype=torch.uint8, device=dev)
-    bg_packed[:3] = bg
-    bg_packed = bg_packed.view(torch.int32)
 
     block_elems = _CUDA_BLOCK_ELEMS if dev.type == "cuda" else _CPU_BLOCK_ELEMS
+    # The z-buffer of a pose is (H + 2) x (W + 2): the image plus a one-pixel guard ring that
+    # takes every culled or off-image point, so no point needs a validity mask.
+    Hp, Wp = H + 2, W + 2
+    HWp = Hp * Wp
+    if B >= _SORT_MIN_POSES and n_pts >= _SORT_MIN_POINTS:
+        # Points in the pixel order of the first pose: each block's scatter then touches a
+        # band of the z-buffer that stays in cache (nearby poses keep most of that locality).
+        perm = _pixel_order(P_all[0].to(device=dev, dtype=torch.float32), pts_t, H, W, near)
+        pts_t = torch.index_select(pts_t, 1, perm)
+        ids = torch.index_select(ids, 0, perm)
     # Pixel ids are int32 within a chunk of poses.
-    pose_chunk = max(1, min(B, _CHUNK_BYTES // (HW * 24), (2**31 - 2) // HW))
+    pose_chunk = max(1, min(B, _CHUNK_BYTES // (HWp * 24), (2**31 - 1) // HWp))
     poses_per_block = max(1, min(pose_chunk, block_elems // max(1, n_pts)))
     pts_per_block = max(1, block_elems // poses_per_block)
-    # Keys (poses_per_block, n_pts): the point-index halves are written once, here.
+    # Keys (poses_per_block, n_pts): the id halves are written once, here; each pose then
+    # writes only the z halves.
     keys = torch.empty((poses_per_block, n_pts), dtype=torch.int64, device=dev)
     key_halves = keys.view(torch.int32).view(poses_per_block, n_pts, 2)
-    key_halves[..., _LO] = torch.arange(n_pts, dtype=torch.int32, device=dev)
+    key_halves[..., _LO] = ids.to(torch.int32)
     key_z = key_halves[..., _HI]
 
     for b0 in range(0, B, pose_chunk):
@@ -215,32 +235,26 @@ def _render_into(out: RenderResult, pts, cols, P_all, bg, radius: int, near: flo
         P = P_all[b0:b1].to(device=dev, dtype=torch.float32)
         M = P[:, :, :3].reshape(nb * 3, 3)
         t = P[:, :, 3].reshape(nb * 3, 1)
-        zbuf = torch.full((nb * HW + 1,), _EMPTY_KEY, dtype=torch.int64, device=dev)
+        zbuf = torch.full((nb * HWp,), _EMPTY_KEY, dtype=torch.int64, device=dev)
         for p0 in range(0, nb, poses_per_block):
             p1 = min(nb, p0 + poses_per_block)
-            base = torch.arange(p0, p1, dtype=torch.int32, device=dev)[:, None] * HW
+            # Flat id of image pixel (0, 0) of each pose.
+            base = torch.arange(p0, p1, dtype=torch.int32, device=dev)[:, None] * HWp + Wp + 1
             for s in range(0, n_pts, pts_per_block):
                 e = min(n_pts, s + pts_per_block)
-                _splat_block(
-                    zbuf,
-                    M[p0 * 3 : p1 * 3],
-                    t[p0 * 3 : p1 * 3],
-                    pts_t[:, s:e],
-                    keys[: p1 - p0, s:e],
-                    key_z[: p1 - p0, s:e],
-                    base,
-                    H,
-                    W,
-                    near,
-                    radius,
+                z, u, v = _project(
+                    M[p0 * 3 : p1 * 3], t[p0 * 3 : p1 * 3], pts_t[:, s:e], H, W, near, radius
                 )
-        _decode(out, b0, zbuf[: nb * HW].view(nb, H, W), packed, bg_packed, order)
+                key_z[: p1 - p0, s:e].copy_(z.view(torch.int32))
+                _scatter(zbuf, keys[: p1 - p0, s:e], u, v, base, H, W, radius)
+        inner = zbuf.view(nb, Hp, Wp)[:, 1:-1, 1:-1]
+        _decode(out, b0, inner, packed)
 
 
-def _splat_block(zbuf, M, t, pts_t, keys, key_z, base, H, W, near, radius) -> None:
-    """Project one block of points with a few poses and scatter-min their keys into zbuf."""
-    nb, n = keys.shape
-    dummy = zbuf.shape[0] - 1
+def _project(M, t, pts_t, H: int, W: int, near: float, radius: int):
+    """z, and floor(u), floor(v) clamped to [-1 - radius, W + radius] x [-1 - radius, H + radius]
+    (culled points at the low bounds), each (poses, points), for the (3 poses, 3) M and t."""
+    nb, n = M.shape[0] // 3, pts_t.shape[1]
     # ((P0 x + P1 y) + P2 z) + P3 with one rounding per operation, elementwise rather than a
     # GEMM: GEMM kernels round differently with the matrix shapes and the device, and the
     # images must not depend on how poses and points are batched, nor on the device.
@@ -252,59 +266,73 @@ def _splat_block(zbuf, M, t, pts_t, keys, key_z, base, H, W, near, radius) -> No
     proj += t
     proj = proj.view(nb, 3, n)
     z = proj[:, 2]
-    u = proj[:, 0] / z
-    v = proj[:, 1] / z
-    key_z.copy_(z.view(torch.int32))
+    # Culling without boolean masks (slow on CPU): dividing by z * clamp(sign(z - near), 0)
+    # divides by z where z > near and by 0 (or NaN) elsewhere, and the resulting infinities
+    # and NaNs all become the low bound; clamping then sends every point off the image onto the
+    # guard ring.
+    zc = torch.sub(z, near).sign_().clamp_(min=0.0)
+    zc *= z
+    lo = -1.0 - radius
+    u = torch.div(proj[:, 0], zc)
+    u = torch.nan_to_num_(u, nan=lo, posinf=lo, neginf=lo).clamp_(lo, W + radius).floor_()
+    v = torch.div(proj[:, 1], zc)
+    v = torch.nan_to_num_(v, nan=lo, posinf=lo, neginf=lo).clamp_(lo, H + radius).floor_()
+    return z, u, v
+
+
+def _pixel_order(P, pts_t, H: int, W: int, near: float) -> torch.Tensor:
+    """A permutation of the points sorting them by their pixel in the camera P (3, 4)."""
+    n = pts_t.shape[1]
+    pix = torch.empty(n, dtype=torch.int32, device=pts_t.device)
+    step = _CUDA_BLOCK_ELEMS if pts_t.device.type == "cuda" else _CPU_BLOCK_ELEMS
+    for s in range(0, n, step):
+        e = min(n, s + step)
+        _, u, v = _project(P[:, :3], P[:, 3:], pts_t[:, s:e], H, W, near, 0)
+        row = v[0].to(torch.int32)
+        row *= W + 2
+        row += u[0].to(torch.int32)
+        pix[s:e] = row
+    return torch.sort(pix).indices
+
+
+def _scatter(zbuf, keys, u, v, base, H: int, W: int, radius: int) -> None:
+    """Scatter-min the (poses, points) keys at pixels (u, v) (floats from _project)."""
+    Wp = W + 2
     if radius == 0:
-        ok = z > near
-        ok &= u >= 0
-        ok &= u < W
-        ok &= v >= 0
-        ok &= v < H
-        # Truncation is floor for the kept, non-negative coordinates.
         pix = v.to(torch.int32)
-        pix *= W
+        pix *= Wp
         pix += u.to(torch.int32)
         pix += base
-        pix = torch.where(ok, pix, dummy)
         zbuf.scatter_reduce_(0, pix.view(-1).to(torch.int64), keys.reshape(-1), "amin")
         return
-    ok = z > near
-    ok &= u >= -radius
-    ok &= u < W + radius
-    ok &= v >= -radius
-    ok &= v < H + radius
-    sel = ok.view(-1).nonzero().squeeze(1)
+    # Splats: keep the points whose square reaches the image (the clamp bounds fail this
+    # test), then one scatter per offset, clamping rows and columns onto the guard ring.
+    reach = (u >= -radius) & (u < W + radius) & (v >= -radius) & (v < H + radius)
+    sel = reach.view(-1).nonzero().squeeze(1)
     if sel.numel() == 0:
         return
-    ui = u.reshape(-1)[sel].floor_().to(torch.int64)
-    vi = v.reshape(-1)[sel].floor_().to(torch.int64)
+    nb, n = keys.shape
+    ui = u.reshape(-1)[sel].to(torch.int64)
+    vi = v.reshape(-1)[sel].to(torch.int64)
     k = keys.reshape(-1)[sel]
     b = base.to(torch.int64).expand(nb, n).reshape(-1)[sel]
     for dy in range(-radius, radius + 1):
-        vv = vi + dy
-        row_ok = (vv >= 0) & (vv < H)
-        row = vv * W + b
+        row = (vi + dy).clamp_(-1, H) * Wp + b
         for dx in range(-radius, radius + 1):
-            uu = ui + dx
-            inside = row_ok & (uu >= 0) & (uu < W)
-            zbuf.scatter_reduce_(0, torch.where(inside, row + uu, dummy), k, "amin")
+            zbuf.scatter_reduce_(0, row + (ui + dx).clamp_(-1, W), k, "amin")
 
 
-def _decode(out: RenderResult, b0: int, zkeys, packed, bg_packed, order) -> None:
-    """Write a chunk's z-buffer keys out as images."""
+def _decode(out: RenderResult, b0: int, zkeys, packed) -> None:
+    """Write a chunk's z-buffer keys out as images (no boolean selects: an empty key's halves
+    read as a NaN depth and a -1 index)."""
     nb, H, W = zkeys.shape
     b1 = b0 + nb
     halves = zkeys.view(torch.int32).view(nb, H, W, 2)
-    covered = zkeys != _EMPTY_KEY
-    out.mask[b0:b1] = covered
-    out.depth[b0:b1] = torch.where(covered, halves[..., _HI].view(torch.float32), 0.0)
-    winner = torch.where(covered, halves[..., _LO], 0)  # int32 index into the kept points
-    if packed.numel():
-        colour = torch.where(covered, packed[winner], bg_packed)
-        out.rgb[b0:b1] = colour.view(torch.uint8).view(nb, H, W, 4)[..., :3]
-    else:
-        out.rgb[b0:b1] = bg_packed.view(torch.uint8)[:3]
-    if order is not None:
-        winner = order[winner]
-    out.index[b0:b1] = torch.where(covered, winner, -1)
+    torch.ne(zkeys, _EMPTY_KEY, out=out.mask[b0:b1])
+    torch.nan_to_num(halves[..., _HI].view(torch.float32), nan=0.0, out=out.depth[b0:b1])
+    winner = halves[..., _LO] + 1  # input index + 1; 0 where empty
+    out.index[b0:b1] = winner
+    out.index[b0:b1] -= 1
+    # packed[0] is the background colour.
+    colour = torch.index_select(packed, 0, winner.view(-1)).view(torch.uint8)
+    out.rgb[b0:b1] = colour.view(nb, H, W, 4)[..., :3]

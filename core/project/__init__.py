@@ -1,5 +1,6 @@
 """The project model and its folder on disk."""
 
+from core.fileio import atomic_write_bytes
 from core.project.model import (
     SCHEMA_VERSION,
     CameraPath,
@@ -16,7 +17,7 @@ from core.project.model import (
     Scene,
     SourceImage,
 )
-from core.project.store import ProjectFolder, atomic_write_bytes, load_project, save_project
+from core.project.store import ProjectFolder, load_project, save_project
 
 __all__ = [
     "SCHEMA_VERSION",

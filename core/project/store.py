@@ -13,52 +13,17 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from core.errors import ProjectError
+from core.errors import ProjectError, WorldStudioError
+from core.fileio import atomic_write_bytes
 from core.project.migrations import migrate
 from core.project.model import SCHEMA_VERSION, Project
 
 PROJECT_FILE = "project.json"
 PROJECT_SUFFIX = ".wsproj"
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` so that ``path`` holds either the old or the new content, never a mix:
-    a temp file in the same folder, fsync, then an atomic rename over the target."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; not every platform can open a folder.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _field_path(loc: tuple) -> str:
@@ -149,9 +114,12 @@ class ProjectFolder:
             self.root.mkdir(parents=True, exist_ok=True)
             for d in (self.scene_dir, self.runs_dir, self.loras_dir):
                 d.mkdir(exist_ok=True)
-            atomic_write_bytes(self.project_file, project_to_json(project).encode("utf-8"))
         except OSError as exc:
-            raise ProjectError(f"{self.project_file}: cannot be written ({exc.strerror or exc})") from exc
+            raise ProjectError(f"{self.root}: cannot be written ({exc.strerror or exc})") from exc
+        try:
+            atomic_write_bytes(self.project_file, project_to_json(project).encode("utf-8"))
+        except WorldStudioError as exc:
+            raise ProjectError(str(exc)) from exc
 
 
 def load_project(root: str | os.PathLike) -> Project:

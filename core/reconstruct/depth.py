@@ -95,13 +95,19 @@ def load_pretrained(cls_name: str, folder: Path, device: str):
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     try:
-        model = cls.from_pretrained(str(folder))
+        model, info = cls.from_pretrained(str(folder), output_loading_info=True)
     except Exception as exc:  # noqa: BLE001 - corrupt weights, wrong config, missing files
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelError(f"{folder}: cannot load the model as {cls_name} ({first})") from exc
     finally:
         hf_logging.set_verbosity(verbosity)
         hf_logging.enable_progress_bar()
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:  # random weights in place of missing ones would give silent garbage
+        raise ModelError(
+            f"{folder}: the weights do not fit {cls_name}: {len(missing)} tensors missing "
+            f"(e.g. {missing[0]}); is this the right model?"
+        )
     model = model.to(device).eval()
     with _CACHE_LOCK:
         _CACHE[key] = model
@@ -212,8 +218,8 @@ class DepthPrediction:
                 if self.fov_h_deg is None:
                     raise ValueError("Depth Pro depth needs a focal length")
                 focal_px = 0.5 * w / math.tan(math.radians(self.fov_h_deg) / 2.0)
-            inv = np.clip(np.nan_to_num(v, nan=1e-4), 1e-4, 1e4) * (w / float(focal_px))
-            out = (1.0 / inv).astype(np.float32)
+            inv = np.nan_to_num(v.astype(np.float64), nan=0.0) * (w / float(focal_px))
+            out = (1.0 / np.clip(inv, 1e-4, 1e4)).astype(np.float32)  # as Depth Pro does
         return np.clip(out, 0.0, MAX_DEPTH).astype(np.float32)
 
 

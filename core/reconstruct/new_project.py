@@ -111,7 +111,10 @@ def new_project_from_image(
     EXIF focal length and no model estimate (module :mod:`core.reconstruct.focal`). ``size``:
     (width, height) of the project video and source image. ``crop``: (x, y, width, height) in the
     upright original image's pixels (shrunk, centred, to the project's aspect); default: the
-    largest centred crop.
+    largest centred crop. An existing folder at ``out_folder`` is replaced, and only once the new
+    one is complete: callers that must not overwrite check first (as the CLI does without
+    ``--force``). Errors a user can cause raise :class:`~core.errors.WorldStudioError` subclasses
+    naming the file and the problem; nothing is written then.
     """
     from core.geometry.camera import intrinsics_from_fov
     from core.project import (

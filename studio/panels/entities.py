@@ -1,5 +1,14 @@
-"""Entities and monitors: lists with add / rename / remove, and a picker that defines an entity by
-clicking on the source image (its 3D anchor comes from the depth map)."""
+"""Entities and monitors: lists with add / rename / remove, and a dialog that defines an entity
+on the source image.
+
+With a SAM 2.1 model on this machine (``core.models``: the catalogue's default segmentation
+model first), the dialog makes a mask: left clicks mark the entity, right (or Ctrl+) clicks mark
+what is not it, a drag draws a box. Each change runs :class:`core.reconstruct.segment.Sam2Segmenter`
+in a worker thread (the image is encoded once, further prompts only run the small decoder) and
+the mask is shown over the image. Accepting writes the mask (``scene/masks/<id>.png``) and adds
+the entity, with the 3D anchor from the masked depth, as one undoable edit. Without SAM 2 a
+click gives the entity its anchor from the depth under that pixel.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QPoint, Qt, Signal
-from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPen, QPixmap
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QHBoxLayout,
@@ -23,11 +33,33 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.errors import WorldStudioError
 from core.project import Pose, Project
 from studio import commands
 from studio.document import ProjectDocument, Selection
 
 ViewProvider = Callable[[], "tuple[np.ndarray, float] | None"]
+
+SAM_HINT = ("Masks need a SAM 2 model: run <code>worldstudio models download sam2.1-tiny</code> "
+            "(or Models ▸ Manage models…). Without it the entity gets its anchor from the clicked pixel.")
+MASK_COLOR = (64, 170, 255, 120)
+DRAG_PIXELS = 6  # a press that moves farther than this draws a box
+
+
+def segmentation_model() -> str | None:
+    """The name of a SAM 2 model on this machine (the catalogue's default first), or None.
+    Never touches the network."""
+    from core import models
+
+    try:
+        default = models.default_model("segmentation")
+        order = [default] + [m for m in models.all_models("segmentation") if m is not default]
+        for info in order:
+            if models.model_status(info).present:
+                return info.name
+    except WorldStudioError:
+        return None
+    return None
 
 
 def anchor_from_depth(project: Project, folder: Path, u: float, v: float):
@@ -54,6 +86,18 @@ def anchor_from_depth(project: Project, folder: Path, u: float, v: float):
         return None
     ray = np.linalg.solve(K, np.array([uk, vk, 1.0]))
     return tuple(float(c) for c in ray * z)
+
+
+def fit_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``mask`` resized (nearest) to ``shape`` = (H, W) when the source image and the depth map
+    differ in size."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape == tuple(shape):
+        return mask
+    from PIL import Image
+
+    img = Image.fromarray(mask.astype(np.uint8) * 255).resize((shape[1], shape[0]), Image.Resampling.NEAREST)
+    return np.asarray(img) > 127
 
 
 class _PickLabel(QLabel):
@@ -84,39 +128,215 @@ class _PickLabel(QLabel):
             qp.end()
 
 
-class SourcePickDialog(QDialog):
-    """Name an entity and click where it is on the source image."""
+class PromptCanvas(QLabel):
+    """The source image taking SAM prompts: left click = on the entity, right or Ctrl+click = not
+    on it, drag = a box (replacing the previous one). Shows the prompts and the current mask.
+    Coordinates in signals and state are source-image pixels (screen / ``scale``)."""
 
-    def __init__(self, doc: ProjectDocument, parent: QWidget | None = None):
+    prompts_changed = Signal()
+    clicked = Signal(float, float, int)  # source pixel, label
+
+    def __init__(self, pixmap: QPixmap, scale: float):
+        super().__init__()
+        self.scale = scale
+        self.setPixmap(pixmap)
+        self.setFixedSize(pixmap.size())
+        self.setCursor(Qt.CursorShape.CrossCursor)
+        self.points: list[tuple[float, float, int]] = []
+        self.box: tuple[float, float, float, float] | None = None
+        self.overlay: QImage | None = None
+        self._press: QPointF | None = None
+        self._press_label = 1
+        self._drag_box: tuple[float, float, float, float] | None = None
+
+    # ------------------------------------------------------------------ state
+    def prompts(self) -> tuple[list[tuple[float, float]], list[int], tuple[float, float, float, float] | None]:
+        return [(x, y) for x, y, _l in self.points], [lab for _x, _y, lab in self.points], self.box
+
+    def clear(self) -> None:
+        self.points.clear()
+        self.box = None
+        self.set_mask(None)
+        self.prompts_changed.emit()
+
+    def undo_last(self) -> None:
+        if self.points:
+            self.points.pop()
+        elif self.box is not None:
+            self.box = None
+        else:
+            return
+        self.update()
+        self.prompts_changed.emit()
+
+    def set_mask(self, mask: np.ndarray | None) -> None:
+        if mask is None or not np.any(mask):
+            self.overlay = None
+        else:
+            h, w = mask.shape
+            rgba = np.zeros((h, w, 4), np.uint8)
+            rgba[mask] = MASK_COLOR
+            self.overlay = QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+        self.update()
+
+    def add_point(self, x: float, y: float, label: int = 1) -> None:
+        self.points.append((float(x), float(y), int(label)))
+        self.update()
+        self.clicked.emit(float(x), float(y), int(label))
+        self.prompts_changed.emit()
+
+    def set_box(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        self.box = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+        self.update()
+        self.prompts_changed.emit()
+
+    # ------------------------------------------------------------------ mouse
+    def _src(self, p: QPointF) -> tuple[float, float]:
+        w, h = self.width() / self.scale, self.height() / self.scale
+        return (min(max(p.x() / self.scale, 0.0), w - 0.5), min(max(p.y() / self.scale, 0.0), h - 0.5))
+
+    def mousePressEvent(self, ev: QMouseEvent) -> None:  # noqa: N802 - Qt's name
+        negative = (ev.button() == Qt.MouseButton.RightButton
+                    or bool(ev.modifiers() & Qt.KeyboardModifier.ControlModifier))
+        if ev.button() not in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
+            return
+        self._press = ev.position()
+        self._press_label = 0 if negative else 1
+
+    def mouseMoveEvent(self, ev: QMouseEvent) -> None:  # noqa: N802 - Qt's name
+        if self._press is None:
+            return
+        d = ev.position() - self._press
+        if self._drag_box is not None or abs(d.x()) + abs(d.y()) > DRAG_PIXELS:
+            x0, y0 = self._src(self._press)
+            x1, y1 = self._src(ev.position())
+            self._drag_box = (x0, y0, x1, y1)
+            self.update()
+
+    def mouseReleaseEvent(self, ev: QMouseEvent) -> None:  # noqa: N802 - Qt's name
+        if self._press is None:
+            return
+        press, self._press = self._press, None
+        box, self._drag_box = self._drag_box, None
+        if box is not None:
+            if abs(box[2] - box[0]) >= 2 and abs(box[3] - box[1]) >= 2:
+                self.set_box(*box)
+            else:
+                self.update()
+            return
+        self.add_point(*self._src(press), self._press_label)
+
+    # ------------------------------------------------------------------ paint
+    def paintEvent(self, ev) -> None:  # noqa: N802 - Qt's name
+        super().paintEvent(ev)
+        qp = QPainter(self)
+        qp.setRenderHint(QPainter.RenderHint.Antialiasing)
+        s = self.scale
+        if self.overlay is not None:
+            qp.drawImage(QRectF(0, 0, self.width(), self.height()), self.overlay)
+        for box, style in ((self.box, Qt.PenStyle.SolidLine), (self._drag_box, Qt.PenStyle.DashLine)):
+            if box is not None:
+                qp.setPen(QPen(QColor(255, 196, 64), 2, style))
+                qp.setBrush(Qt.BrushStyle.NoBrush)
+                x0, y0, x1, y1 = box
+                qp.drawRect(QRectF(min(x0, x1) * s, min(y0, y1) * s, abs(x1 - x0) * s, abs(y1 - y0) * s))
+        for x, y, label in self.points:
+            c = QPointF(x * s, y * s)
+            color = QColor(80, 220, 120) if label else QColor(255, 90, 90)
+            qp.setPen(QPen(QColor(0, 0, 0), 3))
+            qp.setBrush(color)
+            qp.drawEllipse(c, 7, 7)
+            qp.setPen(QPen(QColor(255, 255, 255), 2))
+            qp.drawLine(QPointF(c.x() - 4, c.y()), QPointF(c.x() + 4, c.y()))
+            if label:
+                qp.drawLine(QPointF(c.x(), c.y() - 4), QPointF(c.x(), c.y() + 4))
+        qp.end()
+
+
+class SourcePickDialog(QDialog):
+    """Name an entity and show where it is on the source image: a SAM 2 mask from clicks and
+    boxes when a SAM 2 model is here (``use_masks``: None = when available), else one click
+    for its anchor."""
+
+    def __init__(self, doc: ProjectDocument, parent: QWidget | None = None, use_masks: bool | None = None):
         super().__init__(parent)
         self.setWindowTitle("Add entity from the source image")
         self.doc = doc
         self.anchor = None
+        self.mask: np.ndarray | None = None  # (H, W) bool on the source image
+        self.mask_score: float | None = None
+        self.entity = None  # the Entity made from the mask (its file written), before the edit
+        self._segmenter = None
+        self._pending = False
+        self.runner = None  # the dialog's own worker (studio.worker.JobRunner), made on first use
         p = doc.project
         src = doc.folder / p.source.file if (doc.folder and p.source) else None
         pm = QPixmap(str(src)) if src is not None and src.is_file() else QPixmap()
+        has_depth = p.intrinsics is not None and p.scene is not None and bool(p.scene.depth_file)
+        available = segmentation_model() if (not pm.isNull() and has_depth and use_masks is not False) else None
+        self.sam_model: str | None = available
         self.scale = 1.0
-        if not pm.isNull() and pm.width() > 900:
-            self.scale = 900 / pm.width()
-            pm = pm.scaledToWidth(900, Qt.TransformationMode.SmoothTransformation)
+        if not pm.isNull():
+            if pm.width() > 900:
+                self.scale = 900 / pm.width()
+            elif self.sam_model is not None and pm.width() < 560:
+                self.scale = 560 / pm.width()  # small images: bigger targets to click
+            if self.scale != 1.0:
+                pm = pm.scaledToWidth(round(pm.width() * self.scale), Qt.TransformationMode.SmoothTransformation)
         layout = QVBoxLayout(self)
         self.name = QLineEdit()
         self.name.setPlaceholderText("name, e.g. ball, dog, person")
         layout.addWidget(QLabel("Name"))
         layout.addWidget(self.name)
         self.info = QLabel("Click on the entity in the image.")
+        self.info.setWordWrap(True)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setObjectName("segmentStatus")
+        self.mask_check: QCheckBox | None = None
         if pm.isNull():
             self.info.setText("This project has no source image: the entity gets no anchor.")
+        elif self.sam_model is not None:
+            self._source_rgb = _read_rgb(src)
+            self.image = PromptCanvas(pm, self.scale)
+            self.image.prompts_changed.connect(self._segment)
+            self.image.clicked.connect(self._clicked)
+            self.info.setText(f"<b>Mask with {self.sam_model}</b>: left-click on the entity, right-click "
+                              "(or Ctrl+click) on what is not it, or drag a box around it.")
+            layout.addWidget(self.image, 0, Qt.AlignmentFlag.AlignHCenter)
+            row = QHBoxLayout()
+            self.mask_check = QCheckBox("Save the mask with the entity")
+            self.mask_check.setChecked(True)
+            self.mask_check.setToolTip("Unchecked: only the anchor is kept (from the mask, else the first click)")
+            undo = QPushButton("Undo last prompt")
+            undo.clicked.connect(self.image.undo_last)
+            clear = QPushButton("Clear")
+            clear.clicked.connect(self.image.clear)
+            row.addWidget(self.mask_check)
+            row.addStretch(1)
+            row.addWidget(undo)
+            row.addWidget(clear)
+            layout.addLayout(row)
         else:
             self.image = _PickLabel(pm)
             self.image.picked.connect(self._picked)
             layout.addWidget(self.image)
+            if has_depth:
+                self.status.setText(SAM_HINT)
+                self.status.setObjectName("hint")
+                self.status.setTextFormat(Qt.TextFormat.RichText)
         layout.addWidget(self.info)
+        layout.addWidget(self.status)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self._accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
 
+    @property
+    def uses_masks(self) -> bool:
+        return self.sam_model is not None
+
+    # ------------------------------------------------------------------ click for an anchor
     def _picked(self, x: float, y: float) -> None:
         u, v = x / self.scale, y / self.scale
         self.anchor = anchor_from_depth(self.doc.project, self.doc.folder, u, v)
@@ -126,14 +346,145 @@ class SourcePickDialog(QDialog):
             self.info.setText(f"pixel ({u:.0f}, {v:.0f}) → anchor ({self.anchor[0]:.3f}, "
                               f"{self.anchor[1]:.3f}, {self.anchor[2]:.3f})")
 
+    def _clicked(self, u: float, v: float, label: int) -> None:
+        """The first positive click gives an anchor at once (the mask's replaces it)."""
+        if label and self.mask is None and not any(lab for _x, _y, lab in self.image.points[:-1]):
+            self.anchor = anchor_from_depth(self.doc.project, self.doc.folder, u, v)
+
+    # ------------------------------------------------------------------ SAM 2 in the worker
+    def _runner(self):
+        if self.runner is None:
+            from studio.worker import JobRunner
+
+            self.runner = JobRunner(self)
+            self.runner.finished.connect(self._segmented)
+            self.runner.failed.connect(self._segment_failed)
+            self.runner.cancelled.connect(lambda: self.status.setText("segmentation cancelled"))
+        return self.runner
+
+    @property
+    def busy(self) -> bool:
+        return self.runner is not None and self.runner.busy
+
+    def _segment(self) -> None:
+        """Run SAM 2 on the current prompts (queued while a run is under way)."""
+        runner = self._runner()
+        if runner.busy:
+            self._pending = True
+            return
+        points, labels, box = self.image.prompts()
+        self.entity = None
+        if not points and box is None:
+            self.mask = None
+            self.image.set_mask(None)
+            self.status.setText("")
+            return
+        segmenter, model, rgb = self._segmenter, self.sam_model, self._source_rgb
+
+        def job(ctx):
+            from core.reconstruct.segment import Sam2Segmenter
+
+            seg = segmenter
+            if seg is None:
+                ctx.progress(0, 3, "loading SAM 2")
+                seg = Sam2Segmenter(model, ctx)
+                ctx.check_cancelled()
+                ctx.progress(1, 3, "encoding the image")
+                seg.set_image(rgb)
+                ctx.check_cancelled()
+            ctx.progress(2, 3, "decoding the mask")
+            return seg, seg.predict(points or None, labels or None, box)
+
+        self.status.setStyleSheet("")
+        self.status.setText("segmenting…" if segmenter is not None else f"loading {model} and segmenting…")
+        runner.start(job, "Segment")
+
+    def _segmented(self, result) -> None:
+        seg, res = result
+        self._segmenter = seg
+        if self._pending:  # the prompts changed meanwhile: this mask is stale
+            self._pending = False
+            self._segment()
+            return
+        self.mask, self.mask_score = res.mask, res.score
+        self.image.set_mask(res.mask)
+        n = int(res.mask.sum())
+        if n == 0:
+            self.status.setText("SAM 2 found no mask for these prompts: click elsewhere, add points "
+                                "or drag a box around the entity.")
+            return
+        anchor = self._mask_anchor(res.mask)
+        if anchor is not None:
+            self.anchor = anchor
+        where = "no depth under the mask" if anchor is None else \
+            "anchor ({:.3f}, {:.3f}, {:.3f})".format(*anchor)
+        self.status.setText(f"mask: {n} pixels (score {res.score:.2f}) · {where}")
+
+    def _segment_failed(self, message: str) -> None:
+        self._pending = False
+        self.status.setStyleSheet("color: #ff8a7a;")
+        self.status.setText(message)
+
+    def _mask_anchor(self, mask: np.ndarray):
+        from core.reconstruct.segment import mask_anchor
+
+        p = self.doc.project
+        try:
+            depth = np.load(self.doc.folder / p.scene.depth_file, allow_pickle=False)
+            return mask_anchor(fit_mask(mask, depth.shape), depth, np.array(p.intrinsics.K))
+        except (OSError, ValueError, WorldStudioError):
+            return None
+
+    def wait(self, msecs: int = 30000) -> bool:
+        """Block until the running segmentation has finished and its result is shown (tests)."""
+        from PySide6.QtCore import QCoreApplication, QElapsedTimer
+
+        timer = QElapsedTimer()
+        timer.start()
+        while (self.busy or self._pending) and timer.elapsed() < msecs:
+            QCoreApplication.processEvents()
+            if self.runner is not None and self.runner.busy:
+                self.runner.wait(20)
+        QCoreApplication.processEvents()
+        return not self.busy
+
+    # ------------------------------------------------------------------ accept
     def _accept(self) -> None:
         if not self.name.text().strip():
             QMessageBox.warning(self, "Add entity", "Give the entity a name.")
             return
+        if self.busy:
+            self.status.setText("Still segmenting: wait for the mask, then press OK again.")
+            return
+        if self._wants_mask():
+            try:
+                self._make_entity()
+            except WorldStudioError as exc:
+                QMessageBox.warning(self, "Add entity", str(exc))
+                return
         self.accept()
 
+    def _wants_mask(self) -> bool:
+        return (self.mask is not None and bool(self.mask.any())
+                and (self.mask_check is None or self.mask_check.isChecked()))
+
+    def _make_entity(self):
+        """The entity from the mask: writes scene/masks/<id>.png (the project itself is only
+        changed by the undoable edit in :meth:`create`)."""
+        from core.reconstruct.segment import entity_from_mask
+
+        if self.entity is None or self.entity.name != self.name.text().strip():
+            p = self.doc.project
+            depth_shape = np.load(self.doc.folder / p.scene.depth_file, allow_pickle=False).shape
+            self.entity = entity_from_mask(self.doc.folder, p, self.name.text().strip(),
+                                           fit_mask(self.mask, depth_shape))
+        return self.entity
+
     def create(self) -> str:
-        """Add the entity (defined from the source camera, at the identity pose)."""
+        """Add the entity (defined from the source camera, at the identity pose) as one
+        undoable edit: with its mask when there is one, else with the clicked anchor."""
+        if self._wants_mask():
+            return commands.add_entity_object(self.doc, self._make_entity())
         p = self.doc.project
         fov = None
         if p.intrinsics is not None:
@@ -142,6 +493,21 @@ class SourcePickDialog(QDialog):
             fov = float(fov_from_intrinsics(np.array(p.intrinsics.K), p.intrinsics.height))
         return commands.add_entity(self.doc, self.name.text().strip(), self.anchor,
                                    defined_from=Pose(position=(0.0, 0.0, 0.0)), defined_fov=fov)
+
+    def done(self, result: int) -> None:  # noqa: D401 - Qt's name
+        """Closing stops a running segmentation and frees the model."""
+        if self.runner is not None and self.runner.busy:
+            self.runner.cancel()
+            self.runner.wait(30000)
+        self._segmenter = None
+        super().done(result)
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"))
 
 
 class EntitiesPanel(QWidget):

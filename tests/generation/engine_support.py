@@ -117,4 +117,18 @@ __all__ = [
     "NoisyBackend",
     "cancel_at_round",
     "demo_project",
+    "torch_one_thread",
 ]
+
+
+def torch_one_thread():
+    """Generator for a module fixture: torch on one thread (tiny work runs faster so and does not
+    stall when the machine is busy)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

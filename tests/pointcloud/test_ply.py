@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from plyfile import PlyData, PlyElement
 
-from core.errors import FormatError
+from core.errors import FormatError, WorldStudioError
 from core.pointcloud import PointCloud, read_ply, read_ply_with_normals, write_ply
 
 
@@ -102,7 +102,7 @@ def test_atomic_write_leaves_no_temp_file_and_keeps_old_file_on_failure(tmp_path
         raise OSError("disk on fire")
 
     monkeypatch.setattr(os, "fsync", broken_fsync)
-    with pytest.raises(OSError, match="disk on fire"):
+    with pytest.raises(WorldStudioError, match="c.ply: cannot be written \\(disk on fire\\)"):
         write_ply(path, random_cloud(30, seed=3))
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["c.ply"]

@@ -133,6 +133,13 @@ def test_radius_splats_a_clipped_square():
     # Just off the left edge (pixel column -1): still covers column 0 with radius 1.
     r = render1([-0.65, 0.0, 2.0], radius=1)
     assert covered(r) == [(23, 0), (24, 0), (25, 0)]
+    # Further off (columns -3, -10 and 1000, row -3): nothing reaches the image with radius 2.
+    far_off = [[-0.69, 0.0, 2.0], [-0.84, 0.0, 2.0], [19.36, 0.0, 2.0], [0.0, -0.675, 2.0]]
+    assert not render1(far_off, radius=2).mask.any()
+    # Points behind the camera never splat, wherever their (meaningless) projection falls.
+    behind = np.random.default_rng(0).uniform(-5, 5, (2000, 3)).astype(np.float32)
+    behind[:, 2] = -np.abs(behind[:, 2])
+    assert not render1(behind, radius=3).mask.any() and not render1(behind).mask.any()
 
 
 def test_radius_splats_are_z_buffered():

@@ -134,3 +134,20 @@ def test_corrupt_weights_are_a_clear_error(tmp_path):
     with pytest.raises(ModelError) as err:
         load_depth_estimator(folder)
     assert str(folder) in str(err.value) and "cannot load" in str(err.value)
+
+
+def test_weights_of_another_model_are_refused(tmp_path):
+    import shutil
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(tiny_models.tiny_model_folder(tiny_models.DA_SMALL), folder)
+    # a config that asks for a deeper backbone than the saved weights hold
+    import json
+
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["backbone_config"]["num_hidden_layers"] = 6  # two more layers than were saved
+    cfg["backbone_config"].pop("out_features", None)
+    cfg["backbone_config"].pop("stage_names", None)
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match="tensors missing"):
+        load_depth_estimator(folder)

@@ -1,0 +1,463 @@
+"""Memory for the diffusion backends: named profiles, a VRAM estimate, the attention backend.
+
+Profiles (``PROFILES``):
+
+- ``"gpu"``: every component on the device (fastest; needs the most memory).
+- ``"offload"``: diffusers' model CPU offload: one component at a time (text encoder, image
+  encoder, transformer, VAE) moves to the device when it runs; needs an accelerator.
+- ``"low-vram"``: diffusers' group offload (block level, one block per group, the next block
+  prefetched on a CUDA stream) for the text encoder, image encoder and transformer, the VAE kept on
+  the device with tiled encode/decode. Slowest; fits small GPUs.
+- ``"auto"``: the first of gpu / offload / low-vram whose estimate fits the device's free memory
+  (on a CPU: everything on the CPU).
+
+On a CPU there is nothing to offload to: ``offload`` keeps everything on the CPU and
+``low-vram`` only turns on VAE tiling (each says so in :attr:`AppliedProfile.notes`).
+
+The estimate (:func:`estimate_vram`) is computed from the model's *configs*, without weights and
+without importing torch: parameter counts from the architecture's formulas (checked against the
+real modules in the tests) times the bytes of the dtype each component runs in (transformer, text
+encoder in bf16; VAE and CLIP image encoder in float32, as the backends load them), plus the
+largest activations of each stage:
+
+- transformer (one forward, batch 1; classifier-free guidance runs the two branches one after the
+  other): ``L = latent_frames * (H / 16) * (W / 16)`` tokens of width ``D``. Held through the
+  forward: the hidden states, for VACE the control stream and one hint per VACE layer
+  (``(2 + n_vace) * L * D`` bf16). Inside a block, the larger of the attention part (q, k, v and
+  the output in bf16 plus float32 copies of q and k for the rotary embedding) and the
+  feed-forward part (two ``L x ffn_dim`` bf16 tensors), plus two float32 ``L x D`` temporaries of
+  the float32 norms and gated residuals. Attention itself is flash / memory-efficient (no
+  ``L x L`` matrix).
+- VAE (decode of one latent frame = 4 video frames at a time, with causal caches):
+  ``VAE_DECODE_FACTOR * 4 * base_dim * H * W`` float32 bytes (with tiling, ``H * W`` is capped at
+  one 256 x 256 tile; a rough constant, to be calibrated on a GPU), plus the decoded video
+  (``3 * F * H * W`` float32) twice, as the decoder concatenates its chunks.
+- text encoder: 512 tokens; small.
+
+and ``RUNTIME_OVERHEAD`` for the CUDA context, cuBLAS workspaces and allocator slack. Resident
+weights per profile: gpu = all; offload = the largest component (+ its activations); low-vram = the
+components' non-block parameters plus two blocks (the running one and the prefetched one).
+
+The attention backend (:func:`choose_attention_backend`): ``"flash"`` (the flash-attn package,
+through diffusers' attention dispatcher) when it is installed and the device is CUDA, else
+``"native"`` (PyTorch scaled_dot_product_attention, which picks its own flash / memory-efficient
+kernel).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import WorldStudioError
+
+PROFILES = ("auto", "gpu", "offload", "low-vram")
+CONCRETE_PROFILES = ("gpu", "offload", "low-vram")
+
+GiB = 1024**3
+RUNTIME_OVERHEAD = 1 * GiB
+VAE_DECODE_FACTOR = 8
+VAE_TILE = 256 * 256  # diffusers' default tile_sample_min_height x width for AutoencoderKLWan
+TEXT_TOKENS = 512
+BF16, F32 = 2, 4
+
+
+class MemoryProfileError(WorldStudioError):
+    """An unknown memory profile name, or a model whose shape is unknown."""
+
+
+# --------------------------------------------------------------------------- known shapes
+UMT5_XXL = {
+    "vocab_size": 256384, "d_model": 4096, "d_kv": 64, "d_ff": 10240, "num_layers": 24,
+    "num_heads": 64, "relative_attention_num_buckets": 32, "feed_forward_proj": "gated-gelu",
+}
+WAN21_VAE = {
+    "base_dim": 96, "z_dim": 16, "dim_mult": [1, 2, 4, 4], "num_res_blocks": 2,
+    "temperal_downsample": [False, True, True], "scale_factor_spatial": 8, "scale_factor_temporal": 4,
+}
+CLIP_VIT_H14 = {
+    "hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32,
+    "num_attention_heads": 16, "patch_size": 14, "image_size": 224, "num_channels": 3,
+}
+_WAN_COMMON = {
+    "patch_size": [1, 2, 2], "attention_head_dim": 128, "in_channels": 16, "out_channels": 16,
+    "text_dim": 4096, "freq_dim": 256, "cross_attn_norm": True, "image_dim": None,
+    "added_kv_proj_dim": None, "pos_embed_seq_len": None,
+}
+WAN21_VACE_1_3B_TRANSFORMER = {
+    **_WAN_COMMON, "_class_name": "WanVACETransformer3DModel", "num_attention_heads": 12,
+    "ffn_dim": 8960, "num_layers": 30, "vace_layers": list(range(0, 30, 2)), "vace_in_channels": 96,
+}
+WAN21_VACE_14B_TRANSFORMER = {
+    **_WAN_COMMON, "_class_name": "WanVACETransformer3DModel", "num_attention_heads": 40,
+    "ffn_dim": 13824, "num_layers": 40, "vace_layers": list(range(0, 40, 5)), "vace_in_channels": 96,
+}
+WAN21_I2V_14B_TRANSFORMER = {
+    **_WAN_COMMON, "_class_name": "WanTransformer3DModel", "num_attention_heads": 40,
+    "ffn_dim": 13824, "num_layers": 40, "in_channels": 36, "image_dim": 1280,
+    "added_kv_proj_dim": 5120,
+}
+
+KNOWN_PIPELINES: dict[str, dict[str, dict]] = {
+    "Wan-AI/Wan2.1-VACE-1.3B-diffusers": {
+        "transformer": WAN21_VACE_1_3B_TRANSFORMER, "text_encoder": UMT5_XXL, "vae": WAN21_VAE,
+    },
+    "Wan-AI/Wan2.1-VACE-14B-diffusers": {
+        "transformer": WAN21_VACE_14B_TRANSFORMER, "text_encoder": UMT5_XXL, "vae": WAN21_VAE,
+    },
+    "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers": {
+        "transformer": WAN21_I2V_14B_TRANSFORMER, "text_encoder": UMT5_XXL, "vae": WAN21_VAE,
+        "image_encoder": CLIP_VIT_H14,
+    },
+}
+
+
+# --------------------------------------------------------------------------- parameter counts
+def _wan_block_params(d: int, ffn: int, cross_attn_norm: bool, added_kv: int | None) -> int:
+    attn = 4 * (d * d + d) + 2 * d  # q, k, v, out (+bias) and the q/k RMS norms
+    cross = attn + (2 * (added_kv * d + d) + d if added_kv else 0)
+    norm2 = 2 * d if cross_attn_norm else 0
+    ffn_params = (d * ffn + ffn) + (ffn * d + d)
+    return attn + cross + norm2 + ffn_params + 6 * d  # + the block's scale_shift_table
+
+
+def transformer_params(cfg: dict) -> dict[str, int]:
+    """Parameter counts of a ``WanTransformer3DModel`` / ``WanVACETransformer3DModel`` config:
+    ``{"total", "block", "blocks", "vace_block", "vace_blocks", "other"}``."""
+    heads = int(cfg.get("num_attention_heads", 40))
+    d = heads * int(cfg.get("attention_head_dim", 128))
+    ffn = int(cfg.get("ffn_dim", 13824))
+    layers = int(cfg.get("num_layers", 40))
+    patch = math.prod(int(p) for p in cfg.get("patch_size", (1, 2, 2)))
+    cin = int(cfg.get("in_channels", 16))
+    cout = int(cfg.get("out_channels") or cin)
+    text = int(cfg.get("text_dim", 4096))
+    freq = int(cfg.get("freq_dim", 256))
+    image = cfg.get("image_dim")
+    added_kv = cfg.get("added_kv_proj_dim")
+    cross_norm = bool(cfg.get("cross_attn_norm", True))
+    pos_seq = cfg.get("pos_embed_seq_len")
+
+    other = cin * patch * d + d  # patch embedding
+    other += (freq * d + d) + (d * d + d)  # time embedder
+    other += d * 6 * d + 6 * d  # time projection
+    other += (text * d + d) + (d * d + d)  # text embedder
+    if image:
+        image = int(image)
+        other += 2 * image + (image * image + image) + (image * d + d) + 2 * d
+        if pos_seq:
+            other += int(pos_seq) * image
+    other += d * cout * patch + cout * patch + 2 * d  # output projection + scale_shift_table
+    block = _wan_block_params(d, ffn, cross_norm, int(added_kv) if added_kv else None)
+    vace_layers = cfg.get("vace_layers")
+    vace_block = vace_total = 0
+    if vace_layers is not None:
+        n_vace = len(vace_layers)
+        other += int(cfg.get("vace_in_channels", 96)) * patch * d + d
+        vace_block = block + (d * d + d)  # + proj_out
+        vace_total = n_vace * vace_block + (d * d + d)  # + the first block's proj_in
+    blocks = layers * block
+    return {
+        "total": other + blocks + vace_total, "block": block, "blocks": blocks,
+        "vace_block": vace_block, "vace_blocks": vace_total, "other": other,
+    }
+
+
+def umt5_params(cfg: dict) -> dict[str, int]:
+    """Parameter counts of a ``UMT5EncoderModel`` config: ``{"total", "block", "other"}``."""
+    d = int(cfg.get("d_model", 512))
+    inner = int(cfg.get("d_kv", 64)) * int(cfg.get("num_heads", 6))
+    ff = int(cfg.get("d_ff", 1024))
+    gated = str(cfg.get("feed_forward_proj", "gated-gelu")).startswith("gated")
+    buckets = int(cfg.get("relative_attention_num_buckets", 32))
+    block = 4 * d * inner + buckets * int(cfg.get("num_heads", 6)) + 2 * d
+    block += (3 if gated else 2) * d * ff
+    other = int(cfg.get("vocab_size", 250112)) * d + d  # shared embedding + final norm
+    return {"total": other + int(cfg.get("num_layers", 8)) * block, "block": block, "other": other}
+
+
+def clip_vision_params(cfg: dict) -> dict[str, int]:
+    """Parameter counts of a ``CLIPVisionModel`` config: ``{"total", "block", "other"}``."""
+    h = int(cfg.get("hidden_size", 768))
+    inter = int(cfg.get("intermediate_size", 3072))
+    patch = int(cfg.get("patch_size", 32))
+    size = int(cfg.get("image_size", 224))
+    chans = int(cfg.get("num_channels", 3))
+    positions = (size // patch) ** 2 + 1
+    other = chans * patch * patch * h + h + positions * h + 2 * h + 2 * h  # embeddings, 2 norms
+    block = 4 * (h * h + h) + (h * inter + inter) + (inter * h + h) + 4 * h
+    return {"total": other + int(cfg.get("num_hidden_layers", 12)) * block, "block": block, "other": other}
+
+
+def vae_params(cfg: dict) -> int:
+    """``AutoencoderKLWan``: 126.9M at base_dim 96 (the Wan 2.1 VAE), scaled by base_dim^2 (an
+    approximation within ~15% for other widths; the VAE is ~1% of a pipeline's weights)."""
+    return int(126_892_531 * (int(cfg.get("base_dim", 96)) / 96.0) ** 2)
+
+
+# --------------------------------------------------------------------------- configs
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def pipeline_configs(model: str | os.PathLike | dict) -> dict[str, dict]:
+    """The component configs of a pipeline: ``{"transformer": ..., "text_encoder": ..., "vae":
+    ..., "image_encoder": ... (optional)}``.
+
+    ``model`` is such a dict, a pipeline folder, or a catalogue name / hub repo id (its configs
+    are read from the local snapshot when the model is on this machine, else from the built-in
+    shapes of the catalogue's Wan models, so the estimate can be shown before a download).
+    """
+    if isinstance(model, dict):
+        if "transformer" not in model:
+            return {"transformer": model, "text_encoder": UMT5_XXL, "vae": WAN21_VAE}
+        return model
+    folder = Path(model).expanduser()
+    if not (folder / "model_index.json").is_file():
+        from core.models import find_model, model_status
+
+        info = find_model(str(model))
+        if info is None:
+            raise MemoryProfileError(f"cannot estimate memory for unknown model {str(model)!r}")
+        try:
+            status = model_status(info)
+        except WorldStudioError:
+            status = None
+        if status is not None and status.present and status.path is not None:
+            folder = status.path
+        elif info.repo_id in KNOWN_PIPELINES:
+            return KNOWN_PIPELINES[info.repo_id]
+        else:
+            raise MemoryProfileError(
+                f"cannot estimate memory for model {info.name}: it is not on this machine and its shape is not built in"
+            )
+    out: dict[str, dict] = {}
+    for name in ("transformer", "text_encoder", "vae", "image_encoder"):
+        cfg = _read_json(folder / name / "config.json")
+        if cfg:
+            out[name] = cfg
+    if "transformer" not in out:
+        raise MemoryProfileError(f"{folder}: no transformer/config.json to estimate memory from")
+    out.setdefault("text_encoder", UMT5_XXL)
+    out.setdefault("vae", WAN21_VAE)
+    return out
+
+
+# --------------------------------------------------------------------------- the estimate
+@dataclass(frozen=True)
+class VramEstimate:
+    """Bytes of accelerator memory one generation call needs, with its parts."""
+
+    profile: str
+    total: int
+    weights: int  # resident weights at the peak
+    activations: int  # activations at the peak
+    overhead: int
+    parts: dict[str, int] = field(default_factory=dict)
+
+    def text(self) -> str:
+        return f"~{self.total / GiB:.1f} GiB ({self.profile})"
+
+
+def _latent_geometry(vae_cfg: dict, tr_cfg: dict, height: int, width: int, frames: int,
+                     extra_latent_frames: int) -> tuple[int, int]:
+    spatial = int(vae_cfg.get("scale_factor_spatial") or 2 ** (len(vae_cfg.get("dim_mult", [1, 2, 4, 4])) - 1))
+    temporal = int(vae_cfg.get("scale_factor_temporal")
+                   or 2 ** sum(bool(x) for x in vae_cfg.get("temperal_downsample", [False, True, True])))
+    patch = tr_cfg.get("patch_size", (1, 2, 2))
+    latent_frames = (frames - 1) // temporal + 1 + extra_latent_frames
+    tokens = (latent_frames // int(patch[0])) * (height // (spatial * int(patch[1]))) * (width // (spatial * int(patch[2])))
+    return latent_frames, tokens
+
+
+def transformer_activation_bytes(cfg: dict, tokens: int, dtype_bytes: int = BF16) -> int:
+    """Peak activation bytes of one transformer forward over ``tokens`` tokens (see the module
+    docstring)."""
+    d = int(cfg.get("num_attention_heads", 40)) * int(cfg.get("attention_head_dim", 128))
+    ffn = int(cfg.get("ffn_dim", 13824))
+    n_vace = len(cfg.get("vace_layers") or [])
+    held = (1 + (1 + n_vace if n_vace else 0)) * tokens * d * dtype_bytes
+    attention = 4 * tokens * d * dtype_bytes + 2 * tokens * d * F32
+    feed_forward = 2 * tokens * ffn * dtype_bytes + tokens * d * dtype_bytes
+    temporaries = 2 * tokens * d * F32
+    rope = 2 * tokens * int(cfg.get("attention_head_dim", 128)) * F32
+    return held + max(attention, feed_forward) + temporaries + rope
+
+
+def vae_activation_bytes(cfg: dict, height: int, width: int, frames: int = 1, tiled: bool = False,
+                         dtype_bytes: int = F32) -> int:
+    """The decoder's working set for one latent frame (4 video frames), capped at one tile when
+    tiled, plus the decoded video itself, twice (the frames are concatenated as they come)."""
+    area = min(height * width, VAE_TILE) if tiled else height * width
+    working = VAE_DECODE_FACTOR * 4 * int(cfg.get("base_dim", 96)) * area * dtype_bytes
+    return working + 2 * 3 * frames * height * width * dtype_bytes
+
+
+def text_activation_bytes(cfg: dict, dtype_bytes: int = BF16) -> int:
+    d = int(cfg.get("d_model", 512))
+    ff = int(cfg.get("d_ff", 1024))
+    heads = int(cfg.get("num_heads", 6))
+    return TEXT_TOKENS * (4 * d + 2 * ff) * dtype_bytes + heads * TEXT_TOKENS**2 * F32
+
+
+def estimate(model: str | os.PathLike | dict, height: int, width: int, frames: int,
+             profile: str = "gpu", *, extra_latent_frames: int = 0) -> VramEstimate:
+    """The :class:`VramEstimate` of one call at ``height`` x ``width`` x ``frames`` (F = 4k+1)
+    under ``profile`` ("gpu", "offload" or "low-vram"); ``extra_latent_frames`` counts latent
+    frames the backend adds (VACE reference images, leading context frames)."""
+    if profile not in CONCRETE_PROFILES:
+        raise MemoryProfileError(f"memory profile {profile!r}: expected one of {', '.join(CONCRETE_PROFILES)}")
+    cfgs = pipeline_configs(model)
+    tr_cfg, te_cfg, vae_cfg = cfgs["transformer"], cfgs["text_encoder"], cfgs["vae"]
+    ie_cfg = cfgs.get("image_encoder")
+    _, tokens = _latent_geometry(vae_cfg, tr_cfg, height, width, frames, extra_latent_frames)
+
+    tr = transformer_params(tr_cfg)
+    te = umt5_params(te_cfg)
+    ie = clip_vision_params(ie_cfg) if ie_cfg else {"total": 0, "block": 0, "other": 0}
+    w = {
+        "transformer": tr["total"] * BF16, "text_encoder": te["total"] * BF16,
+        "vae": vae_params(vae_cfg) * F32, "image_encoder": ie["total"] * F32,
+    }
+    tiled = profile == "low-vram"
+    act = {
+        "transformer": transformer_activation_bytes(tr_cfg, tokens),
+        "text_encoder": text_activation_bytes(te_cfg),
+        "vae": vae_activation_bytes(vae_cfg, height, width, frames, tiled=tiled),
+        "image_encoder": (257 * int(ie_cfg.get("hidden_size", 1280)) * 8 * F32) if ie_cfg else 0,
+    }
+    if profile == "gpu":
+        peak_stage = max(act, key=act.get)
+        weights, activations = sum(w.values()), act[peak_stage]
+    else:
+        if profile == "offload":
+            resident = dict(w)
+        else:  # low-vram: non-block parameters + two blocks per group-offloaded component
+            big_block = max(tr["block"], tr["vace_block"])
+            resident = {
+                "transformer": (tr["other"] + 2 * big_block) * BF16,
+                "text_encoder": (te["other"] + 2 * te["block"]) * BF16,
+                "vae": w["vae"],
+                "image_encoder": (ie["other"] + 2 * ie["block"]) * F32,
+            }
+        stage = max(resident, key=lambda k: resident[k] + act[k])
+        weights, activations = resident[stage], act[stage]
+    total = weights + activations + RUNTIME_OVERHEAD
+    parts = {f"weights.{k}": v for k, v in w.items() if v} | {f"activations.{k}": v for k, v in act.items() if v}
+    parts["tokens"] = tokens
+    return VramEstimate(profile, int(total), int(weights), int(activations), RUNTIME_OVERHEAD, parts)
+
+
+def estimate_vram(model: str | os.PathLike | dict, height: int, width: int, frames: int,
+                  profile: str = "gpu", *, extra_latent_frames: int = 0) -> int:
+    """Bytes of accelerator memory a call needs (see :func:`estimate`)."""
+    return estimate(model, height, width, frames, profile, extra_latent_frames=extra_latent_frames).total
+
+
+def choose_profile(model: str | os.PathLike | dict, height: int, width: int, frames: int,
+                   available_bytes: int | None, *, extra_latent_frames: int = 0) -> str:
+    """The first of gpu / offload / low-vram whose estimate fits ``available_bytes`` (None: a
+    CPU, everything stays on it: "gpu"); "low-vram" when nothing fits."""
+    if available_bytes is None:
+        return "gpu"
+    for profile in CONCRETE_PROFILES:
+        if estimate_vram(model, height, width, frames, profile, extra_latent_frames=extra_latent_frames) <= available_bytes:
+            return profile
+    return "low-vram"
+
+
+def device_memory(device) -> int | None:
+    """Free bytes on a CUDA ``device`` (None for a CPU)."""
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return None
+    free, _total = torch.cuda.mem_get_info(device)
+    return int(free)
+
+
+# --------------------------------------------------------------------------- applying
+@dataclass
+class AppliedProfile:
+    """What :func:`apply_profile` did to a pipeline."""
+
+    profile: str
+    device: str
+    attention: str = "native"
+    vae_tiling: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def check_profile(profile: str | None) -> str:
+    name = (profile or "auto").strip().lower()
+    if name not in PROFILES:
+        raise MemoryProfileError(f"memory profile {profile!r}: expected one of {', '.join(PROFILES)}")
+    return name
+
+
+def apply_profile(pipe: Any, profile: str, device) -> AppliedProfile:
+    """Place ``pipe``'s components for ``profile`` (not "auto": resolve it first) on ``device``."""
+    import torch
+
+    profile = check_profile(profile)
+    if profile == "auto":
+        raise MemoryProfileError("resolve the 'auto' memory profile (choose_profile) before applying it")
+    device = torch.device(device)
+    applied = AppliedProfile(profile, str(device))
+    accelerator = device.type not in ("cpu", "meta")
+    vae = getattr(pipe, "vae", None)
+    if profile == "gpu":
+        pipe.to(device)
+    elif profile == "offload":
+        if accelerator:
+            pipe.enable_model_cpu_offload(device=device)
+        else:
+            pipe.to(device)
+            applied.notes.append("model CPU offload needs an accelerator: everything stays on the CPU")
+    else:  # low-vram
+        if accelerator:
+            pipe.enable_group_offload(
+                onload_device=device, offload_device=torch.device("cpu"),
+                offload_type="block_level", num_blocks_per_group=1,
+                use_stream=device.type == "cuda", exclude_modules=["vae"],
+            )
+        else:
+            pipe.to(device)
+            applied.notes.append("group offload needs an accelerator: only VAE tiling applies on the CPU")
+        if vae is not None and hasattr(vae, "enable_tiling"):
+            vae.enable_tiling()
+            applied.vae_tiling = True
+    return applied
+
+
+def choose_attention_backend(device) -> str:
+    """"flash" when flash-attn is installed and ``device`` is CUDA, else "native" (SDPA)."""
+    import torch
+
+    if torch.device(device).type == "cuda" and importlib.util.find_spec("flash_attn") is not None:
+        return "flash"
+    return "native"
+
+
+def apply_attention_backend(module: Any, device) -> tuple[str, str | None]:
+    """Set the attention backend of a diffusers model (the transformer); returns (backend,
+    note). Falls back to "native" when diffusers refuses flash (e.g. flash-attn too old)."""
+    choice = choose_attention_backend(device)
+    if choice == "native" or module is None or not hasattr(module, "set_attention_backend"):
+        return "native", None
+    try:
+        module.set_attention_backend(choice)
+    except Exception as exc:  # noqa: BLE001 - diffusers raises plain errors for backend checks
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return "native", f"flash attention unavailable ({first}); using PyTorch SDPA"
+    return choice, None

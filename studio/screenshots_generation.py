@@ -1,0 +1,136 @@
+"""Screenshots of the Generate and Training panels:
+``python -m studio.screenshots_generation [OUT_DIR]`` (default: resources/screenshots).
+
+Run it under a display, e.g.::
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m studio.screenshots_generation
+
+generate-panel.png: a copy of the demo project generating with the oracle backend, taken while
+round 2 generates (the live preview, the stage text, round 1 on the timeline's Run row).
+training-panel.png: a LoRA trained on synthetic clips with the tiny random Wan VACE model of the
+test suite (tests/tiny_wan.py, in a private fake hub cache: nothing is downloaded), its loss
+curve and the last sample clip in the player. Needs the repository's tests/ folder.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+
+from studio.util import REPO_ROOT
+
+
+def _wait(app: QApplication, seconds: float, until=None) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        if until is not None and until():
+            return True
+        time.sleep(0.01)
+    return until is None
+
+
+def generate_shot(app, out: Path, work: Path) -> None:
+    from core.generation.backends.oracle import OracleBackend
+    from core.oracle.demo_project import create_demo_project
+    from studio.main_window import MainWindow
+
+    project = work / "demo.wsproj"
+    create_demo_project(project, width=416, height=240)
+    # Slow the oracle down a little so the shot catches a run in the middle of round 2.
+    original = OracleBackend.generate
+
+    def paced(self, request, ctx):
+        frames = original(self, request, ctx)
+        if request.round_index >= 1:
+            time.sleep(0.8)
+        return frames
+
+    OracleBackend.generate = paced
+    w = MainWindow(viewport=False, start_renders_after_ms=None, autosave_seconds=0)
+    w.resize(1600, 1000)
+    w.show()
+    w.open_project(project)
+    gp = w.generate_panel
+    w.generate_dock.raise_()
+    gp.backend.setCurrentIndex(gp.backend.findData("oracle"))
+    gp.frames_spin.setValue(33)
+    gp.ask_save = lambda: True
+    w.timeline.fit()
+    gp.generate()
+    _wait(app, 60, lambda: w.run_track.rounds_done >= 1 and "round 2/2 observer" in gp.stage.text())
+    _wait(app, 0.3)
+    w.grab().save(str(out / "generate-panel.png"))
+    _wait(app, 60, lambda: not gp.active)
+    OracleBackend.generate = original
+    w.ask_unsaved = lambda: "discard"
+    w.close()
+
+
+def training_shot(app, out: Path, work: Path) -> None:
+    sys.path.insert(0, str(REPO_ROOT))
+    from core.interop.video import write_mp4
+    from core.oracle.demo_project import create_demo_project
+    from studio.main_window import MainWindow
+    from tests import tiny_wan
+    from tests.training.conftest import COLOURS, square_clip
+
+    hub = work / "hub"
+    tiny_wan.install_in_fake_hub(hub, tiny_wan.WAN_VACE_REPO, tiny_wan.build_tiny_wan_vace(work / "vace"))
+    os.environ.update(HF_HUB_CACHE=str(hub), HF_HUB_OFFLINE="1", WORLDSTUDIO_CONFIG=str(work / "config"))
+    clips = work / "clips"
+    clips.mkdir()
+    for name, colour in COLOURS.items():
+        write_mp4(clips / f"{name}.mp4", square_clip(colour), 16)
+        (clips / f"{name}.txt").write_text(f"a {name} square slides to the right\n")
+    project = work / "train.wsproj"
+    create_demo_project(project, width=160, height=96)
+
+    w = MainWindow(viewport=False, start_renders_after_ms=None, autosave_seconds=0)
+    w.resize(1600, 1000)
+    w.show()
+    w.open_project(project)
+    tp = w.training_panel
+    w.training_dock.raise_()
+    tp.clips.setText(str(clips))
+    tp.name.setText("squares")
+    tp.steps.setValue(120)
+    tp.rank.setValue(8)
+    tp.lr.setText("1e-2")
+    tp.width_spin.setValue(32)
+    tp.height_spin.setValue(32)
+    tp.frames.setValue(9)
+    tp.sample_every.setValue(60)
+    tp.eval_every.setValue(10)
+    tp.extra_settings = {"sample_steps": 4, "checkpoint_every": 0}
+    tp.start()
+    _wait(app, 300, lambda: not tp.active)
+    _wait(app, 10, lambda: w.player.complete)
+    _wait(app, 0.5)
+    w.grab().save(str(out / "training-panel.png"))
+    w.ask_unsaved = lambda: "discard"
+    w.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    out = Path(argv[0]) if argv else REPO_ROOT / "resources" / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("WORLDSTUDIO_CONFIG_DIR", tempfile.mkdtemp(prefix="ws-shots-"))
+    from studio.app import make_app
+
+    app = make_app()
+    with tempfile.TemporaryDirectory(prefix="ws-shots-") as tmp:
+        generate_shot(app, out, Path(tmp))
+        training_shot(app, out, Path(tmp))
+    print(f"wrote {out}/generate-panel.png, training-panel.png")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

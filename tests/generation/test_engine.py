@@ -1,0 +1,235 @@
+"""The world engine's runs: resume after a cancel, branches, seeds, monitors switched off."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from core.errors import Cancelled
+from core.generation import backends
+from core.generation.engine import compose_prompt, derive_seed, entity_prompt, generate_job
+from core.generation.runs import RunFolder, list_runs
+from core.jobs import CancelToken, JobContext
+from core.pointcloud.ply import read_ply
+from core.project import ProjectFolder
+from tests.generation.engine_support import (
+    F,
+    H,
+    NoisyBackend,
+    W,
+    cancel_at_round,
+    demo_project,
+    torch_one_thread,
+)
+
+_one_thread = pytest.fixture(scope="module", autouse=True)(torch_one_thread)
+
+SMALL = dict(size=(W, H), frames_per_round=F)
+
+
+@pytest.fixture
+def project(tmp_path_factory, tmp_path):
+    return demo_project(tmp_path_factory, tmp_path / "demo.wsproj")
+
+
+@pytest.fixture
+def noisy(monkeypatch):
+    monkeypatch.setitem(backends._REGISTRY, "noisy", "tests.generation.engine_support:NoisyBackend")
+
+
+def _round_arrays(run: RunFolder, r: int) -> dict[str, np.ndarray]:
+    rd = run.round_dir(r)
+    out = {
+        "observer": np.load(rd / "observer.npy"),
+        "coverage": np.load(rd / "coverage.npy"),
+        "monitor": np.load(rd / "monitors" / "mon-ball.npy"),
+        "static": read_ply(rd / "static.ply").xyz,
+    }
+    ent = np.load(rd / "entities" / "ent-ball.npz")
+    out.update({f"ent_{k}": ent[k] for k in ent.files})
+    return out
+
+
+def _assert_same_rounds(a: RunFolder, b: RunFolder, rounds: int) -> None:
+    for r in range(rounds):
+        ra, rb = _round_arrays(a, r), _round_arrays(b, r)
+        assert ra.keys() == rb.keys()
+        for k in ra:
+            assert np.array_equal(ra[k], rb[k]), f"round {r}: {k} differs"
+        ja, jb = a.read_round(r), b.read_round(r)
+        assert ja["seeds"] == jb["seeds"] and ja["prompts"] == jb["prompts"]
+
+
+@pytest.mark.parametrize("backend", ["oracle", "noisy"])
+def test_resume_after_a_cancel_gives_the_frames_of_an_uninterrupted_run(project, backend, noisy):
+    full = generate_job(project, backend=backend, seed=7, steps=3, **SMALL)(JobContext())
+    token = CancelToken()
+    ctx = JobContext(cancel_at_round(token, 2), cancel=token)
+    with pytest.raises(Cancelled):
+        generate_job(project, backend=backend, seed=7, steps=3, **SMALL)(ctx)
+    runs = list_runs(ProjectFolder(project))
+    assert len(runs) == 2
+    cut = runs[1]
+    meta = cut.read_meta()
+    assert meta["status"] == "cancelled" and meta["rounds_done"] == 1
+    assert cut.round_complete(0) and not cut.round_complete(1)
+    assert not cut.final_mp4.exists()
+
+    result = generate_job(project, resume=cut.id)(JobContext())
+    assert result.run_id == cut.id and result.rounds_done == 2
+    assert cut.read_meta()["status"] == "complete"
+    _assert_same_rounds(RunFolder(full.run_dir), cut, 2)
+
+
+def test_cancel_from_inside_a_backend_keeps_round_zero(project, monkeypatch):
+    monkeypatch.setitem(backends._REGISTRY, "cancelling", "tests.generation.engine_support:CancellingBackend")
+    with pytest.raises(Cancelled):
+        generate_job(project, backend="cancelling", **SMALL)(JobContext())
+    (run,) = list_runs(ProjectFolder(project))
+    assert run.round_complete(0) and not run.round_complete(1)
+    assert run.read_meta()["status"] == "cancelled"
+
+
+def test_resume_keeps_the_run_settings(project):
+    job = generate_job(project, backend="geometry", rounds=1, **SMALL)
+    run = job(JobContext())
+    with pytest.raises(Exception, match="--steps: the run was made with steps"):
+        generate_job(project, resume=run.run_id, steps=99)(JobContext())
+    # more rounds may be added to a run
+    more = generate_job(project, resume=run.run_id, rounds=2)(JobContext())
+    assert more.rounds_done == 2 and RunFolder(more.run_dir).completed_rounds() == 2
+
+
+def test_seeds_differ_per_call_and_are_reproducible(project, monkeypatch):
+    made: list[NoisyBackend] = []
+
+    def factory(**options):
+        b = NoisyBackend(**options)
+        made.append(b)
+        return b
+
+    monkeypatch.setattr("tests.generation.engine_support.NoisyBackend", factory, raising=True)
+    monkeypatch.setitem(backends._REGISTRY, "noisy", "tests.generation.engine_support:NoisyBackend")
+    a = generate_job(project, backend="noisy", seed=11, steps=2, **SMALL)(JobContext())
+    b = generate_job(project, backend="noisy", seed=11, steps=2, **SMALL)(JobContext())
+    c = generate_job(project, backend="noisy", seed=12, steps=2, **SMALL)(JobContext())
+    seeds = [[(q.round_index, q.role, q.seed) for q in m.requests] for m in made]
+    assert seeds[0] == seeds[1] != seeds[2]
+    calls = [s for _, _, s in seeds[0]]
+    assert len(calls) == 4 and len(set(calls)) == 4  # 2 rounds x (monitor + observer), all different
+    assert seeds[0][0] == (0, "monitor", derive_seed(11, 0, "monitor:mon-ball"))
+    assert seeds[0][1] == (0, "observer", derive_seed(11, 0, "observer"))
+    info = RunFolder(a.run_dir).read_round(1)
+    assert info["seeds"] == {"monitor:mon-ball": derive_seed(11, 1, "monitor:mon-ball"), "observer": derive_seed(11, 1, "observer")}
+    assert RunFolder(a.run_dir).read_meta()["seeds"]["rounds"][1] == info["seeds"]
+    obs = [np.load(RunFolder(x.run_dir).round_dir(1) / "observer.npy") for x in (a, b, c)]
+    assert np.array_equal(obs[0], obs[1]) and not np.array_equal(obs[0], obs[2])
+
+
+def test_derive_seed():
+    assert derive_seed(0, 0, "observer") == derive_seed(0, 0, "observer")
+    values = {derive_seed(s, r, cam) for s in (0, 1) for r in range(4) for cam in ("observer", "monitor:a", "monitor:b")}
+    assert len(values) == 24
+    assert all(0 <= v < 2**31 for v in values)
+
+
+def test_requests_carry_the_conditioning(project, monkeypatch):
+    made: list[NoisyBackend] = []
+
+    def factory(**options):
+        made.append(NoisyBackend(**options))
+        return made[-1]
+
+    monkeypatch.setattr("tests.generation.engine_support.NoisyBackend", factory, raising=True)
+    monkeypatch.setitem(backends._REGISTRY, "noisy", "tests.generation.engine_support:NoisyBackend")
+    generate_job(project, backend="noisy", steps=1, **SMALL)(JobContext())
+    mon0, obs0, mon1, obs1 = made[0].requests
+    p = ProjectFolder(project).load()
+    assert obs0.previous_frames is None and mon0.previous_frames is None
+    assert obs1.previous_frames.shape == (5, H, W, 3) and mon1.previous_frames.shape == (5, H, W, 3)
+    run = list_runs(ProjectFolder(project))[0]
+    assert np.array_equal(obs1.previous_frames, np.load(run.round_dir(0) / "observer.npy")[-5:])
+    for q in (mon0, obs0, mon1, obs1):
+        assert q.control_rgb.shape == (F, H, W, 3) and q.control_mask.shape == (F, H, W)
+        assert q.camera_c2w.shape == (F, 4, 4) and q.camera_K.shape == (F, 3, 3)
+        assert len(q.reference_images) == 1 and q.reference_images[0].shape == (H, W, 3)
+        assert q.num_frames == F and (q.height, q.width) == (H, W)
+    # observer frame i of round r is world time (r * F + i) / fps, for the monitors too
+    fps = p.generation.fps
+    assert np.allclose(obs1.times, (F + np.arange(F)) / fps) and np.allclose(mon1.times, obs1.times)
+    assert obs1.prompt == compose_prompt(p.rounds[1].scene_text, [p.entities[0].prompts[1]])
+    assert mon0.role == "monitor" and obs0.role == "observer"
+    # the monitor (at the source camera) is asked to generate the ball's region
+    from core.generation.world import load_mask_png
+
+    ball = load_mask_png(project / "scene" / "masks" / "ball.png")
+    assert ball.sum() > 20 and mon0.control_mask[0][ball].all()
+    core = ball.copy()
+    for _ in range(3):  # erode: the observer's first pose looks slightly down
+        core[1:] &= core[:-1].copy()
+        core[:-1] &= core[1:].copy()
+        core[:, 1:] &= core[:, :-1].copy()
+        core[:, :-1] &= core[:, 1:].copy()
+    assert core.any() and not obs0.control_mask[0][core].any()  # the ball's points are rendered there
+    # the observer's mask is exactly the render's holes
+    cov = np.load(run.round_dir(0) / "coverage.npy")
+    assert np.array_equal(obs0.control_mask, ~cov)
+
+
+def test_branch_regenerates_from_round_k_with_the_current_prompts(project):
+    parent = generate_job(project, backend="oracle", seed=3, **SMALL)(JobContext())
+    folder = ProjectFolder(project)
+    p = folder.load()
+    p.entities[0].prompts[1] = "the ball stops and spins"
+    folder.save(p)
+    child = generate_job(project, resume=parent.run_id, from_round=1)(JobContext())
+    assert child.run_id != parent.run_id
+    cm = RunFolder(child.run_dir).read_meta()
+    assert cm["parent"] == {"run": parent.run_id, "from_round": 1}
+    assert cm["settings"]["seed"] == 3 and cm["settings"]["width"] == W
+    _assert_same_rounds(RunFolder(parent.run_dir), RunFolder(child.run_dir), 1)
+    info = RunFolder(child.run_dir).read_round(1)
+    assert info["prompts"]["observer"].endswith("foreground: the ball stops and spins")
+    assert RunFolder(parent.run_dir).read_round(1)["prompts"]["observer"] != info["prompts"]["observer"]
+
+
+def test_branch_cannot_change_the_video_size(project):
+    parent = generate_job(project, backend="geometry", **SMALL)(JobContext())
+    with pytest.raises(Exception, match="--size"):
+        generate_job(project, resume=parent.run_id, from_round=1, size=(96, 64))(JobContext())
+
+
+def test_monitors_off_freeze_entities_and_a_disabled_monitor_is_skipped(project):
+    folder = ProjectFolder(project)
+    p = folder.load()
+    p.monitors[0].enabled = False
+    folder.save(p)
+    res = generate_job(project, backend="oracle", **SMALL)(JobContext())
+    run = RunFolder(res.run_dir)
+    assert run.read_meta()["cameras"]["monitors"] == []
+    info = run.read_round(0)
+    assert info["monitors"] == [] and list(info["seeds"]) == ["observer"]
+    assert info["entities"]["ent-ball"]["source"] in ("frozen", "observer")
+    z = np.load(run.round_dir(0) / "entities" / "ent-ball.npz")
+    frames = [z["xyz"][z["offsets"][i] : z["offsets"][i + 1]] for i in range(F)]
+    assert all(np.array_equal(frames[0], f) for f in frames)  # not evolved within the round
+
+
+def test_prompts():
+    class E:
+        prompts = ["walks", "", "runs"]
+
+    assert [entity_prompt(E, r) for r in range(5)] == ["walks", "walks", "runs", "runs", "runs"]
+    assert compose_prompt(" a room ", ["a ball rolls", "", "a cat sits"]) == "scene: a room; foreground: a ball rolls, a cat sits"
+
+
+def test_progress_and_previews_reach_the_context(project):
+    reports = []
+    generate_job(project, backend="oracle", **SMALL)(JobContext(reports.append))
+    progress = [r for r in reports if r.kind == "progress"]
+    assert progress[-1].done == progress[-1].total
+    assert all(b.done >= a.done for a, b in zip(progress, progress[1:], strict=False) if a.total == b.total)
+    assert any(r.kind == "preview" and r.payload.shape == (H, W, 3) for r in reports)
+    assert json.loads((list_runs(ProjectFolder(project))[0].run_file).read_text())["status"] == "complete"

@@ -1,0 +1,241 @@
+"""The Generate panel in the real window, driven like a user: settings through undoable edits, a
+run of the world engine through the worker with the live preview, the result in the player and on
+the timeline's Run row, cancel / resume / branch, a failing backend, the VRAM estimate, LoRAs."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+from PySide6.QtCore import QPointF, Qt
+
+from core.errors import WorldStudioError
+from core.generation.backends.oracle import OracleBackend
+from core.generation.runs import RunFolder
+
+TIMEOUT = 60000
+
+
+def small_panel(w, backend: str = "oracle"):
+    """The panel set to a small, fast run through its widgets: 2 rounds of F=9 at 64x48."""
+    gp = w.generate_panel
+    gp.backend.setCurrentIndex(gp.backend.findData(backend))
+    gp.width_spin.setValue(64)
+    gp.height_spin.setValue(48)
+    gp.frames_spin.setValue(9)
+    gp.steps_spin.setValue(3)
+    gp.ask_save = lambda: True
+    return gp
+
+
+def wait_done(qtbot, gp) -> None:
+    qtbot.waitUntil(lambda: not gp.active and not gp.runner.busy, timeout=TIMEOUT)
+
+
+def click_run_row(qtbot, w, frame: float) -> None:
+    rt = w.run_track
+    pos = rt.plot.mapFromScene(rt.vb.mapViewToScene(QPointF(frame, 0.5)))
+    qtbot.mouseClick(rt.plot.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+
+
+def test_settings_are_undoable_project_edits(make_window, demo_folder):
+    w = make_window(demo_folder)
+    gp = w.generate_panel
+    before = w.doc.project.generation
+    steps0 = w.doc.undo_stack.count()
+    small_panel(w)
+    g = w.doc.project.generation
+    assert (g.backend, g.width, g.height, g.frames_per_round, g.steps) == ("oracle", 64, 48, 9, 3)
+    assert w.doc.is_modified and w.doc.undo_stack.count() == steps0 + 5
+    # A size that is not a multiple of 16 snaps; frames per round snap to 4k+1.
+    gp.width_spin.setValue(70)
+    gp.frames_spin.setValue(11)
+    assert (w.doc.project.generation.width, w.doc.project.generation.frames_per_round) == (64, 9)
+    assert gp.width_spin.value() == 64 and gp.frames_spin.value() == 9
+    while w.doc.undo_stack.canUndo():
+        w.doc.undo_stack.undo()
+    assert w.doc.project.generation == before
+    # The widgets follow the model.
+    assert gp.backend.currentData() == before.backend and gp.width_spin.value() == before.width
+    assert "2 rounds × 65 frames" in gp.video_info.text()
+
+
+def test_generate_shows_the_preview_plays_the_result_and_fills_the_run_row(make_window, demo_folder, qtbot):
+    w = make_window(demo_folder)
+    gp = small_panel(w)
+    previews, stages = [], []
+    w.runner.preview.connect(lambda image, msg: previews.append(np.asarray(image).shape))
+    w.runner.progress.connect(lambda d, t, msg: stages.append(msg))
+    qtbot.mouseClick(gp.generate_button, Qt.MouseButton.LeftButton)
+    assert gp.active and not gp.generate_button.isEnabled() and gp.cancel_button.isEnabled()
+    assert not w.doc.is_modified  # saved first: the engine reads project.json
+    wait_done(qtbot, gp)
+
+    result = gp.last_result
+    assert result is not None and result.rounds_done == 2, gp.last_error
+    # The live preview got the backend's images; the text follows the round and camera.
+    assert previews and gp.screen.image is not None and not gp.screen.pixmap().isNull()
+    assert any("round 2/2 observer" in s for s in stages)
+    assert "2/2 rounds" in gp.stage.text()
+    # The result opens in the player.
+    assert w.player.path == result.final_mp4
+    qtbot.waitUntil(lambda: w.player.complete, timeout=10000)
+    assert len(w.player.frames) == 18
+    # The timeline's Run row shows the finished rounds; a click plays that round.
+    assert w.run_track.run == result.run_dir and w.run_track.rounds_done == 2
+    click_run_row(qtbot, w, 9 + 4)
+    assert w.player.path == result.run_dir / "round_001" / "observer.mp4"
+    # The run is listed; a finished run is not resumable, but can be branched and played.
+    assert gp.selected_run() == result.run_dir
+    assert not gp.resume_button.isEnabled() and gp.branch_button.isEnabled()
+    assert gp.play_combined.isEnabled()
+    qtbot.mouseClick(gp.play_combined, Qt.MouseButton.LeftButton)
+    assert w.player.path == result.final_combined_mp4
+
+    # Branch from round 2: a new run that copies round 1 and regenerates round 2.
+    gp.branch_spin.setValue(2)
+    qtbot.mouseClick(gp.branch_button, Qt.MouseButton.LeftButton)
+    wait_done(qtbot, gp)
+    branch = gp.last_result
+    assert branch.run_id != result.run_id, gp.last_error
+    meta = RunFolder(branch.run_dir).read_meta()
+    assert meta["parent"] == {"run": result.run_id, "from_round": 1}
+    assert RunFolder(branch.run_dir).completed_rounds() == 2
+    assert w.run_track.run == branch.run_dir
+
+
+def test_cancel_keeps_finished_rounds_and_resume_completes_the_run(make_window, demo_folder, qtbot,
+                                                                    monkeypatch):
+    hang = {"on": True}
+    original = OracleBackend.generate
+
+    def slow_second_round(self, request, ctx):
+        while hang["on"] and request.round_index >= 1:  # wait for the user's Cancel
+            ctx.progress(1, request.num_frames, "waiting")
+            ctx.check_cancelled()
+            time.sleep(0.02)
+        return original(self, request, ctx)
+
+    monkeypatch.setattr(OracleBackend, "generate", slow_second_round)
+    w = make_window(demo_folder)
+    gp = small_panel(w)
+    assert gp.generate()
+    qtbot.waitUntil(lambda: gp.current_run is not None
+                    and RunFolder(gp.current_run).completed_rounds() == 1, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: w.run_track.rounds_done == 1, timeout=5000)  # shown while running
+    qtbot.mouseClick(gp.cancel_button, Qt.MouseButton.LeftButton)
+    wait_done(qtbot, gp)
+
+    run = RunFolder(gp.current_run)
+    assert run.completed_rounds() == 1 and run.read_meta()["status"] == "cancelled"
+    assert "cancelled" in gp.stage.text() and gp.last_result is None
+    assert w.run_track.rounds_done == 1 and w.run_track.rounds_total == 2
+    assert gp.selected_run() == run.path and gp.resume_button.isEnabled()
+
+    hang["on"] = False
+    qtbot.mouseClick(gp.resume_button, Qt.MouseButton.LeftButton)
+    wait_done(qtbot, gp)
+    assert gp.last_result is not None and gp.last_result.run_id == run.id, gp.last_error
+    assert run.completed_rounds() == 2 and run.read_meta()["status"] == "complete"
+    assert w.player.path == run.final_mp4 and w.run_track.rounds_done == 2
+
+
+def test_a_failing_backend_shows_the_error_and_the_studio_goes_on(make_window, demo_folder, qtbot,
+                                                                  monkeypatch):
+    fail = {"on": True}
+    original = OracleBackend.generate
+
+    def broken(self, request, ctx):
+        if fail["on"] and request.round_index == 1 and request.role == "observer":
+            raise RuntimeError("the GPU caught fire")
+        return original(self, request, ctx)
+
+    monkeypatch.setattr(OracleBackend, "generate", broken)
+    w = make_window(demo_folder)
+    gp = small_panel(w)
+    assert gp.generate()
+    wait_done(qtbot, gp)
+    assert "the GPU caught fire" in gp.last_error and "round 2" in gp.last_error
+    assert "the GPU caught fire" in w.status_label.text()
+    assert "failed" in gp.stage.text()
+    run = RunFolder(gp.current_run)
+    assert run.completed_rounds() == 1 and run.read_meta()["status"] == "failed"
+    assert w.run_track.rounds_done == 1
+    assert w.isVisible() and gp.generate_button.isEnabled() and gp.resume_button.isEnabled()
+
+    # Still usable: edits, and a run that now works.
+    gp.steps_spin.setValue(2)
+    assert w.doc.project.generation.steps == 2
+    fail["on"] = False
+    assert gp.generate()
+    wait_done(qtbot, gp)
+    assert gp.last_result is not None and gp.last_result.rounds_done == 2
+
+
+def test_vram_estimate_follows_the_settings(make_window, demo_folder):
+    w = make_window(demo_folder)
+    gp = w.generate_panel
+    gp.backend.setCurrentIndex(gp.backend.findData("geometry"))
+    assert gp.vram.text() == "no GPU memory needed"
+    gp.backend.setCurrentIndex(gp.backend.findData("wan-vace"))
+    gp.model.setCurrentIndex(gp.model.findData("Wan-AI/Wan2.1-VACE-1.3B-diffusers"))
+    gp.set_profile("gpu")
+    small = gp.vram.text()
+    assert small.startswith("~") and small.endswith("GiB (gpu)")
+    gp.width_spin.setValue(832)
+    gp.height_spin.setValue(480)
+    big = gp.vram.text()
+    assert big != small and float(small[1:].split()[0]) < float(big[1:].split()[0])
+    gp.set_profile("low-vram")
+    assert gp.vram.text().endswith("(low-vram)") and gp.vram.text() != big
+    gp.set_profile("auto")
+    assert "all on the GPU" in gp.vram.text() and "low-vram" in gp.vram.text()
+    # Undo goes back through the edits; the estimate follows the model.
+    w.doc.undo_stack.undo()
+    w.doc.undo_stack.undo()
+    assert gp.width_spin.value() == w.doc.project.generation.width == 160
+    w.doc.undo_stack.undo()  # the model
+    w.doc.undo_stack.undo()  # the backend
+    assert gp.vram.text() == "no GPU memory needed"
+
+
+def test_chosen_loras_reach_the_engine(make_window, demo_folder, qtbot, monkeypatch):
+    loras = demo_folder / "loras"
+    loras.mkdir(exist_ok=True)
+    (loras / "squares.safetensors").write_bytes(b"\0")
+    (loras / "squares.json").write_text(json.dumps({"name": "squares", "rank": 4, "base_model": "x"}))
+    w = make_window(demo_folder)
+    gp = small_panel(w, "wan-vace")
+    assert gp.lora_table.rowCount() == 1 and gp.lora_table.item(0, 0).text() == "squares"
+    assert gp.selected_loras() == []
+    gp.set_lora("squares", strength=0.5)
+    assert gp.selected_loras() == [(str(loras / "squares.safetensors"), 0.5)]
+    gp.set_profile("low-vram")
+    gp.monitors.setChecked(False)
+
+    calls = []
+
+    def fake_generate_job(folder, **kwargs):
+        calls.append(kwargs)
+
+        def job(ctx):
+            raise WorldStudioError("no model here")
+
+        return job
+
+    monkeypatch.setattr("core.generation.engine.generate_job", fake_generate_job)
+    assert gp.generate()
+    wait_done(qtbot, gp)
+    assert calls == [{"profile": "low-vram", "monitors": False,
+                      "loras": [(str(loras / "squares.safetensors"), 0.5)]}]
+    assert gp.last_error == "no model here" and "no model here" in w.status_label.text()
+
+
+def test_generate_asks_before_saving(make_window, demo_folder):
+    w = make_window(demo_folder)
+    gp = w.generate_panel
+    gp.steps_spin.setValue(7)
+    gp.ask_save = lambda: False
+    assert not gp.generate()
+    assert w.doc.is_modified and not w.runner.busy
