@@ -123,6 +123,8 @@ class RunSettings:
     monitors: bool
     context_frames: int = CONTEXT_FRAMES
     splat_radius: int = 0
+    # [path to a .safetensors LoRA, strength]; kept so that resume and branch apply the same ones
+    loras: list[list] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunSettings:
@@ -165,7 +167,7 @@ def _validated_size(project: Project, width: int, height: int, frames_per_round:
         raise GenerationError(f"generation settings: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
 
-def _project_model_for(backend: str, g) -> str | None:
+def project_model_for(backend: str, g) -> str | None:
     """The project's model id when it suits ``backend`` (None: the backend's default): it does for
     the project's own backend, and for a Wan backend whose kind (VACE, I2V) its name shows."""
     if g.model_id is None:
@@ -258,7 +260,6 @@ class _Engine:
         self.folder = ProjectFolder(project_folder)
         self.backend_arg = backend
         self.lifter_arg = lifter
-        self.loras = list(loras or [])
         self.backend_options = dict(backend_options or {})
         self.write_preview = write_preview
         self.overrides = {
@@ -275,6 +276,7 @@ class _Engine:
             "context_frames": context_frames,
             "splat_radius": splat_radius,
             "lifter": lifter if isinstance(lifter, str) else (None if lifter is None else lifter.name),
+            "loras": None if loras is None else [[str(path), float(strength)] for path, strength in loras],
         }
         self.monitors_on = monitors
         self.resume = resume
@@ -294,7 +296,7 @@ class _Engine:
             raise GenerationError(f"the number of rounds must be at least 1, got {n_rounds}")
         return RunSettings(
             backend=backend,
-            model_id=o["model_id"] if o["model_id"] is not None else _project_model_for(backend, g),
+            model_id=o["model_id"] if o["model_id"] is not None else project_model_for(backend, g),
             profile=o["profile"],
             lifter=o["lifter"] or "",  # "" until the backend says which lifter suits it
             width=width,
@@ -308,6 +310,7 @@ class _Engine:
             monitors=self.monitors_on,
             context_frames=o["context_frames"] if o["context_frames"] is not None else CONTEXT_FRAMES,
             splat_radius=o["splat_radius"] or 0,
+            loras=o["loras"] or [],
         )
 
     def _inherited_settings(self, old: RunSettings, *, fixed: tuple[str, ...]) -> RunSettings:
@@ -600,7 +603,7 @@ class _Engine:
                 camera_c2w=c2w,
                 camera_K=K,
                 times=times.copy(),
-                loras=list(self.loras),
+                loras=[(path, strength) for path, strength in self.settings.loras],
                 camera_id=m.id,
                 round_index=r,
             )
@@ -681,7 +684,7 @@ class _Engine:
             camera_c2w=c2w.copy(),
             camera_K=K.copy(),
             times=times.copy(),
-            loras=list(self.loras),
+            loras=[(path, strength) for path, strength in self.settings.loras],
             camera_id="observer",
             round_index=r,
         )

@@ -65,7 +65,12 @@ class VideoWriter:
                 quality=None,
                 macro_block_size=1,
                 ffmpeg_log_level="error",
-                output_params=["-crf", str(self.quality), "-vf", pad, "-movflags", "+faststart"],
+                # veryfast: about 3x faster than x264's default at the same CRF, for files a
+                # little larger; encoding otherwise rivals a small model's generation time
+                output_params=[
+                    "-crf", str(self.quality), "-preset", "veryfast",
+                    "-vf", pad, "-movflags", "+faststart",
+                ],
             )
             self._gen.send(None)
         elif (h, w) != self._size:

@@ -22,9 +22,11 @@ GEMM, whose roundings depend on shapes and devices), so an image does not depend
 and points are batched, and CPU and CUDA give the same bits.
 
 Speed: work is split into blocks of (points x poses) so that scratch memory stays bounded (and
-cache-sized on CPU; on CUDA a block holds many poses, to amortise kernel launches); the point
-indices of the keys are written once per call and each pose only writes the z half of them;
-culling uses arithmetic and clamping instead of boolean masks.
+cache-sized on CPU, in buffers reused by every block; on CUDA a block holds several poses, to
+amortise kernel launches); the point indices of the keys are written once per call and each pose
+only writes the z half of them; culling uses arithmetic and clamping instead of boolean masks;
+when a call renders several poses of a large cloud, the points are first sorted by their pixel
+in the first pose, so that the scatters of a block hit a cache-sized band of the z-buffer.
 
 This module imports torch at import time: import it explicitly (``core.pointcloud`` does not).
 """
@@ -54,6 +56,7 @@ _SORT_MIN_POSES = 4
 _SORT_MIN_POINTS = 1 << 16
 # Bound on the z-buffer and decoding scratch of one chunk of poses (about 24 bytes a pixel).
 _CHUNK_BYTES = 1_500_000_000
+_CPU_CHUNK_BYTES = 24 << 20
 
 
 class RenderResult(NamedTuple):
@@ -218,8 +221,10 @@ def _render_into(out: RenderResult, pts, cols, P_all, bg, radius: int, near: flo
         perm = _pixel_order(P_all[0].to(device=dev, dtype=torch.float32), pts_t, H, W, near)
         pts_t = torch.index_select(pts_t, 1, perm)
         ids = torch.index_select(ids, 0, perm)
-    # Pixel ids are int32 within a chunk of poses.
-    pose_chunk = max(1, min(B, _CHUNK_BYTES // (HWp * 24), (2**31 - 1) // HWp))
+    # Pixel ids are int32 within a chunk of poses. On CPU a chunk's z-buffer and decoding
+    # scratch stay small (a few MB), so that the allocator reuses them without page faults.
+    chunk_bytes = _CHUNK_BYTES if dev.type == "cuda" else _CPU_CHUNK_BYTES
+    pose_chunk = max(1, min(B, chunk_bytes // (HWp * 24), (2**31 - 1) // HWp))
     poses_per_block = max(1, min(pose_chunk, block_elems // max(1, n_pts)))
     pts_per_block = max(1, block_elems // poses_per_block)
     # Keys (poses_per_block, n_pts): the id halves are written once, here; each pose then
@@ -229,37 +234,54 @@ def _render_into(out: RenderResult, pts, cols, P_all, bg, radius: int, near: flo
     key_halves[..., _LO] = ids.to(torch.int32)
     key_z = key_halves[..., _HI]
 
+    ws = _Workspace(poses_per_block * min(n_pts, pts_per_block), dev)
+    zbuf = torch.empty(pose_chunk * HWp, dtype=torch.int64, device=dev)
+    scratch = torch.empty((2, pose_chunk * H * W), dtype=torch.int32, device=dev)
     for b0 in range(0, B, pose_chunk):
         b1 = min(B, b0 + pose_chunk)
         nb = b1 - b0
         P = P_all[b0:b1].to(device=dev, dtype=torch.float32)
         M = P[:, :, :3].reshape(nb * 3, 3)
         t = P[:, :, 3].reshape(nb * 3, 1)
-        zbuf = torch.full((nb * HWp,), _EMPTY_KEY, dtype=torch.int64, device=dev)
+        zb = zbuf[: nb * HWp].fill_(_EMPTY_KEY)
         for p0 in range(0, nb, poses_per_block):
             p1 = min(nb, p0 + poses_per_block)
             # Flat id of image pixel (0, 0) of each pose.
             base = torch.arange(p0, p1, dtype=torch.int32, device=dev)[:, None] * HWp + Wp + 1
             for s in range(0, n_pts, pts_per_block):
                 e = min(n_pts, s + pts_per_block)
-                z, u, v = _project(
-                    M[p0 * 3 : p1 * 3], t[p0 * 3 : p1 * 3], pts_t[:, s:e], H, W, near, radius
-                )
+                Mp, tp = M[p0 * 3 : p1 * 3], t[p0 * 3 : p1 * 3]
+                z, u, v = _project(Mp, tp, pts_t[:, s:e], H, W, near, radius, ws)
                 key_z[: p1 - p0, s:e].copy_(z.view(torch.int32))
-                _scatter(zbuf, keys[: p1 - p0, s:e], u, v, base, H, W, radius)
-        inner = zbuf.view(nb, Hp, Wp)[:, 1:-1, 1:-1]
-        _decode(out, b0, inner, packed)
+                _scatter(zb, keys[: p1 - p0, s:e], u, v, base, H, W, radius, ws)
+        _decode(out, b0, zb.view(nb, Hp, Wp)[:, 1:-1, 1:-1], packed, scratch)
 
 
-def _project(M, t, pts_t, H: int, W: int, near: float, radius: int):
+class _Workspace:
+    """Scratch buffers reused by every block of a call: fresh multi-megabyte allocations
+    would page-fault on each block (CPU allocators hand them back to the system)."""
+
+    def __init__(self, elems: int, dev: torch.device) -> None:
+        self.f = torch.empty((7, elems), dtype=torch.float32, device=dev)
+        self.i = torch.empty((2, elems), dtype=torch.int32, device=dev)
+        self.pix = torch.empty(elems, dtype=torch.int64, device=dev)
+
+
+def _project(M, t, pts_t, H: int, W: int, near: float, radius: int, ws: _Workspace):
     """z, and floor(u), floor(v) clamped to [-1 - radius, W + radius] x [-1 - radius, H + radius]
-    (culled points at the low bounds), each (poses, points), for the (3 poses, 3) M and t."""
+    (culled points at the low bounds), each (poses, points), for the (3 poses, 3) M and t.
+    The results live in ``ws`` until its next use."""
     nb, n = M.shape[0] // 3, pts_t.shape[1]
+    m = nb * n
+    flat = ws.f.view(-1)
+    proj = flat[: 3 * m].view(3 * nb, n)
+    tmp = flat[3 * m : 6 * m].view(3 * nb, n)
+    zc = flat[6 * m : 7 * m].view(nb, n)
     # ((P0 x + P1 y) + P2 z) + P3 with one rounding per operation, elementwise rather than a
     # GEMM: GEMM kernels round differently with the matrix shapes and the device, and the
     # images must not depend on how poses and points are batched, nor on the device.
-    proj = torch.mul(M[:, 0:1], pts_t[0])
-    tmp = torch.mul(M[:, 1:2], pts_t[1])
+    torch.mul(M[:, 0:1], pts_t[0], out=proj)
+    torch.mul(M[:, 1:2], pts_t[1], out=tmp)
     proj += tmp
     torch.mul(M[:, 2:3], pts_t[2], out=tmp)
     proj += tmp
@@ -270,13 +292,15 @@ def _project(M, t, pts_t, H: int, W: int, near: float, radius: int):
     # divides by z where z > near and by 0 (or NaN) elsewhere, and the resulting infinities
     # and NaNs all become the low bound; clamping then sends every point off the image onto the
     # guard ring.
-    zc = torch.sub(z, near).sign_().clamp_(min=0.0)
+    torch.sub(z, near, out=zc).sign_().clamp_(min=0.0)
     zc *= z
     lo = -1.0 - radius
-    u = torch.div(proj[:, 0], zc)
-    u = torch.nan_to_num_(u, nan=lo, posinf=lo, neginf=lo).clamp_(lo, W + radius).floor_()
-    v = torch.div(proj[:, 1], zc)
-    v = torch.nan_to_num_(v, nan=lo, posinf=lo, neginf=lo).clamp_(lo, H + radius).floor_()
+    u = tmp[:nb]  # tmp is free again
+    v = tmp[nb : 2 * nb]
+    torch.div(proj[:, 0], zc, out=u)
+    torch.nan_to_num_(u, nan=lo, posinf=lo, neginf=lo).clamp_(lo, W + radius).floor_()
+    torch.div(proj[:, 1], zc, out=v)
+    torch.nan_to_num_(v, nan=lo, posinf=lo, neginf=lo).clamp_(lo, H + radius).floor_()
     return z, u, v
 
 
@@ -284,26 +308,36 @@ def _pixel_order(P, pts_t, H: int, W: int, near: float) -> torch.Tensor:
     """A permutation of the points sorting them by their pixel in the camera P (3, 4)."""
     n = pts_t.shape[1]
     pix = torch.empty(n, dtype=torch.int32, device=pts_t.device)
-    step = _CUDA_BLOCK_ELEMS if pts_t.device.type == "cuda" else _CPU_BLOCK_ELEMS
+    step = min(n, _CUDA_BLOCK_ELEMS if pts_t.device.type == "cuda" else _CPU_BLOCK_ELEMS)
+    ws = _Workspace(step, pts_t.device)
     for s in range(0, n, step):
         e = min(n, s + step)
-        _, u, v = _project(P[:, :3], P[:, 3:], pts_t[:, s:e], H, W, near, 0)
-        row = v[0].to(torch.int32)
+        _, u, v = _project(P[:, :3], P[:, 3:], pts_t[:, s:e], H, W, near, 0, ws)
+        row = pix[s:e].view(1, -1)
+        row.copy_(v)
         row *= W + 2
-        row += u[0].to(torch.int32)
-        pix[s:e] = row
+        tmp = ws.i[0, : e - s].view(1, -1)
+        tmp.copy_(u)
+        row += tmp
     return torch.sort(pix).indices
 
 
-def _scatter(zbuf, keys, u, v, base, H: int, W: int, radius: int) -> None:
+def _scatter(zbuf, keys, u, v, base, H: int, W: int, radius: int, ws: _Workspace) -> None:
     """Scatter-min the (poses, points) keys at pixels (u, v) (floats from _project)."""
     Wp = W + 2
+    nb, n = keys.shape
     if radius == 0:
-        pix = v.to(torch.int32)
+        m = nb * n
+        pix = ws.i[0, :m].view(nb, n)
+        col = ws.i[1, :m].view(nb, n)
+        pix.copy_(v)  # exact: whole numbers in int32 range
         pix *= Wp
-        pix += u.to(torch.int32)
+        col.copy_(u)
+        pix += col
         pix += base
-        zbuf.scatter_reduce_(0, pix.view(-1).to(torch.int64), keys.reshape(-1), "amin")
+        pix64 = ws.pix[:m]
+        pix64.copy_(pix.view(-1))
+        zbuf.scatter_reduce_(0, pix64, keys.reshape(-1), "amin")
         return
     # Splats: keep the points whose square reaches the image (the clamp bounds fail this
     # test), then one scatter per offset, clamping rows and columns onto the guard ring.
@@ -311,7 +345,6 @@ def _scatter(zbuf, keys, u, v, base, H: int, W: int, radius: int) -> None:
     sel = reach.view(-1).nonzero().squeeze(1)
     if sel.numel() == 0:
         return
-    nb, n = keys.shape
     ui = u.reshape(-1)[sel].to(torch.int64)
     vi = v.reshape(-1)[sel].to(torch.int64)
     k = keys.reshape(-1)[sel]
@@ -322,17 +355,18 @@ def _scatter(zbuf, keys, u, v, base, H: int, W: int, radius: int) -> None:
             zbuf.scatter_reduce_(0, row + (ui + dx).clamp_(-1, W), k, "amin")
 
 
-def _decode(out: RenderResult, b0: int, zkeys, packed) -> None:
+def _decode(out: RenderResult, b0: int, zkeys, packed, scratch) -> None:
     """Write a chunk's z-buffer keys out as images (no boolean selects: an empty key's halves
-    read as a NaN depth and a -1 index)."""
+    read as a NaN depth and a -1 index). ``scratch``: (2, >= pixels) int32."""
     nb, H, W = zkeys.shape
     b1 = b0 + nb
     halves = zkeys.view(torch.int32).view(nb, H, W, 2)
     torch.ne(zkeys, _EMPTY_KEY, out=out.mask[b0:b1])
     torch.nan_to_num(halves[..., _HI].view(torch.float32), nan=0.0, out=out.depth[b0:b1])
-    winner = halves[..., _LO] + 1  # input index + 1; 0 where empty
-    out.index[b0:b1] = winner
+    winner = scratch[0, : nb * H * W]
+    torch.add(halves[..., _LO], 1, out=winner.view(nb, H, W))  # input index + 1; 0 if empty
+    out.index[b0:b1] = winner.view(nb, H, W)
     out.index[b0:b1] -= 1
     # packed[0] is the background colour.
-    colour = torch.index_select(packed, 0, winner.view(-1)).view(torch.uint8)
-    out.rgb[b0:b1] = colour.view(nb, H, W, 4)[..., :3]
+    colour = torch.index_select(packed, 0, winner, out=scratch[1, : nb * H * W])
+    out.rgb[b0:b1] = colour.view(torch.uint8).view(nb, H, W, 4)[..., :3]

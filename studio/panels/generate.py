@@ -48,26 +48,16 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import WorldStudioError
+from core.generation.engine import project_model_for
 from studio import commands
 from studio.document import ProjectDocument
 from studio.util import pixmap_fit
 from studio.worker import JobRunner
 
 MODEL_FREE = ("geometry", "oracle")
-# The engine uses the project's model for a Wan backend whose kind its name shows, else the
-# backend's default (core.generation.engine._project_model_for); the estimate follows it.
+# Wan model ids name their kind; a mismatch with the backend is worth a note.
 _KIND_HINT = {"wan-vace": "vace", "wan-i2v": "i2v"}
 GiB = 1024**3
-
-
-def effective_model(backend: str, model_id: str | None, project_backend: str) -> str | None:
-    """The model the engine will load for ``backend`` (None: the backend's default)."""
-    if not model_id:
-        return None
-    if backend == project_backend:
-        return model_id
-    hint = _KIND_HINT.get(backend)
-    return model_id if hint and hint in model_id.lower() else None
 
 
 def _spin(lo: int, hi: int, step: int = 1, tip: str = "") -> QSpinBox:
@@ -325,7 +315,7 @@ class GeneratePanel(QWidget):
         refresh = QToolButton()
         refresh.setText("↻")
         refresh.setToolTip("Read the runs folder again")
-        refresh.clicked.connect(self.refresh_runs)
+        refresh.clicked.connect(lambda: self.refresh_runs())
         row1 = QHBoxLayout()
         row1.addWidget(self.runs_combo, 1)
         row1.addWidget(refresh)
@@ -413,6 +403,14 @@ class GeneratePanel(QWidget):
         self._update_estimate()
         self._update_lora_note()
 
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        """Models may have been downloaded and LoRAs trained meanwhile: look again."""
+        super().showEvent(event)
+        self._fill_models(self.doc.project.generation.model_id)
+        self._update_model_note()
+        self._update_estimate()
+        self.refresh_loras()
+
     def _fill_models(self, current: str | None) -> None:
         from core.models import all_models, model_status
 
@@ -436,12 +434,13 @@ class GeneratePanel(QWidget):
 
     def _effective_model(self) -> str | None:
         g = self.doc.project.generation
-        return effective_model(g.backend, g.model_id, g.backend)
+        return project_model_for(g.backend, g)
 
     def _update_model_note(self) -> None:
         g = self.doc.project.generation
         if g.backend in MODEL_FREE:
             self.model_note.setText(f"{g.backend} uses no model")
+            self.model_note.setVisible(True)
             return
         hint = _KIND_HINT.get(g.backend)
         text = ""
@@ -729,9 +728,8 @@ class GeneratePanel(QWidget):
         if run is None:
             self.message.emit("Choose a run to resume", True)
             return False
-        common = self._common()
-        common["monitors"] = True  # the run's own setting is kept (it cannot be switched on here)
-        return self._launch(lambda folder: generate_job(folder, resume=str(run), **common),
+        # the run's own settings (profile, LoRAs, monitors) are kept: run.json records them
+        return self._launch(lambda folder: generate_job(folder, resume=str(run)),
                             f"Resume {run.name}", needs_save=False, run=run)
 
     def branch(self, from_round: int | None = None, run: str | Path | None = None) -> bool:
@@ -747,7 +745,7 @@ class GeneratePanel(QWidget):
         k = int(from_round) if from_round is not None else self.branch_spin.value() - 1
         g = self.doc.project.generation
         options = dict(self._common(), backend=g.backend, steps=g.steps, guidance=g.guidance, seed=g.seed,
-                       model=effective_model(g.backend, g.model_id, g.backend))
+                       model=project_model_for(g.backend, g))
         return self._launch(lambda folder: generate_job(folder, resume=str(run), from_round=k, **options),
                             f"Branch {run.name} from round {k + 1}")
 

@@ -227,10 +227,19 @@ class TrainingPanel(QWidget):
 
     def reset_from_project(self) -> None:
         """Defaults from the project: its model and video size."""
+        g = self.doc.project.generation
+        self._fill_models(self.model.currentData() or g.model_id)
+        self.width_spin.setValue(g.width)
+        self.height_spin.setValue(g.height)
+        self._update_buttons()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self._fill_models(self.model.currentData())  # a model may have been downloaded meanwhile
+
+    def _fill_models(self, current: str | None) -> None:
         from core.models import all_models, model_status
 
-        g = self.doc.project.generation
-        current = self.model.currentData() or g.model_id
         self.model.clear()
         for info in all_models("video"):
             if "i2v" in info.repo_id.lower():
@@ -246,9 +255,6 @@ class TrainingPanel(QWidget):
         if current and self.model.findData(current) < 0 and Path(current).expanduser().is_dir():
             self.model.addItem(f"◆ {Path(current).name}", current)
         self.model.setCurrentIndex(max(self.model.findData(current), 0))
-        self.width_spin.setValue(g.width)
-        self.height_spin.setValue(g.height)
-        self._update_buttons()
 
     def browse_clips(self) -> None:
         start = self.clips.text() or (str(self.doc.folder) if self.doc.folder else "")

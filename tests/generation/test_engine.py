@@ -233,3 +233,24 @@ def test_progress_and_previews_reach_the_context(project):
     assert all(b.done >= a.done for a, b in zip(progress, progress[1:], strict=False) if a.total == b.total)
     assert any(r.kind == "preview" and r.payload.shape == (H, W, 3) for r in reports)
     assert json.loads((list_runs(ProjectFolder(project))[0].run_file).read_text())["status"] == "complete"
+
+
+def test_loras_are_recorded_and_a_resume_applies_the_same_ones(project, monkeypatch):
+    made: list[NoisyBackend] = []
+
+    def factory(**options):
+        b = NoisyBackend(**options)
+        made.append(b)
+        return b
+
+    monkeypatch.setattr("tests.generation.engine_support.NoisyBackend", factory, raising=True)
+    monkeypatch.setitem(backends._REGISTRY, "noisy", "tests.generation.engine_support:NoisyBackend")
+    lora = str(ProjectFolder(project).loras_dir / "style.safetensors")
+    first = generate_job(project, backend="noisy", rounds=1, steps=2, loras=[(lora, 0.7)], **SMALL)(JobContext())
+    assert RunFolder(first.run_dir).read_meta()["settings"]["loras"] == [[lora, 0.7]]
+    # resuming without naming LoRAs applies the run's own; naming other ones is refused
+    generate_job(project, resume=first.run_id, rounds=2)(JobContext())
+    assert {tuple(q.loras[0]) for m in made for q in m.requests} == {(lora, 0.7)}
+    assert all(len(q.loras) == 1 for m in made for q in m.requests)
+    with pytest.raises(Exception, match="--loras: the run was made with loras"):
+        generate_job(project, resume=first.run_id, rounds=3, loras=[(lora, 1.0)])(JobContext())

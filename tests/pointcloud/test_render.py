@@ -199,10 +199,24 @@ def test_small_blocks_and_pose_chunks_give_the_same_images(monkeypatch):
     # Several poses per GEMM block (the CUDA layout) and several chunks of poses.
     monkeypatch.setattr(render_module, "_CPU_BLOCK_ELEMS", 3 * 2000 + 5)
     monkeypatch.setattr(render_module, "_CHUNK_BYTES", H * W * 24 * 4)
+    monkeypatch.setattr(render_module, "_CPU_CHUNK_BYTES", H * W * 24 * 4)
     assert_same(render_points(xyz, rgb, poses, K, H, W, radius=1), reference)
     # Many small point blocks, one pose each.
     monkeypatch.setattr(render_module, "_CPU_BLOCK_ELEMS", 333)
     assert_same(render_points(xyz, rgb, poses, K, H, W, radius=1), reference)
+
+
+@pytest.mark.parametrize("radius", [0, 2])
+def test_pixel_sorting_of_points_does_not_change_the_images(monkeypatch, radius):
+    xyz, rgb, poses = random_scene(n=5000, b=6, seed=2)
+    xyz[::97] = np.nan  # dropped points shift the ids that the keys carry
+    xyz[1::50] = xyz[0::50]  # exact duplicates: ties go to the lower input index
+    monkeypatch.setattr(render_module, "_SORT_MIN_POINTS", 10**9)
+    plain = render_points(xyz, rgb, poses, K, H, W, radius=radius)
+    monkeypatch.setattr(render_module, "_SORT_MIN_POINTS", 1)
+    monkeypatch.setattr(render_module, "_CPU_BLOCK_ELEMS", 1000)
+    assert_same(render_points(xyz, rgb, poses, K, H, W, radius=radius), plain)
+    assert plain.mask.sum() > 2000 and not np.isin(np.arange(0, 5000, 97), plain.index).any()
 
 
 def test_torch_inputs_and_editable_outputs():

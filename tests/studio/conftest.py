@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import use_models_from
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _studio_config_dir(tmp_path_factory):
@@ -84,40 +86,12 @@ def make_window(qtbot):
         w.close()
 
 
-@pytest.fixture(scope="session")
-def fake_hub(tmp_path_factory) -> Path:
-    """The tiny depth and SAM 2 models in a fake hub cache under their real repo ids."""
-    from tests import tiny_models
-
-    return tiny_models.fake_hub_cache(tmp_path_factory)
-
-
-def _models_env(monkeypatch, tmp_path, hub: Path) -> Path:
-    from core.models import clear_local_dirs
-
-    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("WORLDSTUDIO_CONFIG", str(tmp_path / "models-config"))
-    monkeypatch.setenv("WORLDSTUDIO_DEVICE", "cpu")
-    clear_local_dirs()
-    return hub
-
-
-@pytest.fixture
-def models_env(fake_hub, monkeypatch, tmp_path):
-    """HF_HUB_CACHE -> the fake hub (tiny models present), offline, private models config, CPU."""
-    yield _models_env(monkeypatch, tmp_path, fake_hub)
-    from core.models import clear_local_dirs
-
-    clear_local_dirs()
-
-
 @pytest.fixture
 def no_models_env(monkeypatch, tmp_path):
     """An empty hub cache, offline: every model is missing and cannot be downloaded."""
     hub = tmp_path / "empty-hub"
     hub.mkdir()
-    yield _models_env(monkeypatch, tmp_path, hub)
+    yield use_models_from(hub, monkeypatch, tmp_path)
     from core.models import clear_local_dirs
 
     clear_local_dirs()

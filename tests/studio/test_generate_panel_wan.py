@@ -1,0 +1,39 @@
+"""The Generate panel with the tiny Wan VACE pipeline (a fake hub cache under the real repo id,
+the real loading code): each denoising step's thumbnail strip reaches the live preview, with the
+step in the text; Cancel stops the model run."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+
+from core.generation.live_preview import preview_shape
+from tests.generation.conftest import wan_env, wan_hub  # noqa: F401 - fixtures
+
+
+def test_wan_vace_denoising_steps_reach_the_live_preview(make_window, demo_folder, qtbot,
+                                                         wan_env):  # noqa: F811
+    w = make_window(demo_folder)
+    gp = w.generate_panel
+    gp.backend.setCurrentIndex(gp.backend.findData("wan-vace"))
+    gp.width_spin.setValue(64)
+    gp.height_spin.setValue(48)
+    gp.frames_spin.setValue(9)
+    gp.steps_spin.setValue(3)
+    gp.set_profile("gpu")
+    assert gp.vram.text().endswith("GiB (gpu)")  # the tiny model's own configs
+    gp.ask_save = lambda: True
+    previews = []
+    w.runner.preview.connect(lambda image, msg: previews.append((np.asarray(image).shape, msg)))
+    assert gp.generate()
+    qtbot.waitUntil(lambda: gp.screen.image is not None and "step" in gp.stage.text(), timeout=120000)
+    qtbot.mouseClick(gp.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not gp.active, timeout=120000)
+
+    # A strip of latent-decoded thumbnails of the round's frames, one per denoising step.
+    strip = preview_shape(48, 64, 9)
+    assert previews and all(shape == strip for shape, _ in previews), previews
+    assert any("step 1/3" in message for _, message in previews)
+    assert gp.screen.image.shape == strip
+    assert not gp.screen.pixmap().isNull()
+    assert "cancelled" in gp.stage.text() and gp.last_error == ""
