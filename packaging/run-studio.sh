@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ] || [ ! -f .venv/.worldstudio-installed ] || [ pyproject.toml -nt .venv/.worldstudio-installed ]; then
   echo "run-studio: setting up .venv (first run takes a few minutes)…" >&2
+  # the Qt/X11/GL libraries on Debian-family systems (needs root or sudo; skipped elsewhere)
+  bash packaging/system-deps.sh || echo "run-studio: could not install the system packages; see packaging/system-deps.sh" >&2
   bash packaging/setup-env.sh
 fi
 if [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ] && [ "$(uname)" = "Linux" ]; then
