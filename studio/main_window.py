@@ -718,8 +718,8 @@ class MainWindow(QMainWindow):
         self._update_title()
         self._update_frame_actions()
         self.show_message(f"Opened {folder}")
-        if self.viewport is not None and hasattr(self.viewport, "frame_scene"):
-            self.viewport.frame_scene()
+        if self.viewport is not None and hasattr(self.viewport, "overview"):
+            self.viewport.overview()
         if offer_recovery:
             self._offer_recovery()
         return True

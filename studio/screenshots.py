@@ -89,13 +89,6 @@ def main(argv: list[str] | None = None) -> int:
     w.resize(1600, 1000)
     w.show()
     w.open_project(project)
-    if w.viewport is not None:
-        # An overview from behind and above the source camera, so the path and frustums show.
-        import numpy as np
-
-        from core.geometry.transforms import look_at
-
-        w.viewport.set_view(look_at(np.array([1.6, -1.6, -2.2]), np.array([0.0, 0.2, 3.5])), 60.0)
     w.doc.set_playhead(40)
     w.start_renders()
     _wait(app, 30, lambda: w.camera_view.shown_frame == 40)

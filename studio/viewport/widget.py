@@ -661,6 +661,19 @@ class Viewport(QWidget):
         self.camera.set_pose(c2w, self.source_fov())
         self._camera_moved()
 
+    def overview(self) -> None:
+        """The view the studio opens a project with: from behind and above the source camera, looking at
+        the scene's middle, so the source camera, the path and the monitors are all in sight."""
+        self.frame_scene()
+        if not self._cloud_size():
+            return
+        from core.geometry.transforms import look_at
+
+        center = np.asarray(self._scene_center, dtype=np.float64)
+        d = max(float(center[2]), self._scene_scale * 0.25)
+        eye = np.array([0.35 * d, -0.35 * d, -0.5 * d])  # right, up (-y) and behind (-z)
+        self.set_view(look_at(eye, center), self.source_fov())
+
     def source_fov(self) -> float:
         """The source image's vertical fov (from the project's intrinsics; 60 without them)."""
         intr = self.document.project.intrinsics

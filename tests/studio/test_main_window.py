@@ -463,3 +463,20 @@ def test_monitors_from_view_and_for_an_entity_and_assignment(make_window, demo_f
     assert all(m.id != last.id for m in w.doc.project.monitors)
     w.act_undo.trigger()
     assert w.doc.project.monitors[-1].id == last.id
+
+
+@pytest.mark.gl
+def test_a_project_opens_on_an_overview_that_shows_the_source_camera(make_window, demo_folder, qtbot):
+    if not gl_available():
+        pytest.skip("needs OpenGL: the offscreen Qt platform has none (run under Xvfb)")
+    w = make_window(demo_folder, viewport=True)
+    c2w, _ = w.viewport.current_view_pose()
+    # behind (-z) and above (-y) the source camera at the origin, so its frustum is in view
+    assert c2w[2, 3] < -0.5 and c2w[1, 3] < -0.5
+    uv = w.viewport.screen_position(np.zeros(3))
+    assert uv is not None
+    width, height = w.viewport.view.size
+    assert 0 <= uv[0] < width and 0 <= uv[1] < height
+    # Home still goes back to the source camera
+    w.viewport.frame_scene()
+    np.testing.assert_allclose(w.viewport.current_view_pose()[0], np.eye(4), atol=1e-9)
