@@ -18,6 +18,7 @@ Fixtures live in tests/generation/conftest.py.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from tests.tiny_models import install_snapshot, revision
@@ -151,3 +152,17 @@ def install_in_fake_hub(cache_dir: str | Path, repo_id: str, folder: str | Path)
     """Copy ``folder`` into ``cache_dir`` as ``models--ORG--NAME/snapshots/<40 hex>/`` with the
     hex in ``refs/main``; returns the snapshot folder."""
     return install_snapshot(Path(cache_dir), repo_id, Path(folder))
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Torch on one thread while building or timing tiny models (two busy threads on a 2-core
+    machine are slower than one)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

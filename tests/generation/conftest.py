@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests import tiny_models, tiny_wan
+from tests.tiny_wan import single_thread
 
 _state: dict[str, Path] = {}
 
@@ -35,18 +36,6 @@ def _build(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
         _state.update(hub=hub, vace=vace, i2v=i2v, cache=tmp_path_factory.mktemp("preview_cache"),
                       config=tmp_path_factory.mktemp("wan_config"))
     return _state["hub"], {"vace": _state["vace"], "i2v": _state["i2v"]}
-
-
-@contextlib.contextmanager
-def single_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager

@@ -35,6 +35,21 @@ def project(tmp_path_factory, tmp_path):
 
 
 @pytest.fixture
+def made(monkeypatch) -> list[NoisyBackend]:
+    """The "noisy" backend, recording every instance the engine makes (and so its requests)."""
+    instances: list[NoisyBackend] = []
+
+    def factory(**options):
+        b = NoisyBackend(**options)
+        instances.append(b)
+        return b
+
+    monkeypatch.setattr("tests.generation.engine_support.NoisyBackend", factory, raising=True)
+    monkeypatch.setitem(backends._REGISTRY, "noisy", "tests.generation.engine_support:NoisyBackend")
+    return instances
+
+
+@pytest.fixture
 def noisy(monkeypatch):
     monkeypatch.setitem(backends._REGISTRY, "noisy", "tests.generation.engine_support:NoisyBackend")
 
@@ -102,16 +117,7 @@ def test_resume_keeps_the_run_settings(project):
     assert more.rounds_done == 2 and RunFolder(more.run_dir).completed_rounds() == 2
 
 
-def test_seeds_differ_per_call_and_are_reproducible(project, monkeypatch):
-    made: list[NoisyBackend] = []
-
-    def factory(**options):
-        b = NoisyBackend(**options)
-        made.append(b)
-        return b
-
-    monkeypatch.setattr("tests.generation.engine_support.NoisyBackend", factory, raising=True)
-    monkeypatch.setitem(backends._REGISTRY, "noisy", "tests.generation.engine_support:NoisyBackend")
+def test_seeds_differ_per_call_and_are_reproducible(project, made):
     a = generate_job(project, backend="noisy", seed=11, steps=2, **SMALL)(JobContext())
     b = generate_job(project, backend="noisy", seed=11, steps=2, **SMALL)(JobContext())
     c = generate_job(project, backend="noisy", seed=12, steps=2, **SMALL)(JobContext())
@@ -235,16 +241,7 @@ def test_progress_and_previews_reach_the_context(project):
     assert json.loads((list_runs(ProjectFolder(project))[0].run_file).read_text())["status"] == "complete"
 
 
-def test_loras_are_recorded_and_a_resume_applies_the_same_ones(project, monkeypatch):
-    made: list[NoisyBackend] = []
-
-    def factory(**options):
-        b = NoisyBackend(**options)
-        made.append(b)
-        return b
-
-    monkeypatch.setattr("tests.generation.engine_support.NoisyBackend", factory, raising=True)
-    monkeypatch.setitem(backends._REGISTRY, "noisy", "tests.generation.engine_support:NoisyBackend")
+def test_loras_are_recorded_and_a_resume_applies_the_same_ones(project, made):
     lora = str(ProjectFolder(project).loras_dir / "style.safetensors")
     first = generate_job(project, backend="noisy", rounds=1, steps=2, loras=[(lora, 0.7)], **SMALL)(JobContext())
     assert RunFolder(first.run_dir).read_meta()["settings"]["loras"] == [[lora, 0.7]]

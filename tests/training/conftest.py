@@ -12,13 +12,13 @@ repo id, so the trainer's own model lookup and loading run), a tiny project, and
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests import tiny_wan
+from tests.tiny_wan import single_thread
 
 COLOURS = {"red": (230, 40, 40), "green": (40, 220, 60), "blue": (50, 60, 230)}
 CLIP_FPS = 16
@@ -38,18 +38,6 @@ def square_clip(colour, frames: int = CLIP_FRAMES, height: int = 40, width: int 
         f[12:28, x : x + 14] = colour
         out.append(f)
     return out
-
-
-@contextlib.contextmanager
-def single_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _build(tmp_path_factory) -> None:

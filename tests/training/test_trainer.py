@@ -78,7 +78,7 @@ def trained(tiny_hub, clip_dir, tmp_path_factory):
     from transformers import UMT5EncoderModel
 
     from core.project import Project, save_project
-    from tests.training.conftest import single_thread
+    from tests.tiny_wan import single_thread
 
     root = tmp_path_factory.mktemp("trained")
     clips = root / "clips"
