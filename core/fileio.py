@@ -100,17 +100,34 @@ def staged_folder(target: str | os.PathLike, replace: bool = False) -> Iterator[
         raise WorldStudioError(f"{target}: cannot create the folder ({exc.strerror or exc})") from exc
     try:
         yield staging
-        if target.exists():
-            if replace:
-                shutil.rmtree(target)
-            elif target.is_dir() and not any(target.iterdir()):
-                target.rmdir()
-            else:
-                raise WorldStudioError(f"{target}: already exists and is not empty")
-        os.replace(staging, target)
+        _swap_in(staging, target, replace)
         fsync_dir(parent)
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(exc, OSError):
             raise WorldStudioError(f"{target}: cannot be written ({exc.strerror or exc})") from exc
         raise
+
+
+def _swap_in(staging: Path, target: Path, replace: bool) -> None:
+    """Rename ``staging`` to ``target``. A target being replaced is moved aside first and
+    deleted only once the new folder is in place, so a failure in between loses neither."""
+    if target.exists() and not target.is_dir():
+        raise WorldStudioError(f"{target}: exists and is not a folder")
+    old = None
+    if target.exists():
+        if not any(target.iterdir()):
+            target.rmdir()
+        elif not replace:
+            raise WorldStudioError(f"{target}: already exists and is not empty")
+        else:
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+    try:
+        os.replace(staging, target)
+    except BaseException:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -44,9 +44,9 @@ def _positive(value: int | None, flag: str) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from core.cli.project_cmds import parse_size
     from core.generation.engine import generate_job
     from core.jobs import run_in_terminal
+    from core.project.model import parse_size
 
     _positive(args.rounds, "--rounds")
     _positive(args.steps, "--steps")

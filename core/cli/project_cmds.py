@@ -9,6 +9,7 @@ from core.cli.interop_cmds import add_export_arguments
 from core.errors import WorldStudioError
 from core.models import add_model_dir_option, apply_model_dirs
 from core.project import CameraPath, PathSettings, ProjectFolder
+from core.project.model import parse_size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,17 +57,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ply", metavar="FILE", help="the scene point cloud as binary PLY")
     add_export_arguments(p)
     p.set_defaults(handler=cmd_export)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'832x480' -> (832, 480)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise WorldStudioError(f"--size: expected WIDTHxHEIGHT such as 832x480, got {text!r}") from None
-    if w <= 0 or h <= 0:
-        raise WorldStudioError(f"--size: width and height must be positive, got {text!r}")
-    return w, h
 
 
 def _open(path: str) -> tuple[ProjectFolder, object]:

@@ -21,6 +21,21 @@ Easing = Literal["linear", "ease_in", "ease_out", "ease_in_out"]
 Fov = Annotated[float, Field(gt=0.0, lt=180.0, description="vertical field of view, degrees")]
 
 
+def parse_size(text: str, option: str = "--size", multiple: int = 1) -> tuple[int, int]:
+    """'832x480' -> (832, 480); an error naming ``option`` otherwise. Video sizes for the models
+    must be multiples of 16 (``multiple=16``)."""
+    from core.errors import WorldStudioError
+
+    try:
+        w, h = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise WorldStudioError(f"{option}: expected WIDTHxHEIGHT such as 832x480, got {text!r}") from None
+    if w <= 0 or h <= 0 or w % multiple or h % multiple:
+        what = f"positive multiples of {multiple}" if multiple > 1 else "positive"
+        raise WorldStudioError(f"{option}: width and height must be {what}, got {text!r}")
+    return w, h
+
+
 def new_id(prefix: str) -> str:
     """A short id that stays unique within a project (``kf-3fa2c1d0``)."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"

@@ -147,14 +147,13 @@ def check_frames(frames: int, label: str = "--frames") -> int:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """'832x480' -> (832, 480), both multiples of 16."""
+    """'832x480' -> (832, 480), both multiples of 16 (a TrainingError otherwise)."""
+    from core.project.model import parse_size as parse_video_size
+
     try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise TrainingError(f"--size: expected WIDTHxHEIGHT such as 832x480, got {text!r}") from None
-    if w <= 0 or h <= 0 or w % 16 or h % 16:
-        raise TrainingError(f"--size: width and height must be positive multiples of 16, got {text!r}")
-    return w, h
+        return parse_video_size(text, multiple=16)
+    except WorldStudioError as exc:
+        raise TrainingError(str(exc)) from None
 
 
 def as_path(value: Path | str | None) -> Path | None:
