@@ -61,7 +61,7 @@ TEXT_TOKENS = 512
 
 
 def full_config() -> dict:
-    from core.generation.memory import WAN21_VACE_1_3B_TRANSFORMER
+    from worldstudio.core.generation.memory import WAN21_VACE_1_3B_TRANSFORMER
 
     return {k: v for k, v in WAN21_VACE_1_3B_TRANSFORMER.items() if not k.startswith("_")}
 
@@ -70,11 +70,15 @@ def tiny_config() -> dict:
     from tests.tiny_wan import tiny_vace_transformer
 
     cfg = {k: v for k, v in dict(tiny_vace_transformer().config).items() if not k.startswith("_")}
-    cfg["rope_max_seq_len"] = 1024  # as the real model: RoPE tables long enough for 832 px (no weights)
+    cfg["rope_max_seq_len"] = (
+        1024  # as the real model: RoPE tables long enough for 832 px (no weights)
+    )
     return cfg
 
 
-def step_flops(cfg: dict, latent_frames: int, latent_h: int, latent_w: int, text_tokens: int = TEXT_TOKENS) -> dict:
+def step_flops(
+    cfg: dict, latent_frames: int, latent_h: int, latent_w: int, text_tokens: int = TEXT_TOKENS
+) -> dict:
     """FLOPs of one transformer forward (see the module docstring), by part."""
     d = int(cfg["num_attention_heads"]) * int(cfg["attention_head_dim"])
     ffn = int(cfg["ffn_dim"])
@@ -87,7 +91,8 @@ def step_flops(cfg: dict, latent_frames: int, latent_h: int, latent_w: int, text
     block_linear = 2 * (4 * L * d * d + 2 * L * d * d + 2 * T * d * d + 2 * L * d * ffn)
     block_attention = 2 * (2 * L * L * d + 2 * L * T * d)
     parts = {
-        "linear": (n_main + n_vace) * block_linear + 2 * L * d * d * (n_vace + (1 if n_vace else 0)),
+        "linear": (n_main + n_vace) * block_linear
+        + 2 * L * d * d * (n_vace + (1 if n_vace else 0)),
         "attention": (n_main + n_vace) * block_attention,
         "embeddings": 2 * L * int(cfg.get("in_channels", 16)) * patch * d
         + 2 * L * int(cfg.get("vace_in_channels", 96)) * patch * d
@@ -139,12 +144,15 @@ def make_inputs(cfg: dict, latent_frames: int, latent_h: int, latent_w: int, dev
         return torch.randn(*shape, generator=gen).to(device=device, dtype=dtype)
 
     if torch.device(device).type == "meta":
-        def randn(*shape):  # noqa: F811 - meta tensors have no values
+
+        def randn(*shape):
             return torch.empty(*shape, device="meta", dtype=dtype)
 
     return {
         "hidden_states": randn(1, int(cfg["in_channels"]), latent_frames, latent_h, latent_w),
-        "control_hidden_states": randn(1, int(cfg.get("vace_in_channels", 96)), latent_frames, latent_h, latent_w),
+        "control_hidden_states": randn(
+            1, int(cfg.get("vace_in_channels", 96)), latent_frames, latent_h, latent_w
+        ),
         "encoder_hidden_states": randn(1, TEXT_TOKENS, int(cfg["text_dim"])),
         "timestep": torch.tensor([999.0], device=device),
         "return_dict": False,
@@ -198,9 +206,15 @@ def _si(value: float, unit: str) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--full", action="store_true", help="the full Wan2.1-VACE-1.3B shape (for a GPU)")
-    parser.add_argument("--dry-run", action="store_true", help="build and run on the meta device: no timing")
-    parser.add_argument("--height", type=int, default=None, help="default 480 with --full, else 256")
+    parser.add_argument(
+        "--full", action="store_true", help="the full Wan2.1-VACE-1.3B shape (for a GPU)"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="build and run on the meta device: no timing"
+    )
+    parser.add_argument(
+        "--height", type=int, default=None, help="default 480 with --full, else 256"
+    )
     parser.add_argument("--width", type=int, default=None, help="default 832 with --full, else 448")
     parser.add_argument("--frames", type=int, default=None, help="default 65 with --full, else 17")
     parser.add_argument("--repeats", type=int, default=5)
@@ -219,21 +233,33 @@ def main(argv: list[str] | None = None) -> dict:
     args.frames = args.frames or (65 if args.full else 17)
     if args.frames % 4 != 1 or args.height % 16 or args.width % 16:
         parser.error("--frames must be 4k+1 and --height/--width multiples of 16")
-    device = torch.device("meta" if args.dry_run else (args.device or ("cuda" if args.full else "cpu")))
+    device = torch.device(
+        "meta" if args.dry_run else (args.device or ("cuda" if args.full else "cpu"))
+    )
     if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error("--full times a CUDA device and none is available here (use --dry-run, or --device cpu with a small size)")
-    dtype = getattr(torch, args.dtype) if args.dtype else (torch.float32 if device.type == "cpu" else torch.bfloat16)
+        parser.error(
+            "--full times a CUDA device and none is available here (use --dry-run, or --device cpu with a small size)"
+        )
+    dtype = (
+        getattr(torch, args.dtype)
+        if args.dtype
+        else (torch.float32 if device.type == "cpu" else torch.bfloat16)
+    )
     cfg = full_config() if args.full else tiny_config()
     lf, lh, lw = (args.frames - 1) // 4 + 1, args.height // 8, args.width // 8
     flops = step_flops(cfg, lf, lh, lw)
 
-    from core.generation import memory
+    from worldstudio.core.generation import memory
 
     params = memory.transformer_params(cfg)["total"]
     result: dict = {
-        "model": "Wan2.1-VACE-1.3B shape" if args.full else "tiny test model", "device": str(device),
-        "dtype": str(dtype).replace("torch.", ""), "size": f"{args.width}x{args.height}x{args.frames}",
-        "latents": [lf, lh, lw], "tokens": flops["tokens"], "parameters": params,
+        "model": "Wan2.1-VACE-1.3B shape" if args.full else "tiny test model",
+        "device": str(device),
+        "dtype": str(dtype).replace("torch.", ""),
+        "size": f"{args.width}x{args.height}x{args.frames}",
+        "latents": [lf, lh, lw],
+        "tokens": flops["tokens"],
+        "parameters": params,
         "gflop_per_forward": flops["total"] / 1e9,
         "gflop_split": {k: flops[k] / 1e9 for k in ("linear", "attention", "embeddings")},
     }
@@ -241,7 +267,9 @@ def main(argv: list[str] | None = None) -> dict:
     build_t0 = time.perf_counter()
     model = build_model(cfg, device, dtype, meta=device.type == "meta")
     result["build_seconds"] = time.perf_counter() - build_t0
-    assert sum(p.numel() for p in model.parameters()) == params, "the parameter formula disagrees with the model"
+    assert sum(p.numel() for p in model.parameters()) == params, (
+        "the parameter formula disagrees with the model"
+    )
     attention = "native"
     if device.type != "meta":
         attention, note = memory.apply_attention_backend(model, device)
@@ -269,8 +297,10 @@ def main(argv: list[str] | None = None) -> dict:
         median = statistics.median(times)
         tflops = flops["total"] / median / 1e12
         result.update(
-            forward_ms=median * 1e3, forward_ms_all=[t * 1e3 for t in times],
-            step_ms_with_cfg=2 * median * 1e3, tflops=tflops,
+            forward_ms=median * 1e3,
+            forward_ms_all=[t * 1e3 for t in times],
+            step_ms_with_cfg=2 * median * 1e3,
+            tflops=tflops,
         )
         out = forward()
         assert torch.isfinite(out.float()).all(), "the forward produced non-finite values"
@@ -279,7 +309,8 @@ def main(argv: list[str] | None = None) -> dict:
             result["device_name"] = torch.cuda.get_device_name(device)
         est_weights = params * (2 if dtype != torch.float32 else 4)
         result["estimate_transformer_stage_gib"] = (
-            est_weights + memory.transformer_activation_bytes(cfg, flops["tokens"])) / memory.GiB
+            est_weights + memory.transformer_activation_bytes(cfg, flops["tokens"])
+        ) / memory.GiB
         baseline = matmul_baseline(device, dtype)
         result["matmul_tflops"] = baseline
         result["ratio_vs_matmul"] = tflops / baseline
@@ -288,26 +319,38 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(result))
     else:
         count = f"{params / 1e9:.3f}B" if params >= 1e8 else f"{params / 1e3:.1f}k"
-        print(f"{result['model']}: {count} parameters, {result['size']} -> latents "
-              f"{lf}x{lh}x{lw}, {flops['tokens']} tokens, {result['dtype']} on {device} "
-              f"(attention: {attention}); built in {result['build_seconds']:.1f} s")
+        print(
+            f"{result['model']}: {count} parameters, {result['size']} -> latents "
+            f"{lf}x{lh}x{lw}, {flops['tokens']} tokens, {result['dtype']} on {device} "
+            f"(attention: {attention}); built in {result['build_seconds']:.1f} s"
+        )
         split = result["gflop_split"]
-        print(f"FLOPs per forward: {_si(flops['total'], 'FLOP')} (linear {_si(split['linear'] * 1e9, 'FLOP')}, "
-              f"attention {_si(split['attention'] * 1e9, 'FLOP')}, embeddings {_si(split['embeddings'] * 1e9, 'FLOP')})")
+        print(
+            f"FLOPs per forward: {_si(flops['total'], 'FLOP')} (linear {_si(split['linear'] * 1e9, 'FLOP')}, "
+            f"attention {_si(split['attention'] * 1e9, 'FLOP')}, embeddings {_si(split['embeddings'] * 1e9, 'FLOP')})"
+        )
         if device.type == "meta":
-            print(f"dry run on the meta device: output {tuple(result['output_shape'])}, no timing; "
-                  f"torch's FlopCounterMode counts {_si(result['gflop_counted_by_torch'] * 1e9, 'FLOP')}")
+            print(
+                f"dry run on the meta device: output {tuple(result['output_shape'])}, no timing; "
+                f"torch's FlopCounterMode counts {_si(result['gflop_counted_by_torch'] * 1e9, 'FLOP')}"
+            )
         else:
-            print(f"one forward: median {result['forward_ms']:.1f} ms of {args.repeats} "
-                  f"({', '.join(f'{t:.1f}' for t in result['forward_ms_all'])}); a guided step (2 forwards): "
-                  f"{result['step_ms_with_cfg']:.1f} ms")
+            print(
+                f"one forward: median {result['forward_ms']:.1f} ms of {args.repeats} "
+                f"({', '.join(f'{t:.1f}' for t in result['forward_ms_all'])}); a guided step (2 forwards): "
+                f"{result['step_ms_with_cfg']:.1f} ms"
+            )
             line = f"achieved {_si(result['tflops'] * 1e12, 'FLOP/s')}"
             if "peak_memory_gib" in result:
-                line += (f"; peak memory {result['peak_memory_gib']:.2f} GiB on {result['device_name']} "
-                         f"(estimate's transformer stage {result['estimate_transformer_stage_gib']:.2f} GiB)")
+                line += (
+                    f"; peak memory {result['peak_memory_gib']:.2f} GiB on {result['device_name']} "
+                    f"(estimate's transformer stage {result['estimate_transformer_stage_gib']:.2f} GiB)"
+                )
             print(line)
-            print(f"ratio vs a dense matmul in this process ({_si(result['matmul_tflops'] * 1e12, 'FLOP/s')}): "
-                  f"{result['ratio_vs_matmul']:.3f}")
+            print(
+                f"ratio vs a dense matmul in this process ({_si(result['matmul_tflops'] * 1e12, 'FLOP/s')}): "
+                f"{result['ratio_vs_matmul']:.3f}"
+            )
     return result
 
 

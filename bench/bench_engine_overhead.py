@@ -73,13 +73,19 @@ def have_wan() -> bool:
 
 
 def run_engine(project: Path, backend, args, lifter: str):
-    from core.generation.engine import generate_job
-    from core.jobs import JobContext
+    from worldstudio.core.generation.engine import generate_job
+    from worldstudio.core.jobs import JobContext
 
     w, h = parse_size(args.size)
     job = generate_job(
-        project, backend=backend, rounds=args.rounds, steps=args.steps, size=(w, h),
-        frames_per_round=args.frames, seed=0, lifter=lifter,
+        project,
+        backend=backend,
+        rounds=args.rounds,
+        steps=args.steps,
+        size=(w, h),
+        frames_per_round=args.frames,
+        seed=0,
+        lifter=lifter,
     )
     t0 = time.perf_counter()
     result = job(JobContext())
@@ -89,8 +95,8 @@ def run_engine(project: Path, backend, args, lifter: str):
 def bench_wan(project: Path, tmp: Path, args) -> dict:
     import torch
 
-    from core.generation.backends.wan_vace import create_backend
     from tests import tiny_wan
+    from worldstudio.core.generation.backends.wan_vace import create_backend
 
     folder = tiny_wan.build_tiny_wan_vace(tmp / "tiny-vace")
     inner = create_backend(model_id=str(folder), profile="gpu", device=args.device, preview=False)
@@ -124,13 +130,13 @@ def bench_wan(project: Path, tmp: Path, args) -> dict:
 
 
 def bench_geometry(project: Path, args) -> dict:
-    from core.generation.backends.geometry import GeometryBackend
-    from core.generation.preview import load_scene_cloud
-    from core.geometry.camera import intrinsics_from_fov
-    from core.geometry.path import bake_path
-    from core.geometry.transforms import pose_matrix
-    from core.pointcloud.render import render_points
-    from core.project import ProjectFolder
+    from worldstudio.core.generation.backends.geometry import GeometryBackend
+    from worldstudio.core.generation.preview import load_scene_cloud
+    from worldstudio.core.geometry.camera import intrinsics_from_fov
+    from worldstudio.core.geometry.path import bake_path
+    from worldstudio.core.geometry.transforms import pose_matrix
+    from worldstudio.core.pointcloud.render import render_points
+    from worldstudio.core.project import ProjectFolder
 
     w, h = parse_size(args.size)
     folder = ProjectFolder(project)
@@ -165,7 +171,9 @@ def bench_geometry(project: Path, args) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--backend", choices=["wan-vace", "geometry"], default=None)
     ap.add_argument("--size", default="128x96", help="WxH, multiples of 16 (default 128x96)")
     ap.add_argument("--frames", type=int, default=17, help="frames per round, 4k+1 (default 17)")
@@ -182,7 +190,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from core.oracle.demo_project import create_demo_project
+    from worldstudio.core.oracle.demo_project import create_demo_project
 
     backend = args.backend or ("wan-vace" if have_wan() else "geometry")
     w, h = parse_size(args.size)
@@ -196,21 +204,31 @@ def main() -> None:
             hub = tiny_models.build_fake_hub_cache(tmp / "hub", tmp / "models")
             os.environ["HF_HUB_CACHE"] = str(hub)
             os.environ["WORLDSTUDIO_CONFIG"] = str(tmp / "config")
-        out = bench_wan(project, tmp, args) if backend == "wan-vace" else bench_geometry(project, args)
+        out = (
+            bench_wan(project, tmp, args)
+            if backend == "wan-vace"
+            else bench_geometry(project, args)
+        )
 
     ratio = out["engine"] / out["bare"]
     print(f"backend:  {out['what']}")
-    print(f"setting:  demo project, {args.rounds} rounds x {args.frames} frames at {w}x{h}, 1 monitor "
-          f"({out['calls']} calls), {args.steps} steps, lifter {args.lifter}, best of {args.repeats}")
-    print(f"engine:   {out['engine']:.3f} s end to end (of which backend calls {out['backend_calls']:.3f} s)")
+    print(
+        f"setting:  demo project, {args.rounds} rounds x {args.frames} frames at {w}x{h}, 1 monitor "
+        f"({out['calls']} calls), {args.steps} steps, lifter {args.lifter}, best of {args.repeats}"
+    )
+    print(
+        f"engine:   {out['engine']:.3f} s end to end (of which backend calls {out['backend_calls']:.3f} s)"
+    )
     print(f"bare:     {out['bare']:.3f} s for the same {out['calls']} calls")
     parts = ", ".join(f"{k} {v:.3f} s" for k, v in sorted(out["timings"].items()))
     print(f"engine parts (last run): {parts}")
     verdict = "OK" if ratio <= 1.10 else "ABOVE TARGET"
     print(f"ratio:    {ratio:.3f} (engine / bare; target <= 1.10: {verdict})")
-    print(f"          {out['engine'] / out['backend_calls']:.3f} (engine / its own backend calls: the "
-          f"engine's share alone), {out['backend_calls'] / out['bare']:.3f} (backend calls / bare: the "
-          "backend's wrapping)")
+    print(
+        f"          {out['engine'] / out['backend_calls']:.3f} (engine / its own backend calls: the "
+        f"engine's share alone), {out['backend_calls'] / out['bare']:.3f} (backend calls / bare: the "
+        "backend's wrapping)"
+    )
 
 
 if __name__ == "__main__":

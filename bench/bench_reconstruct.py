@@ -67,16 +67,16 @@ def main(argv=None) -> int:
 
         if args.threads:
             torch.set_num_threads(args.threads)
-        from core.geometry.camera import intrinsics_from_fov
-        from core.jobs import JobContext
-        from core.reconstruct.depth import load_depth_estimator
-        from core.reconstruct.image_io import prepare_image
-        from core.reconstruct.new_project import (
+        from tests.tiny_models import DA_SMALL, build_depth_anything, install_snapshot
+        from worldstudio.core.geometry.camera import intrinsics_from_fov
+        from worldstudio.core.jobs import JobContext
+        from worldstudio.core.reconstruct.depth import load_depth_estimator
+        from worldstudio.core.reconstruct.image_io import prepare_image
+        from worldstudio.core.reconstruct.new_project import (
             depth_to_cloud,
             new_project_from_image,
             write_project_folder,
         )
-        from tests.tiny_models import DA_SMALL, build_depth_anything, install_snapshot
 
         src = work / "model"
         src.mkdir()
@@ -103,7 +103,9 @@ def main(argv=None) -> int:
             import torch.nn.functional as F
 
             with torch.inference_mode():
-                F.interpolate(raw[:, None].float(), size=(h, w), mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
+                F.interpolate(
+                    raw[:, None].float(), size=(h, w), mode="bilinear", align_corners=False
+                )[0, 0].cpu().numpy()
 
         upsample_s = best_of(upsample, args.repeats, sync)
         pred = est.predict(prepared.rgb)
@@ -112,25 +114,34 @@ def main(argv=None) -> int:
         post_s = best_of(lambda: pred.depth(), args.repeats)
         cloud_s = best_of(lambda: depth_to_cloud(depth, K, prepared.rgb), args.repeats)
         cloud = depth_to_cloud(depth, K, prepared.rgb)
-        from core.project import Project
+        from worldstudio.core.project import Project
 
         counter = iter(range(10**6))
 
         def write_once():
-            write_project_folder(work / f"w{next(counter)}", Project(), prepared.rgb, depth, cloud, JobContext())
+            write_project_folder(
+                work / f"w{next(counter)}", Project(), prepared.rgb, depth, cloud, JobContext()
+            )
 
         write_s = best_of(write_once, args.repeats)
 
         # Random weights give a noisy depth whose "edges" drop most pixels; a real model's depth
         # is smooth. Time the cloud and the writing on the oracle scene's exact depth too.
-        from core.oracle import OracleScene, demo_intrinsics
+        from worldstudio.core.oracle import OracleScene, demo_intrinsics
 
         frame = OracleScene.demo().render(np.eye(4), demo_intrinsics(h, w), h, w)
         smooth_cloud = depth_to_cloud(frame.depth, K, frame.rgb)
         smooth_cloud_s = best_of(lambda: depth_to_cloud(frame.depth, K, frame.rgb), args.repeats)
 
         def write_smooth():
-            write_project_folder(work / f"w{next(counter)}", Project(), frame.rgb, frame.depth, smooth_cloud, JobContext())
+            write_project_folder(
+                work / f"w{next(counter)}",
+                Project(),
+                frame.rgb,
+                frame.depth,
+                smooth_cloud,
+                JobContext(),
+            )
 
         smooth_write_s = best_of(write_smooth, args.repeats)
 
@@ -150,28 +161,50 @@ def main(argv=None) -> int:
         pipeline_s = min(pl)
         stages_s = read_s + pre_s + upsample_s + post_s + cloud_s + write_s
 
-        dev = torch.cuda.get_device_name(0) if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+        dev = (
+            torch.cuda.get_device_name(0)
+            if args.device == "cuda"
+            else f"CPU, {torch.get_num_threads()} threads"
+        )
         print(f"device            {dev}")
-        print(f"model             Depth-Anything-V2-Small-sized, random weights, {params / 1e6:.1f}M parameters")
-        print(f"image             {Path(args.image).name} -> project {w}x{h}, network input {in_w}x{in_h}")
+        print(
+            f"model             Depth-Anything-V2-Small-sized, random weights, {params / 1e6:.1f}M parameters"
+        )
+        print(
+            f"image             {Path(args.image).name} -> project {w}x{h}, network input {in_w}x{in_h}"
+        )
         print(f"model load        {load_s * 1000:8.1f} ms (from the hub cache, once per process)")
         print(f"baseline: forward {forward_s * 1000:8.1f} ms (the network alone)")
-        print(f"pipeline          {pipeline_s * 1000:8.1f} ms (new_project_from_image, model loaded)")
+        print(
+            f"pipeline          {pipeline_s * 1000:8.1f} ms (new_project_from_image, model loaded)"
+        )
         print(f"  read + crop     {read_s * 1000:8.1f} ms")
         print(f"  preprocess      {pre_s * 1000:8.1f} ms")
-        print(f"  predict         {predict_s * 1000:8.1f} ms (preprocess + forward + resize to {w}x{h})")
-        print(f"  resize output   {upsample_s * 1000:8.1f} ms ({raw.shape[-1]}x{raw.shape[-2]} -> {w}x{h})")
+        print(
+            f"  predict         {predict_s * 1000:8.1f} ms (preprocess + forward + resize to {w}x{h})"
+        )
+        print(
+            f"  resize output   {upsample_s * 1000:8.1f} ms ({raw.shape[-1]}x{raw.shape[-2]} -> {w}x{h})"
+        )
         print(f"  depth convert   {post_s * 1000:8.1f} ms")
-        print(f"  point cloud     {cloud_s * 1000:8.1f} ms ({len(cloud.xyz)} points, edges removed)")
-        print(f"  write folder    {write_s * 1000:8.1f} ms (source.png, depth.npy, points.ply, project.json)")
-        print(f"  with a smooth depth (the oracle scene's exact depth, {len(smooth_cloud.xyz)} points):")
+        print(
+            f"  point cloud     {cloud_s * 1000:8.1f} ms ({len(cloud.xyz)} points, edges removed)"
+        )
+        print(
+            f"  write folder    {write_s * 1000:8.1f} ms (source.png, depth.npy, points.ply, project.json)"
+        )
+        print(
+            f"  with a smooth depth (the oracle scene's exact depth, {len(smooth_cloud.xyz)} points):"
+        )
         print(f"  point cloud     {smooth_cloud_s * 1000:8.1f} ms")
         print(f"  write folder    {smooth_write_s * 1000:8.1f} ms")
         full_stages = stages_s - cloud_s - write_s + smooth_cloud_s + smooth_write_s
-        print(f"ratio pipeline / forward: {pipeline_s / forward_s:.2f}x measured "
-              f"(everything but the network: {1000 * stages_s:.0f} ms, "
-              f"{(forward_s + stages_s) / forward_s:.2f}x from the stages; with a full-size cloud "
-              f"{1000 * full_stages:.0f} ms, {(forward_s + full_stages) / forward_s:.2f}x)")
+        print(
+            f"ratio pipeline / forward: {pipeline_s / forward_s:.2f}x measured "
+            f"(everything but the network: {1000 * stages_s:.0f} ms, "
+            f"{(forward_s + stages_s) / forward_s:.2f}x from the stages; with a full-size cloud "
+            f"{1000 * full_stages:.0f} ms, {(forward_s + full_stages) / forward_s:.2f}x)"
+        )
         assert np.isfinite(depth).all()
     finally:
         shutil.rmtree(work, ignore_errors=True)

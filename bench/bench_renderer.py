@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 
-    from core.pointcloud.render import render_points
+    from worldstudio.core.pointcloud.render import render_points
 
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda but torch sees no CUDA device", file=sys.stderr)

@@ -11,7 +11,7 @@ Options: ``--size WxH``, ``--frames F`` (4k+1), ``--rank R``, ``--steps N`` (tim
 N`` (untimed), ``--no-gradient-checkpointing``, ``--threads N`` (CPU; default 1 for the tiny
 shape, whose ops are too small to gain from threads), ``--device``.
 
-A training step is what ``core.training.trainer`` does per micro-batch: flow-matching inputs
+A training step is what ``worldstudio.core.training.trainer`` does per micro-batch: flow-matching inputs
 with shifted sigmas, the transformer forward under bf16 autocast (CUDA) or in float32 (CPU) with
 VACE's control input and 512 padded text tokens, the MSE against ``noise - x0``, backward through
 the (checkpointed) blocks into the LoRA, gradient clipping and an AdamW step. The baseline is a
@@ -34,16 +34,38 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # Wan2.1-VACE-1.3B's transformer config (the diffusers repo's transformer/config.json).
 WAN_VACE_1_3B = dict(
-    patch_size=(1, 2, 2), num_attention_heads=12, attention_head_dim=128, in_channels=16,
-    out_channels=16, text_dim=4096, freq_dim=256, ffn_dim=8960, num_layers=30, cross_attn_norm=True,
-    qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024,
-    vace_layers=list(range(0, 30, 2)), vace_in_channels=96,
+    patch_size=(1, 2, 2),
+    num_attention_heads=12,
+    attention_head_dim=128,
+    in_channels=16,
+    out_channels=16,
+    text_dim=4096,
+    freq_dim=256,
+    ffn_dim=8960,
+    num_layers=30,
+    cross_attn_norm=True,
+    qk_norm="rms_norm_across_heads",
+    eps=1e-6,
+    rope_max_seq_len=1024,
+    vace_layers=list(range(0, 30, 2)),
+    vace_in_channels=96,
 )
 # The test suite's tiny VACE transformer (tests/tiny_wan.py).
 TINY = dict(
-    patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16,
-    out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32, num_layers=3, cross_attn_norm=True,
-    qk_norm="rms_norm_across_heads", rope_max_seq_len=32, vace_layers=[0, 2], vace_in_channels=96,
+    patch_size=(1, 2, 2),
+    num_attention_heads=2,
+    attention_head_dim=12,
+    in_channels=16,
+    out_channels=16,
+    text_dim=32,
+    freq_dim=256,
+    ffn_dim=32,
+    num_layers=3,
+    cross_attn_norm=True,
+    qk_norm="rms_norm_across_heads",
+    rope_max_seq_len=32,
+    vace_layers=[0, 2],
+    vace_in_channels=96,
 )
 SHAPES = {"wan1.3b": WAN_VACE_1_3B, "tiny": TINY}
 TEXT_TOKENS = 512
@@ -82,9 +104,9 @@ def inputs(shape: str, width: int, height: int, frames: int, device):
 def run(args) -> dict:
     import torch
 
-    from core.training.model import add_lora, lora_parameters
-    from core.training.schedule import sample_sigmas
-    from core.training.trainer import velocity_loss
+    from worldstudio.core.training.model import add_lora, lora_parameters
+    from worldstudio.core.training.schedule import sample_sigmas
+    from worldstudio.core.training.trainer import velocity_loss
 
     device = torch.device(args.device)
     cuda = device.type == "cuda"
@@ -102,8 +124,13 @@ def run(args) -> dict:
     sync()
     build_s = time.perf_counter() - t0
     weights_gb = torch.cuda.memory_allocated() / 1e9 if cuda else None
-    add_lora(model, rank=args.rank, alpha=float(args.rank), dropout=0.0,
-             targets=("to_q", "to_k", "to_v", "to_out.0"))
+    add_lora(
+        model,
+        rank=args.rank,
+        alpha=float(args.rank),
+        dropout=0.0,
+        targets=("to_q", "to_k", "to_v", "to_out.0"),
+    )
     if args.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     params = lora_parameters(model)
@@ -124,8 +151,16 @@ def run(args) -> dict:
     def forward_step():
         model.eval()
         with torch.no_grad():
-            velocity_loss(model, x0, noise, torch.tensor([0.5], device=device), text, control,
-                          dtype=dtype, autocast=autocast)
+            velocity_loss(
+                model,
+                x0,
+                noise,
+                torch.tensor([0.5], device=device),
+                text,
+                control,
+                dtype=dtype,
+                autocast=autocast,
+            )
 
     def timed(fn, n):
         times = []
@@ -149,31 +184,51 @@ def run(args) -> dict:
     f = (args.frames - 1) // VAE_TEMPORAL + 1
     tokens = f * (args.height // 16) * (args.width // 16)
     return {
-        "shape": args.shape, "device": str(device), "dtype": str(dtype).replace("torch.", ""),
-        "size": f"{args.width}x{args.height}", "frames": args.frames, "tokens": tokens,
+        "shape": args.shape,
+        "device": str(device),
+        "dtype": str(dtype).replace("torch.", ""),
+        "size": f"{args.width}x{args.height}",
+        "frames": args.frames,
+        "tokens": tokens,
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-        "lora_params_m": sum(p.numel() for p in params) / 1e6, "build_s": build_s,
-        "train_s": train_s, "forward_s": forward_s, "peak_gb": peak_gb, "weights_gb": weights_gb,
+        "lora_params_m": sum(p.numel() for p in params) / 1e6,
+        "build_s": build_s,
+        "train_s": train_s,
+        "forward_s": forward_s,
+        "peak_gb": peak_gb,
+        "weights_gb": weights_gb,
     }
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--full", action="store_true", help="Wan2.1-VACE-1.3B shape at 832x480x81 on CUDA")
-    p.add_argument("--shape", choices=sorted(SHAPES), help="transformer shape (default: tiny, or wan1.3b with --full)")
+    p.add_argument(
+        "--full", action="store_true", help="Wan2.1-VACE-1.3B shape at 832x480x81 on CUDA"
+    )
+    p.add_argument(
+        "--shape",
+        choices=sorted(SHAPES),
+        help="transformer shape (default: tiny, or wan1.3b with --full)",
+    )
     p.add_argument("--device", help="cpu or cuda (default: cuda with --full, else cpu)")
     p.add_argument("--size", help="WxH (default 32x32, or 832x480 with --full)")
     p.add_argument("--frames", type=int, help="frames, 4k+1 (default 9, or 81 with --full)")
     p.add_argument("--rank", type=int, default=16)
     p.add_argument("--steps", type=int, help="timed steps (default 20, or 5 with --full)")
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--no-gradient-checkpointing", dest="gradient_checkpointing", action="store_false")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: 1 for the tiny shape on the CPU)")
+    p.add_argument(
+        "--no-gradient-checkpointing", dest="gradient_checkpointing", action="store_false"
+    )
+    p.add_argument(
+        "--threads", type=int, help="torch CPU threads (default: 1 for the tiny shape on the CPU)"
+    )
     args = p.parse_args(argv)
     args.shape = args.shape or ("wan1.3b" if args.full else "tiny")
     args.device = args.device or ("cuda" if args.full else "cpu")
     big = args.shape == "wan1.3b"
-    args.width, args.height = (int(v) for v in (args.size or ("832x480" if big else "32x32")).split("x"))
+    args.width, args.height = (
+        int(v) for v in (args.size or ("832x480" if big else "32x32")).split("x")
+    )
     args.frames = args.frames or (81 if big else 9)
     args.steps = args.steps or (5 if args.full else 20)
     if args.width % 16 or args.height % 16 or (args.frames - 1) % 4:
@@ -187,15 +242,21 @@ def main(argv=None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         p.error("--full needs a CUDA GPU (use --shape tiny --device cpu to check the code path)")
     r = run(args)
-    print(f"LoRA training step, {r['shape']} VACE transformer ({r['params_m']:.1f}M params, "
-          f"LoRA rank {args.rank}: {r['lora_params_m']:.2f}M) on {r['device']} ({r['dtype']}), "
-          f"{r['size']} x {r['frames']} frames = {r['tokens']} tokens, gradient checkpointing "
-          f"{'on' if args.gradient_checkpointing else 'off'}, torch threads {torch.get_num_threads()}")
-    print(f"  train step:        {r['train_s'] * 1e3:10.1f} ms  ({1 / r['train_s']:.2f} steps/s, median of {args.steps})")
+    print(
+        f"LoRA training step, {r['shape']} VACE transformer ({r['params_m']:.1f}M params, "
+        f"LoRA rank {args.rank}: {r['lora_params_m']:.2f}M) on {r['device']} ({r['dtype']}), "
+        f"{r['size']} x {r['frames']} frames = {r['tokens']} tokens, gradient checkpointing "
+        f"{'on' if args.gradient_checkpointing else 'off'}, torch threads {torch.get_num_threads()}"
+    )
+    print(
+        f"  train step:        {r['train_s'] * 1e3:10.1f} ms  ({1 / r['train_s']:.2f} steps/s, median of {args.steps})"
+    )
     print(f"  baseline forward:  {r['forward_s'] * 1e3:10.1f} ms  (no_grad, one denoising step)")
     print(f"  ratio train/forward: {r['train_s'] / r['forward_s']:.2f}x")
     if r["peak_gb"] is not None:
-        print(f"  peak memory of a step: {r['peak_gb']:.2f} GB (weights alone {r['weights_gb']:.2f} GB)")
+        print(
+            f"  peak memory of a step: {r['peak_gb']:.2f} GB (weights alone {r['weights_gb']:.2f} GB)"
+        )
     print(f"  (built in {r['build_s']:.1f} s)")
     return 0
 

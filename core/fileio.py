@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from core.errors import WorldStudioError
+from worldstudio.core.errors import WorldStudioError
 
 
 def _umask() -> int:
@@ -97,7 +97,9 @@ def staged_folder(target: str | os.PathLike, replace: bool = False) -> Iterator[
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=parent))
         os.chmod(staging, 0o777 & ~_umask())
     except OSError as exc:
-        raise WorldStudioError(f"{target}: cannot create the folder ({exc.strerror or exc})") from exc
+        raise WorldStudioError(
+            f"{target}: cannot create the folder ({exc.strerror or exc})"
+        ) from exc
     try:
         yield staging
         _swap_in(staging, target, replace)

@@ -12,8 +12,8 @@ if [ ! -x .venv/bin/python ] || [ ! -f .venv/.worldstudio-installed ] || [ pypro
 fi
 if [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ] && [ "$(uname)" = "Linux" ]; then
   if command -v xvfb-run >/dev/null 2>&1 && [ -n "${WORLDSTUDIO_HEADLESS:-}" ]; then
-    exec xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m studio "$@"
+    exec xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m worldstudio.studio "$@"
   fi
   echo "run-studio: no display found (DISPLAY / WAYLAND_DISPLAY unset); set WORLDSTUDIO_HEADLESS=1 to run under Xvfb" >&2
 fi
-exec .venv/bin/python -m studio "$@"
+exec .venv/bin/python -m worldstudio.studio "$@"

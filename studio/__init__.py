@@ -1,1 +1,1 @@
-"""World Studio's desktop app (PySide6). Start it with ``python -m studio``."""
+"""World Studio's desktop app (PySide6). Start it with ``python -m worldstudio.studio``."""

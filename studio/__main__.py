@@ -1,7 +1,7 @@
-"""``python -m studio``: start World Studio."""
+"""``python -m worldstudio.studio``: start World Studio."""
 
 import sys
 
-from studio.app import main
+from worldstudio.studio.app import main
 
 sys.exit(main())

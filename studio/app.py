@@ -1,8 +1,8 @@
-"""Starting the studio: ``python -m studio [PROJECT]`` or the ``worldstudio-studio`` launcher.
+"""Starting the studio: ``python -m worldstudio.studio [PROJECT]`` or the ``worldstudio-studio`` launcher.
 
 With no project argument the studio opens the last project; on first launch (or when that is
 gone) it opens the demo project: a per-user copy of ``projects/demo.wsproj`` from the repository,
-or one created with ``core.oracle.demo_project.create_demo_project`` when the repository's copy
+or one created with ``worldstudio.core.oracle.demo_project.create_demo_project`` when the repository's copy
 is missing. torch and the model libraries are not imported here.
 """
 
@@ -18,8 +18,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
-from studio import settings as app_settings
-from studio.util import REPO_ROOT, RESOURCES
+from worldstudio.studio import settings as app_settings
+from worldstudio.studio.util import REPO_ROOT, RESOURCES
 
 BUNDLED_DEMO = REPO_ROOT / "projects" / "demo.wsproj"
 
@@ -32,7 +32,7 @@ def demo_project_folder() -> Path:
     if (BUNDLED_DEMO / "project.json").is_file():
         shutil.copytree(BUNDLED_DEMO, target, dirs_exist_ok=True)
     else:
-        from core.oracle.demo_project import create_demo_project
+        from worldstudio.core.oracle.demo_project import create_demo_project
 
         create_demo_project(target)
     return target
@@ -88,14 +88,22 @@ def make_app(argv: Sequence[str] | None = None) -> QApplication:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="worldstudio-studio", description="The World Studio desktop app.")
-    parser.add_argument("project", nargs="?", help="a project folder to open (default: the last one, "
-                        "or the demo project on first launch)")
-    parser.add_argument("--no-viewport", action="store_true", help="start without the 3D view (no OpenGL)")
+    parser = argparse.ArgumentParser(
+        prog="worldstudio-studio", description="The World Studio desktop app."
+    )
+    parser.add_argument(
+        "project",
+        nargs="?",
+        help="a project folder to open (default: the last one, "
+        "or the demo project on first launch)",
+    )
+    parser.add_argument(
+        "--no-viewport", action="store_true", help="start without the 3D view (no OpenGL)"
+    )
     args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
     app = make_app()
 
-    from studio.main_window import MainWindow
+    from worldstudio.studio.main_window import MainWindow
 
     window = MainWindow(viewport=not args.no_viewport)
     folder = initial_project(args.project)

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from core.geometry.path import keyframe_times as _path_keyframe_times
-from core.geometry.transforms import pose_from_matrix
-from core.project import Entity, Keyframe, Monitor, Pose, Project, Round
-from core.project.model import new_id
-from studio.document import ProjectDocument
+from worldstudio.core.geometry.path import keyframe_times as _path_keyframe_times
+from worldstudio.core.geometry.transforms import pose_from_matrix
+from worldstudio.core.project import Entity, Keyframe, Monitor, Pose, Project, Round
+from worldstudio.core.project.model import new_id
+from worldstudio.studio.document import ProjectDocument
 
 MIN_TRANSITION = 1e-3  # seconds; a keyframe transition is always > 0
 
@@ -76,7 +76,9 @@ def add_keyframe(
     return kf_id
 
 
-def add_keyframe_from_c2w(doc: ProjectDocument, c2w, fov: float | None = None, index: int | None = None) -> str:
+def add_keyframe_from_c2w(
+    doc: ProjectDocument, c2w, fov: float | None = None, index: int | None = None
+) -> str:
     position, quat = _pose_from_c2w(c2w)
     return add_keyframe(doc, position, quat, fov, index)
 
@@ -99,8 +101,13 @@ def add_keyframe_at_frame(doc: ProjectDocument, c2w, fov: float, frame: int) -> 
         ks = q.camera_path.keyframes
         if at == 0:
             # Before the first keyframe: the new one becomes the start, the old start follows.
-            new = Keyframe(id=kf_id, position=position, orientation=quat, fov=fov,
-                           transition=max(times[0] - t, ks[0].transition, MIN_TRANSITION))
+            new = Keyframe(
+                id=kf_id,
+                position=position,
+                orientation=quat,
+                fov=fov,
+                transition=max(times[0] - t, ks[0].transition, MIN_TRANSITION),
+            )
             ks.insert(0, new)
             return
         prev = ks[at - 1]
@@ -112,8 +119,17 @@ def add_keyframe_at_frame(doc: ProjectDocument, c2w, fov: float, frame: int) -> 
         else:
             new_tr = prev.transition
             prev.transition = max(t - t_prev, MIN_TRANSITION)
-        ks.insert(at, Keyframe(id=kf_id, position=position, orientation=quat, fov=fov,
-                               transition=min(new_tr, 3600.0), easing=prev.easing))
+        ks.insert(
+            at,
+            Keyframe(
+                id=kf_id,
+                position=position,
+                orientation=quat,
+                fov=fov,
+                transition=min(new_tr, 3600.0),
+                easing=prev.easing,
+            ),
+        )
 
     doc.edit("Add keyframe", "path", mutate)
     return kf_id
@@ -146,7 +162,9 @@ def move_keyframe_c2w(doc: ProjectDocument, kf_id: str, c2w, merge_key: str | No
     move_keyframe(doc, kf_id, position, quat, merge_key=merge_key)
 
 
-def set_keyframe(doc: ProjectDocument, kf_id: str, merge_key: str | None = None, **fields: Any) -> None:
+def set_keyframe(
+    doc: ProjectDocument, kf_id: str, merge_key: str | None = None, **fields: Any
+) -> None:
     """Set any keyframe fields (position, orientation, fov, transition, easing)."""
 
     def mutate(p: Project) -> None:
@@ -170,7 +188,9 @@ def delete_keyframe(doc: ProjectDocument, kf_id: str) -> None:
     doc.edit("Delete keyframe", "path", mutate)
 
 
-def retime_keyframe(doc: ProjectDocument, kf_id: str, time_s: float, merge_key: str | None = None) -> None:
+def retime_keyframe(
+    doc: ProjectDocument, kf_id: str, time_s: float, merge_key: str | None = None
+) -> None:
     """Move keyframe ``kf_id`` to ``time_s`` seconds from the path's start, keeping every other
     keyframe where it is in time. It stays strictly between its neighbours; the first keyframe is
     the path's start and does not move."""
@@ -192,12 +212,16 @@ def retime_keyframe(doc: ProjectDocument, kf_id: str, time_s: float, merge_key: 
     doc.edit("Retime keyframe", "path", mutate, merge_key)
 
 
-def retime_keyframe_to_frame(doc: ProjectDocument, kf_id: str, frame: float, merge_key: str | None = None) -> None:
+def retime_keyframe_to_frame(
+    doc: ProjectDocument, kf_id: str, frame: float, merge_key: str | None = None
+) -> None:
     fps = doc.project.camera_path.settings.fps
     retime_keyframe(doc, kf_id, frame / fps, merge_key)
 
 
-def replace_keyframes(doc: ProjectDocument, keyframes: Iterable[Keyframe], text: str = "Replace path") -> None:
+def replace_keyframes(
+    doc: ProjectDocument, keyframes: Iterable[Keyframe], text: str = "Replace path"
+) -> None:
     """Swap the whole keyframe list (presets, action strings, recorded flights): one undo step."""
     new = [k.model_copy(deep=True) for k in keyframes]
 
@@ -231,7 +255,11 @@ def add_round(doc: ProjectDocument, index: int | None = None, scene_text: str | 
 
     def mutate(p: Project) -> None:
         src = at - 1 if at > 0 else None
-        text = scene_text if scene_text is not None else (p.rounds[src].scene_text if src is not None else "")
+        text = (
+            scene_text
+            if scene_text is not None
+            else (p.rounds[src].scene_text if src is not None else "")
+        )
         p.rounds.insert(at, Round(scene_text=text))
         for e in p.entities:
             prompts = list(e.prompts)
@@ -287,7 +315,7 @@ def add_entity(
 
 def add_entity_object(doc: ProjectDocument, entity: Entity) -> str:
     """Add a ready-made entity (e.g. one made from a SAM 2 mask by
-    ``core.reconstruct.segment.entity_from_mask``, whose mask file is already written)."""
+    ``worldstudio.core.reconstruct.segment.entity_from_mask``, whose mask file is already written)."""
     new = entity.model_copy(deep=True)
 
     def mutate(p: Project) -> None:
@@ -323,7 +351,10 @@ def set_entity_prompt(doc: ProjectDocument, entity_id: str, round_index: int, te
 
 
 def move_entity_anchor(
-    doc: ProjectDocument, entity_id: str, anchor: Sequence[float] | None, merge_key: str | None = None
+    doc: ProjectDocument,
+    entity_id: str,
+    anchor: Sequence[float] | None,
+    merge_key: str | None = None,
 ) -> None:
     def mutate(p: Project) -> None:
         p.entity(entity_id).anchor = tuple(float(v) for v in anchor) if anchor is not None else None
@@ -371,8 +402,9 @@ def add_monitor(
     return mon_id
 
 
-def add_monitor_from_c2w(doc: ProjectDocument, c2w, fov: float, name: str | None = None,
-                         entity_ids: Sequence[str] = ()) -> str:
+def add_monitor_from_c2w(
+    doc: ProjectDocument, c2w, fov: float, name: str | None = None, entity_ids: Sequence[str] = ()
+) -> str:
     position, quat = _pose_from_c2w(c2w)
     return add_monitor(doc, position, quat, fov, name, entity_ids)
 
@@ -405,7 +437,9 @@ def move_monitor(
     doc.edit("Move monitor", "monitors", mutate, merge_key)
 
 
-def move_monitor_c2w(doc: ProjectDocument, monitor_id: str, c2w, merge_key: str | None = None) -> None:
+def move_monitor_c2w(
+    doc: ProjectDocument, monitor_id: str, c2w, merge_key: str | None = None
+) -> None:
     position, quat = _pose_from_c2w(c2w)
     move_monitor(doc, monitor_id, position, quat, merge_key=merge_key)
 

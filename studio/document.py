@@ -1,7 +1,7 @@
 """The open project as a Qt document: the model, its undo stack, selection and playhead.
 
 Widgets never mutate ``document.project``. Every user edit goes through :meth:`ProjectDocument.edit`
-(usually via the named helpers in :mod:`studio.commands`), which applies the change to a deep copy,
+(usually via the named helpers in :mod:`worldstudio.studio.commands`), which applies the change to a deep copy,
 validates it and pushes an undoable snapshot command. Widgets redraw from :attr:`changed`.
 
 Nothing here imports torch: the point cloud is read with numpy only, the baked path with
@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from core.errors import ProjectError
-from core.project import Project, ProjectFolder
+from worldstudio.core.errors import ProjectError
+from worldstudio.core.project import Project, ProjectFolder
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from core.pointcloud import PointCloud
+    from worldstudio.core.pointcloud import PointCloud
 
 ASPECTS = ("path", "rounds", "entities", "monitors", "generation", "scene", "all")
 SELECTION_KINDS = ("keyframe", "monitor", "entity", "round")
@@ -65,7 +65,7 @@ class SnapshotCommand(QUndoCommand):
         self.after = after
         self.merge_key = merge_key
 
-    def id(self) -> int:  # noqa: A003 - Qt's name
+    def id(self) -> int:
         return _MERGE_ID if self.merge_key is not None else -1
 
     def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802 - Qt's name
@@ -108,7 +108,9 @@ class ProjectDocument(QObject):
         self.undo_stack.setClean()
 
     # ------------------------------------------------------------------ open / save
-    def reset(self, project: Project, folder: str | Path | None = None, cloud: PointCloud | None = None) -> None:
+    def reset(
+        self, project: Project, folder: str | Path | None = None, cloud: PointCloud | None = None
+    ) -> None:
         """Make this document show another project (File > Open): a fresh undo history, no
         selection, the playhead at 0; emits ``changed("all")`` (the cloud may have changed too)."""
         self.undo_stack.clear()
@@ -234,7 +236,7 @@ class ProjectDocument(QObject):
         preview renders it (cached until the path changes). Raises what ``bake_path`` raises for
         a path it cannot bake (e.g. no keyframes); see :meth:`pose_at` for a safe lookup."""
         if self._baked is None:
-            from core.geometry.path import bake_path
+            from worldstudio.core.geometry.path import bake_path
 
             self._baked = bake_path(self.project.camera_path)
         return self._baked
@@ -283,7 +285,7 @@ def load_cloud(pf: ProjectFolder, project: Project):
     path = pf.path(project.scene.points_file)
     if not path.is_file():
         return None
-    from core.pointcloud.ply import read_ply
+    from worldstudio.core.pointcloud.ply import read_ply
 
     return read_ply(path)
 

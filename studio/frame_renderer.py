@@ -52,12 +52,20 @@ class _RenderThread(QThread):
 
 
 def _render(cloud, c2w, fov: float, height: int, width: int, radius: int) -> np.ndarray:
-    from core.geometry.camera import intrinsics_from_fov
-    from core.pointcloud.render import render_points
+    from worldstudio.core.geometry.camera import intrinsics_from_fov
+    from worldstudio.core.pointcloud.render import render_points
 
     K = intrinsics_from_fov(float(fov), height, width)
-    result = render_points(cloud.xyz, cloud.rgb, np.asarray(c2w)[None], K[None], height, width,
-                           radius=radius, background=(24, 26, 30))
+    result = render_points(
+        cloud.xyz,
+        cloud.rgb,
+        np.asarray(c2w)[None],
+        K[None],
+        height,
+        width,
+        radius=radius,
+        background=(24, 26, 30),
+    )
     return result.rgb[0].cpu().numpy()
 
 
@@ -71,8 +79,9 @@ class FrameRenderer(QObject):
         super().__init__(parent)
         self._thread: _RenderThread | None = None
 
-    def request(self, key: str, tag, cloud, c2w, fov: float, height: int, width: int,
-                radius: int = 1) -> None:
+    def request(
+        self, key: str, tag, cloud, c2w, fov: float, height: int, width: int, radius: int = 1
+    ) -> None:
         if cloud is None:
             return
         if self._thread is None:
@@ -80,8 +89,18 @@ class FrameRenderer(QObject):
             self._thread.rendered.connect(self.rendered)
             self._thread.failed.connect(self.failed)
             self._thread.start()
-        self._thread.submit(key, (tag, cloud, np.array(c2w, dtype=np.float64), float(fov),
-                                  int(height), int(width), int(radius)))
+        self._thread.submit(
+            key,
+            (
+                tag,
+                cloud,
+                np.array(c2w, dtype=np.float64),
+                float(fov),
+                int(height),
+                int(width),
+                int(radius),
+            ),
+        )
 
     def shutdown(self) -> None:
         if self._thread is not None:

@@ -1,5 +1,5 @@
 """File ▸ Import and File ▸ Export: project bundles, LiveWorld samples, nerfstudio camera paths,
-PLY clouds, the baked path as JSON/CSV and run videos, all through :mod:`core.interop`.
+PLY clouds, the baked path as JSON/CSV and run videos, all through :mod:`worldstudio.core.interop`.
 
 The exporters read the project from its folder, so an export first makes sure the folder is up
 to date: with unsaved changes the user chooses to save, to export the last saved version, or to
@@ -28,11 +28,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.errors import WorldStudioError
-from core.project import ProjectFolder
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.project import ProjectFolder
 
 if TYPE_CHECKING:  # pragma: no cover
-    from studio.main_window import MainWindow
+    from worldstudio.studio.main_window import MainWindow
 
 LAYOUT_TEXT = {
     "observer": "Observer only",
@@ -43,7 +43,7 @@ LAYOUT_TEXT = {
 
 def list_runs(folder: Path | None) -> list[tuple[str, bool, bool]]:
     """The project's runs, newest first: (run id, has video, has round clouds)."""
-    from core.interop.exports import OBSERVER_NAMES, find_stream, round_dirs
+    from worldstudio.core.interop.exports import OBSERVER_NAMES, find_stream, round_dirs
 
     if folder is None:
         return []
@@ -54,7 +54,9 @@ def list_runs(folder: Path | None) -> list[tuple[str, bool, bool]]:
     runs = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
     for run in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True):
         rounds = round_dirs(run)
-        video = (run / "final.mp4").is_file() or any(find_stream(d, OBSERVER_NAMES) for _i, d in rounds)
+        video = (run / "final.mp4").is_file() or any(
+            find_stream(d, OBSERVER_NAMES) for _i, d in rounds
+        )
         clouds = any(any(d.glob("*.ply")) for _i, d in rounds)
         if video or clouds:
             out.append((run.name, video, clouds))
@@ -64,8 +66,13 @@ def list_runs(folder: Path | None) -> list[tuple[str, bool, bool]]:
 class RunChoiceDialog(QDialog):
     """Which run (and, for videos, which layout) to export."""
 
-    def __init__(self, runs: list[str], with_layout: bool, parent: QWidget | None = None,
-                 has_monitors: bool = True):
+    def __init__(
+        self,
+        runs: list[str],
+        with_layout: bool,
+        parent: QWidget | None = None,
+        has_monitors: bool = True,
+    ):
         super().__init__(parent)
         self.setWindowTitle("Export a run")
         self.run_combo = QComboBox()
@@ -80,7 +87,9 @@ class RunChoiceDialog(QDialog):
         form.addRow("Run", self.run_combo)
         if with_layout:
             form.addRow("Layout", self.layout_combo)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
@@ -104,41 +113,91 @@ class InteropActions(QObject):
         self.ask_run: Callable[[list[str], bool], tuple[str, str] | None] = self._ask_run
 
         a = window._action
-        self.act_import_bundle = a("Project bundle (.zip)…", self.import_bundle,
-                                   tip="Unpack a project bundle into a new project folder and open it")
-        self.act_import_liveworld = a("LiveWorld sample (.yaml)…", self.import_liveworld,
-                                      tip="Make a new project from a LiveWorld inference sample")
-        self.act_import_nerfstudio = a("nerfstudio camera path (.json)…", self.import_nerfstudio,
-                                       tip="Replace this project's camera path with a nerfstudio one (undoable)")
-        self.act_export_ply = a("Scene point cloud (PLY)…", lambda: self.export_scene_ply(False),
-                                tip="Write the scene's point cloud as a PLY file")
-        self.act_export_ply_path = a("Scene with camera path && monitors (PLY)…",
-                                     lambda: self.export_scene_ply(True),
-                                     tip="The scene cloud with the path and camera frustums as coloured points")
-        self.act_export_run_ply = a("Run point clouds (PLY)…", self.export_run_ply,
-                                    tip="Each round's cloud of a generation run as PLY files")
-        self.act_export_bundle = a("Project bundle (.zip)…", self.export_bundle,
-                                   tip="The whole project folder as one zip file")
-        self.act_export_liveworld = a("LiveWorld sample…", self.export_liveworld,
-                                      tip="A LiveWorld inference sample (YAML, geometry.npz, image) in a folder")
-        self.act_export_nerfstudio = a("nerfstudio camera path (.json)…", self.export_nerfstudio,
-                                       tip="The camera path as nerfstudio's camera_path.json")
-        self.act_export_path_json = a("Baked path as JSON…", lambda: self.export_path("json"),
-                                      tip="One pose and intrinsics per video frame, as JSON")
-        self.act_export_path_csv = a("Baked path as CSV…", lambda: self.export_path("csv"),
-                                     tip="One pose and intrinsics per video frame, as CSV")
-        self.act_export_mp4 = a("Run video (mp4)…", self.export_run_mp4,
-                                tip="A generation run as mp4: observer only, with monitors, or with renders")
+        self.act_import_bundle = a(
+            "Project bundle (.zip)…",
+            self.import_bundle,
+            tip="Unpack a project bundle into a new project folder and open it",
+        )
+        self.act_import_liveworld = a(
+            "LiveWorld sample (.yaml)…",
+            self.import_liveworld,
+            tip="Make a new project from a LiveWorld inference sample",
+        )
+        self.act_import_nerfstudio = a(
+            "nerfstudio camera path (.json)…",
+            self.import_nerfstudio,
+            tip="Replace this project's camera path with a nerfstudio one (undoable)",
+        )
+        self.act_export_ply = a(
+            "Scene point cloud (PLY)…",
+            lambda: self.export_scene_ply(False),
+            tip="Write the scene's point cloud as a PLY file",
+        )
+        self.act_export_ply_path = a(
+            "Scene with camera path && monitors (PLY)…",
+            lambda: self.export_scene_ply(True),
+            tip="The scene cloud with the path and camera frustums as coloured points",
+        )
+        self.act_export_run_ply = a(
+            "Run point clouds (PLY)…",
+            self.export_run_ply,
+            tip="Each round's cloud of a generation run as PLY files",
+        )
+        self.act_export_bundle = a(
+            "Project bundle (.zip)…",
+            self.export_bundle,
+            tip="The whole project folder as one zip file",
+        )
+        self.act_export_liveworld = a(
+            "LiveWorld sample…",
+            self.export_liveworld,
+            tip="A LiveWorld inference sample (YAML, geometry.npz, image) in a folder",
+        )
+        self.act_export_nerfstudio = a(
+            "nerfstudio camera path (.json)…",
+            self.export_nerfstudio,
+            tip="The camera path as nerfstudio's camera_path.json",
+        )
+        self.act_export_path_json = a(
+            "Baked path as JSON…",
+            lambda: self.export_path("json"),
+            tip="One pose and intrinsics per video frame, as JSON",
+        )
+        self.act_export_path_csv = a(
+            "Baked path as CSV…",
+            lambda: self.export_path("csv"),
+            tip="One pose and intrinsics per video frame, as CSV",
+        )
+        self.act_export_mp4 = a(
+            "Run video (mp4)…",
+            self.export_run_mp4,
+            tip="A generation run as mp4: observer only, with monitors, or with renders",
+        )
 
     # ------------------------------------------------------------------ menus
     def fill_import_menu(self, menu: QMenu) -> None:
-        for act in (self.act_import_bundle, self.act_import_liveworld, None, self.act_import_nerfstudio):
+        for act in (
+            self.act_import_bundle,
+            self.act_import_liveworld,
+            None,
+            self.act_import_nerfstudio,
+        ):
             menu.addSeparator() if act is None else menu.addAction(act)
 
     def fill_export_menu(self, menu: QMenu) -> None:
-        for act in (self.act_export_ply, self.act_export_ply_path, self.act_export_run_ply, None,
-                    self.act_export_bundle, self.act_export_liveworld, self.act_export_nerfstudio,
-                    self.act_export_path_json, self.act_export_path_csv, None, self.act_export_mp4):
+        for act in (
+            self.act_export_ply,
+            self.act_export_ply_path,
+            self.act_export_run_ply,
+            None,
+            self.act_export_bundle,
+            self.act_export_liveworld,
+            self.act_export_nerfstudio,
+            self.act_export_path_json,
+            self.act_export_path_csv,
+            None,
+            self.act_export_mp4,
+        ):
             menu.addSeparator() if act is None else menu.addAction(act)
         menu.aboutToShow.connect(self.update_actions)
 
@@ -153,7 +212,11 @@ class InteropActions(QObject):
         self.act_export_ply_path.setEnabled(has_cloud)
         self.act_export_run_ply.setEnabled(any(c for _r, _v, c in runs))
         self.act_export_liveworld.setEnabled(p.source is not None)
-        for act in (self.act_export_nerfstudio, self.act_export_path_json, self.act_export_path_csv):
+        for act in (
+            self.act_export_nerfstudio,
+            self.act_export_path_json,
+            self.act_export_path_csv,
+        ):
             act.setEnabled(has_path)
         self.act_export_mp4.setEnabled(any(v for _r, v, _c in runs))
 
@@ -170,7 +233,9 @@ class InteropActions(QObject):
     def error(self, title: str, message: str) -> None:
         self.w.show_message(message, error=True)
         if self.w.isVisible():
-            box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self.w)
+            box = QMessageBox(
+                QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self.w
+            )
             box.open()
             self.warning_box = box
 
@@ -180,14 +245,23 @@ class InteropActions(QObject):
             self.w.log(f"warning: {text}")
         if not warnings or not self.w.isVisible():
             return
-        box = QMessageBox(QMessageBox.Icon.Information, title,
-                          f"{title} finished with {len(warnings)} note(s):", QMessageBox.StandardButton.Ok, self.w)
+        box = QMessageBox(
+            QMessageBox.Icon.Information,
+            title,
+            f"{title} finished with {len(warnings)} note(s):",
+            QMessageBox.StandardButton.Ok,
+            self.w,
+        )
         box.setInformativeText("\n\n".join(f"• {t}" for t in warnings))
         box.open()
         self.warning_box = box
 
     def _done(self, title: str, text: str, warnings: list[str] = ()) -> None:
-        note = f" ({len(warnings)} warning{'s' if len(warnings) != 1 else ''}, see the log)" if warnings else ""
+        note = (
+            f" ({len(warnings)} warning{'s' if len(warnings) != 1 else ''}, see the log)"
+            if warnings
+            else ""
+        )
         self.w.show_message(text + note)
         self.w.log(text)
         self.show_warnings(title, list(warnings))
@@ -219,18 +293,30 @@ class InteropActions(QObject):
             saved = None
         else:
             box.setText("The project has unsaved changes. Save them before exporting?")
-            box.setInformativeText("Exports read the project from its folder; without saving, the "
-                                   "last saved version is exported.")
+            box.setInformativeText(
+                "Exports read the project from its folder; without saving, the "
+                "last saved version is exported."
+            )
             save = box.addButton("Save and export", QMessageBox.ButtonRole.AcceptRole)
-            saved = box.addButton("Export the saved version", QMessageBox.ButtonRole.DestructiveRole)
+            saved = box.addButton(
+                "Export the saved version", QMessageBox.ButtonRole.DestructiveRole
+            )
         box.addButton(QMessageBox.StandardButton.Cancel)
         box.setDefaultButton(save)
         box.exec()
         clicked = box.clickedButton()
-        return "save" if clicked is save else "saved" if saved is not None and clicked is saved else "cancel"
+        return (
+            "save"
+            if clicked is save
+            else "saved"
+            if saved is not None and clicked is saved
+            else "cancel"
+        )
 
     def _ask_run(self, runs: list[str], with_layout: bool) -> tuple[str, str] | None:
-        dlg = RunChoiceDialog(runs, with_layout, self.w, has_monitors=bool(self.w.doc.project.monitors))
+        dlg = RunChoiceDialog(
+            runs, with_layout, self.w, has_monitors=bool(self.w.doc.project.monitors)
+        )
         if dlg.exec() != QDialog.DialogCode.Accepted:
             return None
         return dlg.choice()
@@ -244,7 +330,7 @@ class InteropActions(QObject):
         return Path(path)
 
     def _new_project_folder(self, title: str, default: Path) -> Path | None:
-        from core.interop.bundle import check_target_free
+        from worldstudio.core.interop.bundle import check_target_free
 
         folder = self._save_path(title, str(default), "Project folder (*.wsproj)", ".wsproj")
         if folder is None:
@@ -262,34 +348,47 @@ class InteropActions(QObject):
 
     # ------------------------------------------------------------------ imports
     def import_bundle(self) -> bool:
-        from core.interop.bundle import import_bundle_job
+        from worldstudio.core.interop.bundle import import_bundle_job
 
         title = "Import bundle"
         if not self.w._maybe_save():
             return False
-        zip_path, _ = QFileDialog.getOpenFileName(self.w, "Import a project bundle", self._start_dir(),
-                                                  "Project bundle (*.zip);;All files (*)")
+        zip_path, _ = QFileDialog.getOpenFileName(
+            self.w,
+            "Import a project bundle",
+            self._start_dir(),
+            "Project bundle (*.zip);;All files (*)",
+        )
         if not zip_path:
             return False
-        out = self._new_project_folder("Unpack the bundle into (a new project folder)",
-                                       Path(zip_path).with_suffix(".wsproj"))
+        out = self._new_project_folder(
+            "Unpack the bundle into (a new project folder)", Path(zip_path).with_suffix(".wsproj")
+        )
         if out is None:
             return False
-        return self._run(import_bundle_job(zip_path, out), title,
-                         lambda result: self._open_new(out, title, result[1]))
+        return self._run(
+            import_bundle_job(zip_path, out),
+            title,
+            lambda result: self._open_new(out, title, result[1]),
+        )
 
     def import_liveworld(self) -> bool:
-        from core.interop.liveworld import import_liveworld_job
+        from worldstudio.core.interop.liveworld import import_liveworld_job
 
         title = "Import LiveWorld sample"
         if not self.w._maybe_save():
             return False
-        yaml_path, _ = QFileDialog.getOpenFileName(self.w, "Import a LiveWorld sample", self._start_dir(),
-                                                   "LiveWorld sample (*.yaml *.yml);;All files (*)")
+        yaml_path, _ = QFileDialog.getOpenFileName(
+            self.w,
+            "Import a LiveWorld sample",
+            self._start_dir(),
+            "LiveWorld sample (*.yaml *.yml);;All files (*)",
+        )
         if not yaml_path:
             return False
-        out = self._new_project_folder("New project from the sample (a folder)",
-                                       Path(yaml_path).with_suffix(".wsproj"))
+        out = self._new_project_folder(
+            "New project from the sample (a folder)", Path(yaml_path).with_suffix(".wsproj")
+        )
         if out is None:
             return False
 
@@ -303,11 +402,15 @@ class InteropActions(QObject):
         """Replace the open project's camera path (one undoable step; nothing is written)."""
         import json
 
-        from core.interop.nerfstudio import read_nerfstudio
+        from worldstudio.core.interop.nerfstudio import read_nerfstudio
 
         title = "Import nerfstudio camera path"
-        path, _ = QFileDialog.getOpenFileName(self.w, "Import a nerfstudio camera path", self._start_dir(),
-                                              "nerfstudio camera path (*.json);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self.w,
+            "Import a nerfstudio camera path",
+            self._start_dir(),
+            "nerfstudio camera path (*.json);;All files (*)",
+        )
         if not path:
             return False
         try:
@@ -320,10 +423,16 @@ class InteropActions(QObject):
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             rw, rh = data.get("render_width"), data.get("render_height")
-            if isinstance(rw, int | float) and isinstance(rh, int | float) and rh > 0 \
-                    and abs(rw / rh - gen.width / gen.height) > 1e-3:
-                warnings.append(f"{path}: rendered at {rw:g}x{rh:g}; the project's video is "
-                                f"{gen.width}x{gen.height} (vertical fov kept, so the horizontal view differs)")
+            if (
+                isinstance(rw, int | float)
+                and isinstance(rh, int | float)
+                and rh > 0
+                and abs(rw / rh - gen.width / gen.height) > 1e-3
+            ):
+                warnings.append(
+                    f"{path}: rendered at {rw:g}x{rh:g}; the project's video is "
+                    f"{gen.width}x{gen.height} (vertical fov kept, so the horizontal view differs)"
+                )
         except (OSError, ValueError, AttributeError):  # read_nerfstudio read it already
             pass
 
@@ -336,27 +445,38 @@ class InteropActions(QObject):
             self.error(title, f"{path}: {exc}")
             return False
         doc.set_selection(None)
-        self._done(title, f"Camera path from {Path(path).name}: {len(camera_path.keyframes)} keyframes "
-                   "(Undo restores the old path)", warnings)
+        self._done(
+            title,
+            f"Camera path from {Path(path).name}: {len(camera_path.keyframes)} keyframes "
+            "(Undo restores the old path)",
+            warnings,
+        )
         return True
 
     # ------------------------------------------------------------------ exports
     def export_scene_ply(self, with_path: bool = False) -> bool:
-        from core.interop.exports import export_scene_ply
+        from worldstudio.core.interop.exports import export_scene_ply
 
         title = "Export PLY"
         folder = self.saved_folder("the point cloud")
         if folder is None:
             return False
-        out = self._save_path("Export the scene point cloud",
-                              self._default_name("-with-path.ply" if with_path else ".ply"), "PLY (*.ply)", ".ply")
+        out = self._save_path(
+            "Export the scene point cloud",
+            self._default_name("-with-path.ply" if with_path else ".ply"),
+            "PLY (*.ply)",
+            ".ply",
+        )
         if out is None:
             return False
-        return self._run(lambda ctx: export_scene_ply(folder, out, with_path), title,
-                         lambda r: self._done(title, f"Wrote {r[0]} ({r[1]} points)"))
+        return self._run(
+            lambda ctx: export_scene_ply(folder, out, with_path),
+            title,
+            lambda r: self._done(title, f"Wrote {r[0]} ({r[1]} points)"),
+        )
 
     def export_run_ply(self, run_id: str | None = None) -> bool:
-        from core.interop.exports import export_run_ply
+        from worldstudio.core.interop.exports import export_run_ply
 
         title = "Export run clouds"
         folder = self.saved_folder("the run's clouds")
@@ -371,8 +491,12 @@ class InteropActions(QObject):
             if choice is None:
                 return False
             run_id = choice[0]
-        out = self._save_path("Export the run's clouds (one file per round)",
-                              self._default_name(f"-{run_id}.ply"), "PLY (*.ply)", ".ply")
+        out = self._save_path(
+            "Export the run's clouds (one file per round)",
+            self._default_name(f"-{run_id}.ply"),
+            "PLY (*.ply)",
+            ".ply",
+        )
         if out is None:
             return False
 
@@ -383,65 +507,92 @@ class InteropActions(QObject):
         return self._run(lambda ctx: export_run_ply(folder, run_id, out), title, done)
 
     def export_bundle(self) -> bool:
-        from core.interop.bundle import export_bundle_job
+        from worldstudio.core.interop.bundle import export_bundle_job
 
         title = "Export bundle"
         folder = self.saved_folder("a bundle")
         if folder is None:
             return False
-        out = self._save_path("Export the project as a bundle", self._default_name(".zip"),
-                              "Project bundle (*.zip)", ".zip")
+        out = self._save_path(
+            "Export the project as a bundle",
+            self._default_name(".zip"),
+            "Project bundle (*.zip)",
+            ".zip",
+        )
         if out is None:
             return False
-        return self._run(export_bundle_job(folder, out), title,
-                         lambda r: self._done(title, f"Wrote {r[0]}", r[1]))
+        return self._run(
+            export_bundle_job(folder, out),
+            title,
+            lambda r: self._done(title, f"Wrote {r[0]}", r[1]),
+        )
 
     def export_liveworld(self) -> bool:
-        from core.interop.liveworld import export_liveworld_job
+        from worldstudio.core.interop.liveworld import export_liveworld_job
 
         title = "Export LiveWorld sample"
         folder = self.saved_folder("a LiveWorld sample")
         if folder is None:
             return False
-        out = QFileDialog.getExistingDirectory(self.w, "Folder for the LiveWorld sample", self._start_dir())
+        out = QFileDialog.getExistingDirectory(
+            self.w, "Folder for the LiveWorld sample", self._start_dir()
+        )
         if not out:
             return False
-        return self._run(export_liveworld_job(folder, out), title,
-                         lambda r: self._done(title, f"Wrote {r.yaml_path} and {len(r.files) - 1} more file(s)",
-                                              r.warnings))
+        return self._run(
+            export_liveworld_job(folder, out),
+            title,
+            lambda r: self._done(
+                title, f"Wrote {r.yaml_path} and {len(r.files) - 1} more file(s)", r.warnings
+            ),
+        )
 
     def export_nerfstudio(self) -> bool:
-        from core.interop.nerfstudio import export_nerfstudio
+        from worldstudio.core.interop.nerfstudio import export_nerfstudio
 
         title = "Export nerfstudio camera path"
         folder = self.saved_folder("the camera path")
         if folder is None:
             return False
-        out = self._save_path("Export a nerfstudio camera path", self._default_name("-camera_path.json"),
-                              "nerfstudio camera path (*.json)", ".json")
+        out = self._save_path(
+            "Export a nerfstudio camera path",
+            self._default_name("-camera_path.json"),
+            "nerfstudio camera path (*.json)",
+            ".json",
+        )
         if out is None:
             return False
-        return self._run(lambda ctx: export_nerfstudio(folder, out), title,
-                         lambda r: self._done(title, f"Wrote {r[0]}", r[1]))
+        return self._run(
+            lambda ctx: export_nerfstudio(folder, out),
+            title,
+            lambda r: self._done(title, f"Wrote {r[0]}", r[1]),
+        )
 
     def export_path(self, fmt: str) -> bool:
-        from core.interop.exports import export_path_csv, export_path_json
+        from worldstudio.core.interop.exports import export_path_csv, export_path_json
 
         title = f"Export baked path ({fmt.upper()})"
         folder = self.saved_folder("the baked path")
         if folder is None:
             return False
         suffix = f".{fmt}"
-        out = self._save_path("Export the baked camera path (one record per video frame)",
-                              self._default_name(f"-path{suffix}"), f"{fmt.upper()} (*{suffix})", suffix)
+        out = self._save_path(
+            "Export the baked camera path (one record per video frame)",
+            self._default_name(f"-path{suffix}"),
+            f"{fmt.upper()} (*{suffix})",
+            suffix,
+        )
         if out is None:
             return False
         fn = export_path_json if fmt == "json" else export_path_csv
-        return self._run(lambda ctx: fn(folder, out), title,
-                         lambda r: self._done(title, f"Wrote {r[0]} ({r[1]} frames)"))
+        return self._run(
+            lambda ctx: fn(folder, out),
+            title,
+            lambda r: self._done(title, f"Wrote {r[0]} ({r[1]} frames)"),
+        )
 
     def export_run_mp4(self, run_id: str | None = None, layout: str | None = None) -> bool:
-        from core.interop.exports import export_run_mp4_job
+        from worldstudio.core.interop.exports import export_run_mp4_job
 
         title = "Export run video"
         folder = self.saved_folder("a run video")
@@ -456,9 +607,16 @@ class InteropActions(QObject):
             if choice is None:
                 return False
             run_id, layout = choice
-        out = self._save_path("Export the run as mp4", self._default_name(f"-{run_id}-{layout}.mp4"),
-                              "MP4 video (*.mp4)", ".mp4")
+        out = self._save_path(
+            "Export the run as mp4",
+            self._default_name(f"-{run_id}-{layout}.mp4"),
+            "MP4 video (*.mp4)",
+            ".mp4",
+        )
         if out is None:
             return False
-        return self._run(export_run_mp4_job(folder, run_id, out, layout), title,
-                         lambda r: self._done(title, f"Wrote {r[0]} ({r[1]} frames, {layout})"))
+        return self._run(
+            export_run_mp4_job(folder, run_id, out, layout),
+            title,
+            lambda r: self._done(title, f"Wrote {r[0]} ({r[1]} frames, {layout})"),
+        )

@@ -1,7 +1,7 @@
 """The studio's main window: viewport, docks, timeline, menus, shortcuts, jobs, autosave.
 
 Widgets only talk to the :class:`~studio.document.ProjectDocument`: they edit it through
-:mod:`studio.commands` and redraw from its signals. The window owns the document for its whole
+:mod:`worldstudio.studio.commands` and redraw from its signals. The window owns the document for its whole
 life; opening another project loads into the same document (``doc.load``).
 """
 
@@ -31,21 +31,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.errors import WorldStudioError
-from core.project import ProjectFolder
-from core.project.store import atomic_write_bytes, project_from_json, project_to_json
-from studio import commands
-from studio import settings as app_settings
-from studio.document import ProjectDocument, Selection
-from studio.frame_renderer import FrameRenderer
-from studio.panels.camera_view import CameraViewPanel
-from studio.panels.entities import EntitiesPanel
-from studio.panels.inspector import InspectorPanel
-from studio.panels.player import VideoPlayer
-from studio.panels.rounds import RoundsPanel
-from studio.timeline import TimelineWidget
-from studio.util import pixmap_fit
-from studio.worker import JobRunner
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.project import ProjectFolder
+from worldstudio.core.project.store import atomic_write_bytes, project_from_json, project_to_json
+from worldstudio.studio import commands
+from worldstudio.studio import settings as app_settings
+from worldstudio.studio.document import ProjectDocument, Selection
+from worldstudio.studio.frame_renderer import FrameRenderer
+from worldstudio.studio.panels.camera_view import CameraViewPanel
+from worldstudio.studio.panels.entities import EntitiesPanel
+from worldstudio.studio.panels.inspector import InspectorPanel
+from worldstudio.studio.panels.player import VideoPlayer
+from worldstudio.studio.panels.rounds import RoundsPanel
+from worldstudio.studio.timeline import TimelineWidget
+from worldstudio.studio.util import pixmap_fit
+from worldstudio.studio.worker import JobRunner
 
 AUTOSAVE_FILE = ".project.autosave.json"
 AUTOSAVE_SECONDS = 60
@@ -62,8 +62,13 @@ class MainWindow(QMainWindow):
 
     preview_ready = Signal(str)  # path of a rendered preview, once it is loaded in the player
 
-    def __init__(self, doc: ProjectDocument | None = None, viewport: bool = True,
-                 autosave_seconds: float = AUTOSAVE_SECONDS, start_renders_after_ms: int | None = 1500):
+    def __init__(
+        self,
+        doc: ProjectDocument | None = None,
+        viewport: bool = True,
+        autosave_seconds: float = AUTOSAVE_SECONDS,
+        start_renders_after_ms: int | None = 1500,
+    ):
         super().__init__()
         self.doc = doc if doc is not None else ProjectDocument(parent=self)
         self.doc.setParent(self)
@@ -114,7 +119,7 @@ class MainWindow(QMainWindow):
         self.viewport = None
         if want_viewport and QApplication.platformName() not in ("offscreen", "minimal"):
             try:
-                from studio.viewport import Viewport
+                from worldstudio.studio.viewport import Viewport
 
                 self.viewport = Viewport(self.doc)
             except Exception as exc:  # noqa: BLE001 - no GL: the rest of the studio still works
@@ -131,15 +136,20 @@ class MainWindow(QMainWindow):
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
         dock.setWidget(widget)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
         self.addDockWidget(area, dock)
         return dock
 
     def _make_docks(self) -> None:
-        L, R, B = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea,
-                   Qt.DockWidgetArea.BottomDockWidgetArea)
+        L, R, B = (
+            Qt.DockWidgetArea.LeftDockWidgetArea,
+            Qt.DockWidgetArea.RightDockWidgetArea,
+            Qt.DockWidgetArea.BottomDockWidgetArea,
+        )
         self.setCorner(Qt.Corner.BottomLeftCorner, L)
         self.setCorner(Qt.Corner.BottomRightCorner, R)
         self.inspector = InspectorPanel(self.doc)
@@ -156,7 +166,9 @@ class MainWindow(QMainWindow):
         self.inspector_dock = self._dock("Inspector", "inspectorDock", self.inspector, L)
         self.camera_dock = self._dock("Camera view", "cameraViewDock", self.camera_view, R)
         self.rounds_dock = self._dock("Rounds", "roundsDock", self.rounds_panel, R)
-        self.entities_dock = self._dock("Entities && monitors", "entitiesDock", self.entities_panel, R)
+        self.entities_dock = self._dock(
+            "Entities && monitors", "entitiesDock", self.entities_panel, R
+        )
         self.player_dock = self._dock("Player", "playerDock", self.player, R)
         self.timeline_dock = self._dock("Timeline", "timelineDock", self.timeline, B)
         self.log_dock = self._dock("Log", "logDock", self.log_view, R)
@@ -174,9 +186,9 @@ class MainWindow(QMainWindow):
 
     def _make_generation_docks(self) -> None:
         """The Generate and Training docks (tabbed with the inspector) and the timeline's Run row."""
-        from studio.panels.generate import GeneratePanel
-        from studio.panels.training import TrainingPanel
-        from studio.timeline.run_track import RunTrack
+        from worldstudio.studio.panels.generate import GeneratePanel
+        from worldstudio.studio.panels.training import TrainingPanel
+        from worldstudio.studio.timeline.run_track import RunTrack
 
         left = Qt.DockWidgetArea.LeftDockWidgetArea
         self.generate_panel = gp = GeneratePanel(self.doc, self.runner, save=self.save)
@@ -203,7 +215,9 @@ class MainWindow(QMainWindow):
         self.player_dock.show()
         self.player_dock.raise_()
 
-    def _action(self, text: str, slot, shortcut=None, tip: str | None = None, name: str | None = None) -> QAction:
+    def _action(
+        self, text: str, slot, shortcut=None, tip: str | None = None, name: str | None = None
+    ) -> QAction:
         a = QAction(text, self)
         if shortcut is not None:
             a.setShortcut(QKeySequence(shortcut))
@@ -219,15 +233,26 @@ class MainWindow(QMainWindow):
     def _make_actions(self) -> None:
         K = QKeySequence.StandardKey
         a = self._action
-        self.act_new_image = a("New from image…", self.new_from_image, "Ctrl+Shift+N",
-                               "Reconstruct a new project from one photo")
-        self.act_new_demo = a("New demo project…", self.new_demo_project, tip="Create a copy of the demo project")
+        self.act_new_image = a(
+            "New from image…",
+            self.new_from_image,
+            "Ctrl+Shift+N",
+            "Reconstruct a new project from one photo",
+        )
+        self.act_new_demo = a(
+            "New demo project…", self.new_demo_project, tip="Create a copy of the demo project"
+        )
         self.act_open = a("Open…", self.open_dialog, K.Open, "Open a project folder")
         self.act_save = a("Save", self.save, K.Save, "Save the project")
         self.act_save_as = a("Save as…", self.save_as, K.SaveAs, "Save the project to a new folder")
-        self.act_export_video = a("Last preview video…", self.export_video, tip="Copy the last rendered preview")
-        self.act_models = a("Manage models…", self.show_models,
-                            tip="Which models are here, download them, or use local folders")
+        self.act_export_video = a(
+            "Last preview video…", self.export_video, tip="Copy the last rendered preview"
+        )
+        self.act_models = a(
+            "Manage models…",
+            self.show_models,
+            tip="Which models are here, download them, or use local folders",
+        )
         self.act_quit = a("Quit", self.close, K.Quit)
 
         self.act_undo = self.doc.undo_stack.createUndoAction(self, "Undo")
@@ -236,34 +261,71 @@ class MainWindow(QMainWindow):
         self.act_redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         for act in (self.act_undo, self.act_redo):
             self.addAction(act)
-        self.act_delete = a("Delete selection", self.delete_selection, QKeySequence.StandardKey.Delete,
-                            "Delete the selected keyframe, monitor or entity")
+        self.act_delete = a(
+            "Delete selection",
+            self.delete_selection,
+            QKeySequence.StandardKey.Delete,
+            "Delete the selected keyframe, monitor or entity",
+        )
         self.act_deselect = a("Select none", lambda: self.doc.set_selection(None), "Ctrl+Shift+A")
 
-        self.act_add_kf = a("Add keyframe from view", self.add_keyframe_from_view, "I",
-                            "Add a keyframe at the playhead from the current view", "addKeyframe")
-        self.act_del_kf = a("Delete keyframe", self.delete_keyframe, "Alt+I",
-                            "Delete the selected keyframe (or the one at the playhead)", "deleteKeyframe")
-        self.act_path_dialog = a("Presets && action strings…", self.path_dialog, "Ctrl+P",
-                                 "Build the path from a preset or an action string")
-        self.act_play = a("Play / pause", self.toggle_play, "Space", "Play the path at the project's fps")
+        self.act_add_kf = a(
+            "Add keyframe from view",
+            self.add_keyframe_from_view,
+            "I",
+            "Add a keyframe at the playhead from the current view",
+            "addKeyframe",
+        )
+        self.act_del_kf = a(
+            "Delete keyframe",
+            self.delete_keyframe,
+            "Alt+I",
+            "Delete the selected keyframe (or the one at the playhead)",
+            "deleteKeyframe",
+        )
+        self.act_path_dialog = a(
+            "Presets && action strings…",
+            self.path_dialog,
+            "Ctrl+P",
+            "Build the path from a preset or an action string",
+        )
+        self.act_play = a(
+            "Play / pause", self.toggle_play, "Space", "Play the path at the project's fps"
+        )
         self.act_next = a("Next frame", lambda: self.step(1), "Right")
         self.act_prev = a("Previous frame", lambda: self.step(-1), "Left")
         self.act_next_kf = a("Next keyframe", lambda: self.jump_keyframe(1), "Up")
         self.act_prev_kf = a("Previous keyframe", lambda: self.jump_keyframe(-1), "Down")
         self.act_start = a("Go to start", lambda: self.doc.set_playhead(0), "Shift+Left")
-        self.act_end = a("Go to end", lambda: self.doc.set_playhead(self.doc.frame_count() - 1), "Shift+Right")
-        self.act_look_playhead = a("Look through playhead camera", self.look_through_playhead, "Ctrl+0")
+        self.act_end = a(
+            "Go to end", lambda: self.doc.set_playhead(self.doc.frame_count() - 1), "Shift+Right"
+        )
+        self.act_look_playhead = a(
+            "Look through playhead camera", self.look_through_playhead, "Ctrl+0"
+        )
         self.act_look_selected = a("Look through selection", self.look_through_selection, "Ctrl+1")
-        self.act_follow = a("Follow playhead", lambda: self.set_follow(self.act_follow.isChecked()), "Ctrl+2")
+        self.act_follow = a(
+            "Follow playhead", lambda: self.set_follow(self.act_follow.isChecked()), "Ctrl+2"
+        )
         self.act_follow.setCheckable(True)
-        self.act_frame_scene = a("Frame the scene", self._frame_scene, None, "Back to the source camera")
-        self.act_add_monitor = a("Add monitor from view", self.entities_panel.add_monitor_from_view, "Ctrl+M")
-        self.act_add_entity = a("Add entity from source image…", self.entities_panel.add_entity_dialog, "Ctrl+E")
+        self.act_frame_scene = a(
+            "Frame the scene", self._frame_scene, None, "Back to the source camera"
+        )
+        self.act_add_monitor = a(
+            "Add monitor from view", self.entities_panel.add_monitor_from_view, "Ctrl+M"
+        )
+        self.act_add_entity = a(
+            "Add entity from source image…", self.entities_panel.add_entity_dialog, "Ctrl+E"
+        )
         self.act_add_round = a("Add round", lambda: commands.add_round(self.doc), "Ctrl+R")
 
-        self.act_render = a("Render preview", self.render_preview, "Ctrl+Shift+R",
-                            "Render the geometry preview along the path to mp4 and play it", "renderPreview")
+        self.act_render = a(
+            "Render preview",
+            self.render_preview,
+            "Ctrl+Shift+R",
+            "Render the geometry preview along the path to mp4 and play it",
+            "renderPreview",
+        )
         self.act_cancel = a("Cancel job", self.runner.cancel, None, "Stop the running job")
         self.act_cancel.setEnabled(False)
         self.act_reset_layout = a("Reset layout", self.reset_layout)
@@ -292,10 +354,24 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_deselect)
 
         m = mb.addMenu("&Camera")
-        for act in (self.act_add_kf, self.act_del_kf, self.act_path_dialog, None,
-                    self.act_play, self.act_prev, self.act_next, self.act_prev_kf, self.act_next_kf,
-                    self.act_start, self.act_end, None, self.act_look_playhead, self.act_look_selected,
-                    self.act_follow, self.act_frame_scene):
+        for act in (
+            self.act_add_kf,
+            self.act_del_kf,
+            self.act_path_dialog,
+            None,
+            self.act_play,
+            self.act_prev,
+            self.act_next,
+            self.act_prev_kf,
+            self.act_next_kf,
+            self.act_start,
+            self.act_end,
+            None,
+            self.act_look_playhead,
+            self.act_look_selected,
+            self.act_follow,
+            self.act_frame_scene,
+        ):
             m.addSeparator() if act is None else m.addAction(act)
 
         m = mb.addMenu("&World")
@@ -308,8 +384,15 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_cancel)
 
         m = mb.addMenu("&View")
-        for dock in (self.inspector_dock, self.camera_dock, self.rounds_dock, self.entities_dock,
-                     self.player_dock, self.timeline_dock, self.log_dock):
+        for dock in (
+            self.inspector_dock,
+            self.camera_dock,
+            self.rounds_dock,
+            self.entities_dock,
+            self.player_dock,
+            self.timeline_dock,
+            self.log_dock,
+        ):
             m.addAction(dock.toggleViewAction())
         for dock in (self.generate_dock, self.training_dock):
             m.addAction(dock.toggleViewAction())
@@ -325,7 +408,7 @@ class MainWindow(QMainWindow):
 
     def _make_interop_menus(self, file_menu) -> None:
         """File ▸ Import and File ▸ Export (studio/interop_actions.py)."""
-        from studio.interop_actions import InteropActions
+        from worldstudio.studio.interop_actions import InteropActions
 
         self.interop = InteropActions(self)
         self.import_menu = file_menu.addMenu("Import")
@@ -341,9 +424,21 @@ class MainWindow(QMainWindow):
         tb.setMovable(False)
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.addToolBar(tb)
-        for act in (self.act_open, self.act_save, None, self.act_undo, self.act_redo, None,
-                    self.act_add_kf, self.act_del_kf, self.act_path_dialog, None, self.act_play,
-                    None, self.act_render):
+        for act in (
+            self.act_open,
+            self.act_save,
+            None,
+            self.act_undo,
+            self.act_redo,
+            None,
+            self.act_add_kf,
+            self.act_del_kf,
+            self.act_path_dialog,
+            None,
+            self.act_play,
+            None,
+            self.act_render,
+        ):
             tb.addSeparator() if act is None else tb.addAction(act)
         if self.viewport is not None and hasattr(self.viewport, "set_point_size"):
             tb.addSeparator()
@@ -437,7 +532,7 @@ class MainWindow(QMainWindow):
         p = self.doc.project
         if p.intrinsics is None:
             return 60.0
-        from core.geometry.camera import fov_from_intrinsics
+        from worldstudio.core.geometry.camera import fov_from_intrinsics
 
         return float(fov_from_intrinsics(np.array(p.intrinsics.K), p.intrinsics.height))
 
@@ -483,13 +578,15 @@ class MainWindow(QMainWindow):
         kf = self._selected_keyframe()
         if kf is None:
             return
-        from core.geometry.transforms import pose_matrix
+        from worldstudio.core.geometry.transforms import pose_matrix
 
         c2w = pose_matrix(kf.position, kf.orientation)
         # The software renderer, like the preview video: the thumbnail is what the keyframe's
         # camera will render.
         if self._renders_started and self.doc.cloud is not None:
-            self.frame_renderer.request("thumbnail", kf.id, self.doc.cloud, c2w, kf.fov, THUMB_H, THUMB_W)
+            self.frame_renderer.request(
+                "thumbnail", kf.id, self.doc.cloud, c2w, kf.fov, THUMB_H, THUMB_W
+            )
 
     def _on_render(self, key: str, tag, image) -> None:
         kf = self._selected_keyframe()
@@ -545,7 +642,7 @@ class MainWindow(QMainWindow):
             commands.remove_round(self.doc, int(sel.id))
 
     def path_dialog(self, preset: str | None = None):
-        from studio.panels.path_dialog import PathDialog
+        from worldstudio.studio.panels.path_dialog import PathDialog
 
         dlg = PathDialog(self.doc, self.current_view, self, preset=preset)
         dlg.open()
@@ -641,6 +738,7 @@ class MainWindow(QMainWindow):
             self.show_message("Another job is running; wait for it or cancel it", error=True)
             return False
         if on_done is not None or on_failed is not None:
+
             def finished(result, _cb=on_done):
                 disconnect()
                 if _cb is not None:
@@ -652,8 +750,11 @@ class MainWindow(QMainWindow):
                     _cb(message)
 
             def disconnect(*_args):
-                for signal, slot in ((self.runner.finished, finished), (self.runner.failed, failed),
-                                     (self.runner.cancelled, disconnect)):
+                for signal, slot in (
+                    (self.runner.finished, finished),
+                    (self.runner.failed, failed),
+                    (self.runner.cancelled, disconnect),
+                ):
                     try:
                         signal.disconnect(slot)
                     except (RuntimeError, TypeError):
@@ -667,10 +768,12 @@ class MainWindow(QMainWindow):
     def render_preview(self, width: int | None = None, height: int | None = None) -> bool:
         """Render the geometry preview to runs/preview-<time>/preview.mp4 in the worker and play
         it when done. Unsaved edits render too where render_preview_job takes the model."""
-        from core.generation.preview import render_preview_job
+        from worldstudio.core.generation.preview import render_preview_job
 
         if self.doc.folder is None:
-            self.show_message("Save the project first: the preview goes into its runs folder", error=True)
+            self.show_message(
+                "Save the project first: the preview goes into its runs folder", error=True
+            )
             return False
         if not self.doc.project.camera_path.keyframes:
             self.show_message("The camera path has no keyframes to render", error=True)
@@ -688,7 +791,7 @@ class MainWindow(QMainWindow):
         """Pass the in-memory model when render_preview_job accepts one (unsaved edits render)."""
         import inspect
 
-        from core.generation.preview import render_preview_job
+        from worldstudio.core.generation.preview import render_preview_job
 
         if "project" in inspect.signature(render_preview_job).parameters:
             return {"project": self.doc.project}
@@ -738,10 +841,14 @@ class MainWindow(QMainWindow):
         for path in items:
             act = self.recent_menu.addAction(path)
             act.setEnabled(Path(path, "project.json").is_file())
-            act.triggered.connect(lambda _c=False, p=path: self._maybe_save() and self.open_project(p))
+            act.triggered.connect(
+                lambda _c=False, p=path: self._maybe_save() and self.open_project(p)
+            )
         if items:
             self.recent_menu.addSeparator()
-            self.recent_menu.addAction("Clear list", lambda: app_settings.clear_recent(self.settings))
+            self.recent_menu.addAction(
+                "Clear list", lambda: app_settings.clear_recent(self.settings)
+            )
         else:
             self.recent_menu.addAction("(none yet)").setEnabled(False)
 
@@ -751,8 +858,12 @@ class MainWindow(QMainWindow):
         return self._save_to(self.doc.folder)
 
     def save_as(self) -> bool:
-        folder, _ = QFileDialog.getSaveFileName(self, "Save project as (a folder)",
-                                                str(self.doc.folder or ""), "Project folder (*.wsproj)")
+        folder, _ = QFileDialog.getSaveFileName(
+            self,
+            "Save project as (a folder)",
+            str(self.doc.folder or ""),
+            "Project folder (*.wsproj)",
+        )
         if not folder:
             return False
         if not folder.endswith(".wsproj"):
@@ -778,7 +889,9 @@ class MainWindow(QMainWindow):
         if self.last_preview is None or not self.last_preview.is_file():
             self.show_message("Render a preview first (Render ▸ Render preview)", error=True)
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export preview video", "preview.mp4", "MP4 (*.mp4)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export preview video", "preview.mp4", "MP4 (*.mp4)"
+        )
         if path:
             shutil.copyfile(self.last_preview, path)
             self.show_message(f"Wrote {path}")
@@ -786,20 +899,24 @@ class MainWindow(QMainWindow):
     def new_demo_project(self) -> None:
         if not self._maybe_save():
             return
-        folder, _ = QFileDialog.getSaveFileName(self, "New demo project (a folder)", "demo.wsproj",
-                                                "Project folder (*.wsproj)")
+        folder, _ = QFileDialog.getSaveFileName(
+            self, "New demo project (a folder)", "demo.wsproj", "Project folder (*.wsproj)"
+        )
         if not folder:
             return
-        from core.oracle.demo_project import create_demo_project
+        from worldstudio.core.oracle.demo_project import create_demo_project
 
         out = Path(folder)
-        self.run_job(lambda ctx: create_demo_project(out), "Create demo project",
-                     lambda _p: self.open_project(out))
+        self.run_job(
+            lambda ctx: create_demo_project(out),
+            "Create demo project",
+            lambda _p: self.open_project(out),
+        )
 
     def new_from_image(self):
         """File ▸ New from image…: the dialog (returned, shown non-modally); when it is accepted
         the reconstruction runs in the worker and the new project opens when it is done."""
-        from studio.dialogs.new_from_image import NewFromImageDialog
+        from worldstudio.studio.dialogs.new_from_image import NewFromImageDialog
 
         if not self._maybe_save():
             return None
@@ -816,18 +933,29 @@ class MainWindow(QMainWindow):
 
         def failed(message: str) -> None:
             if self.isVisible():
-                box = QMessageBox(QMessageBox.Icon.Warning, "New from image", message,
-                                  QMessageBox.StandardButton.Ok, self)
+                box = QMessageBox(
+                    QMessageBox.Icon.Warning,
+                    "New from image",
+                    message,
+                    QMessageBox.StandardButton.Ok,
+                    self,
+                )
                 box.open()
 
-        self.log(f"new project from {request.image} -> {out} (depth model {request.depth_model}, "
-                 f"size {request.size[0]}x{request.size[1]}, crop {request.crop}, fov {request.fov})")
-        return self.run_job(request.job(), "New from image",
-                            lambda _p: self.open_project(out, offer_recovery=False), failed)
+        self.log(
+            f"new project from {request.image} -> {out} (depth model {request.depth_model}, "
+            f"size {request.size[0]}x{request.size[1]}, crop {request.crop}, fov {request.fov})"
+        )
+        return self.run_job(
+            request.job(),
+            "New from image",
+            lambda _p: self.open_project(out, offer_recovery=False),
+            failed,
+        )
 
     def show_models(self):
         """Models ▸ Manage models…: the model manager (returned, shown non-modally)."""
-        from studio.dialogs.models import ModelsDialog
+        from worldstudio.studio.dialogs.models import ModelsDialog
 
         dlg = ModelsDialog(self.runner, self, run_job=self.run_job)
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -874,11 +1002,13 @@ class MainWindow(QMainWindow):
 
     def _ask_recover(self, when: datetime) -> bool:
         answer = QMessageBox.question(
-            self, "Recover unsaved changes?",
+            self,
+            "Recover unsaved changes?",
             f"This project has unsaved changes from {when:%Y-%m-%d %H:%M} (the studio did not close "
             "normally). Recover them?",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.Yes)
+            QMessageBox.StandardButton.Yes,
+        )
         return answer == QMessageBox.StandardButton.Yes
 
     def _ask_unsaved(self) -> str:
@@ -887,12 +1017,17 @@ class MainWindow(QMainWindow):
         box.setWindowTitle("Unsaved changes")
         box.setText(f"Save the changes to “{self.doc.project.name}”?")
         box.setInformativeText("Your changes are lost if you don't save them.")
-        box.setStandardButtons(QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
-                               | QMessageBox.StandardButton.Cancel)
+        box.setStandardButtons(
+            QMessageBox.StandardButton.Save
+            | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel
+        )
         box.setDefaultButton(QMessageBox.StandardButton.Save)
         answer = box.exec()
-        return {QMessageBox.StandardButton.Save: "save",
-                QMessageBox.StandardButton.Discard: "discard"}.get(QMessageBox.StandardButton(answer), "cancel")
+        return {
+            QMessageBox.StandardButton.Save: "save",
+            QMessageBox.StandardButton.Discard: "discard",
+        }.get(QMessageBox.StandardButton(answer), "cancel")
 
     def _maybe_save(self) -> bool:
         """True when it is fine to drop the current model (saved, discarded, or unmodified)."""
@@ -907,7 +1042,7 @@ class MainWindow(QMainWindow):
             return True
         return False
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+    def closeEvent(self, event: QCloseEvent) -> None:
         if not self._maybe_save():
             event.ignore()
             return
@@ -937,17 +1072,25 @@ class MainWindow(QMainWindow):
             dock.show()
 
     def show_shortcuts(self) -> None:
-        rows = [(a.text().replace("&&", "&"), a.shortcut().toString()) for a in self.actions()
-                if not a.shortcut().isEmpty()]
+        rows = [
+            (a.text().replace("&&", "&"), a.shortcut().toString())
+            for a in self.actions()
+            if not a.shortcut().isEmpty()
+        ]
         text = "\n".join(f"{k:<14} {t}" for t, k in sorted(rows, key=lambda r: r[1]))
-        text += ("\n\nViewport: left-drag orbits, right/middle-drag pans, wheel zooms, click selects,"
-                 "\nShift-drag moves the selection, Ctrl-drag rotates it, F flies (WASD, Q/E, R records).")
+        text += (
+            "\n\nViewport: left-drag orbits, right/middle-drag pans, wheel zooms, click selects,"
+            "\nShift-drag moves the selection, Ctrl-drag rotates it, F flies (WASD, Q/E, R records)."
+        )
         box = QMessageBox(self)
         box.setWindowTitle("Keyboard shortcuts")
         box.setText("<pre>" + text + "</pre>")
         box.open()
 
     def show_about(self) -> None:
-        QMessageBox.about(self, "About World Studio",
-                          "World Studio: one image to a 3D world, camera paths, rounds, monitors and "
-                          "generated video.")
+        QMessageBox.about(
+            self,
+            "About World Studio",
+            "World Studio: one image to a 3D world, camera paths, rounds, monitors and "
+            "generated video.",
+        )

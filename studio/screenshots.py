@@ -1,14 +1,14 @@
-"""Take the README's screenshots of the studio: ``python -m studio.screenshots [OUT_DIR] [PROJECT]``.
+"""Take the README's screenshots of the studio: ``python -m worldstudio.studio.screenshots [OUT_DIR] [PROJECT]``.
 
 Run it under a display with OpenGL, e.g.::
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m studio.screenshots
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m worldstudio.studio.screenshots
 
 It opens the demo project (or PROJECT) in the real main window, waits for the background renders,
 and writes main-window.png, keyframe-inspector.png, timeline.png and preview-player.png (default:
 resources/screenshots).
 
-``python -m studio.screenshots --dialogs [OUT_DIR] [IMAGE]`` writes models-dialog.png (the
+``python -m worldstudio.studio.screenshots --dialogs [OUT_DIR] [IMAGE]`` writes models-dialog.png (the
 models found through the environment: HF_HUB_CACHE, models.json) and new-from-image.png (IMAGE,
 default tests/data/coffee.jpg, with a crop chosen on it).
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
-from studio.util import REPO_ROOT
+from worldstudio.studio.util import REPO_ROOT
 
 
 def _wait(app: QApplication, seconds: float, until=None) -> None:
@@ -41,8 +41,8 @@ def dialogs(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     image = Path(argv[1]) if len(argv) > 1 else REPO_ROOT / "tests" / "data" / "coffee.jpg"
     os.environ.setdefault("WORLDSTUDIO_CONFIG_DIR", tempfile.mkdtemp(prefix="ws-shots-"))
-    from studio.app import make_app
-    from studio.main_window import MainWindow
+    from worldstudio.studio.app import make_app
+    from worldstudio.studio.main_window import MainWindow
 
     app = make_app()
     w = MainWindow(viewport=False, start_renders_after_ms=None, autosave_seconds=0)
@@ -79,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     # A private settings folder: no saved layout, recent list or demo copy of the user's leaks in.
     os.environ.setdefault("WORLDSTUDIO_CONFIG_DIR", tempfile.mkdtemp(prefix="ws-shots-"))
-    from studio.app import demo_project_folder, make_app
-    from studio.document import Selection
-    from studio.main_window import MainWindow
+    from worldstudio.studio.app import demo_project_folder, make_app
+    from worldstudio.studio.document import Selection
+    from worldstudio.studio.main_window import MainWindow
 
     app = make_app()
     project = Path(argv[1]) if len(argv) > 1 else demo_project_folder()

@@ -1,9 +1,9 @@
 """Screenshots of the Generate and Training panels:
-``python -m studio.screenshots_generation [OUT_DIR]`` (default: resources/screenshots).
+``python -m worldstudio.studio.screenshots_generation [OUT_DIR]`` (default: resources/screenshots).
 
 Run it under a display, e.g.::
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m studio.screenshots_generation
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m worldstudio.studio.screenshots_generation
 
 generate-panel.png: a copy of the demo project generating with the oracle backend, taken while
 round 2 generates (the live preview, the stage text, round 1 on the timeline's Run row).
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
-from studio.util import REPO_ROOT
+from worldstudio.studio.util import REPO_ROOT
 
 
 def _wait(app: QApplication, seconds: float, until=None) -> bool:
@@ -36,9 +36,9 @@ def _wait(app: QApplication, seconds: float, until=None) -> bool:
 
 
 def generate_shot(app, out: Path, work: Path) -> None:
-    from core.generation.backends.oracle import OracleBackend
-    from core.oracle.demo_project import create_demo_project
-    from studio.main_window import MainWindow
+    from worldstudio.core.generation.backends.oracle import OracleBackend
+    from worldstudio.core.oracle.demo_project import create_demo_project
+    from worldstudio.studio.main_window import MainWindow
 
     project = work / "demo.wsproj"
     create_demo_project(project, width=416, height=240)
@@ -74,15 +74,19 @@ def generate_shot(app, out: Path, work: Path) -> None:
 
 def training_shot(app, out: Path, work: Path) -> None:
     sys.path.insert(0, str(REPO_ROOT))
-    from core.interop.video import write_mp4
-    from core.oracle.demo_project import create_demo_project
-    from studio.main_window import MainWindow
     from tests import tiny_wan
     from tests.training.conftest import COLOURS, square_clip
+    from worldstudio.core.interop.video import write_mp4
+    from worldstudio.core.oracle.demo_project import create_demo_project
+    from worldstudio.studio.main_window import MainWindow
 
     hub = work / "hub"
-    tiny_wan.install_in_fake_hub(hub, tiny_wan.WAN_VACE_REPO, tiny_wan.build_tiny_wan_vace(work / "vace"))
-    os.environ.update(HF_HUB_CACHE=str(hub), HF_HUB_OFFLINE="1", WORLDSTUDIO_CONFIG=str(work / "config"))
+    tiny_wan.install_in_fake_hub(
+        hub, tiny_wan.WAN_VACE_REPO, tiny_wan.build_tiny_wan_vace(work / "vace")
+    )
+    os.environ.update(
+        HF_HUB_CACHE=str(hub), HF_HUB_OFFLINE="1", WORLDSTUDIO_CONFIG=str(work / "config")
+    )
     clips = work / "clips"
     clips.mkdir()
     for name, colour in COLOURS.items():
@@ -122,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(argv[0]) if argv else REPO_ROOT / "resources" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("WORLDSTUDIO_CONFIG_DIR", tempfile.mkdtemp(prefix="ws-shots-"))
-    from studio.app import make_app
+    from worldstudio.studio.app import make_app
 
     app = make_app()
     with tempfile.TemporaryDirectory(prefix="ws-shots-") as tmp:

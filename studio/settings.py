@@ -17,7 +17,7 @@ MAX_RECENT = 10
 def settings() -> QSettings:
     root = os.environ.get("WORLDSTUDIO_CONFIG_DIR")
     if root:
-        return QSettings(str(Path(root) / "studio.ini"), QSettings.Format.IniFormat)
+        return QSettings(str(Path(root) / "worldstudio.studio.ini"), QSettings.Format.IniFormat)
     return QSettings("WorldStudio", "World Studio")
 
 

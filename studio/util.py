@@ -9,7 +9,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 
-from core.geometry.transforms import matrix_to_quat, quat_to_matrix
+from worldstudio.core.geometry.transforms import matrix_to_quat, quat_to_matrix
 
 RESOURCES = Path(__file__).resolve().parent / "resources"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -25,8 +25,12 @@ def qimage_from_rgb(image: np.ndarray) -> QImage:
 def pixmap_fit(image: np.ndarray, width: int, height: int) -> QPixmap:
     pm = QPixmap.fromImage(qimage_from_rgb(image))
     if width > 0 and height > 0:
-        pm = pm.scaled(width, height, Qt.AspectRatioMode.KeepAspectRatio,
-                       Qt.TransformationMode.SmoothTransformation)
+        pm = pm.scaled(
+            width,
+            height,
+            Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.SmoothTransformation,
+        )
     return pm
 
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from core.errors import Cancelled, WorldStudioError
-from core.jobs import CancelToken, JobContext, Report
+from worldstudio.core.errors import Cancelled, WorldStudioError
+from worldstudio.core.jobs import CancelToken, JobContext, Report
 
 
 class _JobThread(QThread):

@@ -60,52 +60,86 @@ def depth_anything_config(metric: bool = False, max_depth: int = 20, full_size: 
 
     if full_size:
         backbone = dict(
-            model_type="dinov2", image_size=518, patch_size=14, hidden_size=384,
-            num_hidden_layers=12, num_attention_heads=6, out_indices=[3, 6, 9, 12],
-            reshape_hidden_states=False, apply_layernorm=True,
+            model_type="dinov2",
+            image_size=518,
+            patch_size=14,
+            hidden_size=384,
+            num_hidden_layers=12,
+            num_attention_heads=6,
+            out_indices=[3, 6, 9, 12],
+            reshape_hidden_states=False,
+            apply_layernorm=True,
         )
         return DepthAnythingConfig(
-            backbone_config=backbone, reassemble_hidden_size=384, neck_hidden_sizes=[48, 96, 192, 384],
-            fusion_hidden_size=64, head_hidden_size=32,
-            depth_estimation_type="metric" if metric else "relative", max_depth=max_depth,
+            backbone_config=backbone,
+            reassemble_hidden_size=384,
+            neck_hidden_sizes=[48, 96, 192, 384],
+            fusion_hidden_size=64,
+            head_hidden_size=32,
+            depth_estimation_type="metric" if metric else "relative",
+            max_depth=max_depth,
         )
     backbone = dict(
-        model_type="dinov2", image_size=TINY_DA_SIZE, patch_size=14, hidden_size=32,
-        num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
-        out_indices=[1, 2, 3, 4], reshape_hidden_states=False,
+        model_type="dinov2",
+        image_size=TINY_DA_SIZE,
+        patch_size=14,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        out_indices=[1, 2, 3, 4],
+        reshape_hidden_states=False,
     )
     return DepthAnythingConfig(
-        backbone_config=backbone, reassemble_hidden_size=32, neck_hidden_sizes=[8, 16, 32, 32],
-        fusion_hidden_size=16, head_hidden_size=8, initializer_range=0.1,
-        depth_estimation_type="metric" if metric else "relative", max_depth=max_depth,
+        backbone_config=backbone,
+        reassemble_hidden_size=32,
+        neck_hidden_sizes=[8, 16, 32, 32],
+        fusion_hidden_size=16,
+        head_hidden_size=8,
+        initializer_range=0.1,
+        depth_estimation_type="metric" if metric else "relative",
+        max_depth=max_depth,
     )
 
 
 def da_preprocessor_config(size: int) -> dict:
     """Mirrors the keys of the real repos' preprocessor_config.json (DPTImageProcessor)."""
     return {
-        "do_normalize": True, "do_pad": False, "do_rescale": True, "do_resize": True,
-        "ensure_multiple_of": 14, "image_mean": IMAGENET_MEAN,
-        "image_processor_type": "DPTImageProcessor", "image_std": IMAGENET_STD,
-        "keep_aspect_ratio": True, "resample": 3, "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "do_pad": False,
+        "do_rescale": True,
+        "do_resize": True,
+        "ensure_multiple_of": 14,
+        "image_mean": IMAGENET_MEAN,
+        "image_processor_type": "DPTImageProcessor",
+        "image_std": IMAGENET_STD,
+        "keep_aspect_ratio": True,
+        "resample": 3,
+        "rescale_factor": 1 / 255,
         "size": {"height": size, "width": size},
     }
 
 
-def build_depth_anything(folder: Path, metric: bool = False, max_depth: int = 20,
-                         full_size: bool = False) -> Path:
+def build_depth_anything(
+    folder: Path, metric: bool = False, max_depth: int = 20, full_size: bool = False
+) -> Path:
     import torch
     from transformers import DepthAnythingForDepthEstimation
 
     torch.manual_seed(0)
-    model = DepthAnythingForDepthEstimation(depth_anything_config(metric, max_depth, full_size)).eval()
+    model = DepthAnythingForDepthEstimation(
+        depth_anything_config(metric, max_depth, full_size)
+    ).eval()
     if not full_size and not metric:
         # random heads output ~0 through the final ReLU; a bias keeps the disparity positive
         # and image-dependent, like a real model's
         with torch.no_grad():
             model.head.conv3.bias.fill_(2.0)
     model.save_pretrained(folder)
-    _write_json(folder / "preprocessor_config.json", da_preprocessor_config(518 if full_size else TINY_DA_SIZE))
+    _write_json(
+        folder / "preprocessor_config.json",
+        da_preprocessor_config(518 if full_size else TINY_DA_SIZE),
+    )
     return folder
 
 
@@ -113,13 +147,25 @@ def build_depth_pro(folder: Path) -> Path:
     import torch
     from transformers import DepthProConfig, DepthProForDepthEstimation
 
-    vit = dict(model_type="dinov2", num_hidden_layers=2, hidden_size=16, num_attention_heads=1,
-               patch_size=4, intermediate_size=32)
+    vit = dict(
+        model_type="dinov2",
+        num_hidden_layers=2,
+        hidden_size=16,
+        num_attention_heads=1,
+        patch_size=4,
+        intermediate_size=32,
+    )
     cfg = DepthProConfig(
-        patch_size=16, fusion_hidden_size=16, intermediate_hook_ids=[1, 0],
-        intermediate_feature_dims=[8, 8], scaled_images_ratios=[0.5, 1.0],
-        scaled_images_overlap_ratios=[0.0, 0.2], scaled_images_feature_dims=[12, 12],
-        image_model_config=dict(vit), patch_model_config=dict(vit), fov_model_config=dict(vit),
+        patch_size=16,
+        fusion_hidden_size=16,
+        intermediate_hook_ids=[1, 0],
+        intermediate_feature_dims=[8, 8],
+        scaled_images_ratios=[0.5, 1.0],
+        scaled_images_overlap_ratios=[0.0, 0.2],
+        scaled_images_feature_dims=[12, 12],
+        image_model_config=dict(vit),
+        patch_model_config=dict(vit),
+        fov_model_config=dict(vit),
         use_fov_model=True,
     )
     torch.manual_seed(0)
@@ -130,12 +176,20 @@ def build_depth_pro(folder: Path) -> Path:
         last.weight.zero_()
         last.bias.fill_(55.0)
     model.save_pretrained(folder)
-    _write_json(folder / "preprocessor_config.json", {
-        "do_normalize": True, "do_rescale": True, "do_resize": True,
-        "image_mean": [0.5, 0.5, 0.5], "image_processor_type": "DepthProImageProcessorFast",
-        "image_std": [0.5, 0.5, 0.5], "resample": 2, "rescale_factor": 1 / 255,
-        "size": {"height": TINY_DEPTH_PRO_SIZE, "width": TINY_DEPTH_PRO_SIZE},
-    })
+    _write_json(
+        folder / "preprocessor_config.json",
+        {
+            "do_normalize": True,
+            "do_rescale": True,
+            "do_resize": True,
+            "image_mean": [0.5, 0.5, 0.5],
+            "image_processor_type": "DepthProImageProcessorFast",
+            "image_std": [0.5, 0.5, 0.5],
+            "resample": 2,
+            "rescale_factor": 1 / 255,
+            "size": {"height": TINY_DEPTH_PRO_SIZE, "width": TINY_DEPTH_PRO_SIZE},
+        },
+    )
     return folder
 
 
@@ -144,13 +198,21 @@ def sam2_video_config():
 
     S = TINY_SAM_SIZE
     backbone = dict(
-        model_type="sam2_hiera_det_model", hidden_size=12, num_channels=3, image_size=[S, S],
-        patch_stride=4, patch_kernel_size=7, patch_padding=3, blocks_per_stage=[1, 1, 2, 1],
-        embed_dim_per_stage=[12, 24, 48, 96], num_attention_heads_per_stage=[1, 1, 1, 1],
+        model_type="sam2_hiera_det_model",
+        hidden_size=12,
+        num_channels=3,
+        image_size=[S, S],
+        patch_stride=4,
+        patch_kernel_size=7,
+        patch_padding=3,
+        blocks_per_stage=[1, 1, 2, 1],
+        embed_dim_per_stage=[12, 24, 48, 96],
+        num_attention_heads_per_stage=[1, 1, 1, 1],
         global_attention_blocks=[3],
     )
     vision = dict(
-        model_type="sam2_vision_model", backbone_config=backbone,
+        model_type="sam2_vision_model",
+        backbone_config=backbone,
         backbone_channel_list=[96, 48, 24, 12],
         backbone_feature_sizes=[[S // 4, S // 4], [S // 8, S // 8], [S // 16, S // 16]],
         fpn_hidden_size=128,
@@ -159,13 +221,25 @@ def sam2_video_config():
     # sizes must be a multiple of it (the object pointers are split into 64-wide tokens)
     return Sam2VideoConfig(
         vision_config=vision,
-        prompt_encoder_config=dict(hidden_size=128, image_size=S, patch_size=16, mask_input_channels=8),
-        mask_decoder_config=dict(hidden_size=128, mlp_dim=64, num_hidden_layers=2,
-                                 num_attention_heads=4, iou_head_hidden_dim=32),
-        image_size=S, memory_attention_hidden_size=128, memory_attention_num_layers=1,
-        memory_attention_feed_forward_hidden_size=64, memory_encoder_hidden_size=128,
-        memory_encoder_output_channels=64, mask_downsampler_embed_dim=128,
-        memory_fuser_embed_dim=128, memory_fuser_intermediate_dim=64,
+        prompt_encoder_config=dict(
+            hidden_size=128, image_size=S, patch_size=16, mask_input_channels=8
+        ),
+        mask_decoder_config=dict(
+            hidden_size=128,
+            mlp_dim=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            iou_head_hidden_dim=32,
+        ),
+        image_size=S,
+        memory_attention_hidden_size=128,
+        memory_attention_num_layers=1,
+        memory_attention_feed_forward_hidden_size=64,
+        memory_encoder_hidden_size=128,
+        memory_encoder_output_channels=64,
+        mask_downsampler_embed_dim=128,
+        memory_fuser_embed_dim=128,
+        memory_fuser_intermediate_dim=64,
         memory_attention_rope_feat_sizes=[S // 16, S // 16],
     )
 
@@ -179,13 +253,28 @@ def build_sam2(folder: Path) -> Path:
     torch.manual_seed(0)
     Sam2VideoModel(sam2_video_config()).eval().save_pretrained(folder)
     S = TINY_SAM_SIZE
-    _write_json(folder / "processor_config.json",
-                {"point_pad_value": -10, "processor_class": "Sam2VideoProcessor", "target_size": S})
-    common = {"do_normalize": True, "do_rescale": True, "do_resize": True, "image_mean": IMAGENET_MEAN,
-              "image_std": IMAGENET_STD, "resample": 2, "rescale_factor": 1 / 255,
-              "size": {"height": S, "width": S}}
-    _write_json(folder / "preprocessor_config.json", {**common, "image_processor_type": "Sam2ImageProcessorFast"})
-    _write_json(folder / "video_preprocessor_config.json", {**common, "video_processor_type": "Sam2VideoVideoProcessor"})
+    _write_json(
+        folder / "processor_config.json",
+        {"point_pad_value": -10, "processor_class": "Sam2VideoProcessor", "target_size": S},
+    )
+    common = {
+        "do_normalize": True,
+        "do_rescale": True,
+        "do_resize": True,
+        "image_mean": IMAGENET_MEAN,
+        "image_std": IMAGENET_STD,
+        "resample": 2,
+        "rescale_factor": 1 / 255,
+        "size": {"height": S, "width": S},
+    }
+    _write_json(
+        folder / "preprocessor_config.json",
+        {**common, "image_processor_type": "Sam2ImageProcessorFast"},
+    )
+    _write_json(
+        folder / "video_preprocessor_config.json",
+        {**common, "video_processor_type": "Sam2VideoVideoProcessor"},
+    )
     return folder
 
 

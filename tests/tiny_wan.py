@@ -4,7 +4,7 @@ Built from configs (STACK.md: 2-3 transformer layers, 2 heads of 12, text_dim 32
 ``AutoencoderKLWan``, a small UMT5 encoder and ``ByT5Tokenizer()``), so nothing is downloaded. The
 scheduler is the real repos' one (UniPC, flow prediction, flow_shift 3). Save them with
 ``save_pretrained`` and install them into a fake hub cache under the REAL repo ids; the app then
-loads them with its own code (``core.models.resolve(repo_id)`` + ``from_pretrained``) with
+loads them with its own code (``worldstudio.core.models.resolve(repo_id)`` + ``from_pretrained``) with
 HF_HUB_OFFLINE=1.
 
 API (kept small: the generation and the training tests both use it)::
@@ -45,7 +45,10 @@ def tiny_vae():
     from diffusers import AutoencoderKLWan
 
     return AutoencoderKLWan(
-        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+        base_dim=3,
+        z_dim=16,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
         temperal_downsample=[False, True, True],
     )
 
@@ -55,9 +58,16 @@ def tiny_text_encoder_and_tokenizer():
 
     tokenizer = ByT5Tokenizer()
     config = UMT5Config(
-        vocab_size=len(tokenizer), d_model=TEXT_DIM, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
-        relative_attention_num_buckets=8, relative_attention_max_distance=32,
-        is_encoder_decoder=False, use_cache=False,
+        vocab_size=len(tokenizer),
+        d_model=TEXT_DIM,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        relative_attention_max_distance=32,
+        is_encoder_decoder=False,
+        use_cache=False,
     )
     return UMT5EncoderModel(config).eval(), tokenizer
 
@@ -67,8 +77,12 @@ def tiny_scheduler():
     from diffusers import UniPCMultistepScheduler
 
     return UniPCMultistepScheduler(
-        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0,
-        num_train_timesteps=1000, solver_order=2, predict_x0=True,
+        prediction_type="flow_prediction",
+        use_flow_sigmas=True,
+        flow_shift=3.0,
+        num_train_timesteps=1000,
+        solver_order=2,
+        predict_x0=True,
     )
 
 
@@ -76,10 +90,20 @@ def tiny_vace_transformer():
     from diffusers import WanVACETransformer3DModel
 
     return WanVACETransformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16,
-        out_channels=16, text_dim=TEXT_DIM, freq_dim=256, ffn_dim=32, num_layers=3,
-        cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32,
-        vace_layers=[0, 2], vace_in_channels=96,
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=16,
+        out_channels=16,
+        text_dim=TEXT_DIM,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=3,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+        vace_layers=[0, 2],
+        vace_in_channels=96,
     )
 
 
@@ -87,10 +111,20 @@ def tiny_i2v_transformer():
     from diffusers import WanTransformer3DModel
 
     return WanTransformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=36,
-        out_channels=16, text_dim=TEXT_DIM, freq_dim=256, ffn_dim=32, num_layers=2,
-        cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32,
-        image_dim=CLIP_HIDDEN, added_kv_proj_dim=24,
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=36,
+        out_channels=16,
+        text_dim=TEXT_DIM,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+        image_dim=CLIP_HIDDEN,
+        added_kv_proj_dim=24,
     )
 
 
@@ -103,8 +137,11 @@ def build_tiny_wan_vace(path: str | Path) -> Path:
     torch.manual_seed(0)
     text_encoder, tokenizer = tiny_text_encoder_and_tokenizer()
     pipe = WanVACEPipeline(
-        tokenizer=tokenizer, text_encoder=text_encoder, vae=tiny_vae().eval(),
-        scheduler=tiny_scheduler(), transformer=tiny_vace_transformer().eval(),
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=tiny_vae().eval(),
+        scheduler=tiny_scheduler(),
+        transformer=tiny_vace_transformer().eval(),
     )
     pipe.save_pretrained(path, safe_serialization=True)
     return path
@@ -119,14 +156,25 @@ def build_tiny_wan_i2v(path: str | Path) -> Path:
     path = Path(path)
     torch.manual_seed(0)
     text_encoder, tokenizer = tiny_text_encoder_and_tokenizer()
-    image_encoder = CLIPVisionModel(CLIPVisionConfig(
-        hidden_size=CLIP_HIDDEN, projection_dim=CLIP_HIDDEN, num_hidden_layers=2,
-        num_attention_heads=2, image_size=CLIP_SIZE, intermediate_size=16, patch_size=4,
-    )).eval()
+    image_encoder = CLIPVisionModel(
+        CLIPVisionConfig(
+            hidden_size=CLIP_HIDDEN,
+            projection_dim=CLIP_HIDDEN,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=CLIP_SIZE,
+            intermediate_size=16,
+            patch_size=4,
+        )
+    ).eval()
     pipe = WanImageToVideoPipeline(
-        tokenizer=tokenizer, text_encoder=text_encoder, vae=tiny_vae().eval(),
-        scheduler=tiny_scheduler(), image_processor=_clip_processor(),
-        image_encoder=image_encoder, transformer=tiny_i2v_transformer().eval(),
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=tiny_vae().eval(),
+        scheduler=tiny_scheduler(),
+        image_processor=_clip_processor(),
+        image_encoder=image_encoder,
+        transformer=tiny_i2v_transformer().eval(),
     )
     pipe.save_pretrained(path, safe_serialization=True)
     return path

@@ -10,11 +10,17 @@ import os
 import sys
 from collections.abc import Sequence
 
-from core.errors import Cancelled, WorldStudioError
+from worldstudio.core.errors import Cancelled, WorldStudioError
 
 # Modules that each define ``register(subparsers)``; imported lazily by name so that
 # `worldstudio info` never pays for torch or diffusers.
-COMMAND_MODULES = ["core.cli.project_cmds", "core.cli.models_cmds", "core.cli.interop_cmds", "core.cli.generate_cmds", "core.cli.train_cmds"]
+COMMAND_MODULES = [
+    "worldstudio.core.cli.project_cmds",
+    "worldstudio.core.cli.models_cmds",
+    "worldstudio.core.cli.interop_cmds",
+    "worldstudio.core.cli.generate_cmds",
+    "worldstudio.core.cli.train_cmds",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

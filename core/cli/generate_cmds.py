@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from core.errors import WorldStudioError
+from worldstudio.core.errors import WorldStudioError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,20 +20,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("project", metavar="PROJECT")
     p.add_argument("--backend", metavar="NAME", help="geometry, oracle, wan-vace or wan-i2v")
     p.add_argument("--model", metavar="ID", help="model repo id or local folder (model backends)")
-    p.add_argument("--rounds", type=int, metavar="N", help="number of rounds (default: the project's)")
+    p.add_argument(
+        "--rounds", type=int, metavar="N", help="number of rounds (default: the project's)"
+    )
     p.add_argument("--steps", type=int, metavar="N", help="denoising steps per call")
     p.add_argument("--guidance", type=float, metavar="G", help="classifier-free guidance scale")
-    p.add_argument("--size", metavar="WxH", help="video size, multiples of 16 (default: the project's)")
+    p.add_argument(
+        "--size", metavar="WxH", help="video size, multiples of 16 (default: the project's)"
+    )
     p.add_argument("--frames-per-round", type=int, metavar="F", help="frames per round, 4k+1")
     p.add_argument("--seed", type=int, metavar="S", help="run seed (each call derives its own)")
     p.add_argument("--profile", metavar="NAME", help="memory profile of the model backends")
-    p.add_argument("--resume", metavar="RUN", help="continue RUN (id or folder) after its last complete round")
     p.add_argument(
-        "--from-round", type=int, metavar="K",
+        "--resume", metavar="RUN", help="continue RUN (id or folder) after its last complete round"
+    )
+    p.add_argument(
+        "--from-round",
+        type=int,
+        metavar="K",
         help="branch: a new run copying rounds < K from RUN (--resume, default the latest run) and "
         "regenerating from round K with the project's current prompts",
     )
-    p.add_argument("--no-monitors", action="store_true", help="switch every monitor off (entities freeze)")
+    p.add_argument(
+        "--no-monitors", action="store_true", help="switch every monitor off (entities freeze)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_generate)
 
@@ -44,9 +54,9 @@ def _positive(value: int | None, flag: str) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from core.generation.engine import generate_job
-    from core.jobs import run_in_terminal
-    from core.project.model import parse_size
+    from worldstudio.core.generation.engine import generate_job
+    from worldstudio.core.jobs import run_in_terminal
+    from worldstudio.core.project.model import parse_size
 
     _positive(args.rounds, "--rounds")
     _positive(args.steps, "--steps")
@@ -72,7 +82,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         write_preview=True,
     )
     result = run_in_terminal(job, "generate", quiet=args.quiet)
-    print(f"run {result.run_id}: {result.rounds_done}/{result.rounds_total} rounds, backend {result.backend}")
+    print(
+        f"run {result.run_id}: {result.rounds_done}/{result.rounds_total} rounds, backend {result.backend}"
+    )
     print(f"  folder:   {result.run_dir}")
     print(f"  video:    {result.final_mp4}")
     print(f"  combined: {result.final_combined_mp4}")

@@ -1,7 +1,7 @@
 """Interop subcommands: ``worldstudio import bundle|liveworld|nerfstudio`` and the export flags.
 
-``worldstudio export`` itself is defined in ``core.cli.project_cmds``; it adds the flags below
-with :func:`add_export_arguments` and hands them to :func:`core.interop.exports.run_export`.
+``worldstudio export`` itself is defined in ``worldstudio.core.cli.project_cmds``; it adds the flags below
+with :func:`add_export_arguments` and hands them to :func:`worldstudio.core.interop.exports.run_export`.
 """
 
 from __future__ import annotations
@@ -16,63 +16,93 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     if "--ply" not in parser._option_string_actions:
         parser.add_argument("--ply", metavar="FILE", help="the scene point cloud as binary PLY")
     parser.add_argument(
-        "--with-path", action="store_true",
+        "--with-path",
+        action="store_true",
         help="with --ply: draw the camera path, keyframe and monitor frustums as coloured points",
     )
     parser.add_argument("--bundle", metavar="FILE.zip", help="the whole project folder as one zip")
     parser.add_argument(
-        "--liveworld", metavar="DIR",
+        "--liveworld",
+        metavar="DIR",
         help="a LiveWorld inference sample (sample.yaml, geometry.npz, source image) in DIR",
     )
-    parser.add_argument("--nerfstudio", metavar="FILE.json", help="the camera path as a nerfstudio camera_path.json")
-    parser.add_argument("--path-json", metavar="FILE", help="the baked path (pose and intrinsics per frame) as JSON")
-    parser.add_argument("--path-csv", metavar="FILE", help="the baked path (pose and intrinsics per frame) as CSV")
     parser.add_argument(
-        "--path-frames", choices=("video", "path"), default=None,
+        "--nerfstudio", metavar="FILE.json", help="the camera path as a nerfstudio camera_path.json"
+    )
+    parser.add_argument(
+        "--path-json", metavar="FILE", help="the baked path (pose and intrinsics per frame) as JSON"
+    )
+    parser.add_argument(
+        "--path-csv", metavar="FILE", help="the baked path (pose and intrinsics per frame) as CSV"
+    )
+    parser.add_argument(
+        "--path-frames",
+        choices=("video", "path"),
+        default=None,
         help="baked path exports: one row per video frame (default) or the path's own frames",
     )
     parser.add_argument("--mp4", metavar="FILE", help="a generation run as mp4 (with --run)")
-    parser.add_argument("--run", metavar="RUN_ID", help="the run (a folder under runs/) for --mp4 or --ply")
     parser.add_argument(
-        "--round", type=int, metavar="N", default=None,
+        "--run", metavar="RUN_ID", help="the run (a folder under runs/) for --mp4 or --ply"
+    )
+    parser.add_argument(
+        "--round",
+        type=int,
+        metavar="N",
+        default=None,
         help="with --ply --run: only round N's cloud (default: one PLY per round)",
     )
     parser.add_argument(
-        "--layout", choices=("observer", "combined", "conditioning"), default=None,
+        "--layout",
+        choices=("observer", "combined", "conditioning"),
+        default=None,
         help="with --mp4: the observer only (default), beside its monitors, or beside the conditioning renders",
     )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("import", help="make or change a project from a bundle, a LiveWorld sample or a nerfstudio path")
+    p = sub.add_parser(
+        "import",
+        help="make or change a project from a bundle, a LiveWorld sample or a nerfstudio path",
+    )
     what = p.add_subparsers(dest="import_kind", metavar="KIND", required=True)
 
     b = what.add_parser("bundle", help="unpack a project bundle (zip) into a new project folder")
     b.add_argument("file", metavar="FILE.zip")
     b.add_argument("--out", required=True, metavar="PROJECT", help="the new project folder")
     b.add_argument(
-        "--max-size", default=None, metavar="SIZE",
+        "--max-size",
+        default=None,
+        metavar="SIZE",
         help="refuse archives that unpack to more than SIZE (default 4G; K, M, G, T suffixes)",
     )
     b.set_defaults(handler=cmd_import_bundle)
 
-    lw = what.add_parser("liveworld", help="make a project from a LiveWorld inference sample (YAML)")
+    lw = what.add_parser(
+        "liveworld", help="make a project from a LiveWorld inference sample (YAML)"
+    )
     lw.add_argument("file", metavar="FILE.yaml")
     lw.add_argument("--out", required=True, metavar="PROJECT", help="the new project folder")
     lw.add_argument("--depth-model", metavar="NAME", help="depth model for the reconstruction")
     lw.add_argument(
-        "--no-reconstruct", action="store_true",
+        "--no-reconstruct",
+        action="store_true",
         help="create the project with the reconstruction pending (no depth model needed)",
     )
     lw.add_argument(
-        "--rebase", action="store_true",
+        "--rebase",
+        action="store_true",
         help="re-express the poses relative to pose 0 when it is not the identity",
     )
     lw.set_defaults(handler=cmd_import_liveworld)
 
-    ns = what.add_parser("nerfstudio", help="replace a project's camera path with a nerfstudio camera_path.json")
+    ns = what.add_parser(
+        "nerfstudio", help="replace a project's camera path with a nerfstudio camera_path.json"
+    )
     ns.add_argument("file", metavar="FILE.json")
-    ns.add_argument("--into", required=True, metavar="PROJECT", help="the existing project to change")
+    ns.add_argument(
+        "--into", required=True, metavar="PROJECT", help="the existing project to change"
+    )
     ns.set_defaults(handler=cmd_import_nerfstudio)
 
 
@@ -82,24 +112,33 @@ def _warn(warnings: list[str]) -> None:
 
 
 def cmd_import_bundle(args: argparse.Namespace) -> int:
-    from core.interop.bundle import DEFAULT_MAX_TOTAL_BYTES, import_bundle_job, parse_size
-    from core.jobs import run_in_terminal
+    from worldstudio.core.interop.bundle import (
+        DEFAULT_MAX_TOTAL_BYTES,
+        import_bundle_job,
+        parse_size,
+    )
+    from worldstudio.core.jobs import run_in_terminal
 
     cap = parse_size(args.max_size) if args.max_size else DEFAULT_MAX_TOTAL_BYTES
-    project, warnings = run_in_terminal(import_bundle_job(args.file, args.out, max_total_bytes=cap), "unpacking")
+    project, warnings = run_in_terminal(
+        import_bundle_job(args.file, args.out, max_total_bytes=cap), "unpacking"
+    )
     _warn(warnings)
     print(f"created {args.out} ({project.name})")
     return 0
 
 
 def cmd_import_liveworld(args: argparse.Namespace) -> int:
-    from core.interop.liveworld import import_liveworld_job
-    from core.jobs import run_in_terminal
+    from worldstudio.core.interop.liveworld import import_liveworld_job
+    from worldstudio.core.jobs import run_in_terminal
 
     result = run_in_terminal(
         import_liveworld_job(
-            args.file, args.out, depth_model=args.depth_model,
-            reconstruct=not args.no_reconstruct, rebase=args.rebase,
+            args.file,
+            args.out,
+            depth_model=args.depth_model,
+            reconstruct=not args.no_reconstruct,
+            rebase=args.rebase,
         ),
         "importing",
     )
@@ -113,7 +152,7 @@ def cmd_import_liveworld(args: argparse.Namespace) -> int:
 
 
 def cmd_import_nerfstudio(args: argparse.Namespace) -> int:
-    from core.interop.nerfstudio import import_nerfstudio
+    from worldstudio.core.interop.nerfstudio import import_nerfstudio
 
     project, warnings = import_nerfstudio(args.file, args.into)
     _warn(warnings)

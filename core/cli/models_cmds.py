@@ -6,29 +6,34 @@ import argparse
 import json
 import sys
 
-from core.models import manager
-from core.models.catalogue import KINDS
+from worldstudio.core.models import manager
+from worldstudio.core.models.catalogue import KINDS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list and download the models the studio uses")
     msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
 
-    q = msub.add_parser("list", help="every model: kind, download size, memory, licence, present or not")
+    q = msub.add_parser(
+        "list", help="every model: kind, download size, memory, licence, present or not"
+    )
     q.add_argument("--kind", choices=KINDS, help="only models of this kind")
     q.add_argument("--json", action="store_true", help="print JSON instead of a table")
     manager.add_model_dir_option(q)
     q.set_defaults(handler=cmd_list)
 
     q = msub.add_parser("download", help="download models into the Hugging Face cache (resumable)")
-    q.add_argument("names", nargs="+", metavar="NAME", help="model names (or hub repo ids) from `models list`")
+    q.add_argument(
+        "names", nargs="+", metavar="NAME", help="model names (or hub repo ids) from `models list`"
+    )
     q.add_argument("--force", action="store_true", help="download again even when already present")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     manager.add_model_dir_option(q)
     q.set_defaults(handler=cmd_download)
 
     q = msub.add_parser(
-        "set-dir", help="remember a local folder for a model in the config file (no PATH: forget it)"
+        "set-dir",
+        help="remember a local folder for a model in the config file (no PATH: forget it)",
     )
     q.add_argument("name", metavar="NAME")
     q.add_argument("path", metavar="PATH", nargs="?")
@@ -116,7 +121,9 @@ def cmd_download(args: argparse.Namespace) -> int:
                 bar.refresh()
 
         manager.check_can_download(info)
-        print(f"{info.name}: downloading {info.repo_id} (~{info.size_text}, licence {info.licence_text})")
+        print(
+            f"{info.name}: downloading {info.repo_id} (~{info.size_text}, licence {info.licence_text})"
+        )
         try:
             path = manager.download(info, progress, force=args.force, check_network=False)
         finally:

@@ -5,22 +5,30 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.cli.interop_cmds import add_export_arguments
-from core.errors import WorldStudioError
-from core.models import add_model_dir_option, apply_model_dirs
-from core.project import CameraPath, PathSettings, ProjectFolder
-from core.project.model import parse_size
+from worldstudio.core.cli.interop_cmds import add_export_arguments
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.models import add_model_dir_option, apply_model_dirs
+from worldstudio.core.project import CameraPath, PathSettings, ProjectFolder
+from worldstudio.core.project.model import parse_size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("new", help="create a project (the demo, or from an image)")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--demo", metavar="OUT", help="create the demo project (procedural scene, exact depth)")
+    src.add_argument(
+        "--demo", metavar="OUT", help="create the demo project (procedural scene, exact depth)"
+    )
     src.add_argument("--image", metavar="IMG", help="reconstruct a project from one image")
     p.add_argument("--out", metavar="PROJECT", help="project folder to create (with --image)")
-    p.add_argument("--depth-model", metavar="NAME", help="depth model from `worldstudio models list`")
-    p.add_argument("--fov", type=float, metavar="DEG", help="vertical field of view of the photo, degrees")
-    p.add_argument("--size", metavar="WxH", default="832x480", help="project video size (default 832x480)")
+    p.add_argument(
+        "--depth-model", metavar="NAME", help="depth model from `worldstudio models list`"
+    )
+    p.add_argument(
+        "--fov", type=float, metavar="DEG", help="vertical field of view of the photo, degrees"
+    )
+    p.add_argument(
+        "--size", metavar="WxH", default="832x480", help="project video size (default 832x480)"
+    )
     p.add_argument("--crop", metavar="X,Y,W,H", help="crop box in the original image's pixels")
     p.add_argument("--force", action="store_true", help="replace an existing folder")
     add_model_dir_option(p)
@@ -33,14 +41,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("path", help="replace the camera path from a preset or an action string")
     p.add_argument("project", nargs="?")
     how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--preset", metavar="NAME", help="orbit, dolly, pan, truck-out-and-back, turn-away-and-back")
+    how.add_argument(
+        "--preset", metavar="NAME", help="orbit, dolly, pan, truck-out-and-back, turn-away-and-back"
+    )
     how.add_argument("--actions", metavar="STEPS", help='an action string, e.g. "(FN)(FN)(fLN)"')
     p.add_argument(
-        "--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="a preset option (repeatable), e.g. --set seconds=8 --set target=0,1,5",
     )
-    p.add_argument("--step-length", type=float, default=0.25, help="action strings: metres per step")
-    p.add_argument("--turn-degrees", type=float, default=15.0, help="action strings: degrees per turn")
+    p.add_argument(
+        "--step-length", type=float, default=0.25, help="action strings: metres per step"
+    )
+    p.add_argument(
+        "--turn-degrees", type=float, default=15.0, help="action strings: degrees per turn"
+    )
     p.add_argument("--frames-per-step", type=int, default=8, help="action strings: frames per step")
     how.add_argument("--list", action="store_true", help="list the presets and their options")
     p.set_defaults(handler=cmd_path)
@@ -49,10 +67,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("project")
     p.add_argument("--out", required=True, metavar="FILE.mp4")
     p.add_argument("--size", metavar="WxH", help="render size (default: the project's video size)")
-    p.add_argument("--radius", type=int, default=0, help="splat radius in pixels (default 0: 1-pixel points)")
+    p.add_argument(
+        "--radius", type=int, default=0, help="splat radius in pixels (default 0: 1-pixel points)"
+    )
     p.set_defaults(handler=cmd_preview)
 
-    p = sub.add_parser("export", help="export a project's files (PLY, bundle, LiveWorld, nerfstudio, mp4, path)")
+    p = sub.add_parser(
+        "export", help="export a project's files (PLY, bundle, LiveWorld, nerfstudio, mp4, path)"
+    )
     p.add_argument("project")
     p.add_argument("--ply", metavar="FILE", help="the scene point cloud as binary PLY")
     add_export_arguments(p)
@@ -65,10 +87,10 @@ def _open(path: str) -> tuple[ProjectFolder, object]:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from core.jobs import run_in_terminal
+    from worldstudio.core.jobs import run_in_terminal
 
     if args.demo:
-        from core.oracle.demo_project import create_demo_project
+        from worldstudio.core.oracle.demo_project import create_demo_project
 
         out = Path(args.demo)
         _check_target(out, args.force)
@@ -77,7 +99,7 @@ def cmd_new(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise WorldStudioError("new --image needs --out PROJECT")
-    from core.reconstruct.new_project import new_project_from_image
+    from worldstudio.core.reconstruct.new_project import new_project_from_image
 
     apply_model_dirs(args.model_dir)
 
@@ -93,7 +115,13 @@ def cmd_new(args: argparse.Namespace) -> int:
     size = parse_size(args.size)
     project = run_in_terminal(
         lambda ctx: new_project_from_image(
-            args.image, out, depth_model=args.depth_model, fov=args.fov, size=size, crop=crop, ctx=ctx
+            args.image,
+            out,
+            depth_model=args.depth_model,
+            fov=args.fov,
+            size=size,
+            crop=crop,
+            ctx=ctx,
         ),
         "reconstructing",
     )
@@ -103,21 +131,29 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 def _check_target(out: Path, force: bool) -> None:
     if out.exists() and any(out.iterdir()) and not force:
-        raise WorldStudioError(f"{out}: already exists and is not empty (use --force to replace it)")
+        raise WorldStudioError(
+            f"{out}: already exists and is not empty (use --force to replace it)"
+        )
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from core.geometry.path import bake_path
+    from worldstudio.core.geometry.path import bake_path
 
     folder, project = _open(args.project)
     gen = project.generation
     lines = [f"project     {project.name}  ({folder.root})"]
     if project.source:
-        lines.append(f"image       {project.source.width}x{project.source.height}  ({project.source.file})")
+        lines.append(
+            f"image       {project.source.width}x{project.source.height}  ({project.source.file})"
+        )
     else:
         lines.append("image       none")
     if project.scene:
-        state = "pending reconstruction" if project.scene.pending else f"{project.scene.point_count} points"
+        state = (
+            "pending reconstruction"
+            if project.scene.pending
+            else f"{project.scene.point_count} points"
+        )
         lines.append(f"points      {state}  ({project.scene.points_file})")
     path = project.camera_path
     lines.append(f"keyframes   {len(path.keyframes)}")
@@ -132,13 +168,21 @@ def cmd_info(args: argparse.Namespace) -> int:
     lines.append(f"rounds      {len(project.rounds)} x {gen.frames_per_round} frames")
     for i, r in enumerate(project.rounds):
         lines.append(f"  round {i}   {r.scene_text or '(no scene text)'}")
-    lines.append(f"entities    {len(project.entities)}" + "".join(f"\n  {e.name} ({e.id})" for e in project.entities))
+    lines.append(
+        f"entities    {len(project.entities)}"
+        + "".join(f"\n  {e.name} ({e.id})" for e in project.entities)
+    )
     lines.append(
         f"monitors    {len(project.monitors)}"
-        + "".join(f"\n  {m.name}: watches {', '.join(m.entity_ids) or 'nothing'}" for m in project.monitors)
+        + "".join(
+            f"\n  {m.name}: watches {', '.join(m.entity_ids) or 'nothing'}"
+            for m in project.monitors
+        )
     )
-    lines.append(f"generation  {gen.backend}, {gen.model_id}, {gen.width}x{gen.height} @ {gen.fps} fps, "
-                 f"{gen.steps} steps, guidance {gen.guidance}, seed {gen.seed}")
+    lines.append(
+        f"generation  {gen.backend}, {gen.model_id}, {gen.width}x{gen.height} @ {gen.fps} fps, "
+        f"{gen.steps} steps, guidance {gen.guidance}, seed {gen.seed}"
+    )
     print("\n".join(lines))
     return 0
 
@@ -152,9 +196,9 @@ def _parse_option(text: str) -> tuple[str, str]:
 
 
 def cmd_path(args: argparse.Namespace) -> int:
-    from core.geometry import presets
-    from core.geometry.actions import actions_to_keyframes, parse_actions
-    from core.geometry.transforms import pose_matrix
+    from worldstudio.core.geometry import presets
+    from worldstudio.core.geometry.actions import actions_to_keyframes, parse_actions
+    from worldstudio.core.geometry.transforms import pose_matrix
 
     if args.list:
         for name, preset in presets.PRESETS.items():
@@ -167,14 +211,23 @@ def cmd_path(args: argparse.Namespace) -> int:
     folder, project = _open(args.project)
     path = project.camera_path
     start = path.keyframes[0] if path.keyframes else None
-    start_c2w = pose_matrix(start.position, start.orientation) if start else pose_matrix((0, 0, 0), (1, 0, 0, 0))
+    start_c2w = (
+        pose_matrix(start.position, start.orientation)
+        if start
+        else pose_matrix((0, 0, 0), (1, 0, 0, 0))
+    )
     fov = start.fov if start else _source_fov(project)
     gen = project.generation
     if args.actions:
         steps = parse_actions(args.actions)
         keyframes = actions_to_keyframes(
-            steps, start_c2w, fov, step_length=args.step_length, turn_degrees=args.turn_degrees,
-            frames_per_step=args.frames_per_step, fps=path.settings.fps,
+            steps,
+            start_c2w,
+            fov,
+            step_length=args.step_length,
+            turn_degrees=args.turn_degrees,
+            frames_per_step=args.frames_per_step,
+            fps=path.settings.fps,
         )
         what = f"{len(steps)} steps"
     else:
@@ -186,7 +239,8 @@ def cmd_path(args: argparse.Namespace) -> int:
         what = f"preset {name}"
     # A new path keeps the timing settings, but not a look-at target that would override it.
     project.camera_path = CameraPath(
-        keyframes=keyframes, settings=PathSettings(fps=path.settings.fps, tension=path.settings.tension)
+        keyframes=keyframes,
+        settings=PathSettings(fps=path.settings.fps, tension=path.settings.tension),
     )
     folder.save(project)
     print(f"camera path: {len(keyframes)} keyframes from {what}")
@@ -194,7 +248,7 @@ def cmd_path(args: argparse.Namespace) -> int:
 
 
 def _source_fov(project) -> float:
-    from core.geometry.camera import fov_from_intrinsics
+    from worldstudio.core.geometry.camera import fov_from_intrinsics
 
     if project.intrinsics is None:
         return 60.0
@@ -204,17 +258,19 @@ def _source_fov(project) -> float:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from core.generation.preview import render_preview_job
-    from core.jobs import run_in_terminal
+    from worldstudio.core.generation.preview import render_preview_job
+    from worldstudio.core.jobs import run_in_terminal
 
     ProjectFolder(args.project).load()  # a broken project fails before anything is written
     w, h = parse_size(args.size) if args.size else (None, None)
-    out = run_in_terminal(render_preview_job(args.project, args.out, w, h, radius=args.radius), "preview")
+    out = run_in_terminal(
+        render_preview_job(args.project, args.out, w, h, radius=args.radius), "preview"
+    )
     print(f"wrote {out}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core.interop.exports import run_export
+    from worldstudio.core.interop.exports import run_export
 
     return run_export(args)

@@ -1,6 +1,6 @@
 """``worldstudio train``: LoRA fine-tuning of the video backbone on a folder of clips.
 
-Multi-GPU: ``accelerate launch -m core train PROJECT --clips DIR ...`` (one process per GPU; see
+Multi-GPU: ``accelerate launch -m worldstudio train PROJECT --clips DIR ...`` (one process per GPU; see
 the README). Only the main process prints.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from core.models import manager
+from worldstudio.core.models import manager
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,40 +27,122 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("project", metavar="PROJECT")
     p.add_argument("--clips", required=True, metavar="DIR", help="folder of clips with captions")
     p.add_argument("--name", default="lora", help="adapter name (default: lora)")
-    p.add_argument("--model", metavar="ID", help="model name, hub repo id or local folder (default: the project's)")
+    p.add_argument(
+        "--model",
+        metavar="ID",
+        help="model name, hub repo id or local folder (default: the project's)",
+    )
     p.add_argument("--steps", type=int, metavar="N", help="optimizer steps in total (default 1000)")
     p.add_argument("--rank", type=int, metavar="R", help="LoRA rank (default 16)")
     p.add_argument("--alpha", type=float, metavar="A", help="LoRA alpha (default: the rank)")
     p.add_argument("--dropout", type=float, metavar="P", help="LoRA dropout (default 0)")
-    p.add_argument("--target-modules", metavar="LIST",
-                   help="comma-separated projections in each transformer block (default to_q,to_k,to_v,to_out.0)")
+    p.add_argument(
+        "--target-modules",
+        metavar="LIST",
+        help="comma-separated projections in each transformer block (default to_q,to_k,to_v,to_out.0)",
+    )
     p.add_argument("--lr", type=float, metavar="LR", help="peak learning rate (default 1e-4)")
-    p.add_argument("--warmup", type=int, metavar="N", help="linear warm-up steps, then cosine decay (default 50)")
-    p.add_argument("--batch-size", type=int, metavar="B", help="clips per batch per GPU (default 1)")
-    p.add_argument("--grad-accum", type=int, metavar="N", help="micro-batches per optimizer step (default 1)")
-    p.add_argument("--size", metavar="WxH", help="training size, multiples of 16 (default: the project's video size)")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        metavar="N",
+        help="linear warm-up steps, then cosine decay (default 50)",
+    )
+    p.add_argument(
+        "--batch-size", type=int, metavar="B", help="clips per batch per GPU (default 1)"
+    )
+    p.add_argument(
+        "--grad-accum", type=int, metavar="N", help="micro-batches per optimizer step (default 1)"
+    )
+    p.add_argument(
+        "--size",
+        metavar="WxH",
+        help="training size, multiples of 16 (default: the project's video size)",
+    )
     p.add_argument("--frames", type=int, metavar="F", help="frames per clip, 4k+1 (default 33)")
-    p.add_argument("--fps", type=float, help="frame rate clips are sampled at (default: the project's)")
-    p.add_argument("--windows-per-clip", type=int, metavar="N", help="non-overlapping windows taken from each clip (default 1)")
-    p.add_argument("--shift", type=float, metavar="S", help="flow-matching timestep shift (default: the model's, 3.0)")
-    p.add_argument("--timesteps", choices=("uniform", "logit_normal"), help="timestep sampling (default uniform)")
+    p.add_argument(
+        "--fps", type=float, help="frame rate clips are sampled at (default: the project's)"
+    )
+    p.add_argument(
+        "--windows-per-clip",
+        type=int,
+        metavar="N",
+        help="non-overlapping windows taken from each clip (default 1)",
+    )
+    p.add_argument(
+        "--shift",
+        type=float,
+        metavar="S",
+        help="flow-matching timestep shift (default: the model's, 3.0)",
+    )
+    p.add_argument(
+        "--timesteps",
+        choices=("uniform", "logit_normal"),
+        help="timestep sampling (default uniform)",
+    )
     p.add_argument("--seed", type=int, metavar="S", help="seed (default 0)")
-    p.add_argument("--caption", metavar="TEXT", help="caption for clips without one (default: missing captions are an error)")
-    p.add_argument("--checkpoint-every", type=int, metavar="N", help="checkpoint every N steps (default 250; 0: none)")
-    p.add_argument("--keep-checkpoints", type=int, metavar="N", help="keep only the newest N checkpoints (default: all)")
-    p.add_argument("--sample-every", type=int, metavar="N", help="sample clips every N steps (default 250; 0: none)")
-    p.add_argument("--sample-prompt", action="append", metavar="TEXT",
-                   help="prompt of the sample clips (repeatable; default: the first clip's caption)")
-    p.add_argument("--sample-steps", type=int, metavar="N", help="denoising steps of a sample (default 20)")
-    p.add_argument("--sample-guidance", type=float, metavar="G", help="guidance of the samples (default 5)")
-    p.add_argument("--eval-every", type=int, metavar="N", help="fixed-batch eval loss every N steps (default: start and end)")
-    p.add_argument("--log-every", type=int, metavar="N", help="a log line every N steps (default 10)")
-    p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint folder, or 'latest'")
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier run with the same --name")
-    p.add_argument("--no-gradient-checkpointing", action="store_true", help="faster, needs more memory")
-    p.add_argument("--mixed-precision", choices=("auto", "bf16", "no"), help="auto: bf16 on a GPU, fp32 on the CPU")
+    p.add_argument(
+        "--caption",
+        metavar="TEXT",
+        help="caption for clips without one (default: missing captions are an error)",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="N",
+        help="checkpoint every N steps (default 250; 0: none)",
+    )
+    p.add_argument(
+        "--keep-checkpoints",
+        type=int,
+        metavar="N",
+        help="keep only the newest N checkpoints (default: all)",
+    )
+    p.add_argument(
+        "--sample-every",
+        type=int,
+        metavar="N",
+        help="sample clips every N steps (default 250; 0: none)",
+    )
+    p.add_argument(
+        "--sample-prompt",
+        action="append",
+        metavar="TEXT",
+        help="prompt of the sample clips (repeatable; default: the first clip's caption)",
+    )
+    p.add_argument(
+        "--sample-steps", type=int, metavar="N", help="denoising steps of a sample (default 20)"
+    )
+    p.add_argument(
+        "--sample-guidance", type=float, metavar="G", help="guidance of the samples (default 5)"
+    )
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        metavar="N",
+        help="fixed-batch eval loss every N steps (default: start and end)",
+    )
+    p.add_argument(
+        "--log-every", type=int, metavar="N", help="a log line every N steps (default 10)"
+    )
+    p.add_argument(
+        "--resume", metavar="CKPT", help="continue from a checkpoint folder, or 'latest'"
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier run with the same --name"
+    )
+    p.add_argument(
+        "--no-gradient-checkpointing", action="store_true", help="faster, needs more memory"
+    )
+    p.add_argument(
+        "--mixed-precision",
+        choices=("auto", "bf16", "no"),
+        help="auto: bf16 on a GPU, fp32 on the CPU",
+    )
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
-    p.add_argument("--cache-dir", metavar="DIR", help="latent and text cache (default PROJECT/loras/.cache)")
+    p.add_argument(
+        "--cache-dir", metavar="DIR", help="latent and text cache (default PROJECT/loras/.cache)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     manager.add_model_dir_option(p)
     p.set_defaults(handler=cmd_train)
@@ -68,20 +150,38 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 # flag -> TrainConfig field (only flags given on the command line are passed on)
 _FIELDS = {
-    "name": "name", "model": "model", "steps": "steps", "rank": "rank", "alpha": "alpha",
-    "dropout": "dropout", "lr": "lr", "warmup": "warmup_steps", "batch_size": "batch_size",
-    "grad_accum": "grad_accum", "frames": "frames", "fps": "fps",
-    "windows_per_clip": "windows_per_clip", "shift": "flow_shift", "timesteps": "timestep_sampling",
-    "seed": "seed", "caption": "default_caption", "checkpoint_every": "checkpoint_every",
-    "keep_checkpoints": "keep_checkpoints", "sample_every": "sample_every",
-    "sample_steps": "sample_steps", "sample_guidance": "sample_guidance", "eval_every": "eval_every",
-    "log_every": "log_every", "resume": "resume", "mixed_precision": "mixed_precision",
+    "name": "name",
+    "model": "model",
+    "steps": "steps",
+    "rank": "rank",
+    "alpha": "alpha",
+    "dropout": "dropout",
+    "lr": "lr",
+    "warmup": "warmup_steps",
+    "batch_size": "batch_size",
+    "grad_accum": "grad_accum",
+    "frames": "frames",
+    "fps": "fps",
+    "windows_per_clip": "windows_per_clip",
+    "shift": "flow_shift",
+    "timesteps": "timestep_sampling",
+    "seed": "seed",
+    "caption": "default_caption",
+    "checkpoint_every": "checkpoint_every",
+    "keep_checkpoints": "keep_checkpoints",
+    "sample_every": "sample_every",
+    "sample_steps": "sample_steps",
+    "sample_guidance": "sample_guidance",
+    "eval_every": "eval_every",
+    "log_every": "log_every",
+    "resume": "resume",
+    "mixed_precision": "mixed_precision",
     "cache_dir": "cache_dir",
 }
 
 
 def config_from_args(args: argparse.Namespace):
-    from core.training import TrainConfig, parse_size
+    from worldstudio.core.training import TrainConfig, parse_size
 
     settings: dict = {"clips": args.clips, "log_every": 10}
     for flag, name in _FIELDS.items():
@@ -91,7 +191,9 @@ def config_from_args(args: argparse.Namespace):
     if args.size:
         settings["width"], settings["height"] = parse_size(args.size)
     if args.target_modules:
-        settings["target_modules"] = tuple(t.strip() for t in args.target_modules.split(",") if t.strip())
+        settings["target_modules"] = tuple(
+            t.strip() for t in args.target_modules.split(",") if t.strip()
+        )
     if args.sample_prompt:
         settings["sample_prompts"] = tuple(args.sample_prompt)
     settings["overwrite"] = args.overwrite
@@ -103,8 +205,8 @@ def config_from_args(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from core.jobs import run_in_terminal
-    from core.training import train_job
+    from worldstudio.core.jobs import run_in_terminal
+    from worldstudio.core.training import train_job
 
     manager.apply_model_dirs(args.model_dir)
     config = config_from_args(args)

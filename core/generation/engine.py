@@ -5,14 +5,14 @@ Per round r (frames r*F ... r*F + F - 1; observer frame i is world time (r*F + i
 1. every enabled monitor generates F frames of its entities from its fixed pose, conditioned on
    the world rendered from that pose (the static world as it is now, the entities' region left to
    generate), its previous frames and ``scene: ...; foreground: <its entities' prompts>``;
-2. the monitor clips are lifted to 3D (:mod:`core.generation.lift`): per frame, per entity, a
+2. the monitor clips are lifted to 3D (:mod:`worldstudio.core.generation.lift`): per frame, per entity, a
    cloud, at the same world times as the observer's frames;
 3. for each observer frame i the static cloud and the entities' frame-i clouds are rendered into
    observer pose i (z-buffer): RGB, depth, coverage;
 4. the observer's round is generated from those renders (control_rgb), the uncovered pixels
    (control_mask), the previous round's last frames and the prompt;
 5. the static world grows from the new frames where the render had holes and no entity is masked;
-6. the round is persisted (:mod:`core.generation.runs`); "complete" is written last.
+6. the round is persisted (:mod:`worldstudio.core.generation.runs`); "complete" is written last.
 
 Entities no enabled monitor watches (or every entity, with monitors off) do not evolve: they keep
 their last seen state, i.e. their points in the last observer frame that showed them.
@@ -36,10 +36,15 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import Cancelled, ProjectError, WorldStudioError
-from core.generation.backends import Backend, GenerationRequest, check_frames, get_backend
-from core.generation.lift import Lifter, LiftInput, entity_clouds, make_lifter
-from core.generation.runs import (
+from worldstudio.core.errors import Cancelled, ProjectError, WorldStudioError
+from worldstudio.core.generation.backends import (
+    Backend,
+    GenerationRequest,
+    check_frames,
+    get_backend,
+)
+from worldstudio.core.generation.lift import Lifter, LiftInput, entity_clouds, make_lifter
+from worldstudio.core.generation.runs import (
     RUN_FORMAT,
     RUN_VERSION,
     RunError,
@@ -54,7 +59,7 @@ from core.generation.runs import (
     save_npz,
     write_json,
 )
-from core.generation.world import (
+from worldstudio.core.generation.world import (
     MIN_ENTITY_PIXELS,
     EntityCloud,
     add_static,
@@ -63,8 +68,8 @@ from core.generation.world import (
     pack_frames,
     render_world,
 )
-from core.jobs import JobContext
-from core.project import Project, ProjectFolder
+from worldstudio.core.jobs import JobContext
+from worldstudio.core.project import Project, ProjectFolder
 
 CONTEXT_FRAMES = 5
 """How many of the previous round's last frames a backend call gets (``previous_frames``)."""
@@ -79,7 +84,9 @@ class GenerationError(WorldStudioError):
 def derive_seed(run_seed: int, round_index: int, camera: str) -> int:
     """The seed of one backend call: a hash of the run seed, the round and the camera
     (``"observer"`` or ``"monitor:<id>"``), in [0, 2**31)."""
-    digest = hashlib.sha256(f"worldstudio:{int(run_seed)}:{int(round_index)}:{camera}".encode()).digest()
+    digest = hashlib.sha256(
+        f"worldstudio:{int(run_seed)}:{int(round_index)}:{camera}".encode()
+    ).digest()
     return int.from_bytes(digest[:8], "little") & 0x7FFFFFFF
 
 
@@ -156,7 +163,7 @@ class RunResult:
 def _validated_size(project: Project, width: int, height: int, frames_per_round: int) -> None:
     from pydantic import ValidationError
 
-    from core.project import GenerationSettings
+    from worldstudio.core.project import GenerationSettings
 
     data = project.generation.model_dump()
     data.update(width=width, height=height, frames_per_round=frames_per_round)
@@ -164,7 +171,9 @@ def _validated_size(project: Project, width: int, height: int, frames_per_round:
         GenerationSettings.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise GenerationError(f"generation settings: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise GenerationError(
+            f"generation settings: {'.'.join(map(str, first['loc']))}: {first['msg']}"
+        ) from None
 
 
 def project_model_for(backend: str, g) -> str | None:
@@ -275,8 +284,12 @@ class _Engine:
             "frames_per_round": frames_per_round,
             "context_frames": context_frames,
             "splat_radius": splat_radius,
-            "lifter": lifter if isinstance(lifter, str) else (None if lifter is None else lifter.name),
-            "loras": None if loras is None else [[str(path), float(strength)] for path, strength in loras],
+            "lifter": lifter
+            if isinstance(lifter, str)
+            else (None if lifter is None else lifter.name),
+            "loras": None
+            if loras is None
+            else [[str(path), float(strength)] for path, strength in loras],
         }
         self.monitors_on = monitors
         self.resume = resume
@@ -308,7 +321,9 @@ class _Engine:
             seed=o["seed"] if o["seed"] is not None else g.seed,
             rounds=n_rounds,
             monitors=self.monitors_on,
-            context_frames=o["context_frames"] if o["context_frames"] is not None else CONTEXT_FRAMES,
+            context_frames=o["context_frames"]
+            if o["context_frames"] is not None
+            else CONTEXT_FRAMES,
             splat_radius=o["splat_radius"] or 0,
             loras=o["loras"] or [],
         )
@@ -326,7 +341,11 @@ class _Engine:
                     f"{value!r} here (start a new run instead)"
                 )
             values[key] = value
-        if "backend" not in fixed and self.overrides["backend"] and self.overrides["lifter"] is None:
+        if (
+            "backend" not in fixed
+            and self.overrides["backend"]
+            and self.overrides["lifter"] is None
+        ):
             values["lifter"] = ""  # chosen by the new backend
         if not self.monitors_on:
             values["monitors"] = False
@@ -346,7 +365,9 @@ class _Engine:
             fixed = tuple(k for k in asdict(old) if k not in ("rounds",))
             self.settings = self._inherited_settings(old, fixed=fixed)
             if not self.monitors_on and old.monitors:
-                raise GenerationError("--no-monitors: the run was made with monitors on; branch with --from-round to change that")
+                raise GenerationError(
+                    "--no-monitors: the run was made with monitors on; branch with --from-round to change that"
+                )
             self.project = self._project_from_meta(run, meta)
             self.run = run
             self.start = run.completed_rounds()
@@ -367,7 +388,9 @@ class _Engine:
                 raise GenerationError(
                     f"--from-round {k}: run {parent.id} has {done} complete rounds; branch from 0 to {done}"
                 )
-            self.settings = self._inherited_settings(old, fixed=("width", "height", "fps", "frames_per_round"))
+            self.settings = self._inherited_settings(
+                old, fixed=("width", "height", "fps", "frames_per_round")
+            )
             self.settings.monitors = self.monitors_on  # a branch follows this call's flag
             if self.overrides["rounds"] is None:
                 self.settings.rounds = len(current.rounds)
@@ -399,7 +422,9 @@ class _Engine:
         try:
             return Project.model_validate(meta["project"])
         except (KeyError, ValidationError) as exc:
-            raise RunError(f"{run.run_file}: the project snapshot is missing or invalid ({exc})") from None
+            raise RunError(
+                f"{run.run_file}: the project snapshot is missing or invalid ({exc})"
+            ) from None
 
     def _meta(self, status: str, rounds_done: int, error: str | None = None) -> dict[str, Any]:
         s = self.settings
@@ -447,9 +472,9 @@ class _Engine:
 
     # -- world -----------------------------------------------------------------------------------
     def _setup_world(self) -> None:
-        from core.geometry.camera import intrinsics_from_fov
-        from core.geometry.path import bake_path
-        from core.geometry.transforms import pose_matrix
+        from worldstudio.core.geometry.camera import intrinsics_from_fov
+        from worldstudio.core.geometry.path import bake_path
+        from worldstudio.core.geometry.transforms import pose_matrix
 
         s = self.settings
         p = self.project
@@ -463,7 +488,9 @@ class _Engine:
         baked = bake_path(p.camera_path, n_frames=s.rounds * F)
         self.obs_c2w = baked.c2w
         self.obs_K = np.stack([intrinsics_from_fov(float(f), H, W) for f in baked.fov])
-        self.mon_c2w = {m.id: pose_matrix(m.pose.position, m.pose.orientation) for m in self.monitors}
+        self.mon_c2w = {
+            m.id: pose_matrix(m.pose.position, m.pose.orientation) for m in self.monitors
+        }
         self.mon_K = {m.id: intrinsics_from_fov(m.fov, H, W) for m in self.monitors}
 
         self.reference: list[np.ndarray] = []
@@ -484,8 +511,8 @@ class _Engine:
 
     def _restore(self, run: RunFolder, k: int) -> None:
         """The world after round k - 1 as persisted (resume and branch)."""
-        from core.pointcloud.cloud import PointCloud
-        from core.pointcloud.ply import read_ply
+        from worldstudio.core.pointcloud.cloud import PointCloud
+        from worldstudio.core.pointcloud.ply import read_ply
 
         rd = run.round_dir(k - 1)
         cloud = read_ply(rd / "static.ply")
@@ -574,7 +601,9 @@ class _Engine:
         text = scene_text(self.project, r)
 
         # 1-2. monitors evolve their entities; lift the clips to 3D
-        best: dict[str, list[tuple[int, EntityCloud] | None]] = {eid: [None] * F for eid in self.watched}
+        best: dict[str, list[tuple[int, EntityCloud] | None]] = {
+            eid: [None] * F for eid in self.watched
+        }
         monitor_frames: dict[str, np.ndarray] = {}
         for m in self.monitors:
             t0 = time.perf_counter()
@@ -586,7 +615,9 @@ class _Engine:
             timings["render"] += time.perf_counter() - t0
             camera = f"monitor:{m.id}"
             seeds[camera] = derive_seed(s.seed, r, camera)
-            prompts[camera] = compose_prompt(text, [entity_prompt(self.entities[e], r) for e in m.entity_ids])
+            prompts[camera] = compose_prompt(
+                text, [entity_prompt(self.entities[e], r) for e in m.entity_ids]
+            )
             request = GenerationRequest(
                 prompt=prompts[camera],
                 num_frames=F,
@@ -617,7 +648,9 @@ class _Engine:
                     K=K,
                     times=times,
                     render_depth=np.repeat(view.depth, F, axis=0),
-                    render_entities={eid: np.repeat(view.entity_mask(eid), F, axis=0) for eid in m.entity_ids},
+                    render_entities={
+                        eid: np.repeat(view.entity_mask(eid), F, axis=0) for eid in m.entity_ids
+                    },
                     entity_ids=list(m.entity_ids),
                     role="monitor",
                     camera_id=m.id,
@@ -629,7 +662,11 @@ class _Engine:
                 clouds = entity_clouds(frames, lifted.depth, lifted.masks[eid], c2w, K)
                 for i in range(F):
                     n = int(counts[i])
-                    if n >= MIN_ENTITY_PIXELS and len(clouds[i]) and (best[eid][i] is None or n > best[eid][i][0]):
+                    if (
+                        n >= MIN_ENTITY_PIXELS
+                        and len(clouds[i])
+                        and (best[eid][i] is None or n > best[eid][i][0])
+                    ):
                         best[eid][i] = (n, clouds[i])
             timings["lift"] += time.perf_counter() - t0
 
@@ -667,7 +704,9 @@ class _Engine:
 
         # 4. generate the observer's round
         seeds["observer"] = derive_seed(s.seed, r, "observer")
-        prompts["observer"] = compose_prompt(text, [entity_prompt(self.entities[e], r) for e in ids])
+        prompts["observer"] = compose_prompt(
+            text, [entity_prompt(self.entities[e], r) for e in ids]
+        )
         request = GenerationRequest(
             prompt=prompts["observer"],
             num_frames=F,
@@ -718,7 +757,11 @@ class _Engine:
             if visible.size:
                 i = int(visible[-1])
                 cloud = entity_clouds(
-                    frames[i : i + 1], lifted.depth[i : i + 1], lifted.masks[eid][i : i + 1], c2w[i : i + 1], K[i : i + 1]
+                    frames[i : i + 1],
+                    lifted.depth[i : i + 1],
+                    lifted.masks[eid][i : i + 1],
+                    c2w[i : i + 1],
+                    K[i : i + 1],
                 )[0]
                 if len(cloud):
                     new_state[eid] = cloud
@@ -730,7 +773,9 @@ class _Engine:
         # 6. persist: the state now; videos, round.json ("complete", last) and run.json in the
         # background, in order, while the next round generates
         t0 = time.perf_counter()
-        self._persist_state(r, frames, render, monitor_frames, new_static, tracks, new_state, state_time, times)
+        self._persist_state(
+            r, frames, render, monitor_frames, new_static, tracks, new_state, state_time, times
+        )
         timings["persist"] += time.perf_counter() - t0
         timings["backend"] = self.backend_seconds - backend_before
         entities_info = {}
@@ -742,7 +787,9 @@ class _Engine:
                 "monitor_frames_seen": seen_frames[eid],
                 "state_time": state_time[eid],
                 "render_pixels": [int(v) for v in render.pixels[eid]],
-                "render_centroids": [None if np.isnan(c).any() else [float(v) for v in c] for c in cents],
+                "render_centroids": [
+                    None if np.isnan(c).any() else [float(v) for v in c] for c in cents
+                ],
             }
         meta = {
             "round": r,
@@ -773,9 +820,11 @@ class _Engine:
             if c > 0:
                 self.prev_monitor[mid] = mf[-c:].copy()
 
-    def _persist_state(self, r, frames, render, monitor_frames, static, tracks, state, state_time, times) -> None:
+    def _persist_state(
+        self, r, frames, render, monitor_frames, static, tracks, state, state_time, times
+    ) -> None:
         """What the next round and a resume need, losslessly (before the round counts as done)."""
-        from core.pointcloud.ply import write_ply
+        from worldstudio.core.pointcloud.ply import write_ply
 
         self.writer.check()
         self.run.clear_round(r)
@@ -803,7 +852,7 @@ class _Engine:
         """(background) The round's videos, then round.json with "complete" (atomically, last),
         then run.json; the frames also go on into the final videos."""
 
-        from core.interop.video import VideoWriter
+        from worldstudio.core.interop.video import VideoWriter
 
         t0 = time.perf_counter()
         fps = self.settings.fps
@@ -840,15 +889,20 @@ class _Engine:
     # -- finals ----------------------------------------------------------------------------------
     def _open_finals(self) -> None:
         """The final videos are written as the rounds finish (temp names until closed)."""
-        from core.interop.video import VideoWriter
+        from worldstudio.core.interop.video import VideoWriter
 
         fps = self.settings.fps
-        self.final_writers = (VideoWriter(self.run.final_mp4, fps), VideoWriter(self.run.final_combined_mp4, fps))
+        self.final_writers = (
+            VideoWriter(self.run.final_mp4, fps),
+            VideoWriter(self.run.final_combined_mp4, fps),
+        )
 
     def _feed_finals(self, frames: np.ndarray, monitor_frames: dict[str, np.ndarray]) -> None:
         final, combined = self.final_writers
         black = np.zeros_like(frames)
-        side = np.concatenate([frames] + [monitor_frames.get(m.id, black) for m in self.monitors], axis=2)
+        side = np.concatenate(
+            [frames] + [monitor_frames.get(m.id, black) for m in self.monitors], axis=2
+        )
         for i in range(frames.shape[0]):
             final.write(frames[i])
             combined.write(side[i])
@@ -891,7 +945,12 @@ class _Engine:
 
         # the backend and the lifter exist before anything is written: a refused backend leaves no run
         if isinstance(self.backend_arg, str) or self.backend_arg is None:
-            options = dict(model_id=s.model_id, profile=s.profile, project=self.project, project_folder=self.folder)
+            options = dict(
+                model_id=s.model_id,
+                profile=s.profile,
+                project=self.project,
+                project_folder=self.folder,
+            )
             options.update(self.backend_options)
             self.backend = get_backend(s.backend, **options)
             own_backend = True
@@ -900,9 +959,11 @@ class _Engine:
             own_backend = False
         try:
             if not s.lifter:
-                s.lifter = getattr(self.backend, "lifter", None) or _DEFAULT_LIFTERS.get(s.backend, "model")
+                s.lifter = getattr(self.backend, "lifter", None) or _DEFAULT_LIFTERS.get(
+                    s.backend, "model"
+                )
             if s.lifter == "oracle":
-                from core.generation.backends.oracle import is_oracle_project
+                from worldstudio.core.generation.backends.oracle import is_oracle_project
 
                 if not is_oracle_project(self.project):
                     raise GenerationError(

@@ -21,8 +21,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from core.errors import WorldStudioError
-from core.jobs import JobContext
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.jobs import JobContext
 
 
 @dataclass
@@ -107,7 +107,7 @@ class OracleLifter:
     name = "oracle"
 
     def __init__(self, project=None, scene=None, entity_map: dict[str, bool] | None = None):
-        from core.oracle import OracleScene
+        from worldstudio.core.oracle import OracleScene
 
         self.scene = scene or OracleScene.demo()
         if entity_map is None:
@@ -140,7 +140,12 @@ class OracleLifter:
 
 # ---------------------------------------------------------------------------------- model
 def fit_scale_shift(
-    pred: np.ndarray, ref: np.ndarray, mask: np.ndarray, *, outlier_mad: float = 3.0, iterations: int = 3
+    pred: np.ndarray,
+    ref: np.ndarray,
+    mask: np.ndarray,
+    *,
+    outlier_mad: float = 3.0,
+    iterations: int = 3,
 ) -> tuple[float, float, int] | None:
     """Least-squares ``scale, shift`` with ``scale * pred + shift ~= ref`` over ``mask`` pixels
     (pred and ref finite and > 0 there), robust to outliers: a start from medians and median
@@ -196,14 +201,14 @@ class ModelLifter:
     def prepare(self, ctx: JobContext) -> None:
         """Load the depth model and find the SAM 2 model now, so that a missing model is an error
         before any generation starts."""
-        from core.reconstruct.depth import resolve_model_folder
+        from worldstudio.core.reconstruct.depth import resolve_model_folder
 
         self._depth_estimator(ctx)
         resolve_model_folder(self.segmentation_model, "segmentation", ctx)
 
     def _depth_estimator(self, ctx: JobContext):
         if self._estimator is None:
-            from core.reconstruct.depth import load_depth_estimator
+            from worldstudio.core.reconstruct.depth import load_depth_estimator
 
             self._estimator = load_depth_estimator(self.depth_model, ctx)
         return self._estimator
@@ -227,7 +232,7 @@ class ModelLifter:
         return LiftResult(depth, masks)
 
     def track(self, data: LiftInput, ctx: JobContext) -> dict[str, np.ndarray]:
-        from core.reconstruct.track import track_masks
+        from worldstudio.core.reconstruct.track import track_masks
 
         F, H, W = data.frames.shape[:3]
         masks = {eid: np.zeros((F, H, W), bool) for eid in data.entity_ids}
@@ -242,7 +247,9 @@ class ModelLifter:
                 k = int(seen[0])
                 starts.setdefault(k, {})[eid] = seed[k]
         for k, seeds in sorted(starts.items()):
-            tracks = track_masks(list(data.frames[k:]), seeds, model=self.segmentation_model, ctx=ctx)
+            tracks = track_masks(
+                list(data.frames[k:]), seeds, model=self.segmentation_model, ctx=ctx
+            )
             for eid, tr in tracks.items():
                 masks[eid][k:] = tr
         return masks
@@ -262,11 +269,13 @@ def make_lifter(name: str, project=None, **options) -> Lifter:
     raise WorldStudioError(f"unknown lifter {name!r}; use render, oracle or model")
 
 
-def entity_clouds(frames: np.ndarray, depth: np.ndarray, mask: np.ndarray, c2w: np.ndarray, K: np.ndarray):
+def entity_clouds(
+    frames: np.ndarray, depth: np.ndarray, mask: np.ndarray, c2w: np.ndarray, K: np.ndarray
+):
     """Per frame, the entity's pixels (``mask`` (F, H, W), where the depth is known) unprojected
     to world points: a list of F :class:`~core.generation.world.EntityCloud`."""
-    from core.generation.world import EntityCloud
-    from core.pointcloud.ops import unproject_depth
+    from worldstudio.core.generation.world import EntityCloud
+    from worldstudio.core.pointcloud.ops import unproject_depth
 
     out = []
     for i in range(frames.shape[0]):

@@ -116,15 +116,18 @@ def _test_clips(count: int, size: int, frames: int, seed: int) -> np.ndarray:
         cells = -(-full // block)
         colours = rng.uniform(0.0, 1.0, (cells, cells, 3)).astype(np.float32)
         blocks = np.repeat(np.repeat(colours, block, 0), block, 1)[:full, :full]
-        gradient = (rng.uniform(0, 1, 3) + rng.uniform(-0.5, 0.5, 3) * yy[..., None]
-                    + rng.uniform(-0.5, 0.5, 3) * xx[..., None])
+        gradient = (
+            rng.uniform(0, 1, 3)
+            + rng.uniform(-0.5, 0.5, 3) * yy[..., None]
+            + rng.uniform(-0.5, 0.5, 3) * xx[..., None]
+        )
         weight = float(rng.uniform(0.5, 0.9))
         image = np.clip(weight * blocks + (1 - weight) * gradient, 0.0, 1.0)
         dy, dx = rng.integers(-2, 3, 2)
         for f in range(frames):
             oy = pad // 2 + int(dy) * f // 2
             ox = pad // 2 + int(dx) * f // 2
-            clips[k, f] = image[oy:oy + size, ox:ox + size]
+            clips[k, f] = image[oy : oy + size, ox : ox + size]
     return clips
 
 
@@ -132,8 +135,9 @@ def _latent_grid_targets(video: np.ndarray, temporal: int, spatial: int) -> np.n
     """(F, H, W, 3) frames -> (f, H/s, W/s, 3): latent frame 0 <- frame 0, latent j <- the mean
     of frames 4j-3..4j (the causal VAE's grouping), each area-averaged over s x s pixels."""
     frames, height, width, _ = video.shape
-    groups = [video[:1]] + [video[1 + temporal * j: 1 + temporal * (j + 1)]
-                            for j in range((frames - 1) // temporal)]
+    groups = [video[:1]] + [
+        video[1 + temporal * j : 1 + temporal * (j + 1)] for j in range((frames - 1) // temporal)
+    ]
     out = []
     for g in groups:
         m = g.mean(0)
@@ -142,8 +146,16 @@ def _latent_grid_targets(video: np.ndarray, temporal: int, spatial: int) -> np.n
     return np.stack(out)
 
 
-def fit_latent_rgb_map(vae, *, device=None, count: int = 8, size: int = 64, frames: int = 5,
-                       seed: int = 0, ridge: float = 1e-3) -> LatentRGBMap:
+def fit_latent_rgb_map(
+    vae,
+    *,
+    device=None,
+    count: int = 8,
+    size: int = 64,
+    frames: int = 5,
+    seed: int = 0,
+    ridge: float = 1e-3,
+) -> LatentRGBMap:
     """Fit a :class:`LatentRGBMap` for ``vae`` (an ``AutoencoderKLWan``): least squares with a
     small ridge from normalised latents (+1 for the bias) to the VAE's decode of those latents,
     both on the latent grid. Runs under no_grad in the VAE's dtype on ``device`` (default: where
@@ -216,7 +228,9 @@ def vae_fingerprint(vae) -> str:
     return h.hexdigest()[:16]
 
 
-def latent_rgb_map_for(vae, cache_dir: str | os.PathLike | None = None, device=None) -> LatentRGBMap:
+def latent_rgb_map_for(
+    vae, cache_dir: str | os.PathLike | None = None, device=None
+) -> LatentRGBMap:
     """The map for ``vae``: from memory, else from the disk cache, else fitted (on ``device``)
     and cached."""
     key = vae_fingerprint(vae)
@@ -232,9 +246,13 @@ def latent_rgb_map_for(vae, cache_dir: str | os.PathLike | None = None, device=N
         except (OSError, ValueError, KeyError):
             result = None  # a damaged cache file is refitted and overwritten
     if result is None:
-        result = fit_latent_rgb_map(vae, device=device) if device is not None else fit_latent_rgb_map(vae)
+        result = (
+            fit_latent_rgb_map(vae, device=device)
+            if device is not None
+            else fit_latent_rgb_map(vae)
+        )
         try:
-            from core.project import atomic_write_bytes
+            from worldstudio.core.project import atomic_write_bytes
 
             atomic_write_bytes(path, json.dumps(result.to_json()).encode("utf-8"))
         except OSError:
@@ -304,8 +322,9 @@ def preview_frame_indices(latent_frames: int, skip: int = 0, max_frames: int = 4
     return sorted({skip + round(i * (usable - 1) / (n - 1)) for i in range(n)})
 
 
-def preview_image(x0, rgb_map: LatentRGBMap, *, skip_frames: int = 0,
-                  max_frames: int = 4) -> np.ndarray:
+def preview_image(
+    x0, rgb_map: LatentRGBMap, *, skip_frames: int = 0, max_frames: int = 4
+) -> np.ndarray:
     """A thumbnail strip of the predicted clean video: (h, n * w, 3) uint8 from x0 of shape
     (B, C, f, h, w) or (C, f, h, w) (batch element 0)."""
     if x0.ndim == 5:
@@ -318,8 +337,15 @@ def preview_image(x0, rgb_map: LatentRGBMap, *, skip_frames: int = 0,
     return (strip * 255.0 + 0.5).astype(np.uint8)
 
 
-def preview_shape(height: int, width: int, num_frames: int, *, max_frames: int = 4,
-                  spatial: int = 8, temporal: int = 4) -> tuple[int, int, int]:
+def preview_shape(
+    height: int,
+    width: int,
+    num_frames: int,
+    *,
+    max_frames: int = 4,
+    spatial: int = 8,
+    temporal: int = 4,
+) -> tuple[int, int, int]:
     """The shape of :func:`preview_image`'s strip for the shown part of a video: ``num_frames``
     frames (4k + 1) at ``height`` x ``width`` (the backends skip reference and context latent
     frames, so this is the round's own frame count)."""

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import WorldStudioError
+from worldstudio.core.errors import WorldStudioError
 
 PROFILES = ("auto", "gpu", "offload", "low-vram")
 CONCRETE_PROFILES = ("gpu", "offload", "low-vram")
@@ -73,45 +73,89 @@ class MemoryProfileError(WorldStudioError):
 
 # --------------------------------------------------------------------------- known shapes
 UMT5_XXL = {
-    "vocab_size": 256384, "d_model": 4096, "d_kv": 64, "d_ff": 10240, "num_layers": 24,
-    "num_heads": 64, "relative_attention_num_buckets": 32, "feed_forward_proj": "gated-gelu",
+    "vocab_size": 256384,
+    "d_model": 4096,
+    "d_kv": 64,
+    "d_ff": 10240,
+    "num_layers": 24,
+    "num_heads": 64,
+    "relative_attention_num_buckets": 32,
+    "feed_forward_proj": "gated-gelu",
 }
 WAN21_VAE = {
-    "base_dim": 96, "z_dim": 16, "dim_mult": [1, 2, 4, 4], "num_res_blocks": 2,
-    "temperal_downsample": [False, True, True], "scale_factor_spatial": 8, "scale_factor_temporal": 4,
+    "base_dim": 96,
+    "z_dim": 16,
+    "dim_mult": [1, 2, 4, 4],
+    "num_res_blocks": 2,
+    "temperal_downsample": [False, True, True],
+    "scale_factor_spatial": 8,
+    "scale_factor_temporal": 4,
 }
 CLIP_VIT_H14 = {
-    "hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32,
-    "num_attention_heads": 16, "patch_size": 14, "image_size": 224, "num_channels": 3,
+    "hidden_size": 1280,
+    "intermediate_size": 5120,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 16,
+    "patch_size": 14,
+    "image_size": 224,
+    "num_channels": 3,
 }
 _WAN_COMMON = {
-    "patch_size": [1, 2, 2], "attention_head_dim": 128, "in_channels": 16, "out_channels": 16,
-    "text_dim": 4096, "freq_dim": 256, "cross_attn_norm": True, "image_dim": None,
-    "added_kv_proj_dim": None, "pos_embed_seq_len": None,
+    "patch_size": [1, 2, 2],
+    "attention_head_dim": 128,
+    "in_channels": 16,
+    "out_channels": 16,
+    "text_dim": 4096,
+    "freq_dim": 256,
+    "cross_attn_norm": True,
+    "image_dim": None,
+    "added_kv_proj_dim": None,
+    "pos_embed_seq_len": None,
 }
 WAN21_VACE_1_3B_TRANSFORMER = {
-    **_WAN_COMMON, "_class_name": "WanVACETransformer3DModel", "num_attention_heads": 12,
-    "ffn_dim": 8960, "num_layers": 30, "vace_layers": list(range(0, 30, 2)), "vace_in_channels": 96,
+    **_WAN_COMMON,
+    "_class_name": "WanVACETransformer3DModel",
+    "num_attention_heads": 12,
+    "ffn_dim": 8960,
+    "num_layers": 30,
+    "vace_layers": list(range(0, 30, 2)),
+    "vace_in_channels": 96,
 }
 WAN21_VACE_14B_TRANSFORMER = {
-    **_WAN_COMMON, "_class_name": "WanVACETransformer3DModel", "num_attention_heads": 40,
-    "ffn_dim": 13824, "num_layers": 40, "vace_layers": list(range(0, 40, 5)), "vace_in_channels": 96,
+    **_WAN_COMMON,
+    "_class_name": "WanVACETransformer3DModel",
+    "num_attention_heads": 40,
+    "ffn_dim": 13824,
+    "num_layers": 40,
+    "vace_layers": list(range(0, 40, 5)),
+    "vace_in_channels": 96,
 }
 WAN21_I2V_14B_TRANSFORMER = {
-    **_WAN_COMMON, "_class_name": "WanTransformer3DModel", "num_attention_heads": 40,
-    "ffn_dim": 13824, "num_layers": 40, "in_channels": 36, "image_dim": 1280,
+    **_WAN_COMMON,
+    "_class_name": "WanTransformer3DModel",
+    "num_attention_heads": 40,
+    "ffn_dim": 13824,
+    "num_layers": 40,
+    "in_channels": 36,
+    "image_dim": 1280,
     "added_kv_proj_dim": 5120,
 }
 
 KNOWN_PIPELINES: dict[str, dict[str, dict]] = {
     "Wan-AI/Wan2.1-VACE-1.3B-diffusers": {
-        "transformer": WAN21_VACE_1_3B_TRANSFORMER, "text_encoder": UMT5_XXL, "vae": WAN21_VAE,
+        "transformer": WAN21_VACE_1_3B_TRANSFORMER,
+        "text_encoder": UMT5_XXL,
+        "vae": WAN21_VAE,
     },
     "Wan-AI/Wan2.1-VACE-14B-diffusers": {
-        "transformer": WAN21_VACE_14B_TRANSFORMER, "text_encoder": UMT5_XXL, "vae": WAN21_VAE,
+        "transformer": WAN21_VACE_14B_TRANSFORMER,
+        "text_encoder": UMT5_XXL,
+        "vae": WAN21_VAE,
     },
     "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers": {
-        "transformer": WAN21_I2V_14B_TRANSFORMER, "text_encoder": UMT5_XXL, "vae": WAN21_VAE,
+        "transformer": WAN21_I2V_14B_TRANSFORMER,
+        "text_encoder": UMT5_XXL,
+        "vae": WAN21_VAE,
         "image_encoder": CLIP_VIT_H14,
     },
 }
@@ -163,8 +207,12 @@ def transformer_params(cfg: dict) -> dict[str, int]:
         vace_total = n_vace * vace_block + (d * d + d)  # + the first block's proj_in
     blocks = layers * block
     return {
-        "total": other + blocks + vace_total, "block": block, "blocks": blocks,
-        "vace_block": vace_block, "vace_blocks": vace_total, "other": other,
+        "total": other + blocks + vace_total,
+        "block": block,
+        "blocks": blocks,
+        "vace_block": vace_block,
+        "vace_blocks": vace_total,
+        "other": other,
     }
 
 
@@ -191,7 +239,11 @@ def clip_vision_params(cfg: dict) -> dict[str, int]:
     positions = (size // patch) ** 2 + 1
     other = chans * patch * patch * h + h + positions * h + 2 * h + 2 * h  # embeddings, 2 norms
     block = 4 * (h * h + h) + (h * inter + inter) + (inter * h + h) + 4 * h
-    return {"total": other + int(cfg.get("num_hidden_layers", 12)) * block, "block": block, "other": other}
+    return {
+        "total": other + int(cfg.get("num_hidden_layers", 12)) * block,
+        "block": block,
+        "other": other,
+    }
 
 
 def vae_params(cfg: dict) -> int:
@@ -223,7 +275,7 @@ def pipeline_configs(model: str | os.PathLike | dict) -> dict[str, dict]:
         return model
     folder = Path(model).expanduser()
     if not (folder / "model_index.json").is_file():
-        from core.models import find_model, model_status
+        from worldstudio.core.models import find_model, model_status
 
         info = find_model(str(model))
         if info is None:
@@ -268,14 +320,23 @@ class VramEstimate:
         return f"~{self.total / GiB:.1f} GiB ({self.profile})"
 
 
-def _latent_geometry(vae_cfg: dict, tr_cfg: dict, height: int, width: int, frames: int,
-                     extra_latent_frames: int) -> tuple[int, int]:
-    spatial = int(vae_cfg.get("scale_factor_spatial") or 2 ** (len(vae_cfg.get("dim_mult", [1, 2, 4, 4])) - 1))
-    temporal = int(vae_cfg.get("scale_factor_temporal")
-                   or 2 ** sum(bool(x) for x in vae_cfg.get("temperal_downsample", [False, True, True])))
+def _latent_geometry(
+    vae_cfg: dict, tr_cfg: dict, height: int, width: int, frames: int, extra_latent_frames: int
+) -> tuple[int, int]:
+    spatial = int(
+        vae_cfg.get("scale_factor_spatial") or 2 ** (len(vae_cfg.get("dim_mult", [1, 2, 4, 4])) - 1)
+    )
+    temporal = int(
+        vae_cfg.get("scale_factor_temporal")
+        or 2 ** sum(bool(x) for x in vae_cfg.get("temperal_downsample", [False, True, True]))
+    )
     patch = tr_cfg.get("patch_size", (1, 2, 2))
     latent_frames = (frames - 1) // temporal + 1 + extra_latent_frames
-    tokens = (latent_frames // int(patch[0])) * (height // (spatial * int(patch[1]))) * (width // (spatial * int(patch[2])))
+    tokens = (
+        (latent_frames // int(patch[0]))
+        * (height // (spatial * int(patch[1])))
+        * (width // (spatial * int(patch[2])))
+    )
     return latent_frames, tokens
 
 
@@ -293,8 +354,9 @@ def transformer_activation_bytes(cfg: dict, tokens: int, dtype_bytes: int = BF16
     return held + max(attention, feed_forward) + temporaries + rope
 
 
-def vae_activation_bytes(cfg: dict, height: int, width: int, frames: int = 1, tiled: bool = False,
-                         dtype_bytes: int = F32) -> int:
+def vae_activation_bytes(
+    cfg: dict, height: int, width: int, frames: int = 1, tiled: bool = False, dtype_bytes: int = F32
+) -> int:
     """The decoder's working set for one latent frame (4 video frames), capped at one tile when
     tiled, plus the decoded video itself, twice (the frames are concatenated as they come)."""
     area = min(height * width, VAE_TILE) if tiled else height * width
@@ -309,13 +371,22 @@ def text_activation_bytes(cfg: dict, dtype_bytes: int = BF16) -> int:
     return TEXT_TOKENS * (4 * d + 2 * ff) * dtype_bytes + heads * TEXT_TOKENS**2 * F32
 
 
-def estimate(model: str | os.PathLike | dict, height: int, width: int, frames: int,
-             profile: str = "gpu", *, extra_latent_frames: int = 0) -> VramEstimate:
+def estimate(
+    model: str | os.PathLike | dict,
+    height: int,
+    width: int,
+    frames: int,
+    profile: str = "gpu",
+    *,
+    extra_latent_frames: int = 0,
+) -> VramEstimate:
     """The :class:`VramEstimate` of one call at ``height`` x ``width`` x ``frames`` (F = 4k+1)
     under ``profile`` ("gpu", "offload" or "low-vram"); ``extra_latent_frames`` counts latent
     frames the backend adds (VACE reference images, leading context frames)."""
     if profile not in CONCRETE_PROFILES:
-        raise MemoryProfileError(f"memory profile {profile!r}: expected one of {', '.join(CONCRETE_PROFILES)}")
+        raise MemoryProfileError(
+            f"memory profile {profile!r}: expected one of {', '.join(CONCRETE_PROFILES)}"
+        )
     cfgs = pipeline_configs(model)
     tr_cfg, te_cfg, vae_cfg = cfgs["transformer"], cfgs["text_encoder"], cfgs["vae"]
     ie_cfg = cfgs.get("image_encoder")
@@ -325,8 +396,10 @@ def estimate(model: str | os.PathLike | dict, height: int, width: int, frames: i
     te = umt5_params(te_cfg)
     ie = clip_vision_params(ie_cfg) if ie_cfg else {"total": 0, "block": 0, "other": 0}
     w = {
-        "transformer": tr["total"] * BF16, "text_encoder": te["total"] * BF16,
-        "vae": vae_params(vae_cfg) * F32, "image_encoder": ie["total"] * F32,
+        "transformer": tr["total"] * BF16,
+        "text_encoder": te["total"] * BF16,
+        "vae": vae_params(vae_cfg) * F32,
+        "image_encoder": ie["total"] * F32,
     }
     tiled = profile == "low-vram"
     act = {
@@ -352,25 +425,50 @@ def estimate(model: str | os.PathLike | dict, height: int, width: int, frames: i
         stage = max(resident, key=lambda k: resident[k] + act[k])
         weights, activations = resident[stage], act[stage]
     total = weights + activations + RUNTIME_OVERHEAD
-    parts = {f"weights.{k}": v for k, v in w.items() if v} | {f"activations.{k}": v for k, v in act.items() if v}
+    parts = {f"weights.{k}": v for k, v in w.items() if v} | {
+        f"activations.{k}": v for k, v in act.items() if v
+    }
     parts["tokens"] = tokens
-    return VramEstimate(profile, int(total), int(weights), int(activations), RUNTIME_OVERHEAD, parts)
+    return VramEstimate(
+        profile, int(total), int(weights), int(activations), RUNTIME_OVERHEAD, parts
+    )
 
 
-def estimate_vram(model: str | os.PathLike | dict, height: int, width: int, frames: int,
-                  profile: str = "gpu", *, extra_latent_frames: int = 0) -> int:
+def estimate_vram(
+    model: str | os.PathLike | dict,
+    height: int,
+    width: int,
+    frames: int,
+    profile: str = "gpu",
+    *,
+    extra_latent_frames: int = 0,
+) -> int:
     """Bytes of accelerator memory a call needs (see :func:`estimate`)."""
-    return estimate(model, height, width, frames, profile, extra_latent_frames=extra_latent_frames).total
+    return estimate(
+        model, height, width, frames, profile, extra_latent_frames=extra_latent_frames
+    ).total
 
 
-def choose_profile(model: str | os.PathLike | dict, height: int, width: int, frames: int,
-                   available_bytes: int | None, *, extra_latent_frames: int = 0) -> str:
+def choose_profile(
+    model: str | os.PathLike | dict,
+    height: int,
+    width: int,
+    frames: int,
+    available_bytes: int | None,
+    *,
+    extra_latent_frames: int = 0,
+) -> str:
     """The first of gpu / offload / low-vram whose estimate fits ``available_bytes`` (None: a
     CPU, everything stays on it: "gpu"); "low-vram" when nothing fits."""
     if available_bytes is None:
         return "gpu"
     for profile in CONCRETE_PROFILES:
-        if estimate_vram(model, height, width, frames, profile, extra_latent_frames=extra_latent_frames) <= available_bytes:
+        if (
+            estimate_vram(
+                model, height, width, frames, profile, extra_latent_frames=extra_latent_frames
+            )
+            <= available_bytes
+        ):
             return profile
     return "low-vram"
 
@@ -401,7 +499,9 @@ class AppliedProfile:
 def check_profile(profile: str | None) -> str:
     name = (profile or "auto").strip().lower()
     if name not in PROFILES:
-        raise MemoryProfileError(f"memory profile {profile!r}: expected one of {', '.join(PROFILES)}")
+        raise MemoryProfileError(
+            f"memory profile {profile!r}: expected one of {', '.join(PROFILES)}"
+        )
     return name
 
 
@@ -411,7 +511,9 @@ def apply_profile(pipe: Any, profile: str, device) -> AppliedProfile:
 
     profile = check_profile(profile)
     if profile == "auto":
-        raise MemoryProfileError("resolve the 'auto' memory profile (choose_profile) before applying it")
+        raise MemoryProfileError(
+            "resolve the 'auto' memory profile (choose_profile) before applying it"
+        )
     device = torch.device(device)
     applied = AppliedProfile(profile, str(device))
     accelerator = device.type not in ("cpu", "meta")
@@ -423,17 +525,24 @@ def apply_profile(pipe: Any, profile: str, device) -> AppliedProfile:
             pipe.enable_model_cpu_offload(device=device)
         else:
             pipe.to(device)
-            applied.notes.append("model CPU offload needs an accelerator: everything stays on the CPU")
+            applied.notes.append(
+                "model CPU offload needs an accelerator: everything stays on the CPU"
+            )
     else:  # low-vram
         if accelerator:
             pipe.enable_group_offload(
-                onload_device=device, offload_device=torch.device("cpu"),
-                offload_type="block_level", num_blocks_per_group=1,
-                use_stream=device.type == "cuda", exclude_modules=["vae"],
+                onload_device=device,
+                offload_device=torch.device("cpu"),
+                offload_type="block_level",
+                num_blocks_per_group=1,
+                use_stream=device.type == "cuda",
+                exclude_modules=["vae"],
             )
         else:
             pipe.to(device)
-            applied.notes.append("group offload needs an accelerator: only VAE tiling applies on the CPU")
+            applied.notes.append(
+                "group offload needs an accelerator: only VAE tiling applies on the CPU"
+            )
         if vae is not None and hasattr(vae, "enable_tiling"):
             vae.enable_tiling()
             applied.vae_tiling = True
@@ -441,7 +550,7 @@ def apply_profile(pipe: Any, profile: str, device) -> AppliedProfile:
 
 
 def choose_attention_backend(device) -> str:
-    """"flash" when flash-attn is installed and ``device`` is CUDA, else "native" (SDPA)."""
+    """ "flash" when flash-attn is installed and ``device`` is CUDA, else "native" (SDPA)."""
     import torch
 
     if torch.device(device).type == "cuda" and importlib.util.find_spec("flash_attn") is not None:

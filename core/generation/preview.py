@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import ProjectError
-from core.jobs import JobContext
-from core.project import Project, ProjectFolder
+from worldstudio.core.errors import ProjectError
+from worldstudio.core.jobs import JobContext
+from worldstudio.core.project import Project, ProjectFolder
 
 
 def load_scene_cloud(folder: ProjectFolder, project: Project):
     """The project's scene cloud, with a clear error when the project has none yet."""
-    from core.pointcloud.ply import read_ply
+    from worldstudio.core.pointcloud.ply import read_ply
 
     if project.scene is None or project.scene.pending:
         raise ProjectError(f"{folder.root}: the project has no reconstructed scene yet")
@@ -31,7 +31,7 @@ def load_scene_cloud(folder: ProjectFolder, project: Project):
 
 def frame_intrinsics(fov: np.ndarray, height: int, width: int) -> np.ndarray:
     """One K per frame, (B, 3, 3), from per-frame vertical fields of view."""
-    from core.geometry.camera import intrinsics_from_fov
+    from worldstudio.core.geometry.camera import intrinsics_from_fov
 
     return np.stack([intrinsics_from_fov(float(f), height, width) for f in fov])
 
@@ -52,9 +52,9 @@ def render_preview_job(
     """
 
     def job(ctx: JobContext) -> Path:
-        from core.geometry.path import bake_path
-        from core.interop.video import VideoWriter
-        from core.pointcloud.render import render_points
+        from worldstudio.core.geometry.path import bake_path
+        from worldstudio.core.interop.video import VideoWriter
+        from worldstudio.core.pointcloud.render import render_points
 
         folder = ProjectFolder(project_folder)
         model = project if project is not None else folder.load()
@@ -69,7 +69,9 @@ def render_preview_job(
                 ctx.check_cancelled()
                 stop = min(start + batch, n)
                 K = frame_intrinsics(baked.fov[start:stop], h, w)
-                result = render_points(cloud.xyz, cloud.rgb, baked.c2w[start:stop], K, h, w, radius=radius)
+                result = render_points(
+                    cloud.xyz, cloud.rgb, baked.c2w[start:stop], K, h, w, radius=radius
+                )
                 frames = result.rgb.cpu().numpy()
                 for i, frame in enumerate(frames):
                     writer.write(frame)

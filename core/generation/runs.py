@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import WorldStudioError
-from core.fileio import atomic_write
-from core.project import ProjectFolder, atomic_write_bytes
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.fileio import atomic_write
+from worldstudio.core.project import ProjectFolder, atomic_write_bytes
 
 RUN_FILE = "run.json"
 ROUND_FILE = "round.json"
@@ -57,7 +57,9 @@ def now_iso() -> str:
 def safe_name(name: str, what: str) -> str:
     """``name`` if it can be a file name inside a run folder (ids of monitors and entities)."""
     if not _SAFE_NAME.match(name) or name in (".", ".."):
-        raise RunError(f"{what} {name!r} cannot be used as a file name (letters, digits, '_', '-', '.')")
+        raise RunError(
+            f"{what} {name!r} cannot be used as a file name (letters, digits, '_', '-', '.')"
+        )
     return name
 
 
@@ -66,7 +68,9 @@ def round_dir_name(r: int) -> str:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    atomic_write_bytes(
+        path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    )
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -143,7 +147,9 @@ class RunFolder:
     def read_meta(self) -> dict[str, Any]:
         meta = read_json(self.run_file)
         if meta.get("format") != RUN_FORMAT:
-            raise RunError(f"{self.run_file}: not a World Studio run (format {meta.get('format')!r})")
+            raise RunError(
+                f"{self.run_file}: not a World Studio run (format {meta.get('format')!r})"
+            )
         return meta
 
     def write_meta(self, meta: dict[str, Any]) -> None:

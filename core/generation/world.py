@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.errors import ProjectError
-from core.pointcloud.cloud import PointCloud
+from worldstudio.core.errors import ProjectError
+from worldstudio.core.pointcloud.cloud import PointCloud
 
 MIN_ENTITY_PIXELS = 3
 """An entity with fewer pixels than this in a frame counts as not seen there."""
@@ -116,7 +116,7 @@ def render_world(
     The static cloud is rendered once for all B cameras; each camera's entity points are rendered
     separately (they differ per frame) and merged by depth (ties go to the static world).
     """
-    from core.pointcloud.render import render_points
+    from worldstudio.core.pointcloud.render import render_points
 
     c2w = np.asarray(c2w, np.float64)
     K = np.asarray(K, np.float64)
@@ -138,7 +138,9 @@ def render_world(
     centroids = {eid: np.full((B, 3), np.nan) for eid in entity_ids}
     index_of = {eid: k for k, eid in enumerate(entity_ids)}
     for i in range(B):
-        parts = [(index_of[eid], c) for eid, c in entity_frames[i].items() if eid in index_of and len(c)]
+        parts = [
+            (index_of[eid], c) for eid, c in entity_frames[i].items() if eid in index_of and len(c)
+        ]
         if not parts:
             continue
         xyz = np.concatenate([c.xyz for _, c in parts])
@@ -165,8 +167,15 @@ def render_world(
     return WorldRender(rgb, depth, covered, label, list(entity_ids), pixels, centroids)
 
 
-def splat_small(xyz: np.ndarray, c2w: np.ndarray, K: np.ndarray, height: int, width: int, radius: int = 0,
-                near: float = 1e-4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def splat_small(
+    xyz: np.ndarray,
+    c2w: np.ndarray,
+    K: np.ndarray,
+    height: int,
+    width: int,
+    radius: int = 0,
+    near: float = 1e-4,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A numpy z-buffer for small clouds (an entity in one frame), with the renderer's
     conventions (core.pointcloud.render: pixel floor(u), floor(v); z > near; nearest point wins,
     ties to the lowest index; radius r splats the (2r + 1)^2 square). Cheaper than a torch call
@@ -182,7 +191,9 @@ def splat_small(xyz: np.ndarray, c2w: np.ndarray, K: np.ndarray, height: int, wi
     u = np.floor(cam[ok, 0] / z).astype(np.int64)
     v = np.floor(cam[ok, 1] / z).astype(np.int64)
     if radius > 0:
-        offsets = [(dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
+        offsets = [
+            (dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)
+        ]
         u = np.concatenate([u + dx for _, dx in offsets])
         v = np.concatenate([v + dy for dy, _ in offsets])
         z = np.tile(z, len(offsets))
@@ -214,7 +225,7 @@ def grow_static(
     Frames are taken in order; a frame adds nothing where points added by earlier frames of the
     same call already reach (so a hole seen by many frames is filled once).
     """
-    from core.pointcloud.ops import unproject_depth
+    from worldstudio.core.pointcloud.ops import unproject_depth
 
     F, H, W = holes.shape
     added: list[PointCloud] = []
@@ -261,9 +272,9 @@ def initial_world(folder, project) -> tuple[PointCloud, dict[str, EntityCloud]]:
     of the cloud that win the z-buffer inside its mask (seen from where it was defined, with the
     source image's intrinsics); the static cloud is everything else (points the reconstruction
     tagged with an entity id are never static)."""
-    from core.generation.preview import load_scene_cloud
-    from core.geometry.transforms import pose_matrix
-    from core.pointcloud.render import render_points
+    from worldstudio.core.generation.preview import load_scene_cloud
+    from worldstudio.core.geometry.transforms import pose_matrix
+    from worldstudio.core.pointcloud.render import render_points
 
     cloud = load_scene_cloud(folder, project)
     n = len(cloud)
@@ -285,7 +296,9 @@ def initial_world(folder, project) -> tuple[PointCloud, dict[str, EntityCloud]]:
             pose = np.eye(4)
             if e.defined_from is not None:
                 pose = pose_matrix(e.defined_from.position, e.defined_from.orientation)
-            r = render_points(cloud.xyz, None, pose, np.asarray(intr.K, np.float64), intr.height, intr.width)
+            r = render_points(
+                cloud.xyz, None, pose, np.asarray(intr.K, np.float64), intr.height, intr.width
+            )
             index = r.index[0].numpy()
             winners = index[mask & (index >= 0)]
             sel[winners] = True

@@ -4,7 +4,7 @@ Pure numpy float64; conventions in docs/CONVENTIONS.md (OpenCV camera axes, c2w 
 world up = -y, (w, x, y, z) quaternions, vertical fov in degrees).
 """
 
-from core.geometry.actions import (
+from worldstudio.core.geometry.actions import (
     ActionStep,
     actions_phrase,
     actions_to_keyframes,
@@ -14,7 +14,7 @@ from core.geometry.actions import (
     parse_actions,
     step_phrase,
 )
-from core.geometry.camera import (
+from worldstudio.core.geometry.camera import (
     crop_intrinsics,
     focal_to_fov,
     fov_from_intrinsics,
@@ -26,7 +26,7 @@ from core.geometry.camera import (
     scale_intrinsics,
     world_to_camera,
 )
-from core.geometry.path import (
+from worldstudio.core.geometry.path import (
     BakedPath,
     bake_path,
     ease,
@@ -37,7 +37,7 @@ from core.geometry.path import (
     keyframe_times,
     path_duration,
 )
-from core.geometry.presets import (
+from worldstudio.core.geometry.presets import (
     PRESETS,
     Preset,
     PresetParam,
@@ -48,7 +48,7 @@ from core.geometry.presets import (
     truck_out_and_back,
     turn_away_and_back,
 )
-from core.geometry.transforms import (
+from worldstudio.core.geometry.transforms import (
     WORLD_UP,
     horizontal_frame,
     invert_pose,

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.errors import ActionStringError, WorldStudioError
-from core.geometry.transforms import (
+from worldstudio.core.errors import ActionStringError, WorldStudioError
+from worldstudio.core.geometry.transforms import (
     WORLD_UP,
     as_pose,
     horizontal_frame,
@@ -31,7 +31,7 @@ from core.geometry.transforms import (
     matrix_to_quat,
     rotation_about_axis,
 )
-from core.project.model import Keyframe
+from worldstudio.core.project.model import Keyframe
 
 TRANSLATIONS: dict[str, str] = {
     "S": "stay",

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from core.errors import WorldStudioError
-from core.geometry.transforms import as_pose
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.geometry.transforms import as_pose
 
 ArrayLike = np.ndarray | Sequence[float]
 

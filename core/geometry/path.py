@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.errors import WorldStudioError
-from core.geometry.transforms import (
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.geometry.transforms import (
     look_at_rotation,
     make_sign_continuous,
     matrix_to_quat,
@@ -50,7 +50,7 @@ from core.geometry.transforms import (
     rotation_angle,
     slerp,
 )
-from core.project.model import CameraPath, Keyframe
+from worldstudio.core.project.model import CameraPath, Keyframe
 
 _SNAP = 1e-9  # frames: a keyframe time this close to a frame lands on it
 
@@ -360,7 +360,7 @@ def fit_keyframes(
     P = c2w[:, :3, 3].copy()
     Q = np.stack([pose_from_matrix(m)[1] for m in c2w])
     Q = make_sign_continuous(Q)
-    R_in = quat_to_matrix(Q)
+    r_in = quat_to_matrix(Q)
 
     def errors(selected: list[int]) -> np.ndarray:
         idx = np.array(selected)
@@ -370,7 +370,7 @@ def fit_keyframes(
             P[idx], Q[idx], F[idx], D, ["linear"] * len(idx), fps, tension, False
         )
         err_pos = np.linalg.norm(bc2w[:, :3, 3] - P, axis=1) / tolerance_pos
-        err_rot = np.degrees(rotation_angle(bc2w[:, :3, :3], R_in)) / tolerance_deg
+        err_rot = np.degrees(rotation_angle(bc2w[:, :3, :3], r_in)) / tolerance_deg
         err_fov = np.abs(bfov - F) / tolerance_deg
         err = np.maximum(np.maximum(err_pos, err_rot), err_fov)
         err[idx] = 0.0

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import WorldStudioError
-from core.geometry.actions import actions_to_keyframes
-from core.geometry.camera import fov_from_intrinsics, intrinsics_from_fov, point_in_view
-from core.geometry.path import EASINGS
-from core.geometry.transforms import (
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.geometry.actions import actions_to_keyframes
+from worldstudio.core.geometry.camera import fov_from_intrinsics, intrinsics_from_fov, point_in_view
+from worldstudio.core.geometry.path import EASINGS
+from worldstudio.core.geometry.transforms import (
     WORLD_UP,
     as_pose,
     look_at,
@@ -32,7 +32,7 @@ from core.geometry.transforms import (
     matrix_to_quat,
     yaw_pose,
 )
-from core.project.model import CameraPath, Keyframe, PathSettings
+from worldstudio.core.project.model import CameraPath, Keyframe, PathSettings
 
 Vec3Like = Sequence[float] | np.ndarray
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from core.errors import WorldStudioError
+from worldstudio.core.errors import WorldStudioError
 
 WORLD_UP = np.array([0.0, -1.0, 0.0])
 """The world's up direction (OpenCV axes: the floor is at positive y)."""

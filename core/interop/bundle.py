@@ -42,10 +42,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from core.errors import FormatError, ProjectError, WorldStudioError
-from core.jobs import JobContext
-from core.project import Project, ProjectFolder
-from core.project.store import PROJECT_FILE, project_from_json
+from worldstudio.core.errors import FormatError, ProjectError, WorldStudioError
+from worldstudio.core.jobs import JobContext
+from worldstudio.core.project import Project, ProjectFolder
+from worldstudio.core.project.store import PROJECT_FILE, project_from_json
 
 DEFAULT_MAX_TOTAL_BYTES = 4 * 1024**3
 """Default cap on the unpacked size of a bundle (4 GiB)."""
@@ -97,7 +97,9 @@ def staged_folder(target: str | os.PathLike) -> Iterator[Path]:
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise WorldStudioError(f"{parent}: cannot create the folder ({exc.strerror or exc})") from exc
+        raise WorldStudioError(
+            f"{parent}: cannot create the folder ({exc.strerror or exc})"
+        ) from exc
     try:
         box = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=parent))
     except OSError as exc:
@@ -250,7 +252,9 @@ def _check_kind(zip_path: Path, info: zipfile.ZipInfo) -> None:
     where = f"{zip_path}: entry {info.filename!r}"
     mode = (info.external_attr >> 16) & 0xFFFF
     kind = stat.S_IFMT(mode)
-    if kind == stat.S_IFLNK or (info.external_attr & _WINDOWS_REPARSE_POINT and info.create_system == 0):
+    if kind == stat.S_IFLNK or (
+        info.external_attr & _WINDOWS_REPARSE_POINT and info.create_system == 0
+    ):
         raise FormatError(f"{where}: symbolic links are not allowed in a bundle")
     if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
         raise FormatError(f"{where}: special files (devices, pipes, sockets) are not allowed")
@@ -334,7 +338,9 @@ def _check(
                 )
     both = sorted(dir_keys & file_keys)
     if both:
-        raise FormatError(f"{zip_path}: {seen[both[0]]!r} is both a file and a folder in the archive")
+        raise FormatError(
+            f"{zip_path}: {seen[both[0]]!r} is both a file and a folder in the archive"
+        )
 
     prefix = _project_prefix(zip_path, entries)
     out = BundleContents(total_bytes=total, prefix=prefix)
@@ -366,7 +372,9 @@ def _project_prefix(zip_path: Path, entries: list[tuple[zipfile.ZipInfo, list[st
 
 def _read_project(zf: zipfile.ZipFile, zip_path: Path, info: zipfile.ZipInfo) -> Project:
     if info.file_size > MAX_PROJECT_JSON_BYTES:
-        raise FormatError(f"{zip_path}: {info.filename} is implausibly large ({_human(info.file_size)})")
+        raise FormatError(
+            f"{zip_path}: {info.filename} is implausibly large ({_human(info.file_size)})"
+        )
     try:
         data = zf.read(info)
         text = data.decode("utf-8")
@@ -390,7 +398,9 @@ def parse_size(text: str) -> int:
     """'4G', '500M', '1024K', '123' (bytes) -> bytes; binary units."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", text or "")
     if not m:
-        raise WorldStudioError(f"--max-size: expected a size such as 4G, 500M or 1000000, got {text!r}")
+        raise WorldStudioError(
+            f"--max-size: expected a size such as 4G, 500M or 1000000, got {text!r}"
+        )
     scale = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}[m.group(2).lower()]
     value = int(float(m.group(1)) * scale)
     if value <= 0:

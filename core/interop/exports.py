@@ -54,9 +54,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from core.errors import FormatError, WorldStudioError
-from core.jobs import JobContext
-from core.project import Project, ProjectFolder, atomic_write_bytes
+from worldstudio.core.errors import FormatError, WorldStudioError
+from worldstudio.core.jobs import JobContext
+from worldstudio.core.project import Project, ProjectFolder, atomic_write_bytes
 
 Layout = Literal["observer", "combined", "conditioning"]
 LAYOUTS: tuple[str, ...] = ("observer", "combined", "conditioning")
@@ -84,7 +84,7 @@ def _job(ctx: JobContext | None) -> JobContext:
 
 def _make_cloud(xyz: np.ndarray, rgb: np.ndarray):
     """A cloud of overlay points: entity id -1 (static world) on every point."""
-    from core.pointcloud.cloud import STATIC_ENTITY, PointCloud
+    from worldstudio.core.pointcloud.cloud import STATIC_ENTITY, PointCloud
 
     xyz = np.asarray(xyz, dtype=np.float32).reshape(-1, 3)
     rgb = np.asarray(rgb, dtype=np.uint8).reshape(-1, 3)
@@ -92,7 +92,7 @@ def _make_cloud(xyz: np.ndarray, rgb: np.ndarray):
 
 
 def _concat(clouds: list):
-    from core.pointcloud.cloud import PointCloud
+    from worldstudio.core.pointcloud.cloud import PointCloud
 
     return PointCloud.concat(clouds)
 
@@ -133,8 +133,8 @@ def _scene_scale(xyz: np.ndarray, fallback: np.ndarray) -> float:
 
 def camera_overlay(project: Project, scale: float):
     """The camera path and frustums of a project as a coloured PointCloud (entity id -1)."""
-    from core.geometry.path import bake_path
-    from core.geometry.transforms import pose_matrix
+    from worldstudio.core.geometry.path import bake_path
+    from worldstudio.core.geometry.transforms import pose_matrix
 
     depth = 0.05 * scale
     spacing = depth / 40.0
@@ -171,7 +171,10 @@ def camera_overlay(project: Project, scale: float):
             add(frustum_points(pose, kf.fov, aspect, depth, spacing), KEYFRAME_COLOR)
     for m in project.monitors:
         pose = pose_matrix(m.pose.position, m.pose.orientation)
-        add(frustum_points(pose, m.fov, aspect, depth * 1.5, spacing), MONITOR_COLOR if m.enabled else MONITOR_OFF_COLOR)
+        add(
+            frustum_points(pose, m.fov, aspect, depth * 1.5, spacing),
+            MONITOR_COLOR if m.enabled else MONITOR_OFF_COLOR,
+        )
     if not xyz_parts:
         return _make_cloud(np.zeros((0, 3)), np.zeros((0, 3)))
     return _make_cloud(np.concatenate(xyz_parts), np.concatenate(rgb_parts))
@@ -179,15 +182,19 @@ def camera_overlay(project: Project, scale: float):
 
 def with_camera_overlay(cloud, project: Project):
     """``cloud`` plus :func:`camera_overlay` scaled to it."""
-    from core.geometry.path import bake_path
+    from worldstudio.core.geometry.path import bake_path
 
     xyz = np.asarray(cloud.xyz, np.float64)
-    fallback = bake_path(project.camera_path).positions if project.camera_path.keyframes else np.zeros((0, 3))
+    fallback = (
+        bake_path(project.camera_path).positions
+        if project.camera_path.keyframes
+        else np.zeros((0, 3))
+    )
     return _concat([cloud, camera_overlay(project, _scene_scale(xyz, fallback))])
 
 
 def _write_ply(path: Path, cloud) -> None:
-    from core.pointcloud.ply import write_ply
+    from worldstudio.core.pointcloud.ply import write_ply
 
     write_ply(path, cloud)  # creates the folder, with a clear error when it cannot
 
@@ -196,7 +203,7 @@ def export_scene_ply(
     project_dir: str | os.PathLike, out: str | os.PathLike, with_path: bool = False
 ) -> tuple[Path, int]:
     """The scene cloud (plus the cameras with ``with_path``) as binary PLY: (path, points)."""
-    from core.generation.preview import load_scene_cloud
+    from worldstudio.core.generation.preview import load_scene_cloud
 
     folder = ProjectFolder(project_dir)
     project = folder.load()
@@ -214,7 +221,11 @@ def run_dir(folder: ProjectFolder, run_id: str) -> Path:
         raise WorldStudioError(f"--run: {run_id!r} is not a run id (a folder name under runs/)")
     d = folder.runs_dir / run_id
     if not d.is_dir():
-        known = sorted(p.name for p in folder.runs_dir.iterdir() if p.is_dir()) if folder.runs_dir.is_dir() else []
+        known = (
+            sorted(p.name for p in folder.runs_dir.iterdir() if p.is_dir())
+            if folder.runs_dir.is_dir()
+            else []
+        )
         hint = f"; runs: {', '.join(known)}" if known else "; the project has no runs yet"
         raise WorldStudioError(f"{d}: no such run{hint}")
     return d
@@ -232,7 +243,7 @@ def round_dirs(run: Path) -> list[tuple[int, Path]]:
 
 def read_round_cloud(round_dir: Path):
     """Every ``*.ply`` of a round folder, concatenated (None when there is none)."""
-    from core.pointcloud.ply import read_ply
+    from worldstudio.core.pointcloud.ply import read_ply
 
     files = sorted(round_dir.glob("*.ply"))
     if not files:
@@ -267,7 +278,11 @@ def export_run_ply(
             continue
         if with_path:
             cloud = with_camera_overlay(cloud, project)
-        target = out if round_index is not None else out.with_name(f"{out.stem}_round_{i:03d}{out.suffix or '.ply'}")
+        target = (
+            out
+            if round_index is not None
+            else out.with_name(f"{out.stem}_round_{i:03d}{out.suffix or '.ply'}")
+        )
         _write_ply(target, cloud)
         results.append((target, len(cloud.xyz)))
     if not results:
@@ -288,9 +303,9 @@ CSV_COLUMNS = (
 
 def baked_path_records(project: Project, frames: FrameSelection = "video") -> list[dict[str, Any]]:
     """One record per frame (see the module docstring)."""
-    from core.geometry.camera import intrinsics_from_fov
-    from core.geometry.path import bake_path
-    from core.geometry.transforms import pose_from_matrix
+    from worldstudio.core.geometry.camera import intrinsics_from_fov
+    from worldstudio.core.geometry.path import bake_path
+    from worldstudio.core.geometry.transforms import pose_from_matrix
 
     if frames not in ("video", "path"):
         raise WorldStudioError(f"frames must be 'video' or 'path', got {frames!r}")
@@ -399,7 +414,7 @@ def stream_frames(source: Path | None) -> Iterator[np.ndarray]:
         return iter(())
     if source.is_dir():
         return _png_frames(source)
-    from core.interop.video import read_frames
+    from worldstudio.core.interop.video import read_frames
 
     return read_frames(source)
 
@@ -425,11 +440,15 @@ def _label(tile: np.ndarray, text: str) -> np.ndarray:
     thick = max(1, int(round(scale * 1.5)))
     org = (4, 4 + int(14 * scale))
     cv2.putText(tile, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
-    cv2.putText(tile, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    cv2.putText(
+        tile, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA
+    )
     return tile
 
 
-def compose_combined(observer: np.ndarray, monitors: list[tuple[str, np.ndarray | None]], aspect: float) -> np.ndarray:
+def compose_combined(
+    observer: np.ndarray, monitors: list[tuple[str, np.ndarray | None]], aspect: float
+) -> np.ndarray:
     """The observer frame with the monitors stacked in a column on its right."""
     h, w = observer.shape[:2]
     n = max(1, len(monitors))
@@ -481,7 +500,8 @@ def run_frames(
         )
     # enabled monitors, and disabled ones that still have clips in this run
     monitors = [
-        m for m in project.monitors
+        m
+        for m in project.monitors
         if m.enabled or any(find_stream(d / "monitors", (m.id,)) for _i, d in rounds)
     ]
     for k, (i, d, obs) in enumerate(observers):
@@ -493,7 +513,9 @@ def run_frames(
         if layout == "conditioning":
             src = find_stream(d, RENDER_NAMES)
             if src is None:
-                raise WorldStudioError(f"{d}: no conditioning renders (renders.mp4 or renders/*.png)")
+                raise WorldStudioError(
+                    f"{d}: no conditioning renders (renders.mp4 or renders/*.png)"
+                )
             others = [stream_frames(src)]
         else:
             if not monitors:
@@ -505,7 +527,11 @@ def run_frames(
                 yield compose_side_by_side(frame, extra[0])
             else:
                 gen = project.generation
-                yield compose_combined(frame, [(m.name, f) for m, f in zip(monitors, extra, strict=True)], gen.width / gen.height)
+                yield compose_combined(
+                    frame,
+                    [(m.name, f) for m, f in zip(monitors, extra, strict=True)],
+                    gen.width / gen.height,
+                )
     ctx.progress(len(observers), len(observers), "done")
 
 
@@ -517,7 +543,7 @@ def export_run_mp4(
     ctx: JobContext | None = None,
 ) -> tuple[Path, int]:
     """Write a run as an H.264 mp4 (nothing is left behind on failure): (path, frames)."""
-    from core.interop.video import VideoWriter
+    from worldstudio.core.interop.video import VideoWriter
 
     folder = ProjectFolder(project_dir)
     project = folder.load()
@@ -556,9 +582,12 @@ def run_export(args: argparse.Namespace) -> int:
     outputs may be given at once; they are written in that order. Warnings go to stderr as
     ``warning: ...``, one ``wrote ...`` line per file to stdout.
     """
-    from core.jobs import run_in_terminal
+    from worldstudio.core.jobs import run_in_terminal
 
-    a = {k: getattr(args, k, None) for k in (*EXPORT_FLAGS, "with_path", "path_frames", "run", "round", "layout")}
+    a = {
+        k: getattr(args, k, None)
+        for k in (*EXPORT_FLAGS, "with_path", "path_frames", "run", "round", "layout")
+    }
     wanted = [k for k in EXPORT_FLAGS if a[k]]
     if not wanted:
         raise WorldStudioError(
@@ -566,7 +595,9 @@ def run_export(args: argparse.Namespace) -> int:
             "--path-csv or --mp4 --run RUN_ID"
         )
     if a["mp4"] and not a["run"]:
-        raise WorldStudioError("export --mp4 needs --run RUN_ID (a folder under the project's runs/)")
+        raise WorldStudioError(
+            "export --mp4 needs --run RUN_ID (a folder under the project's runs/)"
+        )
     if a["layout"] and not a["mp4"]:
         raise WorldStudioError("export --layout goes with --mp4")
     if a["with_path"] and not a["ply"]:
@@ -581,25 +612,29 @@ def run_export(args: argparse.Namespace) -> int:
 
     if a["ply"]:
         if a["run"]:
-            for path, n in export_run_ply(project_dir, a["run"], a["ply"], a["round"], bool(a["with_path"])):
+            for path, n in export_run_ply(
+                project_dir, a["run"], a["ply"], a["round"], bool(a["with_path"])
+            ):
                 print(f"wrote {path} ({n} points)")
         else:
             path, n = export_scene_ply(project_dir, a["ply"], bool(a["with_path"]))
             print(f"wrote {path} ({n} points)")
     if a["bundle"]:
-        from core.interop.bundle import export_bundle_job
+        from worldstudio.core.interop.bundle import export_bundle_job
 
         path, warnings = run_in_terminal(export_bundle_job(project_dir, a["bundle"]), "bundle")
         _warn(warnings)
         print(f"wrote {path} ({_size(path)})")
     if a["liveworld"]:
-        from core.interop.liveworld import export_liveworld
+        from worldstudio.core.interop.liveworld import export_liveworld
 
         result = export_liveworld(project_dir, a["liveworld"])
         _warn(result.warnings)
-        print(f"wrote {result.yaml_path} (+ {', '.join(p.name for p in result.files if p != result.yaml_path)})")
+        print(
+            f"wrote {result.yaml_path} (+ {', '.join(p.name for p in result.files if p != result.yaml_path)})"
+        )
     if a["nerfstudio"]:
-        from core.interop.nerfstudio import export_nerfstudio
+        from worldstudio.core.interop.nerfstudio import export_nerfstudio
 
         path, warnings = export_nerfstudio(project_dir, a["nerfstudio"])
         _warn(warnings)
@@ -612,13 +647,15 @@ def run_export(args: argparse.Namespace) -> int:
         print(f"wrote {path} ({n} frames)")
     if a["mp4"]:
         layout = a["layout"] or "observer"
-        path, n = run_in_terminal(export_run_mp4_job(project_dir, a["run"], a["mp4"], layout), f"mp4 ({layout})")
+        path, n = run_in_terminal(
+            export_run_mp4_job(project_dir, a["run"], a["mp4"], layout), f"mp4 ({layout})"
+        )
         print(f"wrote {path} ({n} frames, {layout})")
     return 0
 
 
 def _size(path: Path) -> str:
-    from core.interop.bundle import _human
+    from worldstudio.core.interop.bundle import _human
 
     try:
         return _human(path.stat().st_size)

@@ -75,9 +75,9 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import Cancelled, FormatError, WorldStudioError
-from core.jobs import JobContext
-from core.project import (
+from worldstudio.core.errors import Cancelled, FormatError, WorldStudioError
+from worldstudio.core.jobs import JobContext
+from worldstudio.core.project import (
     CameraPath,
     CropBox,
     Entity,
@@ -167,7 +167,12 @@ def resample_rounds(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame poses of ``rounds`` rounds of ``from_frames`` frames -> ``to_frames`` frames
     per round (positions and fov linear, rotations slerped, round boundaries aligned)."""
-    from core.geometry.transforms import make_sign_continuous, matrix_to_quat, quat_to_matrix, slerp
+    from worldstudio.core.geometry.transforms import (
+        make_sign_continuous,
+        matrix_to_quat,
+        quat_to_matrix,
+        slerp,
+    )
 
     c2w = np.asarray(c2w, dtype=np.float64)
     fov = np.asarray(fov, dtype=np.float64)
@@ -193,7 +198,7 @@ def resample_rounds(
 
 def liveworld_poses(project: Project) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(poses (R*65, 4, 4) float64, vertical fov (R*65,), warnings) for a project."""
-    from core.geometry.path import bake_path
+    from worldstudio.core.geometry.path import bake_path
 
     warnings: list[str] = []
     R = len(project.rounds)
@@ -222,7 +227,7 @@ def liveworld_poses(project: Project) -> tuple[np.ndarray, np.ndarray, list[str]
 
 
 def _source_fov(project: Project) -> float:
-    from core.geometry.camera import fov_from_intrinsics
+    from worldstudio.core.geometry.camera import fov_from_intrinsics
 
     if project.intrinsics is None:
         return 60.0
@@ -249,7 +254,7 @@ def export_liveworld(
     """Write a LiveWorld sample for the project into ``out_dir`` (see the module docstring)."""
     import yaml
 
-    from core.geometry.camera import intrinsics_from_fov
+    from worldstudio.core.geometry.camera import intrinsics_from_fov
 
     ctx = _job(ctx)
     folder = ProjectFolder(project_dir)
@@ -338,7 +343,9 @@ def _require_str(yaml_path: Path, data: dict, key: str, where: str = "") -> str:
         raise FormatError(f"{yaml_path}: key '{where}{key}' is missing")
     v = data[key]
     if not isinstance(v, str):
-        raise FormatError(f"{yaml_path}: key '{where}{key}' must be a string, got {type(v).__name__}")
+        raise FormatError(
+            f"{yaml_path}: key '{where}{key}' must be a string, got {type(v).__name__}"
+        )
     return v
 
 
@@ -366,13 +373,17 @@ def _read_iter_input(yaml_path: Path, data: dict) -> tuple[list[str], list[str]]
         entry = ii[k]
         where = f"iter_input.'{k}'."
         if not isinstance(entry, dict):
-            raise FormatError(f"{yaml_path}: key 'iter_input.'{k}'' must be a map with scene_text and fg_text")
+            raise FormatError(
+                f"{yaml_path}: key 'iter_input.'{k}'' must be a map with scene_text and fg_text"
+            )
         scenes.append(_require_str(yaml_path, entry, "scene_text", where))
         fg = entry.get("fg_text", "")
         if fg is None:
             fg = ""
         if not isinstance(fg, str):
-            raise FormatError(f"{yaml_path}: key '{where}fg_text' must be a string, got {type(fg).__name__}")
+            raise FormatError(
+                f"{yaml_path}: key '{where}fg_text' must be a string, got {type(fg).__name__}"
+            )
         fgs.append(fg)
     return scenes, fgs
 
@@ -390,7 +401,7 @@ def _load_npz(path: Path, yaml_path: Path) -> dict[str, np.ndarray]:
             f"{path}: holds pickled (object) arrays, which are never loaded; "
             "store plain numeric arrays"
         ) from exc
-    except Exception as exc:  # noqa: BLE001 - zipfile, OSError, format errors: all malformed input
+    except Exception as exc:
         raise FormatError(f"{path}: not a readable npz file ({exc})") from exc
 
 
@@ -415,7 +426,9 @@ def _check_poses(path: Path, poses: Any, rounds: int) -> np.ndarray:
     bottom = np.max(np.abs(a[:, 3, :] - np.array([0.0, 0.0, 0.0, 1.0])), axis=1)
     if np.any(bottom > 1e-4):
         i = int(np.argmax(bottom > 1e-4))
-        raise FormatError(f"{key}: pose {i}'s bottom row must be (0, 0, 0, 1), got {a[i, 3].tolist()}")
+        raise FormatError(
+            f"{key}: pose {i}'s bottom row must be (0, 0, 0, 1), got {a[i, 3].tolist()}"
+        )
     R = a[:, :3, :3]
     ortho = np.max(np.abs(np.swapaxes(R, 1, 2) @ R - np.eye(3)), axis=(1, 2))
     det = np.linalg.det(R)
@@ -441,7 +454,9 @@ def _check_intrinsics(path: Path, K: Any, frames: int) -> np.ndarray:
     if a.shape == (3, 3):
         a = np.repeat(a[None], frames, axis=0)
     if a.ndim != 3 or a.shape[1:] != (3, 3) or len(a) < frames:
-        raise FormatError(f"{key} must have shape (F, 3, 3) with F = {frames} like poses_c2w, got {a.shape}")
+        raise FormatError(
+            f"{key} must have shape (F, 3, 3) with F = {frames} like poses_c2w, got {a.shape}"
+        )
     a = a.astype(np.float64)
     if not np.all(np.isfinite(a)):
         i = int(np.argmax(~np.all(np.isfinite(a), axis=(1, 2))))
@@ -453,7 +468,9 @@ def _check_intrinsics(path: Path, K: Any, frames: int) -> np.ndarray:
     return a
 
 
-def read_liveworld(yaml_path: str | os.PathLike, cwd: str | os.PathLike | None = None) -> LiveWorldSample:
+def read_liveworld(
+    yaml_path: str | os.PathLike, cwd: str | os.PathLike | None = None
+) -> LiveWorldSample:
     """Read and check a LiveWorld sample; FormatError naming the file and key on any problem."""
     import yaml
 
@@ -465,7 +482,9 @@ def read_liveworld(yaml_path: str | os.PathLike, cwd: str | os.PathLike | None =
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise FormatError(f"{yaml_path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+        raise FormatError(
+            f"{yaml_path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"
+        ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise FormatError(f"{yaml_path}: cannot be read ({exc})") from exc
     if not isinstance(data, dict):
@@ -478,12 +497,20 @@ def read_liveworld(yaml_path: str | os.PathLike, cwd: str | os.PathLike | None =
     image = resolve_path(img_name, yaml_path, "first_frame_image", cwd_path)
     arrays = _load_npz(geo, yaml_path)
     if "poses_c2w" not in arrays:
-        raise FormatError(f"{geo}: array 'poses_c2w' is missing (has {', '.join(arrays) or 'nothing'})")
+        raise FormatError(
+            f"{geo}: array 'poses_c2w' is missing (has {', '.join(arrays) or 'nothing'})"
+        )
     poses = _check_poses(geo, arrays["poses_c2w"], len(scenes))
     K = _check_intrinsics(geo, arrays["intrinsics"], len(poses)) if "intrinsics" in arrays else None
     return LiveWorldSample(
-        yaml_path=yaml_path, geometry_path=geo, image_path=image, poses_c2w=poses,
-        intrinsics=K, scene_texts=scenes, fg_texts=fgs, config=data,
+        yaml_path=yaml_path,
+        geometry_path=geo,
+        image_path=image,
+        poses_c2w=poses,
+        intrinsics=K,
+        scene_texts=scenes,
+        fg_texts=fgs,
+        config=data,
     )
 
 
@@ -506,7 +533,9 @@ def _generation_overrides(sample: LiveWorldSample) -> dict[str, Any]:
         if v is None:
             return None
         if isinstance(v, bool) or not isinstance(v, types):
-            raise FormatError(f"{sample.yaml_path}: key '{section}.{key}' must be a number, got {v!r}")
+            raise FormatError(
+                f"{sample.yaml_path}: key '{section}.{key}' must be a number, got {v!r}"
+            )
         return v
 
     seed = get("runtime", "seed", (int,))
@@ -521,9 +550,7 @@ def _generation_overrides(sample: LiveWorldSample) -> dict[str, Any]:
     return out
 
 
-def trajectory_keyframes(
-    c2w: np.ndarray, fov: np.ndarray, fps: int = FPS
-) -> tuple[list, str]:
+def trajectory_keyframes(c2w: np.ndarray, fov: np.ndarray, fps: int = FPS) -> tuple[list, str]:
     """Keyframes whose bake reproduces every pose and fov to ``VERIFY_TOL`` (see the module
     docstring). Returns (keyframes, how): how is 'fitted' or 'per-frame'.
 
@@ -532,7 +559,7 @@ def trajectory_keyframes(
     (poses that are not a smooth spline, e.g. noisy or float32-rounded tracking), the fit is
     skipped for one keyframe per frame straight away.
     """
-    from core.geometry.path import fit_keyframes, keyframe_from_pose
+    from worldstudio.core.geometry.path import fit_keyframes, keyframe_from_pose
 
     c2w = np.asarray(c2w, dtype=np.float64)
     fov = np.asarray(fov, dtype=np.float64)
@@ -541,7 +568,9 @@ def trajectory_keyframes(
     settings = PathSettings(fps=fps)
 
     def fit(n: int) -> list:
-        return fit_keyframes(c2w[:n], fov[:n], fps, tolerance_pos=tol_pos, tolerance_deg=FIT_TOL_DEG)
+        return fit_keyframes(
+            c2w[:n], fov[:n], fps, tolerance_pos=tol_pos, tolerance_deg=FIT_TOL_DEG
+        )
 
     try:
         dense = False
@@ -562,27 +591,37 @@ def trajectory_keyframes(
 
 
 def _reproduces(path: CameraPath, c2w: np.ndarray, fov: np.ndarray) -> bool:
-    from core.geometry.path import bake_path
+    from worldstudio.core.geometry.path import bake_path
 
     baked = bake_path(path, n_frames=len(c2w))
     return bool(
-        np.max(np.abs(baked.c2w - c2w)) <= VERIFY_TOL and np.max(np.abs(baked.fov - fov)) <= VERIFY_TOL
+        np.max(np.abs(baked.c2w - c2w)) <= VERIFY_TOL
+        and np.max(np.abs(baked.fov - fov)) <= VERIFY_TOL
     )
 
 
 def _fov_per_frame(sample: LiveWorldSample, n: int, warnings: list[str]) -> np.ndarray | None:
-    from core.geometry.camera import focal_to_fov
+    from worldstudio.core.geometry.camera import focal_to_fov
 
     if sample.intrinsics is None:
         return None
     K = sample.intrinsics[:n]
     fov = np.array([focal_to_fov(float(k[1, 1]), HEIGHT) for k in K])
     if np.max(np.abs(K[:, 0, 0] - K[:, 1, 1]) / K[:, 1, 1]) > 5e-3:
-        warnings.append(f"{sample.geometry_path}: intrinsics have fx != fy; the studio uses square pixels (fy kept)")
-    if np.max(np.abs(K[:, 0, 2] - WIDTH / 2)) > 1.0 or np.max(np.abs(K[:, 1, 2] - HEIGHT / 2)) > 1.0:
-        warnings.append(f"{sample.geometry_path}: intrinsics are not centred on 832x480; the studio assumes a centred camera")
+        warnings.append(
+            f"{sample.geometry_path}: intrinsics have fx != fy; the studio uses square pixels (fy kept)"
+        )
+    if (
+        np.max(np.abs(K[:, 0, 2] - WIDTH / 2)) > 1.0
+        or np.max(np.abs(K[:, 1, 2] - HEIGHT / 2)) > 1.0
+    ):
+        warnings.append(
+            f"{sample.geometry_path}: intrinsics are not centred on 832x480; the studio assumes a centred camera"
+        )
     if not (np.all(fov > 0) and np.all(fov < 180)):
-        raise FormatError(f"{sample.geometry_path}: array 'intrinsics' gives a field of view outside (0, 180) degrees")
+        raise FormatError(
+            f"{sample.geometry_path}: array 'intrinsics' gives a field of view outside (0, 180) degrees"
+        )
     return fov
 
 
@@ -599,7 +638,7 @@ def _pending_project(image: Path, inner: Path, name: str, fov: float) -> Project
     """A project whose reconstruction is still to be done: the cropped image and intrinsics."""
     from PIL import Image, UnidentifiedImageError
 
-    from core.geometry.camera import intrinsics_from_fov
+    from worldstudio.core.geometry.camera import intrinsics_from_fov
 
     try:
         with Image.open(image) as im:
@@ -620,11 +659,16 @@ def _pending_project(image: Path, inner: Path, name: str, fov: float) -> Project
     return Project(
         name=name,
         source=SourceImage(
-            file="source.png", original_name=image.name, original_size=(h, w),
+            file="source.png",
+            original_name=image.name,
+            original_size=(h, w),
             crop=CropBox(x=x, y=y, width=cw, height=ch) if (cw, ch) != (w, h) else None,
-            height=HEIGHT, width=WIDTH,
+            height=HEIGHT,
+            width=WIDTH,
         ),
-        intrinsics=Intrinsics(K=tuple(tuple(float(v) for v in row) for row in K), height=HEIGHT, width=WIDTH),
+        intrinsics=Intrinsics(
+            K=tuple(tuple(float(v) for v in row) for row in K), height=HEIGHT, width=WIDTH
+        ),
         scene=Scene(pending=True, depth_file=None),
     )
 
@@ -644,7 +688,7 @@ def import_liveworld(
     ``reconstruct=False`` skips the reconstruction (the project is created pending);
     ``rebase=True`` re-expresses the poses relative to pose 0.
     """
-    from core.interop.bundle import check_target_free, staged_folder
+    from worldstudio.core.interop.bundle import check_target_free, staged_folder
 
     ctx = _job(ctx)
     sample = read_liveworld(yaml_path, cwd=cwd)
@@ -661,7 +705,7 @@ def import_liveworld(
     poses = poses[:n]
     if np.max(np.abs(poses[0] - np.eye(4))) > 1e-6:
         if rebase:
-            from core.geometry.transforms import invert_pose
+            from worldstudio.core.geometry.transforms import invert_pose
 
             poses = invert_pose(poses[0])[None] @ poses
             poses[:, 3, :] = (0.0, 0.0, 0.0, 1.0)
@@ -684,7 +728,7 @@ def import_liveworld(
     try:
         with Image.open(sample.image_path) as im:
             img_w, img_h = im.size
-    except Exception as exc:  # noqa: BLE001 - any unreadable image is a format problem
+    except Exception as exc:
         raise FormatError(f"{sample.image_path}: not a readable image ({exc})") from exc
     if (img_w, img_h) != (WIDTH, HEIGHT):
         warnings.append(
@@ -699,14 +743,20 @@ def import_liveworld(
         if reconstruct:
             project, reason = _try_reconstruct(sample.image_path, inner, depth_model, fov, ctx)
             if project is None:
-                warnings.append(f"the reconstruction is pending ({reason}); run it later from the studio")
+                warnings.append(
+                    f"the reconstruction is pending ({reason}); run it later from the studio"
+                )
                 shutil.rmtree(inner, ignore_errors=True)
             else:
                 pending = bool(project.scene is None or project.scene.pending)
         if project is None:
-            project = _pending_project(sample.image_path, inner, name, float(fov[0]) if fov is not None else _DEFAULT_FOV)
+            project = _pending_project(
+                sample.image_path, inner, name, float(fov[0]) if fov is not None else _DEFAULT_FOV
+            )
             if fov is None:
-                warnings.append(f"{sample.geometry_path}: no intrinsics; the field of view is set to {_DEFAULT_FOV:g} degrees")
+                warnings.append(
+                    f"{sample.geometry_path}: no intrinsics; the field of view is set to {_DEFAULT_FOV:g} degrees"
+                )
         ctx.check_cancelled()
         camera_path = _studio_path(sample, poses, fov, warnings)
         if camera_path is None:
@@ -730,10 +780,14 @@ def import_liveworld(
         gen.update(width=WIDTH, height=HEIGHT, fps=FPS, frames_per_round=ROUND_FRAMES, **overrides)
         try:
             project.generation = type(project.generation).model_validate(gen)
-        except Exception as exc:  # noqa: BLE001 - pydantic ValidationError
-            raise FormatError(f"{sample.yaml_path}: a runtime/observer override is invalid ({exc})") from exc
+        except Exception as exc:
+            raise FormatError(
+                f"{sample.yaml_path}: a runtime/observer override is invalid ({exc})"
+            ) from exc
         ProjectFolder(inner).save(project)
-    return LiveWorldImport(project=project, folder=Path(out_dir), pending=pending, warnings=warnings)
+    return LiveWorldImport(
+        project=project, folder=Path(out_dir), pending=pending, warnings=warnings
+    )
 
 
 def sidecar_path(geometry_path: Path) -> Path:
@@ -750,7 +804,7 @@ def _studio_path(
 
     from pydantic import ValidationError
 
-    from core.geometry.path import bake_path
+    from worldstudio.core.geometry.path import bake_path
 
     side = sidecar_path(sample.geometry_path)
     if not side.is_file():
@@ -781,14 +835,18 @@ def _try_reconstruct(
 ) -> tuple[Project | None, str]:
     """(project, '') after a reconstruction, or (None, why) when no depth model is available."""
     try:
-        from core.reconstruct.new_project import new_project_from_image
+        from worldstudio.core.reconstruct.new_project import new_project_from_image
     except ImportError as exc:
         return None, f"the reconstruction module is not available: {exc}"
     try:
         project = new_project_from_image(
-            image, inner, depth_model=depth_model,
+            image,
+            inner,
+            depth_model=depth_model,
             fov=float(fov[0]) if fov is not None and 1.0 <= fov[0] <= 170.0 else None,
-            size=(WIDTH, HEIGHT), crop=None, ctx=ctx,
+            size=(WIDTH, HEIGHT),
+            crop=None,
+            ctx=ctx,
         )
     except Cancelled:
         raise

@@ -36,7 +36,7 @@ Import (:func:`import_nerfstudio`) into an existing project replaces its camera 
       as in nerfstudio's loader. Keyframe matrices written column-major (by nerfstudio's
       legacy three.js viewer) are recognised by their bottom row and transposed.
     - a file with only a baked ``camera_path`` gets keyframes fitted to it (reproducing every
-      pose to 1e-5, see :func:`core.interop.liveworld.trajectory_keyframes`).
+      pose to 1e-5, see :func:`worldstudio.core.interop.liveworld.trajectory_keyframes`).
     - when both are present and the studio's bake of the keyframes differs from the file's
       baked path (nerfstudio's spline timing is not the studio's), the keyframes win and the
       warning gives the largest difference.
@@ -56,8 +56,8 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import FormatError, WorldStudioError
-from core.project import (
+from worldstudio.core.errors import FormatError, WorldStudioError
+from worldstudio.core.project import (
     CameraPath,
     Keyframe,
     PathSettings,
@@ -78,8 +78,8 @@ def _flat(m: np.ndarray) -> list[float]:
 
 def nerfstudio_dict(project: Project) -> tuple[dict[str, Any], list[str]]:
     """The camera_path.json content for a project, and warnings (see the module docstring)."""
-    from core.geometry.path import bake_path, keyframe_pose
-    from core.geometry.transforms import opencv_to_opengl
+    from worldstudio.core.geometry.path import bake_path, keyframe_pose
+    from worldstudio.core.geometry.transforms import opencv_to_opengl
 
     path = project.camera_path
     if not path.keyframes:
@@ -96,7 +96,11 @@ def nerfstudio_dict(project: Project) -> tuple[dict[str, Any], list[str]]:
     keyframes = []
     for i, kf in enumerate(kfs):
         pose = keyframe_pose(kf)
-        if s.look_at is not None and i < len(baked.keyframe_frames) and baked.keyframe_frames[i] < len(baked):
+        if (
+            s.look_at is not None
+            and i < len(baked.keyframe_frames)
+            and baked.keyframe_frames[i] < len(baked)
+        ):
             pose = baked.c2w[baked.keyframe_frames[i]]
         keyframes.append(
             {
@@ -113,7 +117,9 @@ def nerfstudio_dict(project: Project) -> tuple[dict[str, Any], list[str]]:
             "to 1, so 0 is written (the baked camera_path is exact)"
         )
     if any(k.easing != "linear" for k in kfs):
-        warnings.append("nerfstudio ignores keyframe easing; the baked camera_path keeps its timing")
+        warnings.append(
+            "nerfstudio ignores keyframe easing; the baked camera_path keeps its timing"
+        )
     if s.look_at is not None:
         warnings.append(
             "nerfstudio has no look-at point; keyframes are written facing it and the baked "
@@ -146,7 +152,9 @@ def nerfstudio_dict(project: Project) -> tuple[dict[str, Any], list[str]]:
     return data, warnings
 
 
-def export_nerfstudio(project_dir: str | os.PathLike, out_json: str | os.PathLike) -> tuple[Path, list[str]]:
+def export_nerfstudio(
+    project_dir: str | os.PathLike, out_json: str | os.PathLike
+) -> tuple[Path, list[str]]:
     """Write the project's camera path as a nerfstudio camera_path.json (atomically)."""
     project = ProjectFolder(project_dir).load()
     data, warnings = nerfstudio_dict(project)
@@ -171,11 +179,13 @@ def _number(path: Path, value: Any, where: str) -> float:
 
 def _matrix(path: Path, value: Any, where: str, warnings: list[str]) -> np.ndarray:
     """An OpenCV c2w 4x4 from a flattened OpenGL matrix; FormatError naming ``where``."""
-    from core.geometry.transforms import opengl_to_opencv
+    from worldstudio.core.geometry.transforms import opengl_to_opencv
 
     if not isinstance(value, list) or len(value) != 16:
         n = len(value) if isinstance(value, list) else type(value).__name__
-        raise FormatError(f"{path}: '{where}' must be a list of 16 numbers (a flattened 4x4), got {n}")
+        raise FormatError(
+            f"{path}: '{where}' must be a list of 16 numbers (a flattened 4x4), got {n}"
+        )
     vals = [_number(path, v, f"{where}[{i}]") for i, v in enumerate(value)]
     m = np.array(vals, dtype=np.float64).reshape(4, 4)
     if np.max(np.abs(m[3] - _BOTTOM)) > 1e-6:
@@ -185,7 +195,9 @@ def _matrix(path: Path, value: Any, where: str, warnings: list[str]) -> np.ndarr
             if msg not in warnings:
                 warnings.append(msg)
         else:
-            raise FormatError(f"{path}: '{where}' is not a camera pose (bottom row {m[3].tolist()})")
+            raise FormatError(
+                f"{path}: '{where}' is not a camera pose (bottom row {m[3].tolist()})"
+            )
     R = m[:3, :3]
     ortho = float(np.max(np.abs(R.T @ R - np.eye(3))))
     det = float(np.linalg.det(R))
@@ -200,13 +212,15 @@ def _matrix(path: Path, value: Any, where: str, warnings: list[str]) -> np.ndarr
 def _fov(path: Path, value: Any, where: str) -> float:
     v = _number(path, value, where)
     if not 0.0 < v < 180.0:
-        raise FormatError(f"{path}: '{where}' must be a field of view between 0 and 180 degrees, got {v:g}")
+        raise FormatError(
+            f"{path}: '{where}' must be a field of view between 0 and 180 degrees, got {v:g}"
+        )
     return v
 
 
 def read_nerfstudio(json_path: str | os.PathLike) -> tuple[CameraPath, list[str]]:
     """The camera path described by a nerfstudio camera_path.json, and warnings."""
-    from core.geometry.path import bake_path, keyframe_from_pose
+    from worldstudio.core.geometry.path import bake_path, keyframe_from_pose
 
     json_path = Path(json_path)
     if not json_path.is_file():
@@ -214,7 +228,9 @@ def read_nerfstudio(json_path: str | os.PathLike) -> tuple[CameraPath, list[str]
     try:
         data = json.loads(json_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise FormatError(f"{json_path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
+        raise FormatError(
+            f"{json_path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise FormatError(f"{json_path}: cannot be read ({exc})") from exc
     if not isinstance(data, dict):
@@ -229,19 +245,27 @@ def read_nerfstudio(json_path: str | os.PathLike) -> tuple[CameraPath, list[str]
     if not 1 <= fps <= 240:
         raise FormatError(f"{json_path}: 'fps' must be between 1 and 240, got {fps_f:g}")
     if abs(fps - fps_f) > 1e-9:
-        warnings.append(f"{json_path}: fps {fps_f:g} rounded to {fps} (the studio uses whole frame rates)")
+        warnings.append(
+            f"{json_path}: fps {fps_f:g} rounded to {fps} (the studio uses whole frame rates)"
+        )
     loop = data.get("is_cycle", False)
     if not isinstance(loop, bool):
         raise FormatError(f"{json_path}: 'is_cycle' must be true or false, got {loop!r}")
     tension = _number(json_path, data.get("smoothness_value", 0.0), "smoothness_value")
     if not -1.0 <= tension <= 1.0:
-        raise FormatError(f"{json_path}: 'smoothness_value' must be between 0 and 1, got {tension:g}")
+        raise FormatError(
+            f"{json_path}: 'smoothness_value' must be between 0 and 1, got {tension:g}"
+        )
     camera_type = data.get("camera_type", "perspective")
     if camera_type != "perspective":
-        warnings.append(f"{json_path}: camera_type {camera_type!r}: the studio renders perspective cameras")
+        warnings.append(
+            f"{json_path}: camera_type {camera_type!r}: the studio renders perspective cameras"
+        )
     default_fov = data.get("default_fov")
     default_transition = _number(
-        json_path, data.get("default_transition_sec", DEFAULT_TRANSITION_SEC), "default_transition_sec"
+        json_path,
+        data.get("default_transition_sec", DEFAULT_TRANSITION_SEC),
+        "default_transition_sec",
     )
     look_at = None
 
@@ -252,7 +276,9 @@ def read_nerfstudio(json_path: str | os.PathLike) -> tuple[CameraPath, list[str]
     if raw_frames is not None and not isinstance(raw_frames, list):
         raise FormatError(f"{json_path}: 'camera_path' must be a list")
     if not raw_kfs and not raw_frames:
-        raise FormatError(f"{json_path}: key 'keyframes' is missing or empty (and there is no camera_path)")
+        raise FormatError(
+            f"{json_path}: key 'keyframes' is missing or empty (and there is no camera_path)"
+        )
 
     baked_file = None
     if raw_frames:
@@ -263,7 +289,9 @@ def read_nerfstudio(json_path: str | os.PathLike) -> tuple[CameraPath, list[str]
                 raise FormatError(f"{json_path}: '{where}' must be an object")
             if "camera_to_world" not in fr:
                 raise FormatError(f"{json_path}: '{where}.camera_to_world' is missing")
-            mats.append(_matrix(json_path, fr["camera_to_world"], f"{where}.camera_to_world", warnings))
+            mats.append(
+                _matrix(json_path, fr["camera_to_world"], f"{where}.camera_to_world", warnings)
+            )
             fv = fr.get("fov", default_fov)
             if fv is None:
                 raise FormatError(f"{json_path}: '{where}.fov' is missing")
@@ -302,12 +330,14 @@ def read_nerfstudio(json_path: str | os.PathLike) -> tuple[CameraPath, list[str]
                     f"must be between 0 and 3600 seconds, got {t:g}"
                 )
         keyframes = [
-            keyframe_from_pose(p, fv, transition=t) for p, fv, t in zip(poses, kfovs, leave, strict=True)
+            keyframe_from_pose(p, fv, transition=t)
+            for p, fv, t in zip(poses, kfovs, leave, strict=True)
         ]
         if ext is not None:
             tension, look_at = _apply_extension(json_path, ext, keyframes, tension, warnings)
         path = CameraPath(
-            keyframes=keyframes, settings=PathSettings(fps=fps, tension=tension, loop=loop, look_at=look_at)
+            keyframes=keyframes,
+            settings=PathSettings(fps=fps, tension=tension, loop=loop, look_at=look_at),
         )
         if baked_file is not None:
             ours = bake_path(path)
@@ -318,7 +348,9 @@ def read_nerfstudio(json_path: str | os.PathLike) -> tuple[CameraPath, list[str]
                     f"camera_path has {len(c2w)}; the keyframes were kept"
                 )
             else:
-                diff = float(max(np.max(np.abs(ours.c2w - c2w)), np.max(np.abs(ours.fov - fovs)) / 180.0))
+                diff = float(
+                    max(np.max(np.abs(ours.c2w - c2w)), np.max(np.abs(ours.fov - fovs)) / 180.0)
+                )
                 if diff > 1e-4:
                     warnings.append(
                         f"{json_path}: the studio's spline differs from the file's baked camera_path "
@@ -326,7 +358,7 @@ def read_nerfstudio(json_path: str | os.PathLike) -> tuple[CameraPath, list[str]
                     )
         return path, warnings
 
-    from core.interop.liveworld import trajectory_keyframes
+    from worldstudio.core.interop.liveworld import trajectory_keyframes
 
     c2w, fovs = baked_file
     kfs, how = trajectory_keyframes(c2w, fovs, fps)
@@ -336,14 +368,16 @@ def read_nerfstudio(json_path: str | os.PathLike) -> tuple[CameraPath, list[str]
     )
     if loop:
         warnings.append(f"{json_path}: is_cycle ignored: the fitted path is open")
-    return CameraPath(keyframes=kfs, settings=PathSettings(fps=fps, tension=0.0, loop=False)), warnings
+    return CameraPath(
+        keyframes=kfs, settings=PathSettings(fps=fps, tension=0.0, loop=False)
+    ), warnings
 
 
 def _apply_extension(
     json_path: Path, ext: dict, keyframes: list[Keyframe], tension: float, warnings: list[str]
 ) -> tuple[float, tuple[float, float, float] | None]:
     """Restore what nerfstudio's format cannot hold; ignored (warned) when inconsistent."""
-    from core.geometry.path import EASINGS
+    from worldstudio.core.geometry.path import EASINGS
 
     def bad(why: str) -> tuple[float, None]:
         warnings.append(f"{json_path}: the '{EXTENSION_KEY}' section was ignored ({why})")
@@ -367,8 +401,12 @@ def _apply_extension(
     look_at = None
     if la is not None:
         if not (
-            isinstance(la, list) and len(la) == 3
-            and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in la)
+            isinstance(la, list)
+            and len(la) == 3
+            and all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                for v in la
+            )
         ):
             return bad("look_at must be 3 numbers")
         look_at = (float(la[0]), float(la[1]), float(la[2]))
@@ -378,7 +416,9 @@ def _apply_extension(
     return float(t), look_at
 
 
-def import_nerfstudio(json_path: str | os.PathLike, project_dir: str | os.PathLike) -> tuple[Project, list[str]]:
+def import_nerfstudio(
+    json_path: str | os.PathLike, project_dir: str | os.PathLike
+) -> tuple[Project, list[str]]:
     """Replace the camera path of the project in ``project_dir`` with the file's; saves the
     project (atomically) and returns (project, warnings)."""
     folder = ProjectFolder(project_dir)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import FormatError, WorldStudioError
-from core.fileio import check_output_path
+from worldstudio.core.errors import FormatError, WorldStudioError
+from worldstudio.core.fileio import check_output_path
 
 
 def _ffmpeg() -> str:
@@ -42,7 +42,9 @@ class VideoWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._tmp.touch()
         except OSError as exc:
-            raise WorldStudioError(f"{self.path}: cannot write here ({exc.strerror or exc})") from exc
+            raise WorldStudioError(
+                f"{self.path}: cannot write here ({exc.strerror or exc})"
+            ) from exc
 
     def write(self, frame: np.ndarray) -> None:
         frame = np.asarray(frame)
@@ -68,13 +70,21 @@ class VideoWriter:
                 # veryfast: about 3x faster than x264's default at the same CRF, for files a
                 # little larger; encoding otherwise rivals a small model's generation time
                 output_params=[
-                    "-crf", str(self.quality), "-preset", "veryfast",
-                    "-vf", pad, "-movflags", "+faststart",
+                    "-crf",
+                    str(self.quality),
+                    "-preset",
+                    "veryfast",
+                    "-vf",
+                    pad,
+                    "-movflags",
+                    "+faststart",
                 ],
             )
             self._gen.send(None)
         elif (h, w) != self._size:
-            raise ValueError(f"frame {self.frames} is {w}x{h}, the video is {self._size[1]}x{self._size[0]}")
+            raise ValueError(
+                f"frame {self.frames} is {w}x{h}, the video is {self._size[1]}x{self._size[0]}"
+            )
         self._gen.send(np.ascontiguousarray(frame))
         self.frames += 1
 
@@ -131,8 +141,12 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"{path}: no such video")
-    proc = subprocess.run([_ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
-    m = re.search(r"Video: (\w+)[^,]*, (\w+)[^,]*(?:\([^)]*\))?, (\d+)x(\d+).*?([\d.]+) fps", proc.stderr)
+    proc = subprocess.run(
+        [_ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True, text=True
+    )
+    m = re.search(
+        r"Video: (\w+)[^,]*, (\w+)[^,]*(?:\([^)]*\))?, (\d+)x(\d+).*?([\d.]+) fps", proc.stderr
+    )
     if not m:
         raise FormatError(f"{path}: not a readable video")
     frames, _secs = imageio_ffmpeg.count_frames_and_secs(str(path))

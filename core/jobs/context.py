@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from core.errors import Cancelled
+from worldstudio.core.errors import Cancelled
 
 T = TypeVar("T")
 

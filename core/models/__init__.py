@@ -4,7 +4,7 @@ cache, local-folder overrides, downloads and offline detection.
 Importing this package imports neither torch nor huggingface_hub.
 """
 
-from core.models.catalogue import (
+from worldstudio.core.models.catalogue import (
     CATALOGUE,
     KINDS,
     ModelInfo,
@@ -13,7 +13,7 @@ from core.models.catalogue import (
     find_model,
     format_bytes,
 )
-from core.models.manager import (
+from worldstudio.core.models.manager import (
     ModelError,
     ModelMissingError,
     ModelStatus,

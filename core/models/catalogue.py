@@ -68,7 +68,9 @@ def format_bytes(n: int | float) -> str:
     return f"{n:.1f} TB"  # pragma: no cover
 
 
-_RESEARCH = "Apple Machine Learning Research Model licence: research use only, not for commercial use"
+_RESEARCH = (
+    "Apple Machine Learning Research Model licence: research use only, not for commercial use"
+)
 
 CATALOGUE: tuple[ModelInfo, ...] = (
     # ---------------------------------------------------------------- depth

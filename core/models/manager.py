@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlparse
 
-from core.errors import WorldStudioError
-from core.models.catalogue import CATALOGUE, ModelInfo, find_model
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.models.catalogue import CATALOGUE, ModelInfo, find_model
 
 if TYPE_CHECKING:
-    from core.jobs import JobContext
+    from worldstudio.core.jobs import JobContext
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -186,7 +186,7 @@ def _config_dirs() -> dict[str, Path]:
 
 def save_local_dir_to_config(name: str, path: str | os.PathLike | None) -> Path:
     """Record (or with None remove) a local folder for ``name`` in models.json; returns the file."""
-    from core.project import atomic_write_bytes
+    from worldstudio.core.project import atomic_write_bytes
 
     info = _info_or_error(name)
     cfg = config_file()
@@ -297,7 +297,9 @@ def model_status(name: str | ModelInfo) -> ModelStatus:
         if is_complete(folder, info.library):
             return ModelStatus(info, "local", folder, f"local folder {folder} (from {source})")
         return ModelStatus(
-            info, "local-missing", None,
+            info,
+            "local-missing",
+            None,
             f"local folder {folder} (from {source}) does not hold the model "
             f"({'model_index.json' if info.library == 'diffusers' else 'config.json'} and safetensors weights)",
         )
@@ -371,7 +373,7 @@ def _progress_tqdm(callback: ProgressFn, label: str):
             kwargs["disable"] = False
             super().__init__(*args, **kwargs)
 
-        def display(self, *args, **kwargs):  # noqa: D401 - silence
+        def display(self, *args, **kwargs):
             return None
 
         def update(self, n=1):
@@ -441,7 +443,7 @@ def download(
         )
     except WorldStudioError:
         raise
-    except Exception as exc:  # noqa: BLE001 - network, auth and disk errors from the hub client
+    except Exception as exc:
         raise ModelError(
             f"downloading model {info.name} ({info.repo_id}) failed: {type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else exc!r}; run the command again to resume"

@@ -1,6 +1,6 @@
 """The oracle world: a procedural dynamic scene with exact ground-truth RGB, depth and masks."""
 
-from core.oracle.scene import (
+from worldstudio.core.oracle.scene import (
     DEMO_FOV_DEG,
     DEMO_HEIGHT,
     DEMO_WIDTH,

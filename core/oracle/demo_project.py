@@ -11,9 +11,9 @@ import os
 
 import numpy as np
 
-from core.fileio import staged_folder
-from core.oracle.scene import DEMO_FOV_DEG, OracleScene, demo_intrinsics
-from core.project import (
+from worldstudio.core.fileio import staged_folder
+from worldstudio.core.oracle.scene import DEMO_FOV_DEG, OracleScene, demo_intrinsics
+from worldstudio.core.project import (
     CameraPath,
     Entity,
     GenerationSettings,
@@ -41,7 +41,7 @@ BALL_PROMPTS = (
 
 def demo_path(fps: int, total_frames: int) -> CameraPath:
     """A gentle move: push in, look right past the tower, and come back to the start."""
-    from core.geometry.transforms import look_at, pose_from_matrix
+    from worldstudio.core.geometry.transforms import look_at, pose_from_matrix
 
     views = [
         ((0.0, 0.0, 0.0), (0.0, 0.3, 6.0)),
@@ -78,8 +78,8 @@ def create_demo_project(folder: str | os.PathLike, width: int = 832, height: int
     """
     from PIL import Image
 
-    from core.pointcloud.ops import unproject_depth
-    from core.pointcloud.ply import write_ply
+    from worldstudio.core.pointcloud.ops import unproject_depth
+    from worldstudio.core.pointcloud.ply import write_ply
 
     if width < 16 or height < 16:
         raise ValueError(f"the demo needs at least 16x16 pixels, got {width}x{height}")
@@ -93,7 +93,9 @@ def create_demo_project(folder: str | os.PathLike, width: int = 832, height: int
         Image.fromarray(frame.rgb).save(staging / "source.png")
         np.save(pf.scene_dir / "depth.npy", frame.depth, allow_pickle=False)
         Image.fromarray(frame.entity_mask.astype(np.uint8) * 255).save(pf.masks_dir / "ball.png")
-        cloud = unproject_depth(frame.depth, K, np.eye(4), rgb=frame.rgb, entity_id=frame.entity_ids)
+        cloud = unproject_depth(
+            frame.depth, K, np.eye(4), rgb=frame.rgb, entity_id=frame.entity_ids
+        )
         write_ply(pf.scene_dir / "points.ply", cloud)
 
         gen = GenerationSettings(
@@ -112,12 +114,20 @@ def create_demo_project(folder: str | os.PathLike, width: int = 832, height: int
         project = Project(
             name="Demo room",
             source=SourceImage(original_name="oracle scene, t = 0", width=width, height=height),
-            intrinsics=Intrinsics(K=tuple(tuple(float(v) for v in row) for row in K), height=height, width=width),
+            intrinsics=Intrinsics(
+                K=tuple(tuple(float(v) for v in row) for row in K), height=height, width=width
+            ),
             scene=Scene(point_count=len(cloud), metric=True, depth_model="oracle (exact depth)"),
             rounds=[Round(scene_text=t) for t in ROUND_TEXTS],
             entities=[ball],
             monitors=[
-                Monitor(id="mon-ball", name="Ball monitor", pose=origin, fov=DEMO_FOV_DEG, entity_ids=[ball.id])
+                Monitor(
+                    id="mon-ball",
+                    name="Ball monitor",
+                    pose=origin,
+                    fov=DEMO_FOV_DEG,
+                    entity_ids=[ball.id],
+                )
             ],
             generation=gen,
         )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.errors import FormatError
+from worldstudio.core.errors import FormatError
 
 __all__ = ["STATIC_ENTITY", "PointCloud", "PointCloudError"]
 

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from core.pointcloud.cloud import PointCloud
+from worldstudio.core.pointcloud.cloud import PointCloud
 
 __all__ = ["remove_depth_edges", "unproject_depth", "voxel_downsample"]
 
@@ -150,12 +150,12 @@ def unproject_depth(depth, K, c2w, rgb=None, mask=None, entity_id=None) -> Point
 
     rows, cols = np.nonzero(valid)
     z = d[rows, cols]
-    Kinv = np.linalg.inv(K)
+    k_inv = np.linalg.inv(K)
     u = cols + 0.5
     v = rows + 0.5
     cam = np.empty((len(z), 3), np.float64)
     for i in range(3):
-        cam[:, i] = (Kinv[i, 0] * u + Kinv[i, 1] * v + Kinv[i, 2]) * z
+        cam[:, i] = (k_inv[i, 0] * u + k_inv[i, 1] * v + k_inv[i, 2]) * z
     xyz = cam @ T[:3, :3].T + T[:3, 3]
     colours = rgb[rows, cols] if rgb is not None else np.full((len(z), 3), _GREY, np.uint8)
     if ids_map is not None:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import FormatError
-from core.fileio import atomic_write
-from core.pointcloud.cloud import PointCloud
+from worldstudio.core.errors import FormatError
+from worldstudio.core.fileio import atomic_write
+from worldstudio.core.pointcloud.cloud import PointCloud
 
 __all__ = ["read_ply", "read_ply_with_normals", "write_ply"]
 

@@ -28,7 +28,7 @@ only writes the z half of them; culling uses arithmetic and clamping instead of 
 when a call renders several poses of a large cloud, the points are first sorted by their pixel
 in the first pose, so that the scatters of a block hit a cache-sized band of the z-buffer.
 
-This module imports torch at import time: import it explicitly (``core.pointcloud`` does not).
+This module imports torch at import time: import it explicitly (``worldstudio.core.pointcloud`` does not).
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ def render_points(
         dev = xyz.device if isinstance(xyz, torch.Tensor) else torch.device("cpu")
     else:
         raise ValueError(f"device must be a torch device or its name, got {device!r}")
-    P_all = _projections(c2w, K)
-    B = P_all.shape[0]
+    proj_all = _projections(c2w, K)
+    B = proj_all.shape[0]
     bg = _background(background, dev)
 
     pts = _as_tensor(xyz, dev, torch.float32)
@@ -135,7 +135,7 @@ def render_points(
         index=torch.empty((B, height, width), dtype=torch.int64, device=dev),
     )
     with torch.inference_mode():
-        _render_into(out, pts, cols, P_all, bg, radius, near)
+        _render_into(out, pts, cols, proj_all, bg, radius, near)
     return out
 
 
@@ -154,27 +154,27 @@ def _cpu_float64(a, name: str) -> torch.Tensor:
 def _projections(c2w, K) -> torch.Tensor:
     """(B, 3, 4) float64 CPU matrices ``K @ inverse(c2w)[:3]``."""
     c2w_t = _cpu_float64(c2w, "c2w")
-    K_t = _cpu_float64(K, "K")
+    k_t = _cpu_float64(K, "K")
     if c2w_t.shape == (4, 4):
         c2w_t = c2w_t[None]
     if c2w_t.ndim != 3 or c2w_t.shape[1:] != (4, 4):
         raise ValueError(f"c2w must have shape (4, 4) or (B, 4, 4), got {tuple(c2w_t.shape)}")
-    if K_t.shape == (3, 3):
-        K_t = K_t[None]
-    if K_t.ndim != 3 or K_t.shape[1:] != (3, 3):
-        raise ValueError(f"K must have shape (3, 3) or (B, 3, 3), got {tuple(K_t.shape)}")
+    if k_t.shape == (3, 3):
+        k_t = k_t[None]
+    if k_t.ndim != 3 or k_t.shape[1:] != (3, 3):
+        raise ValueError(f"K must have shape (3, 3) or (B, 3, 3), got {tuple(k_t.shape)}")
     B = c2w_t.shape[0]
-    if K_t.shape[0] not in (1, B):
-        raise ValueError(f"K holds {K_t.shape[0]} matrices for {B} poses; give one or one a pose")
-    if not bool(torch.isfinite(c2w_t).all()) or not bool(torch.isfinite(K_t).all()):
+    if k_t.shape[0] not in (1, B):
+        raise ValueError(f"K holds {k_t.shape[0]} matrices for {B} poses; give one or one a pose")
+    if not bool(torch.isfinite(c2w_t).all()) or not bool(torch.isfinite(k_t).all()):
         raise ValueError("c2w and K must be finite")
-    if not bool((K_t[:, 2] == torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)).all()):
+    if not bool((k_t[:, 2] == torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)).all()):
         raise ValueError("K's last row must be (0, 0, 1)")
     try:
         w2c = torch.linalg.inv(c2w_t)
     except RuntimeError as exc:  # torch.linalg.LinAlgError
         raise ValueError(f"c2w is not invertible: {exc}") from None
-    return K_t @ w2c[:, :3, :]
+    return k_t @ w2c[:, :3, :]
 
 
 def _background(background, device: torch.device) -> torch.Tensor:
@@ -188,7 +188,7 @@ def _background(background, device: torch.device) -> torch.Tensor:
     return bg.round().to(device=device, dtype=torch.uint8)
 
 
-def _render_into(out: RenderResult, pts, cols, P_all, bg, radius: int, near: float) -> None:
+def _render_into(out: RenderResult, pts, cols, proj_all, bg, radius: int, near: float) -> None:
     dev = pts.device
     B, H, W = out.depth.shape
     # `ids` are the input indices of the points as processed: non-finite points are dropped,
@@ -214,17 +214,17 @@ def _render_into(out: RenderResult, pts, cols, P_all, bg, radius: int, near: flo
     # The z-buffer of a pose is (H + 2) x (W + 2): the image plus a one-pixel guard ring that
     # takes every culled or off-image point, so no point needs a validity mask.
     Hp, Wp = H + 2, W + 2
-    HWp = Hp * Wp
+    hw_pad = Hp * Wp
     if B >= _SORT_MIN_POSES and n_pts >= _SORT_MIN_POINTS:
         # Points in the pixel order of the first pose: each block's scatter then touches a
         # band of the z-buffer that stays in cache (nearby poses keep most of that locality).
-        perm = _pixel_order(P_all[0].to(device=dev, dtype=torch.float32), pts_t, H, W, near)
+        perm = _pixel_order(proj_all[0].to(device=dev, dtype=torch.float32), pts_t, H, W, near)
         pts_t = torch.index_select(pts_t, 1, perm)
         ids = torch.index_select(ids, 0, perm)
     # Pixel ids are int32 within a chunk of poses. On CPU a chunk's z-buffer and decoding
     # scratch stay small (a few MB), so that the allocator reuses them without page faults.
     chunk_bytes = _CHUNK_BYTES if dev.type == "cuda" else _CPU_CHUNK_BYTES
-    pose_chunk = max(1, min(B, chunk_bytes // (HWp * 24), (2**31 - 1) // HWp))
+    pose_chunk = max(1, min(B, chunk_bytes // (hw_pad * 24), (2**31 - 1) // hw_pad))
     poses_per_block = max(1, min(pose_chunk, block_elems // max(1, n_pts)))
     pts_per_block = max(1, block_elems // poses_per_block)
     # Keys (poses_per_block, n_pts): the id halves are written once, here; each pose then
@@ -235,19 +235,19 @@ def _render_into(out: RenderResult, pts, cols, P_all, bg, radius: int, near: flo
     key_z = key_halves[..., _HI]
 
     ws = _Workspace(poses_per_block * min(n_pts, pts_per_block), dev)
-    zbuf = torch.empty(pose_chunk * HWp, dtype=torch.int64, device=dev)
+    zbuf = torch.empty(pose_chunk * hw_pad, dtype=torch.int64, device=dev)
     scratch = torch.empty((2, pose_chunk * H * W), dtype=torch.int32, device=dev)
     for b0 in range(0, B, pose_chunk):
         b1 = min(B, b0 + pose_chunk)
         nb = b1 - b0
-        P = P_all[b0:b1].to(device=dev, dtype=torch.float32)
+        P = proj_all[b0:b1].to(device=dev, dtype=torch.float32)
         M = P[:, :, :3].reshape(nb * 3, 3)
         t = P[:, :, 3].reshape(nb * 3, 1)
-        zb = zbuf[: nb * HWp].fill_(_EMPTY_KEY)
+        zb = zbuf[: nb * hw_pad].fill_(_EMPTY_KEY)
         for p0 in range(0, nb, poses_per_block):
             p1 = min(nb, p0 + poses_per_block)
             # Flat id of image pixel (0, 0) of each pose.
-            base = torch.arange(p0, p1, dtype=torch.int32, device=dev)[:, None] * HWp + Wp + 1
+            base = torch.arange(p0, p1, dtype=torch.int32, device=dev)[:, None] * hw_pad + Wp + 1
             for s in range(0, n_pts, pts_per_block):
                 e = min(n_pts, s + pts_per_block)
                 Mp, tp = M[p0 * 3 : p1 * 3], t[p0 * 3 : p1 * 3]

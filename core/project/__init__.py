@@ -1,7 +1,7 @@
 """The project model and its folder on disk."""
 
-from core.fileio import atomic_write_bytes
-from core.project.model import (
+from worldstudio.core.fileio import atomic_write_bytes
+from worldstudio.core.project.model import (
     SCHEMA_VERSION,
     CameraPath,
     CropBox,
@@ -17,7 +17,7 @@ from core.project.model import (
     Scene,
     SourceImage,
 )
-from core.project.store import ProjectFolder, load_project, save_project
+from worldstudio.core.project.store import ProjectFolder, load_project, save_project
 
 __all__ = [
     "SCHEMA_VERSION",

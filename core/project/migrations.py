@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from core.errors import ProjectError
+from worldstudio.core.errors import ProjectError
 
 Raw = dict[str, Any]
 

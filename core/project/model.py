@@ -24,12 +24,14 @@ Fov = Annotated[float, Field(gt=0.0, lt=180.0, description="vertical field of vi
 def parse_size(text: str, option: str = "--size", multiple: int = 1) -> tuple[int, int]:
     """'832x480' -> (832, 480); an error naming ``option`` otherwise. Video sizes for the models
     must be multiples of 16 (``multiple=16``)."""
-    from core.errors import WorldStudioError
+    from worldstudio.core.errors import WorldStudioError
 
     try:
         w, h = (int(v) for v in str(text).lower().split("x"))
     except ValueError:
-        raise WorldStudioError(f"{option}: expected WIDTHxHEIGHT such as 832x480, got {text!r}") from None
+        raise WorldStudioError(
+            f"{option}: expected WIDTHxHEIGHT such as 832x480, got {text!r}"
+        ) from None
     if w <= 0 or h <= 0 or w % multiple or h % multiple:
         what = f"positive multiples of {multiple}" if multiple > 1 else "positive"
         raise WorldStudioError(f"{option}: width and height must be {what}, got {text!r}")
@@ -211,7 +213,9 @@ class GenerationSettings(_Model):
     @classmethod
     def _four_k_plus_one(cls, f: int) -> int:
         if f < 5 or (f - 1) % 4 != 0:
-            raise ValueError(f"frames per round must be 4k+1 and at least 5 (5, 9, ..., 65, ...), got {f}")
+            raise ValueError(
+                f"frames per round must be 4k+1 and at least 5 (5, 9, ..., 65, ...), got {f}"
+            )
         return f
 
     @field_validator("width", "height")

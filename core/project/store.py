@@ -17,10 +17,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from core.errors import ProjectError, WorldStudioError
-from core.fileio import atomic_write_bytes
-from core.project.migrations import migrate
-from core.project.model import SCHEMA_VERSION, Project
+from worldstudio.core.errors import ProjectError, WorldStudioError
+from worldstudio.core.fileio import atomic_write_bytes
+from worldstudio.core.project.migrations import migrate
+from worldstudio.core.project.model import SCHEMA_VERSION, Project
 
 PROJECT_FILE = "project.json"
 PROJECT_SUFFIX = ".wsproj"
@@ -38,7 +38,9 @@ def project_from_json(text: str, source: str = PROJECT_FILE) -> Project:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ProjectError(f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
+        raise ProjectError(
+            f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from exc
     if not isinstance(raw, dict):
         raise ProjectError(f"{source}: expected a JSON object at the top level")
     if "schema_version" not in raw:
@@ -91,7 +93,9 @@ class ProjectFolder:
         """A file the project refers to; refuses paths that leave the project folder."""
         p = Path(relative)
         if p.is_absolute() or ".." in p.parts:
-            raise ProjectError(f"{self.project_file}: path {relative!r} must stay inside the project")
+            raise ProjectError(
+                f"{self.project_file}: path {relative!r} must stay inside the project"
+            )
         return self.root / p
 
     def exists(self) -> bool:

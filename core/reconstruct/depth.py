@@ -14,7 +14,7 @@ What the models give, and what the studio makes of it:
   (``scene.metric = False``); its unit is roughly a metre for a typical indoor or street photo.
 - Depth Anything V2 *metric* (indoor/outdoor) predicts depth in metres directly.
 - Depth Pro predicts a canonical inverse depth and a horizontal field of view; metric depth is
-  ``f_px / (W * inverse)``, with the focal length chosen by :mod:`core.reconstruct.focal`
+  ``f_px / (W * inverse)``, with the focal length chosen by :mod:`worldstudio.core.reconstruct.focal`
   (EXIF first, else the model's own estimate, ...).
 
 torch and transformers are imported inside functions only.
@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from core.models import ModelError, default_model, find_model
-from core.models.catalogue import ModelInfo
+from worldstudio.core.models import ModelError, default_model, find_model
+from worldstudio.core.models.catalogue import ModelInfo
 
 if TYPE_CHECKING:
-    from core.jobs import JobContext
+    from worldstudio.core.jobs import JobContext
 
 RELATIVE_NEAR = 1.0
 RELATIVE_FAR = 10.0
@@ -96,7 +96,7 @@ def load_pretrained(cls_name: str, folder: Path, device: str):
     hf_logging.set_verbosity_error()
     try:
         model, info = cls.from_pretrained(str(folder), output_loading_info=True)
-    except Exception as exc:  # noqa: BLE001 - corrupt weights, wrong config, missing files
+    except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelError(f"{folder}: cannot load the model as {cls_name} ({first})") from exc
     finally:
@@ -125,7 +125,7 @@ def resolve_model_folder(
     name: str | os.PathLike | None, kind: str, ctx: JobContext | None = None
 ) -> tuple[Path, ModelInfo | None]:
     """A catalogue name, a hub repo id or a local folder -> (folder, catalogue entry or None)."""
-    from core.models import resolve_with_context
+    from worldstudio.core.models import resolve_with_context
 
     if name is None:
         info = default_model(kind)  # type: ignore[arg-type]
@@ -137,7 +137,7 @@ def resolve_model_folder(
                 if not (folder / "config.json").is_file():
                     raise ModelError(f"{folder}: not a model folder (no config.json)")
                 return folder, None
-            from core.models.catalogue import names
+            from worldstudio.core.models.catalogue import names
 
             raise ModelError(
                 f"unknown {kind} model {str(name)!r}: use one of {', '.join(names(kind))} "  # type: ignore[arg-type]
@@ -233,7 +233,9 @@ class DepthEstimator:
         self.arch = model_type(self.folder)
         self.preprocess = read_json(self.folder / "preprocessor_config.json")
         if self.arch == "depth_anything":
-            self.model = load_pretrained("DepthAnythingForDepthEstimation", self.folder, self.device)
+            self.model = load_pretrained(
+                "DepthAnythingForDepthEstimation", self.folder, self.device
+            )
             self.kind: Literal["relative", "metric", "inverse"] = (
                 "metric" if self.model.config.depth_estimation_type == "metric" else "relative"
             )
@@ -276,7 +278,10 @@ class DepthEstimator:
         if self.arch == "depth_anything":
             cfg = self.preprocess
             return dpt_resize_shape(
-                height, width, self._input_size(518), bool(cfg.get("keep_aspect_ratio", True)),
+                height,
+                width,
+                self._input_size(518),
+                bool(cfg.get("keep_aspect_ratio", True)),
                 int(cfg.get("ensure_multiple_of", 14) or 1),
             )
         c = self.model.config
@@ -296,7 +301,9 @@ class DepthEstimator:
             x = np.asarray(img, dtype=np.float32) / 255.0
             mean, std = self._mean_std(IMAGENET_MEAN, IMAGENET_STD)
             x = (x - mean) / std
-            return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].to(self.device)
+            return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].to(
+                self.device
+            )
         # Depth Pro: rescale and normalise first, then resize (bilinear, no antialias), as its
         # processor does.
         mean, std = self._mean_std((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
@@ -319,7 +326,9 @@ class DepthEstimator:
 
         rgb = np.asarray(rgb)
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"predict: expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
+            raise ValueError(
+                f"predict: expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}"
+            )
         H, W = rgb.shape[:2]
         out = self.forward(self.pixel_values(rgb))
         pred = out.predicted_depth

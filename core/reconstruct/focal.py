@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from core.reconstruct.image_io import CameraExif
+from worldstudio.core.reconstruct.image_io import CameraExif
 
 DEFAULT_FOV_DEG = 60.0
 FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)  # 43.27 mm
@@ -104,7 +104,10 @@ def exif_focal_px(exif: CameraExif, image_size: tuple[int, int]) -> tuple[float,
         width_mm = sensor_width_mm(exif)
         if width_mm:
             f = exif.focal_mm / width_mm * long_side
-            return f, f"EXIF FocalLength {exif.focal_mm:g} mm on a {width_mm:g} mm wide sensor ({exif.camera})"
+            return (
+                f,
+                f"EXIF FocalLength {exif.focal_mm:g} mm on a {width_mm:g} mm wide sensor ({exif.camera})",
+            )
     return None
 
 
@@ -148,10 +151,14 @@ def choose_fov(
         if _plausible(model_fov_h_deg):
             fov = vertical_from_horizontal(model_fov_h_deg, h, w)
             return FovChoice(
-                fov, "model", f"the depth model's estimate ({model_fov_h_deg:.1f} degrees horizontal)"
-                + (f"; {'; '.join(notes)}" if notes else "")
+                fov,
+                "model",
+                f"the depth model's estimate ({model_fov_h_deg:.1f} degrees horizontal)"
+                + (f"; {'; '.join(notes)}" if notes else ""),
             )
-        notes.append(f"ignored the depth model's implausible estimate ({model_fov_h_deg:.1f} degrees)")
+        notes.append(
+            f"ignored the depth model's implausible estimate ({model_fov_h_deg:.1f} degrees)"
+        )
     extra = f"; {'; '.join(notes)}" if notes else ""
     if user_fov_deg is not None:
         return FovChoice(float(user_fov_deg), "user", f"set by the user{extra}")

@@ -28,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 
-from core.errors import WorldStudioError
+from worldstudio.core.errors import WorldStudioError
 
 # Most pixels decoded from one image (after JPEG draft downscaling): 100 MP is ~400 MB as RGBA.
 MAX_PIXELS = 100_000_000
@@ -98,7 +98,9 @@ def fit_crop(
             raise ImageError(f"{path}: crop box must be x,y,width,height, got {crop!r}")
         bx, by, bw, bh = (int(v) for v in crop)
         if bw <= 0 or bh <= 0:
-            raise ImageError(f"{path}: crop box {bx},{by},{bw},{bh} must have a positive width and height")
+            raise ImageError(
+                f"{path}: crop box {bx},{by},{bw},{bh} must have a positive width and height"
+            )
         if bx < 0 or by < 0 or bx + bw > iw or by + bh > ih:
             raise ImageError(
                 f"{path}: crop box {bx},{by},{bw},{bh} (x,y,width,height) does not fit inside the "
@@ -150,11 +152,11 @@ def _upright_to_raw(pt: tuple[float, float], orientation: int, raw_w: float, raw
     return x, y
 
 
-def _box_upright_to_raw(box, orientation: int, raw_w: int, raw_h: int) -> tuple[float, float, float, float]:
+def _box_upright_to_raw(
+    box, orientation: int, raw_w: int, raw_h: int
+) -> tuple[float, float, float, float]:
     x, y, w, h = box
-    corners = [
-        _upright_to_raw(p, orientation, raw_w, raw_h) for p in ((x, y), (x + w, y + h))
-    ]
+    corners = [_upright_to_raw(p, orientation, raw_w, raw_h) for p in ((x, y), (x + w, y + h))]
     xs = [c[0] for c in corners]
     ys = [c[1] for c in corners]
     return min(xs), min(ys), max(xs), max(ys)  # left, top, right, bottom
@@ -281,9 +283,11 @@ def to_rgb8(img, alpha: AlphaMode = "white", notes: list[str] | None = None):
             else:
                 arr8 = np.clip(arr, 0, 255).astype(np.uint8)
         return Image.fromarray(arr8, "L").convert("RGB")
-    has_alpha = mode in ("RGBA", "LA", "La", "RGBa", "PA") or (
-        mode == "P" and "transparency" in img.info
-    ) or (mode in ("L", "RGB") and "transparency" in img.info)
+    has_alpha = (
+        mode in ("RGBA", "LA", "La", "RGBa", "PA")
+        or (mode == "P" and "transparency" in img.info)
+        or (mode in ("L", "RGB") and "transparency" in img.info)
+    )
     if has_alpha:
         rgba = img.convert("RGBA")
         if alpha == "drop":
@@ -397,13 +401,18 @@ def prepare_image(
         # JPEG: decode at 1/2, 1/4 or 1/8 scale when the crop still covers the project size.
         scale_needed = max(tw / box[2], th / box[3])
         if img.format == "JPEG" and scale_needed < 0.5:
-            want = (max(1, math.ceil(raw_w * scale_needed)), max(1, math.ceil(raw_h * scale_needed)))
+            want = (
+                max(1, math.ceil(raw_w * scale_needed)),
+                max(1, math.ceil(raw_h * scale_needed)),
+            )
             try:
                 img.draft(None, want)
             except Exception:  # noqa: BLE001 - draft is an optimisation only
                 pass
             if img.size != (raw_w, raw_h):
-                notes.append(f"decoded the JPEG at {img.size[0]}x{img.size[1]} (of {raw_w}x{raw_h})")
+                notes.append(
+                    f"decoded the JPEG at {img.size[0]}x{img.size[1]} (of {raw_w}x{raw_h})"
+                )
         dec_w, dec_h = img.size
         if dec_w * dec_h > max_pixels:
             raise _too_big(path, raw_w, raw_h, max_pixels)
@@ -447,6 +456,10 @@ def prepare_image(
     if rgb.shape != (th, tw, 3):  # pragma: no cover - a PIL mode we did not foresee
         raise ImageError(f"{path}: could not be converted to an RGB image (got shape {rgb.shape})")
     return PreparedImage(
-        rgb=rgb, path=path, original_size=(up_h, up_w), crop=tuple(int(v) for v in box),
-        exif=exif, notes=notes,
+        rgb=rgb,
+        path=path,
+        original_size=(up_h, up_w),
+        crop=tuple(int(v) for v in box),
+        exif=exif,
+        notes=notes,
     )

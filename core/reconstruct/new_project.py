@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import WorldStudioError
-from core.fileio import staged_folder
-from core.jobs import JobContext
-from core.project import Project
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.fileio import staged_folder
+from worldstudio.core.jobs import JobContext
+from worldstudio.core.project import Project
 
 DEFAULT_SIZE = (832, 480)
 DEFAULT_ROUNDS = 2
@@ -84,7 +84,7 @@ def new_project_from_image(
 
     ``depth_model``: a catalogue name, hub repo id or local model folder (default: the default
     depth model). ``fov``: the photo's vertical field of view in degrees, used when there is no
-    EXIF focal length and no model estimate (module :mod:`core.reconstruct.focal`). ``size``:
+    EXIF focal length and no model estimate (module :mod:`worldstudio.core.reconstruct.focal`). ``size``:
     (width, height) of the project video and source image. ``crop``: (x, y, width, height) in the
     upright original image's pixels (shrunk, centred, to the project's aspect); default: the
     largest centred crop. An existing folder at ``out_folder`` is replaced, and only once the new
@@ -92,8 +92,8 @@ def new_project_from_image(
     ``--force``). Errors a user can cause raise :class:`~core.errors.WorldStudioError` subclasses
     naming the file and the problem; nothing is written then.
     """
-    from core.geometry.camera import intrinsics_from_fov
-    from core.project import (
+    from worldstudio.core.geometry.camera import intrinsics_from_fov
+    from worldstudio.core.project import (
         CameraPath,
         CropBox,
         GenerationSettings,
@@ -104,9 +104,9 @@ def new_project_from_image(
         Scene,
         SourceImage,
     )
-    from core.reconstruct.depth import load_depth_estimator
-    from core.reconstruct.focal import choose_fov
-    from core.reconstruct.image_io import prepare_image
+    from worldstudio.core.reconstruct.depth import load_depth_estimator
+    from worldstudio.core.reconstruct.focal import choose_fov
+    from worldstudio.core.reconstruct.image_io import prepare_image
 
     ctx = ctx or JobContext()
     w, h = _check_size(size)
@@ -139,7 +139,9 @@ def new_project_from_image(
     )
     if user_fov is not None and choice.source in ("exif", "model"):
         ctx.log(f"--fov {user_fov:g} not used: the {choice.source} estimate comes first")
-    ctx.log(f"field of view: {choice.fov_deg:.2f} degrees vertical, from {choice.source} ({choice.detail})")
+    ctx.log(
+        f"field of view: {choice.fov_deg:.2f} degrees vertical, from {choice.source} ({choice.detail})"
+    )
     K = intrinsics_from_fov(choice.fov_deg, h, w)
     depth = prediction.depth(focal_px=float(K[0, 0]))
     ctx.check_cancelled()
@@ -157,12 +159,17 @@ def new_project_from_image(
             original_name=image_path.name,
             original_size=prepared.original_size,
             crop=CropBox(
-                x=prepared.crop[0], y=prepared.crop[1], width=prepared.crop[2], height=prepared.crop[3]
+                x=prepared.crop[0],
+                y=prepared.crop[1],
+                width=prepared.crop[2],
+                height=prepared.crop[3],
             ),
             height=h,
             width=w,
         ),
-        intrinsics=Intrinsics(K=tuple(tuple(float(v) for v in row) for row in K), height=h, width=w),
+        intrinsics=Intrinsics(
+            K=tuple(tuple(float(v) for v in row) for row in K), height=h, width=w
+        ),
         scene=Scene(
             points_file="scene/points.ply",
             depth_file="scene/depth.npy",
@@ -171,7 +178,11 @@ def new_project_from_image(
             depth_model=estimator.name,
         ),
         camera_path=CameraPath(
-            keyframes=[Keyframe(position=(0.0, 0.0, 0.0), orientation=(1.0, 0.0, 0.0, 0.0), fov=choice.fov_deg)],
+            keyframes=[
+                Keyframe(
+                    position=(0.0, 0.0, 0.0), orientation=(1.0, 0.0, 0.0, 0.0), fov=choice.fov_deg
+                )
+            ],
             settings=PathSettings(fps=gen.fps),
         ),
         rounds=[Round() for _ in range(DEFAULT_ROUNDS)],
@@ -182,21 +193,25 @@ def new_project_from_image(
     return project
 
 
-def depth_to_cloud(depth: np.ndarray, K: np.ndarray, rgb: np.ndarray, c2w: np.ndarray | None = None):
+def depth_to_cloud(
+    depth: np.ndarray, K: np.ndarray, rgb: np.ndarray, c2w: np.ndarray | None = None
+):
     """The cloud of every pixel with a valid depth that is not on a depth edge."""
-    from core.pointcloud.ops import remove_depth_edges, unproject_depth
+    from worldstudio.core.pointcloud.ops import remove_depth_edges, unproject_depth
 
     valid = np.isfinite(depth) & (depth > 0)
     keep = valid & remove_depth_edges(depth, EDGE_REL_THRESHOLD)
     return unproject_depth(depth, K, np.eye(4) if c2w is None else c2w, rgb=rgb, mask=keep)
 
 
-def write_project_folder(target: Path, project: Project, rgb, depth, cloud, ctx: JobContext) -> None:
+def write_project_folder(
+    target: Path, project: Project, rgb, depth, cloud, ctx: JobContext
+) -> None:
     """Write everything into a staging folder beside ``target``, then swap it into place."""
     from PIL import Image
 
-    from core.pointcloud.ply import write_ply
-    from core.project import ProjectFolder
+    from worldstudio.core.pointcloud.ply import write_ply
+    from worldstudio.core.project import ProjectFolder
 
     with staged_folder(target, replace=True) as staging:
         pf = ProjectFolder(staging)

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.errors import WorldStudioError
-from core.reconstruct.depth import (
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.reconstruct.depth import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     load_pretrained,
@@ -33,8 +33,8 @@ from core.reconstruct.depth import (
 )
 
 if TYPE_CHECKING:
-    from core.jobs import JobContext
-    from core.project import Entity, Project
+    from worldstudio.core.jobs import JobContext
+    from worldstudio.core.project import Entity, Project
 
 
 class SegmentationError(WorldStudioError):
@@ -69,7 +69,9 @@ def upsample_logits(logits, height: int, width: int):
     import torch.nn.functional as F
 
     with torch.inference_mode():
-        up = F.interpolate(logits.float(), size=(height, width), mode="bilinear", align_corners=False)
+        up = F.interpolate(
+            logits.float(), size=(height, width), mode="bilinear", align_corners=False
+        )
     return (up[:, 0] > 0).cpu().numpy()
 
 
@@ -97,7 +99,9 @@ class Sam2Segmenter:
 
         rgb = np.asarray(rgb)
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise SegmentationError(f"expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
+            raise SegmentationError(
+                f"expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}"
+            )
         pv = sam_pixel_values(rgb, self.size, self.mean, self.std, self.device)
         with torch.inference_mode():
             self._embeddings = self.model.get_image_embeddings(pv)
@@ -177,16 +181,20 @@ def segment_image(
 def mask_anchor(mask: np.ndarray, depth: np.ndarray, K: np.ndarray, c2w: np.ndarray | None = None):
     """Per-axis median of the masked pixels' unprojected points (world units), or None when no
     masked pixel has a depth."""
-    from core.pointcloud.ops import unproject_depth
+    from worldstudio.core.pointcloud.ops import unproject_depth
 
     mask = np.asarray(mask, dtype=bool)
     depth = np.asarray(depth, dtype=np.float32)
     if mask.shape != depth.shape:
-        raise SegmentationError(f"the mask is {mask.shape[::-1]} but the depth map is {depth.shape[::-1]}")
+        raise SegmentationError(
+            f"the mask is {mask.shape[::-1]} but the depth map is {depth.shape[::-1]}"
+        )
     sel = mask & np.isfinite(depth) & (depth > 0)
     if not sel.any():
         return None
-    cloud = unproject_depth(depth, np.asarray(K, np.float64), np.eye(4) if c2w is None else c2w, mask=sel)
+    cloud = unproject_depth(
+        depth, np.asarray(K, np.float64), np.eye(4) if c2w is None else c2w, mask=sel
+    )
     med = np.median(cloud.xyz.astype(np.float64), axis=0)
     return (float(med[0]), float(med[1]), float(med[2]))
 
@@ -195,7 +203,9 @@ def mask_png_bytes(mask: np.ndarray) -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(np.asarray(mask, dtype=bool).astype(np.uint8) * 255, "L").save(buf, format="PNG")
+    Image.fromarray(np.asarray(mask, dtype=bool).astype(np.uint8) * 255, "L").save(
+        buf, format="PNG"
+    )
     return buf.getvalue()
 
 
@@ -211,18 +221,22 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
 
 
 def _project_arrays(root: Path, project: Project):
-    from core.project import ProjectFolder
+    from worldstudio.core.project import ProjectFolder
 
     pf = ProjectFolder(root)
     if project.intrinsics is None or project.scene is None or not project.scene.depth_file:
-        raise SegmentationError(f"{pf.project_file}: the project has no reconstruction (intrinsics and depth)")
+        raise SegmentationError(
+            f"{pf.project_file}: the project has no reconstruction (intrinsics and depth)"
+        )
     depth_path = pf.path(project.scene.depth_file)
     try:
         depth = np.load(depth_path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise SegmentationError(f"{depth_path}: cannot read the depth map ({exc})") from exc
     if depth.ndim != 2:
-        raise SegmentationError(f"{depth_path}: expected an (H, W) depth map, got shape {depth.shape}")
+        raise SegmentationError(
+            f"{depth_path}: expected an (H, W) depth map, got shape {depth.shape}"
+        )
     return pf, depth.astype(np.float32), np.asarray(project.intrinsics.K, np.float64)
 
 
@@ -237,9 +251,9 @@ def entity_from_mask(
     """An :class:`~core.project.Entity` for ``mask`` (on the project's source image): writes
     ``scene/masks/<id>.png`` and returns the entity (with its 3D anchor) for the caller to add
     to the project (as an undoable edit in the studio). project.json is not touched."""
-    from core.geometry.camera import fov_from_intrinsics
-    from core.project import Entity, Pose, atomic_write_bytes
-    from core.project.model import new_id
+    from worldstudio.core.geometry.camera import fov_from_intrinsics
+    from worldstudio.core.project import Entity, Pose, atomic_write_bytes
+    from worldstudio.core.project.model import new_id
 
     root = Path(project_root)
     pf, depth, K = _project_arrays(root, project)
@@ -257,7 +271,9 @@ def entity_from_mask(
     try:
         atomic_write_bytes(pf.path(rel), mask_png_bytes(mask))
     except OSError as exc:
-        raise SegmentationError(f"{pf.path(rel)}: cannot write the mask ({exc.strerror or exc})") from exc
+        raise SegmentationError(
+            f"{pf.path(rel)}: cannot write the mask ({exc.strerror or exc})"
+        ) from exc
     fov = float(fov_from_intrinsics(K, project.intrinsics.height))  # type: ignore[union-attr]
     return Entity(
         id=eid,
@@ -283,7 +299,7 @@ def entity_from_prompt(
     """Clicks and/or a box on the project's source image -> SAM 2 mask -> entity."""
     from PIL import Image
 
-    from core.project import ProjectFolder
+    from worldstudio.core.project import ProjectFolder
 
     pf = ProjectFolder(project_root)
     if project.source is None:
@@ -316,10 +332,12 @@ def entity_job(
     model: str | os.PathLike | None = None,
 ) -> Callable[[JobContext], Entity]:
     """A job for the studio: ``job(ctx) -> Entity`` (the project is read from its folder)."""
-    from core.project import ProjectFolder
+    from worldstudio.core.project import ProjectFolder
 
     def job(ctx: JobContext) -> Entity:
         project = ProjectFolder(project_root).load()
-        return entity_from_prompt(project_root, project, name, points, labels, box, model=model, ctx=ctx)
+        return entity_from_prompt(
+            project_root, project, name, points, labels, box, model=model, ctx=ctx
+        )
 
     return job

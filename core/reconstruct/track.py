@@ -2,7 +2,7 @@
 
 transformers' ``Sam2VideoModel`` keeps its memory in a ``Sam2VideoInferenceSession``, which is
 plain torch; only its processor needs torchvision. So the frames are preprocessed by hand
-(:func:`core.reconstruct.segment.sam_pixel_values`) and streamed into the session one at a time:
+(:func:`worldstudio.core.reconstruct.segment.sam_pixel_values`) and streamed into the session one at a time:
 each frame's pixels are dropped once the frame is done, and memory outputs older than the
 model can look back are pruned, so memory stays flat for any number of frames.
 """
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.reconstruct.depth import load_pretrained, resolve_model_folder, torch_device
-from core.reconstruct.segment import (
+from worldstudio.core.reconstruct.depth import load_pretrained, resolve_model_folder, torch_device
+from worldstudio.core.reconstruct.segment import (
     SegmentationError,
     sam_pixel_values,
     sam_preprocess_values,
@@ -24,7 +24,7 @@ from core.reconstruct.segment import (
 )
 
 if TYPE_CHECKING:
-    from core.jobs import JobContext
+    from worldstudio.core.jobs import JobContext
 
 
 def _check_inputs(frames, initial_masks) -> tuple[int, int]:
@@ -32,7 +32,9 @@ def _check_inputs(frames, initial_masks) -> tuple[int, int]:
         raise SegmentationError("track_masks: no frames")
     first = np.asarray(frames[0])
     if first.ndim != 3 or first.shape[2] != 3 or first.dtype != np.uint8:
-        raise SegmentationError(f"track_masks: frames must be (H, W, 3) uint8, got {first.shape} {first.dtype}")
+        raise SegmentationError(
+            f"track_masks: frames must be (H, W, 3) uint8, got {first.shape} {first.dtype}"
+        )
     H, W = first.shape[:2]
     for i, f in enumerate(frames):
         f = np.asarray(f)
@@ -85,7 +87,11 @@ def track_masks(
     net = load_pretrained("Sam2VideoModel", folder, device)
     size = int(net.config.image_size)
     mean, std = sam_preprocess_values(folder)
-    keep_outputs = int(getattr(net.config, "max_object_pointers_in_encoder", 16)) + int(net.config.num_maskmem) + 2
+    keep_outputs = (
+        int(getattr(net.config, "max_object_pointers_in_encoder", 16))
+        + int(net.config.num_maskmem)
+        + 2
+    )
 
     session = Sam2VideoInferenceSession(
         video_height=H,
@@ -98,8 +104,12 @@ def track_masks(
     with torch.inference_mode():
         for obj_id, key in live.items():
             idx = session.obj_id_to_idx(obj_id)
-            m = torch.from_numpy(np.asarray(initial_masks[key], dtype=np.float32))[None, None].to(device)
-            m = F.interpolate(m, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+            m = torch.from_numpy(np.asarray(initial_masks[key], dtype=np.float32))[None, None].to(
+                device
+            )
+            m = F.interpolate(
+                m, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+            )
             session.add_mask_inputs(idx, 0, (m >= 0.5).float())
         session.obj_with_new_inputs = list(live)
         for t in range(T):

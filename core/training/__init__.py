@@ -2,23 +2,28 @@
 
 Importing this package imports no torch: the heavy parts load when a training starts.
 
-    from core.training import TrainConfig, PauseToken, train_job
+    from worldstudio.core.training import TrainConfig, PauseToken, train_job
     job = train_job("my.wsproj", clips="clips/", steps=500, rank=16, on_metrics=print)
     result = job(ctx)            # ctx: core.jobs.JobContext (the CLI and the studio make one)
 
-See :mod:`core.training.trainer` for what a run writes and reports, :mod:`core.training.dataset`
-for the clip folder and caption formats, :mod:`core.training.model` for what is trained.
+See :mod:`worldstudio.core.training.trainer` for what a run writes and reports, :mod:`worldstudio.core.training.dataset`
+for the clip folder and caption formats, :mod:`worldstudio.core.training.model` for what is trained.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from core.training.config import DEFAULT_TARGET_MODULES, TrainConfig, TrainingError, parse_size
-from core.training.pause import PauseToken
+from worldstudio.core.training.config import (
+    DEFAULT_TARGET_MODULES,
+    TrainConfig,
+    TrainingError,
+    parse_size,
+)
+from worldstudio.core.training.pause import PauseToken
 
 if TYPE_CHECKING:
-    from core.training.trainer import TrainResult, train, train_job
+    from worldstudio.core.training.trainer import TrainResult, train, train_job
 
 __all__ = [
     "DEFAULT_TARGET_MODULES",
@@ -35,7 +40,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in ("TrainResult", "train", "train_job"):
-        from core.training import trainer
+        from worldstudio.core.training import trainer
 
         return getattr(trainer, name)
     raise AttributeError(name)

@@ -13,7 +13,7 @@ Layout (default ``PROJECT/loras/.cache/``, shared by every adapter of the projec
     control/<key>.safetensors   "control": VACE's "no control" conditioning for one shape
 
 A latents key hashes the clip file's bytes (SHA-256), the window index, size, frame count, fps
-and the encoder identity (:func:`core.training.model.encoder_key`); a text key hashes the caption,
+and the encoder identity (:func:`worldstudio.core.training.model.encoder_key`); a text key hashes the caption,
 the token limit and the encoder identity. Changing any of them makes new entries; stale ones are
 just unused (delete the folder to reclaim the space). A damaged cache file is re-encoded.
 """
@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.project import atomic_write_bytes
+from worldstudio.core.project import atomic_write_bytes
 
 
 def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -40,7 +40,9 @@ def _key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:40]
 
 
-def latents_key(clip_digest: str, window: int, width: int, height: int, frames: int, fps: float, enc: str) -> str:
+def latents_key(
+    clip_digest: str, window: int, width: int, height: int, frames: int, fps: float, enc: str
+) -> str:
     return _key("latents-v1", clip_digest, window, width, height, frames, float(fps), enc)
 
 
@@ -97,11 +99,15 @@ class TensorCache:
     def save_json(self, kind: str, key: str, value: dict) -> None:
         atomic_write_bytes(self.root / kind / f"{key}.json", json.dumps(value).encode("utf-8"))
 
-    def save(self, kind: str, key: str, tensors: dict, metadata: dict[str, str] | None = None) -> Path:
+    def save(
+        self, kind: str, key: str, tensors: dict, metadata: dict[str, str] | None = None
+    ) -> Path:
         from safetensors.torch import save
 
         p = self.path(kind, key)
-        data = save({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, metadata=metadata)
+        data = save(
+            {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, metadata=metadata
+        )
         atomic_write_bytes(p, data)
         return p
 
@@ -137,7 +143,7 @@ class Encoders:
     @property
     def vae(self):
         if self._vae is None:
-            from core.training.model import load_vae
+            from worldstudio.core.training.model import load_vae
 
             self._vae = load_vae(self.spec).to(self.device).eval()
             self._vae.requires_grad_(False)
@@ -145,11 +151,17 @@ class Encoders:
 
     def _text_pipeline(self):
         if self._text_pipe is None:
-            from core.training.model import load_text_encoder, load_tokenizer, make_pipeline
+            from worldstudio.core.training.model import (
+                load_text_encoder,
+                load_tokenizer,
+                make_pipeline,
+            )
 
             te = load_text_encoder(self.spec, self.text_dtype).to(self.device).eval()
             te.requires_grad_(False)
-            self._text_pipe = make_pipeline(self.spec, tokenizer=load_tokenizer(self.spec), text_encoder=te)
+            self._text_pipe = make_pipeline(
+                self.spec, tokenizer=load_tokenizer(self.spec), text_encoder=te
+            )
         return self._text_pipe
 
     def release_text_encoder(self) -> None:
@@ -172,8 +184,11 @@ class Encoders:
         pipe = self._text_pipeline()
         with torch.no_grad():
             embeds, _ = pipe.encode_prompt(
-                prompt=text, do_classifier_free_guidance=False, num_videos_per_prompt=1,
-                max_sequence_length=self.max_sequence_length, device=self.device,
+                prompt=text,
+                do_classifier_free_guidance=False,
+                num_videos_per_prompt=1,
+                max_sequence_length=self.max_sequence_length,
+                device=self.device,
             )
         self.text_calls += 1
         e = embeds[0].float().cpu()
@@ -200,7 +215,7 @@ class Encoders:
         pipeline's own methods exactly as ``WanVACEPipeline.__call__`` does without a video."""
         import torch
 
-        from core.training.model import make_pipeline
+        from worldstudio.core.training.model import make_pipeline
 
         pipe = make_pipeline(self.spec, vae=self.vae, transformer=transformer)
         device = torch.device(self.device)
@@ -220,8 +235,12 @@ def latent_norm(vae, device):
     import torch
 
     z = vae.config.z_dim
-    mean = torch.tensor(vae.config.latents_mean, dtype=torch.float32, device=device).view(1, z, 1, 1, 1)
-    inv_std = 1.0 / torch.tensor(vae.config.latents_std, dtype=torch.float32, device=device).view(1, z, 1, 1, 1)
+    mean = torch.tensor(vae.config.latents_mean, dtype=torch.float32, device=device).view(
+        1, z, 1, 1, 1
+    )
+    inv_std = 1.0 / torch.tensor(vae.config.latents_std, dtype=torch.float32, device=device).view(
+        1, z, 1, 1, 1
+    )
     return mean, inv_std
 
 
@@ -267,7 +286,7 @@ def prepare_items(
     ``report(done, total, message)`` follows the work, ``check()`` is called between clips (it
     may raise to cancel). Unusable clips are returned in ``stats.skipped`` with the reason and
     left out of the items."""
-    from core.training.dataset import ClipError, decode_windows
+    from worldstudio.core.training.dataset import ClipError, decode_windows
 
     stats = CacheStats()
     items: list[Item] = []
@@ -289,8 +308,9 @@ def prepare_items(
             stats.clips_cached += count
         else:
             try:
-                decoded = decode_windows(clip.path, frames=frames, fps=fps, width=width, height=height,
-                                         windows=windows)
+                decoded = decode_windows(
+                    clip.path, frames=frames, fps=fps, width=width, height=height, windows=windows
+                )
             except ClipError as exc:
                 stats.skipped.append((clip.rel, str(exc)))
                 continue
@@ -300,9 +320,18 @@ def prepare_items(
                     stats.clips_cached += 1
                     continue
                 latents = encoders.encode_video(video)
-                cache.save("latents", keys[w], {"latents": latents},
-                           {"clip": clip.rel, "window": str(w), "size": f"{width}x{height}",
-                            "frames": str(frames), "fps": f"{fps:g}"})
+                cache.save(
+                    "latents",
+                    keys[w],
+                    {"latents": latents},
+                    {
+                        "clip": clip.rel,
+                        "window": str(w),
+                        "size": f"{width}x{height}",
+                        "frames": str(frames),
+                        "fps": f"{fps:g}",
+                    },
+                )
                 stats.clips_encoded += 1
             cache.save_json("latents", index_key, {"windows": count, "clip": clip.rel})
         for w in range(count):
@@ -313,8 +342,16 @@ def prepare_items(
     return items, stats
 
 
-def prepare_texts(texts, *, cache: TensorCache, encoders: Encoders, enc_key: str, max_sequence_length: int,
-                  stats: CacheStats, check=None) -> dict[str, object]:
+def prepare_texts(
+    texts,
+    *,
+    cache: TensorCache,
+    encoders: Encoders,
+    enc_key: str,
+    max_sequence_length: int,
+    stats: CacheStats,
+    check=None,
+) -> dict[str, object]:
     """text -> (L, D) float32 embedding for every distinct text, encoding only missing ones."""
     out: dict[str, object] = {}
     for text in dict.fromkeys(texts):

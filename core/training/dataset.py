@@ -40,8 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import FormatError
-from core.training.config import TrainingError
+from worldstudio.core.errors import FormatError
+from worldstudio.core.training.config import TrainingError
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm")
 CAPTION_FILES = ("captions.jsonl", "captions.csv", "captions.tsv")
@@ -95,8 +95,10 @@ def _parse_captions(path: Path) -> dict[str, str]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise TrainingError(f"{path}: line {lineno}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict) or not isinstance(row.get("file"), str) or not isinstance(
-                row.get("caption"), str
+            if (
+                not isinstance(row, dict)
+                or not isinstance(row.get("file"), str)
+                or not isinstance(row.get("caption"), str)
             ):
                 raise TrainingError(
                     f'{path}: line {lineno}: expected {{"file": "clip.mp4", "caption": "..."}}'
@@ -119,7 +121,11 @@ def _parse_captions(path: Path) -> dict[str, str]:
             if "\t" not in line:
                 raise TrainingError(f"{path}: line {lineno}: expected file<TAB>caption")
             file, caption = line.split("\t", 1)
-            if lineno == 1 and file.strip().lower() == "file" and caption.strip().lower() == "caption":
+            if (
+                lineno == 1
+                and file.strip().lower() == "file"
+                and caption.strip().lower() == "caption"
+            ):
                 continue
             out[_norm(file)] = caption.strip()
     return out
@@ -169,7 +175,9 @@ def list_clips(folder: str | Path, default_caption: str | None = None) -> list[C
         else:
             missing.append(rel)
     if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
         raise TrainingError(
             f"--clips: {len(missing)} clip(s) in {folder} have no caption: {shown}; add a same-name "
             f".txt next to each clip, list them in {CAPTION_FILES[0]} / {CAPTION_FILES[1]} / "
@@ -209,7 +217,7 @@ def _open_reader(path: Path) -> tuple[Iterator[bytes], dict]:
     try:
         reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
         meta = next(reader)
-    except Exception as exc:  # noqa: BLE001 - ffmpeg reports every kind of broken file here
+    except Exception as exc:
         raise ClipError(f"{path.name}: not a readable video ({_first_line(exc)})") from exc
     return reader, meta
 
@@ -263,8 +271,10 @@ def decode_windows(
                     break
         except ClipError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a file that breaks mid-way
-            raise ClipError(f"{path.name}: decoding failed after {count} frames ({_first_line(exc)})") from exc
+        except Exception as exc:
+            raise ClipError(
+                f"{path.name}: decoding failed after {count} frames ({_first_line(exc)})"
+            ) from exc
         complete = [out[w] for w in range(windows) if filled[w] == frames]
         if not complete:
             need_s = (frames - 1) / fps

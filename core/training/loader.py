@@ -24,7 +24,11 @@ class LatentDataset(Dataset):
 
         item = self.items[i]
         latents = load_file(str(item.latents_path))["latents"]
-        return {"latents": latents, "text": pad_text(self.text_embeds[item.caption], self.max_len), "index": i}
+        return {
+            "latents": latents,
+            "text": pad_text(self.text_embeds[item.caption], self.max_len),
+            "index": i,
+        }
 
 
 def pad_text(embeds: torch.Tensor, max_len: int) -> torch.Tensor:

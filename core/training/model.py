@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.training.config import DEFAULT_FLOW_SHIFT, TrainingError
+from worldstudio.core.training.config import DEFAULT_FLOW_SHIFT, TrainingError
 
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # diffusers' default name in a folder
 
@@ -59,16 +59,18 @@ class ModelSpec:
 # --------------------------------------------------------------------------- finding the model
 def resolve_model(model: str | None, project_model: str | None = None) -> tuple[str, Path]:
     """(model id, local folder) for ``--model``: an existing folder with a ``model_index.json``,
-    else a catalogue name or hub repo id resolved by :func:`core.models.resolve` (which raises
+    else a catalogue name or hub repo id resolved by :func:`worldstudio.core.models.resolve` (which raises
     ModelMissingError with a clear message when it is not here and cannot be downloaded). ``None``
     means the project's generation model, else the catalogue's default video model."""
-    from core.models import default_model, find_model, resolve
+    from worldstudio.core.models import default_model, find_model, resolve
 
     model_id = model or project_model or default_model("video").repo_id
     path = Path(model_id).expanduser()
     if path.is_dir():
         if not (path / "model_index.json").is_file():
-            raise TrainingError(f"--model: {path} is not a diffusers pipeline folder (no model_index.json)")
+            raise TrainingError(
+                f"--model: {path} is not a diffusers pipeline folder (no model_index.json)"
+            )
         return model_id, path
     info = find_model(model_id)
     if info is None:
@@ -86,7 +88,9 @@ def inspect_model(model_id: str, folder: Path) -> ModelSpec:
         index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
         tcfg = json.loads((folder / "transformer" / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise TrainingError(f"model {model_id}: cannot read its model_index.json / transformer config ({exc})") from exc
+        raise TrainingError(
+            f"model {model_id}: cannot read its model_index.json / transformer config ({exc})"
+        ) from exc
     pipeline_class = str(index.get("_class_name", ""))
     transformer = index.get("transformer")
     transformer_class = transformer[1] if isinstance(transformer, list) and transformer[0] else ""
@@ -97,7 +101,9 @@ def inspect_model(model_id: str, folder: Path) -> ModelSpec:
         )
     second = index.get("transformer_2")
     if isinstance(second, list) and second[0] is not None:
-        raise TrainingError(f"model {model_id}: two-transformer (Wan 2.2 A14B) models are not supported for training")
+        raise TrainingError(
+            f"model {model_id}: two-transformer (Wan 2.2 A14B) models are not supported for training"
+        )
     if "ImageToVideo" in pipeline_class or tcfg.get("image_dim") is not None:
         raise TrainingError(
             f"model {model_id}: image-to-video models cannot be trained here; train the VACE "
@@ -163,7 +169,9 @@ def load_vae(spec: ModelSpec):
     import torch
 
     # Wan's VAE is small; it runs in float32 as in the pipelines
-    return _component_class(spec, "vae").from_pretrained(spec.folder, subfolder="vae", torch_dtype=torch.float32)
+    return _component_class(spec, "vae").from_pretrained(
+        spec.folder, subfolder="vae", torch_dtype=torch.float32
+    )
 
 
 def load_text_encoder(spec: ModelSpec, dtype):
@@ -186,7 +194,10 @@ def make_pipeline(spec: ModelSpec, **components):
     import importlib
 
     cls = getattr(importlib.import_module("diffusers"), spec.pipeline_class)
-    kwargs = {k: components.get(k) for k in ("tokenizer", "text_encoder", "vae", "scheduler", "transformer")}
+    kwargs = {
+        k: components.get(k)
+        for k in ("tokenizer", "text_encoder", "vae", "scheduler", "transformer")
+    }
     pipe = cls(**kwargs)
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -261,7 +272,8 @@ def lora_metadata(config) -> dict:
     return {
         "r": int(config.r),
         "lora_alpha": float(config.lora_alpha),
-        "target_modules": config.target_modules if isinstance(config.target_modules, str)
+        "target_modules": config.target_modules
+        if isinstance(config.target_modules, str)
         else sorted(config.target_modules),
         "lora_dropout": float(config.lora_dropout),
         "bias": "none",

@@ -26,7 +26,7 @@ class PauseToken:
 
     def wait(self, cancel=None, poll: float = 0.1) -> bool:
         """Block while paused; returns True if it had to wait. Returns early (still paused) when
-        ``cancel`` (a :class:`core.jobs.CancelToken`) is cancelled."""
+        ``cancel`` (a :class:`worldstudio.core.jobs.CancelToken`) is cancelled."""
         waited = False
         while not self._running.wait(poll):
             waited = True

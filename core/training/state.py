@@ -23,8 +23,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from core.project import atomic_write_bytes
-from core.training.config import TrainingError
+from worldstudio.core.project import atomic_write_bytes
+from worldstudio.core.training.config import TrainingError
 
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -64,8 +64,12 @@ def optimizer_from_flat(tensors: dict, meta: dict) -> dict:
         state.setdefault(int(idx), {})[key] = value
     groups = []
     for g in meta["param_groups"]:
-        groups.append({k: tuple(v["__tuple__"]) if isinstance(v, dict) and "__tuple__" in v else v
-                       for k, v in g.items()})
+        groups.append(
+            {
+                k: tuple(v["__tuple__"]) if isinstance(v, dict) and "__tuple__" in v else v
+                for k, v in g.items()
+            }
+        )
     return {"state": state, "param_groups": groups}
 
 
@@ -94,7 +98,9 @@ def set_rng_state(tensors: dict, meta: dict) -> None:
 
     if "torch_cpu" in tensors:
         torch.set_rng_state(tensors["torch_cpu"])
-    cuda = sorted((k for k in tensors if k.startswith("torch_cuda_")), key=lambda k: int(k.rsplit("_", 1)[1]))
+    cuda = sorted(
+        (k for k in tensors if k.startswith("torch_cuda_")), key=lambda k: int(k.rsplit("_", 1)[1])
+    )
     if cuda and torch.cuda.is_available():
         states = [tensors[k] for k in cuda][: torch.cuda.device_count()]
         torch.cuda.set_rng_state_all(states)
@@ -140,7 +146,7 @@ def save_checkpoint(
     the folder (:func:`finish_checkpoint`)."""
     from safetensors.torch import save
 
-    from core.training.model import LORA_WEIGHT_NAME, save_lora_file
+    from worldstudio.core.training.model import LORA_WEIGHT_NAME, save_lora_file
 
     partial = checkpoint_partial(folder)
     if partial.exists():
@@ -162,8 +168,10 @@ def save_rng_file(partial: Path, rng: tuple[dict, dict], process_index: int) -> 
     from safetensors.torch import save
 
     tensors, meta = rng
-    atomic_write_bytes(partial / f"rng-{process_index}.safetensors",
-                       save(tensors, metadata={"meta": json.dumps(meta)}))
+    atomic_write_bytes(
+        partial / f"rng-{process_index}.safetensors",
+        save(tensors, metadata={"meta": json.dumps(meta)}),
+    )
 
 
 def finish_checkpoint(folder: Path, keep: int = 0) -> Path:
@@ -185,7 +193,7 @@ def load_checkpoint(folder: str | Path, process_index: int = 0) -> dict:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    from core.training.model import LORA_WEIGHT_NAME
+    from worldstudio.core.training.model import LORA_WEIGHT_NAME
 
     folder = Path(folder)
     state_file = folder / STATE_FILE
@@ -198,7 +206,9 @@ def load_checkpoint(folder: str | Path, process_index: int = 0) -> dict:
         lora = load_file(str(folder / LORA_WEIGHT_NAME))
         optimizer = None
         if (folder / OPTIMIZER_FILE).is_file():
-            optimizer = optimizer_from_flat(load_file(str(folder / OPTIMIZER_FILE)), state.get("optimizer", {}))
+            optimizer = optimizer_from_flat(
+                load_file(str(folder / OPTIMIZER_FILE)), state.get("optimizer", {})
+            )
         rng = None
         rng_file = folder / f"rng-{process_index}.safetensors"
         if rng_file.is_file():
@@ -207,6 +217,8 @@ def load_checkpoint(folder: str | Path, process_index: int = 0) -> dict:
                 rng = ({k: f.get_tensor(k) for k in f.keys()}, meta)
     except TrainingError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a damaged file: say which checkpoint
-        raise TrainingError(f"--resume: {folder} cannot be read ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:
+        raise TrainingError(
+            f"--resume: {folder} cannot be read ({type(exc).__name__}: {exc})"
+        ) from exc
     return {"lora": lora, "optimizer": optimizer, "state": state, "rng": rng}

@@ -26,7 +26,7 @@ frames; the message names the mp4), and structured metrics through ``on_metrics(
 
 Multi-GPU: the loop runs under ``accelerate.Accelerator`` (the transformer, the optimizer and
 the data loader are prepared; each process trains on its share of every batch and gradients are
-averaged), so ``accelerate launch -m core train ...`` trains on several GPUs and a plain call
+averaged), so ``accelerate launch -m worldstudio train ...`` trains on several GPUs and a plain call
 trains on one device (or the CPU). Only the main process encodes the cache, writes files,
 samples and reports.
 """
@@ -46,18 +46,36 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.errors import Cancelled
-from core.jobs import JobContext
-from core.training.config import DEFAULT_STEPS, TrainConfig, TrainingError, as_path
-from core.training.pause import PauseToken
+from worldstudio.core.errors import Cancelled
+from worldstudio.core.jobs import JobContext
+from worldstudio.core.training.config import DEFAULT_STEPS, TrainConfig, TrainingError, as_path
+from worldstudio.core.training.pause import PauseToken
 
 MetricsFn = Callable[[dict], None]
 
 # Settings that define a run: a resumed run takes them from its checkpoint.
 RUN_SETTINGS = (
-    "model", "rank", "alpha", "dropout", "target_modules", "lr", "weight_decay", "warmup_steps",
-    "min_lr_ratio", "batch_size", "grad_accum", "max_grad_norm", "width", "height", "frames", "fps",
-    "windows_per_clip", "flow_shift", "timestep_sampling", "seed", "max_sequence_length",
+    "model",
+    "rank",
+    "alpha",
+    "dropout",
+    "target_modules",
+    "lr",
+    "weight_decay",
+    "warmup_steps",
+    "min_lr_ratio",
+    "batch_size",
+    "grad_accum",
+    "max_grad_norm",
+    "width",
+    "height",
+    "frames",
+    "fps",
+    "windows_per_clip",
+    "flow_shift",
+    "timestep_sampling",
+    "seed",
+    "max_sequence_length",
     "default_caption",
 )
 EVAL_SIGMAS_UNSHIFTED = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -143,7 +161,9 @@ def _reset_single_process_state() -> None:
 def _mix_seed(*parts: int) -> int:
     h = 0x9E3779B97F4A7C15
     for p in parts:
-        h = (h ^ (int(p) + 0x9E3779B97F4A7C15 + ((h << 6) & 0xFFFFFFFFFFFFFFFF) + (h >> 2))) & 0xFFFFFFFFFFFFFFFF
+        h = (
+            h ^ (int(p) + 0x9E3779B97F4A7C15 + ((h << 6) & 0xFFFFFFFFFFFFFFFF) + (h >> 2))
+        ) & 0xFFFFFFFFFFFFFFFF
     return h & 0x7FFFFFFFFFFFFFFF
 
 
@@ -152,7 +172,7 @@ class Trainer:
     benchmarks can drive them (e.g. :meth:`eval_loss`)."""
 
     def __init__(self, project, config: TrainConfig, *, ctx=None, pause=None, on_metrics=None):
-        from core.project import ProjectFolder
+        from worldstudio.core.project import ProjectFolder
 
         config.validate()
         self.folder = ProjectFolder(project)
@@ -180,7 +200,7 @@ class Trainer:
         value = self.config.resume
         if value is None:
             return None
-        from core.training.state import STATE_FILE, list_checkpoints
+        from worldstudio.core.training.state import STATE_FILE, list_checkpoints
 
         if str(value) == "latest":
             found = list_checkpoints(self.run_dir)
@@ -191,7 +211,9 @@ class Trainer:
         if not path.exists() and (self.run_dir / str(value)).exists():
             path = self.run_dir / str(value)
         if not (path / STATE_FILE).is_file():
-            raise TrainingError(f"--resume: {path} is not a training checkpoint (no {STATE_FILE} inside)")
+            raise TrainingError(
+                f"--resume: {path} is not a training checkpoint (no {STATE_FILE} inside)"
+            )
         return path
 
     def _settle_config(self, checkpoint_state: dict | None) -> TrainConfig:
@@ -212,7 +234,9 @@ class Trainer:
                 if current is not None and current != value:
                     default = TrainConfig.__dataclass_fields__[key].default
                     if current != default:
-                        self.ctx.log(f"resume: {key} stays {value!r} as in the checkpoint (asked: {current!r})")
+                        self.ctx.log(
+                            f"resume: {key} stays {value!r} as in the checkpoint (asked: {current!r})"
+                        )
                 changes[key] = value
             if cfg.steps is None:
                 changes["steps"] = int(checkpoint_state.get("total_steps", DEFAULT_STEPS))
@@ -237,7 +261,7 @@ class Trainer:
         return cfg
 
     def _prepare_run_dir(self, resume: Path | None) -> None:
-        from core.training.state import list_checkpoints
+        from worldstudio.core.training.state import list_checkpoints
 
         cfg = self.config
         if resume is None:
@@ -263,10 +287,15 @@ class Trainer:
         from accelerate import Accelerator
         from accelerate.utils import set_seed
 
-        from core.training.cache import Encoders, TensorCache, prepare_items, prepare_texts
-        from core.training.dataset import list_clips
-        from core.training.model import encoder_key, inspect_model, resolve_model
-        from core.training.state import load_checkpoint
+        from worldstudio.core.training.cache import (
+            Encoders,
+            TensorCache,
+            prepare_items,
+            prepare_texts,
+        )
+        from worldstudio.core.training.dataset import list_clips
+        from worldstudio.core.training.model import encoder_key, inspect_model, resolve_model
+        from worldstudio.core.training.state import load_checkpoint
 
         cfg0 = self.config
         use_cpu = cfg0.cpu or not torch.cuda.is_available()
@@ -307,22 +336,37 @@ class Trainer:
         self.encoders = encoders = Encoders(spec, self.device, text_dtype, cfg.max_sequence_length)
         with acc.main_process_first():
             items, stats = prepare_items(
-                clips, cache=cache, encoders=encoders, enc_key=enc_key, width=cfg.width,
-                height=cfg.height, frames=cfg.frames, fps=cfg.fps, windows=cfg.windows_per_clip,
-                report=self.ctx.progress, check=self.check,
+                clips,
+                cache=cache,
+                encoders=encoders,
+                enc_key=enc_key,
+                width=cfg.width,
+                height=cfg.height,
+                frames=cfg.frames,
+                fps=cfg.fps,
+                windows=cfg.windows_per_clip,
+                report=self.ctx.progress,
+                check=self.check,
             )
             for _name, reason in stats.skipped:
                 self.ctx.log(f"skipped {reason}")
             if not items:
                 reasons = "; ".join(r for _n, r in stats.skipped[:3])
-                raise TrainingError(f"--clips: none of the {len(clips)} clips in {cfg.clips} can be used ({reasons})")
+                raise TrainingError(
+                    f"--clips: none of the {len(clips)} clips in {cfg.clips} can be used ({reasons})"
+                )
             self.sample_prompts = list(cfg.sample_prompts) or [items[0].caption]
             texts = [it.caption for it in items] + self.sample_prompts
             if cfg.sample_every and cfg.sample_guidance > 1.0:
                 texts.append(cfg.sample_negative_prompt)
             self.text_embeds = prepare_texts(
-                texts, cache=cache, encoders=encoders, enc_key=enc_key,
-                max_sequence_length=cfg.max_sequence_length, stats=stats, check=self.check,
+                texts,
+                cache=cache,
+                encoders=encoders,
+                enc_key=enc_key,
+                max_sequence_length=cfg.max_sequence_length,
+                stats=stats,
+                check=self.check,
             )
             encoders.release_text_encoder()
         self.items = items
@@ -346,24 +390,37 @@ class Trainer:
         # -- data
         from torch.utils.data import DataLoader
 
-        from core.training.loader import EpochSampler, LatentDataset
+        from worldstudio.core.training.loader import EpochSampler, LatentDataset
 
         self.dataset = LatentDataset(items, self.text_embeds, cfg.max_sequence_length)
         self.sampler = EpochSampler(len(self.dataset), cfg.seed)
         # its own generator: creating an iterator then draws no number from the global RNG
-        loader = DataLoader(self.dataset, batch_size=cfg.batch_size, sampler=self.sampler,
-                            num_workers=cfg.num_workers, drop_last=False,
-                            generator=torch.Generator().manual_seed(cfg.seed))
-        self.model, self.optimizer, self.loader = acc.prepare(self.transformer, self.optimizer, loader)
+        loader = DataLoader(
+            self.dataset,
+            batch_size=cfg.batch_size,
+            sampler=self.sampler,
+            num_workers=cfg.num_workers,
+            drop_last=False,
+            generator=torch.Generator().manual_seed(cfg.seed),
+        )
+        self.model, self.optimizer, self.loader = acc.prepare(
+            self.transformer, self.optimizer, loader
+        )
 
         start_step = int(ckpt["state"]["step"]) if ckpt else 0
         if ckpt and ckpt["rng"] is not None:
-            from core.training.state import set_rng_state
+            from worldstudio.core.training.state import set_rng_state
 
             set_rng_state(*ckpt["rng"])
         self.result = TrainResult(
-            adapter=self.adapter_path, metadata_file=self.meta_path, run_dir=self.run_dir,
-            step=start_step, total_steps=cfg.steps, cache=stats, items=len(items), resumed_from=resume,
+            adapter=self.adapter_path,
+            metadata_file=self.meta_path,
+            run_dir=self.run_dir,
+            step=start_step,
+            total_steps=cfg.steps,
+            cache=stats,
+            items=len(items),
+            resumed_from=resume,
         )
         self._open_logs(start_step)
         self._loop(start_step)
@@ -373,7 +430,7 @@ class Trainer:
     def _build_model(self, ckpt: dict | None) -> None:
         import torch
 
-        from core.training.model import (
+        from worldstudio.core.training.model import (
             add_lora,
             load_transformer,
             lora_parameters,
@@ -382,20 +439,28 @@ class Trainer:
 
         cfg = self.config
         transformer = load_transformer(self.spec, self.weight_dtype).to(self.device)
-        self.lora_config = add_lora(transformer, rank=cfg.rank, alpha=cfg.alpha, dropout=cfg.dropout,
-                                    targets=cfg.target_modules)
+        self.lora_config = add_lora(
+            transformer,
+            rank=cfg.rank,
+            alpha=cfg.alpha,
+            dropout=cfg.dropout,
+            targets=cfg.target_modules,
+        )
         if ckpt is not None:
             try:
                 set_lora_state_dict(transformer, ckpt["lora"])
             except RuntimeError as exc:
-                raise TrainingError(f"--resume: the checkpoint's LoRA does not fit ({str(exc).splitlines()[0]})") from exc
+                raise TrainingError(
+                    f"--resume: the checkpoint's LoRA does not fit ({str(exc).splitlines()[0]})"
+                ) from exc
         if cfg.gradient_checkpointing:
             transformer.enable_gradient_checkpointing()
         transformer.train()
         self.transformer = transformer
         self.params = lora_parameters(transformer)
-        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8,
-                                           weight_decay=cfg.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            self.params, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=cfg.weight_decay
+        )
         if ckpt is not None and ckpt["optimizer"] is not None:
             try:
                 self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -405,13 +470,17 @@ class Trainer:
         self.ctx.log(f"LoRA: {len(self.params)} tensors, {n:,} trainable parameters")
 
     def _empty_control(self, enc_key: str):
-        from core.training.cache import control_key
+        from worldstudio.core.training.cache import control_key
 
         cfg = self.config
         key = control_key(cfg.width, cfg.height, cfg.frames, enc_key)
         entry = self.cache.load("control", key)
         if entry is None or "control" not in entry:
-            entry = {"control": self.encoders.empty_control(self.transformer, cfg.width, cfg.height, cfg.frames)}
+            entry = {
+                "control": self.encoders.empty_control(
+                    self.transformer, cfg.width, cfg.height, cfg.frames
+                )
+            }
             self.cache.save("control", key, entry)
         return entry["control"]
 
@@ -421,25 +490,37 @@ class Trainer:
         seeded by (seed, micro step, process), so a resumed run draws what the original would."""
         import torch
 
-        from core.training.schedule import sample_sigmas
+        from worldstudio.core.training.schedule import sample_sigmas
 
         cfg = self.config
-        gen = torch.Generator().manual_seed(_mix_seed(cfg.seed, micro_step, self.accelerator.process_index))
+        gen = torch.Generator().manual_seed(
+            _mix_seed(cfg.seed, micro_step, self.accelerator.process_index)
+        )
         x0 = batch["latents"].to(self.device, torch.float32)
         noise = torch.randn(x0.shape, generator=gen).to(self.device)
-        sigma = sample_sigmas(x0.shape[0], gen, shift=self.shift, mode=cfg.timestep_sampling).to(self.device)
+        sigma = sample_sigmas(x0.shape[0], gen, shift=self.shift, mode=cfg.timestep_sampling).to(
+            self.device
+        )
         return self._velocity_loss(model, x0, noise, sigma, batch["text"])
 
     def _velocity_loss(self, model, x0, noise, sigma, text):
-        return velocity_loss(model, x0, noise, sigma, text, self.control, dtype=self.weight_dtype,
-                             autocast=self.accelerator.autocast)
+        return velocity_loss(
+            model,
+            x0,
+            noise,
+            sigma,
+            text,
+            self.control,
+            dtype=self.weight_dtype,
+            autocast=self.accelerator.autocast,
+        )
 
     def eval_loss(self) -> float:
         """The loss on a fixed batch (the first ``eval_items`` windows) with fixed noise and the
         fixed sigmas ``shift(0.1, 0.3, 0.5, 0.7, 0.9)``; dropout off, no gradients."""
         import torch
 
-        from core.training.schedule import shift_sigma
+        from worldstudio.core.training.schedule import shift_sigma
 
         model = self.accelerator.unwrap_model(self.model)
         was_training = model.training
@@ -454,7 +535,9 @@ class Trainer:
                     text = item["text"].unsqueeze(0)
                     for s in EVAL_SIGMAS_UNSHIFTED:
                         noise = torch.randn(x0.shape, generator=gen).to(self.device)
-                        sigma = torch.tensor([float(shift_sigma(s, self.shift))], device=self.device)
+                        sigma = torch.tensor(
+                            [float(shift_sigma(s, self.shift))], device=self.device
+                        )
                         losses.append(float(self._velocity_loss(model, x0, noise, sigma, text)))
         finally:
             model.train(was_training)
@@ -466,15 +549,21 @@ class Trainer:
         self.eval_csv = self.run_dir / "eval.csv"
         if not self.is_main:
             return
-        for path, header in ((self.loss_csv, ["step", "loss", "lr", "epoch", "elapsed_s"]),
-                             (self.eval_csv, ["step", "eval_loss"])):
+        for path, header in (
+            (self.loss_csv, ["step", "loss", "lr", "epoch", "elapsed_s"]),
+            (self.eval_csv, ["step", "eval_loss"]),
+        ):
             rows: list[list[str]] = []
             if start_step > 0 and path.is_file():
                 with open(path, newline="", encoding="utf-8") as f:
                     reader = csv.reader(f)
                     next(reader, None)
                     # the eval at the resumed step is measured again
-                    keep = (lambda s: s <= start_step) if path == self.loss_csv else (lambda s: s < start_step)
+                    keep = (
+                        (lambda s: s <= start_step)
+                        if path == self.loss_csv
+                        else (lambda s: s < start_step)
+                    )
                     rows = [r for r in reader if r and r[0].isdigit() and keep(int(r[0]))]
             with open(path, "w", newline="", encoding="utf-8") as f:
                 w = csv.writer(f)
@@ -508,7 +597,7 @@ class Trainer:
     def _loop(self, start_step: int) -> None:
         import torch
 
-        from core.training.schedule import lr_factor
+        from worldstudio.core.training.schedule import lr_factor
 
         cfg = self.config
         acc = self.accelerator
@@ -522,7 +611,7 @@ class Trainer:
             self.ctx.log(f"the checkpoint is at step {step} of {total}: nothing left to train")
         self._evaluate(step)
         acc.wait_for_everyone()
-        from core.training.loader import infinite_batches
+        from worldstudio.core.training.loader import infinite_batches
 
         batches = infinite_batches(self.loader, micro)
         t0 = time.perf_counter()
@@ -552,7 +641,9 @@ class Trainer:
                         f"the loss became {value} at step {step}; lower --lr (now {cfg.lr:g}) and "
                         "resume from the last checkpoint"
                     )
-                self._after_step(step, total, value, lr, micro / per_epoch, time.perf_counter() - t0)
+                self._after_step(
+                    step, total, value, lr, micro / per_epoch, time.perf_counter() - t0
+                )
         except (Cancelled, KeyboardInterrupt):
             if acc.num_processes == 1 and step > 0 and step != self._last_checkpoint:
                 path = self._checkpoint(step, micro)
@@ -560,13 +651,17 @@ class Trainer:
             raise
         self._finish(step, micro)
 
-    def _after_step(self, step: int, total: int, loss: float, lr: float, epoch: float, elapsed: float) -> None:
+    def _after_step(
+        self, step: int, total: int, loss: float, lr: float, epoch: float, elapsed: float
+    ) -> None:
         cfg = self.config
         res = self.result
         res.step = step
         res.losses.append((step, loss))
         res.lrs.append((step, lr))
-        self._append(self.loss_csv, [step, f"{loss:.6f}", f"{lr:.6e}", f"{epoch:.4f}", f"{elapsed:.2f}"])
+        self._append(
+            self.loss_csv, [step, f"{loss:.6f}", f"{lr:.6e}", f"{epoch:.4f}", f"{elapsed:.2f}"]
+        )
         self.ctx.progress(step, total, f"loss {loss:.4f}")
         if step % cfg.log_every == 0 or step == total:
             self.ctx.log(f"step {step}/{total} loss {loss:.4f} lr {lr:.3e} epoch {epoch:.2f}")
@@ -612,13 +707,13 @@ class Trainer:
         }
 
     def _lora_state(self) -> dict:
-        from core.training.model import lora_state_dict
+        from worldstudio.core.training.model import lora_state_dict
 
         return lora_state_dict(self.accelerator.unwrap_model(self.model))
 
     def _checkpoint(self, step: int, micro: int) -> Path:
-        from core.training.model import lora_metadata
-        from core.training.state import (
+        from worldstudio.core.training.model import lora_metadata
+        from worldstudio.core.training.state import (
             checkpoint_name,
             checkpoint_partial,
             finish_checkpoint,
@@ -631,8 +726,11 @@ class Trainer:
         folder = self.run_dir / checkpoint_name(step)
         if self.is_main:
             save_checkpoint(
-                folder, lora_state=self._lora_state(), lora_meta=lora_metadata(self.lora_config),
-                optimizer_state=self.optimizer.state_dict(), trainer_state=self._trainer_state(step, micro),
+                folder,
+                lora_state=self._lora_state(),
+                lora_meta=lora_metadata(self.lora_config),
+                optimizer_state=self.optimizer.state_dict(),
+                trainer_state=self._trainer_state(step, micro),
             )
         acc.wait_for_everyone()
         save_rng_file(checkpoint_partial(folder), rng_state(), acc.process_index)
@@ -646,8 +744,8 @@ class Trainer:
         return folder
 
     def _save_adapter(self, step: int) -> None:
-        from core.project import atomic_write_bytes
-        from core.training.model import lora_metadata, save_lora_file
+        from worldstudio.core.project import atomic_write_bytes
+        from worldstudio.core.training.model import lora_metadata, save_lora_file
 
         cfg = self.config
         save_lora_file(self.adapter_path, self._lora_state(), lora_metadata(self.lora_config))
@@ -687,10 +785,12 @@ class Trainer:
     # ------------------------------------------------------------------ samples
     def _sample_pipeline(self):
         if getattr(self, "_pipe", None) is None:
-            from core.training.model import load_scheduler, make_pipeline
+            from worldstudio.core.training.model import load_scheduler, make_pipeline
 
             self._pipe = make_pipeline(
-                self.spec, vae=self.encoders.vae, scheduler=load_scheduler(self.spec),
+                self.spec,
+                vae=self.encoders.vae,
+                scheduler=load_scheduler(self.spec),
                 transformer=self.accelerator.unwrap_model(self.model),
             )
         return self._pipe
@@ -701,8 +801,8 @@ class Trainer:
         import numpy as np
         import torch
 
-        from core.interop.video import write_mp4
-        from core.training.loader import pad_text
+        from worldstudio.core.interop.video import write_mp4
+        from worldstudio.core.training.loader import pad_text
 
         cfg = self.config
         pipe = self._sample_pipeline()
@@ -717,17 +817,28 @@ class Trainer:
                 embeds = pad_text(self.text_embeds[prompt], cfg.max_sequence_length).unsqueeze(0)
                 kwargs = {}
                 if guidance > 1.0:
-                    neg = pad_text(self.text_embeds[cfg.sample_negative_prompt], cfg.max_sequence_length)
-                    kwargs["negative_prompt_embeds"] = neg.unsqueeze(0).to(self.device, self.weight_dtype)
+                    neg = pad_text(
+                        self.text_embeds[cfg.sample_negative_prompt], cfg.max_sequence_length
+                    )
+                    kwargs["negative_prompt_embeds"] = neg.unsqueeze(0).to(
+                        self.device, self.weight_dtype
+                    )
                 gen = torch.Generator().manual_seed(cfg.sample_seed + i)
                 with torch.no_grad():  # the prepared transformer carries accelerate's autocast
                     video = pipe(
                         prompt_embeds=embeds.to(self.device, self.weight_dtype),
-                        height=cfg.height, width=cfg.width, num_frames=cfg.sample_frames,
-                        num_inference_steps=cfg.sample_steps, guidance_scale=guidance,
-                        generator=gen, output_type="np", **kwargs,
+                        height=cfg.height,
+                        width=cfg.width,
+                        num_frames=cfg.sample_frames,
+                        num_inference_steps=cfg.sample_steps,
+                        guidance_scale=guidance,
+                        generator=gen,
+                        output_type="np",
+                        **kwargs,
                     ).frames[0]
-                frames = np.clip(np.round(np.asarray(video, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+                frames = np.clip(
+                    np.round(np.asarray(video, dtype=np.float32) * 255.0), 0, 255
+                ).astype(np.uint8)
                 path = write_mp4(out_dir / f"step-{step:06d}-{i}.mp4", frames, cfg.fps)
                 self.result.samples.append(path)
                 self.ctx.preview(frame_strip(frames), f"sample at step {step}: {path.name}")
@@ -746,7 +857,7 @@ def velocity_loss(model, x0, noise, sigma, text, control=None, *, dtype, autocas
     context factory (accelerate's ``autocast`` for bf16)."""
     import torch.nn.functional as F
 
-    from core.training.schedule import flow_matching_inputs
+    from worldstudio.core.training.schedule import flow_matching_inputs
 
     x_t, timestep, target = flow_matching_inputs(x0, noise, sigma)
     kwargs = {

@@ -1,12 +1,12 @@
 """Models ▸ Manage models…: the catalogue with what is on this machine, downloads with progress,
 and local-folder overrides.
 
-The table comes from :func:`core.models.list_status` (name, kind, status, download size, memory
-need, licence, hub repo). Download runs :func:`core.models.download_job` through the studio's
+The table comes from :func:`worldstudio.core.models.list_status` (name, kind, status, download size, memory
+need, licence, hub repo). Download runs :func:`worldstudio.core.models.download_job` through the studio's
 :class:`~studio.worker.JobRunner` (progress and Cancel here and in the status bar); with no
 network or with ``HF_HUB_OFFLINE`` set it fails at once with core's one-line message, shown in
 red under the table. "Use local folder…" records a folder in the models config file
-(:func:`core.models.save_local_dir_to_config`); "Forget local folder" removes it.
+(:func:`worldstudio.core.models.save_local_dir_to_config`); "Forget local folder" removes it.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import models
-from core.errors import WorldStudioError
-from studio.worker import JobRunner
+from worldstudio.core import models
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.studio.worker import JobRunner
 
 COLUMNS = ("Model", "Kind", "Status", "Size", "Memory", "Licence", "Hub repository", "", "")
 COL_STATUS, COL_DOWNLOAD, COL_LOCAL = 2, 7, 8
@@ -65,7 +65,9 @@ class ModelsDialog(QDialog):
     """The model manager. ``runner`` is the studio's job runner; ``run_job(job, description)``
     starts a job on it (the main window's :meth:`run_job`, which also drives the status bar)."""
 
-    def __init__(self, runner: JobRunner, parent: QWidget | None = None, run_job: RunJob | None = None):
+    def __init__(
+        self, runner: JobRunner, parent: QWidget | None = None, run_job: RunJob | None = None
+    ):
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.setObjectName("modelsDialog")
@@ -155,7 +157,9 @@ class ModelsDialog(QDialog):
             self.show_message(str(exc), error=True)
         self.offline_label.setText(
             "Offline: HF_HUB_OFFLINE is set, so downloads fail; use models already here or local folders."
-            if models.is_offline() else "")
+            if models.is_offline()
+            else ""
+        )
         self.offline_label.setVisible(models.is_offline())
         t = self.table
         t.setRowCount(len(self.statuses))
@@ -165,7 +169,15 @@ class ModelsDialog(QDialog):
             info = st.info
             name = info.name + ("  (default)" if info.default else "")
             memory = f"{info.memory_gb:g} GB"
-            cells = (name, info.kind, "", "~" + info.size_text, memory, short_licence(info), info.repo_id)
+            cells = (
+                name,
+                info.kind,
+                "",
+                "~" + info.size_text,
+                memory,
+                short_licence(info),
+                info.repo_id,
+            )
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(info.description)
@@ -181,7 +193,9 @@ class ModelsDialog(QDialog):
             if info.licence_note:
                 lic.setForeground(QColor(NOTE_COLOR))
             for col in (3, 4):
-                t.item(row, col).setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                t.item(row, col).setTextAlignment(
+                    Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                )
 
             dl = QPushButton("Download")
             dl.setObjectName(f"download:{info.name}")
@@ -206,7 +220,9 @@ class ModelsDialog(QDialog):
         for col in range(len(COLUMNS)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(6, QHeaderView.ResizeMode.Stretch)
-        notes = [f"⚠ {s.info.name}: {s.info.licence_text}" for s in self.statuses if s.info.licence_note]
+        notes = [
+            f"⚠ {s.info.name}: {s.info.licence_text}" for s in self.statuses if s.info.licence_note
+        ]
         self.notes.setText("\n".join(notes))
         self.notes.setVisible(bool(notes))
         self._update_buttons()
@@ -216,7 +232,11 @@ class ModelsDialog(QDialog):
         t = self.table
         t.resizeColumnsToContents()
         width = sum(t.columnWidth(c) for c in range(t.columnCount())) + 2 * t.frameWidth() + 40
-        height = t.horizontalHeader().height() + sum(t.rowHeight(r) for r in range(t.rowCount())) + 2 * t.frameWidth()
+        height = (
+            t.horizontalHeader().height()
+            + sum(t.rowHeight(r) for r in range(t.rowCount()))
+            + 2 * t.frameWidth()
+        )
         screen = self.screen().availableGeometry() if self.screen() is not None else None
         max_w = screen.width() - 40 if screen is not None else 1500
         max_h = screen.height() - 260 if screen is not None else 600
@@ -245,8 +265,11 @@ class ModelsDialog(QDialog):
             else:
                 button.setText("Present" if present else "Download")
                 button.setEnabled(not present and not busy)
-                button.setToolTip("Already on this machine" if present else
-                                  f"Download {name} ({self.status_of(name).info.size_text})")
+                button.setToolTip(
+                    "Already on this machine"
+                    if present
+                    else f"Download {name} ({self.status_of(name).info.size_text})"
+                )
 
     def show_message(self, text: str, error: bool = False) -> None:
         self.message.setStyleSheet(f"color: {ERROR_COLOR};" if error else "")
@@ -319,7 +342,8 @@ class ModelsDialog(QDialog):
         """Ask for a folder holding model ``name`` and record it in the models config file."""
         st = self.status_of(name)
         folder = QFileDialog.getExistingDirectory(
-            self, f"Folder holding {name} ({st.info.repo_id})", str(st.path or Path.home()))
+            self, f"Folder holding {name} ({st.info.repo_id})", str(st.path or Path.home())
+        )
         if not folder:
             return None
         try:
@@ -345,13 +369,15 @@ class ModelsDialog(QDialog):
         self.show_message(f"{name}: local folder forgotten")
 
     # ------------------------------------------------------------------ closing
-    def done(self, result: int) -> None:  # noqa: D401 - Qt's name
+    def done(self, result: int) -> None:
         """Closing the dialog does not stop a download: it goes on in the status bar."""
-        for signal, slot in ((self.runner.progress, self._on_progress),
-                             (self.runner.finished, self._on_finished),
-                             (self.runner.failed, self._on_failed),
-                             (self.runner.cancelled, self._on_cancelled),
-                             (self.runner.busy_changed, self._update_buttons)):
+        for signal, slot in (
+            (self.runner.progress, self._on_progress),
+            (self.runner.finished, self._on_finished),
+            (self.runner.failed, self._on_failed),
+            (self.runner.cancelled, self._on_cancelled),
+            (self.runner.busy_changed, self._update_buttons),
+        ):
             try:
                 signal.disconnect(slot)
             except (RuntimeError, TypeError):

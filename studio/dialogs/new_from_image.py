@@ -1,10 +1,10 @@
 """File ▸ New from image…: choose a photo, where the project goes, the depth model, an optional
 field of view, the video size and the crop (a rectangle locked to the video's aspect, dragged on
 a preview of the photo). The reconstruction itself is
-:func:`core.reconstruct.new_project.new_project_job`, run by the main window in the worker.
+:func:`worldstudio.core.reconstruct.new_project.new_project_job`, run by the main window in the worker.
 
 Crop coordinates are pixels of the upright original image (EXIF orientation applied), the
-convention of :func:`core.reconstruct.image_io.prepare_image`.
+convention of :func:`worldstudio.core.reconstruct.image_io.prepare_image`.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.errors import WorldStudioError
-from studio.util import qimage_from_rgb
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.studio.util import qimage_from_rgb
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif);;All files (*)"
 DEFAULT_SIZE = (832, 480)
@@ -50,7 +50,7 @@ def load_preview(path: str | Path, max_side: int = PREVIEW_MAX) -> np.ndarray:
     decoded at a reduced size, so a huge photo never exists at full size)."""
     from PIL import Image, ImageOps
 
-    from core.reconstruct.image_io import ImageError, to_rgb8
+    from worldstudio.core.reconstruct.image_io import ImageError, to_rgb8
 
     try:
         with Image.open(path) as img:
@@ -69,7 +69,7 @@ def load_preview(path: str | Path, max_side: int = PREVIEW_MAX) -> np.ndarray:
             return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)[..., :3])
     except ImageError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any decoding problem is the file's
+    except Exception as exc:
         raise ImageError(f"{path}: the image data is truncated or corrupt ({exc})") from exc
 
 
@@ -93,7 +93,7 @@ class CropView(QWidget):
         self._anchor = QPointF()
         self._grab = QPointF()
 
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+    def sizeHint(self) -> QSize:
         return QSize(720, 440)
 
     # ------------------------------------------------------------------ model
@@ -121,7 +121,7 @@ class CropView(QWidget):
 
     def reset(self) -> None:
         """The largest centred crop of the aspect (core's ``fit_crop``)."""
-        from core.reconstruct.image_io import fit_crop
+        from worldstudio.core.reconstruct.image_io import fit_crop
 
         iw, ih = self.image_size
         if iw <= 0 or ih <= 0:
@@ -200,7 +200,7 @@ class CropView(QWidget):
                 return i
         return None
 
-    def mousePressEvent(self, ev: QMouseEvent) -> None:  # noqa: N802 - Qt's name
+    def mousePressEvent(self, ev: QMouseEvent) -> None:
         if self.pixmap is None or ev.button() != Qt.MouseButton.LeftButton:
             return
         pos = ev.position()
@@ -215,12 +215,16 @@ class CropView(QWidget):
                 self._set(p.x() - r.width() / 2, p.y() - r.height() / 2, r.width())
             self._drag, self._grab = "move", self.to_image(pos) - self._rect.topLeft()
 
-    def mouseMoveEvent(self, ev: QMouseEvent) -> None:  # noqa: N802 - Qt's name
+    def mouseMoveEvent(self, ev: QMouseEvent) -> None:
         pos = ev.position()
         if self._drag is None:
             corner = self._corner_at(pos) if self.pixmap is not None else None
             if corner is not None:
-                shape = Qt.CursorShape.SizeFDiagCursor if corner in (0, 2) else Qt.CursorShape.SizeBDiagCursor
+                shape = (
+                    Qt.CursorShape.SizeFDiagCursor
+                    if corner in (0, 2)
+                    else Qt.CursorShape.SizeBDiagCursor
+                )
             elif self.pixmap is not None and self.screen_rect().contains(pos):
                 shape = Qt.CursorShape.SizeAllCursor
             else:
@@ -246,24 +250,24 @@ class CropView(QWidget):
         y = a.y() if down else a.y() - h
         self._set(x, y, w)
 
-    def mouseReleaseEvent(self, ev: QMouseEvent) -> None:  # noqa: N802 - Qt's name
+    def mouseReleaseEvent(self, ev: QMouseEvent) -> None:
         self._drag = None
 
-    def mouseDoubleClickEvent(self, ev: QMouseEvent) -> None:  # noqa: N802 - Qt's name
+    def mouseDoubleClickEvent(self, ev: QMouseEvent) -> None:
         if self.pixmap is not None:
             self.reset()
 
-    def wheelEvent(self, ev: QWheelEvent) -> None:  # noqa: N802 - Qt's name
+    def wheelEvent(self, ev: QWheelEvent) -> None:
         if self.pixmap is None:
             return
         steps = ev.angleDelta().y() / 120.0
         c = self._rect.center()
-        w = self._rect.width() * (0.9 ** steps)
+        w = self._rect.width() * (0.9**steps)
         w = max(self._min_width(), min(w, self._max_width()))
         self._set(c.x() - w / 2, c.y() - w / self.aspect / 2, w)
 
     # ------------------------------------------------------------------ paint
-    def paintEvent(self, ev) -> None:  # noqa: N802 - Qt's name
+    def paintEvent(self, ev) -> None:
         qp = QPainter(self)
         qp.setRenderHint(QPainter.RenderHint.Antialiasing)
         qp.fillRect(self.rect(), QColor(21, 23, 27))
@@ -311,17 +315,27 @@ class NewProjectRequest:
     crop: tuple[int, int, int, int] | None
 
     def job(self):
-        from core.reconstruct.new_project import new_project_job
+        from worldstudio.core.reconstruct.new_project import new_project_job
 
-        return new_project_job(self.image, self.out, depth_model=self.depth_model, fov=self.fov,
-                               size=self.size, crop=self.crop)
+        return new_project_job(
+            self.image,
+            self.out,
+            depth_model=self.depth_model,
+            fov=self.fov,
+            size=self.size,
+            crop=self.crop,
+        )
 
 
 class NewFromImageDialog(QDialog):
     """Collects a :class:`NewProjectRequest`; the caller runs it (see ``request``)."""
 
-    def __init__(self, parent: QWidget | None = None, start_dir: str | Path = "",
-                 open_folder: Path | None = None):
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        start_dir: str | Path = "",
+        open_folder: Path | None = None,
+    ):
         super().__init__(parent)
         self.setWindowTitle("New project from an image")
         self.setObjectName("newFromImageDialog")
@@ -363,15 +377,20 @@ class NewFromImageDialog(QDialog):
         self.fov_spin.setSuffix("°")
         self.fov_spin.setEnabled(False)
         self.fov_check.toggled.connect(self.fov_spin.setEnabled)
-        self.fov_hint = QLabel("Used when the photo has no EXIF focal length and the depth model "
-                               "gives no estimate; otherwise 60°.")
+        self.fov_hint = QLabel(
+            "Used when the photo has no EXIF focal length and the depth model "
+            "gives no estimate; otherwise 60°."
+        )
         self.fov_hint.setObjectName("hint")
         self.fov_hint.setWordWrap(True)
 
         # --- size
         self.width_spin = QSpinBox()
         self.height_spin = QSpinBox()
-        for spin, value in ((self.width_spin, DEFAULT_SIZE[0]), (self.height_spin, DEFAULT_SIZE[1])):
+        for spin, value in (
+            (self.width_spin, DEFAULT_SIZE[0]),
+            (self.height_spin, DEFAULT_SIZE[1]),
+        ):
             spin.setRange(16, 4096)
             spin.setSingleStep(16)
             spin.setValue(value)
@@ -419,14 +438,18 @@ class NewFromImageDialog(QDialog):
         form.addRow(self.fov_check, fov_row)
         form.addRow("Video size", size_row)
 
-        hint = QLabel("Crop: drag the rectangle to move it, drag a corner to resize it, scroll to "
-                      "scale it, double-click for the largest centred crop. It keeps the video's "
-                      "aspect: the photo is cropped, never stretched.")
+        hint = QLabel(
+            "Crop: drag the rectangle to move it, drag a corner to resize it, scroll to "
+            "scale it, double-click for the largest centred crop. It keeps the video's "
+            "aspect: the photo is cropped, never stretched."
+        )
         hint.setObjectName("hint")
         hint.setWordWrap(True)
 
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
-        self.create_button = self.buttons.addButton("Create project", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.create_button = self.buttons.addButton(
+            "Create project", QDialogButtonBox.ButtonRole.AcceptRole
+        )
         self.create_button.setDefault(True)
         self.buttons.accepted.connect(self._accept)
         self.buttons.rejected.connect(self.reject)
@@ -446,14 +469,16 @@ class NewFromImageDialog(QDialog):
     def fill_models(self) -> None:
         """The catalogue's depth models, marked present or not (the default, or the first
         present one, is chosen)."""
-        from core import models
+        from worldstudio.core import models
 
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
         try:
             statuses = models.list_status("depth")
         except WorldStudioError as exc:
-            statuses = [models.ModelStatus(i, "missing", None, str(exc)) for i in models.all_models("depth")]
+            statuses = [
+                models.ModelStatus(i, "missing", None, str(exc)) for i in models.all_models("depth")
+            ]
         self.model_statuses = {s.info.name: s for s in statuses}
         for i, st in enumerate(statuses):
             info = st.info
@@ -467,8 +492,11 @@ class NewFromImageDialog(QDialog):
                 extras.append("research licence")
             label = f"{info.name}  —  {mark}" + (f"  ({', '.join(extras)})" if extras else "")
             self.model_combo.addItem(label, info.name)
-            self.model_combo.setItemData(i, f"{info.description}\nLicence: {info.licence_text}\n{st.where}",
-                                         Qt.ItemDataRole.ToolTipRole)
+            self.model_combo.setItemData(
+                i,
+                f"{info.description}\nLicence: {info.licence_text}\n{st.where}",
+                Qt.ItemDataRole.ToolTipRole,
+            )
         default = next((i for i, s in enumerate(statuses) if s.info.default), 0)
         present = [i for i, s in enumerate(statuses) if s.present]
         choice = default if (statuses[default].present or not present) else present[0]
@@ -481,7 +509,7 @@ class NewFromImageDialog(QDialog):
         return str(self.model_combo.currentData())
 
     def _update_model_hint(self) -> None:
-        from core import models
+        from worldstudio.core import models
 
         st = self.model_statuses.get(self.depth_model) if hasattr(self, "model_statuses") else None
         if st is None:
@@ -492,9 +520,11 @@ class NewFromImageDialog(QDialog):
             parts.append(f"Licence: {info.licence_text}.")
         if not st.present:
             if models.is_offline():
-                parts.append(f"<b>Not on this machine and HF_HUB_OFFLINE is set</b>: download it "
-                             f"first (Models ▸ Manage models…, or <code>worldstudio models download "
-                             f"{info.name}</code>) or choose a model that is present.")
+                parts.append(
+                    f"<b>Not on this machine and HF_HUB_OFFLINE is set</b>: download it "
+                    f"first (Models ▸ Manage models…, or <code>worldstudio models download "
+                    f"{info.name}</code>) or choose a model that is present."
+                )
             else:
                 parts.append(f"Not on this machine yet: it is downloaded first ({info.size_text}).")
         self.model_hint.setText(" ".join(parts))
@@ -508,7 +538,7 @@ class NewFromImageDialog(QDialog):
 
     def set_image(self, path: str | Path) -> bool:
         """Read the image's header and a preview; False (and the error shown) when unusable."""
-        from core.reconstruct.image_io import read_image_info
+        from worldstudio.core.reconstruct.image_io import read_image_info
 
         text = str(path).strip()
         if self.image_edit.text() != text:
@@ -536,21 +566,32 @@ class NewFromImageDialog(QDialog):
             self._auto_out = str(_free_folder(p.with_suffix(".wsproj")))
             self.out_edit.setText(self._auto_out)
         if exif is not None and (exif.focal_mm or exif.focal_35mm):
-            what = f"{exif.focal_35mm:g} mm (35 mm equivalent)" if exif.focal_35mm else f"{exif.focal_mm:g} mm"
+            what = (
+                f"{exif.focal_35mm:g} mm (35 mm equivalent)"
+                if exif.focal_35mm
+                else f"{exif.focal_mm:g} mm"
+            )
             cam = f" from {exif.camera}" if exif.camera else ""
-            self.fov_hint.setText(f"The photo's EXIF focal length ({what}{cam}) comes first when it "
-                                  "gives a plausible field of view; this value is the fallback.")
+            self.fov_hint.setText(
+                f"The photo's EXIF focal length ({what}{cam}) comes first when it "
+                "gives a plausible field of view; this value is the fallback."
+            )
         else:
-            self.fov_hint.setText("The photo has no EXIF focal length: this value is used unless the "
-                                  "depth model estimates one (otherwise 60°).")
+            self.fov_hint.setText(
+                "The photo has no EXIF focal length: this value is used unless the "
+                "depth model estimates one (otherwise 60°)."
+            )
         self._update_crop_label()
         self._validate()
         return True
 
     def browse_out(self) -> None:
-        start = self.out_edit.text() or (str(self.image_path.with_suffix(".wsproj")) if self.image_path else self.start_dir)
-        folder, _ = QFileDialog.getSaveFileName(self, "New project (a folder)", start,
-                                                "Project folder (*.wsproj)")
+        start = self.out_edit.text() or (
+            str(self.image_path.with_suffix(".wsproj")) if self.image_path else self.start_dir
+        )
+        folder, _ = QFileDialog.getSaveFileName(
+            self, "New project (a folder)", start, "Project folder (*.wsproj)"
+        )
         if folder:
             if not folder.endswith(".wsproj"):
                 folder += ".wsproj"
@@ -651,10 +692,13 @@ class NewFromImageDialog(QDialog):
 
     def _ask_replace(self, folder: Path) -> bool:
         answer = QMessageBox.question(
-            self, "Replace the folder?",
+            self,
+            "Replace the folder?",
             f"{folder} already exists and holds files. Replace it with the new project? (It is "
             "replaced only once the new project is complete.)",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
         return answer == QMessageBox.StandardButton.Yes
 
 

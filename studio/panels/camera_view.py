@@ -1,6 +1,6 @@
 """The playhead camera's geometry-preview render: what the preview video will show at this frame.
 
-Renders go through :class:`studio.frame_renderer.FrameRenderer` (torch, in its own thread); the
+Renders go through :class:`worldstudio.studio.frame_renderer.FrameRenderer` (torch, in its own thread); the
 pane asks for a new one when the playhead or the path changes, debounced while scrubbing.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from studio.document import ProjectDocument
-from studio.frame_renderer import FrameRenderer
-from studio.util import pixmap_fit
+from worldstudio.studio.document import ProjectDocument
+from worldstudio.studio.frame_renderer import FrameRenderer
+from worldstudio.studio.util import pixmap_fit
 
 RENDER_WIDTH = 320
 
@@ -19,8 +19,13 @@ RENDER_WIDTH = 320
 class CameraViewPanel(QWidget):
     frame_shown = Signal(int)  # the frame whose render is now on screen
 
-    def __init__(self, doc: ProjectDocument, renderer: FrameRenderer, parent: QWidget | None = None,
-                 delay_ms: int = 60):
+    def __init__(
+        self,
+        doc: ProjectDocument,
+        renderer: FrameRenderer,
+        parent: QWidget | None = None,
+        delay_ms: int = 60,
+    ):
         super().__init__(parent)
         self.doc = doc
         self.renderer = renderer
@@ -68,7 +73,7 @@ class CameraViewPanel(QWidget):
         if self._started and self.live.isChecked() and self.isVisible():
             self._timer.start()
 
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def showEvent(self, event) -> None:
         super().showEvent(event)
         self.schedule()
 
@@ -95,7 +100,9 @@ class CameraViewPanel(QWidget):
         self.shown_frame = int(tag)
         self._show()
         fps = self.doc.project.camera_path.settings.fps
-        self.caption.setText(f"frame {tag} · {int(tag) / fps:.2f} s · round {self.doc.round_of_frame(int(tag)) + 1}")
+        self.caption.setText(
+            f"frame {tag} · {int(tag) / fps:.2f} s · round {self.doc.round_of_frame(int(tag)) + 1}"
+        )
         self.frame_shown.emit(int(tag))
 
     def _on_failed(self, key: str, message: str) -> None:
@@ -106,6 +113,6 @@ class CameraViewPanel(QWidget):
         if self.image is not None:
             self.screen.setPixmap(pixmap_fit(self.image, self.screen.width(), self.screen.height()))
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._show()

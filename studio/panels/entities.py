@@ -1,9 +1,9 @@
 """Entities and monitors: lists with add / rename / remove, and a dialog that defines an entity
 on the source image.
 
-With a SAM 2.1 model on this machine (``core.models``: the catalogue's default segmentation
+With a SAM 2.1 model on this machine (``worldstudio.core.models``: the catalogue's default segmentation
 model first), the dialog makes a mask: left clicks mark the entity, right (or Ctrl+) clicks mark
-what is not it, a drag draws a box. Each change runs :class:`core.reconstruct.segment.Sam2Segmenter`
+what is not it, a drag draws a box. Each change runs :class:`worldstudio.core.reconstruct.segment.Sam2Segmenter`
 in a worker thread (the image is encoded once, further prompts only run the small decoder) and
 the mask is shown over the image. Accepting writes the mask (``scene/masks/<id>.png``) and adds
 the entity, with the 3D anchor from the masked depth, as one undoable edit. Without SAM 2 a
@@ -33,15 +33,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.errors import WorldStudioError
-from core.project import Pose, Project
-from studio import commands
-from studio.document import ProjectDocument, Selection
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.project import Pose, Project
+from worldstudio.studio import commands
+from worldstudio.studio.document import ProjectDocument, Selection
 
 ViewProvider = Callable[[], "tuple[np.ndarray, float] | None"]
 
-SAM_HINT = ("Masks need a SAM 2 model: run <code>worldstudio models download sam2.1-tiny</code> "
-            "(or Models ▸ Manage models…). Without it the entity gets its anchor from the clicked pixel.")
+SAM_HINT = (
+    "Masks need a SAM 2 model: run <code>worldstudio models download sam2.1-tiny</code> "
+    "(or Models ▸ Manage models…). Without it the entity gets its anchor from the clicked pixel."
+)
 MASK_COLOR = (64, 170, 255, 120)
 DRAG_PIXELS = 6  # a press that moves farther than this draws a box
 
@@ -49,7 +51,7 @@ DRAG_PIXELS = 6  # a press that moves farther than this draws a box
 def segmentation_model() -> str | None:
     """The name of a SAM 2 model on this machine (the catalogue's default first), or None.
     Never touches the network."""
-    from core import models
+    from worldstudio.core import models
 
     try:
         default = models.default_model("segmentation")
@@ -96,7 +98,9 @@ def fit_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         return mask
     from PIL import Image
 
-    img = Image.fromarray(mask.astype(np.uint8) * 255).resize((shape[1], shape[0]), Image.Resampling.NEAREST)
+    img = Image.fromarray(mask.astype(np.uint8) * 255).resize(
+        (shape[1], shape[0]), Image.Resampling.NEAREST
+    )
     return np.asarray(img) > 127
 
 
@@ -111,13 +115,13 @@ class _PickLabel(QLabel):
         self.setCursor(Qt.CursorShape.CrossCursor)
         self.setFixedSize(pixmap.size())
 
-    def mousePressEvent(self, ev: QMouseEvent) -> None:  # noqa: N802 - Qt's name
+    def mousePressEvent(self, ev: QMouseEvent) -> None:
         p = ev.position()
         self.mark = p.toPoint()
         self.update()
         self.picked.emit(p.x(), p.y())
 
-    def paintEvent(self, ev) -> None:  # noqa: N802 - Qt's name
+    def paintEvent(self, ev) -> None:
         super().paintEvent(ev)
         if self.mark is not None:
             qp = QPainter(self)
@@ -150,7 +154,9 @@ class PromptCanvas(QLabel):
         self._drag_box: tuple[float, float, float, float] | None = None
 
     # ------------------------------------------------------------------ state
-    def prompts(self) -> tuple[list[tuple[float, float]], list[int], tuple[float, float, float, float] | None]:
+    def prompts(
+        self,
+    ) -> tuple[list[tuple[float, float]], list[int], tuple[float, float, float, float] | None]:
         return [(x, y) for x, y, _l in self.points], [lab for _x, _y, lab in self.points], self.box
 
     def clear(self) -> None:
@@ -193,17 +199,21 @@ class PromptCanvas(QLabel):
     # ------------------------------------------------------------------ mouse
     def _src(self, p: QPointF) -> tuple[float, float]:
         w, h = self.width() / self.scale, self.height() / self.scale
-        return (min(max(p.x() / self.scale, 0.0), w - 0.5), min(max(p.y() / self.scale, 0.0), h - 0.5))
+        return (
+            min(max(p.x() / self.scale, 0.0), w - 0.5),
+            min(max(p.y() / self.scale, 0.0), h - 0.5),
+        )
 
-    def mousePressEvent(self, ev: QMouseEvent) -> None:  # noqa: N802 - Qt's name
-        negative = (ev.button() == Qt.MouseButton.RightButton
-                    or bool(ev.modifiers() & Qt.KeyboardModifier.ControlModifier))
+    def mousePressEvent(self, ev: QMouseEvent) -> None:
+        negative = ev.button() == Qt.MouseButton.RightButton or bool(
+            ev.modifiers() & Qt.KeyboardModifier.ControlModifier
+        )
         if ev.button() not in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
             return
         self._press = ev.position()
         self._press_label = 0 if negative else 1
 
-    def mouseMoveEvent(self, ev: QMouseEvent) -> None:  # noqa: N802 - Qt's name
+    def mouseMoveEvent(self, ev: QMouseEvent) -> None:
         if self._press is None:
             return
         d = ev.position() - self._press
@@ -213,7 +223,7 @@ class PromptCanvas(QLabel):
             self._drag_box = (x0, y0, x1, y1)
             self.update()
 
-    def mouseReleaseEvent(self, ev: QMouseEvent) -> None:  # noqa: N802 - Qt's name
+    def mouseReleaseEvent(self, ev: QMouseEvent) -> None:
         if self._press is None:
             return
         press, self._press = self._press, None
@@ -227,19 +237,24 @@ class PromptCanvas(QLabel):
         self.add_point(*self._src(press), self._press_label)
 
     # ------------------------------------------------------------------ paint
-    def paintEvent(self, ev) -> None:  # noqa: N802 - Qt's name
+    def paintEvent(self, ev) -> None:
         super().paintEvent(ev)
         qp = QPainter(self)
         qp.setRenderHint(QPainter.RenderHint.Antialiasing)
         s = self.scale
         if self.overlay is not None:
             qp.drawImage(QRectF(0, 0, self.width(), self.height()), self.overlay)
-        for box, style in ((self.box, Qt.PenStyle.SolidLine), (self._drag_box, Qt.PenStyle.DashLine)):
+        for box, style in (
+            (self.box, Qt.PenStyle.SolidLine),
+            (self._drag_box, Qt.PenStyle.DashLine),
+        ):
             if box is not None:
                 qp.setPen(QPen(QColor(255, 196, 64), 2, style))
                 qp.setBrush(Qt.BrushStyle.NoBrush)
                 x0, y0, x1, y1 = box
-                qp.drawRect(QRectF(min(x0, x1) * s, min(y0, y1) * s, abs(x1 - x0) * s, abs(y1 - y0) * s))
+                qp.drawRect(
+                    QRectF(min(x0, x1) * s, min(y0, y1) * s, abs(x1 - x0) * s, abs(y1 - y0) * s)
+                )
         for x, y, label in self.points:
             c = QPointF(x * s, y * s)
             color = QColor(80, 220, 120) if label else QColor(255, 90, 90)
@@ -258,7 +273,9 @@ class SourcePickDialog(QDialog):
     boxes when a SAM 2 model is here (``use_masks``: None = when available), else one click
     for its anchor."""
 
-    def __init__(self, doc: ProjectDocument, parent: QWidget | None = None, use_masks: bool | None = None):
+    def __init__(
+        self, doc: ProjectDocument, parent: QWidget | None = None, use_masks: bool | None = None
+    ):
         super().__init__(parent)
         self.setWindowTitle("Add entity from the source image")
         self.doc = doc
@@ -273,7 +290,11 @@ class SourcePickDialog(QDialog):
         src = doc.folder / p.source.file if (doc.folder and p.source) else None
         pm = QPixmap(str(src)) if src is not None and src.is_file() else QPixmap()
         has_depth = p.intrinsics is not None and p.scene is not None and bool(p.scene.depth_file)
-        available = segmentation_model() if (not pm.isNull() and has_depth and use_masks is not False) else None
+        available = (
+            segmentation_model()
+            if (not pm.isNull() and has_depth and use_masks is not False)
+            else None
+        )
         self.sam_model: str | None = available
         self.scale = 1.0
         if not pm.isNull():
@@ -282,7 +303,9 @@ class SourcePickDialog(QDialog):
             elif self.sam_model is not None and pm.width() < 560:
                 self.scale = 560 / pm.width()  # small images: bigger targets to click
             if self.scale != 1.0:
-                pm = pm.scaledToWidth(round(pm.width() * self.scale), Qt.TransformationMode.SmoothTransformation)
+                pm = pm.scaledToWidth(
+                    round(pm.width() * self.scale), Qt.TransformationMode.SmoothTransformation
+                )
         layout = QVBoxLayout(self)
         self.name = QLineEdit()
         self.name.setPlaceholderText("name, e.g. ball, dog, person")
@@ -301,13 +324,17 @@ class SourcePickDialog(QDialog):
             self.image = PromptCanvas(pm, self.scale)
             self.image.prompts_changed.connect(self._segment)
             self.image.clicked.connect(self._clicked)
-            self.info.setText(f"<b>Mask with {self.sam_model}</b>: left-click on the entity, right-click "
-                              "(or Ctrl+click) on what is not it, or drag a box around it.")
+            self.info.setText(
+                f"<b>Mask with {self.sam_model}</b>: left-click on the entity, right-click "
+                "(or Ctrl+click) on what is not it, or drag a box around it."
+            )
             layout.addWidget(self.image, 0, Qt.AlignmentFlag.AlignHCenter)
             row = QHBoxLayout()
             self.mask_check = QCheckBox("Save the mask with the entity")
             self.mask_check.setChecked(True)
-            self.mask_check.setToolTip("Unchecked: only the anchor is kept (from the mask, else the first click)")
+            self.mask_check.setToolTip(
+                "Unchecked: only the anchor is kept (from the mask, else the first click)"
+            )
             undo = QPushButton("Undo last prompt")
             undo.clicked.connect(self.image.undo_last)
             clear = QPushButton("Clear")
@@ -327,7 +354,9 @@ class SourcePickDialog(QDialog):
                 self.status.setTextFormat(Qt.TextFormat.RichText)
         layout.addWidget(self.info)
         layout.addWidget(self.status)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self._accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
@@ -341,10 +370,14 @@ class SourcePickDialog(QDialog):
         u, v = x / self.scale, y / self.scale
         self.anchor = anchor_from_depth(self.doc.project, self.doc.folder, u, v)
         if self.anchor is None:
-            self.info.setText(f"pixel ({u:.0f}, {v:.0f}): no depth there; the entity gets no anchor")
+            self.info.setText(
+                f"pixel ({u:.0f}, {v:.0f}): no depth there; the entity gets no anchor"
+            )
         else:
-            self.info.setText(f"pixel ({u:.0f}, {v:.0f}) → anchor ({self.anchor[0]:.3f}, "
-                              f"{self.anchor[1]:.3f}, {self.anchor[2]:.3f})")
+            self.info.setText(
+                f"pixel ({u:.0f}, {v:.0f}) → anchor ({self.anchor[0]:.3f}, "
+                f"{self.anchor[1]:.3f}, {self.anchor[2]:.3f})"
+            )
 
     def _clicked(self, u: float, v: float, label: int) -> None:
         """The first positive click gives an anchor at once (the mask's replaces it)."""
@@ -354,7 +387,7 @@ class SourcePickDialog(QDialog):
     # ------------------------------------------------------------------ SAM 2 in the worker
     def _runner(self):
         if self.runner is None:
-            from studio.worker import JobRunner
+            from worldstudio.studio.worker import JobRunner
 
             self.runner = JobRunner(self)
             self.runner.finished.connect(self._segmented)
@@ -382,7 +415,7 @@ class SourcePickDialog(QDialog):
         segmenter, model, rgb = self._segmenter, self.sam_model, self._source_rgb
 
         def job(ctx):
-            from core.reconstruct.segment import Sam2Segmenter
+            from worldstudio.core.reconstruct.segment import Sam2Segmenter
 
             seg = segmenter
             if seg is None:
@@ -396,7 +429,9 @@ class SourcePickDialog(QDialog):
             return seg, seg.predict(points or None, labels or None, box)
 
         self.status.setStyleSheet("")
-        self.status.setText("segmenting…" if segmenter is not None else f"loading {model} and segmenting…")
+        self.status.setText(
+            "segmenting…" if segmenter is not None else f"loading {model} and segmenting…"
+        )
         runner.start(job, "Segment")
 
     def _segmented(self, result) -> None:
@@ -410,14 +445,19 @@ class SourcePickDialog(QDialog):
         self.image.set_mask(res.mask)
         n = int(res.mask.sum())
         if n == 0:
-            self.status.setText("SAM 2 found no mask for these prompts: click elsewhere, add points "
-                                "or drag a box around the entity.")
+            self.status.setText(
+                "SAM 2 found no mask for these prompts: click elsewhere, add points "
+                "or drag a box around the entity."
+            )
             return
         anchor = self._mask_anchor(res.mask)
         if anchor is not None:
             self.anchor = anchor
-        where = "no depth under the mask" if anchor is None else \
-            "anchor ({:.3f}, {:.3f}, {:.3f})".format(*anchor)
+        where = (
+            "no depth under the mask"
+            if anchor is None
+            else "anchor ({:.3f}, {:.3f}, {:.3f})".format(*anchor)
+        )
         self.status.setText(f"mask: {n} pixels (score {res.score:.2f}) · {where}")
 
     def _segment_failed(self, message: str) -> None:
@@ -426,7 +466,7 @@ class SourcePickDialog(QDialog):
         self.status.setText(message)
 
     def _mask_anchor(self, mask: np.ndarray):
-        from core.reconstruct.segment import mask_anchor
+        from worldstudio.core.reconstruct.segment import mask_anchor
 
         p = self.doc.project
         try:
@@ -465,19 +505,23 @@ class SourcePickDialog(QDialog):
         self.accept()
 
     def _wants_mask(self) -> bool:
-        return (self.mask is not None and bool(self.mask.any())
-                and (self.mask_check is None or self.mask_check.isChecked()))
+        return (
+            self.mask is not None
+            and bool(self.mask.any())
+            and (self.mask_check is None or self.mask_check.isChecked())
+        )
 
     def _make_entity(self):
         """The entity from the mask: writes scene/masks/<id>.png (the project itself is only
         changed by the undoable edit in :meth:`create`)."""
-        from core.reconstruct.segment import entity_from_mask
+        from worldstudio.core.reconstruct.segment import entity_from_mask
 
         if self.entity is None or self.entity.name != self.name.text().strip():
             p = self.doc.project
             depth_shape = np.load(self.doc.folder / p.scene.depth_file, allow_pickle=False).shape
-            self.entity = entity_from_mask(self.doc.folder, p, self.name.text().strip(),
-                                           fit_mask(self.mask, depth_shape))
+            self.entity = entity_from_mask(
+                self.doc.folder, p, self.name.text().strip(), fit_mask(self.mask, depth_shape)
+            )
         return self.entity
 
     def create(self) -> str:
@@ -488,13 +532,18 @@ class SourcePickDialog(QDialog):
         p = self.doc.project
         fov = None
         if p.intrinsics is not None:
-            from core.geometry.camera import fov_from_intrinsics
+            from worldstudio.core.geometry.camera import fov_from_intrinsics
 
             fov = float(fov_from_intrinsics(np.array(p.intrinsics.K), p.intrinsics.height))
-        return commands.add_entity(self.doc, self.name.text().strip(), self.anchor,
-                                   defined_from=Pose(position=(0.0, 0.0, 0.0)), defined_fov=fov)
+        return commands.add_entity(
+            self.doc,
+            self.name.text().strip(),
+            self.anchor,
+            defined_from=Pose(position=(0.0, 0.0, 0.0)),
+            defined_fov=fov,
+        )
 
-    def done(self, result: int) -> None:  # noqa: D401 - Qt's name
+    def done(self, result: int) -> None:
         """Closing stops a running segmentation and frees the model."""
         if self.runner is not None and self.runner.busy:
             self.runner.cancel()
@@ -511,7 +560,9 @@ def _read_rgb(path: Path) -> np.ndarray:
 
 
 class EntitiesPanel(QWidget):
-    def __init__(self, doc: ProjectDocument, current_view: ViewProvider, parent: QWidget | None = None):
+    def __init__(
+        self, doc: ProjectDocument, current_view: ViewProvider, parent: QWidget | None = None
+    ):
         super().__init__(parent)
         self.doc = doc
         self.current_view = current_view
@@ -569,7 +620,11 @@ class EntitiesPanel(QWidget):
             item = QListWidgetItem(e.name)
             item.setData(Qt.ItemDataRole.UserRole, e.id)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
-            anchor = "no anchor" if e.anchor is None else "anchor ({:.2f}, {:.2f}, {:.2f})".format(*e.anchor)
+            anchor = (
+                "no anchor"
+                if e.anchor is None
+                else "anchor ({:.2f}, {:.2f}, {:.2f})".format(*e.anchor)
+            )
             item.setToolTip(f"{e.id} · {anchor}")
             self.entities.addItem(item)
         self.monitors.clear()

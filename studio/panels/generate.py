@@ -47,12 +47,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.errors import WorldStudioError
-from core.generation.engine import project_model_for
-from studio import commands
-from studio.document import ProjectDocument
-from studio.util import pixmap_fit
-from studio.worker import JobRunner
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.generation.engine import project_model_for
+from worldstudio.studio import commands
+from worldstudio.studio.document import ProjectDocument
+from worldstudio.studio.util import pixmap_fit
+from worldstudio.studio.worker import JobRunner
 
 MODEL_FREE = ("geometry", "oracle")
 # Wan model ids name their kind; a mismatch with the backend is worth a note.
@@ -110,7 +110,7 @@ class PreviewScreen(QLabel):
         if self.image is not None:
             self.setPixmap(pixmap_fit(self.image, self.width() - 2, self.height() - 2))
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._redraw()
 
@@ -122,8 +122,13 @@ class GeneratePanel(QWidget):
     run_changed = Signal(object)  # the run folder (Path) whose rounds changed, or None
     message = Signal(str, bool)  # (text, is_error) for the status bar
 
-    def __init__(self, doc: ProjectDocument, runner: JobRunner,
-                 save: Callable[[], bool] | None = None, parent: QWidget | None = None):
+    def __init__(
+        self,
+        doc: ProjectDocument,
+        runner: JobRunner,
+        save: Callable[[], bool] | None = None,
+        parent: QWidget | None = None,
+    ):
         super().__init__(parent)
         self.doc = doc
         self.runner = runner
@@ -186,32 +191,46 @@ class GeneratePanel(QWidget):
 
         # -- model and memory
         self.backend = QComboBox()
-        self.backend.setToolTip("geometry: the renders themselves (no model) · oracle: the demo "
-                                "scene's ground truth · wan-vace / wan-i2v: the Wan video models")
-        self.backend.currentIndexChanged.connect(lambda _i: self._edit("backend", self.backend.currentData()))
+        self.backend.setToolTip(
+            "geometry: the renders themselves (no model) · oracle: the demo "
+            "scene's ground truth · wan-vace / wan-i2v: the Wan video models"
+        )
+        self.backend.currentIndexChanged.connect(
+            lambda _i: self._edit("backend", self.backend.currentData())
+        )
         self.model = QComboBox()
-        self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
         self.model.setMinimumContentsLength(12)
-        self.model.currentIndexChanged.connect(lambda _i: self._edit("model_id", self.model.currentData()))
+        self.model.currentIndexChanged.connect(
+            lambda _i: self._edit("model_id", self.model.currentData())
+        )
         self.model_note = QLabel("")
         self.model_note.setObjectName("hint")
         self.model_note.setWordWrap(True)
         self.profile = QComboBox()
-        from core.generation.memory import PROFILES
+        from worldstudio.core.generation.memory import PROFILES
 
-        tips = {"auto": "the fastest profile that fits the GPU's free memory",
-                "gpu": "every component on the GPU (fastest)",
-                "offload": "one component at a time on the GPU (model CPU offload)",
-                "low-vram": "block-level group offload and VAE tiling (slowest, fits small GPUs)"}
+        tips = {
+            "auto": "the fastest profile that fits the GPU's free memory",
+            "gpu": "every component on the GPU (fastest)",
+            "offload": "one component at a time on the GPU (model CPU offload)",
+            "low-vram": "block-level group offload and VAE tiling (slowest, fits small GPUs)",
+        }
         for name in PROFILES:
             self.profile.addItem(name, name)
-            self.profile.setItemData(self.profile.count() - 1, tips.get(name, ""), Qt.ItemDataRole.ToolTipRole)
+            self.profile.setItemData(
+                self.profile.count() - 1, tips.get(name, ""), Qt.ItemDataRole.ToolTipRole
+            )
         self.profile.currentIndexChanged.connect(lambda _i: self._update_estimate())
         self.vram = QLabel("")
         self.vram.setObjectName("vramEstimate")
         self.vram.setWordWrap(True)
-        self.vram.setToolTip("Accelerator memory one generation call needs (weights + activations "
-                             "+ runtime), from the model's configs")
+        self.vram.setToolTip(
+            "Accelerator memory one generation call needs (weights + activations "
+            "+ runtime), from the model's configs"
+        )
         g1 = QGroupBox("Model and memory")
         f1 = QFormLayout(g1)
         f1.addRow("Backend", self.backend)
@@ -233,8 +252,9 @@ class GeneratePanel(QWidget):
         self.frames_spin.valueChanged.connect(self._edit_frames)
         self.monitors = QCheckBox("Monitors keep entities alive off-screen")
         self.monitors.setChecked(True)
-        self.monitors.setToolTip("Off: every monitor is switched off and entities freeze where they "
-                                 "were last seen")
+        self.monitors.setToolTip(
+            "Off: every monitor is switched off and entities freeze where they were last seen"
+        )
         self.video_info = QLabel("")
         self.video_info.setObjectName("hint")
         self.video_info.setWordWrap(True)
@@ -276,7 +296,9 @@ class GeneratePanel(QWidget):
         self.lora_table.setHorizontalHeaderLabels(["LoRA", "Strength"])
         self.lora_table.verticalHeader().hide()
         self.lora_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.lora_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.lora_table.horizontalHeader().setSectionResizeMode(
+            1, QHeaderView.ResizeMode.ResizeToContents
+        )
         self.lora_table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.lora_table.setMinimumHeight(60)
         self.lora_table.setMaximumHeight(130)
@@ -291,20 +313,28 @@ class GeneratePanel(QWidget):
 
         # -- runs: resume, branch, play
         self.runs_combo = QComboBox()
-        self.runs_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.runs_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
         self.runs_combo.setMinimumContentsLength(14)
         self.runs_combo.currentIndexChanged.connect(lambda _i: self._run_selected())
         self.run_info = QLabel("")
         self.run_info.setObjectName("hint")
         self.run_info.setWordWrap(True)
         self.resume_button = QPushButton("Resume")
-        self.resume_button.setToolTip("Continue the chosen run after its last complete round (its own "
-                                      "settings and project snapshot)")
+        self.resume_button.setToolTip(
+            "Continue the chosen run after its last complete round (its own "
+            "settings and project snapshot)"
+        )
         self.resume_button.clicked.connect(lambda: self.resume())
-        self.branch_spin = _spin(1, 1, 1, "the first round to regenerate; earlier rounds are copied")
+        self.branch_spin = _spin(
+            1, 1, 1, "the first round to regenerate; earlier rounds are copied"
+        )
         self.branch_button = QPushButton("Branch from round")
-        self.branch_button.setToolTip("A new run: copy the rounds before this one from the chosen run, "
-                                      "then regenerate with the project's current prompts and settings")
+        self.branch_button.setToolTip(
+            "A new run: copy the rounds before this one from the chosen run, "
+            "then regenerate with the project's current prompts and settings"
+        )
         self.branch_button.clicked.connect(lambda: self.branch())
         self.play_final = QPushButton("Play")
         self.play_final.setToolTip("Open the run's final.mp4 in the player")
@@ -372,7 +402,7 @@ class GeneratePanel(QWidget):
         self.run_changed.emit(self._latest_run())
 
     def _fill(self) -> None:
-        from core.generation.backends import backend_names
+        from worldstudio.core.generation.backends import backend_names
 
         g = self.doc.project.generation
         names = backend_names()
@@ -394,8 +424,10 @@ class GeneratePanel(QWidget):
         _set(self.seed_spin, min(g.seed, 2**31 - 1))
         n = len(self.doc.project.rounds)
         total = n * g.frames_per_round
-        self.video_info.setText(f"{n} round{'s' if n != 1 else ''} × {g.frames_per_round} frames = "
-                                f"{total} frames ({total / g.fps:.1f} s at {g.fps} fps)")
+        self.video_info.setText(
+            f"{n} round{'s' if n != 1 else ''} × {g.frames_per_round} frames = "
+            f"{total} frames ({total / g.fps:.1f} s at {g.fps} fps)"
+        )
         model_free = g.backend in MODEL_FREE
         for w in (self.model, self.profile, self.steps_spin, self.guidance_spin):
             w.setEnabled(not model_free)
@@ -403,7 +435,7 @@ class GeneratePanel(QWidget):
         self._update_estimate()
         self._update_lora_note()
 
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def showEvent(self, event) -> None:
         """Models may have been downloaded and LoRAs trained meanwhile: look again."""
         super().showEvent(event)
         self._fill_models(self.doc.project.generation.model_id)
@@ -412,7 +444,7 @@ class GeneratePanel(QWidget):
         self.refresh_loras()
 
     def _fill_models(self, current: str | None) -> None:
-        from core.models import all_models, model_status
+        from worldstudio.core.models import all_models, model_status
 
         self.model.blockSignals(True)
         self.model.clear()
@@ -422,7 +454,9 @@ class GeneratePanel(QWidget):
             except WorldStudioError:
                 present = False
             mark = "●" if present else "○"
-            self.model.addItem(f"{mark} {info.name}" + ("" if present else "  (not downloaded)"), info.repo_id)
+            self.model.addItem(
+                f"{mark} {info.name}" + ("" if present else "  (not downloaded)"), info.repo_id
+            )
             tip = f"{info.repo_id}\n{info.description}\n{info.size_text} · {info.licence_text}"
             self.model.setItemData(self.model.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
         if current and self.model.findData(current) < 0:
@@ -467,8 +501,10 @@ class GeneratePanel(QWidget):
             if profile == "auto":
                 full = backend.estimate(h, w, f, "gpu").total
                 low = backend.estimate(h, w, f, "low-vram").total
-                return (f"~{full / GiB:.1f} GiB all on the GPU, ~{low / GiB:.1f} GiB with low-vram "
-                        "(auto picks what fits)")
+                return (
+                    f"~{full / GiB:.1f} GiB all on the GPU, ~{low / GiB:.1f} GiB with low-vram "
+                    "(auto picks what fits)"
+                )
             return f"~{backend.estimate(h, w, f, profile).total / GiB:.1f} GiB ({profile})"
         except WorldStudioError as exc:
             return f"no estimate: {exc}"
@@ -476,7 +512,7 @@ class GeneratePanel(QWidget):
     def _estimate_backend(self, name: str, model: str | None):
         key = (name, model)
         if key not in self._backends:
-            from core.generation.backends import get_backend
+            from worldstudio.core.generation.backends import get_backend
 
             self._backends[key] = get_backend(name, model_id=model, profile="auto")  # loads nothing
         return self._backends[key]
@@ -517,11 +553,11 @@ class GeneratePanel(QWidget):
     # ================================================================== LoRAs
     def refresh_loras(self) -> None:
         """Read the project's loras/ folder again (a training finished, a project opened)."""
-        from core.training import list_adapters
+        from worldstudio.core.training import list_adapters
 
         adapters = []
         if self.doc.folder is not None:
-            from core.project import ProjectFolder
+            from worldstudio.core.project import ProjectFolder
 
             adapters = list_adapters(ProjectFolder(self.doc.folder).loras_dir)
         self.adapters = adapters
@@ -537,11 +573,15 @@ class GeneratePanel(QWidget):
             item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Checked if chosen else Qt.CheckState.Unchecked)
             item.setData(Qt.ItemDataRole.UserRole, path)
-            bits = [f"base model: {info['base_model']}" if info.get("base_model") else "",
-                    f"rank {info['rank']}" if info.get("rank") else "",
-                    f"{info['steps']} steps" if info.get("steps") else "",
-                    f"final loss {info['final_loss']:.4f}" if isinstance(info.get("final_loss"), float) else "",
-                    path]
+            bits = [
+                f"base model: {info['base_model']}" if info.get("base_model") else "",
+                f"rank {info['rank']}" if info.get("rank") else "",
+                f"{info['steps']} steps" if info.get("steps") else "",
+                f"final loss {info['final_loss']:.4f}"
+                if isinstance(info.get("final_loss"), float)
+                else "",
+                path,
+            ]
             item.setToolTip("\n".join(b for b in bits if b))
             table.setItem(row, 0, item)
             spin = QDoubleSpinBox()
@@ -568,7 +608,9 @@ class GeneratePanel(QWidget):
         chosen, _ = self._loras.get(path, (False, 1.0))
         self._loras[path] = (chosen, float(value))
 
-    def set_lora(self, name_or_path: str, chosen: bool = True, strength: float | None = None) -> None:
+    def set_lora(
+        self, name_or_path: str, chosen: bool = True, strength: float | None = None
+    ) -> None:
         """Choose (or drop) an adapter by name or path, as the table's check box and spin do."""
         for row in range(self.lora_table.rowCount()):
             item = self.lora_table.item(row, 0)
@@ -596,8 +638,8 @@ class GeneratePanel(QWidget):
 
     # ================================================================== runs
     def _runs(self):
-        from core.generation.runs import list_runs
-        from core.project import ProjectFolder
+        from worldstudio.core.generation.runs import list_runs
+        from worldstudio.core.project import ProjectFolder
 
         if self.doc.folder is None:
             return []
@@ -608,7 +650,7 @@ class GeneratePanel(QWidget):
         return runs[-1].path if runs else None
 
     def refresh_runs(self, select: Path | None = None) -> None:
-        from core.generation.runs import RunError
+        from worldstudio.core.generation.runs import RunError
 
         keep = Path(select) if select is not None else self.selected_run()
         self.runs_combo.blockSignals(True)
@@ -623,8 +665,9 @@ class GeneratePanel(QWidget):
             total = int(meta.get("rounds_total") or 0)
             status = meta.get("status", "?")
             self.run_meta[str(run.path)] = dict(meta, rounds_done=done)
-            self.runs_combo.addItem(f"{run.id} · {meta.get('backend', '?')} · {done}/{total} · {status}",
-                                    str(run.path))
+            self.runs_combo.addItem(
+                f"{run.id} · {meta.get('backend', '?')} · {done}/{total} · {status}", str(run.path)
+            )
         if self.runs_combo.count() == 0:
             self.runs_combo.addItem("(no runs yet)", None)
         i = self.runs_combo.findData(str(keep)) if keep is not None else -1
@@ -649,13 +692,18 @@ class GeneratePanel(QWidget):
     def _run_selected(self) -> None:
         meta = self._selected_meta()
         if meta is None:
-            self.run_info.setText("Generate to make the first run." if self.doc.folder else
-                                  "Save the project to generate.")
+            self.run_info.setText(
+                "Generate to make the first run."
+                if self.doc.folder
+                else "Save the project to generate."
+            )
         else:
             s = meta.get("settings", {})
             parent = meta.get("parent")
-            text = (f"{meta['rounds_done']} of {meta.get('rounds_total')} rounds · {s.get('width')}×"
-                    f"{s.get('height')} · F={s.get('frames_per_round')} · seed {s.get('seed')}")
+            text = (
+                f"{meta['rounds_done']} of {meta.get('rounds_total')} rounds · {s.get('width')}×"
+                f"{s.get('height')} · F={s.get('frames_per_round')} · seed {s.get('seed')}"
+            )
             if parent:
                 text += f" · branch of {parent.get('run')} from round {int(parent.get('from_round', 0)) + 1}"
             if meta.get("error") and meta.get("status") != "complete":
@@ -690,10 +738,12 @@ class GeneratePanel(QWidget):
     # ================================================================== running
     def _ask_save(self) -> bool:
         answer = QMessageBox.question(
-            self, "Save before generating?",
+            self,
+            "Save before generating?",
             "The world engine reads the saved project. Save your changes and generate?",
             QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Save)
+            QMessageBox.StandardButton.Save,
+        )
         return answer == QMessageBox.StandardButton.Save
 
     def _ensure_saved(self) -> bool:
@@ -711,32 +761,39 @@ class GeneratePanel(QWidget):
         return True
 
     def _common(self) -> dict:
-        return {"profile": self.profile.currentData() or "auto", "monitors": self.monitors.isChecked(),
-                "loras": self.selected_loras() or None}
+        return {
+            "profile": self.profile.currentData() or "auto",
+            "monitors": self.monitors.isChecked(),
+            "loras": self.selected_loras() or None,
+        }
 
     def generate(self) -> bool:
         """Save (asking) and start a new run with the project's settings."""
-        from core.generation.engine import generate_job
+        from worldstudio.core.generation.engine import generate_job
 
         return self._launch(lambda folder: generate_job(folder, **self._common()), "Generate")
 
     def resume(self, run: str | Path | None = None) -> bool:
         """Continue ``run`` (default: the chosen one) after its last complete round."""
-        from core.generation.engine import generate_job
+        from worldstudio.core.generation.engine import generate_job
 
         run = Path(run) if run is not None else self.selected_run()
         if run is None:
             self.message.emit("Choose a run to resume", True)
             return False
         # the run's own settings (profile, LoRAs, monitors) are kept: run.json records them
-        return self._launch(lambda folder: generate_job(folder, resume=str(run)),
-                            f"Resume {run.name}", needs_save=False, run=run)
+        return self._launch(
+            lambda folder: generate_job(folder, resume=str(run)),
+            f"Resume {run.name}",
+            needs_save=False,
+            run=run,
+        )
 
     def branch(self, from_round: int | None = None, run: str | Path | None = None) -> bool:
         """A new run copying the rounds before ``from_round`` (0-based; default: the spin box's
         round) from ``run`` (default: the chosen one), regenerating the rest with the project's
         current prompts and settings (size and frames per round stay the parent's)."""
-        from core.generation.engine import generate_job
+        from worldstudio.core.generation.engine import generate_job
 
         run = Path(run) if run is not None else self.selected_run()
         if run is None:
@@ -744,12 +801,22 @@ class GeneratePanel(QWidget):
             return False
         k = int(from_round) if from_round is not None else self.branch_spin.value() - 1
         g = self.doc.project.generation
-        options = dict(self._common(), backend=g.backend, steps=g.steps, guidance=g.guidance, seed=g.seed,
-                       model=project_model_for(g.backend, g))
-        return self._launch(lambda folder: generate_job(folder, resume=str(run), from_round=k, **options),
-                            f"Branch {run.name} from round {k + 1}")
+        options = dict(
+            self._common(),
+            backend=g.backend,
+            steps=g.steps,
+            guidance=g.guidance,
+            seed=g.seed,
+            model=project_model_for(g.backend, g),
+        )
+        return self._launch(
+            lambda folder: generate_job(folder, resume=str(run), from_round=k, **options),
+            f"Branch {run.name} from round {k + 1}",
+        )
 
-    def _launch(self, make_job, description: str, needs_save: bool = True, run: Path | None = None) -> bool:
+    def _launch(
+        self, make_job, description: str, needs_save: bool = True, run: Path | None = None
+    ) -> bool:
         if self.runner.busy:
             self.message.emit("Another job is running; wait for it or cancel it", True)
             return False
@@ -790,7 +857,7 @@ class GeneratePanel(QWidget):
         run = self._find_current_run()
         if run is None:
             return
-        from core.generation.runs import RunFolder
+        from worldstudio.core.generation.runs import RunFolder
 
         done = RunFolder(run).completed_rounds()
         if done != self._last_rounds_seen:
@@ -829,8 +896,10 @@ class GeneratePanel(QWidget):
         self.current_run = Path(result.run_dir)
         self.bar.setRange(0, 1)
         self.bar.setValue(1)
-        self.stage.setText(f"run {result.run_id}: {result.rounds_done}/{result.rounds_total} rounds in "
-                           f"{result.seconds:.1f} s")
+        self.stage.setText(
+            f"run {result.run_id}: {result.rounds_done}/{result.rounds_total} rounds in "
+            f"{result.seconds:.1f} s"
+        )
         self._ended()
         video = result.final_mp4
         if video is not None and Path(video).is_file():

@@ -27,14 +27,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio import commands
-from studio.document import ProjectDocument, Selection
-from studio.util import quat_to_ypr, ypr_to_quat
+from worldstudio.studio import commands
+from worldstudio.studio.document import ProjectDocument, Selection
+from worldstudio.studio.util import quat_to_ypr, ypr_to_quat
 
 EASINGS = ["linear", "ease_in", "ease_out", "ease_in_out"]
 
 
-def _spin(lo: float, hi: float, decimals: int = 4, step: float = 0.05, suffix: str = "") -> QDoubleSpinBox:
+def _spin(
+    lo: float, hi: float, decimals: int = 4, step: float = 0.05, suffix: str = ""
+) -> QDoubleSpinBox:
     s = QDoubleSpinBox()
     s.setRange(lo, hi)
     s.setDecimals(decimals)
@@ -72,12 +74,15 @@ class _CommitTextEdit(QPlainTextEdit):
 
     committed = Signal(str)
 
-    def focusOutEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def focusOutEvent(self, event) -> None:
         self.committed.emit(self.toPlainText())
         super().focusOutEvent(event)
 
-    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+    def keyPressEvent(self, event) -> None:
+        if (
+            event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+            and event.modifiers() & Qt.KeyboardModifier.ControlModifier
+        ):
             self.committed.emit(self.toPlainText())
             return
         super().keyPressEvent(event)
@@ -170,8 +175,12 @@ class InspectorPanel(QWidget):
         form = self._page("project")
         self.p_name = QLineEdit()
         self.p_name.editingFinished.connect(
-            lambda: self.p_name.text().strip() and self.p_name.text() != self.doc.project.name
-            and commands.rename_project(self.doc, self.p_name.text().strip()))
+            lambda: (
+                self.p_name.text().strip()
+                and self.p_name.text() != self.doc.project.name
+                and commands.rename_project(self.doc, self.p_name.text().strip())
+            )
+        )
         form.addRow("Name", self.p_name)
         self.p_summary = QLabel()
         self.p_summary.setWordWrap(True)
@@ -182,7 +191,9 @@ class InspectorPanel(QWidget):
         self.p_fps.valueChanged.connect(lambda v: commands.set_path_settings(self.doc, fps=v))
         form.addRow("Path fps", self.p_fps)
         self.p_tension = _spin(-1.0, 1.0, 2, 0.1)
-        self.p_tension.valueChanged.connect(lambda v: commands.set_path_settings(self.doc, "tension", tension=v))
+        self.p_tension.valueChanged.connect(
+            lambda v: commands.set_path_settings(self.doc, "tension", tension=v)
+        )
         form.addRow("Path tension", self.p_tension)
         self.p_loop = QCheckBox("loop to the start")
         self.p_loop.toggled.connect(lambda v: commands.set_path_settings(self.doc, loop=v))
@@ -196,8 +207,10 @@ class InspectorPanel(QWidget):
         self.p_size = QLabel()
         self.p_size.setWordWrap(True)
         form.addRow("Video", self.p_size)
-        hint = QLabel("Select a keyframe, round, entity or monitor in the timeline or the viewport "
-                      "to edit it here.")
+        hint = QLabel(
+            "Select a keyframe, round, entity or monitor in the timeline or the viewport "
+            "to edit it here."
+        )
         hint.setWordWrap(True)
         hint.setObjectName("hint")
         form.addRow(hint)
@@ -229,7 +242,9 @@ class InspectorPanel(QWidget):
         go.setToolTip("Move the playhead to this keyframe")
         go.clicked.connect(self._goto_keyframe)
         delete = QPushButton("Delete")
-        delete.clicked.connect(lambda: self._sel_id() and commands.delete_keyframe(self.doc, self._sel_id()))
+        delete.clicked.connect(
+            lambda: self._sel_id() and commands.delete_keyframe(self.doc, self._sel_id())
+        )
         row.addWidget(go)
         row.addWidget(delete)
         form.addRow(row)
@@ -241,7 +256,8 @@ class InspectorPanel(QWidget):
         form.addRow("Name", self.m_name)
         self.m_enabled = QCheckBox("generates every round")
         self.m_enabled.toggled.connect(
-            lambda v: self._sel_id() and commands.set_monitor_enabled(self.doc, self._sel_id(), v))
+            lambda v: self._sel_id() and commands.set_monitor_enabled(self.doc, self._sel_id(), v)
+        )
         form.addRow("Enabled", self.m_enabled)
         self.m_pose = _PoseFields(form, self._monitor_edited)
         self.m_entities = QListWidget()
@@ -249,7 +265,9 @@ class InspectorPanel(QWidget):
         self.m_entities.itemChanged.connect(self._monitor_entities_edited)
         form.addRow("Watches", self.m_entities)
         delete = QPushButton("Remove monitor")
-        delete.clicked.connect(lambda: self._sel_id() and commands.remove_monitor(self.doc, self._sel_id()))
+        delete.clicked.connect(
+            lambda: self._sel_id() and commands.remove_monitor(self.doc, self._sel_id())
+        )
         form.addRow(delete)
 
     def _build_entity_page(self) -> None:
@@ -273,9 +291,13 @@ class InspectorPanel(QWidget):
         row = QHBoxLayout()
         mon = QPushButton("Add monitor for it")
         mon.setToolTip("A monitor where the camera was when this entity was defined")
-        mon.clicked.connect(lambda: self._sel_id() and commands.add_monitor_for_entity(self.doc, self._sel_id()))
+        mon.clicked.connect(
+            lambda: self._sel_id() and commands.add_monitor_for_entity(self.doc, self._sel_id())
+        )
         delete = QPushButton("Remove entity")
-        delete.clicked.connect(lambda: self._sel_id() and commands.remove_entity(self.doc, self._sel_id()))
+        delete.clicked.connect(
+            lambda: self._sel_id() and commands.remove_entity(self.doc, self._sel_id())
+        )
         row.addWidget(mon)
         row.addWidget(delete)
         form.addRow(row)
@@ -323,8 +345,10 @@ class InspectorPanel(QWidget):
         _set(self.p_loop, p.camera_path.settings.loop)
         _set(self.p_frames, p.generation.frames_per_round)
         g = p.generation
-        self.p_size.setText(f"{g.width}×{g.height} at {g.fps} fps · {len(p.rounds)} rounds · "
-                            f"{p.total_frames} frames")
+        self.p_size.setText(
+            f"{g.width}×{g.height} at {g.fps} fps · {len(p.rounds)} rounds · "
+            f"{p.total_frames} frames"
+        )
 
     def _show_keyframe(self, sel: Selection) -> None:
         kfs = self.doc.project.camera_path.keyframes
@@ -337,7 +361,9 @@ class InspectorPanel(QWidget):
         f = frames[i] if i < len(frames) else 0
         fps = self.doc.project.camera_path.settings.fps
         self.title.setText(f"Keyframe {i + 1} of {len(kfs)}")
-        self.k_where.setText(f"frame {f}  ·  {f / fps:.3f} s  ·  round {self.doc.round_of_frame(f) + 1}")
+        self.k_where.setText(
+            f"frame {f}  ·  {f / fps:.3f} s  ·  round {self.doc.round_of_frame(f) + 1}"
+        )
         self.k_pose.show(kf.position, kf.orientation, kf.fov)
         _set(self.k_transition, kf.transition)
         _set(self.k_easing, kf.easing)
@@ -362,7 +388,9 @@ class InspectorPanel(QWidget):
             item = QListWidgetItem(e.name)
             item.setData(Qt.ItemDataRole.UserRole, e.id)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if e.id in m.entity_ids else Qt.CheckState.Unchecked)
+            item.setCheckState(
+                Qt.CheckState.Checked if e.id in m.entity_ids else Qt.CheckState.Unchecked
+            )
             self.m_entities.addItem(item)
         self.m_entities.blockSignals(False)
 
@@ -379,13 +407,20 @@ class InspectorPanel(QWidget):
             s.setEnabled(e.anchor is not None)
         if e.defined_from is not None:
             x, y, z = e.defined_from.position
-            self.e_defined.setText(f"camera at ({x:.3f}, {y:.3f}, {z:.3f})"
-                                   + (f", fov {e.defined_fov:.1f}°" if e.defined_fov else ""))
+            self.e_defined.setText(
+                f"camera at ({x:.3f}, {y:.3f}, {z:.3f})"
+                + (f", fov {e.defined_fov:.1f}°" if e.defined_fov else "")
+            )
         else:
             self.e_defined.setText("—")
         n = len(self.doc.project.rounds)
-        self._sync_line_edits(self.e_prompts_form, self.e_prompt_edits, n,
-                              lambda r: f"Round {r + 1}", self._entity_prompt_edited)
+        self._sync_line_edits(
+            self.e_prompts_form,
+            self.e_prompt_edits,
+            n,
+            lambda r: f"Round {r + 1}",
+            self._entity_prompt_edited,
+        )
         for r, ed in enumerate(self.e_prompt_edits):
             _set(ed, e.prompt(r))
             ed.setPlaceholderText(f"what {e.name} does in round {r + 1}")
@@ -399,8 +434,13 @@ class InspectorPanel(QWidget):
         self.title.setText(f"Round {r + 1} of {len(p.rounds)}")
         _set(self.r_scene, p.rounds[r].scene_text)
         self.r_frames.setText(f"{r * F} – {(r + 1) * F - 1}")
-        self._sync_line_edits(self.r_prompts_form, self.r_prompt_edits, len(p.entities),
-                              lambda i: p.entities[i].name, self._round_prompt_edited)
+        self._sync_line_edits(
+            self.r_prompts_form,
+            self.r_prompt_edits,
+            len(p.entities),
+            lambda i: p.entities[i].name,
+            self._round_prompt_edited,
+        )
         for i, ed in enumerate(self.r_prompt_edits):
             _set(ed, p.entities[i].prompt(r))
         for i in range(self.r_prompts_form.rowCount()):
@@ -430,7 +470,9 @@ class InspectorPanel(QWidget):
         if field == "position":
             commands.move_keyframe(self.doc, kf_id, position=self.k_pose.position(), merge_key=key)
         elif field == "orientation":
-            commands.move_keyframe(self.doc, kf_id, orientation=self.k_pose.orientation(), merge_key=key)
+            commands.move_keyframe(
+                self.doc, kf_id, orientation=self.k_pose.orientation(), merge_key=key
+            )
         elif field == "fov":
             commands.move_keyframe(self.doc, kf_id, fov=self.k_pose.fov.value(), merge_key=key)
         elif field == "transition":
@@ -452,7 +494,9 @@ class InspectorPanel(QWidget):
         if field == "position":
             commands.move_monitor(self.doc, mid, position=self.m_pose.position(), merge_key=key)
         elif field == "orientation":
-            commands.move_monitor(self.doc, mid, orientation=self.m_pose.orientation(), merge_key=key)
+            commands.move_monitor(
+                self.doc, mid, orientation=self.m_pose.orientation(), merge_key=key
+            )
         else:
             commands.move_monitor(self.doc, mid, fov=self.m_pose.fov.value(), merge_key=key)
 
@@ -481,8 +525,12 @@ class InspectorPanel(QWidget):
         eid = self._sel_id()
         if eid is None:
             return
-        commands.move_entity_anchor(self.doc, eid, tuple(s.value() for s in self.e_anchor),
-                                    merge_key=f"inspector:{eid}:anchor")
+        commands.move_entity_anchor(
+            self.doc,
+            eid,
+            tuple(s.value() for s in self.e_anchor),
+            merge_key=f"inspector:{eid}:anchor",
+        )
 
     def _entity_prompt_edited(self, r: int) -> None:
         eid = self._sel_id()

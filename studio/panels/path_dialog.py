@@ -1,6 +1,6 @@
 """Presets and action strings -> editable keyframes (one undoable step).
 
-The presets come from :data:`core.geometry.presets.PRESETS`; each preset's options become form
+The presets come from :data:`worldstudio.core.geometry.presets.PRESETS`; each preset's options become form
 fields (their defaults as placeholders), so new presets appear here without studio changes.
 Action strings are the ``actions`` preset.
 """
@@ -22,9 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.errors import WorldStudioError
-from studio import commands
-from studio.document import ProjectDocument
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.studio import commands
+from worldstudio.studio.document import ProjectDocument
 
 ViewProvider = Callable[[], "tuple[np.ndarray, float] | None"]
 
@@ -41,10 +41,15 @@ def _default_text(param) -> str:
 class PathDialog(QDialog):
     """Build the camera path from a preset (or an action string) starting at a chosen camera."""
 
-    def __init__(self, doc: ProjectDocument, current_view: ViewProvider, parent: QWidget | None = None,
-                 preset: str | None = None):
+    def __init__(
+        self,
+        doc: ProjectDocument,
+        current_view: ViewProvider,
+        parent: QWidget | None = None,
+        preset: str | None = None,
+    ):
         super().__init__(parent)
-        from core.geometry.presets import PRESETS
+        from worldstudio.core.geometry.presets import PRESETS
 
         self.presets = PRESETS
         self.setWindowTitle("Camera path: presets and action strings")
@@ -67,7 +72,9 @@ class PathDialog(QDialog):
         self.options_form = QFormLayout(self.options_box)
         self.result = QLabel()
         self.result.setWordWrap(True)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Replace path")
         self.buttons.accepted.connect(self._accept)
         self.buttons.rejected.connect(self.reject)
@@ -100,7 +107,9 @@ class PathDialog(QDialog):
         self.fields = {}
         for param in p.params:
             ed = QLineEdit()
-            ed.setPlaceholderText(_default_text(param) or ("required" if param.name == "text" else "automatic"))
+            ed.setPlaceholderText(
+                _default_text(param) or ("required" if param.name == "text" else "automatic")
+            )
             tip = param.help + (f" ({' / '.join(param.choices)})" if param.choices else "")
             ed.setToolTip(tip)
             if param.name == "text":
@@ -117,7 +126,7 @@ class PathDialog(QDialog):
         self.fields[name].setText(text)
 
     def _start_camera(self) -> tuple[np.ndarray, float]:
-        from core.geometry.transforms import pose_matrix
+        from worldstudio.core.geometry.transforms import pose_matrix
 
         p = self.doc.project
         kfs = p.camera_path.keyframes
@@ -134,22 +143,29 @@ class PathDialog(QDialog):
             return pose_matrix(kfs[0].position, kfs[0].orientation), kfs[0].fov
         fov = 60.0
         if p.intrinsics is not None:
-            from core.geometry.camera import fov_from_intrinsics
+            from worldstudio.core.geometry.camera import fov_from_intrinsics
 
             fov = float(fov_from_intrinsics(np.array(p.intrinsics.K), p.intrinsics.height))
         return np.eye(4), fov
 
     def build(self) -> list:
         """The keyframes the current settings give (raises WorldStudioError with a reason)."""
-        from core.geometry.presets import apply_preset
+        from worldstudio.core.geometry.presets import apply_preset
 
         p = self.doc.project
         c2w, fov = self._start_camera()
         options = {k: ed.text().strip() for k, ed in self.fields.items() if ed.text().strip()}
         if "text" in self.fields and "text" not in options:
             raise WorldStudioError("type an action string, e.g. (FN)(FN)(fLN)")
-        path = apply_preset(self.preset_name, c2w, fov, p.generation.height, p.generation.width,
-                            p.camera_path.settings.fps, **options)
+        path = apply_preset(
+            self.preset_name,
+            c2w,
+            fov,
+            p.generation.height,
+            p.generation.width,
+            p.camera_path.settings.fps,
+            **options,
+        )
         return list(path.keyframes)
 
     def _update(self, *_args) -> None:
@@ -162,12 +178,16 @@ class PathDialog(QDialog):
             ok.setEnabled(False)
             return
         seconds = sum(k.transition for k in self.keyframes[:-1])
-        self.result.setText(f"{len(self.keyframes)} keyframes, {seconds:.2f} s. They replace the "
-                            f"current {len(self.doc.project.camera_path.keyframes)} keyframes "
-                            "(undoable).")
+        self.result.setText(
+            f"{len(self.keyframes)} keyframes, {seconds:.2f} s. They replace the "
+            f"current {len(self.doc.project.camera_path.keyframes)} keyframes "
+            "(undoable)."
+        )
         ok.setEnabled(bool(self.keyframes))
 
     def _accept(self) -> None:
         if self.keyframes:
-            commands.replace_keyframes(self.doc, self.keyframes, f"Path: {self.preset.currentText()}")
+            commands.replace_keyframes(
+                self.doc, self.keyframes, f"Path: {self.preset.currentText()}"
+            )
             self.accept()

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.util import pixmap_fit
+from worldstudio.studio.util import pixmap_fit
 
 
 class _Decoder(QThread):
@@ -202,7 +202,7 @@ class VideoPlayer(QWidget):
     def _update_counter(self) -> None:
         self.counter.setText(f"{self.index + 1 if self.frames else 0} / {len(self.frames)}")
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         if self.frames:
             self.show_frame(self.index)

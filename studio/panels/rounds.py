@@ -13,8 +13,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio import commands
-from studio.document import ProjectDocument, Selection
+from worldstudio.studio import commands
+from worldstudio.studio.document import ProjectDocument, Selection
 
 
 class RoundsPanel(QWidget):
@@ -26,9 +26,11 @@ class RoundsPanel(QWidget):
         self.table.setAlternatingRowColors(True)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
-                                   | QAbstractItemView.EditTrigger.EditKeyPressed
-                                   | QAbstractItemView.EditTrigger.AnyKeyPressed)
+        self.table.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked
+            | QAbstractItemView.EditTrigger.EditKeyPressed
+            | QAbstractItemView.EditTrigger.AnyKeyPressed
+        )
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.itemChanged.connect(self._item_changed)
         self.table.currentCellChanged.connect(self._current_changed)
@@ -62,7 +64,8 @@ class RoundsPanel(QWidget):
         self.table.setColumnCount(1 + len(p.entities))
         self.table.setHorizontalHeaderLabels(["Scene"] + [e.name for e in p.entities])
         self.table.setVerticalHeaderLabels(
-            [f"R{r + 1}  {r * F}–{(r + 1) * F - 1}" for r in range(len(p.rounds))])
+            [f"R{r + 1}  {r * F}–{(r + 1) * F - 1}" for r in range(len(p.rounds))]
+        )
         for r, rnd in enumerate(p.rounds):
             self.table.setItem(r, 0, QTableWidgetItem(rnd.scene_text))
             for c, e in enumerate(p.entities, start=1):
@@ -113,8 +116,7 @@ class RoundsPanel(QWidget):
         if len(self.doc.project.rounds) > 1:
             commands.remove_round(self.doc, row)
 
-    def sizeHint(self):  # noqa: N802 - Qt's name
+    def sizeHint(self):
         s = super().sizeHint()
         s.setWidth(360)
         return s
-

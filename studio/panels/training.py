@@ -4,7 +4,7 @@ Settings (clip folder, model, steps, rank, learning rate, size, frames, adapter 
 panel's own: a training run is not part of the project model; what it makes is (the adapter in
 the project's ``loras/`` folder, which the Generate panel lists).
 
-Start runs ``core.training.train_job`` in the window's :class:`~studio.worker.JobRunner`. The
+Start runs ``worldstudio.core.training.train_job`` in the window's :class:`~studio.worker.JobRunner`. The
 trainer calls ``on_metrics`` from the worker thread; the panel re-emits each report through a Qt
 signal (:attr:`TrainingPanel.metrics_arrived`), which Qt queues to the GUI thread, where the loss
 curve grows (train loss per step, its moving average, eval loss points), a sample clip is sent to
@@ -43,9 +43,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.errors import WorldStudioError
-from studio.document import ProjectDocument
-from studio.worker import JobRunner
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.studio.document import ProjectDocument
+from worldstudio.studio.worker import JobRunner
 
 TRAIN_PEN = QColor(110, 160, 230, 110)
 SMOOTH_PEN = QColor(120, 180, 255)
@@ -118,9 +118,16 @@ class TrainingPanel(QWidget):
         pi.addLegend(offset=(-8, 8), labelTextSize="8pt")
         self.loss_curve = pi.plot([], [], pen=pg.mkPen(TRAIN_PEN, width=1), name="train loss")
         self.smooth_curve = pi.plot([], [], pen=pg.mkPen(SMOOTH_PEN, width=2), name="train (avg)")
-        self.eval_points = pi.plot([], [], pen=pg.mkPen(EVAL_BRUSH, width=1, style=Qt.PenStyle.DotLine),
-                                   symbol="o", symbolSize=7, symbolBrush=pg.mkBrush(EVAL_BRUSH),
-                                   symbolPen=pg.mkPen(QColor(30, 30, 30)), name="eval loss")
+        self.eval_points = pi.plot(
+            [],
+            [],
+            pen=pg.mkPen(EVAL_BRUSH, width=1, style=Qt.PenStyle.DotLine),
+            symbol="o",
+            symbolSize=7,
+            symbolBrush=pg.mkBrush(EVAL_BRUSH),
+            symbolPen=pg.mkPen(QColor(30, 30, 30)),
+            name="eval loss",
+        )
         self.plot.setMinimumHeight(140)
 
         self.status = QLabel("Choose a folder of clips (with captions) and press Start.")
@@ -131,7 +138,9 @@ class TrainingPanel(QWidget):
         self.bar.setRange(0, 1)
         self.bar.setValue(0)
         self.start_button = QPushButton("Start")
-        self.start_button.setToolTip("Train a LoRA on the clips; it is saved in the project's loras/ folder")
+        self.start_button.setToolTip(
+            "Train a LoRA on the clips; it is saved in the project's loras/ folder"
+        )
         self.start_button.clicked.connect(lambda: self.start())
         self.pause_button = QPushButton("Pause")
         self.pause_button.setToolTip("Hold the run between optimizer steps")
@@ -170,7 +179,9 @@ class TrainingPanel(QWidget):
 
         # -- model and settings
         self.model = QComboBox()
-        self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
         self.model.setMinimumContentsLength(12)
         self.steps = _spin(1, 1_000_000, 500, 50, "optimizer steps")
         self.rank = _spin(1, 512, 16, 4, "LoRA rank (alpha = rank)")
@@ -185,8 +196,13 @@ class TrainingPanel(QWidget):
         size.addWidget(self.height_spin, 1)
         self.frames = _spin(5, 1001, 33, 4, "frames per training clip: 4k+1")
         self.sample_every = _spin(0, 1_000_000, 100, 50, "a sample clip every N steps (0: none)")
-        self.eval_every = _spin(0, 1_000_000, 50, 10, "eval loss on a fixed batch every N steps "
-                                                      "(0: at the start and end only)")
+        self.eval_every = _spin(
+            0,
+            1_000_000,
+            50,
+            10,
+            "eval loss on a fixed batch every N steps (0: at the start and end only)",
+        )
         g2 = QGroupBox("Model and settings")
         f2 = QFormLayout(g2)
         f2.addRow("Model", self.model)
@@ -233,12 +249,12 @@ class TrainingPanel(QWidget):
         self.height_spin.setValue(g.height)
         self._update_buttons()
 
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def showEvent(self, event) -> None:
         super().showEvent(event)
         self._fill_models(self.model.currentData())  # a model may have been downloaded meanwhile
 
     def _fill_models(self, current: str | None) -> None:
-        from core.models import all_models, model_status
+        from worldstudio.core.models import all_models, model_status
 
         self.model.clear()
         for info in all_models("video"):
@@ -249,9 +265,14 @@ class TrainingPanel(QWidget):
             except WorldStudioError:
                 present = False
             mark = "●" if present else "○"
-            self.model.addItem(f"{mark} {info.name}" + ("" if present else "  (not downloaded)"), info.repo_id)
-            self.model.setItemData(self.model.count() - 1, f"{info.repo_id}\n{info.description}",
-                                   Qt.ItemDataRole.ToolTipRole)
+            self.model.addItem(
+                f"{mark} {info.name}" + ("" if present else "  (not downloaded)"), info.repo_id
+            )
+            self.model.setItemData(
+                self.model.count() - 1,
+                f"{info.repo_id}\n{info.description}",
+                Qt.ItemDataRole.ToolTipRole,
+            )
         if current and self.model.findData(current) < 0 and Path(current).expanduser().is_dir():
             self.model.addItem(f"◆ {Path(current).name}", current)
         self.model.setCurrentIndex(max(self.model.findData(current), 0))
@@ -265,12 +286,14 @@ class TrainingPanel(QWidget):
     # ================================================================== running
     def settings(self) -> dict:
         """The TrainConfig fields the panel's widgets say (raises WorldStudioError if one is bad)."""
-        from core.training import TrainingError
+        from worldstudio.core.training import TrainingError
 
         try:
             lr = float(self.lr.text().strip())
         except ValueError:
-            raise TrainingError(f"learning rate: {self.lr.text()!r} is not a number (e.g. 1e-4)") from None
+            raise TrainingError(
+                f"learning rate: {self.lr.text()!r} is not a number (e.g. 1e-4)"
+            ) from None
         clips = self.clips.text().strip()
         if not clips:
             raise TrainingError("choose the folder of training clips first")
@@ -278,26 +301,36 @@ class TrainingPanel(QWidget):
             raise TrainingError(f"clips: {clips} is not a folder")
         steps = self.steps.value()
         out = dict(
-            clips=clips, name=self.name.text().strip(), model=self.model.currentData(), steps=steps,
-            rank=self.rank.value(), lr=lr, width=self.width_spin.value(), height=self.height_spin.value(),
-            frames=self.frames.value(), sample_every=self.sample_every.value(),
-            eval_every=self.eval_every.value(), warmup_steps=min(50, steps // 10),
+            clips=clips,
+            name=self.name.text().strip(),
+            model=self.model.currentData(),
+            steps=steps,
+            rank=self.rank.value(),
+            lr=lr,
+            width=self.width_spin.value(),
+            height=self.height_spin.value(),
+            frames=self.frames.value(),
+            sample_every=self.sample_every.value(),
+            eval_every=self.eval_every.value(),
+            warmup_steps=min(50, steps // 10),
         )
         out.update(self.extra_settings)
         return out
 
     def _ask_overwrite(self, name: str) -> bool:
         answer = QMessageBox.question(
-            self, "Replace the earlier training?",
+            self,
+            "Replace the earlier training?",
             f"The project already has a LoRA training called “{name}”. Replace it?",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel)
+            QMessageBox.StandardButton.Cancel,
+        )
         return answer == QMessageBox.StandardButton.Yes
 
     def start(self) -> bool:
         """Start training with the panel's settings."""
-        from core.project import ProjectFolder
-        from core.training import PauseToken, train_job
+        from worldstudio.core.project import ProjectFolder
+        from worldstudio.core.training import PauseToken, train_job
 
         if self.runner.busy:
             self.message.emit("Another job is running; wait for it or cancel it", True)
@@ -309,14 +342,21 @@ class TrainingPanel(QWidget):
             settings = self.settings()
             loras = ProjectFolder(self.doc.folder).loras_dir
             name = settings["name"]
-            if name and ((loras / f"{name}.safetensors").exists() or (loras / name).exists()) \
-                    and not settings.get("overwrite"):
+            if (
+                name
+                and ((loras / f"{name}.safetensors").exists() or (loras / name).exists())
+                and not settings.get("overwrite")
+            ):
                 if not self.ask_overwrite(name):
                     return False
                 settings["overwrite"] = True
             self.pause_token = PauseToken()
-            job = train_job(self.doc.folder, pause=self.pause_token, on_metrics=self.metrics_arrived.emit,
-                            **settings)
+            job = train_job(
+                self.doc.folder,
+                pause=self.pause_token,
+                on_metrics=self.metrics_arrived.emit,
+                **settings,
+            )
         except WorldStudioError as exc:
             self.status.setText(f"error: {exc}")
             self.message.emit(str(exc), True)
@@ -378,7 +418,9 @@ class TrainingPanel(QWidget):
             self._smooth.append(SMOOTHING * prev + (1 - SMOOTHING) * loss)
             self._redraw()
             total = self.total_steps or m["step"]
-            self.status.setText(f"step {m['step']}/{total} · loss {loss:.4f} · lr {float(m.get('lr', 0)):.2e}")
+            self.status.setText(
+                f"step {m['step']}/{total} · loss {loss:.4f} · lr {float(m.get('lr', 0)):.2e}"
+            )
         elif kind == "eval":
             self._eval_steps.append(float(m["step"]))
             self._eval_losses.append(float(m["eval_loss"]))

@@ -1,5 +1,5 @@
 """The pyqtgraph timeline: frame ruler, rounds, keyframes, entity prompts, monitors, playhead."""
 
-from studio.timeline.widget import TimelineWidget
+from worldstudio.studio.timeline.widget import TimelineWidget
 
 __all__ = ["TimelineWidget"]

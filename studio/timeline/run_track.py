@@ -17,7 +17,7 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QVBoxLayout, QWidget
 
-from studio.timeline.widget import BG, DIM_TEXT, ROW_PAD, TEXT, TimelineWidget
+from worldstudio.studio.timeline.widget import BG, DIM_TEXT, ROW_PAD, TEXT, TimelineWidget
 
 DONE = QColor(64, 150, 110)
 TODO = QColor(120, 126, 138)
@@ -30,14 +30,14 @@ class _RunViewBox(pg.ViewBox):
         self.track = track
         self.setMouseEnabled(x=False, y=False)
 
-    def mouseClickEvent(self, ev) -> None:  # noqa: N802 - pyqtgraph's name
+    def mouseClickEvent(self, ev) -> None:
         if ev.button() == Qt.MouseButton.LeftButton:
             ev.accept()
             self.track.click_frame(self.mapToView(ev.pos()).x())
         else:
             super().mouseClickEvent(ev)
 
-    def wheelEvent(self, ev, axis=None) -> None:  # noqa: N802 - the timeline zooms, this row follows
+    def wheelEvent(self, ev, axis=None) -> None:
         ev.ignore()
 
 
@@ -74,7 +74,9 @@ class RunTrack(QWidget):
         pi.hideAxis("bottom")
         pi.hideButtons()
         pi.setMenuEnabled(False)
-        self.axis.setWidth(getattr(timeline.tracks, "fixedWidth", None) or 110)  # as the track names
+        self.axis.setWidth(
+            getattr(timeline.tracks, "fixedWidth", None) or 110
+        )  # as the track names
         self.axis.setTextPen(pg.mkPen(TEXT))
         self.axis.setPen(pg.mkPen(DIM_TEXT))
         self.axis.setStyle(tickLength=0)
@@ -99,7 +101,7 @@ class RunTrack(QWidget):
 
     def show_run(self, run: str | Path | None) -> None:
         """Draw ``run``'s rounds (None: an empty row)."""
-        from core.generation.runs import RunError, RunFolder
+        from worldstudio.core.generation.runs import RunError, RunFolder
 
         for item in self._items:
             self.vb.removeItem(item)
@@ -126,8 +128,10 @@ class RunTrack(QWidget):
         self.axis.name = "Run"
         self.axis.picture = None
         self.axis.update()
-        self.setToolTip(f"run {rf.id} · {meta.get('backend', '?')} · {self.rounds_done}/{self.rounds_total} "
-                        f"rounds · {self.status}\nclick a finished round to play it")
+        self.setToolTip(
+            f"run {rf.id} · {meta.get('backend', '?')} · {self.rounds_done}/{self.rounds_total} "
+            f"rounds · {self.status}\nclick a finished round to play it"
+        )
         F = self.frames_per_round
         for r in range(self.rounds_total):
             done = r < self.rounds_done
@@ -139,13 +143,17 @@ class RunTrack(QWidget):
             pen.setCosmetic(True)
             if not done:
                 pen.setStyle(Qt.PenStyle.DashLine)
-            rect = QGraphicsRectItem(QRectF(r * F + 0.5, ROW_PAD, max(F - 1.0, 0.5), 1 - 2 * ROW_PAD))
+            rect = QGraphicsRectItem(
+                QRectF(r * F + 0.5, ROW_PAD, max(F - 1.0, 0.5), 1 - 2 * ROW_PAD)
+            )
             rect.setBrush(QBrush(fill))
             rect.setPen(pen)
             self.vb.addItem(rect, ignoreBounds=True)
             self._items.append(rect)
             word = "" if done else (f" {self.status}" if failed else " to do")
-            label = pg.TextItem(text=f"R{r + 1}{word}", color=TEXT if done else DIM_TEXT, anchor=(0, 0.5))
+            label = pg.TextItem(
+                text=f"R{r + 1}{word}", color=TEXT if done else DIM_TEXT, anchor=(0, 0.5)
+            )
             font = QFont()
             font.setPointSizeF(8.0)
             label.setFont(font)
@@ -162,7 +170,7 @@ class RunTrack(QWidget):
     def round_video(self, r: int) -> Path | None:
         if self.run is None or r >= self.rounds_done:
             return None
-        from core.generation.runs import RunFolder
+        from worldstudio.core.generation.runs import RunFolder
 
         path = RunFolder(self.run).round_dir(r) / "observer.mp4"
         return path if path.is_file() else None

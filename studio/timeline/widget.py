@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio import commands
-from studio.document import ProjectDocument, Selection
+from worldstudio.studio import commands
+from worldstudio.studio.document import ProjectDocument, Selection
 
 BG = QColor(30, 33, 39)
 ROW_COLORS = {
@@ -67,7 +67,7 @@ class _InlineEditor(QLineEdit):
         self.hide()
         self.deleteLater()
 
-    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def keyPressEvent(self, event) -> None:
         if event.key() == Qt.Key.Key_Escape:
             self.cancel()
             return
@@ -83,7 +83,7 @@ class _ViewBox(pg.ViewBox):
         self._drag_kf: str | None = None
         self.setMouseEnabled(x=True, y=False)
 
-    def mouseClickEvent(self, ev) -> None:  # noqa: N802 - pyqtgraph's name
+    def mouseClickEvent(self, ev) -> None:
         if ev.button() in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
             ev.accept()
             p = self.mapToView(ev.pos())
@@ -91,7 +91,7 @@ class _ViewBox(pg.ViewBox):
         else:
             super().mouseClickEvent(ev)
 
-    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802 - pyqtgraph's name
+    def mouseDragEvent(self, ev, axis=None) -> None:
         if ev.button() != Qt.MouseButton.LeftButton:
             super().mouseDragEvent(ev, axis)
             return
@@ -170,7 +170,10 @@ class TimelineWidget(QWidget):
         self.plot.setMinimumHeight(120)
 
         self.playhead = pg.InfiniteLine(
-            pos=0, angle=90, movable=True, pen=pg.mkPen(PLAYHEAD, width=2),
+            pos=0,
+            angle=90,
+            movable=True,
+            pen=pg.mkPen(PLAYHEAD, width=2),
             hoverPen=pg.mkPen(PLAYHEAD.lighter(130), width=3),
         )
         self.playhead.setZValue(100)
@@ -261,8 +264,14 @@ class TimelineWidget(QWidget):
         self.tracks.names = [n if len(n) <= 14 else n[:13] + "…" for n in names]
         self.tracks.picture = None
         self.tracks.update()
-        self.vb.setLimits(xMin=-F, xMax=total + F, yMin=0, yMax=len(self.rows),
-                          minYRange=len(self.rows), maxYRange=len(self.rows))
+        self.vb.setLimits(
+            xMin=-F,
+            xMax=total + F,
+            yMin=0,
+            yMax=len(self.rows),
+            minYRange=len(self.rows),
+            maxYRange=len(self.rows),
+        )
         self.vb.setYRange(0, len(self.rows), padding=0.0)
 
         # Alternating row shading.
@@ -273,8 +282,15 @@ class TimelineWidget(QWidget):
         for r, rnd in enumerate(p.rounds):
             sel = self.doc.selection == Selection("round", str(r))
             text = rnd.scene_text or "(click to describe the scene)"
-            self._block(r * F, 0, F, ROW_COLORS["rounds"], f"R{r + 1}  {text}", selected=sel,
-                        dim=not rnd.scene_text)
+            self._block(
+                r * F,
+                0,
+                F,
+                ROW_COLORS["rounds"],
+                f"R{r + 1}  {text}",
+                selected=sel,
+                dim=not rnd.scene_text,
+            )
         # Camera row: the baked path's extent; keyframes on top.
         n_path = self.doc.path_frames()
         if n_path:
@@ -289,21 +305,35 @@ class TimelineWidget(QWidget):
                 e = p.entity(key)
                 for r in range(n_rounds):
                     prompt = e.prompt(r)
-                    self._block(r * F, row, F, ROW_COLORS["entity"],
-                                prompt or "(click to add what it does)", dim=not prompt,
-                                selected=self.doc.selection == Selection("entity", e.id))
+                    self._block(
+                        r * F,
+                        row,
+                        F,
+                        ROW_COLORS["entity"],
+                        prompt or "(click to add what it does)",
+                        dim=not prompt,
+                        selected=self.doc.selection == Selection("entity", e.id),
+                    )
             elif kind == "monitor":
                 m = p.monitor(key)
                 watched = ", ".join(p.entity(x).name for x in m.entity_ids) or "nothing"
                 color = ROW_COLORS["monitor"] if m.enabled else QColor(80, 80, 84)
-                self._block(0, row, total, color,
-                            f"{m.name}: watches {watched}" + ("" if m.enabled else "  (off)"),
-                            selected=self.doc.selection == Selection("monitor", m.id),
-                            dim=not m.enabled)
+                self._block(
+                    0,
+                    row,
+                    total,
+                    color,
+                    f"{m.name}: watches {watched}" + ("" if m.enabled else "  (off)"),
+                    selected=self.doc.selection == Selection("monitor", m.id),
+                    dim=not m.enabled,
+                )
         # Round boundaries across every row.
         for r in range(1, n_rounds):
-            line = pg.InfiniteLine(pos=r * F, angle=90,
-                                   pen=pg.mkPen(QColor(200, 205, 215, 110), width=1, style=Qt.PenStyle.DashLine))
+            line = pg.InfiniteLine(
+                pos=r * F,
+                angle=90,
+                pen=pg.mkPen(QColor(200, 205, 215, 110), width=1, style=Qt.PenStyle.DashLine),
+            )
             line.setZValue(40)
             self.vb.addItem(line, ignoreBounds=True)
             self._items.append(line)
@@ -322,8 +352,16 @@ class TimelineWidget(QWidget):
         self._items.append(item)
         return item
 
-    def _block(self, x0: float, row: int, width: float, color: QColor, text: str,
-               selected: bool = False, dim: bool = False) -> None:
+    def _block(
+        self,
+        x0: float,
+        row: int,
+        width: float,
+        color: QColor,
+        text: str,
+        selected: bool = False,
+        dim: bool = False,
+    ) -> None:
         fill = QColor(color)
         fill.setAlpha(110 if dim else 200)
         pen = QPen(SELECTED if selected else color.lighter(140))
@@ -349,7 +387,11 @@ class TimelineWidget(QWidget):
         for label, _x0, width, text in self._labels:
             avail = int(width / px) - 10
             fm = QFontMetrics(label.textItem.font())
-            label.setText(fm.elidedText(text, Qt.TextElideMode.ElideRight, max(avail, 0)) if avail > 12 else "")
+            label.setText(
+                fm.elidedText(text, Qt.TextElideMode.ElideRight, max(avail, 0))
+                if avail > 12
+                else ""
+            )
 
     def _draw_keyframes(self) -> None:
         frames = self.doc.keyframe_frames()
@@ -358,12 +400,15 @@ class TimelineWidget(QWidget):
         spots = []
         for kf, f in zip(kfs, frames, strict=False):
             chosen = sel is not None and sel.kind == "keyframe" and sel.id == kf.id
-            spots.append({
-                "pos": (f, 1.5), "data": kf.id,
-                "brush": pg.mkBrush(SELECTED if chosen else KEYFRAME),
-                "pen": pg.mkPen(QColor(20, 20, 20), width=1),
-                "size": 16 if chosen else 13,
-            })
+            spots.append(
+                {
+                    "pos": (f, 1.5),
+                    "data": kf.id,
+                    "brush": pg.mkBrush(SELECTED if chosen else KEYFRAME),
+                    "pen": pg.mkPen(QColor(20, 20, 20), width=1),
+                    "size": 16 if chosen else 13,
+                }
+            )
         self.keyframes.setData(spots)
 
     # ------------------------------------------------------------------ view -> document
@@ -377,7 +422,9 @@ class TimelineWidget(QWidget):
             return None
         px = self.vb.viewPixelSize()[0] or 1.0
         best, best_d = None, HIT_PX * px
-        for kf, f in zip(self.doc.project.camera_path.keyframes, self.doc.keyframe_frames(), strict=False):
+        for kf, f in zip(
+            self.doc.project.camera_path.keyframes, self.doc.keyframe_frames(), strict=False
+        ):
             d = abs(f - x)
             if d <= best_d:
                 best, best_d = kf.id, d
@@ -434,7 +481,9 @@ class TimelineWidget(QWidget):
             if kf is not None:
                 menu.addAction("Delete keyframe", lambda: commands.delete_keyframe(self.doc, kf))
         if r is not None:
-            menu.addAction(f"Insert round after round {r + 1}", lambda: commands.add_round(self.doc, r + 1))
+            menu.addAction(
+                f"Insert round after round {r + 1}", lambda: commands.add_round(self.doc, r + 1)
+            )
             if len(self.doc.project.rounds) > 1:
                 menu.addAction(f"Remove round {r + 1}", lambda: commands.remove_round(self.doc, r))
         menu.addAction("Fit timeline", self.fit)
@@ -469,7 +518,9 @@ class TimelineWidget(QWidget):
         h = max(int(r.height()), 22)
         ed.setGeometry(int(r.left()), int(r.center().y() - h / 2), max(int(r.width()), 220), h)
         ed.committed.connect(on_commit)
-        ed.destroyed.connect(lambda *_: setattr(self, "editor", None) if self.editor is ed else None)
+        ed.destroyed.connect(
+            lambda *_: setattr(self, "editor", None) if self.editor is ed else None
+        )
         ed.show()
         ed.setFocus(Qt.FocusReason.MouseFocusReason)
         ed.selectAll()
@@ -480,11 +531,18 @@ class TimelineWidget(QWidget):
         text = self.doc.project.rounds[round_index].scene_text
 
         def commit(new: str) -> None:
-            if round_index < len(self.doc.project.rounds) and new != self.doc.project.rounds[round_index].scene_text:
+            if (
+                round_index < len(self.doc.project.rounds)
+                and new != self.doc.project.rounds[round_index].scene_text
+            ):
                 commands.set_scene_text(self.doc, round_index, new)
 
-        return self._open_editor(self.block_rect(self.row_index("rounds"), round_index), text,
-                                 f"round {round_index + 1}: what happens in the scene", commit)
+        return self._open_editor(
+            self.block_rect(self.row_index("rounds"), round_index),
+            text,
+            f"round {round_index + 1}: what happens in the scene",
+            commit,
+        )
 
     def edit_prompt(self, entity_id: str, round_index: int) -> _InlineEditor:
         e = self.doc.project.entity(entity_id)
@@ -497,6 +555,9 @@ class TimelineWidget(QWidget):
             if new != current and round_index < len(self.doc.project.rounds):
                 commands.set_entity_prompt(self.doc, entity_id, round_index, new)
 
-        return self._open_editor(self.block_rect(self.row_index("entity", entity_id), round_index),
-                                 e.prompt(round_index), f"what {e.name} does in round {round_index + 1}",
-                                 commit)
+        return self._open_editor(
+            self.block_rect(self.row_index("entity", entity_id), round_index),
+            e.prompt(round_index),
+            f"what {e.name} does in round {round_index + 1}",
+            commit,
+        )

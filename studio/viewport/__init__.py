@@ -1,5 +1,5 @@
-"""The studio's 3D viewport (vispy inside Qt). See :mod:`studio.viewport.widget`."""
+"""The studio's 3D viewport (vispy inside Qt). See :mod:`worldstudio.studio.viewport.widget`."""
 
-from studio.viewport.widget import Viewport
+from worldstudio.studio.viewport.widget import Viewport
 
 __all__ = ["Viewport"]

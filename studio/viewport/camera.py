@@ -19,7 +19,7 @@ import math
 import numpy as np
 from vispy.scene.cameras.perspective import PerspectiveCamera
 
-from core.geometry.transforms import WORLD_UP, opencv_to_opengl, rotate_about_axis
+from worldstudio.core.geometry.transforms import WORLD_UP, opencv_to_opengl, rotate_about_axis
 
 MIN_FOV, MAX_FOV = 1.0, 170.0
 # Keep the view direction at least this many degrees away from straight up / straight down while
@@ -65,7 +65,7 @@ class PoseCamera(PerspectiveCamera):
         self._xlim = self._ylim = self._zlim = (0.0, 1.0)
 
     # ------------------------------------------------------------------ vispy hooks
-    def set_range(self, *args, **kwargs) -> None:  # noqa: D401 - vispy's API
+    def set_range(self, *args, **kwargs) -> None:
         """Unused: the viewport frames the scene itself (:meth:`Viewport.frame_scene`)."""
 
     def viewbox_mouse_event(self, event) -> None:

@@ -18,10 +18,10 @@ How it is driven (orbit mode)
 Fly mode (F)
     WASD moves, Q/E go down/up, dragging looks around, the wheel changes the speed, Esc or F leaves.
     R records: the camera is sampled at the project's fps and, when recording stops, the flight is
-    thinned to keyframes (``core.geometry.path.fit_keyframes``) and pushed as ONE undoable edit.
+    thinned to keyframes (``worldstudio.core.geometry.path.fit_keyframes``) and pushed as ONE undoable edit.
 
 Conventions: everything public is in the project's convention (OpenCV camera axes, c2w 4x4,
-vertical fov in degrees); the conversion to vispy lives in :mod:`studio.viewport.camera` only.
+vertical fov in degrees); the conversion to vispy lives in :mod:`worldstudio.studio.viewport.camera` only.
 """
 
 from __future__ import annotations
@@ -35,19 +35,24 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 from vispy import scene
 from vispy.util import keys
 
-from core.geometry.path import keyframe_pose
-from core.geometry.transforms import WORLD_UP, pose_from_matrix, pose_matrix, rotate_about_axis
-from studio import commands
-from studio.document import ProjectDocument, Selection
-from studio.viewport.camera import MAX_FOV, PoseCamera
-from studio.viewport.overlays import (
+from worldstudio.core.geometry.path import keyframe_pose
+from worldstudio.core.geometry.transforms import (
+    WORLD_UP,
+    pose_from_matrix,
+    pose_matrix,
+    rotate_about_axis,
+)
+from worldstudio.studio import commands
+from worldstudio.studio.document import ProjectDocument, Selection
+from worldstudio.studio.viewport.camera import MAX_FOV, PoseCamera
+from worldstudio.studio.viewport.overlays import (
     SEGMENTS_PER_FRUSTUM,
     cross_segments,
     frustums,
     round_boundary_frames,
     tick_segments,
 )
-from studio.viewport.points import (
+from worldstudio.studio.viewport.points import (
     DEFAULT_MAX_POINTS,
     PointCloudNode,
     display_indices,
@@ -667,7 +672,7 @@ class Viewport(QWidget):
         self.frame_scene()
         if not self._cloud_size():
             return
-        from core.geometry.transforms import look_at
+        from worldstudio.core.geometry.transforms import look_at
 
         center = np.asarray(self._scene_center, dtype=np.float64)
         d = max(float(center[2]), self._scene_scale * 0.25)
@@ -679,7 +684,7 @@ class Viewport(QWidget):
         intr = self.document.project.intrinsics
         if intr is None:
             return 60.0
-        from core.geometry.camera import fov_from_intrinsics
+        from worldstudio.core.geometry.camera import fov_from_intrinsics
 
         try:
             return float(fov_from_intrinsics(np.array(intr.K), intr.height))
@@ -1015,7 +1020,7 @@ class Viewport(QWidget):
         samples, self._samples = self._samples, []
         if len(samples) < 2:
             return []
-        from core.geometry.path import fit_keyframes
+        from worldstudio.core.geometry.path import fit_keyframes
 
         c2w = np.stack([s[0] for s in samples])
         fov = np.array([s[1] for s in samples])
@@ -1085,7 +1090,7 @@ class Viewport(QWidget):
         return np.ascontiguousarray(img[..., :3])
 
     # ================================================================== Qt
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def closeEvent(self, event) -> None:
         self._fly_timer.stop()
         self._record_timer.stop()
         super().closeEvent(event)

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from core.cli import main
-from core.generation import backends
-from core.generation.runs import RunFolder, list_runs
-from core.interop.video import probe_video
-from core.project import ProjectFolder
 from tests.generation.engine_support import F, H, W, demo_project, torch_one_thread
+from worldstudio.core.cli import main
+from worldstudio.core.generation import backends
+from worldstudio.core.generation.runs import RunFolder, list_runs
+from worldstudio.core.interop.video import probe_video
+from worldstudio.core.project import ProjectFolder
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(torch_one_thread)
 
@@ -54,8 +54,17 @@ def test_generate_writes_the_whole_run_folder(project, backend, capsys):
 
     for r in range(2):
         rd = run.round_dir(r)
-        for name in ("observer.npy", "observer.mp4", "renders.mp4", "coverage.npy", "static.ply",
-                     "round.json", "monitors/mon-ball.npy", "monitors/mon-ball.mp4", "entities/ent-ball.npz"):
+        for name in (
+            "observer.npy",
+            "observer.mp4",
+            "renders.mp4",
+            "coverage.npy",
+            "static.ply",
+            "round.json",
+            "monitors/mon-ball.npy",
+            "monitors/mon-ball.mp4",
+            "entities/ent-ball.npz",
+        ):
             assert (rd / name).is_file(), rd / name
         obs = np.load(rd / "observer.npy", allow_pickle=False)
         assert obs.shape == (F, H, W, 3) and obs.dtype == np.uint8
@@ -67,7 +76,10 @@ def test_generate_writes_the_whole_run_folder(project, backend, capsys):
             _check_video(rd / name, F, W, H)
         info = json.loads((rd / "round.json").read_text())
         assert info["complete"] is True and info["frames"] == [r * F, r * F + F - 1]
-        assert info["prompts"]["observer"].startswith("scene: ") and "; foreground: " in info["prompts"]["observer"]
+        assert (
+            info["prompts"]["observer"].startswith("scene: ")
+            and "; foreground: " in info["prompts"]["observer"]
+        )
 
     _check_video(run.final_mp4, 2 * F, W, H)
     _check_video(run.final_combined_mp4, 2 * F, 2 * W, H)  # observer beside the one monitor
@@ -86,9 +98,9 @@ def test_geometry_frames_are_the_renders_and_the_world_does_not_grow(project):
 
 
 def test_oracle_frames_are_the_ground_truth(project):
-    from core.geometry.camera import intrinsics_from_fov
-    from core.geometry.path import bake_path
-    from core.oracle import OracleScene
+    from worldstudio.core.geometry.camera import intrinsics_from_fov
+    from worldstudio.core.geometry.path import bake_path
+    from worldstudio.core.oracle import OracleScene
 
     assert main(["generate", str(project), "--backend", "oracle", *ARGS]) == 0
     run = _only_run(project)
@@ -98,7 +110,9 @@ def test_oracle_frames_are_the_ground_truth(project):
     obs = np.load(run.round_dir(1) / "observer.npy")
     for i in (0, F - 1):
         k = F + i
-        gt = scene.render(baked.c2w[k], intrinsics_from_fov(baked.fov[k], H, W), H, W, k / p.generation.fps)
+        gt = scene.render(
+            baked.c2w[k], intrinsics_from_fov(baked.fov[k], H, W), H, W, k / p.generation.fps
+        )
         assert np.array_equal(obs[i], gt.rgb)
     info = json.loads(run.round_file(1).read_text())
     assert info["static_points_added"] > 0  # the oracle sees what the source image did not
@@ -114,22 +128,34 @@ def test_no_monitors(project):
 
 
 def test_failure_inside_a_backend_leaves_the_finished_rounds(project, monkeypatch, capsys):
-    monkeypatch.setitem(backends._REGISTRY, "failing", "tests.generation.engine_support:FailingBackend")
+    monkeypatch.setitem(
+        backends._REGISTRY, "failing", "tests.generation.engine_support:FailingBackend"
+    )
     before = (project / "project.json").read_bytes()
     assert main(["generate", str(project), "--backend", "failing", *ARGS]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: round 2, observer: backend 'failing' failed: RuntimeError: simulated out of memory")
+    assert err.startswith(
+        "error: round 2, observer: backend 'failing' failed: RuntimeError: simulated out of memory"
+    )
     run = _only_run(project)
     assert run.round_complete(0) and not run.round_complete(1)
-    assert (run.round_dir(0) / "observer.npy").is_file() and (run.round_dir(0) / "static.ply").is_file()
+    assert (run.round_dir(0) / "observer.npy").is_file() and (
+        run.round_dir(0) / "static.ply"
+    ).is_file()
     meta = json.loads(run.run_file.read_text())
-    assert meta["status"] == "failed" and meta["rounds_done"] == 1 and "simulated out of memory" in meta["error"]
+    assert (
+        meta["status"] == "failed"
+        and meta["rounds_done"] == 1
+        and "simulated out of memory" in meta["error"]
+    )
     assert not run.final_mp4.exists()
     assert (project / "project.json").read_bytes() == before
 
 
 def test_resume_after_a_failure_finishes_the_run(project, monkeypatch):
-    monkeypatch.setitem(backends._REGISTRY, "failing", "tests.generation.engine_support:FailingBackend")
+    monkeypatch.setitem(
+        backends._REGISTRY, "failing", "tests.generation.engine_support:FailingBackend"
+    )
     assert main(["generate", str(project), "--backend", "failing", *ARGS]) == 2
     run = _only_run(project)
     # the failing backend no longer fails (e.g. the user freed memory)
@@ -176,6 +202,17 @@ def test_help_lists_the_options(capsys):
     with pytest.raises(SystemExit):
         main(["generate", "--help"])
     out = capsys.readouterr().out
-    for flag in ("--backend", "--model", "--rounds", "--steps", "--size", "--frames-per-round", "--seed",
-                 "--profile", "--resume", "--from-round", "--no-monitors"):
+    for flag in (
+        "--backend",
+        "--model",
+        "--rounds",
+        "--steps",
+        "--size",
+        "--frames-per-round",
+        "--seed",
+        "--profile",
+        "--resume",
+        "--from-round",
+        "--no-monitors",
+    ):
         assert flag in out

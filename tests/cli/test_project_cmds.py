@@ -9,11 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-from core.cli import main
-from core.geometry.path import bake_path
-from core.interop.video import probe_video
-from core.pointcloud.ply import read_ply
-from core.project import load_project
+from worldstudio.core.cli import main
+from worldstudio.core.geometry.path import bake_path
+from worldstudio.core.interop.video import probe_video
+from worldstudio.core.pointcloud.ply import read_ply
+from worldstudio.core.project import load_project
 
 W, H = 160, 96
 
@@ -21,7 +21,7 @@ W, H = 160, 96
 @pytest.fixture(scope="module")
 def demo_template(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "demo.wsproj"
-    from core.oracle.demo_project import create_demo_project
+    from worldstudio.core.oracle.demo_project import create_demo_project
 
     create_demo_project(out, width=W, height=H)
     return out
@@ -67,7 +67,9 @@ def test_info_summarises(demo, capsys):
 
 
 def test_path_preset_replaces_the_path(demo, capsys):
-    code, out, _ = run(capsys, "path", demo, "--preset", "orbit", "--set", "seconds=4", "--set", "n_keyframes=4")
+    code, out, _ = run(
+        capsys, "path", demo, "--preset", "orbit", "--set", "seconds=4", "--set", "n_keyframes=4"
+    )
     assert code == 0, out
     project = load_project(demo)
     assert len(project.camera_path.keyframes) == 5  # a full turn returns to the start
@@ -129,7 +131,13 @@ def test_bad_input_prints_one_line_and_exits_2(demo, tmp_path, capsys, argv, mes
     (broken / "project.json").write_text("{oops")
     unwritable = tmp_path / "a_file"
     unwritable.write_text("")
-    names = {"missing": tmp_path / "nope", "broken": broken, "demo": demo, "unwritable": unwritable, "tmp": tmp_path}
+    names = {
+        "missing": tmp_path / "nope",
+        "broken": broken,
+        "demo": demo,
+        "unwritable": unwritable,
+        "tmp": tmp_path,
+    }
     before = (demo / "project.json").read_bytes()
     code, _, err = run(capsys, *[a.format(**names) for a in argv])
     assert code == 2
@@ -141,7 +149,9 @@ def test_bad_input_prints_one_line_and_exits_2(demo, tmp_path, capsys, argv, mes
 
 def test_console_script_runs_without_traceback(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "core", "info", str(tmp_path / "nope")], capture_output=True, text=True
+        [sys.executable, "-m", "worldstudio", "info", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
@@ -149,10 +159,13 @@ def test_console_script_runs_without_traceback(tmp_path):
 
 def test_info_does_not_import_torch(demo):
     code = (
-        "import sys; from core.cli import main; main(['info', sys.argv[1]]); "
+        "import sys; from worldstudio.core.cli import main; main(['info', sys.argv[1]]); "
         "print(json.dumps(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules)))"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", "import json; " + code, str(demo)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", "import json; " + code, str(demo)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == []

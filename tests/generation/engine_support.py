@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import Cancelled
-from core.generation.backends import GenerationRequest
-from core.jobs import JobContext
+from worldstudio.core.errors import Cancelled
+from worldstudio.core.generation.backends import GenerationRequest
+from worldstudio.core.jobs import JobContext
 
 W, H = 64, 48
 F = 9
@@ -21,7 +21,7 @@ _template: dict[str, Path] = {}
 
 def demo_project(tmp_path_factory, dest: Path) -> Path:
     """A fresh copy of the demo project at 64x48 (built once per session)."""
-    from core.oracle.demo_project import create_demo_project
+    from worldstudio.core.oracle.demo_project import create_demo_project
 
     with _lock:
         if "demo" not in _template:
@@ -70,7 +70,7 @@ class FailingBackend:
     fail_round = 1
 
     def __init__(self, **options):
-        from core.generation.backends.oracle import OracleBackend
+        from worldstudio.core.generation.backends.oracle import OracleBackend
 
         self.inner = OracleBackend(**options)
 

@@ -32,8 +32,27 @@ def test_the_flop_formula_matches_torchs_counter_at_full_size(bench):
 def test_the_cpu_mode_times_the_tiny_model(bench, one_thread, dtype):
     """float32 (the CPU default) and bf16 with the float32 modules diffusers keeps (the --full
     path on a GPU builds the model the same way)."""
-    result = bench.main(["--height", "64", "--width", "64", "--frames", "5", "--repeats", "2",
-                         "--warmup", "1", "--dtype", dtype, "--json"])
-    assert result["device"] == "cpu" and result["dtype"] == dtype and len(result["forward_ms_all"]) == 2
+    result = bench.main(
+        [
+            "--height",
+            "64",
+            "--width",
+            "64",
+            "--frames",
+            "5",
+            "--repeats",
+            "2",
+            "--warmup",
+            "1",
+            "--dtype",
+            dtype,
+            "--json",
+        ]
+    )
+    assert (
+        result["device"] == "cpu"
+        and result["dtype"] == dtype
+        and len(result["forward_ms_all"]) == 2
+    )
     assert result["forward_ms"] > 0 and result["tflops"] > 0 and result["ratio_vs_matmul"] > 0
     assert result["step_ms_with_cfg"] == pytest.approx(2 * result["forward_ms"])

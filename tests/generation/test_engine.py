@@ -7,13 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from core.errors import Cancelled
-from core.generation import backends
-from core.generation.engine import compose_prompt, derive_seed, entity_prompt, generate_job
-from core.generation.runs import RunFolder, list_runs
-from core.jobs import CancelToken, JobContext
-from core.pointcloud.ply import read_ply
-from core.project import ProjectFolder
 from tests.generation.engine_support import (
     F,
     H,
@@ -23,6 +16,18 @@ from tests.generation.engine_support import (
     demo_project,
     torch_one_thread,
 )
+from worldstudio.core.errors import Cancelled
+from worldstudio.core.generation import backends
+from worldstudio.core.generation.engine import (
+    compose_prompt,
+    derive_seed,
+    entity_prompt,
+    generate_job,
+)
+from worldstudio.core.generation.runs import RunFolder, list_runs
+from worldstudio.core.jobs import CancelToken, JobContext
+from worldstudio.core.pointcloud.ply import read_ply
+from worldstudio.core.project import ProjectFolder
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(torch_one_thread)
 
@@ -99,7 +104,9 @@ def test_resume_after_a_cancel_gives_the_frames_of_an_uninterrupted_run(project,
 
 
 def test_cancel_from_inside_a_backend_keeps_round_zero(project, monkeypatch):
-    monkeypatch.setitem(backends._REGISTRY, "cancelling", "tests.generation.engine_support:CancellingBackend")
+    monkeypatch.setitem(
+        backends._REGISTRY, "cancelling", "tests.generation.engine_support:CancellingBackend"
+    )
     with pytest.raises(Cancelled):
         generate_job(project, backend="cancelling", **SMALL)(JobContext())
     (run,) = list_runs(ProjectFolder(project))
@@ -124,11 +131,16 @@ def test_seeds_differ_per_call_and_are_reproducible(project, made):
     seeds = [[(q.round_index, q.role, q.seed) for q in m.requests] for m in made]
     assert seeds[0] == seeds[1] != seeds[2]
     calls = [s for _, _, s in seeds[0]]
-    assert len(calls) == 4 and len(set(calls)) == 4  # 2 rounds x (monitor + observer), all different
+    assert (
+        len(calls) == 4 and len(set(calls)) == 4
+    )  # 2 rounds x (monitor + observer), all different
     assert seeds[0][0] == (0, "monitor", derive_seed(11, 0, "monitor:mon-ball"))
     assert seeds[0][1] == (0, "observer", derive_seed(11, 0, "observer"))
     info = RunFolder(a.run_dir).read_round(1)
-    assert info["seeds"] == {"monitor:mon-ball": derive_seed(11, 1, "monitor:mon-ball"), "observer": derive_seed(11, 1, "observer")}
+    assert info["seeds"] == {
+        "monitor:mon-ball": derive_seed(11, 1, "monitor:mon-ball"),
+        "observer": derive_seed(11, 1, "observer"),
+    }
     assert RunFolder(a.run_dir).read_meta()["seeds"]["rounds"][1] == info["seeds"]
     obs = [np.load(RunFolder(x.run_dir).round_dir(1) / "observer.npy") for x in (a, b, c)]
     assert np.array_equal(obs[0], obs[1]) and not np.array_equal(obs[0], obs[2])
@@ -136,7 +148,12 @@ def test_seeds_differ_per_call_and_are_reproducible(project, made):
 
 def test_derive_seed():
     assert derive_seed(0, 0, "observer") == derive_seed(0, 0, "observer")
-    values = {derive_seed(s, r, cam) for s in (0, 1) for r in range(4) for cam in ("observer", "monitor:a", "monitor:b")}
+    values = {
+        derive_seed(s, r, cam)
+        for s in (0, 1)
+        for r in range(4)
+        for cam in ("observer", "monitor:a", "monitor:b")
+    }
     assert len(values) == 24
     assert all(0 <= v < 2**31 for v in values)
 
@@ -168,7 +185,7 @@ def test_requests_carry_the_conditioning(project, monkeypatch):
     assert obs1.prompt == compose_prompt(p.rounds[1].scene_text, [p.entities[0].prompts[1]])
     assert mon0.role == "monitor" and obs0.role == "observer"
     # the monitor (at the source camera) is asked to generate the ball's region
-    from core.generation.world import load_mask_png
+    from worldstudio.core.generation.world import load_mask_png
 
     ball = load_mask_png(project / "scene" / "masks" / "ball.png")
     assert ball.sum() > 20 and mon0.control_mask[0][ball].all()
@@ -178,7 +195,9 @@ def test_requests_carry_the_conditioning(project, monkeypatch):
         core[:-1] &= core[1:].copy()
         core[:, 1:] &= core[:, :-1].copy()
         core[:, :-1] &= core[:, 1:].copy()
-    assert core.any() and not obs0.control_mask[0][core].any()  # the ball's points are rendered there
+    assert (
+        core.any() and not obs0.control_mask[0][core].any()
+    )  # the ball's points are rendered there
     # the observer's mask is exactly the render's holes
     cov = np.load(run.round_dir(0) / "coverage.npy")
     assert np.array_equal(obs0.control_mask, ~cov)
@@ -198,7 +217,10 @@ def test_branch_regenerates_from_round_k_with_the_current_prompts(project):
     _assert_same_rounds(RunFolder(parent.run_dir), RunFolder(child.run_dir), 1)
     info = RunFolder(child.run_dir).read_round(1)
     assert info["prompts"]["observer"].endswith("foreground: the ball stops and spins")
-    assert RunFolder(parent.run_dir).read_round(1)["prompts"]["observer"] != info["prompts"]["observer"]
+    assert (
+        RunFolder(parent.run_dir).read_round(1)["prompts"]["observer"]
+        != info["prompts"]["observer"]
+    )
 
 
 def test_branch_cannot_change_the_video_size(project):
@@ -228,7 +250,10 @@ def test_prompts():
         prompts = ["walks", "", "runs"]
 
     assert [entity_prompt(E, r) for r in range(5)] == ["walks", "walks", "runs", "runs", "runs"]
-    assert compose_prompt(" a room ", ["a ball rolls", "", "a cat sits"]) == "scene: a room; foreground: a ball rolls, a cat sits"
+    assert (
+        compose_prompt(" a room ", ["a ball rolls", "", "a cat sits"])
+        == "scene: a room; foreground: a ball rolls, a cat sits"
+    )
 
 
 def test_progress_and_previews_reach_the_context(project):
@@ -236,14 +261,21 @@ def test_progress_and_previews_reach_the_context(project):
     generate_job(project, backend="oracle", **SMALL)(JobContext(reports.append))
     progress = [r for r in reports if r.kind == "progress"]
     assert progress[-1].done == progress[-1].total
-    assert all(b.done >= a.done for a, b in zip(progress, progress[1:], strict=False) if a.total == b.total)
+    assert all(
+        b.done >= a.done for a, b in zip(progress, progress[1:], strict=False) if a.total == b.total
+    )
     assert any(r.kind == "preview" and r.payload.shape == (H, W, 3) for r in reports)
-    assert json.loads((list_runs(ProjectFolder(project))[0].run_file).read_text())["status"] == "complete"
+    assert (
+        json.loads((list_runs(ProjectFolder(project))[0].run_file).read_text())["status"]
+        == "complete"
+    )
 
 
 def test_loras_are_recorded_and_a_resume_applies_the_same_ones(project, made):
     lora = str(ProjectFolder(project).loras_dir / "style.safetensors")
-    first = generate_job(project, backend="noisy", rounds=1, steps=2, loras=[(lora, 0.7)], **SMALL)(JobContext())
+    first = generate_job(project, backend="noisy", rounds=1, steps=2, loras=[(lora, 0.7)], **SMALL)(
+        JobContext()
+    )
     assert RunFolder(first.run_dir).read_meta()["settings"]["loras"] == [[lora, 0.7]]
     # resuming without naming LoRAs applies the run's own; naming other ones is refused
     generate_job(project, resume=first.run_id, rounds=2)(JobContext())

@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.generation.engine import generate_job
-from core.generation.lift import LiftInput, ModelLifter
-from core.generation.runs import RunFolder
-from core.jobs import JobContext
-from core.oracle import OracleScene
-from core.oracle.scene import demo_intrinsics
 from tests import tiny_models
 from tests.generation.engine_support import H, W, demo_project
+from worldstudio.core.generation.engine import generate_job
+from worldstudio.core.generation.lift import LiftInput, ModelLifter
+from worldstudio.core.generation.runs import RunFolder
+from worldstudio.core.jobs import JobContext
+from worldstudio.core.oracle import OracleScene
+from worldstudio.core.oracle.scene import demo_intrinsics
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -29,7 +29,7 @@ def _torch_on_one_thread():
 
 @pytest.fixture
 def tiny_models_env(tmp_path_factory, monkeypatch, tmp_path):
-    from core.models import clear_local_dirs
+    from worldstudio.core.models import clear_local_dirs
 
     hub = tiny_models.fake_hub_cache(tmp_path_factory)
     monkeypatch.setenv("HF_HUB_CACHE", str(hub))
@@ -49,10 +49,14 @@ def test_model_lifter_aligns_depth_and_tracks_from_the_rendered_entity(tiny_mode
     seed[1] = frames[1].entity_mask  # the entity's points reach the render from frame 1 on
     static = np.stack([np.where(f.entity_mask, 0.0, f.depth) for f in frames]).astype(np.float32)
     data = LiftInput(
-        frames=np.stack([f.rgb for f in frames]), c2w=np.repeat(np.eye(4)[None], 3, axis=0),
-        K=np.repeat(K[None], 3, axis=0), times=np.array([0.0, 0.1, 0.2]),
-        render_depth=static, render_entities={"ent-ball": seed, "ghost": np.zeros((3, H, W), bool)},
-        entity_ids=["ent-ball", "ghost"], role="monitor",
+        frames=np.stack([f.rgb for f in frames]),
+        c2w=np.repeat(np.eye(4)[None], 3, axis=0),
+        K=np.repeat(K[None], 3, axis=0),
+        times=np.array([0.0, 0.1, 0.2]),
+        render_depth=static,
+        render_entities={"ent-ball": seed, "ghost": np.zeros((3, H, W), bool)},
+        entity_ids=["ent-ball", "ghost"],
+        role="monitor",
     )
     lifter = ModelLifter()
     lifter.prepare(JobContext())
@@ -68,9 +72,9 @@ def test_model_lifter_aligns_depth_and_tracks_from_the_rendered_entity(tiny_mode
 
 def test_the_engine_runs_with_the_model_lifter(tiny_models_env, tmp_path_factory, tmp_path):
     project = demo_project(tmp_path_factory, tmp_path / "demo.wsproj")
-    res = generate_job(project, backend="geometry", lifter="model", rounds=1, frames_per_round=5, size=(W, H))(
-        JobContext()
-    )
+    res = generate_job(
+        project, backend="geometry", lifter="model", rounds=1, frames_per_round=5, size=(W, H)
+    )(JobContext())
     run = RunFolder(res.run_dir)
     assert run.read_meta()["lifter"] == "model" and run.completed_rounds() == 1
     assert res.final_mp4.is_file()

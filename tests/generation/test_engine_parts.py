@@ -8,8 +8,14 @@ import sys
 import numpy as np
 import pytest
 
-from core.generation.backends import BackendError, GenerationRequest, backend_names, get_backend
-from core.generation.lift import (
+from tests.generation.engine_support import H, W, demo_project, torch_one_thread
+from worldstudio.core.generation.backends import (
+    BackendError,
+    GenerationRequest,
+    backend_names,
+    get_backend,
+)
+from worldstudio.core.generation.lift import (
     LiftInput,
     OracleLifter,
     RenderLifter,
@@ -17,8 +23,8 @@ from core.generation.lift import (
     fit_scale_shift,
     make_lifter,
 )
-from core.generation.runs import RunError, RunFolder, new_run_id, resolve_run, safe_name
-from core.generation.world import (
+from worldstudio.core.generation.runs import RunError, RunFolder, new_run_id, resolve_run, safe_name
+from worldstudio.core.generation.world import (
     EntityCloud,
     add_static,
     grow_static,
@@ -28,12 +34,11 @@ from core.generation.world import (
     splat_small,
     unpack_frames,
 )
-from core.geometry.camera import intrinsics_from_fov
-from core.jobs import JobContext
-from core.oracle import OracleScene
-from core.pointcloud.cloud import PointCloud
-from core.project import ProjectFolder
-from tests.generation.engine_support import H, W, demo_project, torch_one_thread
+from worldstudio.core.geometry.camera import intrinsics_from_fov
+from worldstudio.core.jobs import JobContext
+from worldstudio.core.oracle import OracleScene
+from worldstudio.core.pointcloud.cloud import PointCloud
+from worldstudio.core.project import ProjectFolder
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(torch_one_thread)
 
@@ -48,9 +53,17 @@ def _plane(z: float, colour, n: int = 120, half: float = 3.0) -> PointCloud:
 
 def _request(**kw) -> GenerationRequest:
     base = dict(
-        prompt="scene: x; foreground: y", num_frames=2, height=H, width=W, steps=2, guidance=5.0,
-        seed=1, control_rgb=np.full((2, H, W, 3), 9, np.uint8), control_mask=np.zeros((2, H, W), bool),
-        previous_frames=None, reference_images=[],
+        prompt="scene: x; foreground: y",
+        num_frames=2,
+        height=H,
+        width=W,
+        steps=2,
+        guidance=5.0,
+        seed=1,
+        control_rgb=np.full((2, H, W, 3), 9, np.uint8),
+        control_mask=np.zeros((2, H, W), bool),
+        previous_frames=None,
+        reference_images=[],
     )
     base.update(kw)
     return GenerationRequest(**base)
@@ -65,8 +78,8 @@ def test_registry_names_and_errors():
 
 def test_geometry_and_oracle_do_not_import_diffusion_libraries():
     code = (
-        "import sys; from core.generation.backends import get_backend; "
-        "get_backend('geometry'); get_backend('oracle'); import core.generation.engine; "
+        "import sys; from worldstudio.core.generation.backends import get_backend; "
+        "get_backend('geometry'); get_backend('oracle'); import worldstudio.core.generation.engine; "
         "bad = [m for m in ('diffusers', 'transformers', 'peft') if m in sys.modules]; "
         "assert not bad, bad"
     )
@@ -85,7 +98,10 @@ def test_oracle_backend_renders_the_ground_truth_at_the_request_times():
     scene = OracleScene.demo()
     b = get_backend("oracle")
     c2w = np.repeat(np.eye(4)[None], 2, axis=0)
-    out = b.generate(_request(camera_c2w=c2w, camera_K=np.stack([K, K]), times=np.array([0.0, 1.0])), JobContext())
+    out = b.generate(
+        _request(camera_c2w=c2w, camera_K=np.stack([K, K]), times=np.array([0.0, 1.0])),
+        JobContext(),
+    )
     assert np.array_equal(out[1], scene.render(np.eye(4), K, H, W, 1.0).rgb)
     assert not np.array_equal(out[0], out[1])  # the ball moved
     with pytest.raises(BackendError, match="needs the request's cameras"):
@@ -107,7 +123,9 @@ def test_render_world_nearest_point_wins_and_reports_entities():
     front = EntityCloud(np.array([[0.0, 0.0, 2.0]], np.float32), np.array([[200, 0, 0]], np.uint8))
     behind = EntityCloud(np.array([[0.5, 0.0, 8.0]], np.float32), np.array([[0, 200, 0]], np.uint8))
     c2w = np.stack([np.eye(4), np.eye(4)])
-    r = render_world(static, [{"a": front, "b": behind}, {}], c2w, np.stack([K, K]), H, W, ["a", "b"])
+    r = render_world(
+        static, [{"a": front, "b": behind}, {}], c2w, np.stack([K, K]), H, W, ["a", "b"]
+    )
     assert r.pixels["a"].tolist() == [1, 0] and r.pixels["b"].tolist() == [0, 0]
     assert np.allclose(r.centroids["a"][0], [0.0, 0.0, 2.0]) and np.isnan(r.centroids["a"][1]).all()
     v, u = np.argwhere(r.entity_mask("a")[0])[0]
@@ -119,7 +137,7 @@ def test_render_world_nearest_point_wins_and_reports_entities():
 
 @pytest.mark.parametrize("radius", [0, 1])
 def test_splat_small_agrees_with_the_renderer(radius):
-    from core.pointcloud.render import render_points
+    from worldstudio.core.pointcloud.render import render_points
 
     rng = np.random.default_rng(1)
     xyz = (rng.normal(size=(2000, 3)) * [1.5, 1.0, 1.0] + [0.0, 0.0, 4.0]).astype(np.float32)
@@ -178,9 +196,15 @@ def test_fit_scale_shift_recovers_an_affine_depth_despite_outliers():
     pred = (ref - 0.4) / 2.5
     pred[:3] = 50.0  # garbage rows
     s, b, n = fit_scale_shift(pred, ref, np.ones((H, W), bool))
-    assert s == pytest.approx(2.5, rel=1e-6) and b == pytest.approx(0.4, abs=1e-6) and n <= H * W - 3 * W
+    assert (
+        s == pytest.approx(2.5, rel=1e-6)
+        and b == pytest.approx(0.4, abs=1e-6)
+        and n <= H * W - 3 * W
+    )
     assert fit_scale_shift(pred, ref, np.zeros((H, W), bool)) is None
-    assert fit_scale_shift(10.0 - ref, ref, np.ones((H, W), bool)) is None  # an inverted depth is refused
+    assert (
+        fit_scale_shift(10.0 - ref, ref, np.ones((H, W), bool)) is None
+    )  # an inverted depth is refused
 
 
 def test_render_and_oracle_lifters(tmp_path_factory, tmp_path):
@@ -189,16 +213,24 @@ def test_render_and_oracle_lifters(tmp_path_factory, tmp_path):
     scene = OracleScene.demo()
     gt = scene.render(np.eye(4), K, H, W, 0.5)
     data = LiftInput(
-        frames=gt.rgb[None], c2w=np.eye(4)[None], K=K[None], times=np.array([0.5]),
-        render_depth=np.full((1, H, W), 3.0, np.float32), render_entities={"ent-ball": gt.entity_mask[None]},
+        frames=gt.rgb[None],
+        c2w=np.eye(4)[None],
+        K=K[None],
+        times=np.array([0.5]),
+        render_depth=np.full((1, H, W), 3.0, np.float32),
+        render_entities={"ent-ball": gt.entity_mask[None]},
         entity_ids=["ent-ball"],
     )
     lifted = OracleLifter(project=p).lift(data, JobContext())
-    assert np.array_equal(lifted.depth[0], gt.depth) and np.array_equal(lifted.masks["ent-ball"][0], gt.entity_mask)
+    assert np.array_equal(lifted.depth[0], gt.depth) and np.array_equal(
+        lifted.masks["ent-ball"][0], gt.entity_mask
+    )
     clouds = entity_clouds(data.frames, lifted.depth, lifted.masks["ent-ball"], data.c2w, data.K)
     assert np.linalg.norm(clouds[0].centroid - scene.entity_position(0.5)) < scene.entity_radius
     same = RenderLifter().lift(data, JobContext())
-    assert (same.depth == 3.0).all() and np.array_equal(same.masks["ent-ball"], data.render_entities["ent-ball"])
+    assert (same.depth == 3.0).all() and np.array_equal(
+        same.masks["ent-ball"], data.render_entities["ent-ball"]
+    )
     assert isinstance(make_lifter("model"), object)
     with pytest.raises(Exception, match="unknown lifter"):
         make_lifter("magic")

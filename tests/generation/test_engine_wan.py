@@ -9,13 +9,13 @@ import json
 import numpy as np
 import pytest
 
-from core.cli import main
-from core.generation.engine import generate_job
-from core.generation.runs import RunFolder, list_runs
-from core.interop.video import probe_video
-from core.jobs import CancelToken, JobContext
-from core.project import ProjectFolder
 from tests.generation.engine_support import H, W, cancel_at_round, demo_project, torch_one_thread
+from worldstudio.core.cli import main
+from worldstudio.core.generation.engine import generate_job
+from worldstudio.core.generation.runs import RunFolder, list_runs
+from worldstudio.core.interop.video import probe_video
+from worldstudio.core.jobs import CancelToken, JobContext
+from worldstudio.core.project import ProjectFolder
 
 F = 5
 _one_thread = pytest.fixture(scope="module", autouse=True)(torch_one_thread)
@@ -28,11 +28,27 @@ def project(tmp_path_factory, tmp_path):
 
 @pytest.mark.parametrize(
     ("backend", "repo"),
-    [("wan-vace", "Wan-AI/Wan2.1-VACE-1.3B-diffusers"), ("wan-i2v", "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers")],
+    [
+        ("wan-vace", "Wan-AI/Wan2.1-VACE-1.3B-diffusers"),
+        ("wan-i2v", "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"),
+    ],
 )
 def test_generate_with_a_diffusion_backend(project, wan_env, backend, repo):
-    args = ["generate", str(project), "--backend", backend, "--steps", "2", "--frames-per-round", str(F),
-            "--size", f"{W}x{H}", "--profile", "gpu", "--quiet"]
+    args = [
+        "generate",
+        str(project),
+        "--backend",
+        backend,
+        "--steps",
+        "2",
+        "--frames-per-round",
+        str(F),
+        "--size",
+        f"{W}x{H}",
+        "--profile",
+        "gpu",
+        "--quiet",
+    ]
     if backend == "wan-i2v":
         args += ["--model", repo]  # the project's model is the VACE one
     assert main(args) == 0
@@ -63,4 +79,6 @@ def test_wan_vace_resume_after_a_cancel_matches(project, wan_env, vace_backend):
     generate_job(project, resume=cut.id, backend=vace_backend)(JobContext())
     for r in range(2):
         for name in ("observer.npy", "monitors/mon-ball.npy"):
-            assert np.array_equal(np.load(full.round_dir(r) / name), np.load(cut.round_dir(r) / name)), (r, name)
+            assert np.array_equal(
+                np.load(full.round_dir(r) / name), np.load(cut.round_dir(r) / name)
+            ), (r, name)

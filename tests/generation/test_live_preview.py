@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.generation import live_preview as lp
-from core.generation.backends import GenerationRequest
-from core.jobs import JobContext
+from worldstudio.core.generation import live_preview as lp
+from worldstudio.core.generation.backends import GenerationRequest
+from worldstudio.core.jobs import JobContext
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -53,7 +53,9 @@ def test_x0_from_unipc_matches_its_own_x0_prediction():
 def test_x0_from_flow_match_euler_agrees_with_consecutive_latents():
     from diffusers import FlowMatchEulerDiscreteScheduler
 
-    for sample, velocity, prev, sigma, sigma_next, x0, tap_sigma in _run_steps(FlowMatchEulerDiscreteScheduler(shift=3.0)):
+    for sample, velocity, prev, sigma, sigma_next, x0, tap_sigma in _run_steps(
+        FlowMatchEulerDiscreteScheduler(shift=3.0)
+    ):
         assert tap_sigma == pytest.approx(sigma)
         torch.testing.assert_close(x0, sample - sigma * velocity)
         # an Euler step is linear: x0 also follows from two consecutive latents
@@ -107,8 +109,9 @@ def test_the_fitted_linear_map_follows_the_vae_decode(tiny_vae):
     assert np.mean(corr) > 0.5 and min(corr) > 0.35, corr
     # a random map of the same scale does not
     rng = np.random.default_rng(0)
-    random_map = lp.LatentRGBMap(rng.normal(0, np.abs(rgb_map.matrix).mean(), (16, 3)).astype(np.float32),
-                                 rgb_map.bias)
+    random_map = lp.LatentRGBMap(
+        rng.normal(0, np.abs(rgb_map.matrix).mean(), (16, 3)).astype(np.float32), rgb_map.bias
+    )
     rand_pred, _ = _held_out(tiny_vae, random_map)
     assert np.mean(np.abs(_channel_corr(rand_pred, target))) < np.mean(corr) - 0.25
     # and the error is small against the decode's own spread
@@ -145,7 +148,9 @@ def test_preview_image_is_a_uint8_strip_of_evenly_spaced_frames():
     x0 = torch.zeros(1, 16, 17, 60, 104)
     image = lp.preview_image(x0, rgb_map)
     assert image.shape == (60, 4 * 104, 3) and image.dtype == np.uint8
-    assert (image[..., 0] == 0).all() and (image[..., 1] == 128).all() and (image[..., 2] == 255).all()
+    assert (
+        (image[..., 0] == 0).all() and (image[..., 1] == 128).all() and (image[..., 2] == 255).all()
+    )
     assert lp.preview_shape(480, 832, 65) == image.shape
     assert lp.preview_frame_indices(17, 0, 4) == [0, 5, 11, 16]
     assert lp.preview_frame_indices(6, 2, 4) == [2, 3, 4, 5]
@@ -157,7 +162,13 @@ def _request(**overrides):
     rng = np.random.default_rng(0)
     F, H, W = 9, 32, 48
     fields = dict(
-        prompt="scene: a field", num_frames=F, height=H, width=W, steps=3, guidance=4.0, seed=5,
+        prompt="scene: a field",
+        num_frames=F,
+        height=H,
+        width=W,
+        steps=3,
+        guidance=4.0,
+        seed=5,
         control_rgb=rng.integers(0, 256, (F, H, W, 3), dtype=np.uint8),
         control_mask=rng.random((F, H, W)) > 0.5,
         previous_frames=rng.integers(0, 256, (5, H, W, 3), dtype=np.uint8),
@@ -192,7 +203,9 @@ def test_the_last_preview_is_the_linear_decode_of_the_final_latents(vace_backend
     vace_backend.generate(req, JobContext(reports.append))
     last = [r for r in reports if r.kind == "preview"][-1].payload
     plan = vace_backend._plan(req)
-    latents = vace_backend.pipe(**vace_backend.call_arguments(req, plan, output_type="latent")).frames
+    latents = vace_backend.pipe(
+        **vace_backend.call_arguments(req, plan, output_type="latent")
+    ).frames
     assert plan.skip_latent_frames == 2  # the reference image and the 4 context frames
     expected = lp.preview_image(latents, vace_backend.rgb_map, skip_frames=plan.skip_latent_frames)
     assert np.array_equal(last, expected)

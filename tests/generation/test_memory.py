@@ -7,8 +7,8 @@ import types
 import pytest
 import torch
 
-from core.generation import memory
-from core.generation.memory import GiB
+from worldstudio.core.generation import memory
+from worldstudio.core.generation.memory import GiB
 
 VACE_13B = memory.KNOWN_PIPELINES["Wan-AI/Wan2.1-VACE-1.3B-diffusers"]
 VACE_14B = memory.KNOWN_PIPELINES["Wan-AI/Wan2.1-VACE-14B-diffusers"]
@@ -50,13 +50,18 @@ def test_parameter_formulas_match_the_real_modules_built_on_the_meta_device():
 def test_parameter_formulas_match_the_tiny_pipelines(wan_folders):
     from diffusers import WanImageToVideoPipeline, WanVACEPipeline
 
-    for cls, folder in ((WanVACEPipeline, wan_folders["vace"]), (WanImageToVideoPipeline, wan_folders["i2v"])):
+    for cls, folder in (
+        (WanVACEPipeline, wan_folders["vace"]),
+        (WanImageToVideoPipeline, wan_folders["i2v"]),
+    ):
         pipe = cls.from_pretrained(folder)
         cfgs = memory.pipeline_configs(folder)
         assert memory.transformer_params(cfgs["transformer"])["total"] == _count(pipe.transformer)
         assert memory.umt5_params(cfgs["text_encoder"])["total"] == _count(pipe.text_encoder)
         if "image_encoder" in cfgs:
-            assert memory.clip_vision_params(cfgs["image_encoder"])["total"] == _count(pipe.image_encoder)
+            assert memory.clip_vision_params(cfgs["image_encoder"])["total"] == _count(
+                pipe.image_encoder
+            )
         # the VAE is approximated by scaling the real one: right order of magnitude
         assert 0.2 < memory.vae_params(cfgs["vae"]) / _count(pipe.vae) < 20
 
@@ -74,7 +79,9 @@ def test_the_estimate_grows_with_frames_and_size(profile):
     for f in frames:
         values = [memory.estimate_vram(VACE_13B, h, w, f, profile) for h, w in sizes]
         assert values == sorted(values)
-    assert memory.estimate_vram(VACE_13B, 256, 448, 17, profile) < memory.estimate_vram(VACE_13B, 720, 1280, 81, profile)
+    assert memory.estimate_vram(VACE_13B, 256, 448, 17, profile) < memory.estimate_vram(
+        VACE_13B, 720, 1280, 81, profile
+    )
     # where the transformer or the VAE is the peak (all on the GPU), every frame counts
     if profile == "gpu":
         values = [memory.estimate_vram(VACE_13B, 480, 832, f, profile) for f in frames]
@@ -105,7 +112,9 @@ def test_the_estimate_reads_configs_by_name_folder_or_builtin_shape(wan_env, wan
     by_folder = memory.estimate_vram(wan_folders["vace"], 32, 48, 9)
     assert by_id == by_folder < memory.RUNTIME_OVERHEAD + 64 * 1024**2
     # a model not on this machine: its built-in shape
-    assert memory.estimate_vram("wan2.1-vace-14b", 480, 832, 81) == memory.estimate_vram(VACE_14B, 480, 832, 81)
+    assert memory.estimate_vram("wan2.1-vace-14b", 480, 832, 81) == memory.estimate_vram(
+        VACE_14B, 480, 832, 81
+    )
     with pytest.raises(memory.MemoryProfileError):
         memory.estimate_vram("no-such-model", 480, 832, 81)
     with pytest.raises(memory.MemoryProfileError):
@@ -151,14 +160,24 @@ def test_the_gpu_and_low_vram_profiles_apply_on_a_cpu(wan_folders):
 def test_a_backend_runs_with_the_low_vram_profile_on_a_cpu(wan_env, one_thread):
     import numpy as np
 
-    from core.generation.backends import GenerationRequest, get_backend
-    from core.jobs import JobContext
+    from worldstudio.core.generation.backends import GenerationRequest, get_backend
+    from worldstudio.core.jobs import JobContext
 
     backend = get_backend("wan-vace", profile="low-vram", preview=False)
     try:
-        req = GenerationRequest(prompt="scene: x", num_frames=5, height=32, width=32, steps=1, guidance=1.0,
-                                seed=0, control_rgb=None, control_mask=None, previous_frames=None,
-                                reference_images=[])
+        req = GenerationRequest(
+            prompt="scene: x",
+            num_frames=5,
+            height=32,
+            width=32,
+            steps=1,
+            guidance=1.0,
+            seed=0,
+            control_rgb=None,
+            control_mask=None,
+            previous_frames=None,
+            reference_images=[],
+        )
         frames = backend.generate(req, JobContext())
         assert frames.shape == (5, 32, 32, 3) and frames.dtype == np.uint8
         assert backend.applied.profile == "low-vram" and backend.applied.vae_tiling
@@ -168,13 +187,17 @@ def test_a_backend_runs_with_the_low_vram_profile_on_a_cpu(wan_env, one_thread):
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="model CPU offload and group offload need a CUDA device")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="model CPU offload and group offload need a CUDA device"
+)
 @pytest.mark.parametrize("profile", ["offload", "low-vram"])
 def test_offload_profiles_on_cuda(wan_folders, profile):
     pipe = _fresh_pipe(wan_folders["vace"]).to(torch.bfloat16)
     applied = memory.apply_profile(pipe, profile, "cuda")
     assert applied.notes == []
-    out = pipe(prompt="x", height=32, width=32, num_frames=5, num_inference_steps=1, output_type="np")
+    out = pipe(
+        prompt="x", height=32, width=32, num_frames=5, num_inference_steps=1, output_type="np"
+    )
     assert out.frames.shape == (1, 5, 32, 32, 3)
 
 
@@ -183,7 +206,9 @@ def test_attention_backend_is_flash_only_on_cuda_with_flash_attn(monkeypatch):
     assert memory.choose_attention_backend("cpu") == "native"
     monkeypatch.setattr(memory.importlib.util, "find_spec", lambda name: None)
     assert memory.choose_attention_backend(torch.device("cuda")) == "native"
-    monkeypatch.setattr(memory.importlib.util, "find_spec", lambda name: object() if name == "flash_attn" else None)
+    monkeypatch.setattr(
+        memory.importlib.util, "find_spec", lambda name: object() if name == "flash_attn" else None
+    )
     assert memory.choose_attention_backend(torch.device("cuda")) == "flash"
     assert memory.choose_attention_backend("cpu") == "native"
 
@@ -194,5 +219,7 @@ def test_attention_backend_is_flash_only_on_cuda_with_flash_attn(monkeypatch):
     def refuse(name):
         raise RuntimeError("flash_attn 2.5 is too old")
 
-    backend, note = memory.apply_attention_backend(types.SimpleNamespace(set_attention_backend=refuse), "cuda")
+    backend, note = memory.apply_attention_backend(
+        types.SimpleNamespace(set_attention_backend=refuse), "cuda"
+    )
     assert backend == "native" and "too old" in note

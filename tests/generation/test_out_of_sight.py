@@ -22,17 +22,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.generation.engine import generate_job
-from core.generation.runs import RunFolder
-from core.geometry.camera import intrinsics_from_fov
-from core.geometry.path import bake_path
-from core.geometry.presets import turn_away_and_back
-from core.geometry.transforms import look_at, pose_from_matrix
-from core.jobs import JobContext
-from core.oracle import OracleScene
-from core.pointcloud.ops import unproject_depth
-from core.project import CameraPath, PathSettings, Pose, ProjectFolder
 from tests.generation.engine_support import H, W, demo_project, torch_one_thread
+from worldstudio.core.generation.engine import generate_job
+from worldstudio.core.generation.runs import RunFolder
+from worldstudio.core.geometry.camera import intrinsics_from_fov
+from worldstudio.core.geometry.path import bake_path
+from worldstudio.core.geometry.presets import turn_away_and_back
+from worldstudio.core.geometry.transforms import look_at, pose_from_matrix
+from worldstudio.core.jobs import JobContext
+from worldstudio.core.oracle import OracleScene
+from worldstudio.core.pointcloud.ops import unproject_depth
+from worldstudio.core.project import CameraPath, PathSettings, Pose, ProjectFolder
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(torch_one_thread)
 
@@ -50,8 +50,16 @@ def world(tmp_path_factory):
     folder = ProjectFolder(root)
     p = folder.load()
     keyframes = turn_away_and_back(
-        np.eye(4), SCENE.entity_position(0.0), 60.0, H, W, fps=FPS, frames_away=F,
-        seconds_turn=0.5, direction="left", beyond_degrees=60.0,
+        np.eye(4),
+        SCENE.entity_position(0.0),
+        60.0,
+        H,
+        W,
+        fps=FPS,
+        frames_away=F,
+        seconds_turn=0.5,
+        direction="left",
+        beyond_degrees=60.0,
     )
     p.camera_path = CameraPath(keyframes=keyframes, settings=PathSettings(fps=FPS))
     p.rounds = [*p.rounds, p.rounds[-1].model_copy()]
@@ -62,7 +70,9 @@ def world(tmp_path_factory):
         K = intrinsics_from_fov(baked.fov[k], H, W)
         fr = SCENE.render(baked.c2w[k], K, H, W, k / FPS)
         if fr.entity_mask.sum() >= 3:
-            truth.append(unproject_depth(fr.depth, K, baked.c2w[k], mask=fr.entity_mask).xyz.mean(axis=0))
+            truth.append(
+                unproject_depth(fr.depth, K, baked.c2w[k], mask=fr.entity_mask).xyz.mean(axis=0)
+            )
         else:
             truth.append(None)
     seen = [t is not None for t in truth]
@@ -75,9 +85,9 @@ def world(tmp_path_factory):
 
 
 def _run(world, monitors: bool) -> RunFolder:
-    res = generate_job(world["root"], backend="oracle", monitors=monitors, frames_per_round=F, size=(W, H))(
-        JobContext()
-    )
+    res = generate_job(
+        world["root"], backend="oracle", monitors=monitors, frames_per_round=F, size=(W, H)
+    )(JobContext())
     return RunFolder(res.run_dir)
 
 
@@ -101,13 +111,16 @@ def _return_frames(world) -> list[int]:
 def _check_render_stats_are_the_render(run: RunFolder, world, k: int) -> None:
     """Recompute frame k's render from the persisted state: the centroid in round.json is that
     of the ball's points in the conditioning render."""
-    from core.generation.world import EntityCloud, render_world
-    from core.pointcloud.ply import read_ply
+    from worldstudio.core.generation.world import EntityCloud, render_world
+    from worldstudio.core.pointcloud.ply import read_ply
 
     r, i = divmod(k, F)
     static = read_ply(run.round_dir(r - 1) / "static.ply")
     z = np.load(run.round_dir(r) / "entities" / "ent-ball.npz", allow_pickle=False)
-    ball = EntityCloud(z["xyz"][z["offsets"][i] : z["offsets"][i + 1]], z["rgb"][z["offsets"][i] : z["offsets"][i + 1]])
+    ball = EntityCloud(
+        z["xyz"][z["offsets"][i] : z["offsets"][i + 1]],
+        z["rgb"][z["offsets"][i] : z["offsets"][i + 1]],
+    )
     c2w = world["baked"].c2w[k][None]
     K = intrinsics_from_fov(world["baked"].fov[k], H, W)[None]
     again = render_world(static, [{"ent-ball": ball}], c2w, K, H, W, ["ent-ball"])
@@ -136,7 +149,9 @@ def test_with_monitors_the_ball_is_where_its_motion_puts_it(world):
     assert len(errors) >= F
     _check_render_stats_are_the_render(run, world, world["back"])
     # while out of sight the ball travelled far: a frozen ball would have failed
-    moved = np.linalg.norm(SCENE.entity_position(world["back"] / FPS) - SCENE.entity_position(world["last_seen"] / FPS))
+    moved = np.linalg.norm(
+        SCENE.entity_position(world["back"] / FPS) - SCENE.entity_position(world["last_seen"] / FPS)
+    )
     assert moved > 1.0
 
 
@@ -144,8 +159,12 @@ def test_with_a_monitor_elsewhere_too(world):
     folder = ProjectFolder(world["root"])
     p = folder.load()
     original = p.monitors[0].model_copy()
-    position, quat = pose_from_matrix(look_at(np.array([-1.2, -0.4, 0.6]), np.array([0.0, 1.15, 4.5])))
-    p.monitors[0].pose = Pose(position=tuple(map(float, position)), orientation=tuple(map(float, quat)))
+    position, quat = pose_from_matrix(
+        look_at(np.array([-1.2, -0.4, 0.6]), np.array([0.0, 1.15, 4.5]))
+    )
+    p.monitors[0].pose = Pose(
+        position=tuple(map(float, position)), orientation=tuple(map(float, quat))
+    )
     p.monitors[0].fov = 75.0
     folder.save(p)
     try:
@@ -154,7 +173,9 @@ def test_with_a_monitor_elsewhere_too(world):
         p.monitors[0] = original
         folder.save(p)
     _assert_follows_the_motion(run, world)
-    assert all(run.read_round(r)["entities"]["ent-ball"]["monitor_frames_seen"] == F for r in range(ROUNDS))
+    assert all(
+        run.read_round(r)["entities"]["ent-ball"]["monitor_frames_seen"] == F for r in range(ROUNDS)
+    )
 
 
 def test_without_monitors_the_ball_is_frozen_where_it_was_last_seen(world):

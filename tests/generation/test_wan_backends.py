@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.errors import Cancelled
-from core.generation.backends import GenerationRequest, get_backend
-from core.generation.backends.wan_common import GRAY
-from core.generation.backends.wan_i2v import first_frame
-from core.generation.backends.wan_vace import WanVaceBackend, vace_inputs
-from core.jobs import CancelToken, JobContext
-from core.models import ModelMissingError
 from tests import tiny_wan
+from worldstudio.core.errors import Cancelled
+from worldstudio.core.generation.backends import GenerationRequest, get_backend
+from worldstudio.core.generation.backends.wan_common import GRAY
+from worldstudio.core.generation.backends.wan_i2v import first_frame
+from worldstudio.core.generation.backends.wan_vace import WanVaceBackend, vace_inputs
+from worldstudio.core.jobs import CancelToken, JobContext
+from worldstudio.core.models import ModelMissingError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -24,11 +24,18 @@ def make_request(seed: int = 1, steps: int = 2, **overrides) -> GenerationReques
     rng = np.random.default_rng(0)
     control = rng.integers(0, 256, (F, H, W, 3), dtype=np.uint8)
     mask = np.zeros((F, H, W), bool)
-    mask[:, :, W // 2:] = True  # the right half was not rendered: generate it
+    mask[:, :, W // 2 :] = True  # the right half was not rendered: generate it
     control[mask] = 0
     fields = dict(
-        prompt="scene: a quiet street; foreground: a cat walks", num_frames=F, height=H, width=W,
-        steps=steps, guidance=5.0, seed=seed, control_rgb=control, control_mask=mask,
+        prompt="scene: a quiet street; foreground: a cat walks",
+        num_frames=F,
+        height=H,
+        width=W,
+        steps=steps,
+        guidance=5.0,
+        seed=seed,
+        control_rgb=control,
+        control_mask=mask,
         previous_frames=rng.integers(0, 256, (5, H, W, 3), dtype=np.uint8),
         reference_images=[rng.integers(0, 256, (H, W, 3), dtype=np.uint8)],
     )
@@ -45,7 +52,11 @@ class Recorder:
 
     def sink(self, report):
         self.reports.append(report)
-        if self.cancel_at is not None and report.kind == "progress" and report.done == self.cancel_at:
+        if (
+            self.cancel_at is not None
+            and report.kind == "progress"
+            and report.done == self.cancel_at
+        ):
             self.token.cancel()
 
     def kinds(self, kind):
@@ -78,7 +89,9 @@ def test_a_missing_model_fails_with_one_clear_line(wan_env):
 
 
 def test_the_factory_takes_the_engines_options(wan_env):
-    backend = get_backend("wan-vace", model_id=None, profile=None, project=object(), project_folder=None)
+    backend = get_backend(
+        "wan-vace", model_id=None, profile=None, project=object(), project_folder=None
+    )
     assert isinstance(backend, WanVaceBackend)
     assert backend.model_id == tiny_wan.WAN_VACE_REPO and backend.profile == "auto"
     assert backend.pipe is None  # nothing loads before the first generate
@@ -110,9 +123,9 @@ def test_vace_inputs_put_previous_frames_in_front_with_an_empty_mask():
 
 def test_a_monitor_hint_inside_the_mask_is_kept():
     req = make_request()
-    req.control_rgb[:, :, W // 2:] = (200, 10, 10)  # an entity's last state, to be regenerated
+    req.control_rgb[:, :, W // 2 :] = (200, 10, 10)  # an entity's last state, to be regenerated
     control, _, _, lead = vace_inputs(req)
-    assert (control[lead:, :, W // 2:] == (200, 10, 10)).all()
+    assert (control[lead:, :, W // 2 :] == (200, 10, 10)).all()
 
 
 # ----------------------------------------------------------------------------- generating
@@ -192,15 +205,21 @@ def lora_file(wan_folders, tmp_path_factory):
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
-    transformer = WanVACETransformer3DModel.from_pretrained(wan_folders["vace"], subfolder="transformer")
-    transformer.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    transformer = WanVACETransformer3DModel.from_pretrained(
+        wan_folders["vace"], subfolder="transformer"
+    )
+    transformer.add_adapter(
+        LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"])
+    )
     torch.manual_seed(0)
     with torch.no_grad():
         for name, p in transformer.named_parameters():
             if "lora_B" in name:
                 p.copy_(torch.randn_like(p) * 0.5)
     out = tmp_path_factory.mktemp("lora")
-    WanVACEPipeline.save_lora_weights(out, transformer_lora_layers=get_peft_model_state_dict(transformer))
+    WanVACEPipeline.save_lora_weights(
+        out, transformer_lora_layers=get_peft_model_state_dict(transformer)
+    )
     path = out / "pytorch_lora_weights.safetensors"
     assert path.is_file()
     return path
@@ -216,16 +235,20 @@ def test_a_lora_changes_the_output_with_strength_and_not_at_zero(vace_backend, l
     assert np.array_equal(base, zero)
     disabled = vace_backend.generate(make_request(loras=[]), Recorder().ctx)
     assert np.array_equal(base, disabled)
-    again = vace_backend.generate(make_request(loras=[(str(lora_file.parent), 1.0)]), Recorder().ctx)
+    again = vace_backend.generate(
+        make_request(loras=[(str(lora_file.parent), 1.0)]), Recorder().ctx
+    )
     assert np.array_equal(with_lora, again)  # a folder works; the adapter is not loaded twice
     assert len(vace_backend.loras.names) == 1
 
 
 def test_a_missing_lora_names_the_file(vace_backend, tmp_path):
-    from core.generation.backends import BackendError
+    from worldstudio.core.generation.backends import BackendError
 
     with pytest.raises(BackendError, match="nope.safetensors"):
-        vace_backend.generate(make_request(loras=[(str(tmp_path / "nope.safetensors"), 1.0)]), Recorder().ctx)
+        vace_backend.generate(
+            make_request(loras=[(str(tmp_path / "nope.safetensors"), 1.0)]), Recorder().ctx
+        )
 
 
 @pytest.mark.parametrize("kind", ["wan-vace", "wan-i2v"])
@@ -238,7 +261,9 @@ def test_the_accelerator_dtypes_run_on_a_cpu_too(kind, wan_env):
         rec = Recorder()
         frames = backend.generate(make_request(steps=1), rec.ctx)
         pipe = backend.pipe
-        assert pipe.transformer.dtype == torch.bfloat16 and pipe.text_encoder.dtype == torch.bfloat16
+        assert (
+            pipe.transformer.dtype == torch.bfloat16 and pipe.text_encoder.dtype == torch.bfloat16
+        )
         assert pipe.vae.dtype == torch.float32
         if kind == "wan-i2v":
             assert pipe.image_encoder.dtype == torch.float32

@@ -7,17 +7,17 @@ import math
 import numpy as np
 import pytest
 
-from core.errors import ActionStringError
-from core.geometry.actions import (
+from worldstudio.core.errors import ActionStringError
+from worldstudio.core.geometry.actions import (
     ActionStep,
     actions_to_keyframes,
     format_actions,
     parse_actions,
     step_phrase,
 )
-from core.geometry.path import bake_path, keyframe_pose
-from core.geometry.transforms import look_at, rotation_about_axis
-from core.project.model import CameraPath, PathSettings
+from worldstudio.core.geometry.path import bake_path, keyframe_pose
+from worldstudio.core.geometry.transforms import look_at, rotation_about_axis
+from worldstudio.core.project.model import CameraPath, PathSettings
 
 
 def test_parse_the_formats_example():

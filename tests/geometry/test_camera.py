@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from core.errors import WorldStudioError
-from core.geometry.camera import (
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.geometry.camera import (
     crop_intrinsics,
     focal_to_fov,
     fov_from_intrinsics,
@@ -19,7 +19,7 @@ from core.geometry.camera import (
     project_points,
     scale_intrinsics,
 )
-from core.geometry.transforms import look_at
+from worldstudio.core.geometry.transforms import look_at
 
 
 def test_fov_focal_known_values():

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from core.errors import WorldStudioError
-from core.geometry.path import (
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.geometry.path import (
     bake_path,
     fit_keyframes,
     frame_count,
@@ -17,8 +17,8 @@ from core.geometry.path import (
     keyframe_times,
     path_duration,
 )
-from core.geometry.presets import orbit
-from core.geometry.transforms import (
+from worldstudio.core.geometry.presets import orbit
+from worldstudio.core.geometry.transforms import (
     WORLD_UP,
     look_at,
     matrix_to_quat,
@@ -26,7 +26,7 @@ from core.geometry.transforms import (
     rotation_angle,
     yaw_pose,
 )
-from core.project.model import CameraPath, Keyframe, PathSettings
+from worldstudio.core.project.model import CameraPath, Keyframe, PathSettings
 
 
 def kf(pos, yaw=0.0, fov=60.0, transition=1.0, easing="linear"):

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from core.errors import WorldStudioError
-from core.geometry.camera import intrinsics_from_fov, point_in_view
-from core.geometry.path import bake_path, keyframe_pose
-from core.geometry.presets import (
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.geometry.camera import intrinsics_from_fov, point_in_view
+from worldstudio.core.geometry.path import bake_path, keyframe_pose
+from worldstudio.core.geometry.presets import (
     PRESETS,
     apply_preset,
     dolly,
@@ -19,8 +19,8 @@ from core.geometry.presets import (
     truck_out_and_back,
     turn_away_and_back,
 )
-from core.geometry.transforms import look_at, rotation_angle, yaw_pose
-from core.project.model import CameraPath, PathSettings
+from worldstudio.core.geometry.transforms import look_at, rotation_angle, yaw_pose
+from worldstudio.core.project.model import CameraPath, PathSettings
 
 H, W, FPS = 480, 832, 16
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.errors import WorldStudioError
-from core.geometry.transforms import (
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.geometry.transforms import (
     WORLD_UP,
     invert_pose,
     look_at,

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.geometry.camera import intrinsics_from_fov
-from core.geometry.transforms import WORLD_UP, matrix_to_quat, rotation_about_axis
-from core.project import (
+from worldstudio.core.geometry.camera import intrinsics_from_fov
+from worldstudio.core.geometry.transforms import WORLD_UP, matrix_to_quat, rotation_about_axis
+from worldstudio.core.project import (
     CameraPath,
     Entity,
     GenerationSettings,
@@ -29,7 +29,9 @@ from core.project import (
 W, H = 160, 96
 
 
-def keyframe(pos, yaw=0.0, pitch=0.0, fov=50.0, transition=1.0, easing="linear", kid=None) -> Keyframe:
+def keyframe(
+    pos, yaw=0.0, pitch=0.0, fov=50.0, transition=1.0, easing="linear", kid=None
+) -> Keyframe:
     R = rotation_about_axis(WORLD_UP, yaw) @ rotation_about_axis((1.0, 0.0, 0.0), pitch)
     q = matrix_to_quat(R)
     extra = {"id": kid} if kid else {}
@@ -74,19 +76,35 @@ def make_project(
     K = intrinsics_from_fov(50.0, H, W)
     if entities is None:
         entities = [
-            Entity(id="ent-a", name="dog", prompts=[f"a dog runs, round {r}" for r in range(rounds)]),
+            Entity(
+                id="ent-a", name="dog", prompts=[f"a dog runs, round {r}" for r in range(rounds)]
+            ),
             Entity(id="ent-b", name="cat", prompts=["a cat sleeps"] + [""] * (rounds - 1)),
         ]
     mons = []
     if monitors:
         mons = [
-            Monitor(id="mon-1", name="Left", pose=Pose(position=(-1.0, 0.0, 0.5)), fov=60.0, entity_ids=[entities[0].id]),
-            Monitor(id="mon-2", name="Right", pose=Pose(position=(1.0, 0.0, 0.5)), fov=40.0, enabled=False),
+            Monitor(
+                id="mon-1",
+                name="Left",
+                pose=Pose(position=(-1.0, 0.0, 0.5)),
+                fov=60.0,
+                entity_ids=[entities[0].id],
+            ),
+            Monitor(
+                id="mon-2",
+                name="Right",
+                pose=Pose(position=(1.0, 0.0, 0.5)),
+                fov=40.0,
+                enabled=False,
+            ),
         ]
     project = Project(
         name=name,
         source=SourceImage(width=W, height=H),
-        intrinsics=Intrinsics(K=tuple(tuple(float(v) for v in row) for row in K), height=H, width=W),
+        intrinsics=Intrinsics(
+            K=tuple(tuple(float(v) for v in row) for row in K), height=H, width=W
+        ),
         scene=Scene(pending=True),
         rounds=[Round(scene_text=f"scene text of round {r}") for r in range(rounds)],
         entities=entities,
@@ -104,7 +122,7 @@ def make_project(
 
 def smooth_trajectory(n: int, seed: int = 1) -> np.ndarray:
     """A wavy, non-spline c2w trajectory (n, 4, 4) starting at the identity."""
-    from core.geometry.transforms import pose_matrix, quat_from_axis_angle
+    from worldstudio.core.geometry.transforms import pose_matrix, quat_from_axis_angle
 
     t = np.linspace(0.0, 1.0, n)
     out = np.zeros((n, 4, 4))

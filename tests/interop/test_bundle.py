@@ -9,15 +9,15 @@ import zipfile
 
 import pytest
 
-from core.errors import Cancelled, FormatError, WorldStudioError
-from core.interop.bundle import (
+from worldstudio.core.errors import Cancelled, FormatError, WorldStudioError
+from worldstudio.core.interop.bundle import (
     check_bundle,
     export_bundle,
     import_bundle,
     parse_size,
 )
-from core.jobs import JobContext
-from core.project import ProjectFolder
+from worldstudio.core.jobs import JobContext
+from worldstudio.core.project import ProjectFolder
 
 from .helpers import make_project, tree
 
@@ -96,7 +96,9 @@ def test_export_of_a_broken_project_writes_nothing(tmp_path):
 
 
 def test_a_bundle_with_one_top_folder_imports(tmp_path, project_dir):
-    entries = [(f"demo.wsproj/{p}", (project_dir / p).read_bytes()) for p in ("project.json", "source.png")]
+    entries = [
+        (f"demo.wsproj/{p}", (project_dir / p).read_bytes()) for p in ("project.json", "source.png")
+    ]
     z = write_zip(tmp_path / "b.zip", entries)
     project, _ = import_bundle(z, tmp_path / "new")
     assert (tmp_path / "new" / "source.png").is_file()
@@ -136,7 +138,9 @@ def test_symlink_entries_are_refused(tmp_path, project_dir):
     link = zipfile.ZipInfo("scene/points.ply")
     link.create_system = 3
     link.external_attr = (stat.S_IFLNK | 0o777) << 16
-    z = write_zip(tmp_path / "b.zip", [("project.json", project_json(project_dir)), (link, "/etc/passwd")])
+    z = write_zip(
+        tmp_path / "b.zip", [("project.json", project_json(project_dir)), (link, "/etc/passwd")]
+    )
     assert_rejected(tmp_path, z, "symbolic link")
 
 
@@ -151,18 +155,22 @@ def test_device_entries_are_refused(tmp_path, project_dir):
 @pytest.mark.parametrize("second", ["source.png", "SOURCE.png", "./source.png"])
 def test_duplicate_names_are_refused(tmp_path, project_dir, second):
     entries = [("project.json", project_json(project_dir)), ("source.png", b"a"), (second, b"b")]
-    with pytest.warns(UserWarning) if second == "source.png" else _no_warning():
+    with pytest.warns(UserWarning) if second == "source.png" else _NoWarning():
         z = write_zip(tmp_path / "b.zip", entries)
     assert_rejected(tmp_path, z, "appears twice")
 
 
 def test_a_file_that_is_also_a_folder_is_refused(tmp_path, project_dir):
-    entries = [("project.json", project_json(project_dir)), ("scene", b"a"), ("scene/points.ply", b"b")]
+    entries = [
+        ("project.json", project_json(project_dir)),
+        ("scene", b"a"),
+        ("scene/points.ply", b"b"),
+    ]
     z = write_zip(tmp_path / "b.zip", entries)
     assert_rejected(tmp_path, z, "both a file and a folder")
 
 
-class _no_warning:
+class _NoWarning:
     def __enter__(self):
         return self
 
@@ -219,7 +227,9 @@ def _patch_central_sizes(path, name: bytes, new_size: int):
 
 
 def test_a_small_file_claiming_a_huge_size_is_refused(tmp_path, project_dir):
-    z = write_zip(tmp_path / "b.zip", [("project.json", project_json(project_dir)), ("bomb.bin", b"tiny")])
+    z = write_zip(
+        tmp_path / "b.zip", [("project.json", project_json(project_dir)), ("bomb.bin", b"tiny")]
+    )
     _patch_central_sizes(z, b"bomb.bin", 0xFFFFFF00)
     assert_rejected(tmp_path, z, "zip bomb|more than")
 
@@ -265,7 +275,9 @@ def test_cancelling_an_import_leaves_nothing(tmp_path, project_dir):
     assert tree(tmp_path) == before
 
 
-@pytest.mark.parametrize("text, value", [("4G", 4 * 1024**3), ("500M", 500 * 1024**2), ("1024", 1024), ("1.5k", 1536)])
+@pytest.mark.parametrize(
+    "text, value", [("4G", 4 * 1024**3), ("500M", 500 * 1024**2), ("1024", 1024), ("1.5k", 1536)]
+)
 def test_parse_size(text, value):
     assert parse_size(text) == value
 

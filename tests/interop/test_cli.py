@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import yaml
 
-from core.cli import main
-from core.cli.interop_cmds import add_export_arguments
-from core.errors import WorldStudioError
-from core.interop.exports import run_export
-from core.oracle.demo_project import create_demo_project
-from core.project import ProjectFolder
+from worldstudio.core.cli import main
+from worldstudio.core.cli.interop_cmds import add_export_arguments
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.interop.exports import run_export
+from worldstudio.core.oracle.demo_project import create_demo_project
+from worldstudio.core.project import ProjectFolder
 
 from .helpers import make_project, tree
 
@@ -46,7 +46,7 @@ def one_error_line(capsys) -> str:
 
 
 def test_import_bundle(tmp_path, demo, capsys):
-    from core.interop.bundle import export_bundle
+    from worldstudio.core.interop.bundle import export_bundle
 
     zpath, _ = export_bundle(demo, tmp_path / "b.zip")
     assert main(["import", "bundle", str(zpath), "--out", str(tmp_path / "copy")]) == 0
@@ -66,25 +66,33 @@ def test_import_bundle_refuses_traversal_in_one_line(tmp_path, capsys):
 
 
 def test_import_bundle_size_cap_flag(tmp_path, demo, capsys):
-    from core.interop.bundle import export_bundle
+    from worldstudio.core.interop.bundle import export_bundle
 
     zpath, _ = export_bundle(demo, tmp_path / "b.zip")
-    assert main(["import", "bundle", str(zpath), "--out", str(tmp_path / "c"), "--max-size", "10K"]) == 2
+    assert (
+        main(["import", "bundle", str(zpath), "--out", str(tmp_path / "c"), "--max-size", "10K"])
+        == 2
+    )
     assert "size cap" in one_error_line(capsys)
-    assert main(["import", "bundle", str(zpath), "--out", str(tmp_path / "c"), "--max-size", "lots"]) == 2
+    assert (
+        main(["import", "bundle", str(zpath), "--out", str(tmp_path / "c"), "--max-size", "lots"])
+        == 2
+    )
     assert "--max-size" in one_error_line(capsys)
     assert not (tmp_path / "c").exists()
 
 
 def _lw_sample(tmp_path, demo):
-    from core.interop.liveworld import export_liveworld
+    from worldstudio.core.interop.liveworld import export_liveworld
 
     return export_liveworld(demo, tmp_path / "lw").yaml_path
 
 
 def test_import_liveworld_pending(tmp_path, demo, capsys):
     yaml_path = _lw_sample(tmp_path, demo)
-    code = main(["import", "liveworld", str(yaml_path), "--out", str(tmp_path / "q"), "--no-reconstruct"])
+    code = main(
+        ["import", "liveworld", str(yaml_path), "--out", str(tmp_path / "q"), "--no-reconstruct"]
+    )
     assert code == 0
     out = capsys.readouterr()
     assert "reconstruction pending" in out.out and "2 rounds" in out.out
@@ -97,30 +105,50 @@ def test_import_liveworld_bad_keys_in_one_line(tmp_path, demo, capsys):
     data = yaml.safe_load(yaml_path.read_text())
     data["iter_input"] = {0: data["iter_input"]["0"]}
     yaml_path.write_text(yaml.safe_dump(data))
-    assert main(["import", "liveworld", str(yaml_path), "--out", str(tmp_path / "q"), "--no-reconstruct"]) == 2
+    assert (
+        main(
+            [
+                "import",
+                "liveworld",
+                str(yaml_path),
+                "--out",
+                str(tmp_path / "q"),
+                "--no-reconstruct",
+            ]
+        )
+        == 2
+    )
     line = one_error_line(capsys)
     assert "sample.yaml" in line and "iter_input" in line and "string" in line
     assert not (tmp_path / "q").exists()
 
 
 def test_import_nerfstudio(tmp_path, demo, capsys):
-    from core.interop.nerfstudio import export_nerfstudio
+    from worldstudio.core.interop.nerfstudio import export_nerfstudio
 
     export_nerfstudio(demo, tmp_path / "cp.json")
     make_project(tmp_path / "other")
-    assert main(["import", "nerfstudio", str(tmp_path / "cp.json"), "--into", str(tmp_path / "other")]) == 0
+    assert (
+        main(["import", "nerfstudio", str(tmp_path / "cp.json"), "--into", str(tmp_path / "other")])
+        == 0
+    )
     assert "4 keyframes" in capsys.readouterr().out
     got = ProjectFolder(tmp_path / "other").load().camera_path
     want = ProjectFolder(demo).load().camera_path
     assert got.settings == want.settings
     for a, b in zip(got.keyframes, want.keyframes, strict=True):
         assert (a.id, a.easing, a.fov, a.transition) == (b.id, b.easing, b.fov, b.transition)
-        assert np.allclose(a.position, b.position, atol=1e-9) and np.allclose(a.orientation, b.orientation, atol=1e-9)
+        assert np.allclose(a.position, b.position, atol=1e-9) and np.allclose(
+            a.orientation, b.orientation, atol=1e-9
+        )
 
 
 def test_import_nerfstudio_into_a_missing_project(tmp_path, capsys):
     (tmp_path / "cp.json").write_text(json.dumps({"fps": 16, "keyframes": []}))
-    assert main(["import", "nerfstudio", str(tmp_path / "cp.json"), "--into", str(tmp_path / "nope")]) == 2
+    assert (
+        main(["import", "nerfstudio", str(tmp_path / "cp.json"), "--into", str(tmp_path / "nope")])
+        == 2
+    )
     assert "nope" in one_error_line(capsys)
 
 
@@ -137,15 +165,36 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def test_run_export_writes_everything_asked(tmp_path, demo, capsys):
-    args = _parser().parse_args([
-        str(demo), "--bundle", str(tmp_path / "b.zip"), "--liveworld", str(tmp_path / "lw"),
-        "--nerfstudio", str(tmp_path / "cp.json"), "--path-json", str(tmp_path / "p.json"),
-        "--path-csv", str(tmp_path / "p.csv"), "--ply", str(tmp_path / "s.ply"), "--with-path",
-    ])
+    args = _parser().parse_args(
+        [
+            str(demo),
+            "--bundle",
+            str(tmp_path / "b.zip"),
+            "--liveworld",
+            str(tmp_path / "lw"),
+            "--nerfstudio",
+            str(tmp_path / "cp.json"),
+            "--path-json",
+            str(tmp_path / "p.json"),
+            "--path-csv",
+            str(tmp_path / "p.csv"),
+            "--ply",
+            str(tmp_path / "s.ply"),
+            "--with-path",
+        ]
+    )
     assert run_export(args) == 0
     out = capsys.readouterr()
     assert out.out.count("wrote ") == 6
-    for name in ("b.zip", "lw/sample.yaml", "lw/geometry.npz", "cp.json", "p.json", "p.csv", "s.ply"):
+    for name in (
+        "b.zip",
+        "lw/sample.yaml",
+        "lw/geometry.npz",
+        "cp.json",
+        "p.json",
+        "p.csv",
+        "s.ply",
+    ):
         assert (tmp_path / name).is_file(), name
     assert "warning: " in out.err  # easing in nerfstudio, size in LiveWorld
 
@@ -182,7 +231,19 @@ def test_cli_export_bundle_and_back(tmp_path, demo, capsys):
 
 def test_cli_export_liveworld_round_trip(tmp_path, demo, capsys):
     assert main(["export", str(demo), "--liveworld", str(tmp_path / "lw")]) == 0
-    assert main(["import", "liveworld", str(tmp_path / "lw" / "sample.yaml"), "--out", str(tmp_path / "q"), "--no-reconstruct"]) == 0
+    assert (
+        main(
+            [
+                "import",
+                "liveworld",
+                str(tmp_path / "lw" / "sample.yaml"),
+                "--out",
+                str(tmp_path / "q"),
+                "--no-reconstruct",
+            ]
+        )
+        == 0
+    )
     assert main(["export", str(tmp_path / "q"), "--liveworld", str(tmp_path / "lw2")]) == 0
     a = np.load(tmp_path / "lw" / "geometry.npz")["poses_c2w"]
     b = np.load(tmp_path / "lw2" / "geometry.npz")["poses_c2w"]
@@ -192,8 +253,21 @@ def test_cli_export_liveworld_round_trip(tmp_path, demo, capsys):
 
 
 def test_cli_export_nerfstudio_and_paths(tmp_path, demo, capsys):
-    assert main(["export", str(demo), "--nerfstudio", str(tmp_path / "cp.json"),
-                 "--path-csv", str(tmp_path / "p.csv"), "--path-frames", "path"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(demo),
+                "--nerfstudio",
+                str(tmp_path / "cp.json"),
+                "--path-csv",
+                str(tmp_path / "p.csv"),
+                "--path-frames",
+                "path",
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "cp.json").read_text())["camera_type"] == "perspective"
     assert "p.csv" in capsys.readouterr().out
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.errors import WorldStudioError
-from core.geometry.camera import intrinsics_from_fov
-from core.geometry.path import bake_path
-from core.geometry.transforms import pose_matrix
-from core.interop.exports import (
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.geometry.camera import intrinsics_from_fov
+from worldstudio.core.geometry.path import bake_path
+from worldstudio.core.geometry.transforms import pose_matrix
+from worldstudio.core.interop.exports import (
     CSV_COLUMNS,
     KEYFRAME_COLOR,
     MONITOR_COLOR,
@@ -28,10 +28,10 @@ from core.interop.exports import (
     export_scene_ply,
     frustum_points,
 )
-from core.interop.video import probe_video, read_frames, write_mp4
-from core.oracle.demo_project import create_demo_project
-from core.pointcloud import PointCloud, read_ply, write_ply
-from core.project import ProjectFolder
+from worldstudio.core.interop.video import probe_video, read_frames, write_mp4
+from worldstudio.core.oracle.demo_project import create_demo_project
+from worldstudio.core.pointcloud import PointCloud, read_ply, write_ply
+from worldstudio.core.project import ProjectFolder
 
 from .helpers import make_project
 
@@ -75,7 +75,9 @@ def test_scene_ply_with_path_adds_coloured_cameras(tmp_path, demo):
     assert tuple(KEYFRAME_COLOR) in colours and tuple(MONITOR_COLOR) in colours
     # every baked camera position lies on the drawn polyline
     baked = bake_path(project.camera_path)
-    d = np.linalg.norm(extra.xyz[None, :, :] - baked.positions[:, None, :].astype(np.float32), axis=2)
+    d = np.linalg.norm(
+        extra.xyz[None, :, :] - baked.positions[:, None, :].astype(np.float32), axis=2
+    )
     assert float(d.min(axis=1).max()) < 1e-5
     # the original points come first, unchanged
     np.testing.assert_array_equal(cloud.xyz[:n_plain], read_ply(tmp_path / "a.ply").xyz)
@@ -108,17 +110,23 @@ def _write_round_clouds(demo, run_id="r1"):
         d.mkdir(parents=True)
         xyz = np.full((n, 3), float(r), np.float32)
         write_ply(d / "world.ply", PointCloud(xyz, np.zeros((n, 3), np.uint8)))
-        write_ply(d / "entity.ply", PointCloud(xyz + 1, np.zeros((n, 3), np.uint8), np.full(n, 3, np.int32)))
+        write_ply(
+            d / "entity.ply",
+            PointCloud(xyz + 1, np.zeros((n, 3), np.uint8), np.full(n, 3, np.int32)),
+        )
     return run
 
 
 def test_run_clouds_one_per_round_or_one_round(tmp_path, demo):
     _write_round_clouds(demo)
     results = export_run_ply(demo, "r1", tmp_path / "clouds.ply")
-    assert [(p.name, n) for p, n in results] == [("clouds_round_000.ply", 20), ("clouds_round_001.ply", 40)]
+    assert [(p.name, n) for p, n in results] == [
+        ("clouds_round_000.ply", 20),
+        ("clouds_round_001.ply", 40),
+    ]
     one = read_ply(tmp_path / "clouds_round_001.ply")
     assert sorted(set(one.entity_id.tolist())) == [-1, 3]
-    (path, n), = export_run_ply(demo, "r1", tmp_path / "r0.ply", round_index=0, with_path=True)
+    ((path, n),) = export_run_ply(demo, "r1", tmp_path / "r0.ply", round_index=0, with_path=True)
     assert n > 20
     with pytest.raises(WorldStudioError, match="round_005"):
         export_run_ply(demo, "r1", tmp_path / "x.ply", round_index=5)
@@ -147,7 +155,9 @@ def test_path_records_match_the_bake_and_intrinsics(tmp_path, demo):
         r = records[i]
         assert r["index"] == i and r["time"] == pytest.approx(i / 16)
         np.testing.assert_allclose(np.reshape(r["c2w"], (4, 4)), baked.c2w[i])
-        np.testing.assert_allclose(pose_matrix(r["position"], r["quaternion_wxyz"]), baked.c2w[i], atol=1e-12)
+        np.testing.assert_allclose(
+            pose_matrix(r["position"], r["quaternion_wxyz"]), baked.c2w[i], atol=1e-12
+        )
         K = intrinsics_from_fov(baked.fov[i], 96, 160)
         assert (r["fx"], r["fy"], r["cx"], r["cy"]) == pytest.approx((K[0, 0], K[1, 1], 80.0, 48.0))
         assert (r["width"], r["height"]) == (160, 96)
@@ -167,7 +177,9 @@ def test_path_json_and_csv_agree(tmp_path, demo):
     for rec, row in zip(data["frames"], rows[1:], strict=True):
         values = dict(zip(rows[0], row, strict=True))
         assert int(values["index"]) == rec["index"]
-        assert [float(values[f"m{r}{c}"]) for r in range(4) for c in range(4)] == rec["c2w"]  # full precision
+        assert [float(values[f"m{r}{c}"]) for r in range(4) for c in range(4)] == rec[
+            "c2w"
+        ]  # full precision
         assert float(values["qw"]) == rec["quaternion_wxyz"][0]
         assert float(values["fov"]) == rec["fov"] and int(values["height"]) == 96
 
@@ -225,12 +237,16 @@ def test_combined_layout_puts_monitors_on_the_right(tmp_path, demo):
     got = list(read_frames(out))
     right = got[0][40:, 200:]  # below the label
     assert abs(int(right.mean()) - 250) < 6
-    assert int(got[4][40:, 170:].max()) < 40  # the monitor clip is 2 frames short: black below the label
+    assert (
+        int(got[4][40:, 170:].max()) < 40
+    )  # the monitor clip is 2 frames short: black below the label
 
 
 def test_compose_combined_stacks_monitor_tiles():
     obs = np.zeros((96, 160, 3), np.uint8)
-    out = compose_combined(obs, [("a", np.full((96, 160, 3), 255, np.uint8)), ("b", None)], 160 / 96)
+    out = compose_combined(
+        obs, [("a", np.full((96, 160, 3), 255, np.uint8)), ("b", None)], 160 / 96
+    )
     assert out.shape == (96, 160 + 80, 3)
     assert out[40, 200].min() == 255 and out[90, 200].max() == 0
 

@@ -10,10 +10,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from core.errors import Cancelled, FormatError, WorldStudioError
-from core.geometry.camera import intrinsics_from_fov
-from core.geometry.path import bake_path
-from core.interop.liveworld import (
+from worldstudio.core.errors import Cancelled, FormatError, WorldStudioError
+from worldstudio.core.geometry.camera import intrinsics_from_fov
+from worldstudio.core.geometry.path import bake_path
+from worldstudio.core.interop.liveworld import (
     export_liveworld,
     import_liveworld,
     join_fg_prompts,
@@ -21,7 +21,7 @@ from core.interop.liveworld import (
     resample_rounds,
     trajectory_keyframes,
 )
-from core.project import Entity, ProjectFolder
+from worldstudio.core.project import Entity, ProjectFolder
 
 from .helpers import make_project, smooth_trajectory, tree
 
@@ -48,19 +48,32 @@ def write_sample(
         poses = smooth_trajectory(n)
     arrays = {"poses_c2w": np.asarray(poses, dtype=np.float32)}
     if intrinsics is True:
-        arrays["intrinsics"] = np.repeat(intrinsics_from_fov(48.0, 480, 832)[None], len(poses), 0).astype(np.float32)
+        arrays["intrinsics"] = np.repeat(
+            intrinsics_from_fov(48.0, 480, 832)[None], len(poses), 0
+        ).astype(np.float32)
     elif intrinsics is not None and intrinsics is not False:
         arrays["intrinsics"] = intrinsics
     np.savez(folder / "geometry.npz", **arrays)
-    Image.fromarray(np.full((image_size[1], image_size[0], 3), 90, np.uint8)).save(folder / "image.png")
+    Image.fromarray(np.full((image_size[1], image_size[0], 3), 90, np.uint8)).save(
+        folder / "image.png"
+    )
     if iter_input is None:
         iter_input = {
-            str(r): {"scene_text": f"scene {r}", "fg_text": "" if r == 0 else f"a bird lands, round {r}"}
+            str(r): {
+                "scene_text": f"scene {r}",
+                "fg_text": "" if r == 0 else f"a bird lands, round {r}",
+            }
             for r in range(rounds)
         }
-    data = {"geometry_file_name": "geometry.npz", "first_frame_image": "image.png", "iter_input": iter_input}
+    data = {
+        "geometry_file_name": "geometry.npz",
+        "first_frame_image": "image.png",
+        "iter_input": iter_input,
+    }
     data.update(extra or {})
-    (folder / "sample.yaml").write_text(yaml_text if yaml_text is not None else yaml.safe_dump(data))
+    (folder / "sample.yaml").write_text(
+        yaml_text if yaml_text is not None else yaml.safe_dump(data)
+    )
     return folder / "sample.yaml"
 
 
@@ -72,7 +85,9 @@ def test_export_writes_yaml_npz_and_image(tmp_path):
     result = export_liveworld(tmp_path / "p", tmp_path / "lw")
     data = yaml.safe_load(result.yaml_path.read_text())
     assert data["geometry_file_name"] == "geometry.npz"
-    assert (tmp_path / "lw" / data["first_frame_image"]).read_bytes() == (tmp_path / "p" / "source.png").read_bytes()
+    assert (tmp_path / "lw" / data["first_frame_image"]).read_bytes() == (
+        tmp_path / "p" / "source.png"
+    ).read_bytes()
     assert list(data["iter_input"]) == ["0", "1"]
     assert data["iter_input"]["0"] == {
         "scene_text": "scene text of round 0",
@@ -85,7 +100,9 @@ def test_export_writes_yaml_npz_and_image(tmp_path):
     assert arrays["intrinsics"].shape == (130, 3, 3)
     baked = bake_path(project.camera_path, n_frames=130)
     np.testing.assert_allclose(arrays["poses_c2w"], baked.c2w, atol=1e-6)
-    np.testing.assert_allclose(arrays["intrinsics"][0], intrinsics_from_fov(50.0, 480, 832), rtol=1e-6)
+    np.testing.assert_allclose(
+        arrays["intrinsics"][0], intrinsics_from_fov(50.0, 480, 832), rtol=1e-6
+    )
     # the 160x96 project is not LiveWorld's size: said, not hidden
     assert any("832x480" in w for w in result.warnings)
     assert not any("resampled" in w for w in result.warnings)
@@ -102,13 +119,17 @@ def test_export_resamples_other_round_lengths_and_says_so(tmp_path):
         np.testing.assert_allclose(poses[r * 65], baked.c2w[r * 33], atol=1e-6)
         np.testing.assert_allclose(poses[r * 65 + 64], baked.c2w[r * 33 + 32], atol=1e-6)
         # frame 2 of the round lies half way between baked frames 1 and... r*33 + 1.0
-        np.testing.assert_allclose(poses[r * 65 + 2, :3, 3], baked.c2w[r * 33 + 1, :3, 3], atol=1e-6)
+        np.testing.assert_allclose(
+            poses[r * 65 + 2, :3, 3], baked.c2w[r * 33 + 1, :3, 3], atol=1e-6
+        )
     R = poses[:, :3, :3].astype(np.float64)
-    np.testing.assert_allclose(np.swapaxes(R, 1, 2) @ R, np.broadcast_to(np.eye(3), R.shape), atol=1e-5)
+    np.testing.assert_allclose(
+        np.swapaxes(R, 1, 2) @ R, np.broadcast_to(np.eye(3), R.shape), atol=1e-5
+    )
 
 
 def test_resample_slerps_between_frames():
-    from core.geometry.transforms import rotation_about_axis
+    from worldstudio.core.geometry.transforms import rotation_about_axis
 
     c2w = np.stack([np.eye(4), np.eye(4)])
     c2w[1, :3, :3] = rotation_about_axis((0, -1, 0), 90)
@@ -137,14 +158,22 @@ def test_studio_round_trip_keeps_poses_and_prompts(tmp_path):
     a, b = load_npz(tmp_path / "lw1" / "geometry.npz"), load_npz(tmp_path / "lw2" / "geometry.npz")
     assert np.max(np.abs(a["poses_c2w"].astype(float) - b["poses_c2w"])) < 1e-5
     assert np.max(np.abs(a["intrinsics"].astype(float) - b["intrinsics"]) / 400) < 1e-5
-    y1, y2 = yaml.safe_load(first.yaml_path.read_text()), yaml.safe_load(second.yaml_path.read_text())
+    y1, y2 = (
+        yaml.safe_load(first.yaml_path.read_text()),
+        yaml.safe_load(second.yaml_path.read_text()),
+    )
     assert y1["iter_input"] == y2["iter_input"]
     assert y2["runtime"] == {"seed": 7}
     p = imported.project
     assert [r.scene_text for r in p.rounds] == ["scene text of round 0", "scene text of round 1"]
     assert [e.name for e in p.entities] == ["foreground"]
     assert p.entities[0].prompts == ["a dog runs, round 0. a cat sleeps", "a dog runs, round 1"]
-    assert (p.generation.width, p.generation.height, p.generation.fps, p.generation.frames_per_round) == (832, 480, 16, 65)
+    assert (
+        p.generation.width,
+        p.generation.height,
+        p.generation.fps,
+        p.generation.frames_per_round,
+    ) == (832, 480, 16, 65)
     # the sidecar brings the original, editable keyframes back
     original = ProjectFolder(tmp_path / "p").load().camera_path
     assert [k.id for k in p.camera_path.keyframes] == [k.id for k in original.keyframes]
@@ -175,7 +204,9 @@ def test_foreign_trajectory_round_trips_to_1e5(tmp_path):
     out = export_liveworld(tmp_path / "q", tmp_path / "lw")
     again = load_npz(tmp_path / "lw" / "geometry.npz")
     assert np.max(np.abs(again["poses_c2w"] - poses)) < 1e-5
-    np.testing.assert_allclose(again["intrinsics"], load_npz(tmp_path / "s" / "geometry.npz")["intrinsics"], rtol=1e-5)
+    np.testing.assert_allclose(
+        again["intrinsics"], load_npz(tmp_path / "s" / "geometry.npz")["intrinsics"], rtol=1e-5
+    )
     data = yaml.safe_load(out.yaml_path.read_text())
     assert data["iter_input"] == yaml.safe_load(yaml_path.read_text())["iter_input"]
     assert imported.project.name == "sample"
@@ -186,7 +217,7 @@ def test_trajectory_keyframes_reproduce_any_poses():
     poses = smooth_trajectory(40, seed=3)
     fov = np.linspace(40, 50, 40)
     kfs, how = trajectory_keyframes(poses, fov, 16)
-    from core.project import CameraPath, PathSettings
+    from worldstudio.core.project import CameraPath, PathSettings
 
     baked = bake_path(CameraPath(keyframes=kfs, settings=PathSettings(fps=16)), n_frames=40)
     assert np.max(np.abs(baked.c2w - poses)) < 1e-5
@@ -195,7 +226,7 @@ def test_trajectory_keyframes_reproduce_any_poses():
 
 
 def test_extra_poses_are_dropped_and_pose_zero_is_kept_or_rebased(tmp_path):
-    from core.geometry.transforms import invert_pose, pose_matrix, quat_from_axis_angle
+    from worldstudio.core.geometry.transforms import invert_pose, pose_matrix, quat_from_axis_angle
 
     base = pose_matrix((1.0, 2.0, 3.0), quat_from_axis_angle((0, 1, 0), 0.3))
     poses = base[None] @ smooth_trajectory(140)
@@ -225,7 +256,9 @@ def test_paths_resolve_against_parent_folders_and_cwd(tmp_path):
     sample = read_liveworld(scripts / "case.yaml")  # three levels up: bench/
     assert sample.geometry_path == root / "processed" / "geometry.npz"
     data["first_frame_image"] = "image.png"
-    (tmp_path / "elsewhere.yaml").write_text(yaml.safe_dump(data | {"geometry_file_name": "bench/processed/geometry.npz"}))
+    (tmp_path / "elsewhere.yaml").write_text(
+        yaml.safe_dump(data | {"geometry_file_name": "bench/processed/geometry.npz"})
+    )
     with pytest.raises(FormatError, match="first_frame_image"):
         read_liveworld(tmp_path / "elsewhere.yaml")
     sample = read_liveworld(tmp_path / "elsewhere.yaml", cwd=root / "processed")
@@ -234,7 +267,8 @@ def test_paths_resolve_against_parent_folders_and_cwd(tmp_path):
 
 def test_generation_overrides_are_read(tmp_path):
     yaml_path = write_sample(
-        tmp_path / "s", extra={"runtime": {"seed": 42}, "observer": {"infer_steps": 12, "guidance_scale": 3.5}}
+        tmp_path / "s",
+        extra={"runtime": {"seed": 42}, "observer": {"infer_steps": 12, "guidance_scale": 3.5}},
     )
     p = import_liveworld(yaml_path, tmp_path / "q", reconstruct=False).project
     assert (p.generation.seed, p.generation.steps, p.generation.guidance) == (42, 12, 3.5)
@@ -263,12 +297,12 @@ def test_an_image_of_another_size_is_cropped_and_said(tmp_path):
 
 
 def _fake_reconstruct(monkeypatch, fn):
-    mod = types.ModuleType("core.reconstruct.new_project")
+    mod = types.ModuleType("worldstudio.core.reconstruct.new_project")
     mod.new_project_from_image = fn
-    pkg = types.ModuleType("core.reconstruct")
+    pkg = types.ModuleType("worldstudio.core.reconstruct")
     pkg.new_project = mod
-    monkeypatch.setitem(sys.modules, "core.reconstruct", pkg)
-    monkeypatch.setitem(sys.modules, "core.reconstruct.new_project", mod)
+    monkeypatch.setitem(sys.modules, "worldstudio.core.reconstruct", pkg)
+    monkeypatch.setitem(sys.modules, "worldstudio.core.reconstruct.new_project", mod)
 
 
 def test_missing_depth_model_leaves_the_reconstruction_pending(tmp_path, monkeypatch):
@@ -447,7 +481,7 @@ def test_export_without_a_path_holds_the_source_view(tmp_path):
 
 def test_demo_round_trip_against_the_projects_own_bake(tmp_path):
     """The demo starts slightly off the source view and eases: still the same poses."""
-    from core.oracle.demo_project import create_demo_project
+    from worldstudio.core.oracle.demo_project import create_demo_project
 
     demo = create_demo_project(tmp_path / "demo", width=160, height=96)
     result = export_liveworld(tmp_path / "demo", tmp_path / "lw")

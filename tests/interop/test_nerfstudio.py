@@ -7,16 +7,16 @@ import json
 import numpy as np
 import pytest
 
-from core.errors import FormatError, WorldStudioError
-from core.geometry.path import bake_path, keyframe_pose
-from core.geometry.transforms import opencv_to_opengl
-from core.interop.nerfstudio import (
+from worldstudio.core.errors import FormatError, WorldStudioError
+from worldstudio.core.geometry.path import bake_path, keyframe_pose
+from worldstudio.core.geometry.transforms import opencv_to_opengl
+from worldstudio.core.interop.nerfstudio import (
     export_nerfstudio,
     import_nerfstudio,
     nerfstudio_dict,
     read_nerfstudio,
 )
-from core.project import CameraPath, PathSettings, ProjectFolder
+from worldstudio.core.project import CameraPath, PathSettings, ProjectFolder
 
 from .helpers import keyframe, make_project, smooth_trajectory
 
@@ -58,7 +58,12 @@ def test_export_layout_and_axes(tmp_path, src):
     # nerfstudio stores the time INTO keyframe i; the studio the time OUT of it
     assert [k["override_transition_sec"] for k in data["keyframes"]] == [0.75, 0.5, 1.25, 0.5]
     assert data["default_transition_sec"] == 0.5
-    assert [k["override_transition_enabled"] for k in data["keyframes"]] == [True, False, True, False]
+    assert [k["override_transition_enabled"] for k in data["keyframes"]] == [
+        True,
+        False,
+        True,
+        False,
+    ]
     first = np.array(data["camera_path"][0]["camera_to_world"]).reshape(4, 4)
     np.testing.assert_allclose(first, opencv_to_opengl(baked.c2w[0]), atol=1e-12)
     assert any("easing" in w for w in warnings)
@@ -72,7 +77,9 @@ def test_round_trip_keeps_keyframes_and_baked_path(tmp_path, src):
     assert ProjectFolder(tmp_path / "dst").load().camera_path == project.camera_path
     for a, b in zip(original.keyframes, project.camera_path.keyframes, strict=True):
         assert np.max(np.abs(keyframe_pose(a) - keyframe_pose(b))) < 1e-5
-        assert (a.fov, a.transition, a.easing, a.id) == pytest.approx((b.fov, b.transition, b.easing, b.id))
+        assert (a.fov, a.transition, a.easing, a.id) == pytest.approx(
+            (b.fov, b.transition, b.easing, b.id)
+        )
     b1, b2 = bake_path(original), bake_path(project.camera_path)
     assert np.max(np.abs(b1.c2w - b2.c2w)) < 1e-5
     assert np.max(np.abs(b1.fov - b2.fov)) < 1e-5
@@ -88,7 +95,9 @@ def test_loop_tension_and_look_at_survive_the_round_trip(tmp_path):
     make_project(tmp_path / "p", keyframes=kfs)
     folder = ProjectFolder(tmp_path / "p")
     project = folder.load()
-    project.camera_path.settings = PathSettings(fps=24, tension=-0.4, loop=True, look_at=(0.0, 0.5, 6.0))
+    project.camera_path.settings = PathSettings(
+        fps=24, tension=-0.4, loop=True, look_at=(0.0, 0.5, 6.0)
+    )
     folder.save(project)
     data, warnings = nerfstudio_dict(project)
     assert data["is_cycle"] is True and data["smoothness_value"] == 0.0 and data["fps"] == 24
@@ -108,22 +117,42 @@ def test_a_plain_nerfstudio_file_imports(tmp_path):
         "default_fov": 75.0,
         "default_transition_sec": 2.0,
         "keyframes": [
-            {"matrix": np.eye(4).reshape(16).tolist(), "fov": 75.0, "aspect": 1.5,
-             "override_transition_enabled": False, "override_transition_sec": None},
-            {"matrix": gl.reshape(16).tolist(), "fov": 60.0, "aspect": 1.5,
-             "override_transition_enabled": True, "override_transition_sec": 3.0},
+            {
+                "matrix": np.eye(4).reshape(16).tolist(),
+                "fov": 75.0,
+                "aspect": 1.5,
+                "override_transition_enabled": False,
+                "override_transition_sec": None,
+            },
+            {
+                "matrix": gl.reshape(16).tolist(),
+                "fov": 60.0,
+                "aspect": 1.5,
+                "override_transition_enabled": True,
+                "override_transition_sec": 3.0,
+            },
         ],
-        "camera_type": "perspective", "render_height": 480, "render_width": 720, "fps": 30,
-        "seconds": 3.0, "is_cycle": False, "smoothness_value": 0.5,
+        "camera_type": "perspective",
+        "render_height": 480,
+        "render_width": 720,
+        "fps": 30,
+        "seconds": 3.0,
+        "is_cycle": False,
+        "smoothness_value": 0.5,
         "camera_path": [],
     }
     (tmp_path / "cp.json").write_text(json.dumps(data))
     path, warnings = read_nerfstudio(tmp_path / "cp.json")
     a, b = path.keyframes
-    np.testing.assert_allclose(keyframe_pose(a), opencv_to_opengl(np.eye(4)), atol=1e-12)  # GL identity = cam looking at -z
+    np.testing.assert_allclose(
+        keyframe_pose(a), opencv_to_opengl(np.eye(4)), atol=1e-12
+    )  # GL identity = cam looking at -z
     np.testing.assert_allclose(b.position, (1, 2, 3))
     np.testing.assert_allclose(keyframe_pose(b)[:3, :3], np.eye(3), atol=1e-12)
-    assert (a.transition, b.transition) == (3.0, 2.0)  # into keyframe 1: 3 s; the loop's closer: default
+    assert (a.transition, b.transition) == (
+        3.0,
+        2.0,
+    )  # into keyframe 1: 3 s; the loop's closer: default
     assert (path.settings.fps, path.settings.tension, path.settings.loop) == (30, 0.5, False)
     assert warnings == []
 
@@ -144,7 +173,11 @@ def test_a_baked_only_file_gets_fitted_keyframes(tmp_path):
     data = {
         "fps": 16,
         "camera_path": [
-            {"camera_to_world": opencv_to_opengl(m).reshape(16).tolist(), "fov": float(f), "aspect": 1.5}
+            {
+                "camera_to_world": opencv_to_opengl(m).reshape(16).tolist(),
+                "fov": float(f),
+                "aspect": 1.5,
+            }
             for m, f in zip(poses, fov, strict=True)
         ],
     }
@@ -179,14 +212,56 @@ def _bad(tmp_path, src, mutate, match):
 
 def test_malformed_files(tmp_path, src):
     _bad(tmp_path, src, lambda d: d.pop("fps"), "'fps' is missing")
-    _bad(tmp_path, src, lambda d: d["keyframes"][2].pop("matrix"), r"keyframes\[2\]\.matrix' is missing")
-    _bad(tmp_path, src, lambda d: d["keyframes"][1].update(matrix=[0.0] * 15), r"keyframes\[1\]\.matrix' must be a list of 16")
-    _bad(tmp_path, src, lambda d: d["keyframes"][1]["matrix"].__setitem__(3, float("nan")), r"keyframes\[1\]\.matrix\[3\]' must be a finite")
-    _bad(tmp_path, src, lambda d: d["keyframes"][0]["matrix"].__setitem__(0, 2.0), r"keyframes\[0\]\.matrix' is not a rigid")
-    _bad(tmp_path, src, lambda d: d["keyframes"][0].update(fov=200), r"keyframes\[0\]\.fov' must be a field of view")
-    _bad(tmp_path, src, lambda d: d["keyframes"][1].update(override_transition_sec=-1.0, override_transition_enabled=True), "between 0 and 3600")
-    _bad(tmp_path, src, lambda d: d["camera_path"][4].update(camera_to_world="x"), r"camera_path\[4\]\.camera_to_world'")
-    _bad(tmp_path, src, lambda d: d.update(keyframes=[], camera_path=[]), "'keyframes' is missing or empty")
+    _bad(
+        tmp_path,
+        src,
+        lambda d: d["keyframes"][2].pop("matrix"),
+        r"keyframes\[2\]\.matrix' is missing",
+    )
+    _bad(
+        tmp_path,
+        src,
+        lambda d: d["keyframes"][1].update(matrix=[0.0] * 15),
+        r"keyframes\[1\]\.matrix' must be a list of 16",
+    )
+    _bad(
+        tmp_path,
+        src,
+        lambda d: d["keyframes"][1]["matrix"].__setitem__(3, float("nan")),
+        r"keyframes\[1\]\.matrix\[3\]' must be a finite",
+    )
+    _bad(
+        tmp_path,
+        src,
+        lambda d: d["keyframes"][0]["matrix"].__setitem__(0, 2.0),
+        r"keyframes\[0\]\.matrix' is not a rigid",
+    )
+    _bad(
+        tmp_path,
+        src,
+        lambda d: d["keyframes"][0].update(fov=200),
+        r"keyframes\[0\]\.fov' must be a field of view",
+    )
+    _bad(
+        tmp_path,
+        src,
+        lambda d: d["keyframes"][1].update(
+            override_transition_sec=-1.0, override_transition_enabled=True
+        ),
+        "between 0 and 3600",
+    )
+    _bad(
+        tmp_path,
+        src,
+        lambda d: d["camera_path"][4].update(camera_to_world="x"),
+        r"camera_path\[4\]\.camera_to_world'",
+    )
+    _bad(
+        tmp_path,
+        src,
+        lambda d: d.update(keyframes=[], camera_path=[]),
+        "'keyframes' is missing or empty",
+    )
     _bad(tmp_path, src, lambda d: d.update(is_cycle="yes"), "is_cycle")
 
 

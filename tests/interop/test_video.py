@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.errors import WorldStudioError
-from core.interop.video import VideoWriter, probe_video, read_frames, write_mp4
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.interop.video import VideoWriter, probe_video, read_frames, write_mp4
 
 
 def ramp(n, h=48, w=64):

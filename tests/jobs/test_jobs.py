@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from core.errors import Cancelled
-from core.jobs import CancelToken, JobContext, run_in_terminal
+from worldstudio.core.errors import Cancelled
+from worldstudio.core.jobs import CancelToken, JobContext, run_in_terminal
 
 
 def counting_job(n, started=None, proceed=None):
@@ -28,7 +28,10 @@ def test_reports_arrive_in_order():
     reports = []
     assert counting_job(3)(JobContext(reports.append)) == 3
     assert [(r.kind, r.done, r.total) for r in reports] == [
-        ("progress", 1, 3), ("progress", 2, 3), ("progress", 3, 3), ("log", 0, 0)
+        ("progress", 1, 3),
+        ("progress", 2, 3),
+        ("progress", 3, 3),
+        ("log", 0, 0),
     ]
 
 

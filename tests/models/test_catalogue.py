@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from core.models import CATALOGUE, KINDS, all_models, default_model, find_model, format_bytes
+from worldstudio.core.models import (
+    CATALOGUE,
+    KINDS,
+    all_models,
+    default_model,
+    find_model,
+    format_bytes,
+)
 
 REQUIRED = {
     "depth": [

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import main
-from core.errors import Cancelled
-from core.jobs import CancelToken, JobContext
-from core.models import (
+from tests import tiny_models
+from worldstudio.core.cli import main
+from worldstudio.core.errors import Cancelled
+from worldstudio.core.jobs import CancelToken, JobContext
+from worldstudio.core.models import (
     ModelError,
     ModelMissingError,
     download,
@@ -24,7 +25,6 @@ from core.models import (
     resolve,
     set_local_dir,
 )
-from tests import tiny_models
 
 DA = "depth-anything-v2-small"
 
@@ -66,7 +66,12 @@ def test_sharded_weights_need_every_shard(tmp_path):
     folder = tmp_path / "m"
     folder.mkdir()
     (folder / "config.json").write_text("{}")
-    index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
+    index = {
+        "weight_map": {
+            "a": "model-00001-of-00002.safetensors",
+            "b": "model-00002-of-00002.safetensors",
+        }
+    }
     (folder / "model.safetensors.index.json").write_text(json.dumps(index))
     (folder / "model-00001-of-00002.safetensors").write_bytes(b"x")
     assert not manager.is_complete(folder)
@@ -78,12 +83,16 @@ def test_diffusers_layout_check(tmp_path):
     folder = tmp_path / "pipe"
     (folder / "transformer").mkdir(parents=True)
     (folder / "scheduler").mkdir()
-    (folder / "model_index.json").write_text(json.dumps({
-        "_class_name": "WanVACEPipeline",
-        "transformer": ["diffusers", "WanVACETransformer3DModel"],
-        "scheduler": ["diffusers", "UniPCMultistepScheduler"],
-        "image_encoder": [None, None],
-    }))
+    (folder / "model_index.json").write_text(
+        json.dumps(
+            {
+                "_class_name": "WanVACEPipeline",
+                "transformer": ["diffusers", "WanVACETransformer3DModel"],
+                "scheduler": ["diffusers", "UniPCMultistepScheduler"],
+                "image_encoder": [None, None],
+            }
+        )
+    )
     assert not manager.is_complete(folder, "diffusers")
     (folder / "transformer" / "diffusion_pytorch_model.safetensors").write_bytes(b"x")
     assert manager.is_complete(folder, "diffusers")
@@ -150,8 +159,10 @@ def test_cli_list_json_and_kind(capsys):
     assert rc == 0
     rows = json.loads(out)
     assert [r["repo_id"] for r in rows] == [
-        "facebook/sam2.1-hiera-tiny", "facebook/sam2.1-hiera-small",
-        "facebook/sam2.1-hiera-base-plus", "facebook/sam2.1-hiera-large",
+        "facebook/sam2.1-hiera-tiny",
+        "facebook/sam2.1-hiera-small",
+        "facebook/sam2.1-hiera-base-plus",
+        "facebook/sam2.1-hiera-large",
     ]
     assert rows[0]["status"] == "downloaded" and rows[0]["path"]
     assert rows[-1]["status"] == "missing" and rows[-1]["path"] is None
@@ -238,14 +249,27 @@ def online(monkeypatch):
     calls = []
     real = huggingface_hub.snapshot_download
 
-    def fake_snapshot_download(repo_id, *, cache_dir, allow_patterns=None, force_download=False,
-                               tqdm_class=None, local_files_only=False, **kw):
+    def fake_snapshot_download(
+        repo_id,
+        *,
+        cache_dir,
+        allow_patterns=None,
+        force_download=False,
+        tqdm_class=None,
+        local_files_only=False,
+        **kw,
+    ):
         if local_files_only:
             return real(repo_id, cache_dir=cache_dir, local_files_only=True)
         calls.append((repo_id, tuple(allow_patterns or ())))
         if tqdm_class is not None:  # as huggingface_hub drives its byte bar
-            bar = tqdm_class(desc="Reconstructing (incomplete total...)", total=0, initial=0,
-                             unit="B", unit_scale=True)
+            bar = tqdm_class(
+                desc="Reconstructing (incomplete total...)",
+                total=0,
+                initial=0,
+                unit="B",
+                unit_scale=True,
+            )
             bar.total = 3000
             for _ in range(3):
                 bar.update(1000)

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from core.oracle import (
+from worldstudio.core.oracle import (
     DEMO_FOV_DEG,
     SURFACE_BOX0,
     SURFACE_ENTITY,

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from core.oracle import (
+from worldstudio.core.oracle import (
     ENTITY_ID,
     SURFACE_BOX0,
     SURFACE_ENTITY,

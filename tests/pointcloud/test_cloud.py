@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.errors import FormatError
-from core.pointcloud import STATIC_ENTITY, PointCloud, PointCloudError
+from worldstudio.core.errors import FormatError
+from worldstudio.core.pointcloud import STATIC_ENTITY, PointCloud, PointCloudError
 
 
 def cloud3(ids=True) -> PointCloud:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.pointcloud import PointCloud, remove_depth_edges, unproject_depth, voxel_downsample
+from worldstudio.core.pointcloud import (
+    PointCloud,
+    remove_depth_edges,
+    unproject_depth,
+    voxel_downsample,
+)
 
 # ---- voxel_downsample ------------------------------------------------------------------------
 
@@ -135,7 +140,7 @@ def random_pose(rng) -> np.ndarray:
 
 
 def test_render_of_unprojection_reproduces_the_depth():
-    from core.pointcloud.render import render_points
+    from worldstudio.core.pointcloud.render import render_points
 
     rng = np.random.default_rng(3)
     H, W = 24, 32

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from plyfile import PlyData, PlyElement
 
-from core.errors import FormatError, WorldStudioError
-from core.pointcloud import PointCloud, read_ply, read_ply_with_normals, write_ply
+from worldstudio.core.errors import FormatError, WorldStudioError
+from worldstudio.core.pointcloud import PointCloud, read_ply, read_ply_with_normals, write_ply
 
 
 def random_cloud(n: int, seed: int = 0, ids: bool = True) -> PointCloud:

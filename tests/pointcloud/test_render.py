@@ -13,8 +13,8 @@ torch = pytest.importorskip("torch")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from core.pointcloud import render as render_module  # noqa: E402
-from core.pointcloud.render import RenderResult, render_points  # noqa: E402
+from worldstudio.core.pointcloud import render as render_module  # noqa: E402
+from worldstudio.core.pointcloud.render import RenderResult, render_points  # noqa: E402
 
 H, W = 48, 64
 # Non-square pixels: fx != fy.

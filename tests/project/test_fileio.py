@@ -1,4 +1,4 @@
-"""core.fileio: atomic files and staged folders never leave half of anything behind."""
+"""worldstudio.core.fileio: atomic files and staged folders never leave half of anything behind."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from core.errors import WorldStudioError
-from core.fileio import atomic_write_bytes, check_output_path, staged_folder
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.fileio import atomic_write_bytes, check_output_path, staged_folder
 
 
 def test_staged_folder_replaces_only_when_done(tmp_path):

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from core.errors import ProjectError
-from core.project import (
+from worldstudio.core.errors import ProjectError
+from worldstudio.core.project import (
     Entity,
     GenerationSettings,
     Keyframe,
@@ -20,7 +20,7 @@ from core.project import (
     load_project,
     save_project,
 )
-from core.project.store import project_from_json, project_to_json
+from worldstudio.core.project.store import project_from_json, project_to_json
 
 
 def full_project() -> Project:
@@ -79,7 +79,9 @@ def test_defaults_follow_the_method():
 
 def test_monitor_must_watch_known_entities():
     with pytest.raises(ValueError, match="unknown entities"):
-        Project(monitors=[Monitor(name="m", pose=Pose(position=(0, 0, 0)), entity_ids=["ent-nope"])])
+        Project(
+            monitors=[Monitor(name="m", pose=Pose(position=(0, 0, 0)), entity_ids=["ent-nope"])]
+        )
 
 
 def test_broken_json_names_file_and_position(tmp_path):

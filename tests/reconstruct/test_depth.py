@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.models import ModelError
-from core.reconstruct.depth import (
+from tests import tiny_models
+from worldstudio.core.models import ModelError
+from worldstudio.core.reconstruct.depth import (
     MAX_DEPTH,
     RELATIVE_FAR,
     RELATIVE_NEAR,
@@ -19,7 +20,6 @@ from core.reconstruct.depth import (
     dpt_resize_shape,
     load_depth_estimator,
 )
-from tests import tiny_models
 
 pytestmark = pytest.mark.usefixtures("models_env")
 
@@ -42,7 +42,9 @@ def test_disparity_to_depth_scale():
     lo, hi = np.percentile(d, [2, 98])
     mid = disparity_to_depth(np.array([[lo, hi, (lo + hi) / 2]] * 3))  # not enough spread alone
     assert np.isfinite(mid).all()
-    assert np.allclose(disparity_to_depth(np.full((4, 4), 3.0)), 0.5 * (RELATIVE_NEAR + RELATIVE_FAR))
+    assert np.allclose(
+        disparity_to_depth(np.full((4, 4), 3.0)), 0.5 * (RELATIVE_NEAR + RELATIVE_FAR)
+    )
     assert np.isfinite(disparity_to_depth(np.array([[np.nan, 1.0], [2.0, np.inf]]))).all()
 
 
@@ -70,14 +72,19 @@ def test_hand_preprocessing_matches_the_transformers_processor(rgb):
 
     est = load_depth_estimator("depth-anything-v2-small")
     ours = est.pixel_values(rgb).cpu().numpy()
-    ref = DPTImageProcessorPil.from_pretrained(str(est.folder))(images=Image.fromarray(rgb), return_tensors="np")
+    ref = DPTImageProcessorPil.from_pretrained(str(est.folder))(
+        images=Image.fromarray(rgb), return_tensors="np"
+    )
     ref = ref["pixel_values"]
     assert ours.shape == ref.shape
     assert np.abs(ours - ref).mean() < 0.02  # same resize rule, mean/std; resampler rounding only
 
 
 def test_metric_models(rgb):
-    for name, top in (("depth-anything-v2-metric-indoor-small", 20), ("depth-anything/Depth-Anything-V2-Metric-Outdoor-Small-hf", 80)):
+    for name, top in (
+        ("depth-anything-v2-metric-indoor-small", 20),
+        ("depth-anything/Depth-Anything-V2-Metric-Outdoor-Small-hf", 80),
+    ):
         est = load_depth_estimator(name)
         assert est.metric
         pred = est.predict(rgb)

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core.reconstruct.focal import (
+from worldstudio.core.reconstruct.focal import (
     FULL_FRAME_DIAGONAL_MM,
     choose_fov,
     exif_focal_px,
     sensor_width_mm,
     vertical_from_horizontal,
 )
-from core.reconstruct.image_io import CameraExif, prepare_image
+from worldstudio.core.reconstruct.image_io import CameraExif, prepare_image
 
 PHOTO = Path(__file__).resolve().parents[1] / "data" / "coffee.jpg"
 
@@ -53,7 +53,9 @@ def test_sensor_table():
 def test_horizontal_to_vertical():
     assert vertical_from_horizontal(90.0, 100, 100) == pytest.approx(90.0)
     v = vertical_from_horizontal(73.74, 480, 832)
-    assert math.tan(math.radians(v) / 2) == pytest.approx(math.tan(math.radians(73.74) / 2) * 480 / 832)
+    assert math.tan(math.radians(v) / 2) == pytest.approx(
+        math.tan(math.radians(73.74) / 2) * 480 / 832
+    )
 
 
 def test_the_order_exif_model_user_default():
@@ -62,8 +64,12 @@ def test_the_order_exif_model_user_default():
     c = choose_fov(**kw, model_fov_h_deg=70.0, user_fov_deg=40.0)
     f_orig = 26.0 * math.hypot(600, 400) / FULL_FRAME_DIAGONAL_MM
     assert c.source == "exif" and c.fov_deg == pytest.approx(vfov(f_orig * 480 / 346, 480))
-    c = choose_fov(project_size=(832, 480), crop_height=346, model_fov_h_deg=70.0, user_fov_deg=40.0)
-    assert c.source == "model" and c.fov_deg == pytest.approx(vertical_from_horizontal(70.0, 480, 832))
+    c = choose_fov(
+        project_size=(832, 480), crop_height=346, model_fov_h_deg=70.0, user_fov_deg=40.0
+    )
+    assert c.source == "model" and c.fov_deg == pytest.approx(
+        vertical_from_horizontal(70.0, 480, 832)
+    )
     c = choose_fov(project_size=(832, 480), crop_height=346, user_fov_deg=40.0)
     assert (c.source, c.fov_deg) == ("user", 40.0)
     c = choose_fov(project_size=(832, 480), crop_height=346)
@@ -71,10 +77,16 @@ def test_the_order_exif_model_user_default():
 
 
 def test_implausible_values_are_ignored():
-    c = choose_fov(project_size=(832, 480), crop_height=346, model_fov_h_deg=-2.2, user_fov_deg=45.0)
+    c = choose_fov(
+        project_size=(832, 480), crop_height=346, model_fov_h_deg=-2.2, user_fov_deg=45.0
+    )
     assert c.source == "user" and "implausible" in c.detail
-    c = choose_fov(project_size=(832, 480), crop_height=346, exif=CameraExif(focal_35mm=1.0),
-                   original_size=(400, 600))
+    c = choose_fov(
+        project_size=(832, 480),
+        crop_height=346,
+        exif=CameraExif(focal_35mm=1.0),
+        original_size=(400, 600),
+    )
     assert c.source == "default" and "ignored" in c.detail
 
 
@@ -94,7 +106,9 @@ def _with_exif(tmp_path: Path, name: str, **tags) -> Path:
 
 
 def test_exif_written_with_pil_is_read_back(tmp_path):
-    path = _with_exif(tmp_path, "p.jpg", focal35=28, make="Canon", model="Canon EOS 5D", focal=35.0, orientation=6)
+    path = _with_exif(
+        tmp_path, "p.jpg", focal35=28, make="Canon", model="Canon EOS 5D", focal=35.0, orientation=6
+    )
     p = prepare_image(path, (832, 480))
     assert p.exif.focal_35mm == 28 and p.exif.focal_mm == 35.0 and p.exif.orientation == 6
     assert p.exif.camera == "Canon Canon EOS 5D"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from core.reconstruct.image_io import (
+from worldstudio.core.reconstruct.image_io import (
     ImageError,
     fit_crop,
     prepare_image,
@@ -38,7 +38,9 @@ def test_fit_crop_keeps_a_user_box_and_shrinks_it_to_the_aspect():
     assert fit_crop((600, 400), (832, 480), (0, 0, 300, 300)) == (0, 63, 300, 173)
 
 
-@pytest.mark.parametrize("box", [(-1, 0, 100, 100), (0, 0, 601, 100), (550, 0, 100, 100), (0, 0, 0, 10)])
+@pytest.mark.parametrize(
+    "box", [(-1, 0, 100, 100), (0, 0, 601, 100), (550, 0, 100, 100), (0, 0, 0, 10)]
+)
 def test_fit_crop_rejects_boxes_outside_the_image(box):
     with pytest.raises(ImageError, match="crop box"):
         fit_crop((600, 400), (832, 480), box, path="photo.jpg")
@@ -49,7 +51,12 @@ def test_the_real_photo_is_cropped_never_stretched():
     p = prepare_image(PHOTO, (832, 480))
     assert p.rgb.shape == (480, 832, 3) and p.rgb.dtype == np.uint8
     assert p.original_size == (400, 600) and p.crop == (0, 27, 600, 346)
-    ref = Image.open(PHOTO).convert("RGB").crop((0, 27, 600, 373)).resize((832, 480), Image.Resampling.LANCZOS)
+    ref = (
+        Image.open(PHOTO)
+        .convert("RGB")
+        .crop((0, 27, 600, 373))
+        .resize((832, 480), Image.Resampling.LANCZOS)
+    )
     assert np.abs(p.rgb.astype(int) - np.asarray(ref).astype(int)).mean() < 1.0
 
 
@@ -126,7 +133,9 @@ def test_rgba_png_file(tmp_path):
 
 # ----------------------------------------------------------------------------- big images
 def test_huge_jpeg_is_decoded_downscaled(tmp_path):
-    big = Image.fromarray(np.random.default_rng(0).integers(0, 255, (2400, 3600, 3), dtype=np.uint8))
+    big = Image.fromarray(
+        np.random.default_rng(0).integers(0, 255, (2400, 3600, 3), dtype=np.uint8)
+    )
     big.save(tmp_path / "big.jpg", quality=70)
     big.save(tmp_path / "big.png", compress_level=0)
     p = prepare_image(tmp_path / "big.jpg", (208, 120), max_pixels=1_000_000)
@@ -141,10 +150,17 @@ def _png_header_only(path: Path, w: int, h: int) -> None:
     """A tiny PNG file that claims w x h pixels (a decompression bomb's header)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 100))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize(("w", "h"), [(12000, 10000), (60000, 60000)])
@@ -165,7 +181,7 @@ def _bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
     (tmp / "notes.png").write_text("this is not an image\n" * 20)
     (tmp / "half.jpg").write_bytes(good[: len(good) // 2])
     (tmp / "folder.jpg").mkdir()
-    png = (tmp / "ok.png")
+    png = tmp / "ok.png"
     Image.open(PHOTO).save(png)
     data = png.read_bytes()
     (tmp / "cut.png").write_bytes(data[: len(data) // 3])

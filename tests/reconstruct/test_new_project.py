@@ -12,12 +12,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.cli import main
-from core.errors import Cancelled, WorldStudioError
-from core.jobs import CancelToken, JobContext
-from core.project import ProjectFolder
-from core.reconstruct.new_project import depth_to_cloud, new_project_from_image, new_project_job
 from tests import tiny_models
+from worldstudio.core.cli import main
+from worldstudio.core.errors import Cancelled, WorldStudioError
+from worldstudio.core.jobs import CancelToken, JobContext
+from worldstudio.core.project import ProjectFolder
+from worldstudio.core.reconstruct.new_project import (
+    depth_to_cloud,
+    new_project_from_image,
+    new_project_job,
+)
 
 pytestmark = pytest.mark.usefixtures("models_env")
 
@@ -51,7 +55,10 @@ def test_a_real_photo_through_worldstudio_new(tmp_path, capsys):
     W, H = 832, 480
     assert project.name == "coffee"
     assert (project.source.width, project.source.height) == (W, H)
-    assert project.source.original_name == "coffee.jpg" and project.source.original_size == (400, 600)
+    assert project.source.original_name == "coffee.jpg" and project.source.original_size == (
+        400,
+        600,
+    )
     c = project.source.crop
     assert (c.x, c.y, c.width, c.height) == (0, 27, 600, 346)
     assert abs(c.width / c.height - W / H) < 0.01  # cropped to the aspect, not stretched
@@ -59,7 +66,7 @@ def test_a_real_photo_through_worldstudio_new(tmp_path, capsys):
         assert img.size == (W, H) and img.mode == "RGB"
     depth = np.load(out / "scene" / "depth.npy", allow_pickle=False)
     assert depth.shape == (H, W) and depth.dtype == np.float32 and (depth > 0).all()
-    from core.pointcloud.ply import read_ply
+    from worldstudio.core.pointcloud.ply import read_ply
 
     cloud = read_ply(out / "scene" / "points.ply")
     assert len(cloud.xyz) == project.scene.point_count
@@ -88,7 +95,9 @@ def test_exif_focal_and_orientation_from_the_photo(tmp_path, capsys):
     src = tmp_path / "rotated.jpg"
     img.save(src, exif=exif, quality=92)
     out = tmp_path / "r.wsproj"
-    rc, stdout, err = run(capsys, "new", "--image", src, "--out", out, "--size", "320x192", "--fov", "30")
+    rc, stdout, err = run(
+        capsys, "new", "--image", src, "--out", out, "--size", "320x192", "--fov", "30"
+    )
     assert rc == 0, err
     p = ProjectFolder(out).load()
     assert p.source.original_size == (600, 400)
@@ -103,13 +112,22 @@ def test_exif_focal_and_orientation_from_the_photo(tmp_path, capsys):
 def test_user_fov_crop_and_size(tmp_path):
     reports = []
     project = new_project_from_image(
-        PHOTO, tmp_path / "p", fov=45, size=(320, 192), crop=(100, 50, 400, 300),
+        PHOTO,
+        tmp_path / "p",
+        fov=45,
+        size=(320, 192),
+        crop=(100, 50, 400, 300),
         ctx=JobContext(reports.append),
     )
     assert project.camera_path.keyframes[0].fov == pytest.approx(45.0)
     c = project.source.crop
     assert (c.x, c.y, c.width, c.height) == (100, 80, 400, 240)  # shrunk, centred, to 5:3
-    ref = Image.open(PHOTO).convert("RGB").crop((100, 80, 500, 320)).resize((320, 192), Image.Resampling.LANCZOS)
+    ref = (
+        Image.open(PHOTO)
+        .convert("RGB")
+        .crop((100, 80, 500, 320))
+        .resize((320, 192), Image.Resampling.LANCZOS)
+    )
     got = np.asarray(Image.open(tmp_path / "p" / "source.png"))
     assert np.abs(got.astype(int) - np.asarray(ref).astype(int)).mean() < 1.0
     progress = [r for r in reports if r.kind == "progress"]
@@ -118,11 +136,15 @@ def test_user_fov_crop_and_size(tmp_path):
 
 
 def test_depth_pro_gives_a_metric_scene_and_its_own_fov(tmp_path):
-    from core.reconstruct.focal import vertical_from_horizontal
+    from worldstudio.core.reconstruct.focal import vertical_from_horizontal
 
-    project = new_project_from_image(PHOTO, tmp_path / "p", depth_model="depth-pro", size=(208, 128), fov=20)
+    project = new_project_from_image(
+        PHOTO, tmp_path / "p", depth_model="depth-pro", size=(208, 128), fov=20
+    )
     assert project.scene.metric and project.scene.depth_model == tiny_models.DEPTH_PRO
-    assert project.camera_path.keyframes[0].fov == pytest.approx(vertical_from_horizontal(55.0, 128, 208), abs=1e-3)
+    assert project.camera_path.keyframes[0].fov == pytest.approx(
+        vertical_from_horizontal(55.0, 128, 208), abs=1e-3
+    )
 
 
 def test_replacing_an_existing_project(tmp_path):
@@ -140,10 +162,22 @@ def test_local_folder_override_is_used(tmp_path, monkeypatch, capsys):
     shutil.copytree(tiny_models.tiny_model_folder(tiny_models.DA_OUTDOOR), local)
     cfg = tmp_path / "config"
     cfg.mkdir(exist_ok=True)
-    (cfg / "models.json").write_text(json.dumps({"local_dirs": {"depth-anything-v2-metric-outdoor-small": str(local)}}))
+    (cfg / "models.json").write_text(
+        json.dumps({"local_dirs": {"depth-anything-v2-metric-outdoor-small": str(local)}})
+    )
     monkeypatch.setenv("WORLDSTUDIO_CONFIG", str(cfg))
-    rc, _, err = run(capsys, "new", "--image", PHOTO, "--out", tmp_path / "p",
-                     "--depth-model", "depth-anything-v2-metric-outdoor-small", "--size", "64x48")
+    rc, _, err = run(
+        capsys,
+        "new",
+        "--image",
+        PHOTO,
+        "--out",
+        tmp_path / "p",
+        "--depth-model",
+        "depth-anything-v2-metric-outdoor-small",
+        "--size",
+        "64x48",
+    )
     assert rc == 0, err
     assert ProjectFolder(tmp_path / "p").load().scene.metric
 
@@ -229,7 +263,7 @@ def test_cancel_leaves_nothing(tmp_path):
 
 # ----------------------------------------------------------------------------- exact depth
 def test_the_oracle_depth_reproduces_the_true_geometry():
-    from core.oracle import SURFACE_BOX0, SURFACE_ENTITY, OracleScene, demo_intrinsics
+    from worldstudio.core.oracle import SURFACE_BOX0, SURFACE_ENTITY, OracleScene, demo_intrinsics
 
     scene = OracleScene.demo()
     H, W = 120, 208
@@ -237,7 +271,7 @@ def test_the_oracle_depth_reproduces_the_true_geometry():
     frame = scene.render(np.eye(4), K, H, W, t=0.0)
     cloud = depth_to_cloud(frame.depth, K, frame.rgb)
     # recover which pixel each point came from (row-major order of the kept pixels)
-    from core.pointcloud.ops import remove_depth_edges
+    from worldstudio.core.pointcloud.ops import remove_depth_edges
 
     keep = remove_depth_edges(frame.depth, 0.05)
     assert len(cloud.xyz) == keep.sum()
@@ -252,7 +286,9 @@ def test_the_oracle_depth_reproduces_the_true_geometry():
     for i, box in enumerate(scene.boxes):
         sel = surf == SURFACE_BOX0 + i
         if sel.any():
-            assert np.all(xyz[sel] >= np.array(box.lo) - 1e-4) and np.all(xyz[sel] <= np.array(box.hi) + 1e-4)
+            assert np.all(xyz[sel] >= np.array(box.lo) - 1e-4) and np.all(
+                xyz[sel] <= np.array(box.hi) + 1e-4
+            )
     ball = surf == SURFACE_ENTITY
     r = np.linalg.norm(xyz[ball] - scene.entity_position(0.0), axis=1)
     assert ball.sum() > 20 and np.allclose(r, scene.entity_radius, atol=1e-4)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.jobs import JobContext
-from core.project import ProjectFolder
-from core.reconstruct.segment import (
+from worldstudio.core.jobs import JobContext
+from worldstudio.core.project import ProjectFolder
+from worldstudio.core.reconstruct.segment import (
     Sam2Segmenter,
     SegmentationError,
     entity_from_mask,
@@ -35,7 +35,7 @@ def rgb():
 
 @pytest.fixture
 def photo_project(tmp_path):
-    from core.reconstruct.new_project import new_project_from_image
+    from worldstudio.core.reconstruct.new_project import new_project_from_image
 
     root = tmp_path / "p"
     project = new_project_from_image(PHOTO, root, size=(240, 144))
@@ -82,7 +82,9 @@ def test_entity_from_clicks_on_a_project(photo_project):
     before = (root / "project.json").read_bytes()
     reports = []
     try:
-        entity = entity_from_prompt(root, project, "cup", points=[(120, 72)], ctx=JobContext(reports.append))
+        entity = entity_from_prompt(
+            root, project, "cup", points=[(120, 72)], ctx=JobContext(reports.append)
+        )
     except SegmentationError as exc:  # random weights may find nothing under the click
         assert "empty" in str(exc)
         pytest.skip("the random mask decoder found an empty mask")
@@ -121,8 +123,8 @@ def test_entity_job_and_a_hand_drawn_mask(photo_project):
 
 
 def test_the_anchor_from_exact_depth_lies_on_the_oracle_ball(tmp_path):
-    from core.oracle import OracleScene
-    from core.oracle.demo_project import create_demo_project
+    from worldstudio.core.oracle import OracleScene
+    from worldstudio.core.oracle.demo_project import create_demo_project
 
     root = tmp_path / "demo"
     project = create_demo_project(root, width=208, height=120)

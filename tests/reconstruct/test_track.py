@@ -7,17 +7,17 @@ import sys
 import numpy as np
 import pytest
 
-from core.errors import Cancelled
-from core.jobs import CancelToken, JobContext
-from core.reconstruct.segment import SegmentationError
-from core.reconstruct.track import track_masks
+from worldstudio.core.errors import Cancelled
+from worldstudio.core.jobs import CancelToken, JobContext
+from worldstudio.core.reconstruct.segment import SegmentationError
+from worldstudio.core.reconstruct.track import track_masks
 
 pytestmark = pytest.mark.usefixtures("models_env")
 
 
 @pytest.fixture(scope="module")
 def oracle_frames():
-    from core.oracle import OracleScene, demo_intrinsics
+    from worldstudio.core.oracle import OracleScene, demo_intrinsics
 
     scene = OracleScene.demo()
     H, W = 72, 128

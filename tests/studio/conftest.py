@@ -30,7 +30,7 @@ def _studio_config_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory) -> Path:
     """The demo project at 160x96, created once per session."""
-    from core.oracle.demo_project import create_demo_project
+    from worldstudio.core.oracle.demo_project import create_demo_project
 
     folder = tmp_path_factory.mktemp("demo-template") / "demo.wsproj"
     create_demo_project(folder, width=160, height=96)
@@ -57,8 +57,8 @@ def make_window(qtbot):
 
     Questions the window asks (unsaved changes, recovery) are answered by plain attributes that a
     test may change: ``window.ask_unsaved`` returns "discard" unless told otherwise."""
-    from studio.app import apply_style
-    from studio.main_window import MainWindow
+    from worldstudio.studio.app import apply_style
+    from worldstudio.studio.main_window import MainWindow
 
     windows = []
 
@@ -92,6 +92,6 @@ def no_models_env(monkeypatch, tmp_path):
     hub = tmp_path / "empty-hub"
     hub.mkdir()
     yield use_models_from(hub, monkeypatch, tmp_path)
-    from core.models import clear_local_dirs
+    from worldstudio.core.models import clear_local_dirs
 
     clear_local_dirs()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from core.project import Entity, Keyframe, Monitor, Pose, Project, Round
-from studio import commands
-from studio.document import ProjectDocument, Selection
+from worldstudio.core.project import Entity, Keyframe, Monitor, Pose, Project, Round
+from worldstudio.studio import commands
+from worldstudio.studio.document import ProjectDocument, Selection
 
 
 def make_project() -> Project:
@@ -18,7 +18,9 @@ def make_project() -> Project:
         Keyframe(id="kf-c", position=(2.0, 0.0, 0.0), transition=1.0),
     ]
     p.entities = [Entity(id="ent-a", name="dog", prompts=["sits", "runs"])]
-    p.monitors = [Monitor(id="mon-a", name="watch", pose=Pose(position=(0.0, 0.0, 0.0)), entity_ids=["ent-a"])]
+    p.monitors = [
+        Monitor(id="mon-a", name="watch", pose=Pose(position=(0.0, 0.0, 0.0)), entity_ids=["ent-a"])
+    ]
     return p
 
 

@@ -10,9 +10,9 @@ import time
 import numpy as np
 from PySide6.QtCore import QPointF, Qt
 
-from core.errors import WorldStudioError
-from core.generation.backends.oracle import OracleBackend
-from core.generation.runs import RunFolder
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.generation.backends.oracle import OracleBackend
+from worldstudio.core.generation.runs import RunFolder
 
 TIMEOUT = 60000
 
@@ -61,7 +61,9 @@ def test_settings_are_undoable_project_edits(make_window, demo_folder):
     assert "2 rounds × 65 frames" in gp.video_info.text()
 
 
-def test_generate_shows_the_preview_plays_the_result_and_fills_the_run_row(make_window, demo_folder, qtbot):
+def test_generate_shows_the_preview_plays_the_result_and_fills_the_run_row(
+    make_window, demo_folder, qtbot
+):
     w = make_window(demo_folder)
     gp = small_panel(w)
     previews, stages = [], []
@@ -105,8 +107,9 @@ def test_generate_shows_the_preview_plays_the_result_and_fills_the_run_row(make_
     assert w.run_track.run == branch.run_dir
 
 
-def test_cancel_keeps_finished_rounds_and_resume_completes_the_run(make_window, demo_folder, qtbot,
-                                                                    monkeypatch):
+def test_cancel_keeps_finished_rounds_and_resume_completes_the_run(
+    make_window, demo_folder, qtbot, monkeypatch
+):
     hang = {"on": True}
     original = OracleBackend.generate
 
@@ -121,8 +124,10 @@ def test_cancel_keeps_finished_rounds_and_resume_completes_the_run(make_window, 
     w = make_window(demo_folder)
     gp = small_panel(w)
     assert gp.generate()
-    qtbot.waitUntil(lambda: gp.current_run is not None
-                    and RunFolder(gp.current_run).completed_rounds() == 1, timeout=TIMEOUT)
+    qtbot.waitUntil(
+        lambda: gp.current_run is not None and RunFolder(gp.current_run).completed_rounds() == 1,
+        timeout=TIMEOUT,
+    )
     qtbot.waitUntil(lambda: w.run_track.rounds_done == 1, timeout=5000)  # shown while running
     qtbot.mouseClick(gp.cancel_button, Qt.MouseButton.LeftButton)
     wait_done(qtbot, gp)
@@ -141,8 +146,9 @@ def test_cancel_keeps_finished_rounds_and_resume_completes_the_run(make_window, 
     assert w.player.path == run.final_mp4 and w.run_track.rounds_done == 2
 
 
-def test_a_failing_backend_shows_the_error_and_the_studio_goes_on(make_window, demo_folder, qtbot,
-                                                                  monkeypatch):
+def test_a_failing_backend_shows_the_error_and_the_studio_goes_on(
+    make_window, demo_folder, qtbot, monkeypatch
+):
     fail = {"on": True}
     original = OracleBackend.generate
 
@@ -204,7 +210,9 @@ def test_chosen_loras_reach_the_engine(make_window, demo_folder, qtbot, monkeypa
     loras = demo_folder / "loras"
     loras.mkdir(exist_ok=True)
     (loras / "squares.safetensors").write_bytes(b"\0")
-    (loras / "squares.json").write_text(json.dumps({"name": "squares", "rank": 4, "base_model": "x"}))
+    (loras / "squares.json").write_text(
+        json.dumps({"name": "squares", "rank": 4, "base_model": "x"})
+    )
     w = make_window(demo_folder)
     gp = small_panel(w, "wan-vace")
     assert gp.lora_table.rowCount() == 1 and gp.lora_table.item(0, 0).text() == "squares"
@@ -224,11 +232,16 @@ def test_chosen_loras_reach_the_engine(make_window, demo_folder, qtbot, monkeypa
 
         return job
 
-    monkeypatch.setattr("core.generation.engine.generate_job", fake_generate_job)
+    monkeypatch.setattr("worldstudio.core.generation.engine.generate_job", fake_generate_job)
     assert gp.generate()
     wait_done(qtbot, gp)
-    assert calls == [{"profile": "low-vram", "monitors": False,
-                      "loras": [(str(loras / "squares.safetensors"), 0.5)]}]
+    assert calls == [
+        {
+            "profile": "low-vram",
+            "monitors": False,
+            "loras": [(str(loras / "squares.safetensors"), 0.5)],
+        }
+    ]
     assert gp.last_error == "no model here" and "no model here" in w.status_label.text()
 
 

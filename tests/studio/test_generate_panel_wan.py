@@ -7,12 +7,10 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt
 
-from core.generation.live_preview import preview_shape
-from tests.generation.conftest import wan_env, wan_hub  # noqa: F401 - fixtures
+from worldstudio.core.generation.live_preview import preview_shape
 
 
-def test_wan_vace_denoising_steps_reach_the_live_preview(make_window, demo_folder, qtbot,
-                                                         wan_env):  # noqa: F811
+def test_wan_vace_denoising_steps_reach_the_live_preview(make_window, demo_folder, qtbot, wan_env):
     w = make_window(demo_folder)
     gp = w.generate_panel
     gp.backend.setCurrentIndex(gp.backend.findData("wan-vace"))
@@ -26,7 +24,9 @@ def test_wan_vace_denoising_steps_reach_the_live_preview(make_window, demo_folde
     previews = []
     w.runner.preview.connect(lambda image, msg: previews.append((np.asarray(image).shape, msg)))
     assert gp.generate()
-    qtbot.waitUntil(lambda: gp.screen.image is not None and "step" in gp.stage.text(), timeout=120000)
+    qtbot.waitUntil(
+        lambda: gp.screen.image is not None and "step" in gp.stage.text(), timeout=120000
+    )
     qtbot.mouseClick(gp.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not gp.active, timeout=120000)
 

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 from PySide6.QtWidgets import QFileDialog
 
-from core.geometry.path import bake_path
-from core.project import ProjectFolder
-from studio import commands
+from worldstudio.core.geometry.path import bake_path
+from worldstudio.core.project import ProjectFolder
+from worldstudio.studio import commands
 
 
 @pytest.fixture
@@ -43,19 +43,31 @@ def menu_texts(menu) -> list[str]:
 
 def test_the_file_menu_has_import_and_export(make_window, demo_folder):
     w = make_window(demo_folder)
-    assert menu_texts(w.import_menu) == ["Project bundle (.zip)…", "LiveWorld sample (.yaml)…",
-                                         "nerfstudio camera path (.json)…"]
+    assert menu_texts(w.import_menu) == [
+        "Project bundle (.zip)…",
+        "LiveWorld sample (.yaml)…",
+        "nerfstudio camera path (.json)…",
+    ]
     assert menu_texts(w.export_menu) == [
-        "Scene point cloud (PLY)…", "Scene with camera path && monitors (PLY)…", "Run point clouds (PLY)…",
-        "Project bundle (.zip)…", "LiveWorld sample…", "nerfstudio camera path (.json)…",
-        "Baked path as JSON…", "Baked path as CSV…", "Run video (mp4)…", "Last preview video…"]
+        "Scene point cloud (PLY)…",
+        "Scene with camera path && monitors (PLY)…",
+        "Run point clouds (PLY)…",
+        "Project bundle (.zip)…",
+        "LiveWorld sample…",
+        "nerfstudio camera path (.json)…",
+        "Baked path as JSON…",
+        "Baked path as CSV…",
+        "Run video (mp4)…",
+        "Last preview video…",
+    ]
     w.interop.update_actions()  # what the menu does before it shows
     assert w.interop.act_export_ply.isEnabled() and w.interop.act_export_path_csv.isEnabled()
     assert not w.interop.act_export_mp4.isEnabled() and not w.interop.act_export_run_ply.isEnabled()
 
 
-def test_bundle_export_saves_first_then_imports_as_a_new_project(make_window, demo_folder, dialogs,
-                                                                 qtbot, tmp_path):
+def test_bundle_export_saves_first_then_imports_as_a_new_project(
+    make_window, demo_folder, dialogs, qtbot, tmp_path
+):
     w = make_window(demo_folder)
     commands.rename_project(w.doc, "Renamed before the export")
     assert w.doc.is_modified
@@ -81,7 +93,9 @@ def test_bundle_export_saves_first_then_imports_as_a_new_project(make_window, de
     assert ProjectFolder(out).load() == ProjectFolder(demo_folder).load()
 
 
-def test_a_malicious_bundle_is_refused_and_nothing_is_written(make_window, demo_folder, dialogs, qtbot, tmp_path):
+def test_a_malicious_bundle_is_refused_and_nothing_is_written(
+    make_window, demo_folder, dialogs, qtbot, tmp_path
+):
     w = make_window(demo_folder)
     evil = tmp_path / "evil.zip"
     with zipfile.ZipFile(evil, "w") as zf:
@@ -102,8 +116,9 @@ def test_a_malicious_bundle_is_refused_and_nothing_is_written(make_window, demo_
     assert "full.wsproj" in w.status_label.text() and not w.runner.busy
 
 
-def test_liveworld_export_then_import_keeps_poses_and_prompts(make_window, demo_folder, dialogs,
-                                                             no_models_env, qtbot, tmp_path):
+def test_liveworld_export_then_import_keeps_poses_and_prompts(
+    make_window, demo_folder, dialogs, no_models_env, qtbot, tmp_path
+):
     w = make_window(demo_folder)
     original = w.doc.project
     sample = tmp_path / "sample"
@@ -132,8 +147,9 @@ def test_liveworld_export_then_import_keeps_poses_and_prompts(make_window, demo_
     assert np.allclose(a, b, atol=1e-5)
 
 
-def test_nerfstudio_path_round_trip_into_the_open_project_is_undoable(make_window, demo_folder, dialogs,
-                                                                      qtbot, tmp_path):
+def test_nerfstudio_path_round_trip_into_the_open_project_is_undoable(
+    make_window, demo_folder, dialogs, qtbot, tmp_path
+):
     w = make_window(demo_folder)
     original = w.doc.project.camera_path
     ns = tmp_path / "camera_path.json"
@@ -155,7 +171,9 @@ def test_nerfstudio_path_round_trip_into_the_open_project_is_undoable(make_windo
     assert np.allclose(bake_path(got).c2w, bake_path(original).c2w, atol=1e-5)
     assert [k.id for k in got.keyframes] == [k.id for k in original.keyframes]
     assert w.doc.undo_stack.undoText() == "Import nerfstudio camera path"
-    assert (demo_folder / "project.json").read_bytes() == saved_json  # nothing written behind the doc
+    assert (
+        demo_folder / "project.json"
+    ).read_bytes() == saved_json  # nothing written behind the doc
     w.act_undo.trigger()
     assert w.doc.project.camera_path == changed
 
@@ -169,7 +187,7 @@ def test_nerfstudio_path_round_trip_into_the_open_project_is_undoable(make_windo
 
 
 def test_ply_and_baked_path_exports(make_window, demo_folder, dialogs, qtbot, tmp_path):
-    from core.pointcloud.ply import read_ply
+    from worldstudio.core.pointcloud.ply import read_ply
 
     w = make_window(demo_folder)
     n_scene = len(w.doc.cloud.xyz)
@@ -196,7 +214,9 @@ def test_ply_and_baked_path_exports(make_window, demo_folder, dialogs, qtbot, tm
     assert w.status_label.text() == f"Wrote {tmp_path / 'path.csv'} ({total} frames)"
 
 
-def test_unsaved_changes_cancel_or_export_the_saved_version(make_window, demo_folder, dialogs, qtbot, tmp_path):
+def test_unsaved_changes_cancel_or_export_the_saved_version(
+    make_window, demo_folder, dialogs, qtbot, tmp_path
+):
     w = make_window(demo_folder)
     commands.rename_project(w.doc, "Not saved")
     dialogs(save=tmp_path / "b.zip")
@@ -227,8 +247,8 @@ def _fake_run(folder: Path, monitor_id: str, frames: int = 5) -> str:
 
 
 def test_run_video_with_a_layout_and_run_clouds(make_window, demo_folder, dialogs, qtbot, tmp_path):
-    from core.interop.video import probe_video
-    from core.pointcloud.ply import read_ply
+    from worldstudio.core.interop.video import probe_video
+    from worldstudio.core.pointcloud.ply import read_ply
 
     w = make_window(demo_folder)
     mon = w.doc.project.monitors[0]
@@ -236,7 +256,9 @@ def test_run_video_with_a_layout_and_run_clouds(make_window, demo_folder, dialog
     w.interop.update_actions()
     assert w.interop.act_export_mp4.isEnabled() and w.interop.act_export_run_ply.isEnabled()
     asked = []
-    w.interop.ask_run = lambda runs, with_layout: asked.append((runs, with_layout)) or (run, "combined")
+    w.interop.ask_run = lambda runs, with_layout: (
+        asked.append((runs, with_layout)) or (run, "combined")
+    )
     dialogs(save=tmp_path / "run.mp4")
     w.interop.act_export_mp4.trigger()
     finish(qtbot, w, 60000)

@@ -12,9 +12,9 @@ import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtWidgets import QApplication
 
-from core.project import ProjectFolder
-from studio.document import Selection
-from studio.main_window import AUTOSAVE_FILE
+from worldstudio.core.project import ProjectFolder
+from worldstudio.studio.document import Selection
+from worldstudio.studio.main_window import AUTOSAVE_FILE
 
 from .conftest import gl_available
 
@@ -44,9 +44,11 @@ def test_opens_the_demo_project(make_window, demo_folder):
     assert w.doc.cloud is not None and len(w.doc.cloud.xyz) > 1000
     assert len(p.camera_path.keyframes) >= 2 and len(p.rounds) == 2
     # The timeline shows every track: rounds, camera, each entity, each monitor.
-    assert w.timeline.rows == ([("rounds", None), ("camera", None)]
-                               + [("entity", e.id) for e in p.entities]
-                               + [("monitor", m.id) for m in p.monitors])
+    assert w.timeline.rows == (
+        [("rounds", None), ("camera", None)]
+        + [("entity", e.id) for e in p.entities]
+        + [("monitor", m.id) for m in p.monitors]
+    )
     assert w.rounds_panel.table.rowCount() == 2
     assert w.entities_panel.entities.count() == len(p.entities)
     assert w.act_render.isEnabled()
@@ -108,11 +110,18 @@ def test_ctrl_z_and_ctrl_shift_z(make_window, demo_folder, qtbot):
     w.timeline.setFocus()
     press(qtbot, w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert len(kf_ids(w)) == n
-    press(qtbot, w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    press(
+        qtbot,
+        w,
+        Qt.Key.Key_Z,
+        Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
+    )
     assert len(kf_ids(w)) == n + 1
 
 
-def test_drag_a_keyframe_on_the_timeline_retimes_it_in_one_undo_step(make_window, demo_folder, qtbot):
+def test_drag_a_keyframe_on_the_timeline_retimes_it_in_one_undo_step(
+    make_window, demo_folder, qtbot
+):
     w = make_window(demo_folder)
     tl = w.timeline
     kfs = w.doc.project.camera_path.keyframes
@@ -127,7 +136,9 @@ def test_drag_a_keyframe_on_the_timeline_retimes_it_in_one_undo_step(make_window
     qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=p1)
     new_frames = w.doc.keyframe_frames()
     assert new_frames[1] == pytest.approx(target, abs=1)
-    assert new_frames[0] == frames[0] and new_frames[2:] == frames[2:], "the others keep their frames"
+    assert new_frames[0] == frames[0] and new_frames[2:] == frames[2:], (
+        "the others keep their frames"
+    )
     assert w.doc.selection == Selection("keyframe", kf.id)
     assert w.doc.undo_stack.count() == 1
     w.doc.undo_stack.undo()
@@ -230,7 +241,7 @@ def test_render_preview_through_the_worker_and_play_it(make_window, demo_folder,
 
 def test_failed_job_shows_in_the_status_bar(make_window, demo_folder, qtbot):
     w = make_window(demo_folder)
-    from core.errors import WorldStudioError
+    from worldstudio.core.errors import WorldStudioError
 
     def broken(ctx):
         raise WorldStudioError("scene/points.ply: the scene's point cloud is missing")
@@ -243,7 +254,7 @@ def test_failed_job_shows_in_the_status_bar(make_window, demo_folder, qtbot):
 
 def test_save_and_reopen_gives_the_same_model(make_window, demo_folder, qtbot, tmp_path):
     w = make_window(demo_folder)
-    from studio import commands
+    from worldstudio.studio import commands
 
     commands.set_scene_text(w.doc, 1, "night falls")
     commands.set_entity_prompt(w.doc, w.doc.project.entities[0].id, 0, "bounces")
@@ -265,7 +276,7 @@ def test_save_and_reopen_gives_the_same_model(make_window, demo_folder, qtbot, t
 
 def test_close_with_unsaved_changes_asks(make_window, demo_folder):
     w = make_window(demo_folder)
-    from studio import commands
+    from worldstudio.studio import commands
 
     commands.rename_project(w.doc, "Renamed")
     assert w.windowTitle().startswith("Renamed*")
@@ -281,7 +292,7 @@ def test_close_with_unsaved_changes_asks(make_window, demo_folder):
 
 def test_autosave_and_recovery(make_window, demo_folder):
     w = make_window(demo_folder)
-    from studio import commands
+    from worldstudio.studio import commands
 
     assert w.autosave() is None, "nothing to autosave while unmodified"
     commands.set_scene_text(w.doc, 0, "unsaved words")
@@ -344,20 +355,28 @@ def test_inspector_follows_the_selection(make_window, demo_folder, qtbot):
     assert w.inspector.m_name.text() == m.name
     e = p.entities[0]
     w.doc.set_selection(Selection("entity", e.id))
-    assert [ed.text() for ed in w.inspector.e_prompt_edits] == [e.prompt(r) for r in range(len(p.rounds))]
+    assert [ed.text() for ed in w.inspector.e_prompt_edits] == [
+        e.prompt(r) for r in range(len(p.rounds))
+    ]
     w.doc.set_selection(None)
     assert w.inspector.stack.currentWidget() is w.inspector.pages["project"]
 
 
-def test_keyframe_thumbnail_and_playhead_pane_render_in_the_background(make_window, demo_folder, qtbot):
+def test_keyframe_thumbnail_and_playhead_pane_render_in_the_background(
+    make_window, demo_folder, qtbot
+):
     w = make_window(demo_folder)
     with qtbot.waitSignal(w.camera_view.frame_shown, timeout=30000):
         w.start_renders()
     assert w.camera_view.image is not None and w.camera_view.image.mean() > 10
     with qtbot.waitSignal(w.frame_renderer.rendered, timeout=30000):
         w.doc.set_selection(Selection("keyframe", w.doc.project.camera_path.keyframes[0].id))
-    qtbot.waitUntil(lambda: w.inspector.k_thumb.pixmap() is not None
-                    and not w.inspector.k_thumb.pixmap().isNull(), timeout=5000)
+    qtbot.waitUntil(
+        lambda: (
+            w.inspector.k_thumb.pixmap() is not None and not w.inspector.k_thumb.pixmap().isNull()
+        ),
+        timeout=5000,
+    )
 
 
 def test_opening_the_window_imports_no_heavy_libraries(demo_folder, tmp_path):
@@ -365,9 +384,9 @@ def test_opening_the_window_imports_no_heavy_libraries(demo_folder, tmp_path):
     where there is OpenGL (Xvfb)."""
     script = textwrap.dedent(f"""
         import sys
-        from studio.app import make_app
+        from worldstudio.studio.app import make_app
         app = make_app()
-        from studio.main_window import MainWindow
+        from worldstudio.studio.main_window import MainWindow
         w = MainWindow(viewport={gl_available()!r})
         w.show()
         assert w.open_project({str(demo_folder)!r})
@@ -380,8 +399,9 @@ def test_opening_the_window_imports_no_heavy_libraries(demo_folder, tmp_path):
         w.close()
     """)
     env = dict(os.environ, WORLDSTUDIO_CONFIG_DIR=str(tmp_path / "cfg"))
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY: \n" in proc.stdout, proc.stdout
     assert f"VIEWPORT: {gl_available()}" in proc.stdout
@@ -397,7 +417,7 @@ def test_add_keyframe_from_the_3d_view(make_window, demo_folder, qtbot):
     c2w, fov = w.viewport.current_view_pose()
     w.doc.set_playhead(7)
     kf_id = w.add_keyframe_from_view()
-    from core.geometry.path import keyframe_pose
+    from worldstudio.core.geometry.path import keyframe_pose
 
     kf = w.doc.project.camera_path.keyframe(kf_id)
     assert np.allclose(keyframe_pose(kf), c2w, atol=1e-6)
@@ -413,7 +433,7 @@ def test_entity_from_a_click_on_the_source_image(make_window, demo_folder, qtbot
     source image lands on the ball's surface, near its known anchor."""
     from PIL import Image
 
-    from studio.panels.entities import SourcePickDialog
+    from worldstudio.studio.panels.entities import SourcePickDialog
 
     w = make_window(demo_folder)
     ball = w.doc.project.entities[0]
@@ -422,14 +442,21 @@ def test_entity_from_a_click_on_the_source_image(make_window, demo_folder, qtbot
     dlg = SourcePickDialog(w.doc, w)
     qtbot.addWidget(dlg)
     dlg.name.setText("second ball")
-    qtbot.mouseClick(dlg.image, Qt.MouseButton.LeftButton,
-                     pos=QPoint(int(us.mean() * dlg.scale), int(vs.mean() * dlg.scale)))
+    qtbot.mouseClick(
+        dlg.image,
+        Qt.MouseButton.LeftButton,
+        pos=QPoint(int(us.mean() * dlg.scale), int(vs.mean() * dlg.scale)),
+    )
     assert dlg.anchor is not None
     radius = 0.5 * (us.max() - us.min()) / w.doc.project.intrinsics.K[0][0] * ball.anchor[2]
     assert np.linalg.norm(np.subtract(dlg.anchor, ball.anchor)) < 2.5 * radius
     eid = dlg.create()
     e = w.doc.project.entity(eid)
-    assert e.name == "second ball" and e.defined_from is not None and e.defined_fov == pytest.approx(60.0)
+    assert (
+        e.name == "second ball"
+        and e.defined_from is not None
+        and e.defined_fov == pytest.approx(60.0)
+    )
     assert ("entity", eid) in w.timeline.rows
     assert w.entities_panel.entities.count() == 2
 
@@ -466,7 +493,9 @@ def test_monitors_from_view_and_for_an_entity_and_assignment(make_window, demo_f
 
 
 @pytest.mark.gl
-def test_a_project_opens_on_an_overview_that_shows_the_source_camera(make_window, demo_folder, qtbot):
+def test_a_project_opens_on_an_overview_that_shows_the_source_camera(
+    make_window, demo_folder, qtbot
+):
     if not gl_available():
         pytest.skip("needs OpenGL: the offscreen Qt platform has none (run under Xvfb)")
     w = make_window(demo_folder, viewport=True)

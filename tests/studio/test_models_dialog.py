@@ -10,8 +10,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 
-from core import models
 from tests import tiny_models
+from worldstudio.core import models
 
 
 def cell(dlg, name: str, col: int) -> str:
@@ -25,22 +25,36 @@ def wait_idle(qtbot, w, timeout=15000):
     qtbot.waitUntil(lambda: not w.runner.busy, timeout=timeout)
 
 
-def test_the_table_shows_the_catalogue_with_status_sizes_memory_and_licences(make_window, models_env, qtbot):
+def test_the_table_shows_the_catalogue_with_status_sizes_memory_and_licences(
+    make_window, models_env, qtbot
+):
     w = make_window()
     assert w.act_models in w.menuBar().actions()[-2].menu().actions()  # Models ▸ Manage models…
     dlg = w.show_models()
     qtbot.waitExposed(dlg)
     assert dlg.table.rowCount() == len(models.CATALOGUE)
     assert [dlg.table.horizontalHeaderItem(c).text() for c in range(7)] == [
-        "Model", "Kind", "Status", "Size", "Memory", "Licence", "Hub repository"]
+        "Model",
+        "Kind",
+        "Status",
+        "Size",
+        "Memory",
+        "Licence",
+        "Hub repository",
+    ]
     # the tiny models are in the fake cache under their real repo ids; the 14B VACE never is
     # (the session's fake hub may also hold the tiny Wan 1.3B pipelines the generation tests add)
     assert cell(dlg, "depth-anything-v2-small", 2) == "✓ downloaded"
     assert cell(dlg, "depth-anything-v2-small", 0) == "depth-anything-v2-small  (default)"
     assert cell(dlg, "sam2.1-tiny", 2) == "✓ downloaded"
     assert cell(dlg, "wan2.1-vace-14b", 2) == "not downloaded"
-    assert cell(dlg, "wan2.1-vace-14b", 3) == "~75 GB" and cell(dlg, "wan2.1-vace-14b", 4) == "40 GB"
-    assert cell(dlg, "sam2.1-tiny", 6) == "facebook/sam2.1-hiera-tiny" and cell(dlg, "sam2.1-tiny", 1) == "segmentation"
+    assert (
+        cell(dlg, "wan2.1-vace-14b", 3) == "~75 GB" and cell(dlg, "wan2.1-vace-14b", 4) == "40 GB"
+    )
+    assert (
+        cell(dlg, "sam2.1-tiny", 6) == "facebook/sam2.1-hiera-tiny"
+        and cell(dlg, "sam2.1-tiny", 1) == "segmentation"
+    )
     # Depth Pro's research licence is visible in its row and spelled out under the table
     assert cell(dlg, "depth-pro", 5) == "apple-amlr — research use only"
     assert cell(dlg, "depth-anything-v2-small", 5) == "Apache-2.0"
@@ -58,7 +72,9 @@ def test_download_offline_fails_at_once_with_one_clear_message(make_window, mode
     qtbot.mouseClick(dlg.download_buttons["sam2.1-large"], Qt.MouseButton.LeftButton)
     wait_idle(qtbot, w)
     text = dlg.message.text()
-    assert text.startswith("cannot download model sam2.1-large (facebook/sam2.1-hiera-large, 898 MB)")
+    assert text.startswith(
+        "cannot download model sam2.1-large (facebook/sam2.1-hiera-large, 898 MB)"
+    )
     assert "HF_HUB_OFFLINE is set" in text and "\n" not in text
     assert dlg.message.property("error") is True
     assert w.status_label.text().endswith(text)  # the status bar says the same
@@ -67,7 +83,9 @@ def test_download_offline_fails_at_once_with_one_clear_message(make_window, mode
     assert dlg.download_buttons["sam2.1-large"].isEnabled()
 
 
-def test_download_shows_byte_progress_and_cancel_stops_it(make_window, models_env, qtbot, monkeypatch):
+def test_download_shows_byte_progress_and_cancel_stops_it(
+    make_window, models_env, qtbot, monkeypatch
+):
     """The dialog's progress and Cancel, with a stand-in for the network transfer."""
     w = make_window()
     release = threading.Event()
@@ -102,8 +120,9 @@ def test_download_shows_byte_progress_and_cancel_stops_it(make_window, models_en
     assert dlg.message.text().startswith("sam2.1-small is ready")
 
 
-def test_use_local_folder_records_it_and_forget_removes_it(make_window, fake_hub, no_models_env, qtbot,
-                                                           monkeypatch, tmp_path):
+def test_use_local_folder_records_it_and_forget_removes_it(
+    make_window, fake_hub, no_models_env, qtbot, monkeypatch, tmp_path
+):
     w = make_window()
     dlg = w.show_models()
     assert cell(dlg, "depth-anything-v2-metric-outdoor-small", 2) == "not downloaded"

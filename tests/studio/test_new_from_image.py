@@ -13,8 +13,8 @@ from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QFileDialog
 
-from core.project import ProjectFolder
-from core.reconstruct.image_io import fit_crop
+from worldstudio.core.project import ProjectFolder
+from worldstudio.core.reconstruct.image_io import fit_crop
 
 PHOTO = Path(__file__).resolve().parents[1] / "data" / "coffee.jpg"
 
@@ -33,8 +33,9 @@ def drag(qtbot, widget, start: QPoint, end: QPoint, steps: int = 6) -> None:
     qtbot.mouseRelease(widget, Qt.MouseButton.LeftButton, pos=end)
 
 
-def test_new_from_image_reconstructs_the_photo_and_opens_it(make_window, demo_folder, models_env,
-                                                           qtbot, monkeypatch, tmp_path):
+def test_new_from_image_reconstructs_the_photo_and_opens_it(
+    make_window, demo_folder, models_env, qtbot, monkeypatch, tmp_path
+):
     w = make_window(demo_folder)
     assert w.act_new_image.isVisible() and w.act_new_image.isEnabled()
     patch_dialogs(monkeypatch, open_file=PHOTO, save_file=tmp_path / "coffee")
@@ -84,8 +85,12 @@ def test_new_from_image_reconstructs_the_photo_and_opens_it(make_window, demo_fo
     p = w.doc.project
     assert (out / "project.json").is_file() and (out / "scene" / "points.ply").is_file()
     assert (p.source.width, p.source.height) == (320, 240)
-    assert (p.source.crop.x, p.source.crop.y, p.source.crop.width, p.source.crop.height) == \
-        fit_crop((600, 400), (320, 240), (x3, y3, w3, h3))
+    assert (
+        p.source.crop.x,
+        p.source.crop.y,
+        p.source.crop.width,
+        p.source.crop.height,
+    ) == fit_crop((600, 400), (320, 240), (x3, y3, w3, h3))
     assert p.camera_path.keyframes[0].fov == pytest.approx(50.0)  # no EXIF, no model estimate
     assert p.scene.depth_model == "depth-anything/Depth-Anything-V2-Small-hf"
     assert w.doc.cloud is not None and len(w.doc.cloud.xyz) > 1000
@@ -100,8 +105,10 @@ def test_a_bad_image_is_refused_in_the_dialog(make_window, models_env, qtbot, tm
     bad = tmp_path / "notes.jpg"
     bad.write_text("not a picture at all")
     assert not dlg.set_image(bad)
-    assert dlg.error.text() == (f"{bad}: not an image file World Studio can read (unknown or "
-                                "unsupported format, or the file is corrupt)")
+    assert dlg.error.text() == (
+        f"{bad}: not an image file World Studio can read (unknown or "
+        "unsupported format, or the file is corrupt)"
+    )
     assert not dlg.create_button.isEnabled() and dlg.crop is None
     truncated = tmp_path / "truncated.jpg"  # a good header, the pixels cut off
     truncated.write_bytes(PHOTO.read_bytes()[:3000])
@@ -121,8 +128,9 @@ def test_a_bad_image_is_refused_in_the_dialog(make_window, models_env, qtbot, tm
     dlg.reject()
 
 
-def test_a_missing_model_fails_with_one_clear_message_and_writes_nothing(make_window, demo_folder,
-                                                                          no_models_env, qtbot, tmp_path):
+def test_a_missing_model_fails_with_one_clear_message_and_writes_nothing(
+    make_window, demo_folder, no_models_env, qtbot, tmp_path
+):
     w = make_window(demo_folder)
     dlg = w.new_from_image()
     dlg.set_image(PHOTO)
@@ -135,8 +143,10 @@ def test_a_missing_model_fails_with_one_clear_message_and_writes_nothing(make_wi
     dlg._accept()
     qtbot.waitUntil(lambda: bool(failures) and not w.runner.busy, timeout=20000)
     message = failures[0]
-    assert message.startswith("model depth-anything-v2-small (depth-anything/Depth-Anything-V2-Small-hf, "
-                              "99 MB download) is not on this machine")
+    assert message.startswith(
+        "model depth-anything-v2-small (depth-anything/Depth-Anything-V2-Small-hf, "
+        "99 MB download) is not on this machine"
+    )
     assert "worldstudio models download depth-anything-v2-small" in message
     assert message in w.status_label.text()
     assert not out.exists()  # nothing half-written, no staging folder left beside it
@@ -147,7 +157,7 @@ def test_a_missing_model_fails_with_one_clear_message_and_writes_nothing(make_wi
 def test_entity_mask_from_sam2_clicks_and_a_box(make_window, demo_folder, models_env, qtbot):
     """Add entity with SAM 2 present: prompts run the tiny SAM 2.1 in the dialog's worker, the mask
     shows as an overlay, OK writes the mask file and adds the entity as one undoable step."""
-    from studio.panels.entities import SourcePickDialog
+    from worldstudio.studio.panels.entities import SourcePickDialog
 
     w = make_window(demo_folder)
     dlg = SourcePickDialog(w.doc, w)
@@ -161,8 +171,9 @@ def test_entity_mask_from_sam2_clicks_and_a_box(make_window, demo_folder, models
     qtbot.mouseClick(dlg.image, Qt.MouseButton.LeftButton, pos=at)  # on the entity
     assert dlg.anchor is not None  # from the clicked depth at once
     qtbot.mouseClick(dlg.image, Qt.MouseButton.RightButton, pos=QPoint(5, 5))  # not the entity
-    qtbot.mouseClick(dlg.image, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ControlModifier,
-                     QPoint(9, 9))  # Ctrl+click: not it either
+    qtbot.mouseClick(
+        dlg.image, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ControlModifier, QPoint(9, 9)
+    )  # Ctrl+click: not it either
     assert [lab for _x, _y, lab in dlg.image.points] == [1, 0, 0]
     assert dlg.wait()
     assert dlg.mask is not None and dlg.mask.shape == mask.shape
@@ -190,8 +201,10 @@ def test_entity_mask_from_sam2_clicks_and_a_box(make_window, demo_folder, models
     assert w.doc.project.entity(eid).mask_file == e.mask_file
 
 
-def test_without_sam2_the_click_anchor_path_stays_with_a_hint(make_window, demo_folder, no_models_env, qtbot):
-    from studio.panels.entities import SourcePickDialog
+def test_without_sam2_the_click_anchor_path_stays_with_a_hint(
+    make_window, demo_folder, no_models_env, qtbot
+):
+    from worldstudio.studio.panels.entities import SourcePickDialog
 
     w = make_window(demo_folder)
     dlg = SourcePickDialog(w.doc, w)

@@ -27,5 +27,7 @@ def test_tens_of_thousands_of_emits_do_not_crash():
         assert before - sys.getrefcount(True) < 100, "emit() leaks references to True"
         print("ok")
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

@@ -10,7 +10,7 @@ import time
 
 from PySide6.QtCore import Qt
 
-from tests.training.conftest import TINY, clip_dir, tiny_hub, train_env  # noqa: F401 - fixtures
+from tests.conftest import TINY
 
 TIMEOUT = 90000
 
@@ -29,15 +29,17 @@ def set_up(w, clips, steps: int, **extra):
     return tp
 
 
-def test_train_with_live_loss_curve_pause_resume_sample_and_lora(make_window, demo_folder, qtbot,
-                                                                  train_env, clip_dir):  # noqa: F811
+def test_train_with_live_loss_curve_pause_resume_sample_and_lora(
+    make_window, demo_folder, qtbot, train_env, clip_dir
+):
     w = make_window(demo_folder)
     tp = set_up(w, clip_dir, steps=6, sample_steps=2)
     tp.sample_every.setValue(6)
     tp.eval_every.setValue(3)
     threads = set()
-    tp.metrics_arrived.connect(lambda m: threads.add(threading.get_ident()),
-                               Qt.ConnectionType.QueuedConnection)
+    tp.metrics_arrived.connect(
+        lambda m: threads.add(threading.get_ident()), Qt.ConnectionType.QueuedConnection
+    )
 
     # Pause right away: the trainer holds before its first optimizer step.
     qtbot.mouseClick(tp.start_button, Qt.MouseButton.LeftButton)
@@ -78,14 +80,18 @@ def test_train_with_live_loss_curve_pause_resume_sample_and_lora(make_window, de
     assert not tp.start() and asked == ["squares"] and not w.runner.busy
 
 
-def test_cancel_training(make_window, demo_folder, qtbot, train_env, clip_dir):  # noqa: F811
+def test_cancel_training(make_window, demo_folder, qtbot, train_env, clip_dir):
     w = make_window(demo_folder)
     tp = set_up(w, clip_dir, steps=500)
     tp.sample_every.setValue(0)
     tp.eval_every.setValue(0)
     assert tp.start()
-    qtbot.waitUntil(lambda: len(tp.loss_curve.getData()[0] if tp.loss_curve.getData()[0] is not None
-                                else []) >= 2, timeout=TIMEOUT)
+    qtbot.waitUntil(
+        lambda: (
+            len(tp.loss_curve.getData()[0] if tp.loss_curve.getData()[0] is not None else []) >= 2
+        ),
+        timeout=TIMEOUT,
+    )
     qtbot.mouseClick(tp.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not tp.active, timeout=TIMEOUT)
     assert tp.status.text() == "cancelled" and tp.last_result is None

@@ -17,15 +17,19 @@ from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QGuiApplication, QImage, QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from core.geometry.camera import intrinsics_from_fov, project_points
-from core.geometry.path import keyframe_pose
-from core.geometry.transforms import WORLD_UP, look_at, pose_matrix, rotation_angle
-from core.project import Entity, Keyframe, Monitor, Pose, Project
-from studio import commands
-from studio.document import ProjectDocument, Selection
-from studio.viewport.camera import PoseCamera
-from studio.viewport.overlays import frustum_points, round_boundary_frames, tick_segments
-from studio.viewport.points import display_indices, pack_points
+from worldstudio.core.geometry.camera import intrinsics_from_fov, project_points
+from worldstudio.core.geometry.path import keyframe_pose
+from worldstudio.core.geometry.transforms import WORLD_UP, look_at, pose_matrix, rotation_angle
+from worldstudio.core.project import Entity, Keyframe, Monitor, Pose, Project
+from worldstudio.studio import commands
+from worldstudio.studio.document import ProjectDocument, Selection
+from worldstudio.studio.viewport.camera import PoseCamera
+from worldstudio.studio.viewport.overlays import (
+    frustum_points,
+    round_boundary_frames,
+    tick_segments,
+)
+from worldstudio.studio.viewport.points import display_indices, pack_points
 
 W, H = 400, 300
 BG = np.array([28, 29, 33])  # widget.BACKGROUND in 8 bits
@@ -40,7 +44,7 @@ def make_cloud(n: int = 20_000, seed: int = 1):
     ).astype(np.float32)
     rgb = rng.integers(60, 256, (n, 3)).astype(np.uint8)
     try:
-        from core.pointcloud import PointCloud  # type: ignore[attr-defined]
+        from worldstudio.core.pointcloud import PointCloud  # type: ignore[attr-defined]
     except ImportError:
         return types.SimpleNamespace(xyz=xyz, rgb=rgb, entity_id=None)
     try:
@@ -140,7 +144,7 @@ def doc():
 @pytest.fixture
 def viewport(qtbot, doc):
     require_gl()
-    from studio.viewport import Viewport
+    from worldstudio.studio.viewport import Viewport
 
     vp = Viewport(doc)
     qtbot.addWidget(vp)
@@ -227,7 +231,7 @@ def test_lod_subset_is_deterministic_and_packing_is_exact():
 
 def test_viewport_import_does_not_import_torch():
     code = (
-        "import sys; import studio.viewport; "
+        "import sys; import worldstudio.studio.viewport; "
         "bad = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
@@ -271,7 +275,7 @@ def test_vispy_view_matches_the_opencv_camera(viewport, qtbot):
     ref = np.array([expected_pixel(p, c2w, 40.0) for p in pts])
     np.testing.assert_allclose(px, ref, atol=0.05)
     # And in the rendered image: a lone red point lands on its predicted pixel.
-    from studio.viewport.points import PointCloudNode, pack_points
+    from worldstudio.studio.viewport.points import PointCloudNode, pack_points
 
     probe = PointCloudNode(parent=viewport.view.scene, point_size=9.0, round_points=False)
     target = np.array([[0.9, -0.5, 3.0]], dtype=np.float32)
@@ -321,7 +325,7 @@ def test_orbiting_never_reuploads_points(viewport, qtbot, doc):
 
 @pytest.mark.gl
 def test_level_of_detail_cap(viewport):
-    from studio.viewport.widget import SOFTWARE_MAX_POINTS
+    from worldstudio.studio.viewport.widget import SOFTWARE_MAX_POINTS
 
     assert viewport.gl_renderer
     if "llvmpipe" in viewport.gl_renderer.lower():  # a software GL gets a lower default cap
@@ -414,7 +418,7 @@ def test_click_selects_and_empty_click_clears(viewport, doc, qtbot):
 
 @pytest.mark.gl
 def test_selection_is_highlighted(viewport, doc, qtbot):
-    from studio.viewport.widget import KEYFRAME_COLOR, SELECTED_COLOR
+    from worldstudio.studio.viewport.widget import KEYFRAME_COLOR, SELECTED_COLOR
 
     def colors():
         return viewport._keyframe_lines.color  # per-vertex colours of the keyframe glyphs
@@ -578,7 +582,7 @@ def test_grab_view_renders_a_thumbnail_and_restores_the_view(viewport, doc):
 @pytest.mark.gl
 def test_no_cloud_then_a_project_with_one(qtbot):
     require_gl()
-    from studio.viewport import Viewport
+    from worldstudio.studio.viewport import Viewport
 
     doc = ProjectDocument(make_project())
     vp = Viewport(doc)
@@ -648,7 +652,7 @@ def test_look_through_follows_edits_of_that_camera(viewport, doc):
 
 @pytest.mark.gl
 def test_home_view_is_the_source_camera(viewport, doc):
-    from core.project import Intrinsics
+    from worldstudio.core.project import Intrinsics
 
     def mutate(p: Project) -> None:
         p.intrinsics = Intrinsics(

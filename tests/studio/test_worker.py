@@ -8,8 +8,8 @@ import time
 import numpy as np
 from PySide6.QtCore import QElapsedTimer, QTimer
 
-from core.errors import WorldStudioError
-from studio.worker import JobRunner
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.studio.worker import JobRunner
 
 
 def test_reports_arrive_as_signals_in_order(qtbot):
@@ -137,9 +137,9 @@ def test_event_loop_keeps_beating_while_the_preview_renders(qtbot, demo_folder, 
     a first import stalls any thread once and is not the job's work."""
     import torch  # noqa: F401
 
-    import core.pointcloud.render  # noqa: F401
-    from core.generation.preview import render_preview_job
-    from core.interop.video import probe_video
+    import worldstudio.core.pointcloud.render  # noqa: F401
+    from worldstudio.core.generation.preview import render_preview_job
+    from worldstudio.core.interop.video import probe_video
 
     out = tmp_path / "preview.mp4"
     stall, result = _max_stall_while(qtbot, JobRunner(), render_preview_job(demo_folder, out))

@@ -14,7 +14,7 @@ ROOT = Path(__file__).parents[2]
 def test_importing_training_and_its_cli_loads_no_torch():
     code = (
         "import sys, core.training, core.cli.train_cmds\n"
-        "from core.training import PauseToken, TrainConfig, TrainingError, parse_size\n"
+        "from worldstudio.core.training import PauseToken, TrainConfig, TrainingError, parse_size\n"
         "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'peft', 'accelerate') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
@@ -22,7 +22,7 @@ def test_importing_training_and_its_cli_loads_no_torch():
 
 
 def test_list_adapters(tmp_path):
-    from core.training import list_adapters
+    from worldstudio.core.training import list_adapters
 
     assert list_adapters(tmp_path / "none") == []
     (tmp_path / "b.safetensors").write_bytes(b"x")
@@ -35,8 +35,8 @@ def test_list_adapters(tmp_path):
 
 
 def test_pause_token():
-    from core.jobs import CancelToken
-    from core.training import PauseToken
+    from worldstudio.core.jobs import CancelToken
+    from worldstudio.core.training import PauseToken
 
     token = PauseToken()
     assert not token.paused and token.wait() is False
@@ -51,22 +51,40 @@ def test_pause_token():
 def test_config_validation_messages():
     import pytest
 
-    from core.training import TrainConfig, TrainingError, parse_size
+    from worldstudio.core.training import TrainConfig, TrainingError, parse_size
 
     assert parse_size("832x480") == (832, 480)
     for text in ("830x480", "big", "0x16"):
         with pytest.raises(TrainingError, match="--size"):
             parse_size(text)
-    for bad, match in ((dict(rank=0), "--rank"), (dict(name="../x"), "--name"), (dict(lr=-1.0), "--lr"),
-                       (dict(frames=10), "4k\\+1"), (dict(width=30), "multiple of 16"),
-                       (dict(timestep_sampling="x"), "--timesteps")):
+    for bad, match in (
+        (dict(rank=0), "--rank"),
+        (dict(name="../x"), "--name"),
+        (dict(lr=-1.0), "--lr"),
+        (dict(frames=10), "4k\\+1"),
+        (dict(width=30), "multiple of 16"),
+        (dict(timestep_sampling="x"), "--timesteps"),
+    ):
         with pytest.raises(TrainingError, match=match):
             TrainConfig(clips="c", **bad).validate()
 
 
 def test_cli_help():
-    proc = subprocess.run([sys.executable, "-m", "core", "train", "--help"], capture_output=True, text=True,
-                          cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "worldstudio", "train", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0
-    for flag in ("--clips", "--model", "--steps", "--rank", "--lr", "--size", "--frames", "--resume"):
+    for flag in (
+        "--clips",
+        "--model",
+        "--steps",
+        "--rank",
+        "--lr",
+        "--size",
+        "--frames",
+        "--resume",
+    ):
         assert flag in proc.stdout

@@ -22,16 +22,36 @@ def test_full_mode_code_path_at_the_tiny_shape(capsys):
     bench = _bench()
     before = torch.get_num_threads()
     try:
-        assert bench.main(["--full", "--shape", "tiny", "--device", "cpu", "--steps", "1", "--warmup", "0",
-                           "--threads", "1"]) == 0
+        assert (
+            bench.main(
+                [
+                    "--full",
+                    "--shape",
+                    "tiny",
+                    "--device",
+                    "cpu",
+                    "--steps",
+                    "1",
+                    "--warmup",
+                    "0",
+                    "--threads",
+                    "1",
+                ]
+            )
+            == 0
+        )
     finally:
         torch.set_num_threads(before)
     out = capsys.readouterr().out
-    assert "train step:" in out and "ratio train/forward" in out and "32x32 x 9 frames = 12 tokens" in out
+    assert (
+        "train step:" in out
+        and "ratio train/forward" in out
+        and "32x32 x 9 frames = 12 tokens" in out
+    )
 
 
 def test_wan_1_3b_shape_builds():
-    from core.training.model import add_lora, lora_parameters
+    from worldstudio.core.training.model import add_lora, lora_parameters
 
     bench = _bench()
     model = bench.build("wan1.3b", "meta", torch.bfloat16)

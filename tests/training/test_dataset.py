@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from core.interop.video import write_mp4
-from core.training.config import TrainingError
-from core.training.dataset import (
+from worldstudio.core.interop.video import write_mp4
+from worldstudio.core.training.config import TrainingError
+from worldstudio.core.training.dataset import (
     ClipError,
     decode_windows,
     list_clips,
@@ -33,11 +33,17 @@ def test_same_name_txt_captions(tmp_path):
     assert clip.caption == "a caption" and clip.caption_source == "txt" and clip.rel == "a.mp4"
 
 
-@pytest.mark.parametrize("name, text", [
-    ("captions.jsonl", '{"file": "a.mp4", "caption": "first"}\n\n{"file": "sub/b.webm", "caption": "second"}\n'),
-    ("captions.csv", 'caption,file\n"first",a.mp4\n"second, with a comma",sub/b.webm\n'),
-    ("captions.tsv", "file\tcaption\n# a comment\na.mp4\tfirst\nsub/b.webm\tsecond\n"),
-])
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        (
+            "captions.jsonl",
+            '{"file": "a.mp4", "caption": "first"}\n\n{"file": "sub/b.webm", "caption": "second"}\n',
+        ),
+        ("captions.csv", 'caption,file\n"first",a.mp4\n"second, with a comma",sub/b.webm\n'),
+        ("captions.tsv", "file\tcaption\n# a comment\na.mp4\tfirst\nsub/b.webm\tsecond\n"),
+    ],
+)
 def test_captions_files(tmp_path, name, text):
     _clip(tmp_path / "a.mp4")
     (tmp_path / "sub").mkdir()
@@ -55,7 +61,10 @@ def test_bare_file_names_match_in_captions_file_and_txt_wins(tmp_path):
     _clip(tmp_path / "b.mp4")
     (tmp_path / "b.txt").write_text("from txt")
     (tmp_path / "captions.jsonl").write_text(
-        json.dumps({"file": "a.mov", "caption": "bare"}) + "\n" + json.dumps({"file": "b.mp4", "caption": "file"}) + "\n"
+        json.dumps({"file": "a.mov", "caption": "bare"})
+        + "\n"
+        + json.dumps({"file": "b.mp4", "caption": "file"})
+        + "\n"
     )
     clips = {c.rel: c.caption for c in list_clips(tmp_path)}
     assert clips == {"sub/a.mov": "bare", "b.mp4": "from txt"}

@@ -10,8 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from core.training.schedule import flow_matching_inputs, lr_factor, sample_sigmas, shift_sigma
-from core.training.state import optimizer_from_flat, optimizer_to_flat, rng_state, set_rng_state
+from worldstudio.core.training.schedule import (
+    flow_matching_inputs,
+    lr_factor,
+    sample_sigmas,
+    shift_sigma,
+)
+from worldstudio.core.training.state import (
+    optimizer_from_flat,
+    optimizer_to_flat,
+    rng_state,
+    set_rng_state,
+)
 
 
 def test_lr_warmup_then_cosine():
@@ -20,7 +30,9 @@ def test_lr_warmup_then_cosine():
     assert f[:3] == pytest.approx([0.1, 0.2, 0.3]) and f[9] == pytest.approx(1.0)
     assert f[10] == pytest.approx(1.0) and f[-1] == pytest.approx(0.0, abs=1e-12)
     mid = 10 + (total - 1 - 10) / 2
-    assert lr_factor(int(mid), total, warm) == pytest.approx(0.5 * (1 + math.cos(math.pi * (int(mid) - 10) / 89)))
+    assert lr_factor(int(mid), total, warm) == pytest.approx(
+        0.5 * (1 + math.cos(math.pi * (int(mid) - 10) / 89))
+    )
     assert all(a >= b for a, b in zip(f[10:], f[11:], strict=False))  # monotone decay
     assert lr_factor(99, 100, 10, min_ratio=0.1) == pytest.approx(0.1)
     assert lr_factor(0, 1, 50) == 1.0  # one step: no warm-up to speak of
@@ -56,7 +68,9 @@ def test_matches_the_flow_match_euler_scheduler():
     x_t, _t, v = flow_matching_inputs(x0, noise, s.view(1))
     torch.testing.assert_close(noisy, x_t)
     sched.set_timesteps(1)
-    out = sched.step(v, sched.timesteps[0], flow_matching_inputs(x0, noise, sched.sigmas[:1])[0]).prev_sample
+    out = sched.step(
+        v, sched.timesteps[0], flow_matching_inputs(x0, noise, sched.sigmas[:1])[0]
+    ).prev_sample
     torch.testing.assert_close(out, x0, atol=1e-5, rtol=1e-5)
 
 

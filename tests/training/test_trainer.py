@@ -15,15 +15,26 @@ import numpy as np
 import pytest
 import torch
 
-from core.errors import Cancelled
-from core.jobs import CancelToken, JobContext
-from core.training import PauseToken, TrainingError, train_job
-from tests.training.conftest import TINY
+from tests.conftest import TINY
+from worldstudio.core.errors import Cancelled
+from worldstudio.core.jobs import CancelToken, JobContext
+from worldstudio.core.training import PauseToken, TrainingError, train_job
 
 # Measured on the tiny model (3 clips, rank 8, lr 1e-2, 40 steps): the fixed-batch eval loss
 # goes from 1.58 to about 1.14 (x0.72) and flattens there; the test asserts x0.8.
-MAIN = dict(TINY, steps=40, rank=8, lr=1e-2, warmup_steps=4, checkpoint_every=20, sample_every=40,
-            sample_steps=2, sample_guidance=1.0, log_every=1, name="squares")
+MAIN = dict(
+    TINY,
+    steps=40,
+    rank=8,
+    lr=1e-2,
+    warmup_steps=4,
+    checkpoint_every=20,
+    sample_every=40,
+    sample_steps=2,
+    sample_guidance=1.0,
+    log_every=1,
+    name="squares",
+)
 
 
 class Recorder:
@@ -52,12 +63,14 @@ class CallCounter:
         is_class = isinstance(cls.__dict__.get(name), classmethod)
 
         if is_class:
+
             def wrapper(klass, *a, **k):
                 self.calls += 1
                 return original.__func__(klass, *a, **k)
 
             mp.setattr(cls, name, classmethod(wrapper))
         else:
+
             def wrapper(obj, *a, **k):
                 self.calls += 1
                 return original(obj, *a, **k)
@@ -77,8 +90,8 @@ def trained(tiny_hub, clip_dir, tmp_path_factory):
     from diffusers import AutoencoderKLWan
     from transformers import UMT5EncoderModel
 
-    from core.project import Project, save_project
     from tests.tiny_wan import single_thread
+    from worldstudio.core.project import Project, save_project
 
     root = tmp_path_factory.mktemp("trained")
     clips = root / "clips"
@@ -96,8 +109,15 @@ def trained(tiny_hub, clip_dir, tmp_path_factory):
         t0 = time.perf_counter()
         result, rec = _train(project, clips, **MAIN)
         seconds = time.perf_counter() - t0
-    return {"result": result, "rec": rec, "project": project, "clips": clips, "vae_calls": vae.calls,
-            "text_calls": text.calls, "seconds": seconds}
+    return {
+        "result": result,
+        "rec": rec,
+        "project": project,
+        "clips": clips,
+        "vae_calls": vae.calls,
+        "text_calls": text.calls,
+        "seconds": seconds,
+    }
 
 
 def test_training_lowers_the_loss(trained):
@@ -111,14 +131,16 @@ def test_training_lowers_the_loss(trained):
 
 
 def test_run_files_and_reports(trained):
-    from core.interop.video import probe_video
+    from worldstudio.core.interop.video import probe_video
 
     res, rec, project = trained["result"], trained["rec"], trained["project"]
     run = project / "loras" / "squares"
     assert res.run_dir == run and res.step == 40 and res.items == 3
     rows = list(csv.DictReader(open(run / "loss.csv")))
     assert [int(r["step"]) for r in rows] == list(range(1, 41))
-    assert float(rows[0]["lr"]) == pytest.approx(1e-2 / 4) and float(rows[-1]["lr"]) == pytest.approx(0.0, abs=1e-9)
+    assert float(rows[0]["lr"]) == pytest.approx(1e-2 / 4) and float(
+        rows[-1]["lr"]
+    ) == pytest.approx(0.0, abs=1e-9)
     assert [int(r["step"]) for r in csv.DictReader(open(run / "eval.csv"))] == [0, 40]
     # the adapter and its JSON
     assert res.adapter == project / "loras" / "squares.safetensors" and res.adapter.is_file()
@@ -165,13 +187,18 @@ def test_cache_is_not_re_encoded(trained, train_env, monkeypatch):
     # 40 steps over 3 clips is 13 epochs; each clip was encoded once, +2 for VACE's empty control
     # and +2 for each sample clip (the pipeline encodes its own empty control)
     assert trained["vae_calls"] == 3 + 2 + 2 * len(res.samples)
-    assert res.cache.clips_encoded == 3 and res.cache.texts_encoded == 3  # 3 captions (prompt = caption 1)
+    assert (
+        res.cache.clips_encoded == 3 and res.cache.texts_encoded == 3
+    )  # 3 captions (prompt = caption 1)
     assert trained["text_calls"] == 3
     # a new run on the same clips: nothing is encoded, the text encoder is not even loaded
     vae = CallCounter(monkeypatch, AutoencoderKLWan, "encode")
     loads = CallCounter(monkeypatch, UMT5EncoderModel, "from_pretrained")
-    again, _rec = _train(trained["project"], trained["clips"], **dict(MAIN, steps=2, name="again",
-                                                                       checkpoint_every=0, sample_every=0))
+    again, _rec = _train(
+        trained["project"],
+        trained["clips"],
+        **dict(MAIN, steps=2, name="again", checkpoint_every=0, sample_every=0),
+    )
     assert (vae.calls, loads.calls) == (0, 0)
     assert again.cache.clips_encoded == 0 and again.cache.clips_cached == 3
     assert again.cache.texts_encoded == 0 and again.cache.texts_cached == 3
@@ -188,13 +215,16 @@ def _fresh_pipeline(folder):
 def _lora_tensors(pipe, adapter: str):
     from peft.utils import get_peft_model_state_dict
 
-    return {f"transformer.{k}": v for k, v in get_peft_model_state_dict(pipe.transformer, adapter_name=adapter).items()}
+    return {
+        f"transformer.{k}": v
+        for k, v in get_peft_model_state_dict(pipe.transformer, adapter_name=adapter).items()
+    }
 
 
 def test_checkpoint_reloads_bit_exactly(trained, tiny_vace_folder, train_env):
     from safetensors.torch import load_file
 
-    from core.training.state import load_checkpoint
+    from worldstudio.core.training.state import load_checkpoint
 
     res = trained["result"]
     final = load_file(str(res.adapter))
@@ -202,7 +232,9 @@ def test_checkpoint_reloads_bit_exactly(trained, tiny_vace_folder, train_env):
     ckpt20 = load_file(str(res.run_dir / "checkpoint-20" / "pytorch_lora_weights.safetensors"))
     assert set(final) == set(ckpt40) and all(torch.equal(final[k], ckpt40[k]) for k in final)
     assert not all(torch.equal(final[k], ckpt20[k]) for k in final)
-    assert all(k.startswith("transformer.blocks.") and ".attn" in k for k in final)  # main blocks only
+    assert all(
+        k.startswith("transformer.blocks.") and ".attn" in k for k in final
+    )  # main blocks only
     # diffusers reads the checkpoint folder as it is, bit for bit
     pipe = _fresh_pipeline(tiny_vace_folder)
     pipe.load_lora_weights(str(res.run_dir / "checkpoint-20"), adapter_name="c20")
@@ -219,8 +251,16 @@ def test_lora_changes_the_output_and_disabling_restores_it(trained, tiny_vace_fo
     prompt = "a red square slides to the right"
 
     def generate():
-        out = pipe(prompt=prompt, height=32, width=32, num_frames=9, num_inference_steps=2,
-                   guidance_scale=1.0, generator=torch.Generator().manual_seed(7), output_type="np")
+        out = pipe(
+            prompt=prompt,
+            height=32,
+            width=32,
+            num_frames=9,
+            num_inference_steps=2,
+            guidance_scale=1.0,
+            generator=torch.Generator().manual_seed(7),
+            output_type="np",
+        )
         return out.frames[0]
 
     base = generate()
@@ -239,8 +279,17 @@ def test_lora_changes_the_output_and_disabling_restores_it(trained, tiny_vace_fo
 def test_resume_continues_the_same_run(train_env, clip_dir, new_project):
     """8 steps straight vs. 5 steps, cancel (which checkpoints), resume to 8: the step count,
     the learning rates and the losses (LoRA dropout on: the RNG state matters) are identical."""
-    settings = dict(TINY, steps=8, rank=4, lr=1e-2, warmup_steps=3, dropout=0.1, checkpoint_every=2,
-                    sample_every=0, name="r")
+    settings = dict(
+        TINY,
+        steps=8,
+        rank=4,
+        lr=1e-2,
+        warmup_steps=3,
+        dropout=0.1,
+        checkpoint_every=2,
+        sample_every=0,
+        name="r",
+    )
     straight, _ = _train(new_project("a.wsproj"), clip_dir, **settings)
 
     project = new_project("b.wsproj")
@@ -253,14 +302,22 @@ def test_resume_continues_the_same_run(train_env, clip_dir, new_project):
             token.cancel()
 
     with pytest.raises(Cancelled):
-        train_job(project, clips=clip_dir, on_metrics=cancel_at_5, **settings)(JobContext(rec.sink, token))
+        train_job(project, clips=clip_dir, on_metrics=cancel_at_5, **settings)(
+            JobContext(rec.sink, token)
+        )
     run = project / "loras" / "r"
-    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4", "checkpoint-5"]
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == [
+        "checkpoint-2",
+        "checkpoint-4",
+        "checkpoint-5",
+    ]
     assert any("continue with --resume" in m for m in rec.logs())
     with pytest.raises(TrainingError, match="already holds a training run"):
         _train(project, clip_dir, **settings)
 
-    resumed, rec2 = _train(project, clip_dir, **dict(settings, steps=None, rank=12, resume="latest"))
+    resumed, rec2 = _train(
+        project, clip_dir, **dict(settings, steps=None, rank=12, resume="latest")
+    )
     assert resumed.resumed_from == run / "checkpoint-5"
     assert [s for s, _ in resumed.losses] == [6, 7, 8] and resumed.step == 8
     assert resumed.lrs == straight.lrs[5:]
@@ -268,7 +325,9 @@ def test_resume_continues_the_same_run(train_env, clip_dir, new_project):
     assert any("rank stays 4" in m for m in rec2.logs())
     rows = list(csv.DictReader(open(run / "loss.csv")))
     assert [int(r["step"]) for r in rows] == list(range(1, 9))
-    assert [float(r["loss"]) for r in rows] == pytest.approx([v for _s, v in straight.losses], abs=1e-6)
+    assert [float(r["loss"]) for r in rows] == pytest.approx(
+        [v for _s, v in straight.losses], abs=1e-6
+    )
     from safetensors.torch import load_file
 
     a, b = load_file(str(straight.adapter)), load_file(str(resumed.adapter))
@@ -279,8 +338,13 @@ def test_pause_holds_the_run_between_steps(train_env, clip_dir, new_project):
     pause = PauseToken()
     pause.pause()
     rec = Recorder()
-    job = train_job(new_project(), clips=clip_dir, pause=pause, on_metrics=rec.metrics.append,
-                    **dict(TINY, steps=2, rank=4, checkpoint_every=0, sample_every=0))
+    job = train_job(
+        new_project(),
+        clips=clip_dir,
+        pause=pause,
+        on_metrics=rec.metrics.append,
+        **dict(TINY, steps=2, rank=4, checkpoint_every=0, sample_every=0),
+    )
     box = {}
     thread = threading.Thread(target=lambda: box.setdefault("result", job(JobContext(rec.sink))))
     thread.start()
@@ -293,7 +357,10 @@ def test_pause_holds_the_run_between_steps(train_env, clip_dir, new_project):
     pause.resume()
     thread.join(120)
     assert not thread.is_alive() and box["result"].step == 2
-    assert [m["kind"] for m in rec.metrics if m["kind"] in ("paused", "resumed")] == ["paused", "resumed"]
+    assert [m["kind"] for m in rec.metrics if m["kind"] in ("paused", "resumed")] == [
+        "paused",
+        "resumed",
+    ]
 
 
 def test_cancel_while_paused(train_env, clip_dir, new_project):
@@ -308,14 +375,19 @@ def test_cancel_while_paused(train_env, clip_dir, new_project):
             threading.Timer(0.2, token.cancel).start()
 
     with pytest.raises(Cancelled):
-        train_job(new_project(), clips=clip_dir, pause=pause, on_metrics=on_metrics,
-                  **dict(TINY, steps=2, rank=4, checkpoint_every=0, sample_every=0))(JobContext(rec.sink, token))
+        train_job(
+            new_project(),
+            clips=clip_dir,
+            pause=pause,
+            on_metrics=on_metrics,
+            **dict(TINY, steps=2, rank=4, checkpoint_every=0, sample_every=0),
+        )(JobContext(rec.sink, token))
     assert rec.of("train") == []
 
 
 def test_settings_errors(train_env, tmp_path, new_project):
-    from core.interop.video import write_mp4
-    from tests.training.conftest import square_clip
+    from tests.conftest import square_clip
+    from worldstudio.core.interop.video import write_mp4
 
     write_mp4(tmp_path / "c.mp4", square_clip((200, 0, 0)), 16)
     with pytest.raises(TrainingError, match=r"have no caption: c\.mp4"):
@@ -324,24 +396,49 @@ def test_settings_errors(train_env, tmp_path, new_project):
         train_job(new_project(), clips=tmp_path, frames=8)
     with pytest.raises(TypeError, match="unknown training settings: stepz"):
         train_job(new_project(), clips=tmp_path, stepz=3)
-    with pytest.raises(TrainingError, match="--model: 'nope' is neither a folder nor a known model"):
-        train_job(new_project(), clips=tmp_path, model="nope", default_caption="", **TINY)(JobContext())
+    with pytest.raises(
+        TrainingError, match="--model: 'nope' is neither a folder nor a known model"
+    ):
+        train_job(new_project(), clips=tmp_path, model="nope", default_caption="", **TINY)(
+            JobContext()
+        )
 
 
 def test_cli_train_end_to_end(train_env, clip_dir, new_project, capsys):
-    from core.cli import main
+    from worldstudio.core.cli import main
 
     project = new_project()
-    argv = ["train", str(project), "--clips", str(clip_dir), "--steps", "3", "--size", "32x32",
-            "--frames", "9", "--rank", "4", "--lr", "1e-3", "--checkpoint-every", "0",
-            "--sample-every", "0", "--name", "cli"]
+    argv = [
+        "train",
+        str(project),
+        "--clips",
+        str(clip_dir),
+        "--steps",
+        "3",
+        "--size",
+        "32x32",
+        "--frames",
+        "9",
+        "--rank",
+        "4",
+        "--lr",
+        "1e-3",
+        "--checkpoint-every",
+        "0",
+        "--sample-every",
+        "0",
+        "--name",
+        "cli",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr()
     assert "adapter" in out.out and "cli.safetensors" in out.out
     assert "step 3/3 loss" in out.out + out.err  # log lines above the progress bar
     rows = list(csv.DictReader(open(project / "loras" / "cli" / "loss.csv")))
     assert [r["step"] for r in rows] == ["1", "2", "3"]
-    assert (project / "loras" / "cli.safetensors").is_file() and (project / "loras" / "cli.json").is_file()
+    assert (project / "loras" / "cli.safetensors").is_file() and (
+        project / "loras" / "cli.json"
+    ).is_file()
     # errors a user can cause: one line, status 2
     assert main(argv) == 2
     assert "already holds a training run" in capsys.readouterr().err
@@ -352,21 +449,50 @@ def test_cli_train_end_to_end(train_env, clip_dir, new_project, capsys):
 
 
 def test_accelerate_launch_one_process(train_env, clip_dir, new_project):
-    """`accelerate launch --num_processes 1 --cpu -m core train ...` in a subprocess."""
+    """`accelerate launch --num_processes 1 --cpu -m worldstudio train ...` in a subprocess."""
     import os
     import subprocess
     import sys
 
     project = new_project()
     accelerate = Path(sys.executable).with_name("accelerate")
-    cmd = [str(accelerate), "launch", "--num_processes", "1", "--num_machines", "1", "--cpu",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "core", "train", str(project),
-           "--clips", str(clip_dir), "--steps", "2", "--size", "32x32", "--frames", "9", "--rank", "4",
-           "--checkpoint-every", "2", "--sample-every", "0", "--quiet"]
+    cmd = [
+        str(accelerate),
+        "launch",
+        "--num_processes",
+        "1",
+        "--num_machines",
+        "1",
+        "--cpu",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "worldstudio",
+        "train",
+        str(project),
+        "--clips",
+        str(clip_dir),
+        "--steps",
+        "2",
+        "--size",
+        "32x32",
+        "--frames",
+        "9",
+        "--rank",
+        "4",
+        "--checkpoint-every",
+        "2",
+        "--sample-every",
+        "0",
+        "--quiet",
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).parents[2]))
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300,
-                          cwd=Path(__file__).parents[2])
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).parents[2]
+    )
     print(f"accelerate launch: {time.perf_counter() - t0:.1f} s")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "adapter" in proc.stdout
@@ -380,12 +506,29 @@ def test_bf16_batches_accumulation_and_guided_samples(train_env, clip_dir, new_p
     negative prompt's embedding comes from the cache too)."""
     from safetensors.torch import load_file
 
-    res, rec = _train(new_project(), clip_dir, **dict(TINY, steps=2, rank=4, lr=1e-2, cpu=True,
-                                                      mixed_precision="bf16", batch_size=2, grad_accum=2,
-                                                      checkpoint_every=0, sample_every=2, sample_steps=2,
-                                                      sample_guidance=3.0))
+    res, rec = _train(
+        new_project(),
+        clip_dir,
+        **dict(
+            TINY,
+            steps=2,
+            rank=4,
+            lr=1e-2,
+            cpu=True,
+            mixed_precision="bf16",
+            batch_size=2,
+            grad_accum=2,
+            checkpoint_every=0,
+            sample_every=2,
+            sample_steps=2,
+            sample_guidance=3.0,
+        ),
+    )
     assert res.step == 2 and all(np.isfinite(v) for _s, v in res.losses)
-    assert [m["epoch"] for m in rec.of("train")] == [1.0, 2.0]  # 2 batches of 2 per epoch of 3 clips
+    assert [m["epoch"] for m in rec.of("train")] == [
+        1.0,
+        2.0,
+    ]  # 2 batches of 2 per epoch of 3 clips
     assert {t.dtype for t in load_file(str(res.adapter)).values()} == {torch.float32}
     assert len(res.samples) == 1 and res.samples[0].is_file()
 
@@ -393,7 +536,7 @@ def test_bf16_batches_accumulation_and_guided_samples(train_env, clip_dir, new_p
 def test_the_adapter_works_in_the_wan_vace_backend(trained, train_env, monkeypatch, tmp_path):
     """The studio's generation path: the trained file as a request's LoRA, with control renders
     and a mask (the adapter was trained with VACE's empty control and still applies)."""
-    from core.generation.backends import GenerationRequest, get_backend
+    from worldstudio.core.generation.backends import GenerationRequest, get_backend
 
     monkeypatch.setenv("WORLDSTUDIO_DEVICE", "cpu")
     monkeypatch.setenv("WORLDSTUDIO_CACHE", str(tmp_path / "cache"))
@@ -404,9 +547,20 @@ def test_the_adapter_works_in_the_wan_vace_backend(trained, train_env, monkeypat
     control[mask] = 0
 
     def request(loras):
-        return GenerationRequest(prompt="a red square slides to the right", num_frames=9, height=32, width=32,
-                                 steps=2, guidance=1.0, seed=3, control_rgb=control, control_mask=mask,
-                                 previous_frames=None, reference_images=[], loras=loras)
+        return GenerationRequest(
+            prompt="a red square slides to the right",
+            num_frames=9,
+            height=32,
+            width=32,
+            steps=2,
+            guidance=1.0,
+            seed=3,
+            control_rgb=control,
+            control_mask=mask,
+            previous_frames=None,
+            reference_images=[],
+            loras=loras,
+        )
 
     backend = get_backend("wan-vace")
     try:

@@ -7,8 +7,8 @@ A registry entry is ``"package.module:factory"``; the factory is called with the
 
 The world engine calls every factory with these keyword options (a factory takes ``**options``
 and ignores what it does not use): ``model_id`` (str | None: hub repo id or local folder),
-``profile`` (str | None: memory profile name), ``project`` (the :class:`core.project.Project`),
-``project_folder`` (the :class:`core.project.ProjectFolder`).
+``profile`` (str | None: memory profile name), ``project`` (the :class:`worldstudio.core.project.Project`),
+``project_folder`` (the :class:`worldstudio.core.project.ProjectFolder`).
 """
 
 from __future__ import annotations
@@ -16,13 +16,18 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from core.generation.backends.base import Backend, BackendError, GenerationRequest, check_frames
+from worldstudio.core.generation.backends.base import (
+    Backend,
+    BackendError,
+    GenerationRequest,
+    check_frames,
+)
 
 _REGISTRY: dict[str, str] = {
-    "geometry": "core.generation.backends.geometry:GeometryBackend",
-    "oracle": "core.generation.backends.oracle:OracleBackend",
-    "wan-vace": "core.generation.backends.wan_vace:create_backend",
-    "wan-i2v": "core.generation.backends.wan_i2v:create_backend",
+    "geometry": "worldstudio.core.generation.backends.geometry:GeometryBackend",
+    "oracle": "worldstudio.core.generation.backends.oracle:OracleBackend",
+    "wan-vace": "worldstudio.core.generation.backends.wan_vace:create_backend",
+    "wan-i2v": "worldstudio.core.generation.backends.wan_i2v:create_backend",
 }
 
 
@@ -42,14 +47,20 @@ def get_backend(name: str, **options: Any) -> Backend:
     try:
         target = _REGISTRY[name]
     except KeyError:
-        raise BackendError(f"unknown backend {name!r}; known: {', '.join(backend_names())}") from None
+        raise BackendError(
+            f"unknown backend {name!r}; known: {', '.join(backend_names())}"
+        ) from None
     module_name, attr = target.split(":", 1)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and (exc.name == module_name or module_name.startswith(exc.name + ".")):
-            raise BackendError(f"backend {name!r} is not available in this installation ({module_name} is missing)") from exc
-        raise BackendError(f"backend {name!r} needs the Python package {exc.name!r}, which is not installed") from exc
+            raise BackendError(
+                f"backend {name!r} is not available in this installation ({module_name} is missing)"
+            ) from exc
+        raise BackendError(
+            f"backend {name!r} needs the Python package {exc.name!r}, which is not installed"
+        ) from exc
     factory = getattr(module, attr)
     return factory(**options)
 

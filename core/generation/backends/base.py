@@ -4,9 +4,9 @@ A backend turns one :class:`GenerationRequest` (renders, coverage mask, previous
 seed, reference images, cameras) into ``(F, H, W, 3)`` uint8 frames. It reports each denoising
 step through ``ctx.progress(step, steps, message)``, may show a cheap preview with
 ``ctx.preview(image)`` (an ``(H, W, 3)`` uint8 frame or strip of thumbnails), and calls
-``ctx.check_cancelled()`` between steps (which raises :class:`core.errors.Cancelled`).
+``ctx.check_cancelled()`` between steps (which raises :class:`worldstudio.core.errors.Cancelled`).
 
-Backends are created by name through :func:`core.generation.backends.get_backend`. Heavy
+Backends are created by name through :func:`worldstudio.core.generation.backends.get_backend`. Heavy
 libraries (torch, diffusers, transformers) are imported inside the backend modules that need them,
 never here.
 """
@@ -18,8 +18,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from core.errors import WorldStudioError
-from core.jobs import JobContext
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.jobs import JobContext
 
 
 class BackendError(WorldStudioError):
@@ -80,7 +80,9 @@ def check_frames(frames: np.ndarray, request: GenerationRequest, backend: str) -
     frames = np.asarray(frames)
     expected = (request.num_frames, request.height, request.width, 3)
     if frames.shape != expected:
-        raise BackendError(f"backend {backend!r} returned frames of shape {frames.shape}, expected {expected}")
+        raise BackendError(
+            f"backend {backend!r} returned frames of shape {frames.shape}, expected {expected}"
+        )
     if frames.dtype != np.uint8:
         raise BackendError(f"backend {backend!r} returned {frames.dtype} frames, expected uint8")
     return np.ascontiguousarray(frames)

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from core.generation.backends.base import BackendError, GenerationRequest
-from core.jobs import JobContext
+from worldstudio.core.generation.backends.base import BackendError, GenerationRequest
+from worldstudio.core.jobs import JobContext
 
 
 class GeometryBackend:

@@ -1,6 +1,6 @@
 """The oracle backend: the procedural demo scene's ground-truth frames (tests and the demo).
 
-It ignores the conditioning and ray-casts :class:`core.oracle.OracleScene` for the request's
+It ignores the conditioning and ray-casts :class:`worldstudio.core.oracle.OracleScene` for the request's
 cameras (``camera_c2w``, ``camera_K``) at its world times (``times``). Only the demo project is
 the oracle world; any other project is refused with a clear error.
 """
@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from core.generation.backends.base import BackendError, GenerationRequest
-from core.jobs import JobContext
+from worldstudio.core.generation.backends.base import BackendError, GenerationRequest
+from worldstudio.core.jobs import JobContext
 
 ORACLE_DEPTH_MODEL = "oracle (exact depth)"
 
@@ -30,11 +30,13 @@ class OracleBackend:
     lifter = "oracle"
 
     def __init__(self, project=None, project_folder=None, scene=None, **options: Any) -> None:
-        from core.oracle import OracleScene
+        from worldstudio.core.oracle import OracleScene
 
         if scene is None:
             if project is not None and not is_oracle_project(project):
-                where = getattr(project_folder, "root", None) or getattr(project, "name", "the project")
+                where = getattr(project_folder, "root", None) or getattr(
+                    project, "name", "the project"
+                )
                 raise BackendError(
                     f"backend 'oracle': {where} is not the demo (oracle) scene; the oracle backend only "
                     "renders the procedural demo world (`worldstudio new --demo`): use 'geometry' or a "
@@ -46,7 +48,9 @@ class OracleBackend:
     def generate(self, request: GenerationRequest, ctx: JobContext) -> np.ndarray:
         F, H, W = request.num_frames, request.height, request.width
         if request.camera_c2w is None or request.camera_K is None or request.times is None:
-            raise BackendError("backend 'oracle' needs the request's cameras (camera_c2w, camera_K) and times")
+            raise BackendError(
+                "backend 'oracle' needs the request's cameras (camera_c2w, camera_K) and times"
+            )
         c2w = np.asarray(request.camera_c2w, dtype=np.float64)
         K = np.asarray(request.camera_K, dtype=np.float64)
         times = np.asarray(request.times, dtype=np.float64)
@@ -61,7 +65,9 @@ class OracleBackend:
             try:
                 out[i] = self.scene.render(c2w[i], K[i], H, W, float(times[i])).rgb
             except ValueError as exc:
-                raise BackendError(f"backend 'oracle': frame {i} of {request.camera_id}: {exc}") from exc
+                raise BackendError(
+                    f"backend 'oracle': frame {i} of {request.camera_id}: {exc}"
+                ) from exc
             ctx.progress(i + 1, F, f"frame {i + 1}/{F}")
         ctx.preview(out[-1], f"{request.camera_id}: round {request.round_index + 1}")
         return out

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import Cancelled, WorldStudioError
-from core.generation.backends.base import BackendError, GenerationRequest, check_frames
-from core.jobs import JobContext
+from worldstudio.core.errors import Cancelled, WorldStudioError
+from worldstudio.core.generation.backends.base import BackendError, GenerationRequest, check_frames
+from worldstudio.core.jobs import JobContext
 
 GRAY = 128  # VACE's neutral "no content" colour (0 in the pipeline's [-1, 1] range)
 
@@ -56,11 +56,11 @@ def pick_dtype(device, dtype: Any = None):
 
 def model_folder(model_id: str | os.PathLike) -> Path:
     """A local pipeline folder as is; otherwise the catalogue name / hub repo id through
-    ``core.models.resolve`` (the local snapshot, a download, or one ModelMissingError line)."""
+    ``worldstudio.core.models.resolve`` (the local snapshot, a download, or one ModelMissingError line)."""
     path = Path(model_id).expanduser()
     if (path / "model_index.json").is_file():
         return path
-    from core.models import resolve
+    from worldstudio.core.models import resolve
 
     return resolve(str(model_id))
 
@@ -126,7 +126,9 @@ def frames_to_uint8(video) -> np.ndarray:
 def check_image(name: str, image: np.ndarray, height: int, width: int) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise BackendError(f"{name}: expected an (H, W, 3) uint8 image, got {image.dtype} {image.shape}")
+        raise BackendError(
+            f"{name}: expected an (H, W, 3) uint8 image, got {image.dtype} {image.shape}"
+        )
     return image
 
 
@@ -154,7 +156,9 @@ class LoraSet:
     def __init__(self) -> None:
         self.names: dict[str, str] = {}  # resolved file -> adapter name
 
-    def apply(self, pipe: Any, loras: list[tuple[str, float]], ctx: JobContext | None = None) -> list[str]:
+    def apply(
+        self, pipe: Any, loras: list[tuple[str, float]], ctx: JobContext | None = None
+    ) -> list[str]:
         wanted: list[tuple[str, float]] = []
         for path, strength in loras or []:
             f = lora_file(path)
@@ -163,8 +167,10 @@ class LoraSet:
                 name = f"lora{len(self.names)}_" + re.sub(r"[^A-Za-z0-9_]", "_", f.stem)[:40]
                 try:
                     pipe.load_lora_weights(str(f), adapter_name=name)
-                except Exception as exc:  # noqa: BLE001 - peft/diffusers raise many kinds
-                    raise BackendError(f"LoRA {f}: cannot be applied to this model ({first_line(exc)})") from exc
+                except Exception as exc:
+                    raise BackendError(
+                        f"LoRA {f}: cannot be applied to this model ({first_line(exc)})"
+                    ) from exc
                 self.names[key] = name
                 if ctx is not None:
                     ctx.log(f"loaded LoRA {f.name} as {name}")
@@ -185,8 +191,16 @@ class StepReporter:
     the predicted clean video, and cancellation (sets the pipeline's interrupt flag and raises
     :class:`Cancelled` at once, so no time is spent decoding an abandoned video)."""
 
-    def __init__(self, ctx: JobContext, steps: int, label: str, tap=None, rgb_map=None,
-                 skip_latent_frames: int = 0, preview_every: int = 1):
+    def __init__(
+        self,
+        ctx: JobContext,
+        steps: int,
+        label: str,
+        tap=None,
+        rgb_map=None,
+        skip_latent_frames: int = 0,
+        preview_every: int = 1,
+    ):
         self.ctx = ctx
         self.steps = steps
         self.label = label
@@ -202,7 +216,7 @@ class StepReporter:
         self.ctx.progress(self.done, self.steps, f"{self.label}: step {self.done}/{self.steps}")
         if self.rgb_map is not None and self.tap is not None and self.tap.x0 is not None:
             if self.done % self.every == 0 or self.done == self.steps:
-                from core.generation.live_preview import preview_image
+                from worldstudio.core.generation.live_preview import preview_image
 
                 t0 = time.perf_counter()
                 image = preview_image(self.tap.x0, self.rgb_map, skip_frames=self.skip)
@@ -233,9 +247,17 @@ class DiffusersWanBackend:
     default_model = ""
     lifter = "model"
 
-    def __init__(self, model_id: str | None = None, profile: str | None = "auto", device=None,
-                 dtype=None, preview: bool = True, preview_every: int = 1, **_options: Any):
-        from core.generation.memory import check_profile
+    def __init__(
+        self,
+        model_id: str | None = None,
+        profile: str | None = "auto",
+        device=None,
+        dtype=None,
+        preview: bool = True,
+        preview_every: int = 1,
+        **_options: Any,
+    ):
+        from worldstudio.core.generation.memory import check_profile
 
         self.model_id = str(model_id or self.default_model)
         self.profile = check_profile(profile)
@@ -262,12 +284,18 @@ class DiffusersWanBackend:
 
     # ------------------------------------------------------------------ loading
     def estimate(self, height: int, width: int, frames: int, profile: str | None = None):
-        """The :class:`core.generation.memory.VramEstimate` of a call (profile "auto" -> gpu)."""
-        from core.generation.memory import estimate
+        """The :class:`worldstudio.core.generation.memory.VramEstimate` of a call (profile "auto" -> gpu)."""
+        from worldstudio.core.generation.memory import estimate
 
         name = profile or (self.applied.profile if self.applied else self.profile)
-        return estimate(self.folder or self.model_id, height, width, frames,
-                        "gpu" if name == "auto" else name, extra_latent_frames=self._extra_latent_frames())
+        return estimate(
+            self.folder or self.model_id,
+            height,
+            width,
+            frames,
+            "gpu" if name == "auto" else name,
+            extra_latent_frames=self._extra_latent_frames(),
+        )
 
     def _extra_latent_frames(self) -> int:
         return 0
@@ -276,7 +304,7 @@ class DiffusersWanBackend:
         """Load the pipeline (once), place it for the memory profile, pick the attention backend."""
         if self.pipe is not None:
             return self.pipe
-        from core.generation import memory
+        from worldstudio.core.generation import memory
 
         t0 = time.perf_counter()
         self.device = pick_device(self._device_option)
@@ -284,31 +312,42 @@ class DiffusersWanBackend:
         self.folder = model_folder(self.model_id)
         if ctx is not None:
             ctx.check_cancelled()
-            ctx.log(f"{self.name}: loading {self.model_id} from {self.folder} ({self.dtype}, {self.device})")
+            ctx.log(
+                f"{self.name}: loading {self.model_id} from {self.folder} ({self.dtype}, {self.device})"
+            )
         try:
             with quiet_hub():
                 pipe = self._load(self.folder, self.dtype)
         except WorldStudioError:
             raise
-        except Exception as exc:  # noqa: BLE001 - broken folders, wrong configs, missing files
-            raise BackendError(f"{self.name}: cannot load {self.folder} ({first_line(exc)})") from exc
+        except Exception as exc:
+            raise BackendError(
+                f"{self.name}: cannot load {self.folder} ({first_line(exc)})"
+            ) from exc
         pipe.set_progress_bar_config(disable=True)
         profile = self.profile
         if profile == "auto":
-            h, w, f = (request.height, request.width, request.num_frames) if request else (480, 832, 81)
+            h, w, f = (
+                (request.height, request.width, request.num_frames) if request else (480, 832, 81)
+            )
             free = memory.device_memory(self.device)
-            profile = memory.choose_profile(self.folder, h, w, f, free,
-                                            extra_latent_frames=self._extra_latent_frames())
+            profile = memory.choose_profile(
+                self.folder, h, w, f, free, extra_latent_frames=self._extra_latent_frames()
+            )
         self.applied = memory.apply_profile(pipe, profile, self.device)
-        attention, note = memory.apply_attention_backend(getattr(pipe, "transformer", None), self.device)
+        attention, note = memory.apply_attention_backend(
+            getattr(pipe, "transformer", None), self.device
+        )
         self.applied.attention = attention
         if note:
             self.applied.notes.append(note)
         self.pipe = pipe
         self.load_seconds = time.perf_counter() - t0
         if ctx is not None:
-            ctx.log(f"{self.name}: memory profile {self.applied.profile}, attention {attention}"
-                    f"{', VAE tiling' if self.applied.vae_tiling else ''}; loaded in {self.load_seconds:.1f} s")
+            ctx.log(
+                f"{self.name}: memory profile {self.applied.profile}, attention {attention}"
+                f"{', VAE tiling' if self.applied.vae_tiling else ''}; loaded in {self.load_seconds:.1f} s"
+            )
             for n in self.applied.notes:
                 ctx.log(f"{self.name}: {n}")
         return pipe
@@ -317,15 +356,21 @@ class DiffusersWanBackend:
         if not self.preview_enabled or self.pipe is None:
             return None
         if self.rgb_map is None:
-            from core.generation.live_preview import latent_rgb_map_for
+            from worldstudio.core.generation.live_preview import latent_rgb_map_for
 
             self.rgb_map = latent_rgb_map_for(self.pipe.vae, device=self.pipe._execution_device)
-            if self.applied is not None and self.applied.profile == "offload" and self.device.type != "cpu":
+            if (
+                self.applied is not None
+                and self.applied.profile == "offload"
+                and self.device.type != "cpu"
+            ):
                 self.pipe.maybe_free_model_hooks()  # send the VAE back to the CPU
         return self.rgb_map
 
     # ------------------------------------------------------------------ generating
-    def call_arguments(self, request: GenerationRequest, plan: CallPlan, output_type: str = "np") -> dict:
+    def call_arguments(
+        self, request: GenerationRequest, plan: CallPlan, output_type: str = "np"
+    ) -> dict:
         """The pipeline's keyword arguments for ``request`` (without the step callback)."""
         import torch
 
@@ -345,7 +390,7 @@ class DiffusersWanBackend:
     def generate(self, request: GenerationRequest, ctx: JobContext) -> np.ndarray:
         import torch
 
-        from core.generation.live_preview import SchedulerTap
+        from worldstudio.core.generation.live_preview import SchedulerTap
 
         ctx.check_cancelled()
         pipe = self.load(ctx, request)
@@ -354,15 +399,24 @@ class DiffusersWanBackend:
         plan = self._plan(request)
         rgb_map = self._preview_map()
         tap = SchedulerTap(pipe.scheduler) if rgb_map is not None else contextlib.nullcontext()
-        reporter = StepReporter(ctx, request.steps, f"{request.camera_id} round {request.round_index + 1}",
-                                tap if rgb_map is not None else None, rgb_map,
-                                plan.skip_latent_frames, self.preview_every)
+        reporter = StepReporter(
+            ctx,
+            request.steps,
+            f"{request.camera_id} round {request.round_index + 1}",
+            tap if rgb_map is not None else None,
+            rgb_map,
+            plan.skip_latent_frames,
+            self.preview_every,
+        )
         ctx.progress(0, request.steps, f"{reporter.label}: encoding the conditioning")
         t0 = time.perf_counter()
         try:
             with tap:
-                out = pipe(**self.call_arguments(request, plan), callback_on_step_end=reporter,
-                           callback_on_step_end_tensor_inputs=["latents"])
+                out = pipe(
+                    **self.call_arguments(request, plan),
+                    callback_on_step_end=reporter,
+                    callback_on_step_end_tensor_inputs=["latents"],
+                )
         except WorldStudioError:
             self._after_failure()
             raise
@@ -374,13 +428,15 @@ class DiffusersWanBackend:
                 f"{request.num_frames} with profile {self.applied.profile} (estimate {est.text()}); "
                 f"try the 'offload' or 'low-vram' profile, fewer frames or a smaller size"
             ) from exc
-        except Exception as exc:  # noqa: BLE001 - anything from inside the pipeline
+        except Exception as exc:
             self._after_failure()
-            raise BackendError(f"{self.name}: generation failed for {request.camera_id} "
-                               f"round {request.round_index + 1} ({type(exc).__name__}: {first_line(exc)})") from exc
+            raise BackendError(
+                f"{self.name}: generation failed for {request.camera_id} "
+                f"round {request.round_index + 1} ({type(exc).__name__}: {first_line(exc)})"
+            ) from exc
         self.last_call_seconds = time.perf_counter() - t0
         frames = frames_to_uint8(out.frames)
-        frames = frames[plan.drop_frames: plan.drop_frames + request.num_frames]
+        frames = frames[plan.drop_frames : plan.drop_frames + request.num_frames]
         return check_frames(frames, request, self.name)
 
     def _after_failure(self) -> None:

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from core.generation.backends.base import BackendError, GenerationRequest
-from core.generation.backends.wan_common import (
+from worldstudio.core.generation.backends.base import BackendError, GenerationRequest
+from worldstudio.core.generation.backends.wan_common import (
     CallPlan,
     DiffusersWanBackend,
     check_image,
@@ -38,12 +38,20 @@ __all__ = ["DEFAULT_MODEL", "WanI2VBackend", "create_backend", "first_frame"]
 def first_frame(request: GenerationRequest) -> tuple[np.ndarray, bool]:
     """(the conditioning image, whether it is the previous round's last frame)."""
     if request.previous_frames is not None and len(request.previous_frames):
-        return check_image("wan-i2v: previous frame", request.previous_frames[-1], request.height, request.width), True
+        return check_image(
+            "wan-i2v: previous frame", request.previous_frames[-1], request.height, request.width
+        ), True
     if request.reference_images:
-        return check_image("wan-i2v: reference image", request.reference_images[0], request.height, request.width), False
+        return check_image(
+            "wan-i2v: reference image", request.reference_images[0], request.height, request.width
+        ), False
     if request.control_rgb is not None and len(request.control_rgb):
-        return check_image("wan-i2v: render", request.control_rgb[0], request.height, request.width), False
-    raise BackendError("wan-i2v needs a first frame: previous frames, a reference image or a render")
+        return check_image(
+            "wan-i2v: render", request.control_rgb[0], request.height, request.width
+        ), False
+    raise BackendError(
+        "wan-i2v needs a first frame: previous frames, a reference image or a render"
+    )
 
 
 class WanI2VBackend(DiffusersWanBackend):
@@ -52,8 +60,14 @@ class WanI2VBackend(DiffusersWanBackend):
     name = "wan-i2v"
     default_model = DEFAULT_MODEL
 
-    def __init__(self, model_id: str | None = DEFAULT_MODEL, profile: str | None = "auto", device=None,
-                 dtype=None, **options: Any):
+    def __init__(
+        self,
+        model_id: str | None = DEFAULT_MODEL,
+        profile: str | None = "auto",
+        device=None,
+        dtype=None,
+        **options: Any,
+    ):
         super().__init__(model_id, profile, device, dtype, **options)
 
     def _extra_latent_frames(self) -> int:
@@ -64,7 +78,9 @@ class WanI2VBackend(DiffusersWanBackend):
         from diffusers import AutoencoderKLWan, WanImageToVideoPipeline
 
         f32 = torch.float32
-        parts: dict[str, Any] = {"vae": AutoencoderKLWan.from_pretrained(folder, subfolder="vae", **dtype_kwarg(f32))}
+        parts: dict[str, Any] = {
+            "vae": AutoencoderKLWan.from_pretrained(folder, subfolder="vae", **dtype_kwarg(f32))
+        }
         if (folder / "image_encoder").is_dir():
             from transformers import CLIPVisionModel
 
@@ -78,8 +94,12 @@ class WanI2VBackend(DiffusersWanBackend):
         image = _fit(image, request.height, request.width)
         total = request.num_frames + 4 if continuing else request.num_frames
         # continuing: latent frame 0 is the previous round's frame, not shown in the preview
-        return CallPlan({"image": to_pil(image)}, drop_frames=1 if continuing else 0, total_frames=total,
-                        skip_latent_frames=1 if continuing else 0)
+        return CallPlan(
+            {"image": to_pil(image)},
+            drop_frames=1 if continuing else 0,
+            total_frames=total,
+            skip_latent_frames=1 if continuing else 0,
+        )
 
 
 def _fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -93,17 +113,19 @@ def _fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
     if w / h > target:
         nw = max(1, round(h * target))
         x0 = (w - nw) // 2
-        image = image[:, x0:x0 + nw]
+        image = image[:, x0 : x0 + nw]
     else:
         nh = max(1, round(w / target))
         y0 = (h - nh) // 2
-        image = image[y0:y0 + nh]
-    pil = PIL.Image.fromarray(np.ascontiguousarray(image)).resize((width, height), PIL.Image.Resampling.LANCZOS)
+        image = image[y0 : y0 + nh]
+    pil = PIL.Image.fromarray(np.ascontiguousarray(image)).resize(
+        (width, height), PIL.Image.Resampling.LANCZOS
+    )
     return np.asarray(pil)
 
 
 def create_backend(**options: Any) -> WanI2VBackend:
-    """The registry's factory (see :func:`core.generation.backends.wan_vace.create_backend`)."""
+    """The registry's factory (see :func:`worldstudio.core.generation.backends.wan_vace.create_backend`)."""
     options.pop("project", None)
     options.pop("project_folder", None)
     model_id = options.pop("model_id", None) or DEFAULT_MODEL

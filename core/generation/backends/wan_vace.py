@@ -24,7 +24,7 @@ How a :class:`GenerationRequest` maps onto VACE's inputs:
 
 Default model ``Wan-AI/Wan2.1-VACE-1.3B-diffusers``; ``Wan-AI/Wan2.1-VACE-14B-diffusers`` (or a
 local pipeline folder) as ``model_id``. The pipeline loads on the first ``generate`` through
-``core.models.resolve`` (bf16 on an accelerator, float32 on a CPU; the VAE always in float32, as
+``worldstudio.core.models.resolve`` (bf16 on an accelerator, float32 on a CPU; the VAE always in float32, as
 Wan's authors recommend) and stays loaded until ``close``.
 """
 
@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from core.generation.backends.base import BackendError, GenerationRequest
-from core.generation.backends.wan_common import (
+from worldstudio.core.generation.backends.base import BackendError, GenerationRequest
+from worldstudio.core.generation.backends.wan_common import (
     GRAY,
     CallPlan,
     DiffusersWanBackend,
@@ -67,7 +67,9 @@ def vace_inputs(request: GenerationRequest, context_frames: int = 4, max_referen
     if request.control_rgb is not None:
         control = np.asarray(request.control_rgb)
         if control.shape != (F, H, W, 3) or control.dtype != np.uint8:
-            raise BackendError(f"wan-vace: control_rgb is {control.dtype} {control.shape}, expected uint8 {(F, H, W, 3)}")
+            raise BackendError(
+                f"wan-vace: control_rgb is {control.dtype} {control.shape}, expected uint8 {(F, H, W, 3)}"
+            )
         control = control.copy()
     else:
         control = np.full((F, H, W, 3), GRAY, np.uint8)
@@ -77,7 +79,9 @@ def vace_inputs(request: GenerationRequest, context_frames: int = 4, max_referen
             raise BackendError(f"wan-vace: control_mask is {mask.shape}, expected {(F, H, W)}")
         mask = mask.astype(bool)
     else:
-        mask = np.ones((F, H, W), bool) if request.control_rgb is None else np.zeros((F, H, W), bool)
+        mask = (
+            np.ones((F, H, W), bool) if request.control_rgb is None else np.zeros((F, H, W), bool)
+        )
     empty = mask & (control == 0).all(axis=-1)
     control[empty] = GRAY
 
@@ -86,14 +90,18 @@ def vace_inputs(request: GenerationRequest, context_frames: int = 4, max_referen
     if lead:
         prev = np.asarray(prev)
         if prev.ndim != 4 or prev.shape[1:] != (H, W, 3) or prev.dtype != np.uint8:
-            raise BackendError(f"wan-vace: previous_frames is {prev.dtype} {prev.shape}, expected uint8 (P, {H}, {W}, 3)")
+            raise BackendError(
+                f"wan-vace: previous_frames is {prev.dtype} {prev.shape}, expected uint8 (P, {H}, {W}, 3)"
+            )
         pad = lead - used
         lead_rgb = np.concatenate([np.full((pad, H, W, 3), GRAY, np.uint8), prev[-used:]])
         lead_mask = np.zeros((lead, H, W), bool)
         lead_mask[:pad] = True
         control = np.concatenate([lead_rgb, control])
         mask = np.concatenate([lead_mask, mask])
-    refs = [check_image("wan-vace: reference image", r, H, W) for r in (request.reference_images or [])]
+    refs = [
+        check_image("wan-vace: reference image", r, H, W) for r in (request.reference_images or [])
+    ]
     return control, mask, refs[:max_references], lead
 
 
@@ -103,9 +111,17 @@ class WanVaceBackend(DiffusersWanBackend):
     name = "wan-vace"
     default_model = DEFAULT_MODEL
 
-    def __init__(self, model_id: str | None = DEFAULT_MODEL, profile: str | None = "auto", device=None,
-                 dtype=None, context_frames: int = 4, max_references: int = 3,
-                 conditioning_scale: float = 1.0, **options: Any):
+    def __init__(
+        self,
+        model_id: str | None = DEFAULT_MODEL,
+        profile: str | None = "auto",
+        device=None,
+        dtype=None,
+        context_frames: int = 4,
+        max_references: int = 3,
+        conditioning_scale: float = 1.0,
+        **options: Any,
+    ):
         super().__init__(model_id, profile, device, dtype, **options)
         if context_frames < 0:
             raise BackendError("wan-vace: context_frames must be >= 0")
@@ -121,7 +137,9 @@ class WanVaceBackend(DiffusersWanBackend):
         import torch
         from diffusers import AutoencoderKLWan, WanVACEPipeline
 
-        vae = AutoencoderKLWan.from_pretrained(folder, subfolder="vae", **dtype_kwarg(torch.float32))
+        vae = AutoencoderKLWan.from_pretrained(
+            folder, subfolder="vae", **dtype_kwarg(torch.float32)
+        )
         return WanVACEPipeline.from_pretrained(folder, vae=vae, **dtype_kwarg(dtype))
 
     def _plan(self, request: GenerationRequest) -> CallPlan:
@@ -133,8 +151,12 @@ class WanVaceBackend(DiffusersWanBackend):
         }
         if refs:
             kwargs["reference_images"] = [to_pil(r) for r in refs]
-        return CallPlan(kwargs, drop_frames=lead, total_frames=len(control),
-                        skip_latent_frames=len(refs) + lead // 4)
+        return CallPlan(
+            kwargs,
+            drop_frames=lead,
+            total_frames=len(control),
+            skip_latent_frames=len(refs) + lead // 4,
+        )
 
 
 def create_backend(**options: Any) -> WanVaceBackend:

@@ -1,0 +1,7 @@
+"""``python -m worldstudio``: the ``worldstudio`` command."""
+
+import sys
+
+from worldstudio.core.cli import main
+
+sys.exit(main())
