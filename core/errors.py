@@ -17,5 +17,6 @@ class ActionStringError(WorldStudioError):
     """An action string with an invalid step."""
 
 
-class Cancelled(WorldStudioError):
-    """A job stopped because its cancel token was set."""
+class Cancelled(Exception):
+    """A job stopped because its cancel token was set. Not a :class:`WorldStudioError`: cancelling
+    is not a failure, and code that handles errors must not treat it as one."""

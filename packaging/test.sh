@@ -9,5 +9,6 @@ echo "== import-linter: core imports no PySide6, vispy, pyqtgraph or studio"
 .venv/bin/lint-imports
 echo "== ruff"
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 echo "== pytest"
 .venv/bin/python -m pytest "$@"

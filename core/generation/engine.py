@@ -555,7 +555,7 @@ class _Engine:
         t0 = time.perf_counter()
         try:
             frames = self.backend.generate(request, sub)
-        except (WorldStudioError, KeyboardInterrupt):
+        except (WorldStudioError, Cancelled, KeyboardInterrupt):
             raise
         except Exception as exc:
             raise GenerationError(

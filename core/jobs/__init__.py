@@ -1,12 +1,21 @@
 """Long work as jobs: plain callables that report through a context and honour a cancel token.
 
 A job is ``fn(ctx: JobContext) -> result``. It calls ``ctx.progress(done, total, message)``,
-``ctx.preview(image)`` and ``ctx.log(text)`` as it goes, and ``ctx.check_cancelled()`` between
-steps (which raises :class:`worldstudio.core.errors.Cancelled`). The CLI runs jobs with a progress bar
+``ctx.preview(image)``, ``ctx.log(text)`` and ``ctx.event(name, **data)`` (typed events such as
+``run_started`` or ``round_finished``: :data:`EVENTS`) as it goes, and ``ctx.checkpoint()``
+between steps, which holds while the job is paused and raises
+:class:`worldstudio.core.errors.Cancelled` once it is cancelled. The CLI runs jobs with a progress bar
 (:func:`run_in_terminal`); the studio runs the same callables in a worker thread and turns the
 reports into Qt signals. One implementation, two front ends.
 """
 
-from worldstudio.core.jobs.context import CancelToken, JobContext, Report, run_in_terminal
+from worldstudio.core.jobs.context import (
+    EVENTS,
+    CancelToken,
+    JobContext,
+    PauseToken,
+    Report,
+    run_in_terminal,
+)
 
-__all__ = ["CancelToken", "JobContext", "Report", "run_in_terminal"]
+__all__ = ["EVENTS", "CancelToken", "JobContext", "PauseToken", "Report", "run_in_terminal"]

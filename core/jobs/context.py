@@ -1,10 +1,10 @@
-"""The job protocol: progress, previews, logs and cancellation."""
+"""The job protocol: progress, previews, logs, typed events, pause and cancel."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from worldstudio.core.errors import Cancelled
@@ -26,15 +26,62 @@ class CancelToken:
         return self._event.is_set()
 
 
+class PauseToken:
+    """Set from any thread. A job calls :meth:`JobContext.checkpoint` between steps: while paused it
+    blocks there (still noticing a cancel every ``poll`` seconds) and goes on after
+    :meth:`resume`."""
+
+    def __init__(self) -> None:
+        self._running = threading.Event()
+        self._running.set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def wait(self, cancel: CancelToken | None = None, poll: float = 0.1) -> bool:
+        """Block while paused; True if it had to wait. Returns early (still paused) when
+        ``cancel`` is cancelled."""
+        waited = False
+        while not self._running.wait(poll):
+            waited = True
+            if cancel is not None and cancel.cancelled:
+                break
+        return waited
+
+
 @dataclass(frozen=True)
 class Report:
-    """One thing a job tells its front end."""
+    """One thing a job tells its front end.
 
-    kind: Literal["progress", "preview", "log"]
+    ``event`` reports carry a name in ``message`` and their data in ``payload`` (a dict); the
+    names a front end may rely on are listed in :data:`EVENTS`."""
+
+    kind: Literal["progress", "preview", "log", "event"]
     done: int = 0
     total: int = 0
     message: str = ""
-    payload: Any = None  # a preview image (H, W, 3) uint8, or any job-specific object
+    payload: Any = None  # a preview image (H, W, 3) uint8, or an event's data
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+EVENTS = {
+    "run_started": "a generation run has its folder: run_id, run_dir, rounds_total, start_round",
+    "round_finished": "a round is complete on disk: run_id, run_dir, round, rounds_total",
+    "metrics": "training numbers: step, and any of loss, lr, epoch, eval_loss",
+    "checkpoint": "a training checkpoint or the final adapter was written: step, path",
+    "sample": "a training sample clip was written: step, path",
+    "paused": "the job is holding between steps: step (when it has one)",
+    "resumed": "the job goes on after a pause: step (when it has one)",
+    "output": "a file the job wrote that a front end may open: path, what",
+}
+"""The event names jobs emit, and what their data holds."""
 
 
 class JobContext:
@@ -44,9 +91,11 @@ class JobContext:
         self,
         sink: Callable[[Report], None] | None = None,
         cancel: CancelToken | None = None,
+        pause: PauseToken | None = None,
     ):
         self._sink = sink or (lambda report: None)
         self.cancel_token = cancel or CancelToken()
+        self.pause_token = pause or PauseToken()
 
     @property
     def cancelled(self) -> bool:
@@ -56,6 +105,17 @@ class JobContext:
         if self.cancel_token.cancelled:
             raise Cancelled("cancelled")
 
+    def checkpoint(self, step: int | None = None) -> None:
+        """Between two steps: hold here while paused (reporting ``paused`` / ``resumed``), then
+        raise :class:`Cancelled` if the job was cancelled."""
+        if self.pause_token.paused and not self.cancelled:
+            data = {} if step is None else {"step": step}
+            self.event("paused", **data)
+            self.pause_token.wait(self.cancel_token)
+            if not self.cancelled:
+                self.event("resumed", **data)
+        self.check_cancelled()
+
     def progress(self, done: int, total: int, message: str = "") -> None:
         self._sink(Report("progress", done=done, total=total, message=message))
 
@@ -64,6 +124,16 @@ class JobContext:
 
     def log(self, message: str) -> None:
         self._sink(Report("log", message=message))
+
+    def event(self, name: str, **data: Any) -> None:
+        """A typed event (:data:`EVENTS`): the front end follows the job's state through these
+        instead of polling files."""
+        self._sink(Report("event", message=name, data=data))
+
+    def child(self, sink: Callable[[Report], None]) -> JobContext:
+        """A context for a sub-step that reports through ``sink`` and shares this job's cancel
+        and pause tokens."""
+        return JobContext(sink, cancel=self.cancel_token, pause=self.pause_token)
 
 
 def run_in_terminal(

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlparse
 
-from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.errors import Cancelled, WorldStudioError
 from worldstudio.core.models.catalogue import CATALOGUE, ModelInfo, find_model
 
 if TYPE_CHECKING:
@@ -441,7 +441,7 @@ def download(
             force_download=force,
             **kwargs,
         )
-    except WorldStudioError:
+    except (WorldStudioError, Cancelled):
         raise
     except Exception as exc:
         raise ModelError(

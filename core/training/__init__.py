@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from worldstudio.core.jobs import PauseToken
 from worldstudio.core.training.config import (
     DEFAULT_TARGET_MODULES,
     TrainConfig,
     TrainingError,
     parse_size,
 )
-from worldstudio.core.training.pause import PauseToken
 
 if TYPE_CHECKING:
     from worldstudio.core.training.trainer import TrainResult, train, train_job

@@ -47,9 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from worldstudio.core.errors import Cancelled
-from worldstudio.core.jobs import JobContext
+from worldstudio.core.jobs import JobContext, PauseToken
 from worldstudio.core.training.config import DEFAULT_STEPS, TrainConfig, TrainingError, as_path
-from worldstudio.core.training.pause import PauseToken
 
 MetricsFn = Callable[[dict], None]
 

@@ -8,6 +8,7 @@ environment; the third-party libraries come from this test environment's site-pa
 
 from __future__ import annotations
 
+import shutil
 import site
 import subprocess
 import sys
@@ -18,6 +19,15 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+WHEEL_SOURCES = (
+    "pyproject.toml",
+    "setup.py",
+    "README.md",
+    "LICENSE",
+    "worldstudio",
+    "core",
+    "studio",
+)
 
 pytestmark = pytest.mark.slow
 
@@ -25,9 +35,16 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    # a copy of what the wheel is built from, so setuptools' build/ folder never lands in the repo
+    src = tmp_path_factory.mktemp("src")
+    for name in WHEEL_SOURCES:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif (REPO / name).is_file():
+            shutil.copy2(REPO / name, src / name)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "--wheel-dir", str(out), str(REPO)],
+         "--wheel-dir", str(out), str(src)],
         check=True, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     (found,) = out.glob("world_studio-*.whl")

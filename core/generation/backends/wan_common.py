@@ -417,7 +417,7 @@ class DiffusersWanBackend:
                     callback_on_step_end=reporter,
                     callback_on_step_end_tensor_inputs=["latents"],
                 )
-        except WorldStudioError:
+        except (WorldStudioError, Cancelled):
             self._after_failure()
             raise
         except torch.OutOfMemoryError as exc:
