@@ -875,6 +875,13 @@ class _Engine:
         meta["timings"]["videos"] = round(time.perf_counter() - t0, 4)
         write_json(self.run.round_file(r), meta)
         self.run.write_meta(self._meta("running", r + 1))
+        self.ctx.event(
+            "round_finished",
+            run_id=self.run.id,
+            run_dir=str(self.run.path),
+            round=r,
+            rounds_total=self.settings.rounds,
+        )
         self.timings["videos"] = self.timings.get("videos", 0.0) + time.perf_counter() - t0
 
     def _wind_down(self) -> None:
@@ -995,6 +1002,13 @@ class _Engine:
             self.run.path.mkdir(parents=True, exist_ok=True)
             self.run.write_meta(self._meta("running", self.start))
             ctx.log(f"run {self.run.id}: {self.run.path}")
+            ctx.event(
+                "run_started",
+                run_id=self.run.id,
+                run_dir=str(self.run.path),
+                rounds_total=s.rounds,
+                start_round=self.start,
+            )
             self._open_finals()
             self.writer.submit(self._feed_finals_from_disk, range(self.start))
 

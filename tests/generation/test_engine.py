@@ -271,6 +271,21 @@ def test_progress_and_previews_reach_the_context(project):
     )
 
 
+def test_events_tell_the_run_folder_and_each_finished_round(project):
+    reports = []
+    result = generate_job(project, backend="oracle", rounds=2, **SMALL)(JobContext(reports.append))
+    events = [(r.message, r.data) for r in reports if r.kind == "event"]
+    names = [name for name, _ in events]
+    assert names == ["run_started", "round_finished", "round_finished"]
+    started = events[0][1]
+    assert started["run_id"] == result.run_id and started["run_dir"] == str(result.run_dir)
+    assert (started["rounds_total"], started["start_round"]) == (2, 0)
+    assert [data["round"] for _, data in events[1:]] == [0, 1]
+    # a round is announced once it is complete on disk
+    run = RunFolder(result.run_dir)
+    assert all(run.read_round(data["round"])["complete"] for _, data in events[1:])
+
+
 def test_loras_are_recorded_and_a_resume_applies_the_same_ones(project, made):
     lora = str(ProjectFolder(project).loras_dir / "style.safetensors")
     first = generate_job(project, backend="noisy", rounds=1, steps=2, loras=[(lora, 0.7)], **SMALL)(
