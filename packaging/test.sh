@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up everything and run the whole test suite: the layering contract, the linter, pytest.
+# Set up everything and run the whole test suite: the layering contract, the linter and
+# formatter, the type checker, pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash packaging/system-deps.sh
@@ -10,5 +11,7 @@ echo "== import-linter: core imports no PySide6, vispy, pyqtgraph or studio"
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+echo "== mypy on core"
+bash packaging/typecheck.sh
 echo "== pytest"
 .venv/bin/python -m pytest "$@"

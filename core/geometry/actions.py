@@ -29,7 +29,9 @@ from worldstudio.core.geometry.transforms import (
     horizontal_frame,
     make_sign_continuous,
     matrix_to_quat,
+    quat_tuple,
     rotation_about_axis,
+    vec3_tuple,
 )
 from worldstudio.core.project.model import Keyframe
 
@@ -176,13 +178,9 @@ def step_phrase(step: ActionStep) -> str:
     "Turn right.", "Stay still."."""
     move = _PHRASE_MOVE.get(step.translation)
     turn = {"N": None, "L": "turn left", "R": "turn right"}[step.steering]
-    if move is None and turn is None:
-        return "Stay still."
     if move is None:
-        return f"{turn[0].upper()}{turn[1:]}."
-    if turn is None:
-        return f"{move}."
-    return f"{move} and {turn}."
+        return f"{turn[0].upper()}{turn[1:]}." if turn else "Stay still."
+    return f"{move} and {turn}." if turn else f"{move}."
 
 
 def actions_phrase(steps: Iterable[ActionStep]) -> str:
@@ -246,8 +244,8 @@ def actions_to_keyframes(
     transition = frames_per_step / fps
     return [
         Keyframe(
-            position=tuple(float(v) for v in p[:3, 3]),
-            orientation=tuple(float(v) for v in q),
+            position=vec3_tuple(p[:3, 3]),
+            orientation=quat_tuple(q),
             fov=float(fov),
             transition=transition,
         )

@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import get_args
 
 import numpy as np
 
@@ -47,14 +48,24 @@ from worldstudio.core.geometry.transforms import (
     pose_from_matrix,
     quat_normalize,
     quat_to_matrix,
+    quat_tuple,
     rotation_angle,
     slerp,
+    vec3_tuple,
 )
-from worldstudio.core.project.model import CameraPath, Keyframe
+from worldstudio.core.project.model import CameraPath, Easing, Keyframe
 
 _SNAP = 1e-9  # frames: a keyframe time this close to a frame lands on it
 
-EASINGS = ("linear", "ease_in", "ease_out", "ease_in_out")
+EASINGS: tuple[Easing, ...] = get_args(Easing)
+
+
+def check_easing(easing: str) -> Easing:
+    """``easing`` as one of :data:`EASINGS`; anything else is an error naming them."""
+    for name in EASINGS:
+        if easing == name:
+            return name
+    raise WorldStudioError(f"unknown easing {easing!r}; use one of {', '.join(EASINGS)}")
 
 
 def ease(easing: str, u: np.ndarray | float) -> np.ndarray:
@@ -221,7 +232,7 @@ def _bake_arrays(
     u = np.clip(u, 0.0, 1.0)
     u = np.where(u < _SNAP, 0.0, np.where(u > 1.0 - _SNAP, 1.0, u))
 
-    easing_codes = {name: j for j, name in enumerate(EASINGS)}
+    easing_codes: dict[str, int] = {name: j for j, name in enumerate(EASINGS)}
     codes = np.array([easing_codes[e] for e in easings])[k]
     e = u.copy()
     for name, j in easing_codes.items():
@@ -307,11 +318,11 @@ def keyframe_from_pose(
     """A Keyframe (new id) at the pose ``c2w``."""
     p, q = pose_from_matrix(c2w)
     return Keyframe(
-        position=tuple(float(v) for v in p),
-        orientation=tuple(float(v) for v in q),
+        position=vec3_tuple(p),
+        orientation=quat_tuple(q),
         fov=float(fov),
         transition=float(transition),
-        easing=easing,
+        easing=check_easing(easing),
     )
 
 
@@ -417,8 +428,8 @@ def fit_keyframes(
             trans = 1.0
         out.append(
             Keyframe(
-                position=tuple(float(v) for v in P[f]),
-                orientation=tuple(float(v) for v in Q[f]),
+                position=vec3_tuple(P[f]),
+                orientation=quat_tuple(Q[f]),
                 fov=float(F[f]),
                 transition=float(trans),
             )

@@ -23,13 +23,15 @@ import numpy as np
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.geometry.actions import actions_to_keyframes
 from worldstudio.core.geometry.camera import fov_from_intrinsics, intrinsics_from_fov, point_in_view
-from worldstudio.core.geometry.path import EASINGS
+from worldstudio.core.geometry.path import EASINGS, check_easing
 from worldstudio.core.geometry.transforms import (
     WORLD_UP,
     as_pose,
     look_at,
     make_sign_continuous,
     matrix_to_quat,
+    quat_tuple,
+    vec3_tuple,
     yaw_pose,
 )
 from worldstudio.core.project.model import CameraPath, Keyframe, PathSettings
@@ -56,28 +58,22 @@ def _vec3(value: Vec3Like, what: str) -> np.ndarray:
     return v
 
 
-def _check_easing(easing: str) -> str:
-    if easing not in EASINGS:
-        raise WorldStudioError(f"unknown easing {easing!r}; use one of {', '.join(EASINGS)}")
-    return easing
-
-
 def _keyframes(
     poses: Sequence[np.ndarray], fov: float, transitions: Sequence[float], easing: str = "linear"
 ) -> list[Keyframe]:
     """Keyframes at ``poses`` with sign-continuous quaternions."""
-    _check_easing(easing)
-    poses = np.stack([as_pose(p) for p in poses])
-    quats = make_sign_continuous(matrix_to_quat(poses[:, :3, :3]))
+    checked = check_easing(easing)
+    stacked = np.stack([as_pose(p) for p in poses])
+    quats = make_sign_continuous(matrix_to_quat(stacked[:, :3, :3]))
     return [
         Keyframe(
-            position=tuple(float(v) for v in p[:3, 3]),
-            orientation=tuple(float(v) for v in q),
+            position=vec3_tuple(p[:3, 3]),
+            orientation=quat_tuple(q),
             fov=float(fov),
             transition=float(t),
-            easing=easing,
+            easing=checked,
         )
-        for p, q, t in zip(poses, quats, transitions, strict=True)
+        for p, q, t in zip(stacked, quats, transitions, strict=True)
     ]
 
 

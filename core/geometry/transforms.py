@@ -27,6 +27,28 @@ ArrayLike = np.ndarray | Sequence[float]
 
 
 # --------------------------------------------------------------------------------------------
+# Plain float tuples, as the project model stores vectors, quaternions and matrices
+# --------------------------------------------------------------------------------------------
+
+
+def vec3_tuple(v: ArrayLike) -> tuple[float, float, float]:
+    a = np.asarray(v, dtype=np.float64).reshape(3)
+    return float(a[0]), float(a[1]), float(a[2])
+
+
+def quat_tuple(q: ArrayLike) -> tuple[float, float, float, float]:
+    a = np.asarray(q, dtype=np.float64).reshape(4)
+    return float(a[0]), float(a[1]), float(a[2]), float(a[3])
+
+
+def mat3_tuple(
+    m: np.ndarray,
+) -> tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]:
+    a = np.asarray(m, dtype=np.float64).reshape(3, 3)
+    return vec3_tuple(a[0]), vec3_tuple(a[1]), vec3_tuple(a[2])
+
+
+# --------------------------------------------------------------------------------------------
 # Quaternions
 # --------------------------------------------------------------------------------------------
 
@@ -126,15 +148,14 @@ def matrix_to_quat(R: ArrayLike) -> np.ndarray:
 
 def quat_from_axis_angle(axis: ArrayLike, angle_rad: float) -> np.ndarray:
     """Unit quaternion of a right-handed rotation by ``angle_rad`` radians about ``axis``."""
-    axis = np.asarray(axis, dtype=np.float64)
-    n = np.linalg.norm(axis)
+    vector = np.asarray(axis, dtype=np.float64)
+    n = np.linalg.norm(vector)
     if n < _EPS or not np.isfinite(n):
         raise WorldStudioError(
-            f"a rotation axis must be a finite non-zero vector, got {axis.tolist()}"
+            f"a rotation axis must be a finite non-zero vector, got {vector.tolist()}"
         )
-    axis = axis / n
     half = 0.5 * float(angle_rad)
-    return np.concatenate([[math.cos(half)], math.sin(half) * axis])
+    return np.concatenate([[math.cos(half)], math.sin(half) * vector / n])
 
 
 def quat_to_axis_angle(q: ArrayLike) -> tuple[np.ndarray, float]:

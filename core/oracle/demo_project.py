@@ -41,7 +41,12 @@ BALL_PROMPTS = (
 
 def demo_path(fps: int, total_frames: int) -> CameraPath:
     """A gentle move: push in, look right past the tower, and come back to the start."""
-    from worldstudio.core.geometry.transforms import look_at, pose_from_matrix
+    from worldstudio.core.geometry.transforms import (
+        look_at,
+        pose_from_matrix,
+        quat_tuple,
+        vec3_tuple,
+    )
 
     views = [
         ((0.0, 0.0, 0.0), (0.0, 0.3, 6.0)),
@@ -60,8 +65,8 @@ def demo_path(fps: int, total_frames: int) -> CameraPath:
         keyframes.append(
             Keyframe(
                 id=f"kf-demo-{i}",
-                position=tuple(float(v) for v in position),
-                orientation=tuple(float(v) for v in quat),
+                position=vec3_tuple(position),
+                orientation=quat_tuple(quat),
                 fov=DEMO_FOV_DEG,
                 transition=seconds,
                 easing="ease_in_out",
@@ -78,6 +83,7 @@ def create_demo_project(folder: str | os.PathLike, width: int = 832, height: int
     """
     from PIL import Image
 
+    from worldstudio.core.geometry.transforms import mat3_tuple, vec3_tuple
     from worldstudio.core.pointcloud.ops import unproject_depth
     from worldstudio.core.pointcloud.ply import write_ply
 
@@ -106,7 +112,7 @@ def create_demo_project(folder: str | os.PathLike, width: int = 832, height: int
             id="ent-ball",
             name=scene.entity_name,
             mask_file="scene/masks/ball.png",
-            anchor=tuple(float(v) for v in scene.entity_position(0.0)),
+            anchor=vec3_tuple(scene.entity_position(0.0)),
             prompts=list(BALL_PROMPTS),
             defined_from=origin,
             defined_fov=DEMO_FOV_DEG,
@@ -114,9 +120,7 @@ def create_demo_project(folder: str | os.PathLike, width: int = 832, height: int
         project = Project(
             name="Demo room",
             source=SourceImage(original_name="oracle scene, t = 0", width=width, height=height),
-            intrinsics=Intrinsics(
-                K=tuple(tuple(float(v) for v in row) for row in K), height=height, width=width
-            ),
+            intrinsics=Intrinsics(K=mat3_tuple(K), height=height, width=width),
             scene=Scene(point_count=len(cloud), metric=True, depth_model="oracle (exact depth)"),
             rounds=[Round(scene_text=t) for t in ROUND_TEXTS],
             entities=[ball],

@@ -517,23 +517,23 @@ def _check_K(K) -> np.ndarray:
 def _box_hit(o: np.ndarray, dt: np.ndarray, lo: np.ndarray, hi: np.ndarray):
     """Slab method on ray directions `dt` (3, N). Returns s (inf on a miss), the entry face's
     axis (int8) and its outward normal's sign."""
-    tnear = tfar = ax = d_ax = None
     with np.errstate(divide="ignore", invalid="ignore"):
+        slabs = []
         for k in range(3):
             t1 = (lo[k] - o[k]) / dt[k]  # +-inf where d == 0; nan when also on the slab's boundary
             t2 = (hi[k] - o[k]) / dt[k]
-            tmin = np.minimum(t1, t2)  # nan propagates: a ray lying in a face's plane misses
-            tmax = np.maximum(t1, t2)
-            if k == 0:
-                tnear, tfar = tmin, tmax
-                ax = np.zeros(tmin.shape[0], dtype=np.int8)
-                d_ax = dt[0].copy()
-            else:
-                later = tmin > tnear
-                ax[later] = k
-                d_ax[later] = dt[k][later]
-                tnear = np.maximum(tnear, tmin)
-                tfar = np.minimum(tfar, tmax)
+            # nan propagates: a ray lying in a face's plane misses
+            slabs.append((np.minimum(t1, t2), np.maximum(t1, t2)))
+        tnear, tfar = slabs[0]
+        ax = np.zeros(tnear.shape[0], dtype=np.int8)
+        d_ax = dt[0].copy()
+        for k in (1, 2):
+            tmin, tmax = slabs[k]
+            later = tmin > tnear
+            ax[later] = k
+            d_ax[later] = dt[k][later]
+            tnear = np.maximum(tnear, tmin)
+            tfar = np.minimum(tfar, tmax)
     hit = (tnear <= tfar) & (tnear > _EPS)  # cameras are outside boxes
     s = np.where(hit, tnear, np.inf)
     sign = np.where(d_ax > 0, -1.0, 1.0)

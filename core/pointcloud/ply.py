@@ -46,7 +46,8 @@ _TYPES = {
     "double": "f8",
     "float64": "f8",
 }
-_FORMATS = {"ascii": None, "binary_little_endian": "<", "binary_big_endian": ">"}
+_BYTE_ORDERS = {"binary_little_endian": "<", "binary_big_endian": ">"}
+_FORMATS = ("ascii", *_BYTE_ORDERS)
 _COLOUR_NAMES = (
     ("red", "green", "blue"),
     ("r", "g", "b"),
@@ -126,7 +127,7 @@ def write_ply(path: str | os.PathLike, cloud: PointCloud, normals=None) -> None:
 def _atomic_write(path: Path, header: bytes, data: np.ndarray) -> None:
     with atomic_write(path) as f:
         f.write(header)
-        f.write(memoryview(data).cast("B"))
+        f.write(data.data.cast("B"))  # no copy of the packed rows
 
 
 # --------------------------------------------------------------------------------------------
@@ -246,7 +247,7 @@ def _read_vertex_columns(f, header: _Header, index: int, path: Path) -> dict:
     if header.fmt == "ascii":
         f.seek(header.data_offset)
         return _read_ascii(f.read(), before, vertex, path)
-    order = _FORMATS[header.fmt]
+    order = _BYTE_ORDERS[header.fmt]
     size = os.fstat(f.fileno()).st_size
     pos = header.data_offset
     if any(el.has_lists for el in before) or vertex.has_lists:

@@ -68,7 +68,7 @@ class RenderResult(NamedTuple):
     """(B, H, W) float32 z-depth along the camera's +z axis; 0 where nothing was drawn."""
     mask: torch.Tensor
     """(B, H, W) bool, True where a point was drawn."""
-    index: torch.Tensor
+    index: torch.Tensor  # type: ignore[assignment]  # a field, shadowing tuple.index on purpose
     """(B, H, W) int64 index of the winning point in the input arrays; -1 where empty."""
 
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from worldstudio.core.models import ModelError, default_model, find_model
-from worldstudio.core.models.catalogue import ModelInfo
+from worldstudio.core.models.catalogue import Kind, ModelInfo
 
 if TYPE_CHECKING:
     from worldstudio.core.jobs import JobContext
@@ -122,16 +122,16 @@ def clear_model_cache() -> None:
 
 
 def resolve_model_folder(
-    name: str | os.PathLike | None, kind: str, ctx: JobContext | None = None
+    name: str | os.PathLike | None, kind: Kind, ctx: JobContext | None = None
 ) -> tuple[Path, ModelInfo | None]:
     """A catalogue name, a hub repo id or a local folder -> (folder, catalogue entry or None)."""
     from worldstudio.core.models import resolve_with_context
 
     if name is None:
-        info = default_model(kind)  # type: ignore[arg-type]
+        info = default_model(kind)
     else:
-        info = find_model(str(name))
-        if info is None:
+        found = find_model(str(name))
+        if found is None:
             folder = Path(name).expanduser()
             if folder.is_dir():
                 if not (folder / "config.json").is_file():
@@ -140,11 +140,12 @@ def resolve_model_folder(
             from worldstudio.core.models.catalogue import names
 
             raise ModelError(
-                f"unknown {kind} model {str(name)!r}: use one of {', '.join(names(kind))} "  # type: ignore[arg-type]
+                f"unknown {kind} model {str(name)!r}: use one of {', '.join(names(kind))} "
                 f"or a folder holding a transformers model"
             )
-        if info.kind != kind:
-            raise ModelError(f"model {info.name} is a {info.kind} model, not a {kind} model")
+        if found.kind != kind:
+            raise ModelError(f"model {found.name} is a {found.kind} model, not a {kind} model")
+        info = found
     return resolve_with_context(info, ctx), info
 
 

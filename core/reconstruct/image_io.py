@@ -325,9 +325,9 @@ def _open(path: Path):
         import re
 
         found = re.search(r"\((\d+) pixels\)", str(exc))
-        size = f"{int(found.group(1)) / 1e6:.0f} megapixels" if found else "too many pixels"
+        amount = f"{int(found.group(1)) / 1e6:.0f} megapixels" if found else "too many pixels"
         raise ImageError(
-            f"{path}: the image has {size}, more than World Studio decodes (a decompression bomb, "
+            f"{path}: the image has {amount}, more than World Studio decodes (a decompression bomb, "
             f"or an image far larger than a project needs); downscale it first"
         ) from exc
     except UnidentifiedImageError as exc:
@@ -459,7 +459,7 @@ def prepare_image(
         rgb=rgb,
         path=path,
         original_size=(up_h, up_w),
-        crop=tuple(int(v) for v in box),
+        crop=box,
         exif=exif,
         notes=notes,
     )

@@ -62,12 +62,10 @@ def _check_crop(crop) -> tuple[int, int, int, int] | None:
     if crop is None:
         return None
     try:
-        box = tuple(int(v) for v in crop)
-    except (TypeError, ValueError):
+        x, y, width, height = (int(v) for v in crop)
+    except (TypeError, ValueError):  # not numbers, or not four of them
         raise WorldStudioError(f"crop: expected x,y,width,height, got {crop!r}") from None
-    if len(box) != 4:
-        raise WorldStudioError(f"crop: expected x,y,width,height, got {crop!r}")
-    return box  # type: ignore[return-value]
+    return x, y, width, height
 
 
 def new_project_from_image(
@@ -93,6 +91,7 @@ def new_project_from_image(
     naming the file and the problem; nothing is written then.
     """
     from worldstudio.core.geometry.camera import intrinsics_from_fov
+    from worldstudio.core.geometry.transforms import mat3_tuple
     from worldstudio.core.project import (
         CameraPath,
         CropBox,
@@ -167,9 +166,7 @@ def new_project_from_image(
             height=h,
             width=w,
         ),
-        intrinsics=Intrinsics(
-            K=tuple(tuple(float(v) for v in row) for row in K), height=h, width=w
-        ),
+        intrinsics=Intrinsics(K=mat3_tuple(K), height=h, width=w),
         scene=Scene(
             points_file="scene/points.ply",
             depth_file="scene/depth.npy",

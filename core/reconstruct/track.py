@@ -104,13 +104,15 @@ def track_masks(
     with torch.inference_mode():
         for obj_id, key in live.items():
             idx = session.obj_id_to_idx(obj_id)
-            m = torch.from_numpy(np.asarray(initial_masks[key], dtype=np.float32))[None, None].to(
-                device
+            full = torch.from_numpy(np.asarray(initial_masks[key], dtype=np.float32))
+            prompt = F.interpolate(
+                full[None, None].to(device),
+                size=(size, size),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
             )
-            m = F.interpolate(
-                m, size=(size, size), mode="bilinear", align_corners=False, antialias=True
-            )
-            session.add_mask_inputs(idx, 0, (m >= 0.5).float())
+            session.add_mask_inputs(idx, 0, (prompt >= 0.5).float())
         session.obj_with_new_inputs = list(live)
         for t in range(T):
             if ctx is not None:
@@ -123,7 +125,8 @@ def track_masks(
                 for j, obj_id in enumerate(result.object_ids):
                     out[live[obj_id]][t] = masks[j]
             # bounded memory: drop this frame's pixels and outputs the model no longer reads
-            session.processed_frames.pop(t, None)
+            if session.processed_frames is not None:
+                session.processed_frames.pop(t, None)
             for per_obj in session.output_dict_per_obj.values():
                 stale = [f for f in per_obj["non_cond_frame_outputs"] if f < t - keep_outputs]
                 for f in stale:

@@ -54,7 +54,7 @@ def list_adapters(loras_dir) -> list[dict]:
     from pathlib import Path
 
     folder = Path(loras_dir)
-    out = []
+    out: list[dict[str, Any]] = []
     if not folder.is_dir():
         return out
     for f in sorted(folder.glob("*.safetensors")):

@@ -24,6 +24,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from worldstudio.core.project import atomic_write_bytes
 
@@ -133,7 +134,7 @@ class Encoders:
         self.device = device
         self.text_dtype = text_dtype
         self.max_sequence_length = max_sequence_length
-        self._vae = None
+        self._vae: Any = None
         self._text_pipe = None
         self._vae_pipe = None
         self.vae_calls = 0

@@ -250,7 +250,9 @@ def decode_windows(
             raise ClipError(f"{path.name}: the video has no frame rate")
         src_w, src_h = meta.get("size", (0, 0))
         wanted = [source_indices(frames, fps, source_fps, w) for w in range(windows)]
-        needed = {i: [] for i in sorted({i for idx in wanted for i in idx})}
+        needed: dict[int, list[tuple[int, int]]] = {
+            i: [] for i in sorted({i for idx in wanted for i in idx})
+        }
         for w, idx in enumerate(wanted):
             for k, i in enumerate(idx):
                 needed[i].append((w, k))

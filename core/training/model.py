@@ -127,7 +127,7 @@ def inspect_model(model_id: str, folder: Path) -> ModelSpec:
         flow_shift=shift,
         text_dim=int(tcfg.get("text_dim", 4096)),
         in_channels=int(tcfg.get("in_channels", 16)),
-        patch_size=tuple(tcfg.get("patch_size", (1, 2, 2))),  # type: ignore[arg-type]
+        patch_size=tuple(tcfg.get("patch_size", (1, 2, 2))),
     )
 
 
@@ -221,7 +221,7 @@ def add_lora(transformer, *, rank: int, alpha: float, dropout: float, targets) -
     transformer.requires_grad_(False)
     config = LoraConfig(
         r=rank,
-        lora_alpha=alpha,
+        lora_alpha=alpha,  # type: ignore[arg-type]  # peft says int, but only divides it by r
         lora_dropout=dropout,
         target_modules=lora_target_regex(targets),
         init_lora_weights=True,

@@ -21,7 +21,7 @@ import random
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from worldstudio.core.project import atomic_write_bytes
 from worldstudio.core.training.config import TrainingError
@@ -84,7 +84,8 @@ def rng_state() -> tuple[dict, dict]:
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"torch_cuda_{i}"] = s
     py = random.getstate()
-    npy = np.random.get_state()
+    # the legacy MT19937 tuple (get_state's default), not the dict of get_state(legacy=False)
+    npy = cast("tuple[str, np.ndarray, int, int, float]", np.random.get_state())
     meta = {
         "python": [py[0], list(py[1]), py[2]],
         "numpy": [npy[0], [int(v) for v in npy[1]], int(npy[2]), int(npy[3]), float(npy[4])],
