@@ -410,7 +410,7 @@ def add_monitor_from_c2w(
 
 
 def add_monitor_for_entity(doc: ProjectDocument, entity_id: str) -> str:
-    """A monitor where the observer was when the entity was defined (METHOD.md default)."""
+    """A monitor where the observer was when the entity was defined (docs/METHOD.md default)."""
     e = doc.project.entity(entity_id)
     pose = e.defined_from or Pose(position=(0.0, 0.0, 0.0))
     fov = e.defined_fov or 60.0

@@ -1,7 +1,7 @@
 """Tiny random-weight models saved into a fake Hugging Face hub cache under the REAL repo ids.
 
 The app's download-by-name code, loaders and preprocessing then run unchanged with
-HF_HUB_OFFLINE=1 (STACK.md): ``$HF_HUB_CACHE/models--ORG--NAME/snapshots/<40 hex>/`` holds the
+HF_HUB_OFFLINE=1 (docs/STACK.md): ``$HF_HUB_CACHE/models--ORG--NAME/snapshots/<40 hex>/`` holds the
 ``save_pretrained`` output plus the repo's preprocessor configs, and ``refs/main`` the hex.
 
 Use :func:`fake_hub_cache` (built once per test process, shared by every conftest that asks),

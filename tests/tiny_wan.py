@@ -1,6 +1,6 @@
 """Tiny random-weight Wan pipelines (VACE and image-to-video), saved like the real hub repos.
 
-Built from configs (STACK.md: 2-3 transformer layers, 2 heads of 12, text_dim 32, the tiny
+Built from configs (docs/STACK.md: 2-3 transformer layers, 2 heads of 12, text_dim 32, the tiny
 ``AutoencoderKLWan``, a small UMT5 encoder and ``ByT5Tokenizer()``), so nothing is downloaded. The
 scheduler is the real repos' one (UniPC, flow prediction, flow_shift 3). Save them with
 ``save_pretrained`` and install them into a fake hub cache under the REAL repo ids; the app then

@@ -1,4 +1,4 @@
-"""The world engine (../shared/design/METHOD.md): rounds, monitors, out-of-sight evolution.
+"""The world engine (docs/METHOD.md): rounds, monitors, out-of-sight evolution.
 
 Per round r (frames r*F ... r*F + F - 1; observer frame i is world time (r*F + i) / fps):
 

@@ -1,4 +1,4 @@
-"""Run folders (FORMATS.md): ``runs/<run_id>/`` inside a project.
+"""Run folders (docs/FORMATS.md): ``runs/<run_id>/`` inside a project.
 
 Layout::
 

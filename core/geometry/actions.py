@@ -1,4 +1,4 @@
-"""Action strings (DeepVerse-style control, FORMATS.md) -> steps -> camera keyframes / phrases.
+"""Action strings (DeepVerse-style control, docs/FORMATS.md) -> steps -> camera keyframes / phrases.
 
 An action string is a sequence of steps in parentheses, e.g. ``(FN)(FN)(fLN)(SN)(FR)``; each step
 is a translation code then a steering code, nothing else. Whitespace may separate steps.

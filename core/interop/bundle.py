@@ -1,4 +1,4 @@
-"""Project bundles: a project folder as one zip file (FORMATS.md), and back.
+"""Project bundles: a project folder as one zip file (docs/FORMATS.md), and back.
 
 Export
     Every regular file and folder under the project folder, with paths relative to it

@@ -1,4 +1,4 @@
-"""LiveWorld inference samples (FORMATS.md): a YAML file, a ``geometry.npz`` and the source image.
+"""LiveWorld inference samples (docs/FORMATS.md): a YAML file, a ``geometry.npz`` and the source image.
 
 Export (:func:`export_liveworld`) writes into a folder::
 

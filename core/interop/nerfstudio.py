@@ -1,4 +1,4 @@
-"""nerfstudio camera paths (``camera_path.json``, FORMATS.md), both ways.
+"""nerfstudio camera paths (``camera_path.json``, docs/FORMATS.md), both ways.
 
 Matrices are 4x4 camera-to-world, flattened ROW-major (as nerfstudio's viser viewer writes and
 ``ns-render`` reads them), with OpenGL camera axes (x right, y up, z back): the studio's OpenCV

@@ -1,4 +1,4 @@
-"""H.264 mp4 writing and probing through imageio-ffmpeg's bundled ffmpeg (FORMATS.md):
+"""H.264 mp4 writing and probing through imageio-ffmpeg's bundled ffmpeg (docs/FORMATS.md):
 yuv420p and faststart, so browsers and every player open the files."""
 
 from __future__ import annotations

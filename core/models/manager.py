@@ -420,11 +420,11 @@ def download(
     info = name if isinstance(name, ModelInfo) else _info_or_error(name)
     status = model_status(info)
     if status.status == "local":
-        return status.path  # type: ignore[return-value]
+        return status.path  # type: ignore[return-value]  # a present model has its path
     if status.status == "local-missing":
         raise ModelError(f"model {info.name}: {status.where}")
     if status.status == "downloaded" and not force:
-        return status.path  # type: ignore[return-value]
+        return status.path  # type: ignore[return-value]  # a present model has its path
     check_can_download(info, check_network=check_network)
     from huggingface_hub import snapshot_download
 
@@ -468,7 +468,7 @@ def resolve(
     info = name if isinstance(name, ModelInfo) else _info_or_error(name)
     status = model_status(info)
     if status.present:
-        return status.path  # type: ignore[return-value]
+        return status.path  # type: ignore[return-value]  # a present model has its path
     if status.status == "local-missing":
         raise ModelError(f"model {info.name}: {status.where}")
     if not allow_download:

@@ -4,7 +4,7 @@ A closed, textured room (floor, ceiling, four walls), a few axis-aligned boxes s
 floor and ONE moving entity, a ball rolling without slipping on a circle on the floor. Any camera
 at any time renders, by analytic ray casting in float64 (pure numpy, vectorised over all pixels),
 an RGB image, an exact z-depth map and the entity's mask. It is the demo scene and the ground
-truth that tests of the world engine check against (see METHOD.md, "the oracle world").
+truth that tests of the world engine check against (see docs/METHOD.md, "the oracle world").
 
 Conventions (docs/CONVENTIONS.md): OpenCV camera axes (x right, y down, z forward), c2w 4x4
 float64 poses, K 3x3 in pixels for an explicit (height, width), world "up" is -y. Pixel (u, v)

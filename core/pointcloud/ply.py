@@ -1,4 +1,4 @@
-"""PLY read/write for point clouds, with plain numpy (docs: FORMATS.md "Video and point clouds").
+"""PLY read/write for point clouds, with plain numpy (docs/FORMATS.md, "Video and point clouds").
 
 ``write_ply`` writes ``binary_little_endian 1.0`` with float x, y, z, uchar red, green, blue,
 optional float nx, ny, nz and, when the cloud has entity ids, an int ``entity_id`` property; the

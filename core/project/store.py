@@ -1,4 +1,4 @@
-"""The project folder on disk (FORMATS.md): reading, validating and atomic writing.
+"""The project folder on disk (docs/FORMATS.md): reading, validating and atomic writing.
 
 Layout::
 

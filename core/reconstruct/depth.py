@@ -2,7 +2,8 @@
 
 Images are preprocessed by hand (resize + normalise with the values in the model's
 ``preprocessor_config.json``): transformers' Depth Pro processor needs torchvision, which the
-CPU environment cannot have (STACK.md), and doing it by hand for every model keeps one code path.
+CPU environment cannot have (docs/STACK.md), and doing it by hand for every model keeps one
+code path.
 
 What the models give, and what the studio makes of it:
 

@@ -1,7 +1,7 @@
 """A new project from one photograph: image -> crop -> depth -> focal -> point cloud -> folder.
 
 :func:`new_project_from_image` is the job behind ``worldstudio new --image`` and the studio's
-File > New from image (:func:`new_project_job`). It writes, per FORMATS.md::
+File > New from image (:func:`new_project_job`). It writes, per docs/FORMATS.md::
 
     source.png          the photo cropped to the project's aspect, at the project size
     scene/depth.npy     float32 (H, W) depth in world units (the model's dense depth)

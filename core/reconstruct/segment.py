@@ -1,6 +1,6 @@
 """Entity masks with SAM 2.1 (transformers' ``Sam2Model``): clicks or a box -> mask -> entity.
 
-The image is preprocessed by hand (the SAM 2 processors need torchvision, STACK.md): resized to
+The image is preprocessed by hand (the SAM 2 processors need torchvision, docs/STACK.md): resized to
 the model's square input (1024 for the released models), scaled to [0, 1] and normalised with
 the ImageNet mean and std (or the values in the repo's preprocessor config). Click points and
 boxes are given in the image's pixels and scaled to the model's input. The low-resolution mask
@@ -221,6 +221,7 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
 
 
 def _project_arrays(root: Path, project: Project):
+    """(project folder, depth map, K, the image height K is tied to) of a reconstructed project."""
     from worldstudio.core.project import ProjectFolder
 
     pf = ProjectFolder(root)
@@ -237,7 +238,8 @@ def _project_arrays(root: Path, project: Project):
         raise SegmentationError(
             f"{depth_path}: expected an (H, W) depth map, got shape {depth.shape}"
         )
-    return pf, depth.astype(np.float32), np.asarray(project.intrinsics.K, np.float64)
+    K = np.asarray(project.intrinsics.K, np.float64)
+    return pf, depth.astype(np.float32), K, project.intrinsics.height
 
 
 def entity_from_mask(
@@ -256,7 +258,7 @@ def entity_from_mask(
     from worldstudio.core.project.model import new_id
 
     root = Path(project_root)
-    pf, depth, K = _project_arrays(root, project)
+    pf, depth, K, height = _project_arrays(root, project)
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != depth.shape:
         raise SegmentationError(
@@ -274,7 +276,7 @@ def entity_from_mask(
         raise SegmentationError(
             f"{pf.path(rel)}: cannot write the mask ({exc.strerror or exc})"
         ) from exc
-    fov = float(fov_from_intrinsics(K, project.intrinsics.height))  # type: ignore[union-attr]
+    fov = float(fov_from_intrinsics(K, height))
     return Entity(
         id=eid,
         name=name,

@@ -1,4 +1,4 @@
-"""THE OUT-OF-SIGHT PROOF (METHOD.md, issue 5 section 5). Stays in the suite.
+"""THE OUT-OF-SIGHT PROOF (docs/METHOD.md, issue 5 section 5). Stays in the suite.
 
 The oracle backend; the observer starts looking at the rolling ball, turns away from it for more
 than a round (it cannot see the ball at all) and comes back. What is checked is the engine's own

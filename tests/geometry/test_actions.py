@@ -1,4 +1,4 @@
-"""Action strings (FORMATS.md): parsing, errors naming the step, motion, phrases."""
+"""Action strings (docs/FORMATS.md): parsing, errors naming the step, motion, phrases."""
 
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ def test_round_trip_through_folder_is_identical(tmp_path):
     again = load_project(tmp_path / "p.wsproj")
     assert again == project
     assert again.model_dump() == project.model_dump()
-    # the folder layout of FORMATS.md
+    # the folder layout of docs/FORMATS.md
     for d in ("scene", "runs", "loras"):
         assert (tmp_path / "p.wsproj" / d).is_dir()
 
