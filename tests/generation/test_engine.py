@@ -19,6 +19,7 @@ from tests.generation.engine_support import (
 from worldstudio.core.errors import Cancelled
 from worldstudio.core.generation import backends
 from worldstudio.core.generation.engine import (
+    GenerationError,
     compose_prompt,
     derive_seed,
     entity_prompt,
@@ -117,7 +118,7 @@ def test_cancel_from_inside_a_backend_keeps_round_zero(project, monkeypatch):
 def test_resume_keeps_the_run_settings(project):
     job = generate_job(project, backend="geometry", rounds=1, **SMALL)
     run = job(JobContext())
-    with pytest.raises(Exception, match="--steps: the run was made with steps"):
+    with pytest.raises(GenerationError, match="--steps: the run was made with steps"):
         generate_job(project, resume=run.run_id, steps=99)(JobContext())
     # more rounds may be added to a run
     more = generate_job(project, resume=run.run_id, rounds=2)(JobContext())
@@ -225,7 +226,7 @@ def test_branch_regenerates_from_round_k_with_the_current_prompts(project):
 
 def test_branch_cannot_change_the_video_size(project):
     parent = generate_job(project, backend="geometry", **SMALL)(JobContext())
-    with pytest.raises(Exception, match="--size"):
+    with pytest.raises(GenerationError, match="--size"):
         generate_job(project, resume=parent.run_id, from_round=1, size=(96, 64))(JobContext())
 
 
@@ -296,5 +297,5 @@ def test_loras_are_recorded_and_a_resume_applies_the_same_ones(project, made):
     generate_job(project, resume=first.run_id, rounds=2)(JobContext())
     assert {tuple(q.loras[0]) for m in made for q in m.requests} == {(lora, 0.7)}
     assert all(len(q.loras) == 1 for m in made for q in m.requests)
-    with pytest.raises(Exception, match="--loras: the run was made with loras"):
+    with pytest.raises(GenerationError, match="--loras: the run was made with loras"):
         generate_job(project, resume=first.run_id, rounds=3, loras=[(lora, 1.0)])(JobContext())

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.generation.engine_support import H, W, demo_project, torch_one_thread
+from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.generation.backends import (
     BackendError,
     GenerationRequest,
@@ -232,7 +233,7 @@ def test_render_and_oracle_lifters(tmp_path_factory, tmp_path):
         same.masks["ent-ball"], data.render_entities["ent-ball"]
     )
     assert isinstance(make_lifter("model"), object)
-    with pytest.raises(Exception, match="unknown lifter"):
+    with pytest.raises(WorldStudioError, match="unknown lifter"):
         make_lifter("magic")
 
 

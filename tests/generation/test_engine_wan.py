@@ -11,6 +11,7 @@ import pytest
 
 from tests.generation.engine_support import H, W, cancel_at_round, demo_project, torch_one_thread
 from worldstudio.core.cli import main
+from worldstudio.core.errors import Cancelled
 from worldstudio.core.generation.engine import generate_job
 from worldstudio.core.generation.runs import RunFolder, list_runs
 from worldstudio.core.interop.video import probe_video
@@ -72,7 +73,7 @@ def test_wan_vace_resume_after_a_cancel_matches(project, wan_env, vace_backend):
     opts = dict(backend=vace_backend, steps=2, frames_per_round=F, size=(W, H), seed=5)
     full = RunFolder(generate_job(project, **opts)(JobContext()).run_dir)
     token = CancelToken()
-    with pytest.raises(Exception, match="cancelled"):
+    with pytest.raises(Cancelled, match="cancelled"):
         generate_job(project, **opts)(JobContext(cancel_at_round(token, 2), cancel=token))
     cut = list_runs(ProjectFolder(project))[1]
     assert cut.completed_rounds() == 1

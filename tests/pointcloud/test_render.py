@@ -7,14 +7,12 @@ import sys
 
 import numpy as np
 import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-torch = pytest.importorskip("torch")
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from worldstudio.core.pointcloud import render as render_module  # noqa: E402
-from worldstudio.core.pointcloud.render import RenderResult, render_points  # noqa: E402
+from worldstudio.core.pointcloud import render as render_module
+from worldstudio.core.pointcloud.render import RenderResult, render_points
 
 H, W = 48, 64
 # Non-square pixels: fx != fy.

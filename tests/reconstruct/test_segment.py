@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from worldstudio.core.jobs import JobContext
+from worldstudio.core.models import ModelError
 from worldstudio.core.project import ProjectFolder
 from worldstudio.core.reconstruct.segment import (
     Sam2Segmenter,
@@ -73,7 +74,7 @@ def test_prompt_errors(rgb):
         seg.predict([(1, 1)], labels=[2])
     with pytest.raises(SegmentationError, match="is empty"):
         seg.predict(box=(5, 5, 5, 50))
-    with pytest.raises(Exception, match="is a depth model"):
+    with pytest.raises(ModelError, match="is a depth model"):
         Sam2Segmenter("depth-pro")
 
 
@@ -81,13 +82,11 @@ def test_entity_from_clicks_on_a_project(photo_project):
     root, project = photo_project
     before = (root / "project.json").read_bytes()
     reports = []
-    try:
-        entity = entity_from_prompt(
-            root, project, "cup", points=[(120, 72)], ctx=JobContext(reports.append)
-        )
-    except SegmentationError as exc:  # random weights may find nothing under the click
-        assert "empty" in str(exc)
-        pytest.skip("the random mask decoder found an empty mask")
+    # the tiny SAM 2 is built from torch.manual_seed(0) (tests/tiny_models.py), so its mask for
+    # this click is fixed and not empty (about a quarter of the image): an empty one is a failure
+    entity = entity_from_prompt(
+        root, project, "cup", points=[(120, 72)], ctx=JobContext(reports.append)
+    )
     assert entity.name == "cup" and entity.mask_file == f"scene/masks/{entity.id}.png"
     mask = load_mask(root / entity.mask_file)
     assert mask.shape == (144, 240) and mask.any()
@@ -114,12 +113,8 @@ def test_entity_job_and_a_hand_drawn_mask(photo_project):
     with pytest.raises(SegmentationError, match="but the project's image is 240x144"):
         entity_from_mask(root, project, "wrong", np.ones((10, 10), bool))
     job = entity_job(root, "box", box=(0, 0, 240, 144))
-    try:
-        entity = job(JobContext())
-    except SegmentationError as exc:
-        assert "empty" in str(exc)
-    else:
-        assert (root / entity.mask_file).is_file()
+    entity = job(JobContext())  # the seeded tiny SAM 2 finds a mask in this box
+    assert entity.name == "box" and load_mask(root / entity.mask_file).any()
 
 
 def test_the_anchor_from_exact_depth_lies_on_the_oracle_ball(tmp_path):
