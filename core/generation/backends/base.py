@@ -37,14 +37,27 @@ class GenerationRequest:
     steps: int
     guidance: float
     seed: int
-    control_rgb: np.ndarray | None  # (F, H, W, 3) uint8: the conditioning renders
+    control_rgb: np.ndarray | None  # (F, H, W, 3) uint8: the scene projection (static world)
     # (F, H, W) bool: True where the model must generate: where NOTHING was rendered and, for a
     # monitor, where its entities were last seen (control_rgb there holds that last state as a
     # hint a model may use or ignore; the geometry backend shows it as is).
     control_mask: np.ndarray | None
     previous_frames: np.ndarray | None  # (P, H, W, 3) uint8: last frames of the previous round
-    reference_images: list[np.ndarray]  # (H, W, 3) uint8 each (e.g. the source image)
+    reference_images: list[
+        np.ndarray
+    ]  # (H, W, 3) uint8 each: scene references (entities blacked out)
     negative_prompt: str = ""
+    # The foreground projection (LiveWorld keeps it apart from the scene projection): the
+    # entities' points z-tested against the static world, black elsewhere (F, H, W, 3) uint8;
+    # labels (F, H, W) int16 index into foreground_ids, -1 where no entity. None for a call that
+    # has no foreground target (monitors).
+    foreground_rgb: np.ndarray | None = None
+    foreground_labels: np.ndarray | None = None
+    foreground_ids: list[str] = field(default_factory=list)
+    control_depth: np.ndarray | None = None  # (F, H, W) float32 depth of the renders, 0 in holes
+    instance_references: list[np.ndarray] = field(default_factory=list)  # one crop per entity
+    strength: float = 1.0  # conditioning strength of this call's role (observer 1.0, monitor 0.4)
+    flow_shift: float | None = None  # the sampler's flow shift; None: the backend's default
     role: str = "observer"  # or "monitor"
     camera_c2w: np.ndarray | None = None  # (F, 4, 4) OpenCV camera-to-world per frame
     camera_K: np.ndarray | None = None  # (F, 3, 3) intrinsics in pixels for (height, width)
