@@ -63,7 +63,11 @@ def generate_shot(app, out: Path, work: Path) -> None:
     gp.ask_save = lambda: True
     w.timeline.fit()
     gp.generate()
-    _wait(app, 60, lambda: w.run_track.rounds_done >= 1 and "round 2/2 observer" in gp.header.status.text())
+    _wait(
+        app,
+        60,
+        lambda: w.run_track.rounds_done >= 1 and "round 2/2 observer" in gp.header.status.text(),
+    )
     _wait(app, 0.3)
     w.grab().save(str(out / "generate-panel.png"))
     _wait(app, 60, lambda: not gp.running)

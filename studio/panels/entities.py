@@ -34,7 +34,8 @@ from PySide6.QtWidgets import (
 )
 
 from worldstudio.core.errors import WorldStudioError
-from worldstudio.core.project import Pose, Project
+from worldstudio.core.project import Pose
+from worldstudio.core.reconstruct.segment import anchor_from_depth, fit_mask
 from worldstudio.studio import commands
 from worldstudio.studio.document import ProjectDocument, Selection
 from worldstudio.studio.worker import JobHandle, JobRunner
@@ -63,46 +64,6 @@ def segmentation_model() -> str | None:
     except WorldStudioError:
         return None
     return None
-
-
-def anchor_from_depth(project: Project, folder: Path, u: float, v: float):
-    """The 3D point seen at source pixel (u, v) (pixels of the source image), or None where the
-    depth is unknown. The source camera sits at the identity pose (docs/CONVENTIONS.md)."""
-    if project.intrinsics is None or project.scene is None or not project.scene.depth_file:
-        return None
-    path = folder / project.scene.depth_file
-    if not path.is_file():
-        return None
-    depth = np.load(path, allow_pickle=False)
-    K = np.array(project.intrinsics.K, dtype=np.float64)
-    H, W = project.intrinsics.height, project.intrinsics.width
-    src_h = project.source.height if project.source else H
-    src_w = project.source.width if project.source else W
-    # Pixel (u, v) of the source image -> pixel of the intrinsics' / depth's grid.
-    uk, vk = u * W / src_w, v * H / src_h
-    dh, dw = depth.shape[:2]
-    iu, iv = int(uk * dw / W), int(vk * dh / H)
-    if not (0 <= iu < dw and 0 <= iv < dh):
-        return None
-    z = float(depth[iv, iu])
-    if not np.isfinite(z) or z <= 0:
-        return None
-    ray = np.linalg.solve(K, np.array([uk, vk, 1.0]))
-    return tuple(float(c) for c in ray * z)
-
-
-def fit_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """``mask`` resized (nearest) to ``shape`` = (H, W) when the source image and the depth map
-    differ in size."""
-    mask = np.asarray(mask, dtype=bool)
-    if mask.shape == tuple(shape):
-        return mask
-    from PIL import Image
-
-    img = Image.fromarray(mask.astype(np.uint8) * 255).resize(
-        (shape[1], shape[0]), Image.Resampling.NEAREST
-    )
-    return np.asarray(img) > 127
 
 
 class _PickLabel(QLabel):
@@ -374,7 +335,7 @@ class SourcePickDialog(QDialog):
     # ------------------------------------------------------------------ click for an anchor
     def _picked(self, x: float, y: float) -> None:
         u, v = x / self.scale, y / self.scale
-        self.anchor = anchor_from_depth(self.doc.project, self.doc.folder, u, v)
+        self.anchor = anchor_from_depth(self.doc.folder, self.doc.project, u, v)
         if self.anchor is None:
             self.info.setText(
                 f"pixel ({u:.0f}, {v:.0f}): no depth there; the entity gets no anchor"
@@ -388,7 +349,7 @@ class SourcePickDialog(QDialog):
     def _clicked(self, u: float, v: float, label: int) -> None:
         """The first positive click gives an anchor at once (the mask's replaces it)."""
         if label and self.mask is None and not any(lab for _x, _y, lab in self.image.points[:-1]):
-            self.anchor = anchor_from_depth(self.doc.project, self.doc.folder, u, v)
+            self.anchor = anchor_from_depth(self.doc.folder, self.doc.project, u, v)
 
     # ------------------------------------------------------------------ SAM 2 in the worker
     @property

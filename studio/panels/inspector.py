@@ -25,9 +25,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from worldstudio.core.geometry.transforms import quat_to_ypr, ypr_to_quat
 from worldstudio.studio import commands
 from worldstudio.studio.document import ProjectDocument, Selection
-from worldstudio.studio.util import quat_to_ypr, ypr_to_quat
 from worldstudio.studio.widgets import float_spin, show_value
 
 EASINGS = ["linear", "ease_in", "ease_out", "ease_in_out"]
