@@ -78,7 +78,7 @@ def generate_shot(app, out: Path, work: Path) -> None:
 
 def training_shot(app, out: Path, work: Path) -> None:
     sys.path.insert(0, str(REPO_ROOT))
-    from tests.training.conftest import COLOURS, square_clip
+    from tests.conftest import COLOURS, square_clip
 
     from tests import tiny_wan
     from worldstudio.core.interop.video import write_mp4

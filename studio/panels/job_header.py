@@ -161,7 +161,10 @@ class JobHeader(QWidget):
             self.bar.setValue(done)
         self.time_left.setText(format_seconds_left(self.eta.update(done, total)))
 
-    def _on_state(self, _state: str) -> None:
+    def _on_state(self, state: str) -> None:
+        if state == "paused":  # the time left starts again from the rate after the pause
+            self.eta.reset()
+            self.time_left.setText("")
         self._update_buttons()
 
     def _update_buttons(self) -> None:

@@ -155,7 +155,7 @@ def test_the_job_header_pauses_resumes_and_cancels_its_handle(qtbot):
     qtbot.waitUntil(lambda: handle.state == "paused", timeout=5000)
     held = len(steps)
     qtbot.wait(200)
-    assert len(steps) == held
+    assert len(steps) == held and header.time_left.text() == ""  # no time left while it holds
     qtbot.mouseClick(header.pause_button, Qt.MouseButton.LeftButton)
     assert header.pause_button.text() == "Pause"
     qtbot.waitUntil(lambda: len(steps) > held + 5, timeout=5000)
