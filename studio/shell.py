@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QWidget
@@ -18,6 +18,7 @@ from worldstudio.studio.document import ProjectDocument
 from worldstudio.studio.worker import JobHandle
 
 
+@runtime_checkable
 class Shell(Protocol):
     doc: ProjectDocument  # the open project
 
