@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import (
@@ -30,9 +29,7 @@ from PySide6.QtWidgets import (
 
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.project import ProjectFolder
-
-if TYPE_CHECKING:  # pragma: no cover
-    from worldstudio.studio.main_window import MainWindow
+from worldstudio.studio.shell import Shell
 
 LAYOUT_TEXT = {
     "observer": "Observer only",
@@ -101,18 +98,18 @@ class RunChoiceDialog(QDialog):
 
 
 class InteropActions(QObject):
-    """The Import and Export menus of a :class:`~studio.main_window.MainWindow`."""
+    """The Import and Export menus; ``shell`` is the window (:class:`~studio.shell.Shell`)."""
 
-    def __init__(self, window: MainWindow):
-        super().__init__(window)
-        self.w = window
+    def __init__(self, shell: Shell):
+        super().__init__(shell.widget())
+        self.shell = shell
         self.last_warnings: list[str] = []
         self.warning_box: QMessageBox | None = None
         # Questions asked; tests replace them with plain functions.
         self.ask_save_before_export: Callable[[str], str] = self._ask_save_before_export
         self.ask_run: Callable[[list[str], bool], tuple[str, str] | None] = self._ask_run
 
-        a = window._action
+        a = shell.add_action
         self.act_import_bundle = a(
             "Project bundle (.zip)…",
             self.import_bundle,
@@ -203,7 +200,7 @@ class InteropActions(QObject):
 
     def update_actions(self) -> None:
         """Enable what the open project can export (runs are looked up on disk)."""
-        doc = self.w.doc
+        doc = self.shell.doc
         p = doc.project
         runs = list_runs(doc.folder)
         has_path = bool(p.camera_path.keyframes)
@@ -222,19 +219,23 @@ class InteropActions(QObject):
 
     # ------------------------------------------------------------------ helpers
     def _start_dir(self) -> str:
-        folder = self.w.doc.folder
+        folder = self.shell.doc.folder
         return str(folder.parent) if folder is not None else str(Path.home())
 
     def _default_name(self, suffix: str) -> str:
-        folder = self.w.doc.folder
-        stem = folder.stem if folder is not None else (self.w.doc.project.name or "project")
+        folder = self.shell.doc.folder
+        stem = folder.stem if folder is not None else (self.shell.doc.project.name or "project")
         return str(Path(self._start_dir()) / f"{stem}{suffix}")
 
     def error(self, title: str, message: str) -> None:
-        self.w.show_message(message, error=True)
-        if self.w.isVisible():
+        self.shell.show_message(message, error=True)
+        if self.shell.widget().isVisible():
             box = QMessageBox(
-                QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self.w
+                QMessageBox.Icon.Warning,
+                title,
+                message,
+                QMessageBox.StandardButton.Ok,
+                self.shell.widget(),
             )
             box.open()
             self.warning_box = box
@@ -242,15 +243,15 @@ class InteropActions(QObject):
     def show_warnings(self, title: str, warnings: list[str]) -> None:
         self.last_warnings = list(warnings)
         for text in warnings:
-            self.w.log(f"warning: {text}")
-        if not warnings or not self.w.isVisible():
+            self.shell.log(f"warning: {text}")
+        if not warnings or not self.shell.widget().isVisible():
             return
         box = QMessageBox(
             QMessageBox.Icon.Information,
             title,
             f"{title} finished with {len(warnings)} note(s):",
             QMessageBox.StandardButton.Ok,
-            self.w,
+            self.shell.widget(),
         )
         box.setInformativeText("\n\n".join(f"• {t}" for t in warnings))
         box.open()
@@ -262,31 +263,34 @@ class InteropActions(QObject):
             if warnings
             else ""
         )
-        self.w.show_message(text + note)
-        self.w.log(text)
+        self.shell.show_message(text + note)
+        self.shell.log(text)
         self.show_warnings(title, list(warnings))
 
     def _run(self, job, title: str, on_done) -> bool:
-        return self.w.run_job(job, title, on_done, on_failed=lambda msg: self.error(title, msg))
+        handle = self.shell.run_job(
+            job, title, on_done, on_failed=lambda msg: self.error(title, msg)
+        )
+        return handle is not None
 
     def saved_folder(self, what: str) -> Path | None:
         """The project folder, up to date on disk, for an export; None when the user cancels."""
-        w = self.w
-        if w.doc.folder is None or w.doc.is_modified:
+        doc = self.shell.doc
+        if doc.folder is None or doc.is_modified:
             choice = self.ask_save_before_export(what)
             if choice == "save":
-                if not w.save():
+                if not self.shell.save():
                     return None
-            elif choice != "saved" or w.doc.folder is None:
+            elif choice != "saved" or doc.folder is None:
                 return None
-        return w.doc.folder
+        return doc.folder
 
     def _ask_save_before_export(self, what: str) -> str:
         """'save', 'saved' (export the last saved version) or 'cancel'."""
-        box = QMessageBox(self.w)
+        box = QMessageBox(self.shell.widget())
         box.setIcon(QMessageBox.Icon.Question)
         box.setWindowTitle(f"Export {what}")
-        if self.w.doc.folder is None:
+        if self.shell.doc.folder is None:
             box.setText("The project has not been saved yet. Save it first?")
             box.setInformativeText("Exports read the project from its folder.")
             save = box.addButton("Save…", QMessageBox.ButtonRole.AcceptRole)
@@ -315,14 +319,17 @@ class InteropActions(QObject):
 
     def _ask_run(self, runs: list[str], with_layout: bool) -> tuple[str, str] | None:
         dlg = RunChoiceDialog(
-            runs, with_layout, self.w, has_monitors=bool(self.w.doc.project.monitors)
+            runs,
+            with_layout,
+            self.shell.widget(),
+            has_monitors=bool(self.shell.doc.project.monitors),
         )
         if dlg.exec() != QDialog.DialogCode.Accepted:
             return None
         return dlg.choice()
 
     def _save_path(self, title: str, default: str, filt: str, suffix: str) -> Path | None:
-        path, _ = QFileDialog.getSaveFileName(self.w, title, default, filt)
+        path, _ = QFileDialog.getSaveFileName(self.shell.widget(), title, default, filt)
         if not path:
             return None
         if suffix and not path.lower().endswith(suffix):
@@ -343,7 +350,7 @@ class InteropActions(QObject):
         return folder
 
     def _open_new(self, folder: Path, title: str, warnings: list[str], extra: str = "") -> None:
-        if self.w.open_project(folder, offer_recovery=False):
+        if self.shell.open_project(folder, offer_recovery=False):
             self._done(title, f"{title}: opened {folder}{extra}", warnings)
 
     # ------------------------------------------------------------------ imports
@@ -351,10 +358,10 @@ class InteropActions(QObject):
         from worldstudio.core.interop.bundle import import_bundle_job
 
         title = "Import bundle"
-        if not self.w._maybe_save():
+        if not self.shell.ensure_saved():
             return False
         zip_path, _ = QFileDialog.getOpenFileName(
-            self.w,
+            self.shell.widget(),
             "Import a project bundle",
             self._start_dir(),
             "Project bundle (*.zip);;All files (*)",
@@ -376,10 +383,10 @@ class InteropActions(QObject):
         from worldstudio.core.interop.liveworld import import_liveworld_job
 
         title = "Import LiveWorld sample"
-        if not self.w._maybe_save():
+        if not self.shell.ensure_saved():
             return False
         yaml_path, _ = QFileDialog.getOpenFileName(
-            self.w,
+            self.shell.widget(),
             "Import a LiveWorld sample",
             self._start_dir(),
             "LiveWorld sample (*.yaml *.yml);;All files (*)",
@@ -406,7 +413,7 @@ class InteropActions(QObject):
 
         title = "Import nerfstudio camera path"
         path, _ = QFileDialog.getOpenFileName(
-            self.w,
+            self.shell.widget(),
             "Import a nerfstudio camera path",
             self._start_dir(),
             "nerfstudio camera path (*.json);;All files (*)",
@@ -418,7 +425,7 @@ class InteropActions(QObject):
         except WorldStudioError as exc:
             self.error(title, str(exc))
             return False
-        doc = self.w.doc
+        doc = self.shell.doc
         gen = doc.project.generation
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -535,7 +542,7 @@ class InteropActions(QObject):
         if folder is None:
             return False
         out = QFileDialog.getExistingDirectory(
-            self.w, "Folder for the LiveWorld sample", self._start_dir()
+            self.shell.widget(), "Folder for the LiveWorld sample", self._start_dir()
         )
         if not out:
             return False

@@ -3,12 +3,15 @@
 Widgets only talk to the :class:`~studio.document.ProjectDocument`: they edit it through
 :mod:`worldstudio.studio.commands` and redraw from its signals. The window owns the document for its whole
 life; opening another project loads into the same document (``doc.load``).
+
+Jobs run through the window's :class:`~studio.worker.JobRunner`; each panel follows the handle of
+the job it started, the status bar follows the latest running job. The file and interop actions
+see the window as a :class:`~studio.shell.Shell`; playback is :class:`~studio.playback.Playback`.
 """
 
 from __future__ import annotations
 
 import shutil
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -43,9 +46,10 @@ from worldstudio.studio.panels.entities import EntitiesPanel
 from worldstudio.studio.panels.inspector import InspectorPanel
 from worldstudio.studio.panels.player import VideoPlayer
 from worldstudio.studio.panels.rounds import RoundsPanel
+from worldstudio.studio.playback import Playback
 from worldstudio.studio.timeline import TimelineWidget
 from worldstudio.studio.util import pixmap_fit
-from worldstudio.studio.worker import JobRunner
+from worldstudio.studio.worker import GPU, JobHandle, JobRunner
 
 AUTOSAVE_FILE = ".project.autosave.json"
 AUTOSAVE_SECONDS = 60
@@ -58,7 +62,9 @@ def autosave_path(folder: Path) -> Path:
 
 
 class MainWindow(QMainWindow):
-    """The World Studio window. ``viewport=False`` uses a placeholder instead of the GL view."""
+    """The World Studio window. ``viewport=False`` uses a placeholder instead of the GL view.
+
+    It is the :class:`~studio.shell.Shell` of the interop actions."""
 
     preview_ready = Signal(str)  # path of a rendered preview, once it is loaded in the player
 
@@ -74,6 +80,8 @@ class MainWindow(QMainWindow):
         self.doc.setParent(self)
         self.settings = app_settings.settings()
         self.runner = JobRunner(self)
+        self.shown_job: JobHandle | None = None  # the job the status bar follows
+        self.playback = Playback(self.doc, self)
         self.frame_renderer = FrameRenderer(self)
         self.last_preview: Path | None = None
         # Questions the window asks; tests replace them with plain functions.
@@ -89,13 +97,11 @@ class MainWindow(QMainWindow):
         self._make_menus()
         self._make_toolbar()
         self._make_statusbar()
-        self._wire_jobs()
-
-        self.play_timer = QTimer(self)
-        self.play_timer.setTimerType(Qt.TimerType.PreciseTimer)
-        self.play_timer.timeout.connect(self._play_tick)
-        self._play_t0 = 0.0
-        self._play_f0 = 0
+        self.runner.started.connect(self._job_started)
+        self.runner.jobs_changed.connect(self._update_frame_actions)
+        self.playback.playing_changed.connect(
+            lambda playing: self.act_play.setText("Pause" if playing else "Play / pause")
+        )
 
         self.autosave_timer = QTimer(self)
         self.autosave_timer.timeout.connect(self.autosave)
@@ -154,7 +160,7 @@ class MainWindow(QMainWindow):
         self.setCorner(Qt.Corner.BottomRightCorner, R)
         self.inspector = InspectorPanel(self.doc)
         self.rounds_panel = RoundsPanel(self.doc)
-        self.entities_panel = EntitiesPanel(self.doc, self.current_view)
+        self.entities_panel = EntitiesPanel(self.doc, self.current_view, self.runner)
         self.player = VideoPlayer()
         self.camera_view = CameraViewPanel(self.doc, self.frame_renderer)
         self.timeline = TimelineWidget(self.doc)
@@ -215,7 +221,10 @@ class MainWindow(QMainWindow):
         self.player_dock.show()
         self.player_dock.raise_()
 
-    def _action(
+    def widget(self) -> QWidget:
+        return self
+
+    def add_action(
         self, text: str, slot, shortcut=None, tip: str | None = None, name: str | None = None
     ) -> QAction:
         a = QAction(text, self)
@@ -232,7 +241,7 @@ class MainWindow(QMainWindow):
 
     def _make_actions(self) -> None:
         K = QKeySequence.StandardKey
-        a = self._action
+        a = self.add_action
         self.act_new_image = a(
             "New from image…",
             self.new_from_image,
@@ -290,12 +299,12 @@ class MainWindow(QMainWindow):
             "Build the path from a preset or an action string",
         )
         self.act_play = a(
-            "Play / pause", self.toggle_play, "Space", "Play the path at the project's fps"
+            "Play / pause", self.playback.toggle, "Space", "Play the path at the project's fps"
         )
-        self.act_next = a("Next frame", lambda: self.step(1), "Right")
-        self.act_prev = a("Previous frame", lambda: self.step(-1), "Left")
-        self.act_next_kf = a("Next keyframe", lambda: self.jump_keyframe(1), "Up")
-        self.act_prev_kf = a("Previous keyframe", lambda: self.jump_keyframe(-1), "Down")
+        self.act_next = a("Next frame", lambda: self.playback.step(1), "Right")
+        self.act_prev = a("Previous frame", lambda: self.playback.step(-1), "Left")
+        self.act_next_kf = a("Next keyframe", lambda: self.playback.jump_keyframe(1), "Up")
+        self.act_prev_kf = a("Previous keyframe", lambda: self.playback.jump_keyframe(-1), "Down")
         self.act_start = a("Go to start", lambda: self.doc.set_playhead(0), "Shift+Left")
         self.act_end = a(
             "Go to end", lambda: self.doc.set_playhead(self.doc.frame_count() - 1), "Shift+Right"
@@ -326,7 +335,9 @@ class MainWindow(QMainWindow):
             "Render the geometry preview along the path to mp4 and play it",
             "renderPreview",
         )
-        self.act_cancel = a("Cancel job", self.runner.cancel, None, "Stop the running job")
+        self.act_cancel = a(
+            "Cancel job", self.cancel_job, None, "Stop the job the status bar shows"
+        )
         self.act_cancel.setEnabled(False)
         self.act_reset_layout = a("Reset layout", self.reset_layout)
 
@@ -403,8 +414,8 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_models)
 
         m = mb.addMenu("&Help")
-        m.addAction(self._action("Keyboard shortcuts", self.show_shortcuts))
-        m.addAction(self._action("About World Studio", self.show_about))
+        m.addAction(self.add_action("Keyboard shortcuts", self.show_shortcuts))
+        m.addAction(self.add_action("About World Studio", self.show_about))
 
     def _make_interop_menus(self, file_menu) -> None:
         """File ▸ Import and File ▸ Export (studio/interop_actions.py)."""
@@ -462,22 +473,13 @@ class MainWindow(QMainWindow):
         self.progress.setFixedWidth(220)
         self.progress.setTextVisible(True)
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.runner.cancel)
+        self.cancel_button.clicked.connect(self.cancel_job)
         sb.addWidget(self.status_label, 1)
         sb.addPermanentWidget(self.job_label)
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.cancel_button)
         self.progress.hide()
         self.cancel_button.hide()
-
-    def _wire_jobs(self) -> None:
-        r = self.runner
-        r.started.connect(self._job_started)
-        r.progress.connect(self._job_progress)
-        r.log.connect(self.log)
-        r.failed.connect(self._job_failed)
-        r.cancelled.connect(self._job_cancelled)
-        r.busy_changed.connect(self._job_busy)
 
     # ================================================================== status and title
     def log(self, text: str) -> None:
@@ -515,7 +517,9 @@ class MainWindow(QMainWindow):
     def _update_frame_actions(self, *_args) -> None:
         has_kf = bool(self.doc.project.camera_path.keyframes)
         self.act_del_kf.setEnabled(has_kf)
-        self.act_render.setEnabled(not self.runner.busy and has_kf and self.doc.cloud is not None)
+        self.act_render.setEnabled(
+            self.runner.can_start(GPU) and has_kf and self.doc.cloud is not None
+        )
 
     # ================================================================== views and cameras
     def current_view(self) -> tuple[np.ndarray, float] | None:
@@ -648,124 +652,79 @@ class MainWindow(QMainWindow):
         dlg.open()
         return dlg
 
-    # ================================================================== playback
-    @property
-    def playing(self) -> bool:
-        return self.play_timer.isActive()
-
-    def toggle_play(self) -> None:
-        if self.playing:
-            self.stop()
-        else:
-            self.play()
-
-    def play(self) -> None:
-        last = self.doc.frame_count() - 1
-        if last <= 0:
-            return
-        if self.doc.playhead >= last:
-            self.doc.set_playhead(0)
-        self._play_t0 = time.monotonic()
-        self._play_f0 = self.doc.playhead
-        fps = self.doc.project.camera_path.settings.fps
-        self.play_timer.start(max(1, int(1000 / fps / 2)))
-        self.act_play.setText("Pause")
-
-    def stop(self) -> None:
-        self.play_timer.stop()
-        self.act_play.setText("Play / pause")
-
-    def _play_tick(self) -> None:
-        fps = self.doc.project.camera_path.settings.fps
-        frame = self._play_f0 + int((time.monotonic() - self._play_t0) * fps)
-        last = self.doc.frame_count() - 1
-        if frame >= last:
-            self.doc.set_playhead(last)
-            self.stop()
-            return
-        self.doc.set_playhead(frame)
-
-    def step(self, delta: int) -> None:
-        self.stop()
-        self.doc.set_playhead(self.doc.playhead + delta)
-
-    def jump_keyframe(self, direction: int) -> None:
-        frames = sorted(set(self.doc.keyframe_frames()))
-        f = self.doc.playhead
-        target = [x for x in frames if x > f] if direction > 0 else [x for x in frames if x < f]
-        if not target:
-            return
-        self.stop()
-        frame = target[0] if direction > 0 else target[-1]
-        self.doc.set_playhead(frame)
-        kfs = self.doc.project.camera_path.keyframes
-        all_frames = self.doc.keyframe_frames()
-        self.doc.set_selection(Selection("keyframe", kfs[all_frames.index(frame)].id))
-
     # ================================================================== jobs
-    def _job_started(self, description: str) -> None:
-        self.job_label.setText(description)
+    def _job_started(self, handle: JobHandle) -> None:
+        """Every job logs here and says how it ended; the status bar follows the latest one."""
+        self.log(f"started: {handle.description}")
+        handle.log.connect(self.log)
+        handle.progress.connect(self._job_progress)
+        handle.failed.connect(self._job_failed)
+        handle.cancelled.connect(self._job_cancelled)
+        handle.state_changed.connect(self._job_state)
+        self._show_job(handle)
+
+    def _show_job(self, handle: JobHandle | None) -> None:
+        self.shown_job = handle
+        self.act_cancel.setEnabled(handle is not None)
+        if handle is None:
+            self.progress.hide()
+            self.cancel_button.hide()
+            self.job_label.setText("")
+            return
+        others = len(self.runner.jobs) - 1
+        more = f" (+{others} more)" if others > 0 else ""
+        self.job_label.setText(handle.description + more)
         self.progress.setRange(0, 0)
+        self.progress.setFormat("%p%")
         self.progress.show()
         self.cancel_button.show()
-        self.log(f"started: {description}")
+
+    def cancel_job(self) -> None:
+        """Cancel the job the status bar shows."""
+        if self.shown_job is not None:
+            self.shown_job.cancel()
 
     def _job_progress(self, done: int, total: int, message: str) -> None:
+        if self.sender() is not self.shown_job:
+            return
         if total > 0:
             self.progress.setRange(0, total)
             self.progress.setValue(done)
         self.progress.setFormat(message or "%p%")
 
-    def _job_busy(self, busy: bool) -> None:
-        self.act_cancel.setEnabled(busy)
-        if not busy:
-            self.progress.hide()
-            self.cancel_button.hide()
-            self.job_label.setText("")
-        self._update_frame_actions()
+    def _job_state(self, state: str) -> None:
+        handle = self.sender()
+        if state == "paused":
+            self.log(f"paused: {handle.description}")
+        elif handle.ended and handle is self.shown_job:
+            jobs = self.runner.jobs
+            self._show_job(jobs[-1] if jobs else None)
 
     def _job_failed(self, message: str) -> None:
-        self.show_message(f"{self.runner.description} failed: {message}", error=True)
+        self.show_message(f"{self.sender().description} failed: {message}", error=True)
 
     def _job_cancelled(self) -> None:
-        self.show_message(f"{self.runner.description}: cancelled")
+        self.show_message(f"{self.sender().description}: cancelled")
         self.log("cancelled")
 
-    def run_job(self, job, description: str, on_done=None, on_failed=None) -> bool:
-        """Run a core job in the worker; ``on_done(result)`` (or ``on_failed(message)``) runs in
-        the GUI thread after it."""
-        if self.runner.busy:
+    def run_job(
+        self, job, description: str, on_done=None, on_failed=None, lane: str | None = GPU
+    ) -> JobHandle | None:
+        """Run a core job in a worker thread; ``on_done(result)`` (or ``on_failed(message)``)
+        runs in the GUI thread after it. None when another job holds its lane."""
+        handle = self.runner.start(job, description, lane)
+        if handle is None:
             self.show_message("Another job is running; wait for it or cancel it", error=True)
-            return False
-        if on_done is not None or on_failed is not None:
+            return None
+        if on_done is not None:
+            handle.finished.connect(on_done)
+        if on_failed is not None:
+            handle.failed.connect(on_failed)
+        return handle
 
-            def finished(result, _cb=on_done):
-                disconnect()
-                if _cb is not None:
-                    _cb(result)
-
-            def failed(message, _cb=on_failed):
-                disconnect()
-                if _cb is not None:
-                    _cb(message)
-
-            def disconnect(*_args):
-                for signal, slot in (
-                    (self.runner.finished, finished),
-                    (self.runner.failed, failed),
-                    (self.runner.cancelled, disconnect),
-                ):
-                    try:
-                        signal.disconnect(slot)
-                    except (RuntimeError, TypeError):
-                        pass
-
-            self.runner.finished.connect(finished)
-            self.runner.failed.connect(failed)
-            self.runner.cancelled.connect(disconnect)
-        return self.runner.start(job, description)
-
-    def render_preview(self, width: int | None = None, height: int | None = None) -> bool:
+    def render_preview(
+        self, width: int | None = None, height: int | None = None
+    ) -> JobHandle | None:
         """Render the geometry preview to runs/preview-<time>/preview.mp4 in the worker and play
         it when done. Unsaved edits render too where render_preview_job takes the model."""
         from worldstudio.core.generation.preview import render_preview_job
@@ -774,17 +733,17 @@ class MainWindow(QMainWindow):
             self.show_message(
                 "Save the project first: the preview goes into its runs folder", error=True
             )
-            return False
+            return None
         if not self.doc.project.camera_path.keyframes:
             self.show_message("The camera path has no keyframes to render", error=True)
-            return False
+            return None
         run = ProjectFolder(self.doc.folder).runs_dir / f"preview-{datetime.now():%Y%m%d-%H%M%S}"
         out = run / "preview.mp4"
         kwargs = self._preview_kwargs()
         if not kwargs and self.doc.is_modified:
             self.log("note: the preview renders the last saved project; save to include your edits")
         job = render_preview_job(self.doc.folder, out, width, height, **kwargs)
-        self.stop()
+        self.playback.stop()
         return self.run_job(job, "Render preview", self._preview_done)
 
     def _preview_kwargs(self) -> dict:
@@ -817,7 +776,7 @@ class MainWindow(QMainWindow):
                 QMessageBox.warning(self, "Open project", str(exc))
             return False
         app_settings.add_recent(folder, self.settings)
-        self.stop()
+        self.playback.stop()
         self._update_title()
         self._update_frame_actions()
         self.show_message(f"Opened {folder}")
@@ -828,7 +787,7 @@ class MainWindow(QMainWindow):
         return True
 
     def open_dialog(self) -> None:
-        if not self._maybe_save():
+        if not self.ensure_saved():
             return
         start = str(self.doc.folder.parent) if self.doc.folder else ""
         folder = QFileDialog.getExistingDirectory(self, "Open project folder", start)
@@ -842,7 +801,7 @@ class MainWindow(QMainWindow):
             act = self.recent_menu.addAction(path)
             act.setEnabled(Path(path, "project.json").is_file())
             act.triggered.connect(
-                lambda _c=False, p=path: self._maybe_save() and self.open_project(p)
+                lambda _c=False, p=path: self.ensure_saved() and self.open_project(p)
             )
         if items:
             self.recent_menu.addSeparator()
@@ -897,7 +856,7 @@ class MainWindow(QMainWindow):
             self.show_message(f"Wrote {path}")
 
     def new_demo_project(self) -> None:
-        if not self._maybe_save():
+        if not self.ensure_saved():
             return
         folder, _ = QFileDialog.getSaveFileName(
             self, "New demo project (a folder)", "demo.wsproj", "Project folder (*.wsproj)"
@@ -918,7 +877,7 @@ class MainWindow(QMainWindow):
         the reconstruction runs in the worker and the new project opens when it is done."""
         from worldstudio.studio.dialogs.new_from_image import NewFromImageDialog
 
-        if not self._maybe_save():
+        if not self.ensure_saved():
             return None
         start = str(self.doc.folder.parent) if self.doc.folder else ""
         dlg = NewFromImageDialog(self, start_dir=start, open_folder=self.doc.folder)
@@ -927,7 +886,7 @@ class MainWindow(QMainWindow):
         dlg.open()
         return dlg
 
-    def reconstruct(self, request) -> bool:
+    def reconstruct(self, request) -> JobHandle | None:
         """Run a :class:`~studio.dialogs.new_from_image.NewProjectRequest` in the worker."""
         out = request.out
 
@@ -957,7 +916,7 @@ class MainWindow(QMainWindow):
         """Models ▸ Manage models…: the model manager (returned, shown non-modally)."""
         from worldstudio.studio.dialogs.models import ModelsDialog
 
-        dlg = ModelsDialog(self.runner, self, run_job=self.run_job)
+        dlg = ModelsDialog(self.runner, self)
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.open()
         return dlg
@@ -1029,7 +988,7 @@ class MainWindow(QMainWindow):
             QMessageBox.StandardButton.Discard: "discard",
         }.get(QMessageBox.StandardButton(answer), "cancel")
 
-    def _maybe_save(self) -> bool:
+    def ensure_saved(self) -> bool:
         """True when it is fine to drop the current model (saved, discarded, or unmodified)."""
         if not self.doc.is_modified:
             return True
@@ -1043,14 +1002,14 @@ class MainWindow(QMainWindow):
         return False
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if not self._maybe_save():
+        if not self.ensure_saved():
             event.ignore()
             return
-        self.stop()
+        self.playback.stop()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
-        self.runner.cancel()
-        self.runner.wait(10000)
+        self.runner.cancel_all()
+        self.runner.wait_all(10000)
         self.frame_renderer.shutdown()
         self.player.stop_decoding()
         self.autosave_timer.stop()

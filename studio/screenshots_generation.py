@@ -58,15 +58,19 @@ def generate_shot(app, out: Path, work: Path) -> None:
     w.open_project(project)
     gp = w.generate_panel
     w.generate_dock.raise_()
-    gp.backend.setCurrentIndex(gp.backend.findData("oracle"))
-    gp.frames_spin.setValue(33)
+    gp.form.backend.setCurrentIndex(gp.form.backend.findData("oracle"))
+    gp.form.frames_spin.setValue(33)
     gp.ask_save = lambda: True
     w.timeline.fit()
     gp.generate()
-    _wait(app, 60, lambda: w.run_track.rounds_done >= 1 and "round 2/2 observer" in gp.stage.text())
+    _wait(
+        app,
+        60,
+        lambda: w.run_track.rounds_done >= 1 and "round 2/2 observer" in gp.header.status.text(),
+    )
     _wait(app, 0.3)
     w.grab().save(str(out / "generate-panel.png"))
-    _wait(app, 60, lambda: not gp.active)
+    _wait(app, 60, lambda: not gp.running)
     OracleBackend.generate = original
     w.ask_unsaved = lambda: "discard"
     w.close()
@@ -113,7 +117,7 @@ def training_shot(app, out: Path, work: Path) -> None:
     tp.eval_every.setValue(10)
     tp.extra_settings = {"sample_steps": 4, "checkpoint_every": 0}
     tp.start()
-    _wait(app, 300, lambda: not tp.active)
+    _wait(app, 300, lambda: not tp.running)
     _wait(app, 10, lambda: w.player.complete)
     _wait(app, 0.5)
     w.grab().save(str(out / "training-panel.png"))

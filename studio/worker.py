@@ -1,12 +1,29 @@
-"""The bridge between core jobs and Qt: run a job callable in a QThread, reports become signals.
+"""The bridge between core jobs and Qt: each job runs in its own worker thread and answers to its
+own :class:`JobHandle`.
 
-A core job is ``fn(ctx: JobContext) -> result`` (core.jobs). :class:`JobRunner` runs one job at a
-time in a worker thread. The job's reports arrive in the GUI thread as signals (Qt queues them
-across threads): ``progress(done, total, message)``, ``preview(image, message)``, ``log(text)``,
-then exactly one of ``finished(result)``, ``failed(message)`` or ``cancelled()``.
+A core job is ``fn(ctx: JobContext) -> result`` (core.jobs). ``runner.start(job, description)``
+starts it and returns its handle (or None when the runner says no, see below). The handle is all
+a panel needs to follow its job, like napari's worker objects:
 
-Progress and preview reports are coalesced (at most one per ``min_interval`` seconds, the last one
-always delivered) so a chatty job cannot flood the event loop.
+- signals, delivered in the GUI thread: ``progress(done, total, message)``,
+  ``preview(image, message)``, ``log(text)``, ``event(name, data)`` (the job's typed events,
+  core.jobs.EVENTS), then exactly one of ``finished(result)``, ``failed(message)`` or
+  ``cancelled()``; ``state_changed(state)`` whenever :attr:`JobHandle.state` changes;
+- controls: ``cancel()`` (the job stops at its next step boundary: ``ctx.checkpoint()`` or
+  ``ctx.check_cancelled()``), ``pause()`` / ``resume()`` (the job holds at its next
+  ``ctx.checkpoint()``), ``wait()``;
+- ``state``: "running", "paused" (the job holds at a checkpoint), then "finished", "failed" or
+  "cancelled".
+
+The runner decides what may run together: jobs that name the same *lane* run one at a time
+(``GPU``, the default, for the work that needs the accelerator or a big model; the model
+downloads have their own lane); jobs started with ``lane=None`` (a mask preview) run beside
+anything. It tells the window about each job it starts (``started(handle)``) and when its set of
+running jobs changes (``jobs_changed()``), so Start buttons can follow.
+
+Progress and preview reports are coalesced per job (at most one per ``min_interval`` seconds, the
+last one always delivered) so a chatty job cannot flood the event loop; logs and events are
+never dropped.
 """
 
 from __future__ import annotations
@@ -20,37 +37,56 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal
 
 from worldstudio.core.errors import Cancelled, WorldStudioError
-from worldstudio.core.jobs import CancelToken, JobContext, Report
+from worldstudio.core.jobs import CancelToken, JobContext, PauseToken, Report
+
+GPU = "gpu"  # the default lane: one accelerator-heavy job at a time
+DOWNLOADS = "downloads"
+
+ENDED = ("finished", "failed", "cancelled")
 
 
 class _JobThread(QThread):
+    """Runs one job; its reports leave the worker thread as queued signals."""
+
     progress = Signal(int, int, str)
     preview = Signal(object, str)
     log = Signal(str)
+    event = Signal(str, object)
     done = Signal(object)
     failed = Signal(str, str)  # message, traceback text ("" for errors a user caused)
     cancelled = Signal()
 
-    def __init__(self, job: Callable[[JobContext], Any], cancel: CancelToken, min_interval: float):
+    def __init__(
+        self,
+        job: Callable[[JobContext], Any],
+        cancel: CancelToken,
+        pause: PauseToken,
+        min_interval: float,
+    ):
         super().__init__()
         self.job = job
         self.cancel = cancel
+        self.pause = pause
         self.min_interval = min_interval
         self._last: dict[str, float] = {}
         self._pending: dict[str, Report] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # a job may report from its own helper threads
 
     def _sink(self, report: Report) -> None:
         if report.kind == "log":
             self.log.emit(report.message)
             return
+        if report.kind == "event":
+            self.event.emit(report.message, dict(report.data))
+            return
         now = time.monotonic()
         final = report.kind == "progress" and report.total and report.done >= report.total
-        if not final and now - self._last.get(report.kind, 0.0) < self.min_interval:
-            self._pending[report.kind] = report  # delivered later or at the end
-            return
-        self._last[report.kind] = now
-        self._pending.pop(report.kind, None)
+        with self._lock:
+            if not final and now - self._last.get(report.kind, 0.0) < self.min_interval:
+                self._pending[report.kind] = report  # delivered later or at the end
+                return
+            self._last[report.kind] = now
+            self._pending.pop(report.kind, None)
         self._emit(report)
 
     def _emit(self, report: Report) -> None:
@@ -60,16 +96,19 @@ class _JobThread(QThread):
             self.preview.emit(report.payload, report.message)
 
     def _flush(self) -> None:
-        for report in list(self._pending.values()):
+        with self._lock:
+            pending = list(self._pending.values())
+            self._pending.clear()
+        for report in pending:
             self._emit(report)
-        self._pending.clear()
 
     def run(self) -> None:  # runs in the worker thread
-        ctx = JobContext(self._sink, self.cancel)
+        ctx = JobContext(self._sink, self.cancel, self.pause)
         try:
             result = self.job(ctx)
         except Cancelled:
-            self._pending.clear()
+            with self._lock:
+                self._pending.clear()
             self.cancelled.emit()
             return
         except WorldStudioError as exc:
@@ -87,78 +126,183 @@ class _JobThread(QThread):
             self.done.emit(result)
 
 
-class JobRunner(QObject):
-    """Runs core jobs in a worker thread, one at a time, and re-emits their reports."""
+class JobHandle(QObject):
+    """One running (or ended) job: its reports as signals, its controls and its state."""
 
-    started = Signal(str)  # description
     progress = Signal(int, int, str)
     preview = Signal(object, str)
     log = Signal(str)
+    event = Signal(str, object)  # name, data (dict)
     finished = Signal(object)  # the job's return value
     failed = Signal(str)  # one line for the user
     cancelled = Signal()
-    busy_changed = Signal(bool)
+    state_changed = Signal(str)
+
+    def __init__(
+        self,
+        job: Callable[[JobContext], Any],
+        description: str = "",
+        lane: str | None = GPU,
+        min_interval: float = 0.03,
+    ):
+        super().__init__()
+        self.description = description
+        self.lane = lane
+        self.state = "running"
+        self.result: Any = None
+        self.error = ""  # the failure's message
+        self.traceback = ""  # its traceback, for bugs (not for errors a user caused)
+        self._cancel = CancelToken()
+        self._pause = PauseToken()
+        self._thread: _JobThread | None = _JobThread(job, self._cancel, self._pause, min_interval)
+        t = self._thread
+        t.progress.connect(self.progress)
+        t.preview.connect(self.preview)
+        t.log.connect(self.log)
+        t.event.connect(self._on_event)
+        t.done.connect(self._on_done)
+        t.failed.connect(self._on_failed)
+        t.cancelled.connect(self._on_cancelled)
+
+    def __repr__(self) -> str:
+        return f"<JobHandle {self.description!r} {self.state}>"
+
+    # ------------------------------------------------------------------ controls
+    @property
+    def ended(self) -> bool:
+        return self.state in ENDED
+
+    @property
+    def pause_requested(self) -> bool:
+        """pause() was called and resume() not yet (the job may still be on its way to the
+        checkpoint where it holds; :attr:`state` says "paused" once it does)."""
+        return self._pause.paused and not self.ended
+
+    def cancel(self) -> None:
+        """Ask the job to stop at its next step boundary (also while it is paused)."""
+        if not self.ended:
+            self._cancel.cancel()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.cancelled
+
+    def pause(self) -> None:
+        """Ask the job to hold at its next ``ctx.checkpoint()``."""
+        if not self.ended:
+            self._pause.pause()
+
+    def resume(self) -> None:
+        self._pause.resume()
+
+    def wait(self, msecs: int = 30000) -> bool:
+        """Block until the worker thread has ended (True) or ``msecs`` passed (False). The outcome
+        signal is delivered on the event loop's next turn."""
+        thread = self._thread
+        return thread.wait(msecs) if thread is not None else True
+
+    # ------------------------------------------------------------------ the thread's reports
+    def _start(self) -> None:
+        assert self._thread is not None
+        self._thread.start()
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.state_changed.emit(state)
+
+    def _on_event(self, name: str, data: dict) -> None:
+        if name == "paused" and not self.ended:
+            self._set_state("paused")
+        elif name == "resumed" and not self.ended:
+            self._set_state("running")
+        self.event.emit(name, data)
+
+    def _end(self, state: str) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.wait()
+            thread.deleteLater()
+        self._pause.resume()
+        self._set_state(state)  # the runner lets the next job in before the outcome is told
+
+    def _on_done(self, result: object) -> None:
+        self.result = result
+        self._end("finished")
+        self.finished.emit(result)
+
+    def _on_failed(self, message: str, tb: str) -> None:
+        self.error, self.traceback = message, tb
+        if tb:
+            self.log.emit(tb)
+        self._end("failed")
+        self.failed.emit(message)
+
+    def _on_cancelled(self) -> None:
+        self._end("cancelled")
+        self.cancelled.emit()
+
+
+class JobRunner(QObject):
+    """Starts core jobs, each in its own worker thread, and decides which may run together."""
+
+    started = Signal(object)  # the JobHandle of a job that just started
+    jobs_changed = Signal()  # a job started or ended
 
     def __init__(self, parent: QObject | None = None, min_interval: float = 0.03):
         super().__init__(parent)
         self.min_interval = min_interval
-        self._thread: _JobThread | None = None
-        self._cancel: CancelToken | None = None
-        self.description = ""
-        self.last_traceback = ""
+        self._running: list[JobHandle] = []
+
+    @property
+    def jobs(self) -> list[JobHandle]:
+        """The running jobs, oldest first."""
+        return list(self._running)
 
     @property
     def busy(self) -> bool:
-        return self._thread is not None
+        """Whether any job runs."""
+        return bool(self._running)
 
-    def start(self, job: Callable[[JobContext], Any], description: str = "") -> bool:
-        """Start ``job``; False (and nothing happens) while another job runs."""
-        if self._thread is not None:
-            return False
-        self.description = description
-        self.last_traceback = ""
-        self._cancel = CancelToken()
-        thread = _JobThread(job, self._cancel, self.min_interval)
-        thread.progress.connect(self.progress)
-        thread.preview.connect(self.preview)
-        thread.log.connect(self.log)
-        thread.done.connect(self._on_done)
-        thread.failed.connect(self._on_failed)
-        thread.cancelled.connect(self._on_cancelled)
-        self._thread = thread
-        thread.start()
-        self.started.emit(description)
-        self.busy_changed.emit(True)
-        return True
+    def holder(self, lane: str | None = GPU) -> JobHandle | None:
+        """The running job in ``lane`` (None for the lane-free jobs)."""
+        if lane is None:
+            return None
+        return next((h for h in self._running if h.lane == lane), None)
 
-    def cancel(self) -> None:
-        """Ask the running job to stop at its next check (no-op when idle)."""
-        if self._cancel is not None:
-            self._cancel.cancel()
+    def can_start(self, lane: str | None = GPU) -> bool:
+        return self.holder(lane) is None
 
-    def wait(self, msecs: int = 30000) -> bool:
-        """Block until the worker thread ends (used at shutdown)."""
-        thread = self._thread
-        return thread.wait(msecs) if thread is not None else True
+    def start(
+        self, job: Callable[[JobContext], Any], description: str = "", lane: str | None = GPU
+    ) -> JobHandle | None:
+        """Start ``job`` and return its handle; None (and nothing happens) while another job
+        runs in the same lane."""
+        if not self.can_start(lane):
+            return None
+        handle = JobHandle(job, description, lane, self.min_interval)
+        handle.state_changed.connect(self._on_state)
+        self._running.append(handle)
+        handle._start()
+        self.started.emit(handle)
+        self.jobs_changed.emit()
+        return handle
 
-    def _finish(self) -> None:
-        thread, self._thread, self._cancel = self._thread, None, None
-        if thread is not None:
-            thread.wait()
-            thread.deleteLater()
-        self.busy_changed.emit(False)
+    def cancel_all(self) -> None:
+        for handle in self._running:
+            handle.cancel()
 
-    def _on_done(self, result: object) -> None:
-        self._finish()
-        self.finished.emit(result)
+    def wait_all(self, msecs: int = 30000) -> bool:
+        """Block until every worker thread has ended (at shutdown)."""
+        deadline = time.monotonic() + msecs / 1000
+        ok = True
+        for handle in list(self._running):
+            left = max(0, int((deadline - time.monotonic()) * 1000))
+            ok = handle.wait(left) and ok
+        return ok
 
-    def _on_failed(self, message: str, tb: str) -> None:
-        self.last_traceback = tb
-        if tb:
-            self.log.emit(tb)
-        self._finish()
-        self.failed.emit(message)
-
-    def _on_cancelled(self) -> None:
-        self._finish()
-        self.cancelled.emit()
+    def _on_state(self, state: str) -> None:
+        handle = self.sender()
+        if state in ENDED and handle in self._running:
+            self._running.remove(handle)
+            self.jobs_changed.emit()

@@ -153,3 +153,34 @@ def point_in_view(
     border; a negative margin accepts points that far outside) and lies in front of the camera."""
     p = np.asarray(point, dtype=np.float64).reshape(1, 3)
     return bool(points_in_view(p, c2w, K, height, width, margin)[0])
+
+
+def point_at_pixel(
+    depth: np.ndarray,
+    K: ArrayLike,
+    height: int,
+    width: int,
+    u: float,
+    v: float,
+    image_size: tuple[int, int] | None = None,
+) -> tuple[float, float, float] | None:
+    """The camera-frame 3D point seen at pixel (u, v), or None where the depth is unknown (outside
+    the map, not finite, or not positive).
+
+    ``K`` is tied to ``height`` x ``width``; (u, v) are pixels of an image of ``image_size`` =
+    (height, width) that shows the same view (default: ``K``'s own grid), e.g. the source photo at
+    another resolution. ``depth`` (h, w) may have any resolution over that view: the sample is the
+    nearest one below and left of the point."""
+    depth = np.asarray(depth)
+    img_h, img_w = image_size if image_size is not None else (height, width)
+    # pixel (u, v) of the image -> pixel of the intrinsics' grid -> cell of the depth map
+    uk, vk = u * width / img_w, v * height / img_h
+    dh, dw = depth.shape[:2]
+    iu, iv = int(uk * dw / width), int(vk * dh / height)
+    if not (0 <= iu < dw and 0 <= iv < dh) or uk < 0 or vk < 0:
+        return None
+    z = float(depth[iv, iu])
+    if not math.isfinite(z) or z <= 0:
+        return None
+    ray = np.linalg.solve(_as_K(K), np.array([uk, vk, 1.0]))
+    return tuple(float(c) for c in ray * z)  # type: ignore[return-value]

@@ -282,6 +282,44 @@ def yaw_pose(c2w: ArrayLike, degrees: float) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
+# Yaw, pitch and roll (the inspector's angles)
+# --------------------------------------------------------------------------------------------
+# Degrees, in the project's axes: c2w rotation = R_up(yaw) @ R_x(pitch) @ R_z(roll). Positive yaw
+# turns left, positive pitch looks up, positive roll turns the image clockwise.
+
+
+def _rot_x(a: float) -> np.ndarray:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]], dtype=np.float64)
+
+
+def _rot_y(a: float) -> np.ndarray:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]], dtype=np.float64)
+
+
+def _rot_z(a: float) -> np.ndarray:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]], dtype=np.float64)
+
+
+def quat_to_ypr(quat: ArrayLike) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in degrees of an orientation quaternion (see above)."""
+    R = quat_to_matrix(np.asarray(quat, dtype=np.float64))
+    pitch = math.asin(max(-1.0, min(1.0, -R[1, 2])))
+    a = math.atan2(R[0, 2], R[2, 2])
+    roll = math.atan2(R[1, 0], R[1, 1])
+    return -math.degrees(a), math.degrees(pitch), math.degrees(roll)
+
+
+def ypr_to_quat(yaw: float, pitch: float, roll: float) -> tuple[float, float, float, float]:
+    """The orientation quaternion (w, x, y, z) of (yaw, pitch, roll) in degrees (see above)."""
+    R = _rot_y(-math.radians(yaw)) @ _rot_x(math.radians(pitch)) @ _rot_z(math.radians(roll))
+    q = matrix_to_quat(R)
+    return tuple(float(v) for v in q)  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------------
 # SE(3)
 # --------------------------------------------------------------------------------------------
 
@@ -292,6 +330,20 @@ def as_pose(c2w: ArrayLike) -> np.ndarray:
     if m.shape != (4, 4):
         raise WorldStudioError(f"a camera pose must be a 4x4 matrix, got shape {m.shape}")
     return m
+
+
+def orthonormalize_pose(c2w: ArrayLike) -> np.ndarray:
+    """``c2w`` with its rotation block projected back onto SO(3) (repeated small rotations
+    drift) and its last row (0, 0, 0, 1)."""
+    out = np.array(c2w, dtype=np.float64)
+    U, _, Vt = np.linalg.svd(out[:3, :3])
+    R = U @ Vt
+    if np.linalg.det(R) < 0:  # the nearest rotation of a reflection
+        U[:, -1] *= -1
+        R = U @ Vt
+    out[:3, :3] = R
+    out[3] = (0.0, 0.0, 0.0, 1.0)
+    return out
 
 
 def pose_matrix(position: ArrayLike, quat: ArrayLike) -> np.ndarray:

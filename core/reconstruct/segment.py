@@ -199,6 +199,39 @@ def mask_anchor(mask: np.ndarray, depth: np.ndarray, K: np.ndarray, c2w: np.ndar
     return (float(med[0]), float(med[1]), float(med[2]))
 
 
+def anchor_from_depth(
+    project_root: str | os.PathLike, project: Project, u: float, v: float
+) -> tuple[float, float, float] | None:
+    """The 3D point seen at pixel (u, v) of the project's source image, from its depth map, or
+    None where the depth is unknown (or the project has no reconstruction). The source camera
+    sits at the identity pose (docs/CONVENTIONS.md), so the point is in world units."""
+    from worldstudio.core.geometry.camera import point_at_pixel
+
+    if project.intrinsics is None or project.scene is None or not project.scene.depth_file:
+        return None
+    path = Path(project_root) / project.scene.depth_file
+    if not path.is_file():
+        return None
+    depth = np.load(path, allow_pickle=False)
+    H, W = project.intrinsics.height, project.intrinsics.width
+    source = (project.source.height, project.source.width) if project.source else (H, W)
+    return point_at_pixel(depth, project.intrinsics.K, H, W, u, v, image_size=source)
+
+
+def fit_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``mask`` resized (nearest) to ``shape`` = (H, W) when the source image and the depth map
+    differ in size."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape == tuple(shape):
+        return mask
+    from PIL import Image
+
+    img = Image.fromarray(mask.astype(np.uint8) * 255).resize(
+        (shape[1], shape[0]), Image.Resampling.NEAREST
+    )
+    return np.asarray(img) > 127
+
+
 def mask_png_bytes(mask: np.ndarray) -> bytes:
     from PIL import Image
 

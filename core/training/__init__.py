@@ -2,9 +2,12 @@
 
 Importing this package imports no torch: the heavy parts load when a training starts.
 
-    from worldstudio.core.training import TrainConfig, PauseToken, train_job
-    job = train_job("my.wsproj", clips="clips/", steps=500, rank=16, on_metrics=print)
+    from worldstudio.core.training import TrainConfig, train_job
+    job = train_job("my.wsproj", clips="clips/", steps=500, rank=16)
     result = job(ctx)            # ctx: core.jobs.JobContext (the CLI and the studio make one)
+
+The job reports its loss curve, checkpoints and samples as typed events on ``ctx`` and pauses
+through ``ctx``'s pause token (core.jobs).
 
 See :mod:`worldstudio.core.training.trainer` for what a run writes and reports, :mod:`worldstudio.core.training.dataset`
 for the clip folder and caption formats, :mod:`worldstudio.core.training.model` for what is trained.
@@ -14,7 +17,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from worldstudio.core.jobs import PauseToken
 from worldstudio.core.training.config import (
     DEFAULT_TARGET_MODULES,
     TrainConfig,
@@ -27,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_TARGET_MODULES",
-    "PauseToken",
     "TrainConfig",
     "TrainResult",
     "TrainingError",

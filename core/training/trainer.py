@@ -15,14 +15,17 @@ and, at the end, ``PROJECT/loras/<name>.safetensors`` (the adapter, diffusers fo
 
 Reports: ``ctx.progress(step, total, "loss 0.1234")`` each step, ``ctx.log`` lines (every
 ``log_every`` steps: step, loss, lr), ``ctx.preview(strip)`` for each sample clip (a strip of
-frames; the message names the mp4), and structured metrics through ``on_metrics(dict)``:
+frames; the message names the mp4), and typed events (``ctx.event``, core.jobs.EVENTS):
 
-    {"kind": "train", "step", "loss", "lr", "epoch", "elapsed_s"}   every optimizer step
-    {"kind": "eval", "step", "eval_loss"}
-    {"kind": "sample", "step", "index", "prompt", "path"}
-    {"kind": "checkpoint", "step", "path"}
-    {"kind": "paused" | "resumed", "step"}
-    {"kind": "done", "step", "adapter"}
+    metrics      {"step", "loss", "lr", "epoch", "elapsed_s"}   every optimizer step
+    metrics      {"step", "eval_loss"}                          each evaluation
+    sample       {"step", "index", "prompt", "path"}
+    checkpoint   {"step", "path"}
+    paused / resumed {"step"}                                   from ctx.checkpoint(step)
+    output       {"what": "adapter", "path", "step"}            the trained LoRA, at the end
+
+Pause and cancel are the job context's: the loop calls ``ctx.checkpoint(step)`` before each
+optimizer step, which holds while the job is paused and raises Cancelled once it is cancelled.
 
 Multi-GPU: the loop runs under ``accelerate.Accelerator`` (the transformer, the optimizer and
 the data loader are prepared; each process trains on its share of every batch and gradients are
@@ -47,10 +50,8 @@ from pathlib import Path
 from typing import Any
 
 from worldstudio.core.errors import Cancelled
-from worldstudio.core.jobs import JobContext, PauseToken
+from worldstudio.core.jobs import JobContext
 from worldstudio.core.training.config import DEFAULT_STEPS, TrainConfig, TrainingError, as_path
-
-MetricsFn = Callable[[dict], None]
 
 # Settings that define a run: a resumed run takes them from its checkpoint.
 RUN_SETTINGS = (
@@ -101,16 +102,13 @@ class TrainResult:
 def train_job(
     project: str | Path,
     config: TrainConfig | None = None,
-    *,
-    pause: PauseToken | None = None,
-    on_metrics: MetricsFn | None = None,
     **settings: Any,
 ) -> Callable[[JobContext], TrainResult]:
     """A job that trains a LoRA on ``project``: ``train_job(p, clips=..., steps=500)(ctx)``.
 
-    ``config`` (a :class:`TrainConfig`) and/or keyword settings (its fields) say what to train;
-    ``pause`` lets a front end hold the run between steps; ``on_metrics`` receives the structured
-    reports listed in the module doc (for a live loss curve)."""
+    ``config`` (a :class:`TrainConfig`) and/or keyword settings (its fields) say what to train.
+    The job reports through its context (the module doc lists the events) and holds between
+    optimizer steps while the context's job is paused."""
     unknown = set(settings) - TrainConfig.field_names()
     if unknown:
         raise TypeError(f"unknown training settings: {', '.join(sorted(unknown))}")
@@ -123,7 +121,7 @@ def train_job(
     config.validate()
 
     def job(ctx: JobContext) -> TrainResult:
-        return train(project, config, ctx=ctx, pause=pause, on_metrics=on_metrics)
+        return train(project, config, ctx=ctx)
 
     return job
 
@@ -133,11 +131,9 @@ def train(
     config: TrainConfig,
     *,
     ctx: JobContext | None = None,
-    pause: PauseToken | None = None,
-    on_metrics: MetricsFn | None = None,
 ) -> TrainResult:
     """Train (or continue training) a LoRA; see the module doc for what is written."""
-    trainer = Trainer(project, config, ctx=ctx, pause=pause, on_metrics=on_metrics)
+    trainer = Trainer(project, config, ctx=ctx)
     return trainer.run()
 
 
@@ -170,7 +166,7 @@ class Trainer:
     """One training session. :meth:`run` does everything; the pieces are methods so tests and
     benchmarks can drive them (e.g. :meth:`eval_loss`)."""
 
-    def __init__(self, project, config: TrainConfig, *, ctx=None, pause=None, on_metrics=None):
+    def __init__(self, project, config: TrainConfig, *, ctx: JobContext | None = None):
         from worldstudio.core.project import ProjectFolder
 
         config.validate()
@@ -179,18 +175,12 @@ class Trainer:
         self.config = config
         self.user_ctx = ctx or JobContext()
         self.ctx = self.user_ctx
-        self.pause = pause
-        self.on_metrics = on_metrics
         self.run_dir = self.folder.loras_dir / config.name
         self.adapter_path = self.folder.loras_dir / f"{config.name}.safetensors"
         self.meta_path = self.folder.loras_dir / f"{config.name}.json"
         self.result: TrainResult | None = None
 
     # ------------------------------------------------------------------ reporting
-    def metric(self, kind: str, **values) -> None:
-        if self.on_metrics is not None and self.is_main:
-            self.on_metrics({"kind": kind, **values})
-
     def check(self) -> None:
         self.user_ctx.check_cancelled()
 
@@ -305,7 +295,7 @@ class Trainer:
         self.accelerator = acc = Accelerator(cpu=use_cpu, mixed_precision=precision)
         self.is_main = acc.is_main_process
         if not self.is_main:
-            self.ctx = JobContext(cancel=self.user_ctx.cancel_token)  # quiet on other processes
+            self.ctx = self.user_ctx.child(lambda _report: None)  # quiet on other processes
         self.device = acc.device
         self.weight_dtype = torch.bfloat16 if precision == "bf16" else torch.float32
 
@@ -574,16 +564,6 @@ class Trainer:
             with open(path, "a", newline="", encoding="utf-8") as f:
                 csv.writer(f).writerow(row)
 
-    def _between_steps(self, step: int) -> None:
-        self.check()
-        if self.pause is not None and self.pause.paused:
-            self.ctx.log(f"paused at step {step}")
-            self.metric("paused", step=step)
-            self.pause.wait(self.user_ctx.cancel_token)
-            self.check()
-            self.ctx.log(f"resumed at step {step}")
-            self.metric("resumed", step=step)
-
     def _evaluate(self, step: int) -> None:
         if not self.is_main:
             return
@@ -591,7 +571,7 @@ class Trainer:
         self.result.eval_losses.append((step, value))
         self._append(self.eval_csv, [step, f"{value:.6f}"])
         self.ctx.log(f"step {step}: eval loss {value:.4f}")
-        self.metric("eval", step=step, eval_loss=value)
+        self.ctx.event("metrics", step=step, eval_loss=value)
 
     def _loop(self, start_step: int) -> None:
         import torch
@@ -616,7 +596,7 @@ class Trainer:
         t0 = time.perf_counter()
         try:
             while step < total:
-                self._between_steps(step)
+                self.ctx.checkpoint(step)
                 lr = cfg.lr * lr_factor(step, total, cfg.warmup_steps, cfg.min_lr_ratio)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
@@ -664,7 +644,7 @@ class Trainer:
         self.ctx.progress(step, total, f"loss {loss:.4f}")
         if step % cfg.log_every == 0 or step == total:
             self.ctx.log(f"step {step}/{total} loss {loss:.4f} lr {lr:.3e} epoch {epoch:.2f}")
-        self.metric("train", step=step, loss=loss, lr=lr, epoch=epoch, elapsed_s=elapsed)
+        self.ctx.event("metrics", step=step, loss=loss, lr=lr, epoch=epoch, elapsed_s=elapsed)
         if cfg.eval_every and step % cfg.eval_every == 0 and step < total:
             self._evaluate(step)
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
@@ -684,7 +664,7 @@ class Trainer:
             self._save_adapter(step)
         self.accelerator.wait_for_everyone()
         self.ctx.log(f"adapter: {self.adapter_path}")
-        self.metric("done", step=step, adapter=str(self.adapter_path))
+        self.ctx.event("output", what="adapter", path=str(self.adapter_path), step=step)
         self.encoders.release()
 
     # ------------------------------------------------------------------ files
@@ -738,7 +718,7 @@ class Trainer:
             finish_checkpoint(folder, keep=self.config.keep_checkpoints)
             self.result.checkpoints.append(folder)
             self.ctx.log(f"checkpoint: {folder}")
-            self.metric("checkpoint", step=step, path=str(folder))
+            self.ctx.event("checkpoint", step=step, path=str(folder))
         self._last_checkpoint = step
         return folder
 
@@ -842,7 +822,7 @@ class Trainer:
                 self.result.samples.append(path)
                 self.ctx.preview(frame_strip(frames), f"sample at step {step}: {path.name}")
                 self.ctx.log(f"sample: {path}")
-                self.metric("sample", step=step, index=i, prompt=prompt, path=str(path))
+                self.ctx.event("sample", step=step, index=i, prompt=prompt, path=str(path))
         finally:
             model.train(was_training)
 

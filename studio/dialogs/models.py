@@ -3,7 +3,9 @@ and local-folder overrides.
 
 The table comes from :func:`worldstudio.core.models.list_status` (name, kind, status, download size, memory
 need, licence, hub repo). Download runs :func:`worldstudio.core.models.download_job` through the studio's
-:class:`~studio.worker.JobRunner` (progress and Cancel here and in the status bar); with no
+:class:`~studio.worker.JobRunner`, in the downloads lane (one download at a time, beside a
+generation or a training); the dialog follows its own job's handle (progress and Cancel here,
+and in the status bar, where the download goes on when the dialog is closed); with no
 network or with ``HF_HUB_OFFLINE`` set it fails at once with core's one-line message, shown in
 red under the table. "Use local folder…" records a folder in the models config file
 (:func:`worldstudio.core.models.save_local_dir_to_config`); "Forget local folder" removes it.
@@ -11,7 +13,6 @@ red under the table. "Use local folder…" records a folder in the models config
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -36,7 +37,7 @@ from PySide6.QtWidgets import (
 
 from worldstudio.core import models
 from worldstudio.core.errors import WorldStudioError
-from worldstudio.studio.worker import JobRunner
+from worldstudio.studio.worker import DOWNLOADS, JobHandle, JobRunner
 
 COLUMNS = ("Model", "Kind", "Status", "Size", "Memory", "Licence", "Hub repository", "", "")
 COL_STATUS, COL_DOWNLOAD, COL_LOCAL = 2, 7, 8
@@ -51,8 +52,6 @@ STATUS_TEXT = {
 NOTE_COLOR = "#f0b45a"
 ERROR_COLOR = "#ff8a7a"
 
-RunJob = Callable[[object, str], bool]
-
 
 def short_licence(info: models.ModelInfo) -> str:
     """The licence as the table shows it: research-only licences say so right there."""
@@ -62,18 +61,16 @@ def short_licence(info: models.ModelInfo) -> str:
 
 
 class ModelsDialog(QDialog):
-    """The model manager. ``runner`` is the studio's job runner; ``run_job(job, description)``
-    starts a job on it (the main window's :meth:`run_job`, which also drives the status bar)."""
+    """The model manager. ``runner`` is the studio's job runner (the window's status bar shows
+    what it runs)."""
 
-    def __init__(
-        self, runner: JobRunner, parent: QWidget | None = None, run_job: RunJob | None = None
-    ):
+    def __init__(self, runner: JobRunner, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.setObjectName("modelsDialog")
         self.runner = runner
-        self._run_job = run_job or (lambda job, text: runner.start(job, text))
-        self.downloading: str | None = None  # the model this dialog is downloading
+        self.job: JobHandle | None = None  # this dialog's latest download
+        self.job_model = ""  # the model it downloads
         self.statuses: list[models.ModelStatus] = []
         self.download_buttons: dict[str, QPushButton] = {}
         self.local_buttons: dict[str, QToolButton] = {}
@@ -110,7 +107,7 @@ class ModelsDialog(QDialog):
         self.progress.setTextVisible(True)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the download (it resumes next time)")
-        self.cancel_button.clicked.connect(self.runner.cancel)
+        self.cancel_button.clicked.connect(self.cancel_download)
         job_row = QHBoxLayout()
         job_row.addWidget(self.job_label)
         job_row.addWidget(self.progress, 1)
@@ -139,11 +136,7 @@ class ModelsDialog(QDialog):
         layout.addWidget(self.message)
         layout.addWidget(buttons)
 
-        runner.progress.connect(self._on_progress)
-        runner.finished.connect(self._on_finished)
-        runner.failed.connect(self._on_failed)
-        runner.cancelled.connect(self._on_cancelled)
-        runner.busy_changed.connect(self._update_buttons)
+        runner.jobs_changed.connect(self._update_buttons)
         self.refresh()
         self._fit_to_table()
 
@@ -252,14 +245,14 @@ class ModelsDialog(QDialog):
                 return st
         raise KeyError(name)
 
-    def _update_buttons(self, *_args) -> None:
-        busy = self.runner.busy
+    def _update_buttons(self) -> None:
+        busy = not self.runner.can_start(DOWNLOADS)
         for name, button in self.download_buttons.items():
             try:
                 present = self.status_of(name).present
             except KeyError:
                 continue
-            if name == self.downloading:
+            if name == self.job_model and self.job is not None and not self.job.ended:
                 button.setText("Downloading…")
                 button.setEnabled(False)
             else:
@@ -278,9 +271,9 @@ class ModelsDialog(QDialog):
 
     # ------------------------------------------------------------------ downloads
     def download(self, name: str) -> bool:
-        """Start downloading ``name`` in the worker; False when another job is running."""
-        if self.runner.busy:
-            self.show_message("Another job is running; wait for it or cancel it first", error=True)
+        """Start downloading ``name`` in the worker; False while another download runs."""
+        if not self.runner.can_start(DOWNLOADS):
+            self.show_message("Another download is running; wait for it or cancel it", error=True)
             return False
         try:
             job = models.download_job(name)
@@ -288,53 +281,48 @@ class ModelsDialog(QDialog):
             self.show_message(str(exc), error=True)
             return False
         info = self.status_of(name).info
-        self.downloading = name
+        handle = self.runner.start(job, f"Download {name}", DOWNLOADS)
+        if handle is None:
+            return False
+        self.job, self.job_model = handle, name
+        handle.progress.connect(self._on_progress)
+        handle.finished.connect(self._on_finished)
+        handle.failed.connect(self._on_failed)
+        handle.cancelled.connect(self._on_cancelled)
         self.show_message("")
         self.job_label.setText(f"Downloading {name}")
         self.progress.setRange(0, 0)  # busy until the first bytes arrive
         self.progress.setFormat(f"~{info.size_text}")
         self.job_row.show()
-        if not self._run_job(job, f"Download {name}"):
-            self.downloading = None
-            self.job_row.hide()
-            self.show_message("Another job is running; wait for it or cancel it first", error=True)
-            return False
         self._update_buttons()
         return True
 
+    def cancel_download(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+
     def _on_progress(self, done: int, total: int, _message: str) -> None:
-        if self.downloading is None:
-            return
         if total > 0:
             # bytes can exceed a QProgressBar's int range: show per mille
             self.progress.setRange(0, 1000)
             self.progress.setValue(int(1000 * done / total))
             self.progress.setFormat(f"{models.format_bytes(done)} of {models.format_bytes(total)}")
 
-    def _end(self) -> str | None:
-        name, self.downloading = self.downloading, None
+    def _end(self) -> str:
         self.job_row.hide()
-        return name
+        self.refresh()
+        return self.job_model
 
     def _on_finished(self, result) -> None:
-        if self.downloading is None:
-            return
         name = self._end()
-        self.refresh()
         self.show_message(f"{name} is ready ({result})")
 
     def _on_failed(self, message: str) -> None:
-        if self.downloading is None:
-            return
         self._end()
-        self.refresh()
         self.show_message(message, error=True)
 
     def _on_cancelled(self) -> None:
-        if self.downloading is None:
-            return
         name = self._end()
-        self.refresh()
         self.show_message(f"Download of {name} cancelled; it resumes where it stopped next time")
 
     # ------------------------------------------------------------------ local folders
@@ -367,19 +355,3 @@ class ModelsDialog(QDialog):
             return
         self.refresh()
         self.show_message(f"{name}: local folder forgotten")
-
-    # ------------------------------------------------------------------ closing
-    def done(self, result: int) -> None:
-        """Closing the dialog does not stop a download: it goes on in the status bar."""
-        for signal, slot in (
-            (self.runner.progress, self._on_progress),
-            (self.runner.finished, self._on_finished),
-            (self.runner.failed, self._on_failed),
-            (self.runner.cancelled, self._on_cancelled),
-            (self.runner.busy_changed, self._update_buttons),
-        ):
-            try:
-                signal.disconnect(slot)
-            except (RuntimeError, TypeError):
-                pass
-        super().done(result)

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.studio.util import qimage_from_rgb
+from worldstudio.studio.widgets import column, row
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif);;All files (*)"
 DEFAULT_SIZE = (832, 480)
@@ -428,9 +429,9 @@ class NewFromImageDialog(QDialog):
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        form.addRow("Image", _row(self.image_edit, browse_image))
-        form.addRow("Project folder", _row(self.out_edit, browse_out))
-        form.addRow("Depth model", _column(self.model_combo, self.model_hint))
+        form.addRow("Image", row(self.image_edit, browse_image))
+        form.addRow("Project folder", row(self.out_edit, browse_out))
+        form.addRow("Depth model", column(self.model_combo, self.model_hint))
         self.fov_spin.setMinimumWidth(110)
         fov_row = QHBoxLayout()
         fov_row.addWidget(self.fov_spin)
@@ -700,25 +701,6 @@ class NewFromImageDialog(QDialog):
             QMessageBox.StandardButton.No,
         )
         return answer == QMessageBox.StandardButton.Yes
-
-
-def _row(*widgets: QWidget) -> QWidget:
-    w = QWidget()
-    row = QHBoxLayout(w)
-    row.setContentsMargins(0, 0, 0, 0)
-    for i, x in enumerate(widgets):
-        row.addWidget(x, 1 if i == 0 else 0)
-    return w
-
-
-def _column(*widgets: QWidget) -> QWidget:
-    w = QWidget()
-    col = QVBoxLayout(w)
-    col.setContentsMargins(0, 0, 0, 0)
-    col.setSpacing(2)
-    for x in widgets:
-        col.addWidget(x)
-    return w
 
 
 def _free_folder(path: Path) -> Path:

@@ -34,9 +34,11 @@ from PySide6.QtWidgets import (
 )
 
 from worldstudio.core.errors import WorldStudioError
-from worldstudio.core.project import Pose, Project
+from worldstudio.core.project import Pose
+from worldstudio.core.reconstruct.segment import anchor_from_depth, fit_mask
 from worldstudio.studio import commands
 from worldstudio.studio.document import ProjectDocument, Selection
+from worldstudio.studio.worker import JobHandle, JobRunner
 
 ViewProvider = Callable[[], "tuple[np.ndarray, float] | None"]
 
@@ -62,46 +64,6 @@ def segmentation_model() -> str | None:
     except WorldStudioError:
         return None
     return None
-
-
-def anchor_from_depth(project: Project, folder: Path, u: float, v: float):
-    """The 3D point seen at source pixel (u, v) (pixels of the source image), or None where the
-    depth is unknown. The source camera sits at the identity pose (docs/CONVENTIONS.md)."""
-    if project.intrinsics is None or project.scene is None or not project.scene.depth_file:
-        return None
-    path = folder / project.scene.depth_file
-    if not path.is_file():
-        return None
-    depth = np.load(path, allow_pickle=False)
-    K = np.array(project.intrinsics.K, dtype=np.float64)
-    H, W = project.intrinsics.height, project.intrinsics.width
-    src_h = project.source.height if project.source else H
-    src_w = project.source.width if project.source else W
-    # Pixel (u, v) of the source image -> pixel of the intrinsics' / depth's grid.
-    uk, vk = u * W / src_w, v * H / src_h
-    dh, dw = depth.shape[:2]
-    iu, iv = int(uk * dw / W), int(vk * dh / H)
-    if not (0 <= iu < dw and 0 <= iv < dh):
-        return None
-    z = float(depth[iv, iu])
-    if not np.isfinite(z) or z <= 0:
-        return None
-    ray = np.linalg.solve(K, np.array([uk, vk, 1.0]))
-    return tuple(float(c) for c in ray * z)
-
-
-def fit_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """``mask`` resized (nearest) to ``shape`` = (H, W) when the source image and the depth map
-    differ in size."""
-    mask = np.asarray(mask, dtype=bool)
-    if mask.shape == tuple(shape):
-        return mask
-    from PIL import Image
-
-    img = Image.fromarray(mask.astype(np.uint8) * 255).resize(
-        (shape[1], shape[0]), Image.Resampling.NEAREST
-    )
-    return np.asarray(img) > 127
 
 
 class _PickLabel(QLabel):
@@ -274,18 +236,23 @@ class SourcePickDialog(QDialog):
     for its anchor."""
 
     def __init__(
-        self, doc: ProjectDocument, parent: QWidget | None = None, use_masks: bool | None = None
+        self,
+        doc: ProjectDocument,
+        runner: JobRunner,
+        parent: QWidget | None = None,
+        use_masks: bool | None = None,
     ):
         super().__init__(parent)
         self.setWindowTitle("Add entity from the source image")
         self.doc = doc
+        self.runner = runner
         self.anchor = None
         self.mask: np.ndarray | None = None  # (H, W) bool on the source image
         self.mask_score: float | None = None
         self.entity = None  # the Entity made from the mask (its file written), before the edit
         self._segmenter = None
         self._pending = False
-        self.runner = None  # the dialog's own worker (studio.worker.JobRunner), made on first use
+        self.job: JobHandle | None = None  # the latest segmentation
         p = doc.project
         src = doc.folder / p.source.file if (doc.folder and p.source) else None
         pm = QPixmap(str(src)) if src is not None and src.is_file() else QPixmap()
@@ -368,7 +335,7 @@ class SourcePickDialog(QDialog):
     # ------------------------------------------------------------------ click for an anchor
     def _picked(self, x: float, y: float) -> None:
         u, v = x / self.scale, y / self.scale
-        self.anchor = anchor_from_depth(self.doc.project, self.doc.folder, u, v)
+        self.anchor = anchor_from_depth(self.doc.folder, self.doc.project, u, v)
         if self.anchor is None:
             self.info.setText(
                 f"pixel ({u:.0f}, {v:.0f}): no depth there; the entity gets no anchor"
@@ -382,27 +349,16 @@ class SourcePickDialog(QDialog):
     def _clicked(self, u: float, v: float, label: int) -> None:
         """The first positive click gives an anchor at once (the mask's replaces it)."""
         if label and self.mask is None and not any(lab for _x, _y, lab in self.image.points[:-1]):
-            self.anchor = anchor_from_depth(self.doc.project, self.doc.folder, u, v)
+            self.anchor = anchor_from_depth(self.doc.folder, self.doc.project, u, v)
 
     # ------------------------------------------------------------------ SAM 2 in the worker
-    def _runner(self):
-        if self.runner is None:
-            from worldstudio.studio.worker import JobRunner
-
-            self.runner = JobRunner(self)
-            self.runner.finished.connect(self._segmented)
-            self.runner.failed.connect(self._segment_failed)
-            self.runner.cancelled.connect(lambda: self.status.setText("segmentation cancelled"))
-        return self.runner
-
     @property
     def busy(self) -> bool:
-        return self.runner is not None and self.runner.busy
+        return self.job is not None and not self.job.ended
 
     def _segment(self) -> None:
         """Run SAM 2 on the current prompts (queued while a run is under way)."""
-        runner = self._runner()
-        if runner.busy:
+        if self.busy:
             self._pending = True
             return
         points, labels, box = self.image.prompts()
@@ -432,7 +388,12 @@ class SourcePickDialog(QDialog):
         self.status.setText(
             "segmenting…" if segmenter is not None else f"loading {model} and segmenting…"
         )
-        runner.start(job, "Segment")
+        # A small model on one image: it runs beside whatever else runs (no lane).
+        self.job = self.runner.start(job, "Segment", lane=None)
+        assert self.job is not None  # a job without a lane always starts
+        self.job.finished.connect(self._segmented)
+        self.job.failed.connect(self._segment_failed)
+        self.job.cancelled.connect(lambda: self.status.setText("segmentation cancelled"))
 
     def _segmented(self, result) -> None:
         seg, res = result
@@ -483,8 +444,8 @@ class SourcePickDialog(QDialog):
         timer.start()
         while (self.busy or self._pending) and timer.elapsed() < msecs:
             QCoreApplication.processEvents()
-            if self.runner is not None and self.runner.busy:
-                self.runner.wait(20)
+            if self.busy:
+                self.job.wait(20)
         QCoreApplication.processEvents()
         return not self.busy
 
@@ -545,9 +506,9 @@ class SourcePickDialog(QDialog):
 
     def done(self, result: int) -> None:
         """Closing stops a running segmentation and frees the model."""
-        if self.runner is not None and self.runner.busy:
-            self.runner.cancel()
-            self.runner.wait(30000)
+        if self.busy:
+            self.job.cancel()
+            self.job.wait(30000)
         self._segmenter = None
         super().done(result)
 
@@ -561,11 +522,16 @@ def _read_rgb(path: Path) -> np.ndarray:
 
 class EntitiesPanel(QWidget):
     def __init__(
-        self, doc: ProjectDocument, current_view: ViewProvider, parent: QWidget | None = None
+        self,
+        doc: ProjectDocument,
+        current_view: ViewProvider,
+        runner: JobRunner,
+        parent: QWidget | None = None,
     ):
         super().__init__(parent)
         self.doc = doc
         self.current_view = current_view
+        self.runner = runner
         self._filling = False
 
         self.entities = QListWidget()
@@ -664,7 +630,7 @@ class EntitiesPanel(QWidget):
             self.refill()
 
     def add_entity_dialog(self) -> None:
-        dlg = SourcePickDialog(self.doc, self)
+        dlg = SourcePickDialog(self.doc, self.runner, self)
         if dlg.exec() == QDialog.DialogCode.Accepted:
             eid = dlg.create()
             self.doc.set_selection(Selection("entity", eid))

@@ -9,7 +9,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -20,53 +19,18 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
-    QSizePolicy,
     QSpinBox,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from worldstudio.core.geometry.transforms import quat_to_ypr, ypr_to_quat
 from worldstudio.studio import commands
 from worldstudio.studio.document import ProjectDocument, Selection
-from worldstudio.studio.util import quat_to_ypr, ypr_to_quat
+from worldstudio.studio.widgets import float_spin, show_value
 
 EASINGS = ["linear", "ease_in", "ease_out", "ease_in_out"]
-
-
-def _spin(
-    lo: float, hi: float, decimals: int = 4, step: float = 0.05, suffix: str = ""
-) -> QDoubleSpinBox:
-    s = QDoubleSpinBox()
-    s.setRange(lo, hi)
-    s.setDecimals(decimals)
-    s.setSingleStep(step)
-    s.setKeyboardTracking(False)  # valueChanged on Enter / focus-out / arrows, not per keystroke
-    s.setSuffix(suffix)
-    s.setAlignment(Qt.AlignmentFlag.AlignRight)
-    s.setMinimumWidth(40)
-    s.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-    return s
-
-
-def _set(widget, value) -> None:
-    """Show a model value without echoing it back as an edit (and not under the user's cursor)."""
-    if widget.hasFocus() and not isinstance(widget, QCheckBox):
-        return
-    widget.blockSignals(True)
-    if isinstance(widget, QDoubleSpinBox | QSpinBox):
-        widget.setValue(value)
-    elif isinstance(widget, QLineEdit):
-        if widget.text() != value:
-            widget.setText(value)
-    elif isinstance(widget, QPlainTextEdit):
-        if widget.toPlainText() != value:
-            widget.setPlainText(value)
-    elif isinstance(widget, QComboBox):
-        widget.setCurrentText(value)
-    elif isinstance(widget, QCheckBox):
-        widget.setChecked(bool(value))
-    widget.blockSignals(False)
 
 
 class _CommitTextEdit(QPlainTextEdit):
@@ -92,10 +56,10 @@ class _PoseFields:
     """Position x, y, z and yaw / pitch / roll (degrees) + fov, with the quaternion shown exactly."""
 
     def __init__(self, form: QFormLayout, on_edit: Callable[[str], None]):
-        self.pos = [_spin(-1e4, 1e4, 4, 0.05) for _ in range(3)]
-        self.ypr = [_spin(-180.0, 180.0, 3, 1.0, " °") for _ in range(3)]
+        self.pos = [float_spin(-1e4, 1e4, 4, 0.05, compact=True) for _ in range(3)]
+        self.ypr = [float_spin(-180.0, 180.0, 3, 1.0, suffix=" °", compact=True) for _ in range(3)]
         self.ypr[1].setRange(-90.0, 90.0)
-        self.fov = _spin(1.0, 179.0, 3, 1.0, " °")
+        self.fov = float_spin(1.0, 179.0, 3, 1.0, suffix=" °", compact=True)
         self.quat = QLabel()
         self.quat.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.quat.setObjectName("mono")
@@ -118,13 +82,13 @@ class _PoseFields:
 
     def show(self, position, orientation, fov) -> None:
         for s, v in zip(self.pos, position, strict=True):
-            _set(s, float(v))
+            show_value(s, float(v), keep_focused=True)
         if not any(s.hasFocus() for s in self.ypr):
             for s, v in zip(self.ypr, quat_to_ypr(orientation), strict=True):
-                _set(s, round(v, 6) + 0.0)
+                show_value(s, round(v, 6) + 0.0, keep_focused=True)
         self.quat.setText("{:.6f}  {:.6f}\n{:.6f}  {:.6f}".format(*orientation))
         if fov is not None:
-            _set(self.fov, float(fov))
+            show_value(self.fov, float(fov), keep_focused=True)
 
     def position(self) -> tuple[float, float, float]:
         return tuple(s.value() for s in self.pos)  # type: ignore[return-value]
@@ -190,7 +154,7 @@ class InspectorPanel(QWidget):
         self.p_fps.setKeyboardTracking(False)
         self.p_fps.valueChanged.connect(lambda v: commands.set_path_settings(self.doc, fps=v))
         form.addRow("Path fps", self.p_fps)
-        self.p_tension = _spin(-1.0, 1.0, 2, 0.1)
+        self.p_tension = float_spin(-1.0, 1.0, 2, 0.1, compact=True)
         self.p_tension.valueChanged.connect(
             lambda v: commands.set_path_settings(self.doc, "tension", tension=v)
         )
@@ -230,7 +194,7 @@ class InspectorPanel(QWidget):
         self.k_where = QLabel()
         form.addRow("Time", self.k_where)
         self.k_pose = _PoseFields(form, self._keyframe_edited)
-        self.k_transition = _spin(0.001, 3600.0, 3, 0.25, " s")
+        self.k_transition = float_spin(0.001, 3600.0, 3, 0.25, suffix=" s", compact=True)
         self.k_transition.valueChanged.connect(lambda _v: self._keyframe_edited("transition"))
         form.addRow("Transition to next", self.k_transition)
         self.k_easing = QComboBox()
@@ -275,7 +239,7 @@ class InspectorPanel(QWidget):
         self.e_name = QLineEdit()
         self.e_name.editingFinished.connect(self._entity_renamed)
         form.addRow("Name", self.e_name)
-        self.e_anchor = [_spin(-1e4, 1e4, 4, 0.05) for _ in range(3)]
+        self.e_anchor = [float_spin(-1e4, 1e4, 4, 0.05, compact=True) for _ in range(3)]
         row = QHBoxLayout()
         for s in self.e_anchor:
             row.addWidget(s)
@@ -329,7 +293,7 @@ class InspectorPanel(QWidget):
     def _show_project(self, _sel) -> None:
         p = self.doc.project
         self.title.setText(f"Project — {p.name}")
-        _set(self.p_name, p.name)
+        show_value(self.p_name, p.name, keep_focused=True)
         if p.scene is None:
             scene = "no reconstruction yet"
         elif p.scene.pending:
@@ -340,10 +304,10 @@ class InspectorPanel(QWidget):
         if cloud is not None and p.scene is not None and p.scene.point_count == 0:
             scene = f"{len(cloud.xyz):,} points"
         self.p_summary.setText(scene)
-        _set(self.p_fps, p.camera_path.settings.fps)
-        _set(self.p_tension, p.camera_path.settings.tension)
-        _set(self.p_loop, p.camera_path.settings.loop)
-        _set(self.p_frames, p.generation.frames_per_round)
+        show_value(self.p_fps, p.camera_path.settings.fps, keep_focused=True)
+        show_value(self.p_tension, p.camera_path.settings.tension, keep_focused=True)
+        show_value(self.p_loop, p.camera_path.settings.loop, keep_focused=True)
+        show_value(self.p_frames, p.generation.frames_per_round, keep_focused=True)
         g = p.generation
         self.p_size.setText(
             f"{g.width}×{g.height} at {g.fps} fps · {len(p.rounds)} rounds · "
@@ -365,8 +329,8 @@ class InspectorPanel(QWidget):
             f"frame {f}  ·  {f / fps:.3f} s  ·  round {self.doc.round_of_frame(f) + 1}"
         )
         self.k_pose.show(kf.position, kf.orientation, kf.fov)
-        _set(self.k_transition, kf.transition)
-        _set(self.k_easing, kf.easing)
+        show_value(self.k_transition, kf.transition, keep_focused=True)
+        show_value(self.k_easing, kf.easing, keep_focused=True)
         self.k_transition.setEnabled(i < len(kfs) - 1 or self.doc.project.camera_path.settings.loop)
 
     def set_thumbnail(self, pixmap) -> None:
@@ -379,8 +343,8 @@ class InspectorPanel(QWidget):
         except KeyError:
             return
         self.title.setText(f"Monitor — {m.name}")
-        _set(self.m_name, m.name)
-        _set(self.m_enabled, m.enabled)
+        show_value(self.m_name, m.name, keep_focused=True)
+        show_value(self.m_enabled, m.enabled, keep_focused=True)
         self.m_pose.show(m.pose.position, m.pose.orientation, m.fov)
         self.m_entities.blockSignals(True)
         self.m_entities.clear()
@@ -400,9 +364,9 @@ class InspectorPanel(QWidget):
         except KeyError:
             return
         self.title.setText(f"Entity — {e.name}")
-        _set(self.e_name, e.name)
+        show_value(self.e_name, e.name, keep_focused=True)
         for s, v in zip(self.e_anchor, e.anchor or (0.0, 0.0, 0.0), strict=True):
-            _set(s, float(v))
+            show_value(s, float(v), keep_focused=True)
         for s in self.e_anchor:
             s.setEnabled(e.anchor is not None)
         if e.defined_from is not None:
@@ -422,7 +386,7 @@ class InspectorPanel(QWidget):
             self._entity_prompt_edited,
         )
         for r, ed in enumerate(self.e_prompt_edits):
-            _set(ed, e.prompt(r))
+            show_value(ed, e.prompt(r), keep_focused=True)
             ed.setPlaceholderText(f"what {e.name} does in round {r + 1}")
 
     def _show_round(self, sel: Selection) -> None:
@@ -432,7 +396,7 @@ class InspectorPanel(QWidget):
             return
         F = p.generation.frames_per_round
         self.title.setText(f"Round {r + 1} of {len(p.rounds)}")
-        _set(self.r_scene, p.rounds[r].scene_text)
+        show_value(self.r_scene, p.rounds[r].scene_text, keep_focused=True)
         self.r_frames.setText(f"{r * F} – {(r + 1) * F - 1}")
         self._sync_line_edits(
             self.r_prompts_form,
@@ -442,7 +406,7 @@ class InspectorPanel(QWidget):
             self._round_prompt_edited,
         )
         for i, ed in enumerate(self.r_prompt_edits):
-            _set(ed, p.entities[i].prompt(r))
+            show_value(ed, p.entities[i].prompt(r), keep_focused=True)
         for i in range(self.r_prompts_form.rowCount()):
             label = self.r_prompts_form.itemAt(i, QFormLayout.ItemRole.LabelRole)
             if label is not None and label.widget() is not None:

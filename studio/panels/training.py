@@ -4,13 +4,12 @@ Settings (clip folder, model, steps, rank, learning rate, size, frames, adapter 
 panel's own: a training run is not part of the project model; what it makes is (the adapter in
 the project's ``loras/`` folder, which the Generate panel lists).
 
-Start runs ``worldstudio.core.training.train_job`` in the window's :class:`~studio.worker.JobRunner`. The
-trainer calls ``on_metrics`` from the worker thread; the panel re-emits each report through a Qt
-signal (:attr:`TrainingPanel.metrics_arrived`), which Qt queues to the GUI thread, where the loss
-curve grows (train loss per step, its moving average, eval loss points), a sample clip is sent to
-the player (:attr:`sample_ready`) and, at the end, the adapter is announced
-(:attr:`adapter_ready`). Pause holds the run between optimizer steps (``PauseToken``); Cancel
-stops it (also while paused).
+Start runs ``worldstudio.core.training.train_job`` on the window's :class:`~studio.worker.JobRunner`
+and follows the job's handle. The trainer's events arrive in the GUI thread through the handle:
+``metrics`` grow the loss curve (train loss per step, its moving average, eval loss points), a
+``sample`` clip is sent to the player (:attr:`sample_ready`), a ``checkpoint`` is said in the
+status bar and, at the end, the adapter is announced (:attr:`adapter_ready`). Pause holds the run
+at its next optimizer step (the job's ``ctx.checkpoint``); Cancel stops it (also while paused).
 
 Nothing here imports torch: the trainer is imported when a run starts.
 """
@@ -29,14 +28,8 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QMessageBox,
-    QProgressBar,
-    QPushButton,
-    QScrollArea,
-    QSizePolicy,
-    QSpinBox,
     QSplitter,
     QToolButton,
     QVBoxLayout,
@@ -45,7 +38,9 @@ from PySide6.QtWidgets import (
 
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.studio.document import ProjectDocument
-from worldstudio.studio.worker import JobRunner
+from worldstudio.studio.panels.job_header import JobHeader
+from worldstudio.studio.widgets import int_spin, scroll_column, size_row
+from worldstudio.studio.worker import GPU, JobHandle, JobRunner
 
 TRAIN_PEN = QColor(110, 160, 230, 110)
 SMOOTH_PEN = QColor(120, 180, 255)
@@ -54,21 +49,9 @@ PLOT_BG = QColor(30, 33, 39)
 SMOOTHING = 0.9  # exponential moving average of the train loss
 
 
-def _spin(lo: int, hi: int, value: int, step: int = 1, tip: str = "") -> QSpinBox:
-    s = QSpinBox()
-    s.setRange(lo, hi)
-    s.setSingleStep(step)
-    s.setValue(value)
-    s.setAlignment(Qt.AlignmentFlag.AlignRight)
-    if tip:
-        s.setToolTip(tip)
-    return s
-
-
 class TrainingPanel(QWidget):
     """The Training dock's widget."""
 
-    metrics_arrived = Signal(object)  # emitted from the worker thread; delivered in the GUI thread
     sample_ready = Signal(str)  # the latest sample clip (mp4)
     adapter_ready = Signal(str)  # the trained LoRA (.safetensors), once training is done
     message = Signal(str, bool)  # (text, is_error) for the status bar
@@ -77,16 +60,14 @@ class TrainingPanel(QWidget):
         super().__init__(parent)
         self.doc = doc
         self.runner = runner
-        self.active = False
-        self.pause_token = None
-        self.paused = False
+        self.job: JobHandle | None = None  # this panel's latest training
         self.last_result = None
         self.last_error = ""
         self.last_sample: str | None = None
         self.extra_settings: dict = {}  # more TrainConfig fields (advanced use, tests)
         # The question asked before replacing an earlier run of the same name.
         self.ask_overwrite = self._ask_overwrite
-        self.metrics: list[dict] = []
+        self.events: list[tuple[str, dict]] = []  # the latest training's events
         self._steps: list[float] = []
         self._losses: list[float] = []
         self._smooth: list[float] = []
@@ -94,15 +75,19 @@ class TrainingPanel(QWidget):
         self._eval_losses: list[float] = []
         self.total_steps = 0
         self._build()
-        self.metrics_arrived.connect(self._on_metrics)
         doc.changed.connect(self._on_changed)
-        r = runner
-        r.progress.connect(self._on_progress)
-        r.finished.connect(self._on_finished)
-        r.failed.connect(self._on_failed)
-        r.cancelled.connect(self._on_cancelled)
-        r.busy_changed.connect(lambda _busy: self._update_buttons())
+        runner.jobs_changed.connect(self._update_buttons)
         self.reset_from_project()
+
+    @property
+    def running(self) -> bool:
+        """Whether this panel's training is under way (paused included)."""
+        return self.job is not None and not self.job.ended
+
+    @property
+    def paused(self) -> bool:
+        """Whether the training holds between steps."""
+        return self.job is not None and self.job.state == "paused"
 
     # ================================================================== building
     def _build(self) -> None:
@@ -130,35 +115,20 @@ class TrainingPanel(QWidget):
         )
         self.plot.setMinimumHeight(140)
 
-        self.status = QLabel("Choose a folder of clips (with captions) and press Start.")
-        self.status.setObjectName("mono")
-        self.status.setWordWrap(True)
-        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.bar = QProgressBar()
-        self.bar.setRange(0, 1)
-        self.bar.setValue(0)
-        self.start_button = QPushButton("Start")
-        self.start_button.setToolTip(
-            "Train a LoRA on the clips; it is saved in the project's loras/ folder"
+        self.header = JobHeader(
+            "Start",
+            "Train a LoRA on the clips; it is saved in the project's loras/ folder",
+            "Stop training (the last checkpoint stays on disk)",
+            pausable=True,
+            pause_tip="Hold the run between optimizer steps",
         )
-        self.start_button.clicked.connect(lambda: self.start())
-        self.pause_button = QPushButton("Pause")
-        self.pause_button.setToolTip("Hold the run between optimizer steps")
-        self.pause_button.clicked.connect(self.toggle_pause)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop training (the last checkpoint stays on disk)")
-        self.cancel_button.clicked.connect(self.runner.cancel)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.start_button, 2)
-        buttons.addWidget(self.pause_button, 1)
-        buttons.addWidget(self.cancel_button, 1)
+        self.header.status.setText("Choose a folder of clips (with captions) and press Start.")
+        self.header.start_button.clicked.connect(lambda: self.start())
         top = QWidget()
         tl = QVBoxLayout(top)
         tl.setContentsMargins(6, 6, 6, 0)
         tl.addWidget(self.plot, 1)
-        tl.addWidget(self.status)
-        tl.addWidget(self.bar)
-        tl.addLayout(buttons)
+        tl.addWidget(self.header)
 
         # -- data
         self.clips = QLineEdit()
@@ -183,24 +153,20 @@ class TrainingPanel(QWidget):
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
         self.model.setMinimumContentsLength(12)
-        self.steps = _spin(1, 1_000_000, 500, 50, "optimizer steps")
-        self.rank = _spin(1, 512, 16, 4, "LoRA rank (alpha = rank)")
+        self.steps = int_spin(1, 1_000_000, 50, 500, "optimizer steps")
+        self.rank = int_spin(1, 512, 4, 16, "LoRA rank (alpha = rank)")
         self.lr = QLineEdit("1e-4")
         self.lr.setToolTip("peak learning rate (warm-up, then cosine decay)")
         self.lr.setAlignment(Qt.AlignmentFlag.AlignRight)
-        self.width_spin = _spin(16, 4096, 832, 16, "training width (a multiple of 16)")
-        self.height_spin = _spin(16, 4096, 480, 16, "training height (a multiple of 16)")
-        size = QHBoxLayout()
-        size.addWidget(self.width_spin, 1)
-        size.addWidget(QLabel("×"))
-        size.addWidget(self.height_spin, 1)
-        self.frames = _spin(5, 1001, 33, 4, "frames per training clip: 4k+1")
-        self.sample_every = _spin(0, 1_000_000, 100, 50, "a sample clip every N steps (0: none)")
-        self.eval_every = _spin(
+        self.width_spin = int_spin(16, 4096, 16, 832, "training width (a multiple of 16)")
+        self.height_spin = int_spin(16, 4096, 16, 480, "training height (a multiple of 16)")
+        self.frames = int_spin(5, 1001, 4, 33, "frames per training clip: 4k+1")
+        self.sample_every = int_spin(0, 1_000_000, 50, 100, "a sample clip every N steps (0: none)")
+        self.eval_every = int_spin(
             0,
             1_000_000,
-            50,
             10,
+            50,
             "eval loss on a fixed batch every N steps (0: at the start and end only)",
         )
         g2 = QGroupBox("Model and settings")
@@ -209,25 +175,14 @@ class TrainingPanel(QWidget):
         f2.addRow("Steps", self.steps)
         f2.addRow("Rank", self.rank)
         f2.addRow("Learning rate", self.lr)
-        f2.addRow("Size", size)
+        f2.addRow("Size", size_row(self.width_spin, self.height_spin))
         f2.addRow("Frames", self.frames)
         f2.addRow("Sample every", self.sample_every)
         f2.addRow("Eval every", self.eval_every)
 
-        settings = QWidget()
-        sl = QVBoxLayout(settings)
-        sl.setContentsMargins(6, 0, 6, 6)
-        sl.addWidget(g1)
-        sl.addWidget(g2)
-        sl.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(settings)
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(top)
-        split.addWidget(scroll)
+        split.addWidget(scroll_column(g1, g2))
         split.setStretchFactor(0, 2)
         split.setStretchFactor(1, 3)
         split.setChildrenCollapsible(False)
@@ -238,7 +193,7 @@ class TrainingPanel(QWidget):
 
     # ================================================================== project -> fields
     def _on_changed(self, aspect: str) -> None:
-        if aspect == "all" and not self.active:
+        if aspect == "all" and not self.running:
             self.reset_from_project()
 
     def reset_from_project(self) -> None:
@@ -330,9 +285,9 @@ class TrainingPanel(QWidget):
     def start(self) -> bool:
         """Start training with the panel's settings."""
         from worldstudio.core.project import ProjectFolder
-        from worldstudio.core.training import PauseToken, train_job
+        from worldstudio.core.training import train_job
 
-        if self.runner.busy:
+        if not self.runner.can_start(GPU):
             self.message.emit("Another job is running; wait for it or cancel it", True)
             return False
         if self.doc.folder is None:
@@ -350,43 +305,29 @@ class TrainingPanel(QWidget):
                 if not self.ask_overwrite(name):
                     return False
                 settings["overwrite"] = True
-            self.pause_token = PauseToken()
-            job = train_job(
-                self.doc.folder,
-                pause=self.pause_token,
-                on_metrics=self.metrics_arrived.emit,
-                **settings,
-            )
+            job = train_job(self.doc.folder, **settings)
         except WorldStudioError as exc:
-            self.status.setText(f"error: {exc}")
+            self.header.status.setText(f"error: {exc}")
             self.message.emit(str(exc), True)
             return False
+        handle = self.runner.start(job, f"Train LoRA {name}", GPU)
+        if handle is None:
+            return False
+        self.job = handle
         self.clear_curve()
         self.total_steps = int(settings["steps"])
         self.last_error = ""
-        self.paused = False
-        self.active = True
-        if not self.runner.start(job, f"Train LoRA {name}"):
-            self.active = False
-            return False
-        self.status.setText("loading the model and encoding the clips…")
-        self.bar.setRange(0, 0)
+        handle.event.connect(self._on_event)
+        handle.finished.connect(self._on_finished)
+        handle.failed.connect(self._on_failed)
+        handle.cancelled.connect(self._on_cancelled)
+        self.header.follow(handle)
+        self.header.status.setText("loading the model and encoding the clips…")
         self._update_buttons()
         return True
 
-    def toggle_pause(self) -> None:
-        if self.pause_token is None or not self.active:
-            return
-        if self.pause_token.paused:
-            self.pause_token.resume()
-            self.pause_button.setText("Pause")
-        else:
-            self.pause_token.pause()
-            self.pause_button.setText("Resume")
-            self.status.setText("pausing after this step…")
-
     def clear_curve(self) -> None:
-        self.metrics = []
+        self.events = []
         for lst in (self._steps, self._losses, self._smooth, self._eval_steps, self._eval_losses):
             lst.clear()
         self._redraw()
@@ -397,18 +338,13 @@ class TrainingPanel(QWidget):
         self.eval_points.setData(self._eval_steps, self._eval_losses)
 
     def _update_buttons(self) -> None:
-        busy = self.runner.busy
-        self.start_button.setEnabled(not busy)
-        self.pause_button.setEnabled(self.active)
-        self.cancel_button.setEnabled(self.active)
-        if not self.active:
-            self.pause_button.setText("Pause")
+        self.header.set_can_start(self.runner.can_start(GPU))
 
-    # ------------------------------------------------------------------ reports (GUI thread)
-    def _on_metrics(self, m: dict) -> None:
-        self.metrics.append(m)
-        kind = m.get("kind")
-        if kind == "train":
+    # ------------------------------------------------------------------ the job's events
+    def _on_event(self, name: str, m: dict) -> None:
+        self.events.append((name, m))
+        status = self.header.status
+        if name == "metrics" and "loss" in m:
             loss = float(m["loss"])
             if not math.isfinite(loss):
                 return
@@ -418,61 +354,35 @@ class TrainingPanel(QWidget):
             self._smooth.append(SMOOTHING * prev + (1 - SMOOTHING) * loss)
             self._redraw()
             total = self.total_steps or m["step"]
-            self.status.setText(
+            status.setText(
                 f"step {m['step']}/{total} · loss {loss:.4f} · lr {float(m.get('lr', 0)):.2e}"
             )
-        elif kind == "eval":
+        elif name == "metrics" and "eval_loss" in m:
             self._eval_steps.append(float(m["step"]))
             self._eval_losses.append(float(m["eval_loss"]))
             self._redraw()
-        elif kind == "sample":
+        elif name == "sample":
             self.last_sample = str(m["path"])
             self.sample_ready.emit(self.last_sample)
-        elif kind == "paused":
-            self.paused = True
-            self.status.setText(f"paused at step {m.get('step')}: Resume continues")
-        elif kind == "resumed":
-            self.paused = False
-            self.status.setText(f"resumed at step {m.get('step')}")
-        elif kind == "checkpoint":
+        elif name == "paused":
+            status.setText(f"paused at step {m.get('step')}: Resume continues")
+        elif name == "resumed":
+            status.setText(f"resumed at step {m.get('step')}")
+        elif name == "checkpoint":
             self.message.emit(f"checkpoint at step {m.get('step')}: {m.get('path')}", False)
 
-    def _on_progress(self, done: int, total: int, message: str) -> None:
-        if self.active and total > 0:
-            self.bar.setRange(0, total)
-            self.bar.setValue(done)
-
-    def _ended(self) -> None:
-        self.active = False
-        self.paused = False
-        self.pause_token = None
-        self._update_buttons()
-
     def _on_finished(self, result) -> None:
-        if not self.active:
-            return
         self.last_result = result
-        self._ended()
-        self.bar.setRange(0, 1)
-        self.bar.setValue(1)
         adapter = str(result.adapter)
-        self.status.setText(f"done: {Path(adapter).name} after {result.step} steps")
+        self.header.show_outcome(
+            f"done: {Path(adapter).name} after {result.step} steps", complete=True
+        )
         self.message.emit(f"LoRA saved: {adapter}", False)
         self.adapter_ready.emit(adapter)
 
     def _on_failed(self, message: str) -> None:
-        if not self.active:
-            return
         self.last_error = message
-        self._ended()
-        self.bar.setRange(0, 1)
-        self.bar.setValue(0)
-        self.status.setText(f"failed: {message}")
+        self.header.show_outcome(f"failed: {message}", complete=False)
 
     def _on_cancelled(self) -> None:
-        if not self.active:
-            return
-        self._ended()
-        self.bar.setRange(0, 1)
-        self.bar.setValue(0)
-        self.status.setText("cancelled")
+        self.header.show_outcome("cancelled", complete=False)

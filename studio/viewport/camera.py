@@ -19,25 +19,17 @@ import math
 import numpy as np
 from vispy.scene.cameras.perspective import PerspectiveCamera
 
-from worldstudio.core.geometry.transforms import WORLD_UP, opencv_to_opengl, rotate_about_axis
+from worldstudio.core.geometry.transforms import (
+    WORLD_UP,
+    opencv_to_opengl,
+    orthonormalize_pose,
+    rotate_about_axis,
+)
 
 MIN_FOV, MAX_FOV = 1.0, 170.0
 # Keep the view direction at least this many degrees away from straight up / straight down while
 # orbiting or looking around, so the turntable never flips over the pole.
 _POLE_MARGIN_DEG = 2.0
-
-
-def _orthonormalize(c2w: np.ndarray) -> np.ndarray:
-    """Project the rotation block back onto SO(3) (repeated small rotations drift)."""
-    out = np.array(c2w, dtype=np.float64)
-    U, _, Vt = np.linalg.svd(out[:3, :3])
-    R = U @ Vt
-    if np.linalg.det(R) < 0:  # pragma: no cover - only for a reflection, which we never build
-        U[:, -1] *= -1
-        R = U @ Vt
-    out[:3, :3] = R
-    out[3] = (0.0, 0.0, 0.0, 1.0)
-    return out
 
 
 def vispy_camera_matrix(c2w: np.ndarray) -> np.ndarray:
@@ -187,7 +179,7 @@ class PoseCamera(PerspectiveCamera):
         # Moving up over the target = the view tilting down = a negative pitch about camera x.
         pitch = self._clamped_pitch(m[:3, 2], -pitch_deg)
         m = self._pitch(m, pitch, target)
-        self._c2w = _orthonormalize(m)
+        self._c2w = orthonormalize_pose(m)
         self.view_changed()
 
     def look(self, yaw_deg: float, pitch_deg: float) -> None:
@@ -195,7 +187,7 @@ class PoseCamera(PerspectiveCamera):
         m = rotate_about_axis(self._c2w, WORLD_UP, -yaw_deg)
         pitch = self._clamped_pitch(m[:3, 2], pitch_deg)
         m = self._pitch(m, pitch, m[:3, 3])
-        self._c2w = _orthonormalize(m)
+        self._c2w = orthonormalize_pose(m)
         self.view_changed()
 
     def pan(self, du: float, dv: float, height_px: float) -> None:

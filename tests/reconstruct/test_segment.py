@@ -16,9 +16,11 @@ from worldstudio.core.project import ProjectFolder
 from worldstudio.core.reconstruct.segment import (
     Sam2Segmenter,
     SegmentationError,
+    anchor_from_depth,
     entity_from_mask,
     entity_from_prompt,
     entity_job,
+    fit_mask,
     load_mask,
     mask_anchor,
     segment_image,
@@ -134,3 +136,38 @@ def test_the_anchor_from_exact_depth_lies_on_the_oracle_ball(tmp_path):
     assert e.anchor[2] < centre[2]
     depth = np.load(root / "scene" / "depth.npy")
     assert mask_anchor(np.zeros_like(mask), depth, np.array(project.intrinsics.K)) is None
+
+
+def test_a_click_on_the_ball_anchors_on_its_surface(tmp_path):
+    """anchor_from_depth: every pixel of the oracle ball's mask, clicked on the source image (or
+    on a source image twice the size), gives a point on the ball's surface."""
+    from worldstudio.core.oracle import OracleScene
+    from worldstudio.core.oracle.demo_project import create_demo_project
+
+    root = tmp_path / "demo"
+    project = create_demo_project(root, width=208, height=120)
+    scene = OracleScene.demo()
+    centre, radius = scene.entity_position(0.0), scene.entity_radius
+    vs, us = np.nonzero(load_mask(root / "scene" / "masks" / "ball.png"))
+    big = project.model_copy(
+        update={"source": project.source.model_copy(update={"width": 416, "height": 240})}
+    )
+    for v, u in zip(vs[::5], us[::5], strict=True):
+        p = anchor_from_depth(root, project, u + 0.5, v + 0.5)
+        assert abs(np.linalg.norm(np.subtract(p, centre)) - radius) < 1e-4
+        assert anchor_from_depth(root, big, 2 * u + 1.0, 2 * v + 1.0) == pytest.approx(p)
+    assert anchor_from_depth(root, project, -5.0, 3.0) is None  # outside the image
+    no_depth = project.model_copy(
+        update={"scene": project.scene.model_copy(update={"depth_file": None})}
+    )
+    assert anchor_from_depth(root, no_depth, 10.0, 10.0) is None
+
+
+def test_fit_mask_resizes_to_the_depth_grid():
+    mask = np.zeros((8, 12), bool)
+    mask[2:6, 3:9] = True
+    assert (fit_mask(mask, (8, 12)) == mask).all()
+    half = fit_mask(mask, (4, 6))
+    assert half.shape == (4, 6) and half.dtype == bool
+    assert (half == mask[1::2, 1::2]).all()  # nearest: the sample at each new pixel's centre
+    assert (fit_mask(half, (8, 12)) == np.repeat(np.repeat(half, 2, 0), 2, 1)).all()

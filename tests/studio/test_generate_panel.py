@@ -20,17 +20,17 @@ TIMEOUT = 60000
 def small_panel(w, backend: str = "oracle"):
     """The panel set to a small, fast run through its widgets: 2 rounds of F=9 at 64x48."""
     gp = w.generate_panel
-    gp.backend.setCurrentIndex(gp.backend.findData(backend))
-    gp.width_spin.setValue(64)
-    gp.height_spin.setValue(48)
-    gp.frames_spin.setValue(9)
-    gp.steps_spin.setValue(3)
+    gp.form.backend.setCurrentIndex(gp.form.backend.findData(backend))
+    gp.form.width_spin.setValue(64)
+    gp.form.height_spin.setValue(48)
+    gp.form.frames_spin.setValue(9)
+    gp.form.steps_spin.setValue(3)
     gp.ask_save = lambda: True
     return gp
 
 
 def wait_done(qtbot, gp) -> None:
-    qtbot.waitUntil(lambda: not gp.active and not gp.runner.busy, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: not gp.running and not gp.runner.busy, timeout=TIMEOUT)
 
 
 def click_run_row(qtbot, w, frame: float) -> None:
@@ -49,16 +49,19 @@ def test_settings_are_undoable_project_edits(make_window, demo_folder):
     assert (g.backend, g.width, g.height, g.frames_per_round, g.steps) == ("oracle", 64, 48, 9, 3)
     assert w.doc.is_modified and w.doc.undo_stack.count() == steps0 + 5
     # A size that is not a multiple of 16 snaps; frames per round snap to 4k+1.
-    gp.width_spin.setValue(70)
-    gp.frames_spin.setValue(11)
+    gp.form.width_spin.setValue(70)
+    gp.form.frames_spin.setValue(11)
     assert (w.doc.project.generation.width, w.doc.project.generation.frames_per_round) == (64, 9)
-    assert gp.width_spin.value() == 64 and gp.frames_spin.value() == 9
+    assert gp.form.width_spin.value() == 64 and gp.form.frames_spin.value() == 9
     while w.doc.undo_stack.canUndo():
         w.doc.undo_stack.undo()
     assert w.doc.project.generation == before
     # The widgets follow the model.
-    assert gp.backend.currentData() == before.backend and gp.width_spin.value() == before.width
-    assert "2 rounds × 65 frames" in gp.video_info.text()
+    assert (
+        gp.form.backend.currentData() == before.backend
+        and gp.form.width_spin.value() == before.width
+    )
+    assert "2 rounds × 65 frames" in gp.form.video_info.text()
 
 
 def test_generate_shows_the_preview_plays_the_result_and_fills_the_run_row(
@@ -67,10 +70,11 @@ def test_generate_shows_the_preview_plays_the_result_and_fills_the_run_row(
     w = make_window(demo_folder)
     gp = small_panel(w)
     previews, stages = [], []
-    w.runner.preview.connect(lambda image, msg: previews.append(np.asarray(image).shape))
-    w.runner.progress.connect(lambda d, t, msg: stages.append(msg))
-    qtbot.mouseClick(gp.generate_button, Qt.MouseButton.LeftButton)
-    assert gp.active and not gp.generate_button.isEnabled() and gp.cancel_button.isEnabled()
+    qtbot.mouseClick(gp.header.start_button, Qt.MouseButton.LeftButton)
+    assert gp.running and not gp.header.start_button.isEnabled()
+    assert gp.header.cancel_button.isEnabled()
+    gp.job.preview.connect(lambda image, msg: previews.append(np.asarray(image).shape))
+    gp.job.progress.connect(lambda d, t, msg: stages.append(msg))
     assert not w.doc.is_modified  # saved first: the engine reads project.json
     wait_done(qtbot, gp)
 
@@ -79,7 +83,7 @@ def test_generate_shows_the_preview_plays_the_result_and_fills_the_run_row(
     # The live preview got the backend's images; the text follows the round and camera.
     assert previews and gp.screen.image is not None and not gp.screen.pixmap().isNull()
     assert any("round 2/2 observer" in s for s in stages)
-    assert "2/2 rounds" in gp.stage.text()
+    assert "2/2 rounds" in gp.header.status.text()
     # The result opens in the player.
     assert w.player.path == result.final_mp4
     qtbot.waitUntil(lambda: w.player.complete, timeout=10000)
@@ -89,15 +93,15 @@ def test_generate_shows_the_preview_plays_the_result_and_fills_the_run_row(
     click_run_row(qtbot, w, 9 + 4)
     assert w.player.path == result.run_dir / "round_001" / "observer.mp4"
     # The run is listed; a finished run is not resumable, but can be branched and played.
-    assert gp.selected_run() == result.run_dir
-    assert not gp.resume_button.isEnabled() and gp.branch_button.isEnabled()
-    assert gp.play_combined.isEnabled()
-    qtbot.mouseClick(gp.play_combined, Qt.MouseButton.LeftButton)
+    assert gp.runs.selected_run() == result.run_dir
+    assert not gp.runs.resume_button.isEnabled() and gp.runs.branch_button.isEnabled()
+    assert gp.runs.play_combined.isEnabled()
+    qtbot.mouseClick(gp.runs.play_combined, Qt.MouseButton.LeftButton)
     assert w.player.path == result.final_combined_mp4
 
     # Branch from round 2: a new run that copies round 1 and regenerates round 2.
-    gp.branch_spin.setValue(2)
-    qtbot.mouseClick(gp.branch_button, Qt.MouseButton.LeftButton)
+    gp.runs.branch_spin.setValue(2)
+    qtbot.mouseClick(gp.runs.branch_button, Qt.MouseButton.LeftButton)
     wait_done(qtbot, gp)
     branch = gp.last_result
     assert branch.run_id != result.run_id, gp.last_error
@@ -129,17 +133,17 @@ def test_cancel_keeps_finished_rounds_and_resume_completes_the_run(
         timeout=TIMEOUT,
     )
     qtbot.waitUntil(lambda: w.run_track.rounds_done == 1, timeout=5000)  # shown while running
-    qtbot.mouseClick(gp.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(gp.header.cancel_button, Qt.MouseButton.LeftButton)
     wait_done(qtbot, gp)
 
     run = RunFolder(gp.current_run)
     assert run.completed_rounds() == 1 and run.read_meta()["status"] == "cancelled"
-    assert "cancelled" in gp.stage.text() and gp.last_result is None
+    assert "cancelled" in gp.header.status.text() and gp.last_result is None
     assert w.run_track.rounds_done == 1 and w.run_track.rounds_total == 2
-    assert gp.selected_run() == run.path and gp.resume_button.isEnabled()
+    assert gp.runs.selected_run() == run.path and gp.runs.resume_button.isEnabled()
 
     hang["on"] = False
-    qtbot.mouseClick(gp.resume_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(gp.runs.resume_button, Qt.MouseButton.LeftButton)
     wait_done(qtbot, gp)
     assert gp.last_result is not None and gp.last_result.run_id == run.id, gp.last_error
     assert run.completed_rounds() == 2 and run.read_meta()["status"] == "complete"
@@ -164,14 +168,16 @@ def test_a_failing_backend_shows_the_error_and_the_studio_goes_on(
     wait_done(qtbot, gp)
     assert "the GPU caught fire" in gp.last_error and "round 2" in gp.last_error
     assert "the GPU caught fire" in w.status_label.text()
-    assert "failed" in gp.stage.text()
+    assert "failed" in gp.header.status.text()
     run = RunFolder(gp.current_run)
     assert run.completed_rounds() == 1 and run.read_meta()["status"] == "failed"
     assert w.run_track.rounds_done == 1
-    assert w.isVisible() and gp.generate_button.isEnabled() and gp.resume_button.isEnabled()
+    assert (
+        w.isVisible() and gp.header.start_button.isEnabled() and gp.runs.resume_button.isEnabled()
+    )
 
     # Still usable: edits, and a run that now works.
-    gp.steps_spin.setValue(2)
+    gp.form.steps_spin.setValue(2)
     assert w.doc.project.generation.steps == 2
     fail["on"] = False
     assert gp.generate()
@@ -182,28 +188,28 @@ def test_a_failing_backend_shows_the_error_and_the_studio_goes_on(
 def test_vram_estimate_follows_the_settings(make_window, demo_folder):
     w = make_window(demo_folder)
     gp = w.generate_panel
-    gp.backend.setCurrentIndex(gp.backend.findData("geometry"))
-    assert gp.vram.text() == "no GPU memory needed"
-    gp.backend.setCurrentIndex(gp.backend.findData("wan-vace"))
-    gp.model.setCurrentIndex(gp.model.findData("Wan-AI/Wan2.1-VACE-1.3B-diffusers"))
-    gp.set_profile("gpu")
-    small = gp.vram.text()
+    gp.form.backend.setCurrentIndex(gp.form.backend.findData("geometry"))
+    assert gp.form.vram.text() == "no GPU memory needed"
+    gp.form.backend.setCurrentIndex(gp.form.backend.findData("wan-vace"))
+    gp.form.model.setCurrentIndex(gp.form.model.findData("Wan-AI/Wan2.1-VACE-1.3B-diffusers"))
+    gp.form.set_profile("gpu")
+    small = gp.form.vram.text()
     assert small.startswith("~") and small.endswith("GiB (gpu)")
-    gp.width_spin.setValue(832)
-    gp.height_spin.setValue(480)
-    big = gp.vram.text()
+    gp.form.width_spin.setValue(832)
+    gp.form.height_spin.setValue(480)
+    big = gp.form.vram.text()
     assert big != small and float(small[1:].split()[0]) < float(big[1:].split()[0])
-    gp.set_profile("low-vram")
-    assert gp.vram.text().endswith("(low-vram)") and gp.vram.text() != big
-    gp.set_profile("auto")
-    assert "all on the GPU" in gp.vram.text() and "low-vram" in gp.vram.text()
+    gp.form.set_profile("low-vram")
+    assert gp.form.vram.text().endswith("(low-vram)") and gp.form.vram.text() != big
+    gp.form.set_profile("auto")
+    assert "all on the GPU" in gp.form.vram.text() and "low-vram" in gp.form.vram.text()
     # Undo goes back through the edits; the estimate follows the model.
     w.doc.undo_stack.undo()
     w.doc.undo_stack.undo()
-    assert gp.width_spin.value() == w.doc.project.generation.width == 160
+    assert gp.form.width_spin.value() == w.doc.project.generation.width == 160
     w.doc.undo_stack.undo()  # the model
     w.doc.undo_stack.undo()  # the backend
-    assert gp.vram.text() == "no GPU memory needed"
+    assert gp.form.vram.text() == "no GPU memory needed"
 
 
 def test_chosen_loras_reach_the_engine(make_window, demo_folder, qtbot, monkeypatch):
@@ -215,12 +221,12 @@ def test_chosen_loras_reach_the_engine(make_window, demo_folder, qtbot, monkeypa
     )
     w = make_window(demo_folder)
     gp = small_panel(w, "wan-vace")
-    assert gp.lora_table.rowCount() == 1 and gp.lora_table.item(0, 0).text() == "squares"
-    assert gp.selected_loras() == []
-    gp.set_lora("squares", strength=0.5)
-    assert gp.selected_loras() == [(str(loras / "squares.safetensors"), 0.5)]
-    gp.set_profile("low-vram")
-    gp.monitors.setChecked(False)
+    assert gp.loras.table.rowCount() == 1 and gp.loras.table.item(0, 0).text() == "squares"
+    assert gp.loras.selected() == []
+    gp.loras.set_lora("squares", strength=0.5)
+    assert gp.loras.selected() == [(str(loras / "squares.safetensors"), 0.5)]
+    gp.form.set_profile("low-vram")
+    gp.form.monitors.setChecked(False)
 
     calls = []
 
@@ -248,7 +254,7 @@ def test_chosen_loras_reach_the_engine(make_window, demo_folder, qtbot, monkeypa
 def test_generate_asks_before_saving(make_window, demo_folder):
     w = make_window(demo_folder)
     gp = w.generate_panel
-    gp.steps_spin.setValue(7)
+    gp.form.steps_spin.setValue(7)
     gp.ask_save = lambda: False
     assert not gp.generate()
     assert w.doc.is_modified and not w.runner.busy

@@ -13,22 +13,22 @@ from worldstudio.core.generation.live_preview import preview_shape
 def test_wan_vace_denoising_steps_reach_the_live_preview(make_window, demo_folder, qtbot, wan_env):
     w = make_window(demo_folder)
     gp = w.generate_panel
-    gp.backend.setCurrentIndex(gp.backend.findData("wan-vace"))
-    gp.width_spin.setValue(64)
-    gp.height_spin.setValue(48)
-    gp.frames_spin.setValue(9)
-    gp.steps_spin.setValue(3)
-    gp.set_profile("gpu")
-    assert gp.vram.text().endswith("GiB (gpu)")  # the tiny model's own configs
+    gp.form.backend.setCurrentIndex(gp.form.backend.findData("wan-vace"))
+    gp.form.width_spin.setValue(64)
+    gp.form.height_spin.setValue(48)
+    gp.form.frames_spin.setValue(9)
+    gp.form.steps_spin.setValue(3)
+    gp.form.set_profile("gpu")
+    assert gp.form.vram.text().endswith("GiB (gpu)")  # the tiny model's own configs
     gp.ask_save = lambda: True
     previews = []
-    w.runner.preview.connect(lambda image, msg: previews.append((np.asarray(image).shape, msg)))
     assert gp.generate()
+    gp.job.preview.connect(lambda image, msg: previews.append((np.asarray(image).shape, msg)))
     qtbot.waitUntil(
-        lambda: gp.screen.image is not None and "step" in gp.stage.text(), timeout=120000
+        lambda: gp.screen.image is not None and "step" in gp.header.status.text(), timeout=120000
     )
-    qtbot.mouseClick(gp.cancel_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not gp.active, timeout=120000)
+    qtbot.mouseClick(gp.header.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not gp.running, timeout=120000)
 
     # A strip of latent-decoded thumbnails of the round's frames, one per denoising step.
     strip = preview_shape(48, 64, 9)
@@ -36,4 +36,4 @@ def test_wan_vace_denoising_steps_reach_the_live_preview(make_window, demo_folde
     assert any("step 1/3" in message for _, message in previews)
     assert gp.screen.image.shape == strip
     assert not gp.screen.pixmap().isNull()
-    assert "cancelled" in gp.stage.text() and gp.last_error == ""
+    assert "cancelled" in gp.header.status.text() and gp.last_error == ""

@@ -273,3 +273,74 @@ def test_run_video_with_a_layout_and_run_clouds(make_window, demo_folder, dialog
     finish(qtbot, w)
     out = tmp_path / "clouds_round_000.ply"
     assert len(read_ply(out).xyz) == len(w.doc.cloud.xyz)
+
+
+class BareShell:
+    """The least a window must offer the interop actions (studio.shell.Shell): no MainWindow."""
+
+    def __init__(self, folder):
+        from PySide6.QtWidgets import QWidget
+
+        from worldstudio.studio.document import ProjectDocument
+
+        self._widget = QWidget()
+        self.doc = ProjectDocument()
+        self.doc.load(folder)
+        self.messages, self.logs, self.jobs, self.actions = [], [], [], []
+
+    def widget(self):
+        return self._widget
+
+    def run_job(self, job, description, on_done=None, on_failed=None):
+        from worldstudio.core.jobs import JobContext
+
+        self.jobs.append(description)
+        on_done(job(JobContext()))  # at once, in this thread
+        return object()
+
+    def show_message(self, text, error=False):
+        self.messages.append((text, error))
+
+    def log(self, text):
+        self.logs.append(text)
+
+    def open_project(self, folder, offer_recovery=True):
+        raise AssertionError("an export opens nothing")
+
+    def save(self):
+        raise AssertionError("nothing to save")
+
+    def ensure_saved(self):
+        raise AssertionError("an export replaces nothing")
+
+    def add_action(self, text, slot, shortcut=None, tip=None, name=None):
+        from PySide6.QtGui import QAction
+
+        action = QAction(text, self._widget)
+        action.triggered.connect(lambda _checked=False: slot())
+        self.actions.append(text)
+        return action
+
+
+def test_the_interop_actions_need_only_the_shell(demo_folder, dialogs, qtbot, tmp_path):
+    from worldstudio.studio.interop_actions import InteropActions
+    from worldstudio.studio.shell import Shell
+
+    shell = BareShell(demo_folder)
+    qtbot.addWidget(shell.widget())
+    assert isinstance(shell, Shell)
+    actions = InteropActions(shell)
+    assert "Baked path as JSON…" in shell.actions and len(shell.actions) == 12
+    dialogs(save=tmp_path / "path.json")
+    actions.act_export_path_json.trigger()
+    total = shell.doc.project.total_frames
+    assert len(json.loads((tmp_path / "path.json").read_text())["frames"]) == total
+    assert shell.jobs == ["Export baked path (JSON)"]
+    assert shell.messages == [(f"Wrote {tmp_path / 'path.json'} ({total} frames)", False)]
+
+
+def test_the_main_window_is_a_shell(make_window):
+    from worldstudio.studio.shell import Shell
+
+    w = make_window()
+    assert isinstance(w, Shell) and w.interop.shell is w

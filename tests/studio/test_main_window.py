@@ -191,13 +191,13 @@ def test_space_plays_the_path_and_arrows_step(make_window, demo_folder, qtbot):
     assert w.doc.playhead == 0
     w.timeline.setFocus()
     press(qtbot, w, Qt.Key.Key_Space)
-    assert w.playing
+    assert w.playback.playing and w.act_play.text() == "Pause"
     fps = w.doc.project.camera_path.settings.fps
     qtbot.waitUntil(lambda: w.doc.playhead >= 4, timeout=3000)
     # Real time: ~fps frames a second, not as fast as the timer fires.
     assert w.doc.playhead <= fps
     press(qtbot, w, Qt.Key.Key_Space)
-    assert not w.playing
+    assert not w.playback.playing and w.act_play.text() == "Play / pause"
     f = w.doc.playhead
     press(qtbot, w, Qt.Key.Key_Right)
     assert w.doc.playhead == f + 1
@@ -216,17 +216,18 @@ def test_playback_stops_at_the_end(make_window, demo_folder, qtbot):
     w = make_window(demo_folder)
     last = w.doc.frame_count() - 1
     w.doc.set_playhead(last - 3)
-    w.play()
-    qtbot.waitUntil(lambda: not w.playing, timeout=3000)
+    w.playback.play()
+    qtbot.waitUntil(lambda: not w.playback.playing, timeout=3000)
     assert w.doc.playhead == last
 
 
 def test_render_preview_through_the_worker_and_play_it(make_window, demo_folder, qtbot):
     w = make_window(demo_folder)
     progress = []
-    w.runner.progress.connect(lambda d, t, m: progress.append((d, t)))
     with qtbot.waitSignal(w.preview_ready, timeout=60000) as blocker:
-        assert w.render_preview(width=96, height=64)
+        handle = w.render_preview(width=96, height=64)
+        assert handle is not None and w.shown_job is handle
+        handle.progress.connect(lambda d, t, m: progress.append((d, t)))
         assert w.progress.isVisible() and w.cancel_button.isVisible()
         assert not w.act_render.isEnabled(), "one render at a time"
     path = blocker.args[0]
@@ -246,8 +247,9 @@ def test_failed_job_shows_in_the_status_bar(make_window, demo_folder, qtbot):
     def broken(ctx):
         raise WorldStudioError("scene/points.ply: the scene's point cloud is missing")
 
-    with qtbot.waitSignal(w.runner.failed, timeout=5000):
-        w.run_job(broken, "Render preview")
+    handle = w.run_job(broken, "Render preview")
+    with qtbot.waitSignal(handle.failed, timeout=5000):
+        pass
     assert "point cloud is missing" in w.status_label.text()
     assert "point cloud is missing" in w.log_view.toPlainText()
 
@@ -439,7 +441,7 @@ def test_entity_from_a_click_on_the_source_image(make_window, demo_folder, qtbot
     ball = w.doc.project.entities[0]
     mask = np.array(Image.open(demo_folder / ball.mask_file)) > 0
     vs, us = np.nonzero(mask)
-    dlg = SourcePickDialog(w.doc, w)
+    dlg = SourcePickDialog(w.doc, w.runner, w)
     qtbot.addWidget(dlg)
     dlg.name.setText("second ball")
     qtbot.mouseClick(

@@ -78,7 +78,7 @@ def test_download_offline_fails_at_once_with_one_clear_message(make_window, mode
     assert "HF_HUB_OFFLINE is set" in text and "\n" not in text
     assert dlg.message.property("error") is True
     assert w.status_label.text().endswith(text)  # the status bar says the same
-    assert dlg.downloading is None and not dlg.job_row.isVisible()
+    assert dlg.job.state == "failed" and not dlg.job_row.isVisible()
     assert dlg.download_buttons["sam2.1-large"].text() == "Download"
     assert dlg.download_buttons["sam2.1-large"].isEnabled()
 

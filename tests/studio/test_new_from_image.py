@@ -78,7 +78,9 @@ def test_new_from_image_reconstructs_the_photo_and_opens_it(
     dlg.fov_spin.setValue(50.0)
 
     progress = []
-    w.runner.progress.connect(lambda d, t, m: progress.append((d, t, m)))
+    w.runner.started.connect(
+        lambda job: job.progress.connect(lambda d, t, m: progress.append((d, t, m)))
+    )
     qtbot.mouseClick(dlg.create_button, Qt.MouseButton.LeftButton)
     out = tmp_path / "coffee.wsproj"
     qtbot.waitUntil(lambda: w.doc.folder == out and not w.runner.busy, timeout=60000)
@@ -139,7 +141,7 @@ def test_a_missing_model_fails_with_one_clear_message_and_writes_nothing(
     assert "not downloaded, 99 MB" in dlg.model_combo.currentText()
     assert "HF_HUB_OFFLINE" in dlg.model_hint.text()
     failures = []
-    w.runner.failed.connect(failures.append)
+    w.runner.started.connect(lambda job: job.failed.connect(failures.append))
     dlg._accept()
     qtbot.waitUntil(lambda: bool(failures) and not w.runner.busy, timeout=20000)
     message = failures[0]
@@ -160,7 +162,7 @@ def test_entity_mask_from_sam2_clicks_and_a_box(make_window, demo_folder, models
     from worldstudio.studio.panels.entities import SourcePickDialog
 
     w = make_window(demo_folder)
-    dlg = SourcePickDialog(w.doc, w)
+    dlg = SourcePickDialog(w.doc, w.runner, w)
     qtbot.addWidget(dlg)
     assert dlg.uses_masks and dlg.sam_model == "sam2.1-tiny"
     dlg.name.setText("ball 2")
@@ -207,7 +209,7 @@ def test_without_sam2_the_click_anchor_path_stays_with_a_hint(
     from worldstudio.studio.panels.entities import SourcePickDialog
 
     w = make_window(demo_folder)
-    dlg = SourcePickDialog(w.doc, w)
+    dlg = SourcePickDialog(w.doc, w.runner, w)
     qtbot.addWidget(dlg)
     assert not dlg.uses_masks
     assert "worldstudio models download sam2.1-tiny" in dlg.status.text()

@@ -1,7 +1,7 @@
 """The Training panel in the real window on the tiny Wan VACE model (a fake hub cache under the
 real repo id, tests/training/conftest.py): a few steps driving the live loss curve through
-on_metrics (called from the worker thread), pause and resume, the sample clip in the player, the
-LoRA in the Generate panel, cancel."""
+the trainer's events (sent from the worker thread), pause and resume through the panel's job
+handle, the sample clip in the player, the LoRA in the Generate panel, cancel."""
 
 from __future__ import annotations
 
@@ -37,42 +37,44 @@ def test_train_with_live_loss_curve_pause_resume_sample_and_lora(
     tp.sample_every.setValue(6)
     tp.eval_every.setValue(3)
     threads = set()
-    tp.metrics_arrived.connect(
-        lambda m: threads.add(threading.get_ident()), Qt.ConnectionType.QueuedConnection
-    )
 
     # Pause right away: the trainer holds before its first optimizer step.
-    qtbot.mouseClick(tp.start_button, Qt.MouseButton.LeftButton)
-    assert tp.active and tp.pause_button.isEnabled() and not tp.start_button.isEnabled()
-    qtbot.mouseClick(tp.pause_button, Qt.MouseButton.LeftButton)
-    assert tp.pause_button.text() == "Resume"
+    qtbot.mouseClick(tp.header.start_button, Qt.MouseButton.LeftButton)
+    tp.job.event.connect(lambda name, data: threads.add(threading.get_ident()))
+    assert (
+        tp.running and tp.header.pause_button.isEnabled() and not tp.header.start_button.isEnabled()
+    )
+    qtbot.mouseClick(tp.header.pause_button, Qt.MouseButton.LeftButton)
+    assert tp.header.pause_button.text() == "Resume"
     qtbot.waitUntil(lambda: tp.paused, timeout=TIMEOUT)
-    assert "paused at step 0" in tp.status.text()
+    assert "paused at step 0" in tp.header.status.text()
     time.sleep(0.3)
     qtbot.wait(50)
-    assert [m for m in tp.metrics if m["kind"] == "train"] == [] and w.runner.busy
-    qtbot.mouseClick(tp.pause_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not tp.active, timeout=TIMEOUT)
+    assert [d for n, d in tp.events if n == "metrics" and "loss" in d] == [] and w.runner.busy
+    assert tp.job.state == "paused"
+    qtbot.mouseClick(tp.header.pause_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not tp.running, timeout=TIMEOUT)
     assert tp.last_result is not None, tp.last_error
 
     # The curve: one point per optimizer step, eval points at 0, 3 and 6; delivered in the GUI
-    # thread although on_metrics runs in the worker.
+    # thread although the trainer reports from the worker.
     xs, ys = tp.loss_curve.getData()
     assert list(xs) == [1, 2, 3, 4, 5, 6] and len(ys) == 6
     assert len(tp.smooth_curve.getData()[0]) == 6
     assert list(tp.eval_points.getData()[0]) == [0, 3, 6]
     assert threads == {threading.get_ident()}
-    kinds = [m["kind"] for m in tp.metrics]
-    assert kinds.index("paused") < kinds.index("resumed") < kinds.index("train")
-    assert "done" in tp.status.text()
+    names = ["train" if n == "metrics" and "loss" in d else n for n, d in tp.events]
+    assert names.index("paused") < names.index("resumed") < names.index("train")
+    assert tp.job.state == "finished"
+    assert "done" in tp.header.status.text()
 
     # The sample clip went to the player; the LoRA joined the Generate panel's list.
     assert tp.last_sample is not None and str(w.player.path) == tp.last_sample
     gp = w.generate_panel
-    names = [gp.lora_table.item(r, 0).text() for r in range(gp.lora_table.rowCount())]
+    names = [gp.loras.table.item(r, 0).text() for r in range(gp.loras.table.rowCount())]
     assert names == ["squares"]
-    gp.set_lora("squares", strength=0.8)
-    assert gp.selected_loras() == [(str(tp.last_result.adapter), 0.8)]
+    gp.loras.set_lora("squares", strength=0.8)
+    assert gp.loras.selected() == [(str(tp.last_result.adapter), 0.8)]
 
     # Training again under the same name asks first.
     asked = []
@@ -92,22 +94,22 @@ def test_cancel_training(make_window, demo_folder, qtbot, train_env, clip_dir):
         ),
         timeout=TIMEOUT,
     )
-    qtbot.mouseClick(tp.cancel_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not tp.active, timeout=TIMEOUT)
-    assert tp.status.text() == "cancelled" and tp.last_result is None
+    qtbot.mouseClick(tp.header.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not tp.running, timeout=TIMEOUT)
+    assert tp.header.status.text() == "cancelled" and tp.last_result is None
     assert 2 <= len(tp.loss_curve.getData()[0]) < 500
-    assert tp.start_button.isEnabled() and not tp.pause_button.isEnabled()
+    assert tp.header.start_button.isEnabled() and not tp.header.pause_button.isEnabled()
 
 
 def test_bad_settings_are_reported_without_starting(make_window, demo_folder, tmp_path):
     w = make_window(demo_folder)
     tp = w.training_panel
     assert not tp.start()
-    assert "clips" in tp.status.text()
+    assert "clips" in tp.header.status.text()
     tp.clips.setText(str(tmp_path))
     tp.lr.setText("fast")
-    assert not tp.start() and "learning rate" in tp.status.text()
+    assert not tp.start() and "learning rate" in tp.header.status.text()
     tp.lr.setText("1e-4")
     tp.frames.setValue(8)
-    assert not tp.start() and "--frames must be 4k+1" in tp.status.text()
+    assert not tp.start() and "--frames must be 4k+1" in tp.header.status.text()
     assert not w.runner.busy

@@ -14,7 +14,7 @@ ROOT = Path(__file__).parents[2]
 def test_importing_training_and_its_cli_loads_no_torch():
     code = (
         "import sys, core.training, core.cli.train_cmds\n"
-        "from worldstudio.core.training import PauseToken, TrainConfig, TrainingError, parse_size\n"
+        "from worldstudio.core.training import TrainConfig, TrainingError, parse_size\n"
         "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'peft', 'accelerate') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
@@ -32,20 +32,6 @@ def test_list_adapters(tmp_path):
     out = list_adapters(tmp_path)
     assert [a["name"] for a in out] == ["a", "b"]
     assert out[0]["rank"] == 8 and out[0]["path"] == str(tmp_path / "a.safetensors")
-
-
-def test_pause_token():
-    from worldstudio.core.jobs import CancelToken
-    from worldstudio.core.training import PauseToken
-
-    token = PauseToken()
-    assert not token.paused and token.wait() is False
-    token.pause()
-    cancel = CancelToken()
-    cancel.cancel()
-    assert token.paused and token.wait(cancel, poll=0.01) is True  # returns on cancel
-    token.resume()
-    assert not token.paused
 
 
 def test_config_validation_messages():

@@ -17,8 +17,8 @@ import torch
 
 from tests.conftest import TINY
 from worldstudio.core.errors import Cancelled
-from worldstudio.core.jobs import CancelToken, JobContext
-from worldstudio.core.training import PauseToken, TrainingError, train_job
+from worldstudio.core.jobs import CancelToken, JobContext, PauseToken
+from worldstudio.core.training import TrainingError, train_job
 
 # Measured on the tiny model (3 clips, rank 8, lr 1e-2, 40 steps): the fixed-batch eval loss
 # goes from 1.58 to about 1.14 (x0.72) and flattens there; the test asserts x0.8.
@@ -38,11 +38,10 @@ MAIN = dict(
 
 
 class Recorder:
-    """A job context sink plus an on_metrics callback."""
+    """A job context sink that keeps every report."""
 
     def __init__(self):
         self.reports = []
-        self.metrics = []
 
     def sink(self, report):
         self.reports.append(report)
@@ -50,8 +49,16 @@ class Recorder:
     def logs(self) -> list[str]:
         return [r.message for r in self.reports if r.kind == "log"]
 
+    def events(self) -> list[tuple[str, dict]]:
+        return [(r.message, r.data) for r in self.reports if r.kind == "event"]
+
     def of(self, kind: str) -> list[dict]:
-        return [m for m in self.metrics if m["kind"] == kind]
+        """The data of the events named ``kind``; "train" and "eval" are the "metrics" events
+        with a train loss or an eval loss."""
+        if kind in ("train", "eval"):
+            key = "loss" if kind == "train" else "eval_loss"
+            return [d for name, d in self.events() if name == "metrics" and key in d]
+        return [d for name, d in self.events() if name == kind]
 
 
 class CallCounter:
@@ -81,7 +88,7 @@ class CallCounter:
 def _train(project, clips, rec: Recorder | None = None, ctx=None, **settings):
     rec = rec or Recorder()
     ctx = ctx or JobContext(rec.sink)
-    return train_job(project, clips=clips, on_metrics=rec.metrics.append, **settings)(ctx), rec
+    return train_job(project, clips=clips, **settings)(ctx), rec
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +167,7 @@ def test_run_files_and_reports(trained):
     assert previews[0].payload.dtype == np.uint8 and "step-000040-0.mp4" in previews[0].message
     # reports: progress and a log line per step, structured metrics for the loss curve
     progress = [(r.done, r.total) for r in rec.reports if r.kind == "progress" and r.total == 40]
-    assert progress[-1] == (40, 40) and rec.reports[-1].kind == "log"
+    assert progress[-1] == (40, 40) and rec.reports[-2].kind == "log"
     assert any(m.startswith("step 1/40 loss ") for m in rec.logs())
     train = rec.of("train")
     assert [m["step"] for m in train] == list(range(1, 41))
@@ -169,7 +176,8 @@ def test_run_files_and_reports(trained):
     assert [m["step"] for m in rec.of("eval")] == [0, 40]
     assert [m["step"] for m in rec.of("checkpoint")] == [20, 40]
     assert rec.of("sample")[0]["path"] == str(sample)
-    assert rec.of("done")[0]["adapter"] == str(res.adapter)
+    assert rec.reports[-1].message == "output"
+    assert rec.of("output") == [{"what": "adapter", "path": str(res.adapter), "step": 40}]
 
 
 def test_broken_clip_is_reported_and_skipped(trained):
@@ -296,15 +304,13 @@ def test_resume_continues_the_same_run(train_env, clip_dir, new_project):
     token = CancelToken()
     rec = Recorder()
 
-    def cancel_at_5(metric):
-        rec.metrics.append(metric)
-        if metric["kind"] == "train" and metric["step"] == 5:
+    def cancel_at_5(report):
+        rec.sink(report)
+        if report.message == "metrics" and report.data.get("step") == 5 and "loss" in report.data:
             token.cancel()
 
     with pytest.raises(Cancelled):
-        train_job(project, clips=clip_dir, on_metrics=cancel_at_5, **settings)(
-            JobContext(rec.sink, token)
-        )
+        train_job(project, clips=clip_dir, **settings)(JobContext(cancel_at_5, token))
     run = project / "loras" / "r"
     assert sorted(p.name for p in run.glob("checkpoint-*")) == [
         "checkpoint-2",
@@ -341,23 +347,22 @@ def test_pause_holds_the_run_between_steps(train_env, clip_dir, new_project):
     job = train_job(
         new_project(),
         clips=clip_dir,
-        pause=pause,
-        on_metrics=rec.metrics.append,
         **dict(TINY, steps=2, rank=4, checkpoint_every=0, sample_every=0),
     )
     box = {}
-    thread = threading.Thread(target=lambda: box.setdefault("result", job(JobContext(rec.sink))))
+    ctx = JobContext(rec.sink, pause=pause)
+    thread = threading.Thread(target=lambda: box.setdefault("result", job(ctx)))
     thread.start()
     deadline = time.monotonic() + 120
     while not rec.of("paused") and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert rec.of("paused") == [{"kind": "paused", "step": 0}]
+    assert rec.of("paused") == [{"step": 0}]
     time.sleep(0.3)
     assert rec.of("train") == [] and thread.is_alive()
     pause.resume()
     thread.join(120)
     assert not thread.is_alive() and box["result"].step == 2
-    assert [m["kind"] for m in rec.metrics if m["kind"] in ("paused", "resumed")] == [
+    assert [name for name, _d in rec.events() if name in ("paused", "resumed")] == [
         "paused",
         "resumed",
     ]
@@ -369,19 +374,17 @@ def test_cancel_while_paused(train_env, clip_dir, new_project):
     token = CancelToken()
     rec = Recorder()
 
-    def on_metrics(m):
-        rec.metrics.append(m)
-        if m["kind"] == "paused":
+    def sink(report):
+        rec.sink(report)
+        if report.message == "paused":
             threading.Timer(0.2, token.cancel).start()
 
     with pytest.raises(Cancelled):
         train_job(
             new_project(),
             clips=clip_dir,
-            pause=pause,
-            on_metrics=on_metrics,
             **dict(TINY, steps=2, rank=4, checkpoint_every=0, sample_every=0),
-        )(JobContext(rec.sink, token))
+        )(JobContext(sink, token, pause))
     assert rec.of("train") == []
 
 

@@ -1,0 +1,306 @@
+"""The Generate panel: the world engine's settings, the VRAM estimate, the live preview, runs.
+
+The panel is put together from its parts: the live preview screen, a :class:`JobHeader`
+(progress, time left, Generate / Cancel), the settings form (:mod:`.settings_form`), the LoRA
+table (:mod:`.lora_table`) and the runs box (:mod:`.runs_box`). The engine reads the *saved*
+project, so Generate saves first (asking).
+
+A run is a job on the window's :class:`~studio.worker.JobRunner`; the panel follows the handle
+of its own job. Its preview reports (the latest thumbnail strip of each denoising step, or a
+whole frame for the model-free backends) are shown large at the top, with the round / camera /
+step text of its progress reports. The job's ``run_started`` event names the run folder and each
+``round_finished`` event tells the timeline (:attr:`GeneratePanel.run_changed`); when the run
+ends (finished, cancelled or failed) the runs box shows it and, when finished, its video is
+played (:attr:`GeneratePanel.play_requested`).
+
+Nothing here imports torch: the engine is imported when a run starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy, QSplitter, QVBoxLayout, QWidget
+
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.generation.engine import project_model_for
+from worldstudio.studio.document import ProjectDocument
+from worldstudio.studio.panels.generate.lora_table import LoraTable
+from worldstudio.studio.panels.generate.runs_box import RunsBox
+from worldstudio.studio.panels.generate.settings_form import GenerationSettingsForm
+from worldstudio.studio.panels.job_header import JobHeader
+from worldstudio.studio.util import pixmap_fit
+from worldstudio.studio.widgets import scroll_column
+from worldstudio.studio.worker import GPU, JobHandle, JobRunner
+
+
+class PreviewScreen(QLabel):
+    """The live preview: the latest image, scaled to the label (kept on resize)."""
+
+    def __init__(self, text: str = ""):
+        super().__init__(text)
+        self.image: np.ndarray | None = None
+        self.setObjectName("screen")
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(160, 90)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.setWordWrap(True)
+
+    def show_image(self, image: np.ndarray) -> None:
+        self.image = np.ascontiguousarray(image)
+        self._redraw()
+
+    def clear_image(self, text: str) -> None:
+        self.image = None
+        self.clear()
+        self.setText(text)
+
+    def _redraw(self) -> None:
+        if self.image is not None:
+            self.setPixmap(pixmap_fit(self.image, self.width() - 2, self.height() - 2))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._redraw()
+
+
+class GeneratePanel(QWidget):
+    """The Generate dock's widget."""
+
+    play_requested = Signal(str)  # an mp4 to open in the player
+    run_changed = Signal(object)  # the run folder (Path) whose rounds changed, or None
+    message = Signal(str, bool)  # (text, is_error) for the status bar
+
+    def __init__(
+        self,
+        doc: ProjectDocument,
+        runner: JobRunner,
+        save: Callable[[], bool] | None = None,
+        parent: QWidget | None = None,
+    ):
+        super().__init__(parent)
+        self.doc = doc
+        self.runner = runner
+        self._save = save
+        # The question asked before saving; tests replace it with a plain function.
+        self.ask_save = self._ask_save
+        self.job: JobHandle | None = None  # this panel's latest run
+        self.last_result = None  # the RunResult of the last finished run
+        self.last_error = ""
+        self.current_run: Path | None = None  # the run the job writes (from its run_started)
+
+        self.screen = PreviewScreen("The live preview shows here while a run generates.")
+        self.header = JobHeader(
+            "Generate",
+            "Save the project and generate its video round by round",
+            "Stop after the current step; finished rounds stay on disk",
+        )
+        self.header.start_button.setObjectName("generateButton")
+        self.header.start_button.clicked.connect(lambda: self.generate())
+        self.form = GenerationSettingsForm(doc)
+        self.form.message.connect(self.message)
+        self.loras = LoraTable(doc)
+        self.runs = RunsBox(doc)
+        self.runs.play_requested.connect(self.play_requested)
+        self.runs.resume_requested.connect(lambda run: self.resume(run))
+        self.runs.branch_requested.connect(lambda run, k: self.branch(k, run))
+
+        top = QWidget()
+        tl = QVBoxLayout(top)
+        tl.setContentsMargins(6, 6, 6, 0)
+        tl.addWidget(self.screen, 1)
+        tl.addWidget(self.header)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(top)
+        split.addWidget(scroll_column(self.form, self.loras, self.runs))
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 1)
+        split.setChildrenCollapsible(False)
+        split.setSizes([400, 500])  # the preview gets a good share of the dock
+        self.splitter = split
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(split)
+
+        doc.changed.connect(self._on_changed)
+        runner.jobs_changed.connect(self._update_buttons)
+        self.refresh()
+
+    @property
+    def running(self) -> bool:
+        """Whether this panel's run is under way."""
+        return self.job is not None and not self.job.ended
+
+    def _on_changed(self, aspect: str) -> None:
+        if aspect == "all":
+            self.refresh()
+
+    def refresh(self) -> None:
+        """The runs and the timeline's run from the project folder (a project was opened)."""
+        self.runs.refresh_runs()
+        self.run_changed.emit(self.runs.latest_run())
+        self._update_buttons()
+
+    def refresh_loras(self) -> None:
+        self.loras.refresh()
+
+    def _update_buttons(self) -> None:
+        can_run = self.runner.can_start(GPU) and not self.running
+        self.header.set_can_start(self.runner.can_start(GPU))
+        self.runs.set_can_run(can_run)
+
+    # ================================================================== running
+    def _ask_save(self) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Save before generating?",
+            "The world engine reads the saved project. Save your changes and generate?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Save,
+        )
+        return answer == QMessageBox.StandardButton.Save
+
+    def _ensure_saved(self) -> bool:
+        if self.doc.folder is not None and not self.doc.is_modified:
+            return True
+        if not self.ask_save():
+            return False
+        if self._save is not None:
+            return bool(self._save())
+        try:
+            self.doc.save()
+        except WorldStudioError as exc:
+            self.message.emit(str(exc), True)
+            return False
+        return True
+
+    def _common(self) -> dict:
+        return dict(self.form.run_options(), loras=self.loras.selected() or None)
+
+    def generate(self) -> bool:
+        """Save (asking) and start a new run with the project's settings."""
+        from worldstudio.core.generation.engine import generate_job
+
+        return self._launch(lambda folder: generate_job(folder, **self._common()), "Generate")
+
+    def resume(self, run: str | Path | None = None) -> bool:
+        """Continue ``run`` (default: the chosen one) after its last complete round."""
+        from worldstudio.core.generation.engine import generate_job
+
+        run = Path(run) if run is not None else self.runs.selected_run()
+        if run is None:
+            self.message.emit("Choose a run to resume", True)
+            return False
+        # the run's own settings (profile, LoRAs, monitors) are kept: run.json records them
+        return self._launch(
+            lambda folder: generate_job(folder, resume=str(run)),
+            f"Resume {run.name}",
+            needs_save=False,
+        )
+
+    def branch(self, from_round: int | None = None, run: str | Path | None = None) -> bool:
+        """A new run copying the rounds before ``from_round`` (0-based; default: the runs box's
+        round) from ``run`` (default: the chosen one), regenerating the rest with the project's
+        current prompts and settings (size and frames per round stay the parent's)."""
+        from worldstudio.core.generation.engine import generate_job
+
+        run = Path(run) if run is not None else self.runs.selected_run()
+        if run is None:
+            self.message.emit("Choose a run to branch from", True)
+            return False
+        k = int(from_round) if from_round is not None else self.runs.branch_spin.value() - 1
+        g = self.doc.project.generation
+        options = dict(
+            self._common(),
+            backend=g.backend,
+            steps=g.steps,
+            guidance=g.guidance,
+            seed=g.seed,
+            model=project_model_for(g.backend, g),
+        )
+        return self._launch(
+            lambda folder: generate_job(folder, resume=str(run), from_round=k, **options),
+            f"Branch {run.name} from round {k + 1}",
+        )
+
+    def _launch(self, make_job, description: str, needs_save: bool = True) -> bool:
+        if not self.runner.can_start(GPU):
+            self.message.emit("Another job is running; wait for it or cancel it", True)
+            return False
+        if needs_save and not self._ensure_saved():
+            return False
+        if self.doc.folder is None:
+            self.message.emit("Save the project first: runs go into its folder", True)
+            return False
+        try:
+            job = make_job(self.doc.folder)
+        except WorldStudioError as exc:
+            self.message.emit(str(exc), True)
+            return False
+        handle = self.runner.start(job, description, GPU)
+        if handle is None:
+            return False
+        self.job = handle
+        self.current_run = None  # named by the job's run_started event
+        self.last_error = ""
+        handle.progress.connect(self._on_progress)
+        handle.preview.connect(self._on_preview)
+        handle.event.connect(self._on_event)
+        handle.finished.connect(self._on_finished)
+        handle.failed.connect(self._on_failed)
+        handle.cancelled.connect(self._on_cancelled)
+        self.header.follow(handle)
+        self.screen.clear_image("Starting…")
+        self.header.status.setText(description)
+        self._update_buttons()
+        return True
+
+    # ------------------------------------------------------------------ the job's reports
+    def _on_progress(self, _done: int, _total: int, message: str) -> None:
+        self.header.status.setText(message)
+
+    def _on_preview(self, image, message: str) -> None:
+        img = np.asarray(image)
+        if img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8:
+            self.screen.show_image(img)
+            self.screen.setToolTip(message)
+
+    def _on_event(self, name: str, data: dict) -> None:
+        if name == "run_started":
+            self.current_run = Path(data["run_dir"])
+            self.run_changed.emit(self.current_run)
+        elif name == "round_finished":
+            self.run_changed.emit(Path(data["run_dir"]))
+
+    def _ended(self) -> None:
+        run = self.current_run
+        self.runs.refresh_runs(select=run)
+        self.run_changed.emit(run if run is not None else self.runs.latest_run())
+        self._update_buttons()
+
+    def _on_finished(self, result) -> None:
+        self.last_result = result
+        self.current_run = Path(result.run_dir)
+        self.header.show_outcome(
+            f"run {result.run_id}: {result.rounds_done}/{result.rounds_total} rounds in "
+            f"{result.seconds:.1f} s",
+            complete=True,
+        )
+        self._ended()
+        video = result.final_mp4
+        if video is not None and Path(video).is_file():
+            self.play_requested.emit(str(video))
+
+    def _on_failed(self, message: str) -> None:
+        self.last_error = message
+        self.header.show_outcome(f"failed: {message}", complete=False)
+        self._ended()
+
+    def _on_cancelled(self) -> None:
+        self.header.show_outcome(
+            "cancelled: finished rounds are kept (Resume continues the run)", complete=False
+        )
+        self._ended()

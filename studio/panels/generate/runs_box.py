@@ -1,0 +1,194 @@
+"""The Generate panel's runs box: the project's runs (newest first) with their state, and what
+can be done with the chosen one: resume it, branch a new run from one of its rounds, play its
+videos. The box only asks (:attr:`RunsBox.resume_requested`, :attr:`RunsBox.branch_requested`);
+the panel runs the job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGroupBox,
+    QHBoxLayout,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from worldstudio.studio.document import ProjectDocument
+from worldstudio.studio.widgets import hint, int_spin
+
+
+class RunsBox(QGroupBox):
+    """The runs of the open project."""
+
+    play_requested = Signal(str)  # an mp4 to open in the player
+    resume_requested = Signal(object)  # the run folder (Path)
+    branch_requested = Signal(object, int)  # the run folder (Path), the first round to redo
+
+    def __init__(self, doc: ProjectDocument, parent: QWidget | None = None):
+        super().__init__("Runs", parent)
+        self.doc = doc
+        self.run_meta: dict[str, dict] = {}
+        self._can_run = True
+        self.runs_combo = QComboBox()
+        self.runs_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.runs_combo.setMinimumContentsLength(14)
+        self.runs_combo.currentIndexChanged.connect(lambda _i: self._run_selected())
+        self.run_info = hint()
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip(
+            "Continue the chosen run after its last complete round (its own "
+            "settings and project snapshot)"
+        )
+        self.resume_button.clicked.connect(self._resume_clicked)
+        self.branch_spin = int_spin(
+            1, 1, 1, tip="the first round to regenerate; earlier rounds are copied"
+        )
+        self.branch_button = QPushButton("Branch from round")
+        self.branch_button.setToolTip(
+            "A new run: copy the rounds before this one from the chosen run, "
+            "then regenerate with the project's current prompts and settings"
+        )
+        self.branch_button.clicked.connect(self._branch_clicked)
+        self.play_final = QPushButton("Play")
+        self.play_final.setToolTip("Open the run's final.mp4 in the player")
+        self.play_final.clicked.connect(lambda: self._play_run("final.mp4"))
+        self.play_combined = QPushButton("Play with monitors")
+        self.play_combined.setToolTip("Open final_combined.mp4: the observer beside the monitors")
+        self.play_combined.clicked.connect(lambda: self._play_run("final_combined.mp4"))
+        refresh = QToolButton()
+        refresh.setText("↻")
+        refresh.setToolTip("Read the runs folder again")
+        refresh.clicked.connect(lambda: self.refresh_runs())
+        row1 = QHBoxLayout()
+        row1.addWidget(self.runs_combo, 1)
+        row1.addWidget(refresh)
+        row2 = QHBoxLayout()
+        row2.addWidget(self.resume_button)
+        row2.addWidget(self.branch_button)
+        row2.addWidget(self.branch_spin)
+        row3 = QHBoxLayout()
+        row3.addWidget(self.play_final)
+        row3.addWidget(self.play_combined)
+        v5 = QVBoxLayout(self)
+        v5.addLayout(row1)
+        v5.addWidget(self.run_info)
+        v5.addLayout(row2)
+        v5.addLayout(row3)
+
+    def _runs(self):
+        from worldstudio.core.generation.runs import list_runs
+        from worldstudio.core.project import ProjectFolder
+
+        if self.doc.folder is None:
+            return []
+        return list_runs(ProjectFolder(self.doc.folder))
+
+    def latest_run(self) -> Path | None:
+        runs = self._runs()
+        return runs[-1].path if runs else None
+
+    def refresh_runs(self, select: Path | None = None) -> None:
+        from worldstudio.core.generation.runs import RunError
+
+        keep = Path(select) if select is not None else self.selected_run()
+        self.runs_combo.blockSignals(True)
+        self.runs_combo.clear()
+        self.run_meta: dict[str, dict] = {}
+        for run in reversed(self._runs()):  # newest first
+            try:
+                meta = run.read_meta()
+            except RunError:
+                continue
+            done = run.completed_rounds()
+            total = int(meta.get("rounds_total") or 0)
+            status = meta.get("status", "?")
+            self.run_meta[str(run.path)] = dict(meta, rounds_done=done)
+            self.runs_combo.addItem(
+                f"{run.id} · {meta.get('backend', '?')} · {done}/{total} · {status}", str(run.path)
+            )
+        if self.runs_combo.count() == 0:
+            self.runs_combo.addItem("(no runs yet)", None)
+        i = self.runs_combo.findData(str(keep)) if keep is not None else -1
+        self.runs_combo.setCurrentIndex(max(i, 0))
+        self.runs_combo.blockSignals(False)
+        self._run_selected()
+
+    def selected_run(self) -> Path | None:
+        data = self.runs_combo.currentData() if self.runs_combo.count() else None
+        return Path(data) if data else None
+
+    def select_run(self, run: str | Path) -> None:
+        i = self.runs_combo.findData(str(Path(run)))
+        if i < 0:
+            raise KeyError(f"no run {run}")
+        self.runs_combo.setCurrentIndex(i)
+
+    def _selected_meta(self) -> dict | None:
+        run = self.selected_run()
+        return self.run_meta.get(str(run)) if run is not None else None
+
+    def _run_selected(self) -> None:
+        meta = self._selected_meta()
+        if meta is None:
+            self.run_info.setText(
+                "Generate to make the first run."
+                if self.doc.folder
+                else "Save the project to generate."
+            )
+        else:
+            s = meta.get("settings", {})
+            parent = meta.get("parent")
+            text = (
+                f"{meta['rounds_done']} of {meta.get('rounds_total')} rounds · {s.get('width')}×"
+                f"{s.get('height')} · F={s.get('frames_per_round')} · seed {s.get('seed')}"
+            )
+            if parent:
+                text += f" · branch of {parent.get('run')} from round {int(parent.get('from_round', 0)) + 1}"
+            if meta.get("error") and meta.get("status") != "complete":
+                text += f"\n{meta.get('status')}: {meta['error']}"
+            self.run_info.setText(text)
+            self.branch_spin.setRange(1, int(meta["rounds_done"]) + 1)
+            self.branch_spin.setValue(int(meta["rounds_done"]) + 1)
+        self._update_buttons()
+
+    def resumable(self) -> bool:
+        meta = self._selected_meta()
+        return bool(meta) and meta["rounds_done"] < int(meta.get("rounds_total") or 0)
+
+    def _play_run(self, name: str) -> None:
+        run = self.selected_run()
+        if run is not None and (run / name).is_file():
+            self.play_requested.emit(str(run / name))
+
+    def set_can_run(self, can: bool) -> None:
+        """Whether a run may start now (Resume and Branch)."""
+        self._can_run = can
+        self._update_buttons()
+
+    def _resume_clicked(self) -> None:
+        run = self.selected_run()
+        if run is not None:
+            self.resume_requested.emit(run)
+
+    def _branch_clicked(self) -> None:
+        run = self.selected_run()
+        if run is not None:
+            self.branch_requested.emit(run, self.branch_spin.value() - 1)
+
+    def _update_buttons(self) -> None:
+        can_run = self._can_run
+        has_folder = self.doc.folder is not None
+        run = self.selected_run()
+        meta = self._selected_meta()
+        self.resume_button.setEnabled(can_run and has_folder and self.resumable())
+        self.branch_button.setEnabled(can_run and meta is not None)
+        self.branch_spin.setEnabled(meta is not None)
+        self.play_final.setEnabled(run is not None and (run / "final.mp4").is_file())
+        self.play_combined.setEnabled(run is not None and (run / "final_combined.mp4").is_file())

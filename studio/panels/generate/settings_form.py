@@ -1,0 +1,308 @@
+"""The Generate panel's settings form: backend, model and memory (with the VRAM estimate), video
+size and frames, sampling.
+
+Settings that are part of the project model (backend, model, size, frames per round, steps,
+guidance, seed) are edited through undoable document commands and redrawn from the document's
+change events; the memory profile and monitors on/off are the form's own (:meth:`run_options`).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.generation.engine import project_model_for
+from worldstudio.studio import commands
+from worldstudio.studio.document import ProjectDocument
+from worldstudio.studio.widgets import float_spin, hint, int_spin, show_value, size_row
+
+MODEL_FREE = ("geometry", "oracle")
+# Wan model ids name their kind; a mismatch with the backend is worth a note.
+_KIND_HINT = {"wan-vace": "vace", "wan-i2v": "i2v"}
+GiB = 1024**3
+
+
+class GenerationSettingsForm(QWidget):
+    """Three group boxes: model and memory, video, sampling."""
+
+    message = Signal(str, bool)  # (text, is_error) for the status bar
+
+    def __init__(self, doc: ProjectDocument, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.doc = doc
+        self._backends: dict[tuple[str, str | None], Any] = {}  # estimate-only backend objects
+        self._build()
+        doc.changed.connect(self._on_changed)
+        self.fill()
+
+    def _build(self) -> None:
+        # -- model and memory
+        self.backend = QComboBox()
+        self.backend.setToolTip(
+            "geometry: the renders themselves (no model) · oracle: the demo "
+            "scene's ground truth · wan-vace / wan-i2v: the Wan video models"
+        )
+        self.backend.currentIndexChanged.connect(
+            lambda _i: self._edit("backend", self.backend.currentData())
+        )
+        self.model = QComboBox()
+        self.model.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.model.setMinimumContentsLength(12)
+        self.model.currentIndexChanged.connect(
+            lambda _i: self._edit("model_id", self.model.currentData())
+        )
+        self.model_note = hint()
+        self.profile = QComboBox()
+        from worldstudio.core.generation.memory import PROFILES
+
+        tips = {
+            "auto": "the fastest profile that fits the GPU's free memory",
+            "gpu": "every component on the GPU (fastest)",
+            "offload": "one component at a time on the GPU (model CPU offload)",
+            "low-vram": "block-level group offload and VAE tiling (slowest, fits small GPUs)",
+        }
+        for name in PROFILES:
+            self.profile.addItem(name, name)
+            self.profile.setItemData(
+                self.profile.count() - 1, tips.get(name, ""), Qt.ItemDataRole.ToolTipRole
+            )
+        self.profile.currentIndexChanged.connect(lambda _i: self._update_estimate())
+        self.vram = QLabel("")
+        self.vram.setObjectName("vramEstimate")
+        self.vram.setWordWrap(True)
+        self.vram.setToolTip(
+            "Accelerator memory one generation call needs (weights + activations "
+            "+ runtime), from the model's configs"
+        )
+        g1 = QGroupBox("Model and memory")
+        f1 = QFormLayout(g1)
+        f1.addRow("Backend", self.backend)
+        f1.addRow("Model", self.model)
+        f1.addRow("", self.model_note)
+        f1.addRow("Memory", self.profile)
+        f1.addRow("VRAM", self.vram)
+
+        # -- video
+        self.width_spin = int_spin(16, 4096, 16, tip="video width in pixels (a multiple of 16)")
+        self.height_spin = int_spin(16, 4096, 16, tip="video height in pixels (a multiple of 16)")
+        self.width_spin.valueChanged.connect(lambda v: self._edit_size("width", v))
+        self.height_spin.valueChanged.connect(lambda v: self._edit_size("height", v))
+        self.frames_spin = int_spin(5, 1001, 4, tip="frames per round: 4k+1 (5, 9, ..., 65, 81)")
+        self.frames_spin.valueChanged.connect(self._edit_frames)
+        self.monitors = QCheckBox("Monitors keep entities alive off-screen")
+        self.monitors.setChecked(True)
+        self.monitors.setToolTip(
+            "Off: every monitor is switched off and entities freeze where they were last seen"
+        )
+        self.video_info = hint()
+        g2 = QGroupBox("Video")
+        f2 = QFormLayout(g2)
+        f2.addRow("Size", size_row(self.width_spin, self.height_spin))
+        f2.addRow("Frames / round", self.frames_spin)
+        f2.addRow("", self.video_info)
+        f2.addRow(self.monitors)
+
+        # -- sampling
+        self.steps_spin = int_spin(1, 1000, 1, tip="denoising steps per call")
+        self.steps_spin.valueChanged.connect(lambda v: self._edit("steps", int(v)))
+        self.guidance_spin = float_spin(
+            0.0, 50.0, decimals=2, step=0.5, tip="classifier-free guidance scale"
+        )
+        self.guidance_spin.valueChanged.connect(lambda v: self._edit("guidance", float(v)))
+        self.seed_spin = int_spin(
+            0, 2**31 - 1, 1, tip="run seed; every call derives its own from it"
+        )
+        self.seed_spin.valueChanged.connect(lambda v: self._edit("seed", int(v)))
+        dice = QToolButton()
+        dice.setText("New")
+        dice.setToolTip("A new random seed")
+        dice.clicked.connect(lambda: self._edit("seed", random.randrange(2**31)))
+        seed = QHBoxLayout()
+        seed.addWidget(self.seed_spin, 1)
+        seed.addWidget(dice)
+        g3 = QGroupBox("Sampling")
+        f3 = QFormLayout(g3)
+        f3.addRow("Steps", self.steps_spin)
+        f3.addRow("Guidance", self.guidance_spin)
+        f3.addRow("Seed", seed)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for g in (g1, g2, g3):
+            layout.addWidget(g)
+
+    def run_options(self) -> dict:
+        """The options a run takes from the form and not from the project."""
+        return {
+            "profile": self.profile.currentData() or "auto",
+            "monitors": self.monitors.isChecked(),
+        }
+
+    # ================================================================== model -> widgets
+    def _on_changed(self, aspect: str) -> None:
+        if aspect in ("all", "generation", "rounds"):
+            self.fill()
+
+    def fill(self) -> None:
+        from worldstudio.core.generation.backends import backend_names
+
+        g = self.doc.project.generation
+        names = backend_names()
+        if g.backend not in names:
+            names.append(g.backend)
+        self.backend.blockSignals(True)
+        if [self.backend.itemData(i) for i in range(self.backend.count())] != names:
+            self.backend.clear()
+            for n in names:
+                self.backend.addItem(n, n)
+        self.backend.blockSignals(False)
+        show_value(self.backend, g.backend)
+        self._fill_models(g.model_id)
+        show_value(self.width_spin, g.width)
+        show_value(self.height_spin, g.height)
+        show_value(self.frames_spin, g.frames_per_round)
+        show_value(self.steps_spin, g.steps)
+        show_value(self.guidance_spin, g.guidance)
+        show_value(self.seed_spin, min(g.seed, 2**31 - 1))
+        n = len(self.doc.project.rounds)
+        total = n * g.frames_per_round
+        self.video_info.setText(
+            f"{n} round{'s' if n != 1 else ''} × {g.frames_per_round} frames = "
+            f"{total} frames ({total / g.fps:.1f} s at {g.fps} fps)"
+        )
+        model_free = g.backend in MODEL_FREE
+        for w in (self.model, self.profile, self.steps_spin, self.guidance_spin):
+            w.setEnabled(not model_free)
+        self._update_model_note()
+        self._update_estimate()
+
+    def showEvent(self, event) -> None:
+        """Models may have been downloaded meanwhile: look again."""
+        super().showEvent(event)
+        self._fill_models(self.doc.project.generation.model_id)
+        self._update_model_note()
+        self._update_estimate()
+
+    def _fill_models(self, current: str | None) -> None:
+        from worldstudio.core.models import all_models, model_status
+
+        self.model.blockSignals(True)
+        self.model.clear()
+        for info in all_models("video"):
+            try:
+                present = model_status(info).present
+            except WorldStudioError:
+                present = False
+            mark = "●" if present else "○"
+            self.model.addItem(
+                f"{mark} {info.name}" + ("" if present else "  (not downloaded)"), info.repo_id
+            )
+            tip = f"{info.repo_id}\n{info.description}\n{info.size_text} · {info.licence_text}"
+            self.model.setItemData(self.model.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        if current and self.model.findData(current) < 0:
+            self.model.addItem(f"◆ {Path(current).name or current}", current)  # a local folder
+            self.model.setItemData(self.model.count() - 1, current, Qt.ItemDataRole.ToolTipRole)
+        i = self.model.findData(current)
+        self.model.setCurrentIndex(max(i, 0))
+        self.model.blockSignals(False)
+
+    def _effective_model(self) -> str | None:
+        g = self.doc.project.generation
+        return project_model_for(g.backend, g)
+
+    def _update_model_note(self) -> None:
+        g = self.doc.project.generation
+        if g.backend in MODEL_FREE:
+            self.model_note.setText(f"{g.backend} uses no model")
+            self.model_note.setVisible(True)
+            return
+        kind = _KIND_HINT.get(g.backend)
+        text = ""
+        if kind and g.model_id and kind not in g.model_id.lower() and "/" in g.model_id:
+            text = f"this model does not look like a {g.backend} model"
+        i = self.model.currentIndex()
+        if i >= 0 and self.model.itemText(i).startswith("○"):
+            text = (text + "; " if text else "") + "not on this machine: the first run downloads it"
+        self.model_note.setText(text)
+        self.model_note.setVisible(bool(text))
+
+    def estimate_text(self) -> str:
+        """What the VRAM row says for the current settings."""
+        g = self.doc.project.generation
+        if g.backend in MODEL_FREE:
+            return "no GPU memory needed"
+        profile = self.profile.currentData() or "auto"
+        model = self._effective_model()
+        try:
+            backend = self._estimate_backend(g.backend, model)
+            if not hasattr(backend, "estimate"):
+                return f"no estimate for the {g.backend} backend"
+            h, w, f = g.height, g.width, g.frames_per_round
+            if profile == "auto":
+                full = backend.estimate(h, w, f, "gpu").total
+                low = backend.estimate(h, w, f, "low-vram").total
+                return (
+                    f"~{full / GiB:.1f} GiB all on the GPU, ~{low / GiB:.1f} GiB with low-vram "
+                    "(auto picks what fits)"
+                )
+            return f"~{backend.estimate(h, w, f, profile).total / GiB:.1f} GiB ({profile})"
+        except WorldStudioError as exc:
+            return f"no estimate: {exc}"
+
+    def _estimate_backend(self, name: str, model: str | None):
+        key = (name, model)
+        if key not in self._backends:
+            from worldstudio.core.generation.backends import get_backend
+
+            self._backends[key] = get_backend(name, model_id=model, profile="auto")  # loads nothing
+        return self._backends[key]
+
+    def _update_estimate(self) -> None:
+        self.vram.setText(self.estimate_text())
+
+    # ================================================================== widgets -> model
+    def _edit(self, field: str, value) -> None:
+        if value is None and field != "model_id":
+            return
+        if getattr(self.doc.project.generation, field) == value:
+            return
+        try:
+            commands.set_generation(self.doc, merge_key=f"generate:{field}", **{field: value})
+        except (ValueError, WorldStudioError) as exc:  # pydantic's ValidationError is a ValueError
+            self.message.emit(f"generation settings: {str(exc).splitlines()[0]}", True)
+            self.fill()
+
+    def _edit_size(self, field: str, value: int) -> None:
+        snapped = max(16, int(round(value / 16)) * 16)
+        if snapped != value:
+            show_value(self.width_spin if field == "width" else self.height_spin, snapped)
+        self._edit(field, snapped)
+
+    def _edit_frames(self, value: int) -> None:
+        snapped = max(5, 4 * int(round((value - 1) / 4)) + 1)
+        if snapped != value:
+            show_value(self.frames_spin, snapped)
+        self._edit("frames_per_round", snapped)
+
+    def set_profile(self, name: str) -> None:
+        i = self.profile.findData(name)
+        if i < 0:
+            raise ValueError(f"unknown memory profile {name!r}")
+        self.profile.setCurrentIndex(i)

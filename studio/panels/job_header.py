@@ -1,0 +1,176 @@
+"""The header of a panel that runs a job (Generate, Training): a status line, the progress bar with
+the time left, the panel's Start button and Pause / Cancel for the job it follows.
+
+The header follows one :class:`~studio.worker.JobHandle` at a time (:meth:`JobHeader.follow`):
+the bar and the time left come from the handle's progress, Cancel and Pause go to the handle,
+and the buttons follow the handle's state. What the status line says is the panel's business.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from worldstudio.studio.worker import JobHandle
+
+MIN_ETA_SECONDS = 2.0  # say nothing about the time left before the job has run this long
+
+
+class Eta:
+    """The time left from progress reports: the rate since the current total was first seen
+    (a job that changes phase, e.g. encoding then training, starts a new estimate)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self.reset()
+
+    def reset(self) -> None:
+        self._total = -1
+        self._t0 = 0.0
+        self._done0 = 0
+
+    def update(self, done: int, total: int) -> float | None:
+        """Seconds left, or None while there is no telling."""
+        now = self.clock()
+        if total != self._total or done < self._done0:
+            self._total, self._t0, self._done0 = total, now, done
+            return None
+        elapsed = now - self._t0
+        if total <= 0 or done <= self._done0 or elapsed < MIN_ETA_SECONDS:
+            return None
+        rate = (done - self._done0) / elapsed
+        return max(0.0, (total - done) / rate)
+
+
+def format_seconds_left(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"~{max(1, round(seconds))} s left"
+    if seconds < 3600:
+        return f"~{round(seconds / 60)} min left"
+    return f"~{seconds / 3600:.1f} h left"
+
+
+class JobHeader(QWidget):
+    """Status line, progress with the time left, and Start / Pause / Cancel.
+
+    ``pausable``: show Pause (for jobs that hold at ``ctx.checkpoint()``)."""
+
+    def __init__(
+        self,
+        start_text: str,
+        start_tip: str,
+        cancel_tip: str,
+        pausable: bool = False,
+        pause_tip: str = "",
+        parent: QWidget | None = None,
+    ):
+        super().__init__(parent)
+        self.handle: JobHandle | None = None
+        self.eta = Eta()
+        self.status = QLabel("")
+        self.status.setObjectName("mono")
+        self.status.setWordWrap(True)
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.bar = QProgressBar()
+        self.bar.setTextVisible(True)
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        self.time_left = QLabel("")
+        self.time_left.setObjectName("hint")
+        self.start_button = QPushButton(start_text)
+        self.start_button.setToolTip(start_tip)
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setToolTip(pause_tip)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.pause_button.setVisible(pausable)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip(cancel_tip)
+        self.cancel_button.clicked.connect(self.cancel)
+
+        progress = QHBoxLayout()
+        progress.addWidget(self.bar, 1)
+        progress.addWidget(self.time_left)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button, 2)
+        buttons.addWidget(self.pause_button, 1)
+        buttons.addWidget(self.cancel_button, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.status)
+        layout.addLayout(progress)
+        layout.addLayout(buttons)
+        self.set_can_start(True)
+
+    @property
+    def running(self) -> bool:
+        """Whether the followed job is still running (or paused)."""
+        return self.handle is not None and not self.handle.ended
+
+    def follow(self, handle: JobHandle) -> None:
+        """Show ``handle``'s job from now on."""
+        self.handle = handle
+        self.eta.reset()
+        self.time_left.setText("")
+        self.bar.setRange(0, 0)  # busy until the first progress report
+        handle.progress.connect(self._on_progress)
+        handle.state_changed.connect(self._on_state)
+        self._update_buttons()
+
+    def set_can_start(self, can: bool) -> None:
+        """Whether Start may be pressed when the followed job is not running (the runner's lane
+        is free)."""
+        self._can_start = can
+        self._update_buttons()
+
+    def cancel(self) -> None:
+        if self.running:
+            self.handle.cancel()
+
+    def toggle_pause(self) -> None:
+        if not self.running:
+            return
+        if self.handle.pause_requested:
+            self.handle.resume()
+        else:
+            self.handle.pause()
+            self.status.setText("pausing after this step…")
+        self._update_buttons()
+
+    def show_outcome(self, text: str, complete: bool) -> None:
+        """The job ended: a full bar when it completed, an empty one otherwise."""
+        self.bar.setRange(0, 1)
+        self.bar.setValue(1 if complete else 0)
+        self.time_left.setText("")
+        self.status.setText(text)
+
+    def _on_progress(self, done: int, total: int, _message: str) -> None:
+        if total > 0:
+            self.bar.setRange(0, total)
+            self.bar.setValue(done)
+        self.time_left.setText(format_seconds_left(self.eta.update(done, total)))
+
+    def _on_state(self, state: str) -> None:
+        if state == "paused":  # the time left starts again from the rate after the pause
+            self.eta.reset()
+            self.time_left.setText("")
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        running = self.running
+        self.start_button.setEnabled(self._can_start and not running)
+        self.pause_button.setEnabled(running)
+        self.cancel_button.setEnabled(running)
+        paused = running and self.handle.pause_requested
+        self.pause_button.setText("Resume" if paused else "Pause")
