@@ -209,13 +209,16 @@ def anchor_from_depth(
 
     if project.intrinsics is None or project.scene is None or not project.scene.depth_file:
         return None
-    path = Path(project_root) / project.scene.depth_file
+    from worldstudio.core.project import ProjectFolder
+
+    path = ProjectFolder(project_root).path(project.scene.depth_file)  # refuses paths outside
     if not path.is_file():
         return None
     depth = np.load(path, allow_pickle=False)
     H, W = project.intrinsics.height, project.intrinsics.width
     source = (project.source.height, project.source.width) if project.source else (H, W)
-    return point_at_pixel(depth, project.intrinsics.K, H, W, u, v, image_size=source)
+    K = np.asarray(project.intrinsics.K, np.float64)
+    return point_at_pixel(depth, K, H, W, u, v, image_size=source)
 
 
 def fit_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
