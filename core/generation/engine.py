@@ -852,7 +852,7 @@ class _Engine:
         """(background) The round's videos, then round.json with "complete" (atomically, last),
         then run.json; the frames also go on into the final videos."""
 
-        from worldstudio.core.interop.video import VideoWriter
+        from worldstudio.core.media import VideoWriter
 
         t0 = time.perf_counter()
         fps = self.settings.fps
@@ -896,7 +896,7 @@ class _Engine:
     # -- finals ----------------------------------------------------------------------------------
     def _open_finals(self) -> None:
         """The final videos are written as the rounds finish (temp names until closed)."""
-        from worldstudio.core.interop.video import VideoWriter
+        from worldstudio.core.media import VideoWriter
 
         fps = self.settings.fps
         self.final_writers = (

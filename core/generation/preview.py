@@ -53,7 +53,7 @@ def render_preview_job(
 
     def job(ctx: JobContext) -> Path:
         from worldstudio.core.geometry.path import bake_path
-        from worldstudio.core.interop.video import VideoWriter
+        from worldstudio.core.media import VideoWriter
         from worldstudio.core.pointcloud.render import render_points
 
         folder = ProjectFolder(project_folder)

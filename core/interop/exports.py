@@ -414,7 +414,7 @@ def stream_frames(source: Path | None) -> Iterator[np.ndarray]:
         return iter(())
     if source.is_dir():
         return _png_frames(source)
-    from worldstudio.core.interop.video import read_frames
+    from worldstudio.core.media import read_frames
 
     return read_frames(source)
 
@@ -543,7 +543,7 @@ def export_run_mp4(
     ctx: JobContext | None = None,
 ) -> tuple[Path, int]:
     """Write a run as an H.264 mp4 (nothing is left behind on failure): (path, frames)."""
-    from worldstudio.core.interop.video import VideoWriter
+    from worldstudio.core.media import VideoWriter
 
     folder = ProjectFolder(project_dir)
     project = folder.load()

@@ -11,7 +11,7 @@ from tests.generation.engine_support import F, H, W, demo_project, torch_one_thr
 from worldstudio.core.cli import main
 from worldstudio.core.generation import backends
 from worldstudio.core.generation.runs import RunFolder, list_runs
-from worldstudio.core.interop.video import probe_video
+from worldstudio.core.media import probe_video
 from worldstudio.core.project import ProjectFolder
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(torch_one_thread)

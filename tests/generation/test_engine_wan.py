@@ -13,8 +13,8 @@ from tests.generation.engine_support import H, W, cancel_at_round, demo_project,
 from worldstudio.core.cli import main
 from worldstudio.core.generation.engine import generate_job
 from worldstudio.core.generation.runs import RunFolder, list_runs
-from worldstudio.core.interop.video import probe_video
 from worldstudio.core.jobs import CancelToken, JobContext
+from worldstudio.core.media import probe_video
 from worldstudio.core.project import ProjectFolder
 
 F = 5

@@ -28,7 +28,7 @@ from worldstudio.core.interop.exports import (
     export_scene_ply,
     frustum_points,
 )
-from worldstudio.core.interop.video import probe_video, read_frames, write_mp4
+from worldstudio.core.media import probe_video, read_frames, write_mp4
 from worldstudio.core.oracle.demo_project import create_demo_project
 from worldstudio.core.pointcloud import PointCloud, read_ply, write_ply
 from worldstudio.core.project import ProjectFolder

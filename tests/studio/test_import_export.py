@@ -247,7 +247,7 @@ def _fake_run(folder: Path, monitor_id: str, frames: int = 5) -> str:
 
 
 def test_run_video_with_a_layout_and_run_clouds(make_window, demo_folder, dialogs, qtbot, tmp_path):
-    from worldstudio.core.interop.video import probe_video
+    from worldstudio.core.media import probe_video
     from worldstudio.core.pointcloud.ply import read_ply
 
     w = make_window(demo_folder)

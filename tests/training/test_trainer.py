@@ -131,7 +131,7 @@ def test_training_lowers_the_loss(trained):
 
 
 def test_run_files_and_reports(trained):
-    from worldstudio.core.interop.video import probe_video
+    from worldstudio.core.media import probe_video
 
     res, rec, project = trained["result"], trained["rec"], trained["project"]
     run = project / "loras" / "squares"
@@ -387,7 +387,7 @@ def test_cancel_while_paused(train_env, clip_dir, new_project):
 
 def test_settings_errors(train_env, tmp_path, new_project):
     from tests.conftest import square_clip
-    from worldstudio.core.interop.video import write_mp4
+    from worldstudio.core.media import write_mp4
 
     write_mp4(tmp_path / "c.mp4", square_clip((200, 0, 0)), 16)
     with pytest.raises(TrainingError, match=r"have no caption: c\.mp4"):
