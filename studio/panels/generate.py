@@ -48,7 +48,7 @@ from PySide6.QtWidgets import (
 )
 
 from worldstudio.core.errors import WorldStudioError
-from worldstudio.core.generation.engine import project_model_for
+from worldstudio.core.generation.engine import RunOptions, project_model_for
 from worldstudio.studio import commands
 from worldstudio.studio.document import ProjectDocument
 from worldstudio.studio.util import pixmap_fit
@@ -638,8 +638,8 @@ class GeneratePanel(QWidget):
 
     # ================================================================== runs
     def _runs(self):
-        from worldstudio.core.generation.runs import list_runs
         from worldstudio.core.project import ProjectFolder
+        from worldstudio.core.project.runs import list_runs
 
         if self.doc.folder is None:
             return []
@@ -650,7 +650,7 @@ class GeneratePanel(QWidget):
         return runs[-1].path if runs else None
 
     def refresh_runs(self, select: Path | None = None) -> None:
-        from worldstudio.core.generation.runs import RunError
+        from worldstudio.core.project.runs import RunError
 
         keep = Path(select) if select is not None else self.selected_run()
         self.runs_combo.blockSignals(True)
@@ -760,18 +760,20 @@ class GeneratePanel(QWidget):
             return False
         return True
 
-    def _common(self) -> dict:
-        return {
-            "profile": self.profile.currentData() or "auto",
-            "monitors": self.monitors.isChecked(),
-            "loras": self.selected_loras() or None,
-        }
+    def _options(self, **more) -> RunOptions:
+        """The run options this panel sets (the rest come from the project)."""
+        return RunOptions(
+            profile=self.profile.currentData() or "auto",
+            monitors=self.monitors.isChecked(),
+            loras=self.selected_loras() or None,
+            **more,
+        )
 
     def generate(self) -> bool:
         """Save (asking) and start a new run with the project's settings."""
         from worldstudio.core.generation.engine import generate_job
 
-        return self._launch(lambda folder: generate_job(folder, **self._common()), "Generate")
+        return self._launch(lambda folder: generate_job(folder, self._options()), "Generate")
 
     def resume(self, run: str | Path | None = None) -> bool:
         """Continue ``run`` (default: the chosen one) after its last complete round."""
@@ -783,7 +785,7 @@ class GeneratePanel(QWidget):
             return False
         # the run's own settings (profile, LoRAs, monitors) are kept: run.json records them
         return self._launch(
-            lambda folder: generate_job(folder, resume=str(run)),
+            lambda folder: generate_job(folder, RunOptions(resume=str(run))),
             f"Resume {run.name}",
             needs_save=False,
             run=run,
@@ -801,16 +803,17 @@ class GeneratePanel(QWidget):
             return False
         k = int(from_round) if from_round is not None else self.branch_spin.value() - 1
         g = self.doc.project.generation
-        options = dict(
-            self._common(),
+        options = self._options(
             backend=g.backend,
             steps=g.steps,
             guidance=g.guidance,
             seed=g.seed,
             model=project_model_for(g.backend, g),
+            resume=str(run),
+            from_round=k,
         )
         return self._launch(
-            lambda folder: generate_job(folder, resume=str(run), from_round=k, **options),
+            lambda folder: generate_job(folder, options),
             f"Branch {run.name} from round {k + 1}",
         )
 
@@ -857,7 +860,7 @@ class GeneratePanel(QWidget):
         run = self._find_current_run()
         if run is None:
             return
-        from worldstudio.core.generation.runs import RunFolder
+        from worldstudio.core.project.runs import RunFolder
 
         done = RunFolder(run).completed_rounds()
         if done != self._last_rounds_seen:

@@ -10,9 +10,9 @@ import pytest
 from tests.generation.engine_support import F, H, W, demo_project, torch_one_thread
 from worldstudio.core.cli import main
 from worldstudio.core.generation import backends
-from worldstudio.core.generation.runs import RunFolder, list_runs
 from worldstudio.core.media import probe_video
 from worldstudio.core.project import ProjectFolder
+from worldstudio.core.project.runs import RunFolder, list_runs
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(torch_one_thread)
 
