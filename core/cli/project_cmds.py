@@ -7,7 +7,7 @@ from pathlib import Path
 
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.models import add_model_dir_option, apply_model_dirs
-from worldstudio.core.project import CameraPath, PathSettings, ProjectFolder
+from worldstudio.core.project import CameraPath, PathSettings, Project, ProjectFolder
 from worldstudio.core.project.model import parse_size
 
 
@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_preview)
 
 
-def _open(path: str) -> tuple[ProjectFolder, object]:
+def _open(path: str) -> tuple[ProjectFolder, Project]:
     folder = ProjectFolder(path)
     return folder, folder.load()
 

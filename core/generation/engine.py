@@ -301,6 +301,8 @@ class _Engine:
         self.folder = ProjectFolder(project_folder)
         self.options = options
         self.overrides = options.overrides()
+        self.units_done = 0  # progress: denoising steps done of units_total in this call
+        self.units_total = 1
 
     # -- settings ------------------------------------------------------------------------------
     def _fresh_settings(self, project: Project) -> RunSettings:

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from worldstudio.core.errors import ProjectError
 from worldstudio.core.pointcloud.cloud import PointCloud
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from worldstudio.core.project import Project, ProjectFolder
 
 MIN_ENTITY_PIXELS = 3
 """An entity with fewer pixels than this in a frame counts as not seen there."""
@@ -249,7 +253,9 @@ def load_mask_png(path: str | os.PathLike) -> np.ndarray:
         raise ProjectError(f"{path}: not a readable mask image ({exc})") from exc
 
 
-def initial_world(folder, project) -> tuple[PointCloud, dict[str, EntityCloud]]:
+def initial_world(
+    folder: ProjectFolder, project: Project
+) -> tuple[PointCloud, dict[str, EntityCloud]]:
     """The world before round 0, from the project's scene cloud: each entity's points are those
     of the cloud that win the z-buffer inside its mask (seen from where it was defined, with the
     source image's intrinsics); the static cloud is everything else (points the reconstruction

@@ -42,7 +42,7 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -50,6 +50,9 @@ from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.jobs import JobContext
 from worldstudio.core.project import Project, ProjectFolder, atomic_write_bytes
 from worldstudio.core.project.runs import RunFolder, run_by_id
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from worldstudio.core.pointcloud import PointCloud
 
 Layout = Literal["observer", "combined", "conditioning"]
 LAYOUTS: tuple[str, ...] = ("observer", "combined", "conditioning")
@@ -73,7 +76,7 @@ def _job(ctx: JobContext | None) -> JobContext:
 # --------------------------------------------------------------------------------------------
 
 
-def _make_cloud(xyz: np.ndarray, rgb: np.ndarray):
+def _make_cloud(xyz: np.ndarray, rgb: np.ndarray) -> PointCloud:
     """A cloud of overlay points: entity id -1 (static world) on every point."""
     from worldstudio.core.pointcloud.cloud import STATIC_ENTITY, PointCloud
 
@@ -82,7 +85,7 @@ def _make_cloud(xyz: np.ndarray, rgb: np.ndarray):
     return PointCloud(xyz, rgb, np.full(len(xyz), STATIC_ENTITY, np.int32))
 
 
-def _concat(clouds: list):
+def _concat(clouds: list[PointCloud]) -> PointCloud:
     from worldstudio.core.pointcloud.cloud import PointCloud
 
     return PointCloud.concat(clouds)
@@ -122,7 +125,7 @@ def _scene_scale(xyz: np.ndarray, fallback: np.ndarray) -> float:
     return d if d > 1e-9 and math.isfinite(d) else 1.0
 
 
-def camera_overlay(project: Project, scale: float):
+def camera_overlay(project: Project, scale: float) -> PointCloud:
     """The camera path and frustums of a project as a coloured PointCloud (entity id -1)."""
     from worldstudio.core.geometry.path import bake_path
     from worldstudio.core.geometry.transforms import pose_matrix
@@ -133,7 +136,7 @@ def camera_overlay(project: Project, scale: float):
     xyz_parts: list[np.ndarray] = []
     rgb_parts: list[np.ndarray] = []
 
-    def add(points: np.ndarray, color) -> None:
+    def add(points: np.ndarray, color: tuple[int, int, int]) -> None:
         xyz_parts.append(points)
         rgb_parts.append(np.broadcast_to(np.asarray(color, np.uint8), (len(points), 3)))
 
@@ -171,7 +174,7 @@ def camera_overlay(project: Project, scale: float):
     return _make_cloud(np.concatenate(xyz_parts), np.concatenate(rgb_parts))
 
 
-def with_camera_overlay(cloud, project: Project):
+def with_camera_overlay(cloud: PointCloud, project: Project) -> PointCloud:
     """``cloud`` plus :func:`camera_overlay` scaled to it."""
     from worldstudio.core.geometry.path import bake_path
 
@@ -184,7 +187,7 @@ def with_camera_overlay(cloud, project: Project):
     return _concat([cloud, camera_overlay(project, _scene_scale(xyz, fallback))])
 
 
-def _write_ply(path: Path, cloud) -> None:
+def _write_ply(path: Path, cloud: PointCloud) -> None:
     from worldstudio.core.pointcloud.ply import write_ply
 
     write_ply(path, cloud)  # creates the folder, with a clear error when it cannot

@@ -110,7 +110,7 @@ def save_npy(path: Path, array: np.ndarray) -> None:
 
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
     with atomic_write(path) as f:
-        np.savez(f, **arrays)
+        np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stubs fear allow_pickle here
 
 
 def load_npy(path: Path) -> np.ndarray:
