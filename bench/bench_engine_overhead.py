@@ -43,7 +43,7 @@ class Recording:
     def __init__(self, inner):
         self.inner = inner
         self.name = inner.name
-        self.lifter = getattr(inner, "lifter", "model")
+        self.lifter = inner.lifter
         self.requests = []
         self.seconds = 0.0
 
@@ -73,19 +73,21 @@ def have_wan() -> bool:
 
 
 def run_engine(project: Path, backend, args, lifter: str):
-    from worldstudio.core.generation.engine import generate_job
+    from worldstudio.core.generation.engine import RunOptions, generate_job
     from worldstudio.core.jobs import JobContext
 
     w, h = parse_size(args.size)
     job = generate_job(
         project,
-        backend=backend,
-        rounds=args.rounds,
-        steps=args.steps,
-        size=(w, h),
-        frames_per_round=args.frames,
-        seed=0,
-        lifter=lifter,
+        RunOptions(
+            backend=backend,
+            rounds=args.rounds,
+            steps=args.steps,
+            size=(w, h),
+            frames_per_round=args.frames,
+            seed=0,
+            lifter=lifter,
+        ),
     )
     t0 = time.perf_counter()
     result = job(JobContext())
@@ -131,7 +133,6 @@ def bench_wan(project: Path, tmp: Path, args) -> dict:
 
 def bench_geometry(project: Path, args) -> dict:
     from worldstudio.core.generation.backends.geometry import GeometryBackend
-    from worldstudio.core.generation.preview import load_scene_cloud
     from worldstudio.core.geometry.camera import intrinsics_from_fov
     from worldstudio.core.geometry.path import bake_path
     from worldstudio.core.geometry.transforms import pose_matrix
@@ -141,7 +142,7 @@ def bench_geometry(project: Path, args) -> dict:
     w, h = parse_size(args.size)
     folder = ProjectFolder(project)
     p = folder.load()
-    cloud = load_scene_cloud(folder, p)
+    cloud = folder.read_cloud(p)
     n = args.rounds * args.frames
     baked = bake_path(p.camera_path, n_frames=n)
     K = np.stack([intrinsics_from_fov(float(f), h, w) for f in baked.fov])

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash packaging/system-deps.sh
 bash packaging/setup-env.sh
 export HF_HUB_OFFLINE=1
-echo "== import-linter: core imports no PySide6, vispy, pyqtgraph or studio"
+echo "== import-linter: core imports no Qt, vispy, pyqtgraph or studio; core's packages are layered"
 .venv/bin/lint-imports
 echo "== ruff"
 .venv/bin/ruff check .

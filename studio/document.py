@@ -128,14 +128,13 @@ class ProjectDocument(QObject):
         """Read a project folder into this document (see :meth:`reset`)."""
         pf = ProjectFolder(folder)
         project = pf.load()
-        self.reset(project, pf.root, load_cloud(pf, project))
+        self.reset(project, pf.root, pf.read_cloud(project, missing_ok=True))
 
     @classmethod
     def open(cls, folder: str | Path, parent: QObject | None = None) -> ProjectDocument:
         pf = ProjectFolder(folder)
         project = pf.load()
-        cloud = load_cloud(pf, project)
-        return cls(project, pf.root, cloud, parent)
+        return cls(project, pf.root, pf.read_cloud(project, missing_ok=True), parent)
 
     def save(self, folder: str | Path | None = None) -> Path:
         """Write project.json to ``folder`` (or the current one); marks the document clean.
@@ -145,9 +144,10 @@ class ProjectDocument(QObject):
         target = Path(folder) if folder is not None else self.folder
         if target is None:
             raise ProjectError("this project has no folder yet: choose one with Save As")
-        if self.folder is not None and target.resolve() != self.folder.resolve():
-            _copy_project_files(self.folder, target)
-        ProjectFolder(target).save(self.project)
+        if self.folder is not None:
+            ProjectFolder(self.folder).save_as(self.project, target)
+        else:
+            ProjectFolder(target).save(self.project)
         self.folder = target
         self.undo_stack.setClean()
         return target
@@ -276,31 +276,3 @@ class ProjectDocument(QObject):
             return [int(f) for f in self.baked().keyframe_frames]
         except Exception:  # noqa: BLE001 - a path the baker refuses still shows its keyframes
             return []
-
-
-def load_cloud(pf: ProjectFolder, project: Project):
-    """The scene's point cloud, or None when the project has none on disk (numpy only)."""
-    if project.scene is None or project.scene.pending:
-        return None
-    path = pf.path(project.scene.points_file)
-    if not path.is_file():
-        return None
-    from worldstudio.core.pointcloud.ply import read_ply
-
-    return read_ply(path)
-
-
-def _copy_project_files(src: Path, dst: Path) -> None:
-    import shutil
-
-    dst.mkdir(parents=True, exist_ok=True)
-    for item in src.iterdir():
-        if item.name in ("project.json", "runs") or item.name.startswith("."):
-            continue
-        target = dst / item.name
-        if target.exists():
-            continue
-        if item.is_dir():
-            shutil.copytree(item, target)
-        else:
-            shutil.copy2(item, target)

@@ -40,24 +40,14 @@ LAYOUT_TEXT = {
 
 def list_runs(folder: Path | None) -> list[tuple[str, bool, bool]]:
     """The project's runs, newest first: (run id, has video, has round clouds)."""
-    from worldstudio.core.interop.exports import OBSERVER_NAMES, find_stream, round_dirs
+    from worldstudio.core.project.runs import list_runs as project_runs
 
     if folder is None:
         return []
-    runs_dir = ProjectFolder(folder).runs_dir
-    if not runs_dir.is_dir():
-        return []
-    out = []
-    runs = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    for run in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True):
-        rounds = round_dirs(run)
-        video = (run / "final.mp4").is_file() or any(
-            find_stream(d, OBSERVER_NAMES) for _i, d in rounds
-        )
-        clouds = any(any(d.glob("*.ply")) for _i, d in rounds)
-        if video or clouds:
-            out.append((run.name, video, clouds))
-    return out
+    runs = [
+        (r.id, r.has_video(), r.has_clouds()) for r in reversed(project_runs(ProjectFolder(folder)))
+    ]
+    return [(rid, video, clouds) for rid, video, clouds in runs if video or clouds]
 
 
 class RunChoiceDialog(QDialog):

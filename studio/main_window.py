@@ -36,7 +36,6 @@ from PySide6.QtWidgets import (
 
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.project import ProjectFolder
-from worldstudio.core.project.store import atomic_write_bytes, project_from_json, project_to_json
 from worldstudio.studio import commands
 from worldstudio.studio import settings as app_settings
 from worldstudio.studio.document import ProjectDocument, Selection
@@ -51,14 +50,9 @@ from worldstudio.studio.timeline import TimelineWidget
 from worldstudio.studio.util import pixmap_fit
 from worldstudio.studio.worker import GPU, JobHandle, JobRunner
 
-AUTOSAVE_FILE = ".project.autosave.json"
 AUTOSAVE_SECONDS = 60
 THUMB_W, THUMB_H = 256, 144
 LAYOUT_VERSION = 3  # bump when the docks change, so an old saved layout is not restored
-
-
-def autosave_path(folder: Path) -> Path:
-    return Path(folder) / AUTOSAVE_FILE
 
 
 class MainWindow(QMainWindow):
@@ -837,8 +831,8 @@ class MainWindow(QMainWindow):
             self.show_message(str(exc), error=True)
             return False
         if old is not None:
-            autosave_path(old).unlink(missing_ok=True)
-        autosave_path(folder).unlink(missing_ok=True)
+            ProjectFolder(old).discard_autosave()
+        ProjectFolder(folder).discard_autosave()
         app_settings.add_recent(folder, self.settings)
         self._update_title()
         self.show_message(f"Saved {folder}")
@@ -926,37 +920,30 @@ class MainWindow(QMainWindow):
         """Write the unsaved model next to project.json (never over it)."""
         if not self.doc.is_modified or self.doc.folder is None:
             return None
-        path = autosave_path(self.doc.folder)
         try:
-            atomic_write_bytes(path, project_to_json(self.doc.project).encode("utf-8"))
-        except OSError as exc:
-            self.show_message(f"autosave failed: {exc}", error=True)
+            path = ProjectFolder(self.doc.folder).autosave(self.doc.project)
+        except WorldStudioError as exc:
+            self.show_message(str(exc), error=True)
             return None
         self.log(f"autosaved to {path}")
         return path
 
     def _offer_recovery(self) -> bool:
-        folder = self.doc.folder
-        if folder is None:
+        if self.doc.folder is None:
             return False
-        path = autosave_path(folder)
-        if not path.is_file():
-            return False
+        folder = ProjectFolder(self.doc.folder)
         try:
-            recovered = project_from_json(path.read_text(encoding="utf-8"), str(path))
-        except (OSError, WorldStudioError) as exc:
-            self.log(f"ignoring unreadable autosave {path}: {exc}")
+            found = folder.recovery(self.doc.project)
+        except WorldStudioError as exc:
+            self.log(f"ignoring unreadable autosave {folder.autosave_file}: {exc}")
             return False
-        saved_at = ProjectFolder(folder).project_file.stat().st_mtime
-        if recovered == self.doc.project or path.stat().st_mtime < saved_at:
-            path.unlink(missing_ok=True)
+        if found is None:
             return False
-        when = datetime.fromtimestamp(path.stat().st_mtime)
-        if self.ask_recover(when):
-            self.doc.replace_project(recovered, "Recover unsaved changes")
-            self.show_message(f"Recovered unsaved changes from {when:%Y-%m-%d %H:%M}")
+        if self.ask_recover(found.saved_at):
+            self.doc.replace_project(found.project, "Recover unsaved changes")
+            self.show_message(f"Recovered unsaved changes from {found.saved_at:%Y-%m-%d %H:%M}")
             return True
-        path.unlink(missing_ok=True)
+        folder.discard_autosave()
         return False
 
     def _ask_recover(self, when: datetime) -> bool:
@@ -997,7 +984,7 @@ class MainWindow(QMainWindow):
             return self.save()
         if choice == "discard":
             if self.doc.folder is not None:
-                autosave_path(self.doc.folder).unlink(missing_ok=True)
+                ProjectFolder(self.doc.folder).discard_autosave()
             return True
         return False
 

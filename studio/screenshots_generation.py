@@ -80,7 +80,7 @@ def training_shot(app, out: Path, work: Path) -> None:
     sys.path.insert(0, str(REPO_ROOT))
     from tests import tiny_wan
     from tests.conftest import COLOURS, square_clip
-    from worldstudio.core.interop.video import write_mp4
+    from worldstudio.core.media import write_mp4
     from worldstudio.core.oracle.demo_project import create_demo_project
     from worldstudio.studio.main_window import MainWindow
 

@@ -219,7 +219,7 @@ def train_env(tiny_hub, monkeypatch):
 
 @pytest.fixture(scope="session")
 def clip_dir(tmp_path_factory) -> Path:
-    from worldstudio.core.interop.video import write_mp4
+    from worldstudio.core.media import write_mp4
 
     folder = tmp_path_factory.mktemp("clips")
     for name, colour in COLOURS.items():

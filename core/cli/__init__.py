@@ -16,6 +16,7 @@ from worldstudio.core.errors import Cancelled, WorldStudioError
 # `worldstudio info` never pays for torch or diffusers.
 COMMAND_MODULES = [
     "worldstudio.core.cli.project_cmds",
+    "worldstudio.core.cli.export_cmd",
     "worldstudio.core.cli.models_cmds",
     "worldstudio.core.cli.interop_cmds",
     "worldstudio.core.cli.generate_cmds",

@@ -54,7 +54,7 @@ def _positive(value: int | None, flag: str) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from worldstudio.core.generation.engine import generate_job
+    from worldstudio.core.generation.engine import RunOptions, generate_job
     from worldstudio.core.jobs import run_in_terminal
     from worldstudio.core.project.model import parse_size
 
@@ -64,23 +64,22 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise WorldStudioError(f"--seed must be 0 or more, got {args.seed}")
     if args.from_round is not None and args.from_round < 0:
         raise WorldStudioError(f"--from-round must be 0 or more, got {args.from_round}")
-    size = parse_size(args.size) if args.size else None
-    job = generate_job(
-        args.project,
+    options = RunOptions(
         backend=args.backend,
         model=args.model,
         rounds=args.rounds,
         steps=args.steps,
-        size=size,
+        size=parse_size(args.size) if args.size else None,
         frames_per_round=args.frames_per_round,
         seed=args.seed,
+        guidance=args.guidance,
         profile=args.profile,
+        monitors=not args.no_monitors,
         resume=args.resume,
         from_round=args.from_round,
-        monitors=not args.no_monitors,
-        guidance=args.guidance,
         write_preview=True,
     )
+    job = generate_job(args.project, options)
     result = run_in_terminal(job, "generate", quiet=args.quiet)
     print(
         f"run {result.run_id}: {result.rounds_done}/{result.rounds_total} rounds, backend {result.backend}"

@@ -1,63 +1,10 @@
-"""Interop subcommands: ``worldstudio import bundle|liveworld|nerfstudio`` and the export flags.
-
-``worldstudio export`` itself is defined in ``worldstudio.core.cli.project_cmds``; it adds the flags below
-with :func:`add_export_arguments` and hands them to :func:`worldstudio.core.interop.exports.run_export`.
-"""
+"""Interop subcommands: ``worldstudio import bundle|liveworld|nerfstudio`` (the exports are
+``worldstudio export``, :mod:`.export_cmd`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-
-
-def add_export_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the interop export flags to an existing ``export`` parser (``--ply`` only if it is
-    not there yet)."""
-    if "--ply" not in parser._option_string_actions:
-        parser.add_argument("--ply", metavar="FILE", help="the scene point cloud as binary PLY")
-    parser.add_argument(
-        "--with-path",
-        action="store_true",
-        help="with --ply: draw the camera path, keyframe and monitor frustums as coloured points",
-    )
-    parser.add_argument("--bundle", metavar="FILE.zip", help="the whole project folder as one zip")
-    parser.add_argument(
-        "--liveworld",
-        metavar="DIR",
-        help="a LiveWorld inference sample (sample.yaml, geometry.npz, source image) in DIR",
-    )
-    parser.add_argument(
-        "--nerfstudio", metavar="FILE.json", help="the camera path as a nerfstudio camera_path.json"
-    )
-    parser.add_argument(
-        "--path-json", metavar="FILE", help="the baked path (pose and intrinsics per frame) as JSON"
-    )
-    parser.add_argument(
-        "--path-csv", metavar="FILE", help="the baked path (pose and intrinsics per frame) as CSV"
-    )
-    parser.add_argument(
-        "--path-frames",
-        choices=("video", "path"),
-        default=None,
-        help="baked path exports: one row per video frame (default) or the path's own frames",
-    )
-    parser.add_argument("--mp4", metavar="FILE", help="a generation run as mp4 (with --run)")
-    parser.add_argument(
-        "--run", metavar="RUN_ID", help="the run (a folder under runs/) for --mp4 or --ply"
-    )
-    parser.add_argument(
-        "--round",
-        type=int,
-        metavar="N",
-        default=None,
-        help="with --ply --run: only round N's cloud (default: one PLY per round)",
-    )
-    parser.add_argument(
-        "--layout",
-        choices=("observer", "combined", "conditioning"),
-        default=None,
-        help="with --mp4: the observer only (default), beside its monitors, or beside the conditioning renders",
-    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,14 +1,13 @@
-"""Project subcommands: new, info, path, preview, export."""
+"""Project subcommands: new, info, path, preview (``export`` is :mod:`.export_cmd`)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from worldstudio.core.cli.interop_cmds import add_export_arguments
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.models import add_model_dir_option, apply_model_dirs
-from worldstudio.core.project import CameraPath, PathSettings, ProjectFolder
+from worldstudio.core.project import CameraPath, PathSettings, Project, ProjectFolder
 from worldstudio.core.project.model import parse_size
 
 
@@ -72,16 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(handler=cmd_preview)
 
-    p = sub.add_parser(
-        "export", help="export a project's files (PLY, bundle, LiveWorld, nerfstudio, mp4, path)"
-    )
-    p.add_argument("project")
-    p.add_argument("--ply", metavar="FILE", help="the scene point cloud as binary PLY")
-    add_export_arguments(p)
-    p.set_defaults(handler=cmd_export)
 
-
-def _open(path: str) -> tuple[ProjectFolder, object]:
+def _open(path: str) -> tuple[ProjectFolder, Project]:
     folder = ProjectFolder(path)
     return folder, folder.load()
 
@@ -268,9 +259,3 @@ def cmd_preview(args: argparse.Namespace) -> int:
     )
     print(f"wrote {out}")
     return 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from worldstudio.core.interop.exports import run_export
-
-    return run_export(args)

@@ -1,35 +1,41 @@
 """The world engine (docs/METHOD.md): rounds, monitors, out-of-sight evolution.
 
-Per round r (frames r*F ... r*F + F - 1; observer frame i is world time (r*F + i) / fps):
+Per round r (frames r*F ... r*F + F - 1; observer frame i is world time (r*F + i) / fps), the
+engine takes five named steps (:meth:`_Engine.run_round`):
 
-1. every enabled monitor generates F frames of its entities from its fixed pose, conditioned on
-   the world rendered from that pose (the static world as it is now, the entities' region left to
-   generate), its previous frames and ``scene: ...; foreground: <its entities' prompts>``;
-2. the monitor clips are lifted to 3D (:mod:`worldstudio.core.generation.lift`): per frame, per entity, a
-   cloud, at the same world times as the observer's frames;
-3. for each observer frame i the static cloud and the entities' frame-i clouds are rendered into
-   observer pose i (z-buffer): RGB, depth, coverage;
-4. the observer's round is generated from those renders (control_rgb), the uncovered pixels
+1. **evolve the monitors**: every enabled monitor generates F frames of its entities from its
+   fixed pose, conditioned on the world rendered from that pose (the static world as it is now,
+   the entities' region left to generate), its previous frames and
+   ``scene: ...; foreground: <its entities' prompts>``; its clip is lifted to 3D
+   (:mod:`worldstudio.core.generation.lift`): per frame, per entity, a cloud, at the same world
+   times as the observer's frames;
+2. **track the entities**: each entity's cloud in each frame of the round, from the monitor that
+   saw it best (an entity no monitor saw keeps its last state);
+3. **condition and generate the observer**: for each observer frame i the static cloud and the
+   entities' frame-i clouds are rendered into observer pose i (z-buffer): RGB, depth, coverage;
+   the observer's round is generated from those renders (control_rgb), the uncovered pixels
    (control_mask), the previous round's last frames and the prompt;
-5. the static world grows from the new frames where the render had holes and no entity is masked;
-6. the round is persisted (:mod:`worldstudio.core.generation.runs`); "complete" is written last.
+4. **grow the world**: the static world grows from the new frames where the render had holes
+   and no entity is masked; an entity no monitor watches takes the state the observer last saw;
+5. **write the round** (:class:`worldstudio.core.project.run_writer.RunWriter`): the state now;
+   videos, then round.json ("complete", last), in the background.
 
 Entities no enabled monitor watches (or every entity, with monitors off) do not evolve: they keep
 their last seen state, i.e. their points in the last observer frame that showed them.
 
-Every backend call gets its own seed, :func:`derive_seed` (run seed, round, camera). A run can be
-resumed after its last complete round, or branched from round K into a new run with the project's
-current prompts. A failure or cancel leaves the finished rounds on disk, run.json saying so, and
-project.json untouched (the engine never writes it).
+Every backend call gets its own seed, :func:`derive_seed` (run seed, round, camera), and its
+request from one builder (:meth:`_Engine.request`). A run can be resumed after its last complete
+round, or branched from round K into a new run with the project's current prompts. A failure or
+cancel leaves the finished rounds on disk, run.json saying so, and project.json untouched (the
+engine never writes it).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,37 +50,31 @@ from worldstudio.core.generation.backends import (
     get_backend,
 )
 from worldstudio.core.generation.lift import Lifter, LiftInput, entity_clouds, make_lifter
-from worldstudio.core.generation.runs import (
-    RUN_FORMAT,
-    RUN_VERSION,
+from worldstudio.core.generation.world import (
+    MIN_ENTITY_PIXELS,
+    EntityCloud,
+    WorldRender,
+    add_static,
+    grow_static,
+    initial_world,
+    render_world,
+)
+from worldstudio.core.jobs import JobContext, Report
+from worldstudio.core.pointcloud import PointCloud
+from worldstudio.core.project import Entity, GenerationSettings, Project, ProjectFolder
+from worldstudio.core.project.run_writer import RoundState, RunWriter, SavedRound
+from worldstudio.core.project.runs import (
     RunError,
     RunFolder,
-    load_npy,
-    load_npz,
+    RunRecord,
     new_run_id,
     now_iso,
     resolve_run,
     safe_name,
-    save_npy,
-    save_npz,
-    write_json,
 )
-from worldstudio.core.generation.world import (
-    MIN_ENTITY_PIXELS,
-    EntityCloud,
-    add_static,
-    grow_static,
-    initial_world,
-    pack_frames,
-    render_world,
-)
-from worldstudio.core.jobs import JobContext
-from worldstudio.core.project import Project, ProjectFolder
 
 CONTEXT_FRAMES = 5
 """How many of the previous round's last frames a backend call gets (``previous_frames``)."""
-
-_DEFAULT_LIFTERS = {"geometry": "render", "oracle": "oracle"}
 
 
 class GenerationError(WorldStudioError):
@@ -103,12 +103,61 @@ def scene_text(project: Project, r: int) -> str:
     return project.rounds[min(r, len(project.rounds) - 1)].scene_text
 
 
-def entity_prompt(entity, r: int) -> str:
+def entity_prompt(entity: Entity, r: int) -> str:
     """What the entity does in round r; past its last prompt it goes on doing that."""
     if r < len(entity.prompts) and entity.prompts[r].strip():
         return entity.prompts[r]
     earlier = [p for p in entity.prompts[: r + 1] if p.strip()]
     return earlier[-1] if earlier else ""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run the engine. A setting left None comes from the project's generation settings
+    (a resume or a branch: from the parent run, see :func:`generate_job`)."""
+
+    backend: str | Backend | None = None  # a name, or a Backend object (the caller closes it)
+    model: str | None = None  # model repo id or local folder (model backends)
+    rounds: int | None = None
+    steps: int | None = None
+    size: tuple[int, int] | None = None  # (width, height)
+    frames_per_round: int | None = None
+    seed: int | None = None
+    guidance: float | None = None
+    profile: str | None = None  # memory profile of the model backends
+    lifter: str | Lifter | None = (
+        None  # "render", "oracle", "model" or a Lifter; default: the backend's
+    )
+    loras: list[tuple[str, float]] | None = None  # (.safetensors path, strength)
+    context_frames: int | None = None  # default CONTEXT_FRAMES
+    splat_radius: int | None = None  # default 0 (1-pixel points)
+    monitors: bool = True  # False: every monitor off (entities keep their last seen state)
+    resume: str | os.PathLike[str] | None = None  # a run id or folder
+    from_round: int | None = None  # branch from this round of ``resume`` (default: the latest run)
+    backend_options: dict[str, Any] | None = None  # extra keyword options for the backend factory
+    write_preview: bool = False  # keep the latest preview at <run>/preview.png (the CLI's use)
+
+    def overrides(self) -> dict[str, Any]:
+        """The :class:`RunSettings` this call sets (None: not set here)."""
+        backend, lifter = self.backend, self.lifter
+        return {
+            "backend": backend if isinstance(backend, str) or backend is None else backend.name,
+            "model_id": self.model,
+            "profile": self.profile,
+            "steps": self.steps,
+            "seed": self.seed,
+            "guidance": self.guidance,
+            "rounds": self.rounds,
+            "width": self.size[0] if self.size else None,
+            "height": self.size[1] if self.size else None,
+            "frames_per_round": self.frames_per_round,
+            "context_frames": self.context_frames,
+            "splat_radius": self.splat_radius,
+            "lifter": lifter if isinstance(lifter, str) or lifter is None else lifter.name,
+            "loras": None
+            if self.loras is None
+            else [[str(path), float(strength)] for path, strength in self.loras],
+        }
 
 
 @dataclass
@@ -131,7 +180,7 @@ class RunSettings:
     context_frames: int = CONTEXT_FRAMES
     splat_radius: int = 0
     # [path to a .safetensors LoRA, strength]; kept so that resume and branch apply the same ones
-    loras: list[list] = field(default_factory=list)
+    loras: list[list[Any]] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunSettings:
@@ -163,8 +212,6 @@ class RunResult:
 def _validated_size(project: Project, width: int, height: int, frames_per_round: int) -> None:
     from pydantic import ValidationError
 
-    from worldstudio.core.project import GenerationSettings
-
     data = project.generation.model_dump()
     data.update(width=width, height=height, frames_per_round=frames_per_round)
     try:
@@ -176,7 +223,7 @@ def _validated_size(project: Project, width: int, height: int, frames_per_round:
         ) from None
 
 
-def project_model_for(backend: str, g) -> str | None:
+def project_model_for(backend: str, g: GenerationSettings) -> str | None:
     """The project's model id when it suits ``backend`` (None: the backend's default): it does for
     the project's own backend, and for a Wan backend whose kind (VACE, I2V) its name shows."""
     if g.model_id is None:
@@ -204,96 +251,58 @@ def _fit_image(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(img.resize((width, height), Image.Resampling.BICUBIC))
 
 
-class _BackgroundWriter:
-    """One worker thread that runs persistence tasks in order (videos are encoded by ffmpeg while
-    the next round generates). ``check`` and ``drain`` re-raise a task's failure."""
+# ------------------------------------------------------------------------------------- a round
+Sighting = tuple[int, EntityCloud]
+"""An entity seen by a monitor in one frame: (its pixels in the clip, its lifted cloud)."""
 
-    def __init__(self) -> None:
-        from concurrent.futures import ThreadPoolExecutor
 
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worldstudio-persist")
-        self._futures: list = []
+@dataclass
+class _Round:
+    """One round in the making: its frames, world times and observer cameras, and the seeds,
+    prompts and timings it records."""
 
-    def submit(self, fn, *args) -> None:
-        self.check()
-        self._futures.append(self._pool.submit(fn, *args))
+    r: int
+    idx: np.ndarray  # (F,) observer frame numbers
+    times: np.ndarray  # (F,) world seconds
+    c2w: np.ndarray  # (F, 4, 4) observer poses
+    K: np.ndarray  # (F, 3, 3) observer intrinsics
+    text: str  # the round's scene text
+    seeds: dict[str, int] = field(default_factory=dict)
+    prompts: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(
+        default_factory=lambda: {"backend": 0.0, "render": 0.0, "lift": 0.0, "persist": 0.0}
+    )
 
-    def check(self) -> None:
-        pending = []
-        for f in self._futures:
-            if f.done():
-                f.result()  # raises the task's error
-            else:
-                pending.append(f)
-        self._futures = pending
 
-    def drain(self) -> None:
-        futures, self._futures = self._futures, []
-        error: BaseException | None = None
-        for f in futures:
-            try:
-                f.result()
-            except BaseException as exc:  # noqa: BLE001 - keep waiting for the others, then raise
-                error = error or exc
-        if error is not None:
-            raise error
+@dataclass
+class _Tracks:
+    """Every entity through one round."""
 
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=True)
+    clouds: dict[str, list[EntityCloud]]  # entity id -> its cloud in each frame
+    state_time: dict[str, float]  # entity id -> world time of its latest state
+    sources: dict[str, str]  # where that state comes from: "monitor", "observer" or "frozen"
+    seen_frames: dict[str, int]  # entity id -> frames a monitor saw it in
+
+
+@dataclass
+class _Grown:
+    """The world after the observer's round: the static cloud (with ``added`` new points) and
+    each entity's state for the next round."""
+
+    static: PointCloud
+    added: int
+    state: dict[str, EntityCloud]
 
 
 class _Engine:
-    def __init__(
-        self,
-        project_folder: str | os.PathLike,
-        *,
-        backend: str | Backend | None,
-        model: str | None,
-        rounds: int | None,
-        steps: int | None,
-        size: tuple[int, int] | None,
-        frames_per_round: int | None,
-        seed: int | None,
-        profile: str | None,
-        resume: str | os.PathLike | None,
-        from_round: int | None,
-        monitors: bool,
-        guidance: float | None,
-        lifter: str | Lifter | None,
-        loras: list[tuple[str, float]] | None,
-        context_frames: int | None,
-        splat_radius: int | None,
-        backend_options: dict[str, Any] | None,
-        write_preview: bool,
-    ):
+    """One generation job: ``_Engine(folder, options)(ctx) -> RunResult``."""
+
+    def __init__(self, project_folder: str | os.PathLike[str], options: RunOptions):
         self.folder = ProjectFolder(project_folder)
-        self.backend_arg = backend
-        self.lifter_arg = lifter
-        self.backend_options = dict(backend_options or {})
-        self.write_preview = write_preview
-        self.overrides = {
-            "backend": backend if isinstance(backend, str) or backend is None else backend.name,
-            "model_id": model,
-            "profile": profile,
-            "steps": steps,
-            "seed": seed,
-            "guidance": guidance,
-            "rounds": rounds,
-            "width": size[0] if size else None,
-            "height": size[1] if size else None,
-            "frames_per_round": frames_per_round,
-            "context_frames": context_frames,
-            "splat_radius": splat_radius,
-            "lifter": lifter
-            if isinstance(lifter, str)
-            else (None if lifter is None else lifter.name),
-            "loras": None
-            if loras is None
-            else [[str(path), float(strength)] for path, strength in loras],
-        }
-        self.monitors_on = monitors
-        self.resume = resume
-        self.from_round = from_round
+        self.options = options
+        self.overrides = options.overrides()
+        self.units_done = 0  # progress: denoising steps done of units_total in this call
+        self.units_total = 1
 
     # -- settings ------------------------------------------------------------------------------
     def _fresh_settings(self, project: Project) -> RunSettings:
@@ -320,7 +329,7 @@ class _Engine:
             guidance=o["guidance"] if o["guidance"] is not None else g.guidance,
             seed=o["seed"] if o["seed"] is not None else g.seed,
             rounds=n_rounds,
-            monitors=self.monitors_on,
+            monitors=self.options.monitors,
             context_frames=o["context_frames"]
             if o["context_frames"] is not None
             else CONTEXT_FRAMES,
@@ -347,24 +356,25 @@ class _Engine:
             and self.overrides["lifter"] is None
         ):
             values["lifter"] = ""  # chosen by the new backend
-        if not self.monitors_on:
+        if not self.options.monitors:
             values["monitors"] = False
         return RunSettings(**values)
 
-    # -- run folder ----------------------------------------------------------------------------
+    # -- the run folder ------------------------------------------------------------------------
     def prepare(self) -> None:
         """Resolve the project, the settings and the run folder (nothing is written yet)."""
         folder = self.folder
+        resume, from_round = self.options.resume, self.options.from_round
         self.parent: dict[str, Any] | None = None
         self.copy_from: RunFolder | None = None
-        if self.resume is not None and self.from_round is None:
+        if resume is not None and from_round is None:
             folder.load()  # a clear error when the folder is not a project
-            run = resolve_run(folder, self.resume)
+            run = resolve_run(folder, resume)
             meta = run.read_meta()
             old = RunSettings.from_json(meta.get("settings", {}))
             fixed = tuple(k for k in asdict(old) if k not in ("rounds",))
             self.settings = self._inherited_settings(old, fixed=fixed)
-            if not self.monitors_on and old.monitors:
+            if not self.options.monitors and old.monitors:
                 raise GenerationError(
                     "--no-monitors: the run was made with monitors on; branch with --from-round to change that"
                 )
@@ -377,13 +387,13 @@ class _Engine:
                 raise GenerationError(
                     f"--rounds {self.settings.rounds}: run {run.id} already has {self.start} complete rounds"
                 )
-        elif self.from_round is not None:
+        elif from_round is not None:
             current = folder.load()
-            parent = resolve_run(folder, self.resume)
+            parent = resolve_run(folder, resume)
             pmeta = parent.read_meta()
             old = RunSettings.from_json(pmeta.get("settings", {}))
             done = parent.completed_rounds()
-            k = int(self.from_round)
+            k = int(from_round)
             if not 0 <= k <= done:
                 raise GenerationError(
                     f"--from-round {k}: run {parent.id} has {done} complete rounds; branch from 0 to {done}"
@@ -391,7 +401,7 @@ class _Engine:
             self.settings = self._inherited_settings(
                 old, fixed=("width", "height", "fps", "frames_per_round")
             )
-            self.settings.monitors = self.monitors_on  # a branch follows this call's flag
+            self.settings.monitors = self.options.monitors  # a branch follows this call's flag
             if self.overrides["rounds"] is None:
                 self.settings.rounds = len(current.rounds)
             if self.settings.rounds <= k:
@@ -426,49 +436,37 @@ class _Engine:
                 f"{run.run_file}: the project snapshot is missing or invalid ({exc})"
             ) from None
 
-    def _meta(self, status: str, rounds_done: int, error: str | None = None) -> dict[str, Any]:
+    def _record(self) -> RunRecord:
+        """run.json for this run, as it starts."""
         s = self.settings
-        meta: dict[str, Any] = {
-            "format": RUN_FORMAT,
-            "version": RUN_VERSION,
-            "id": self.run.id,
-            "status": status,
-            "error": error,
-            "created": self.created,
-            "backend": s.backend,
-            "model_id": s.model_id if s.backend not in ("geometry", "oracle") else None,
-            "profile": s.profile,
-            "lifter": s.lifter,
-            "settings": asdict(s),
-            "rounds_total": s.rounds,
-            "rounds_done": rounds_done,
-            "parent": self.parent,
-            "seeds": {
+        return RunRecord(
+            id=self.run.id,
+            created=self.created,
+            backend=s.backend,
+            model_id=s.model_id if s.backend not in ("geometry", "oracle") else None,
+            profile=s.profile,
+            lifter=s.lifter,
+            settings=asdict(s),
+            rounds_total=s.rounds,
+            rounds_done=self.start,
+            parent=self.parent,
+            seeds={
                 "run": s.seed,
                 "rounds": [
                     {cam: derive_seed(s.seed, r, cam) for cam in self.cameras}
                     for r in range(s.rounds)
                 ],
             },
-            "cameras": {
+            cameras={
                 "observer": {"frames": s.rounds * s.frames_per_round},
                 "monitors": [
                     {"id": m.id, "name": m.name, "entity_ids": list(m.entity_ids), "fov": m.fov}
                     for m in self.monitors
                 ],
             },
-            "entities": [{"id": e.id, "name": e.name} for e in self.project.entities],
-            "project": self.project.model_dump(mode="json"),
-        }
-        if status == "complete":
-            meta["outputs"] = {"final": "final.mp4", "final_combined": "final_combined.mp4"}
-        return meta
-
-    def _write_status(self, status: str, error: str | None = None) -> None:
-        try:
-            self.run.write_meta(self._meta(status, self.run.completed_rounds(), error))
-        except OSError:  # pragma: no cover - the original error matters more
-            pass
+            entities=[{"id": e.id, "name": e.name} for e in self.project.entities],
+            project=self.project.model_dump(mode="json"),
+        )
 
     # -- world -----------------------------------------------------------------------------------
     def _setup_world(self) -> None:
@@ -509,36 +507,110 @@ class _Engine:
         self.prev_observer: np.ndarray | None = None
         self.prev_monitor: dict[str, np.ndarray] = {}
 
-    def _restore(self, run: RunFolder, k: int) -> None:
-        """The world after round k - 1 as persisted (resume and branch)."""
-        from worldstudio.core.pointcloud.cloud import PointCloud
-        from worldstudio.core.pointcloud.ply import read_ply
+    def _restore(self, saved: SavedRound) -> None:
+        """The world as the run's last complete round left it (resume and branch)."""
+        self.static = saved.static
+        for eid, (xyz, rgb, state_time) in saved.entities.items():
+            self.entity_state[eid] = EntityCloud(xyz, rgb)
+            self.entity_time[eid] = state_time
+        self.prev_observer = saved.observer
+        self.prev_monitor.update(saved.monitors)
 
-        rd = run.round_dir(k - 1)
-        cloud = read_ply(rd / "static.ply")
-        self.static = PointCloud(cloud.xyz, cloud.rgb)
-        for eid in self.entity_ids:
-            path = rd / "entities" / f"{eid}.npz"
-            if path.is_file():
-                z = load_npz(path)
-                self.entity_state[eid] = EntityCloud(z["state_xyz"], z["state_rgb"])
-                self.entity_time[eid] = float(z["state_time"])
-        c = self.settings.context_frames
-        obs = load_npy(rd / "observer.npy")
-        self.prev_observer = obs[-c:] if c > 0 else None
-        for m in self.monitors:
-            path = rd / "monitors" / f"{m.id}.npy"
-            if path.is_file() and c > 0:
-                self.prev_monitor[m.id] = load_npy(path)[-c:]
+    def _open_backend(self) -> bool:
+        """The backend and the lifter, before anything is written (a refused backend leaves no
+        run). True when the engine made the backend, and so closes it."""
+        s = self.settings
+        given = self.options.backend
+        if isinstance(given, str) or given is None:
+            options: dict[str, Any] = dict(
+                model_id=s.model_id,
+                profile=s.profile,
+                project=self.project,
+                project_folder=self.folder,
+            )
+            options.update(self.options.backend_options or {})
+            self.backend: Backend = get_backend(s.backend, **options)
+            own_backend = True
+        else:
+            self.backend = given
+            own_backend = False
+        try:
+            if not s.lifter:
+                s.lifter = self.backend.lifter
+            if s.lifter == "oracle":
+                from worldstudio.core.generation.backends.oracle import is_oracle_project
+
+                if not is_oracle_project(self.project):
+                    raise GenerationError(
+                        f"{self.folder.project_file}: the oracle lifter only works on the demo (oracle) scene"
+                    )
+            lifter = self.options.lifter
+            if isinstance(lifter, str) or lifter is None:
+                self.lifter = make_lifter(s.lifter, project=self.project)
+            else:
+                self.lifter = lifter
+            self.ctx.log(
+                f"backend {s.backend}, lifter {s.lifter}, {s.rounds} rounds of {s.frames_per_round} frames "
+                f"at {s.width}x{s.height}, {len(self.monitors)} monitors"
+            )
+            self.lifter.prepare(self.ctx)
+        except BaseException:
+            if own_backend:
+                self.backend.close()
+            raise
+        return own_backend
 
     # -- backend calls ---------------------------------------------------------------------------
+    def request(
+        self,
+        rnd: _Round,
+        camera: str,
+        entity_ids: Sequence[str],
+        *,
+        control_rgb: np.ndarray,
+        control_mask: np.ndarray,
+        previous: np.ndarray | None,
+        c2w: np.ndarray,
+        K: np.ndarray,
+    ) -> GenerationRequest:
+        """The backend call of one camera (``"observer"`` or ``"monitor:<id>"``) in a round: its
+        seed and its prompt (the round's scene text, the entities' prompts) are recorded in
+        ``rnd``."""
+        s = self.settings
+        r = rnd.r
+        seed = rnd.seeds[camera] = derive_seed(s.seed, r, camera)
+        prompt = rnd.prompts[camera] = compose_prompt(
+            rnd.text, [entity_prompt(self.entities[e], r) for e in entity_ids]
+        )
+        role, _, monitor_id = camera.partition(":")
+        return GenerationRequest(
+            prompt=prompt,
+            num_frames=s.frames_per_round,
+            height=s.height,
+            width=s.width,
+            steps=s.steps,
+            guidance=s.guidance,
+            seed=seed,
+            control_rgb=control_rgb,
+            control_mask=control_mask,
+            previous_frames=previous,
+            reference_images=list(self.reference),
+            role=role,
+            camera_c2w=c2w,
+            camera_K=K,
+            times=rnd.times.copy(),
+            loras=[(path, strength) for path, strength in s.loras],
+            camera_id=monitor_id or "observer",
+            round_index=r,
+        )
+
     def _call(self, request: GenerationRequest, label: str, r: int) -> np.ndarray:
         s = self.settings
         ctx = self.ctx
         base = self.units_done
         total = self.units_total
 
-        def sink(report) -> None:
+        def sink(report: Report) -> None:
             if report.kind == "progress":
                 frac = report.done / report.total if report.total else 0.0
                 done = base + min(s.steps, int(round(frac * s.steps)))
@@ -546,15 +618,15 @@ class _Engine:
                 ctx.progress(done, total, f"round {r + 1}/{s.rounds} {label} · {msg}")
             elif report.kind == "preview":
                 ctx.preview(report.payload, f"round {r + 1} {label}: {report.message}")
-                self._save_preview(report.payload)
+                if self.options.write_preview:
+                    self.writer.save_preview(report.payload)
             else:
                 ctx.log(report.message)
 
-        sub = JobContext(sink, cancel=ctx.cancel_token)
         ctx.check_cancelled()
         t0 = time.perf_counter()
         try:
-            frames = self.backend.generate(request, sub)
+            frames = self.backend.generate(request, ctx.child(sink))
         except (WorldStudioError, Cancelled, KeyboardInterrupt):
             raise
         except Exception as exc:
@@ -568,85 +640,79 @@ class _Engine:
         ctx.progress(self.units_done, total, f"round {r + 1}/{s.rounds} {label} · done")
         return frames
 
-    def _save_preview(self, image) -> None:
-        if not self.write_preview:
-            return
-        now = time.monotonic()
-        if now - self._last_preview < 0.5:
-            return
-        self._last_preview = now
-        try:
-            from PIL import Image
-
-            img = np.asarray(image)
-            if img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3:
-                tmp = self.run.preview_png.with_name(".preview.tmp.png")
-                Image.fromarray(img).save(tmp)
-                os.replace(tmp, self.run.preview_png)
-        except (OSError, ValueError):
-            pass
-
     # -- one round -------------------------------------------------------------------------------
-    def _round(self, r: int) -> None:
+    def run_round(self, r: int) -> None:
+        """Round r, in five steps (see the module docstring)."""
         s = self.settings
-        ctx = self.ctx
-        F, H, W = s.frames_per_round, s.height, s.width
-        idx = r * F + np.arange(F)
-        times = idx.astype(np.float64) / s.fps
-        ids = self.entity_ids
-        timings = {"backend": 0.0, "render": 0.0, "lift": 0.0, "persist": 0.0}
-        seeds: dict[str, int] = {}
-        prompts: dict[str, str] = {}
+        idx = r * s.frames_per_round + np.arange(s.frames_per_round)
+        rnd = _Round(
+            r=r,
+            idx=idx,
+            times=idx.astype(np.float64) / s.fps,
+            c2w=self.obs_c2w[idx],
+            K=self.obs_K[idx],
+            text=scene_text(self.project, r),
+        )
         backend_before = self.backend_seconds
-        text = scene_text(self.project, r)
+        clips, sightings = self._evolve_monitors(rnd)
+        tracks = self._track_entities(rnd, sightings)
+        frames, render = self._generate_observer(rnd, tracks)
+        grown = self._grow_world(rnd, frames, render, tracks)
+        self._write_round(rnd, frames, render, clips, tracks, grown, backend_before)
 
-        # 1-2. monitors evolve their entities; lift the clips to 3D
-        best: dict[str, list[tuple[int, EntityCloud] | None]] = {
-            eid: [None] * F for eid in self.watched
-        }
-        monitor_frames: dict[str, np.ndarray] = {}
+        # the world moves on
+        self.static = grown.static
+        self.entity_state = grown.state
+        self.entity_time = tracks.state_time
+        c = s.context_frames
+        self.prev_observer = frames[-c:].copy() if c > 0 else None
+        for mid, clip in clips.items():
+            if c > 0:
+                self.prev_monitor[mid] = clip[-c:].copy()
+
+    def _evolve_monitors(
+        self, rnd: _Round
+    ) -> tuple[dict[str, np.ndarray], dict[str, list[Sighting | None]]]:
+        """Step 1: each monitor's clip of the round, generated from its view of the world and
+        lifted to 3D. Returns the clips and, per watched entity and frame, its best sighting."""
+        s = self.settings
+        F, H, W = s.frames_per_round, s.height, s.width
+        best: dict[str, list[Sighting | None]] = {eid: [None] * F for eid in self.watched}
+        clips: dict[str, np.ndarray] = {}
         for m in self.monitors:
             t0 = time.perf_counter()
             c2w = np.repeat(self.mon_c2w[m.id][None], F, axis=0)
             K = np.repeat(self.mon_K[m.id][None], F, axis=0)
             view = render_world(
-                self.static, [dict(self.entity_state)], c2w[:1], K[:1], H, W, ids, s.splat_radius
+                self.static,
+                [dict(self.entity_state)],
+                c2w[:1],
+                K[:1],
+                H,
+                W,
+                self.entity_ids,
+                s.splat_radius,
             )
-            timings["render"] += time.perf_counter() - t0
-            camera = f"monitor:{m.id}"
-            seeds[camera] = derive_seed(s.seed, r, camera)
-            prompts[camera] = compose_prompt(
-                text, [entity_prompt(self.entities[e], r) for e in m.entity_ids]
-            )
-            request = GenerationRequest(
-                prompt=prompts[camera],
-                num_frames=F,
-                height=H,
-                width=W,
-                steps=s.steps,
-                guidance=s.guidance,
-                seed=seeds[camera],
+            rnd.timings["render"] += time.perf_counter() - t0
+            request = self.request(
+                rnd,
+                f"monitor:{m.id}",
+                m.entity_ids,
                 control_rgb=np.repeat(view.rgb, F, axis=0),
                 control_mask=np.repeat(~view.covered | view.any_entity, F, axis=0),
-                previous_frames=self.prev_monitor.get(m.id),
-                reference_images=list(self.reference),
-                role="monitor",
-                camera_c2w=c2w,
-                camera_K=K,
-                times=times.copy(),
-                loras=[(path, strength) for path, strength in self.settings.loras],
-                camera_id=m.id,
-                round_index=r,
+                previous=self.prev_monitor.get(m.id),
+                c2w=c2w,
+                K=K,
             )
-            frames = self._call(request, f"monitor {m.name}", r)
-            monitor_frames[m.id] = frames
+            frames = self._call(request, f"monitor {m.name}", rnd.r)
+            clips[m.id] = frames
             t0 = time.perf_counter()
             lifted = self.lifter.lift(
                 LiftInput(
                     frames=frames,
                     c2w=c2w,
                     K=K,
-                    times=times,
+                    times=rnd.times,
                     render_depth=np.repeat(view.depth, F, axis=0),
                     render_entities={
                         eid: np.repeat(view.entity_mask(eid), F, axis=0) for eid in m.entity_ids
@@ -655,100 +721,97 @@ class _Engine:
                     role="monitor",
                     camera_id=m.id,
                 ),
-                ctx,
+                self.ctx,
             )
             for eid in m.entity_ids:
                 counts = lifted.masks[eid].reshape(F, -1).sum(axis=1)
                 clouds = entity_clouds(frames, lifted.depth, lifted.masks[eid], c2w, K)
                 for i in range(F):
                     n = int(counts[i])
-                    if (
-                        n >= MIN_ENTITY_PIXELS
-                        and len(clouds[i])
-                        and (best[eid][i] is None or n > best[eid][i][0])
-                    ):
+                    seen = best[eid][i]
+                    if n >= MIN_ENTITY_PIXELS and len(clouds[i]) and (seen is None or n > seen[0]):
                         best[eid][i] = (n, clouds[i])
-            timings["lift"] += time.perf_counter() - t0
+            rnd.timings["lift"] += time.perf_counter() - t0
+        return clips, best
 
-        # the entities' clouds for each frame of the round
-        tracks: dict[str, list[EntityCloud]] = {}
-        state_time = dict(self.entity_time)
-        sources: dict[str, str] = {}
-        seen_frames: dict[str, int] = {}
-        for eid in ids:
+    def _track_entities(self, rnd: _Round, sightings: dict[str, list[Sighting | None]]) -> _Tracks:
+        """Step 2: each entity's cloud in each frame: where a monitor saw it, that cloud;
+        otherwise its latest state."""
+        F = self.settings.frames_per_round
+        tracks = _Tracks(clouds={}, state_time=dict(self.entity_time), sources={}, seen_frames={})
+        for eid in self.entity_ids:
+            watched = eid in self.watched
             cur = self.entity_state[eid]
             seq: list[EntityCloud] = []
             seen = 0
             for i in range(F):
-                found = best[eid][i] if eid in self.watched else None
+                found = sightings[eid][i] if watched else None
                 if found is not None:
                     cur = found[1]
                     seen += 1
-                    state_time[eid] = float(times[i])
+                    tracks.state_time[eid] = float(rnd.times[i])
                 seq.append(cur)
-            tracks[eid] = seq
-            seen_frames[eid] = seen
-            sources[eid] = "monitor" if eid in self.watched else "frozen"
-            if eid in self.watched and seen == 0:
-                ctx.log(
-                    f"round {r + 1}: no monitor saw entity {self.entities[eid].name!r}; it keeps its last state"
+            tracks.clouds[eid] = seq
+            tracks.seen_frames[eid] = seen
+            tracks.sources[eid] = "monitor" if watched else "frozen"
+            if watched and seen == 0:
+                self.ctx.log(
+                    f"round {rnd.r + 1}: no monitor saw entity {self.entities[eid].name!r}; it keeps its last state"
                 )
+        return tracks
 
-        # 3. render the observer's conditioning
+    def _generate_observer(self, rnd: _Round, tracks: _Tracks) -> tuple[np.ndarray, WorldRender]:
+        """Step 3: the world rendered into each observer pose of the round (the conditioning),
+        then the observer's frames generated from it."""
+        s = self.settings
+        ids = self.entity_ids
         t0 = time.perf_counter()
-        c2w = self.obs_c2w[idx]
-        K = self.obs_K[idx]
-        per_frame = [{eid: tracks[eid][i] for eid in ids} for i in range(F)]
-        render = render_world(self.static, per_frame, c2w, K, H, W, ids, s.splat_radius)
-        timings["render"] += time.perf_counter() - t0
-
-        # 4. generate the observer's round
-        seeds["observer"] = derive_seed(s.seed, r, "observer")
-        prompts["observer"] = compose_prompt(
-            text, [entity_prompt(self.entities[e], r) for e in ids]
+        per_frame = [{eid: tracks.clouds[eid][i] for eid in ids} for i in range(s.frames_per_round)]
+        render = render_world(
+            self.static, per_frame, rnd.c2w, rnd.K, s.height, s.width, ids, s.splat_radius
         )
-        request = GenerationRequest(
-            prompt=prompts["observer"],
-            num_frames=F,
-            height=H,
-            width=W,
-            steps=s.steps,
-            guidance=s.guidance,
-            seed=seeds["observer"],
+        rnd.timings["render"] += time.perf_counter() - t0
+        request = self.request(
+            rnd,
+            "observer",
+            ids,
             control_rgb=render.rgb.copy(),
             control_mask=~render.covered,
-            previous_frames=self.prev_observer,
-            reference_images=list(self.reference),
-            role="observer",
-            camera_c2w=c2w.copy(),
-            camera_K=K.copy(),
-            times=times.copy(),
-            loras=[(path, strength) for path, strength in self.settings.loras],
-            camera_id="observer",
-            round_index=r,
+            previous=self.prev_observer,
+            c2w=rnd.c2w.copy(),
+            K=rnd.K.copy(),
         )
-        frames = self._call(request, "observer", r)
+        return self._call(request, "observer", rnd.r), render
 
-        # 5. lift the observer's frames: grow the static world, update unwatched entities
+    def _grow_world(
+        self, rnd: _Round, frames: np.ndarray, render: WorldRender, tracks: _Tracks
+    ) -> _Grown:
+        """Step 4: the observer's frames lifted to 3D grow the static world where the render had
+        holes and no entity shows; an entity no monitor watches takes the state the observer
+        last saw (``tracks`` records that)."""
+        s = self.settings
+        F = s.frames_per_round
+        ids = self.entity_ids
         t0 = time.perf_counter()
         lifted = self.lifter.lift(
             LiftInput(
                 frames=frames,
-                c2w=c2w,
-                K=K,
-                times=times,
+                c2w=rnd.c2w,
+                K=rnd.K,
+                times=rnd.times,
                 render_depth=render.depth,
                 render_entities={eid: render.entity_mask(eid) for eid in ids},
                 entity_ids=list(ids),
                 role="observer",
                 camera_id="observer",
             ),
-            ctx,
+            self.ctx,
         )
         exclude = lifted.any_entity(render.covered.shape) | render.any_entity
-        added = grow_static(frames, lifted.depth, c2w, K, ~render.covered, exclude, s.splat_radius)
-        new_static = add_static(self.static, added)
-        new_state = {eid: tracks[eid][-1] for eid in ids}
+        added = grow_static(
+            frames, lifted.depth, rnd.c2w, rnd.K, ~render.covered, exclude, s.splat_radius
+        )
+        state = {eid: tracks.clouds[eid][-1] for eid in ids}
         for eid in ids:
             if eid in self.watched:
                 continue
@@ -760,121 +823,78 @@ class _Engine:
                     frames[i : i + 1],
                     lifted.depth[i : i + 1],
                     lifted.masks[eid][i : i + 1],
-                    c2w[i : i + 1],
-                    K[i : i + 1],
+                    rnd.c2w[i : i + 1],
+                    rnd.K[i : i + 1],
                 )[0]
                 if len(cloud):
-                    new_state[eid] = cloud
-                    state_time[eid] = float(times[i])
-                    sources[eid] = "observer"
-        timings["lift"] += time.perf_counter() - t0
-        ctx.check_cancelled()
+                    state[eid] = cloud
+                    tracks.state_time[eid] = float(rnd.times[i])
+                    tracks.sources[eid] = "observer"
+        rnd.timings["lift"] += time.perf_counter() - t0
+        self.ctx.check_cancelled()
+        return _Grown(static=add_static(self.static, added), added=len(added), state=state)
 
-        # 6. persist: the state now; videos, round.json ("complete", last) and run.json in the
-        # background, in order, while the next round generates
+    def _write_round(
+        self,
+        rnd: _Round,
+        frames: np.ndarray,
+        render: WorldRender,
+        clips: dict[str, np.ndarray],
+        tracks: _Tracks,
+        grown: _Grown,
+        backend_before: float,
+    ) -> None:
+        """Step 5: the state now; the videos, round.json ("complete", last) and run.json in the
+        background, in order, while the next round generates."""
+        s = self.settings
         t0 = time.perf_counter()
-        self._persist_state(
-            r, frames, render, monitor_frames, new_static, tracks, new_state, state_time, times
+        state = RoundState(
+            observer=frames,
+            coverage=render.covered,
+            monitors=clips,
+            static=grown.static,
+            tracks=dict(tracks.clouds),
+            state=dict(grown.state),
+            state_time=tracks.state_time,
+            times=rnd.times,
         )
-        timings["persist"] += time.perf_counter() - t0
-        timings["backend"] = self.backend_seconds - backend_before
+        self.writer.save_state(rnd.r, state)
+        rnd.timings["persist"] += time.perf_counter() - t0
+        rnd.timings["backend"] = self.backend_seconds - backend_before
         entities_info = {}
-        for eid in ids:
-            cents = render.centroids[eid]
+        for eid in self.entity_ids:
             entities_info[eid] = {
                 "name": self.entities[eid].name,
-                "source": sources[eid],
-                "monitor_frames_seen": seen_frames[eid],
-                "state_time": state_time[eid],
+                "source": tracks.sources[eid],
+                "monitor_frames_seen": tracks.seen_frames[eid],
+                "state_time": tracks.state_time[eid],
                 "render_pixels": [int(v) for v in render.pixels[eid]],
                 "render_centroids": [
-                    None if np.isnan(c).any() else [float(v) for v in c] for c in cents
+                    None if np.isnan(c).any() else [float(v) for v in c]
+                    for c in render.centroids[eid]
                 ],
             }
-        meta = {
-            "round": r,
-            "frames": [int(idx[0]), int(idx[-1])],
-            "times": [float(times[0]), float(times[-1])],
+        info = {
+            "round": rnd.r,
+            "frames": [int(rnd.idx[0]), int(rnd.idx[-1])],
+            "times": [float(rnd.times[0]), float(rnd.times[-1])],
             "fps": s.fps,
-            "seeds": seeds,
-            "prompts": prompts,
+            "seeds": rnd.seeds,
+            "prompts": rnd.prompts,
             "monitors": [m.id for m in self.monitors],
             "entities": entities_info,
-            "static_points": len(new_static),
-            "static_points_added": len(added),
+            "static_points": len(grown.static),
+            "static_points_added": grown.added,
             "coverage": float(render.covered.mean()),
-            "timings": {k: round(v, 4) for k, v in timings.items()},
+            "timings": {k: round(v, 4) for k, v in rnd.timings.items()},
             "complete": True,
         }
-        self.writer.submit(self._finish_round, r, frames, render.rgb, monitor_frames, meta)
-        for k, v in timings.items():
+        self.writer.submit_round(rnd.r, state, render.rgb, info)
+        for k, v in rnd.timings.items():
             self.timings[k] = self.timings.get(k, 0.0) + v
 
-        # the world moves on
-        self.static = new_static
-        self.entity_state = new_state
-        self.entity_time = state_time
-        c = s.context_frames
-        self.prev_observer = frames[-c:].copy() if c > 0 else None
-        for mid, mf in monitor_frames.items():
-            if c > 0:
-                self.prev_monitor[mid] = mf[-c:].copy()
-
-    def _persist_state(
-        self, r, frames, render, monitor_frames, static, tracks, state, state_time, times
-    ) -> None:
-        """What the next round and a resume need, losslessly (before the round counts as done)."""
-        from worldstudio.core.pointcloud.ply import write_ply
-
-        self.writer.check()
-        self.run.clear_round(r)
-        rd = self.run.round_dir(r)
-        rd.mkdir(parents=True)
-        save_npy(rd / "observer.npy", frames)
-        save_npy(rd / "coverage.npy", render.covered)
-        for mid, mf in monitor_frames.items():
-            save_npy(rd / "monitors" / f"{mid}.npy", mf)
-        write_ply(rd / "static.ply", static)
-        for eid, seq in tracks.items():
-            packed = pack_frames(seq)
-            save_npz(
-                rd / "entities" / f"{eid}.npz",
-                xyz=packed["xyz"],
-                rgb=packed["rgb"],
-                offsets=packed["offsets"],
-                times=np.asarray(times, np.float64),
-                state_xyz=state[eid].xyz,
-                state_rgb=state[eid].rgb,
-                state_time=np.float64(state_time[eid]),
-            )
-
-    def _finish_round(self, r, frames, renders, monitor_frames, meta) -> None:
-        """(background) The round's videos, then round.json with "complete" (atomically, last),
-        then run.json; the frames also go on into the final videos."""
-
-        from worldstudio.core.interop.video import VideoWriter
-
-        t0 = time.perf_counter()
-        fps = self.settings.fps
-        rd = self.run.round_dir(r)
-        clips = [(rd / "observer.mp4", frames), (rd / "renders.mp4", renders)]
-        clips += [(rd / "monitors" / f"{mid}.mp4", mf) for mid, mf in monitor_frames.items()]
-        # every video's ffmpeg encodes at the same time: frames are handed round, then all close
-        writers = [VideoWriter(path, fps) for path, _ in clips]
-        try:
-            for i in range(frames.shape[0]):
-                for w, (_, clip) in zip(writers, clips, strict=True):
-                    w.write(clip[i])
-            self._feed_finals(frames, monitor_frames)
-            for w in writers:
-                w.close()
-        except BaseException:
-            for w in writers:
-                w.abort()
-            raise
-        meta["timings"]["videos"] = round(time.perf_counter() - t0, 4)
-        write_json(self.run.round_file(r), meta)
-        self.run.write_meta(self._meta("running", r + 1))
+    def _round_written(self, r: int) -> None:
+        """(background) Round r is complete on disk."""
         self.ctx.event(
             "round_finished",
             run_id=self.run.id,
@@ -882,55 +902,6 @@ class _Engine:
             round=r,
             rounds_total=self.settings.rounds,
         )
-        self.timings["videos"] = self.timings.get("videos", 0.0) + time.perf_counter() - t0
-
-    def _wind_down(self) -> None:
-        """After a failure or a cancel: let the finished rounds reach "complete" on disk, drop the
-        unfinished final videos."""
-        try:
-            self.writer.drain()
-        except BaseException as exc:  # noqa: BLE001 - the original error is the one to report
-            self.ctx.log(f"while stopping: {type(exc).__name__}: {exc}")
-        self._close_finals(ok=False)
-
-    # -- finals ----------------------------------------------------------------------------------
-    def _open_finals(self) -> None:
-        """The final videos are written as the rounds finish (temp names until closed)."""
-        from worldstudio.core.interop.video import VideoWriter
-
-        fps = self.settings.fps
-        self.final_writers = (
-            VideoWriter(self.run.final_mp4, fps),
-            VideoWriter(self.run.final_combined_mp4, fps),
-        )
-
-    def _feed_finals(self, frames: np.ndarray, monitor_frames: dict[str, np.ndarray]) -> None:
-        final, combined = self.final_writers
-        black = np.zeros_like(frames)
-        side = np.concatenate(
-            [frames] + [monitor_frames.get(m.id, black) for m in self.monitors], axis=2
-        )
-        for i in range(frames.shape[0]):
-            final.write(frames[i])
-            combined.write(side[i])
-
-    def _feed_finals_from_disk(self, rounds: range) -> None:
-        for r in rounds:
-            rd = self.run.round_dir(r)
-            mons = {}
-            for m in self.monitors:
-                path = rd / "monitors" / f"{m.id}.npy"
-                if path.is_file():
-                    mons[m.id] = load_npy(path)
-            self._feed_finals(load_npy(rd / "observer.npy"), mons)
-
-    def _close_finals(self, ok: bool) -> None:
-        writers, self.final_writers = getattr(self, "final_writers", ()), ()
-        for w in writers:
-            if ok:
-                w.close()
-            else:
-                w.abort()
 
     # -- the job ---------------------------------------------------------------------------------
     def __call__(self, ctx: JobContext) -> RunResult:
@@ -939,8 +910,6 @@ class _Engine:
         self.backend_seconds = 0.0
         self.backend_calls = 0
         self.timings: dict[str, float] = {}
-        self._last_preview = -1e9
-        self.writer = _BackgroundWriter()
         self.prepare()
         s = self.settings
         self._setup_world()
@@ -949,58 +918,20 @@ class _Engine:
                 f"note: the camera path is baked at {self.project.camera_path.settings.fps} fps and the video "
                 f"runs at {s.fps} fps; frame i is world time i / {s.fps} s"
             )
-
-        # the backend and the lifter exist before anything is written: a refused backend leaves no run
-        if isinstance(self.backend_arg, str) or self.backend_arg is None:
-            options = dict(
-                model_id=s.model_id,
-                profile=s.profile,
-                project=self.project,
-                project_folder=self.folder,
-            )
-            options.update(self.backend_options)
-            self.backend = get_backend(s.backend, **options)
-            own_backend = True
-        else:
-            self.backend = self.backend_arg
-            own_backend = False
-        try:
-            if not s.lifter:
-                s.lifter = getattr(self.backend, "lifter", None) or _DEFAULT_LIFTERS.get(
-                    s.backend, "model"
-                )
-            if s.lifter == "oracle":
-                from worldstudio.core.generation.backends.oracle import is_oracle_project
-
-                if not is_oracle_project(self.project):
-                    raise GenerationError(
-                        f"{self.folder.project_file}: the oracle lifter only works on the demo (oracle) scene"
-                    )
-            if isinstance(self.lifter_arg, str) or self.lifter_arg is None:
-                self.lifter = make_lifter(s.lifter, project=self.project)
-            else:
-                self.lifter = self.lifter_arg
-            ctx.log(
-                f"backend {s.backend}, lifter {s.lifter}, {s.rounds} rounds of {s.frames_per_round} frames "
-                f"at {s.width}x{s.height}, {len(self.monitors)} monitors"
-            )
-            prepare = getattr(self.lifter, "prepare", None)
-            if prepare is not None:
-                prepare(ctx)
-        except BaseException:
-            if own_backend:
-                self.backend.close()
-            raise
-
+        own_backend = self._open_backend()
+        self.writer = RunWriter(
+            self.run,
+            self._record(),
+            s.fps,
+            [m.id for m in self.monitors],
+            on_round_written=self._round_written,
+        )
         try:
             if self.copy_from is not None:
-                self.run.path.mkdir(parents=True)
-                for r in range(self.start):
-                    shutil.copytree(self.copy_from.round_dir(r), self.run.round_dir(r))
+                self.writer.copy_rounds(self.copy_from, self.start)
             if self.start > 0:
-                self._restore(self.run, self.start)
-            self.run.path.mkdir(parents=True, exist_ok=True)
-            self.run.write_meta(self._meta("running", self.start))
+                self._restore(self.writer.restore(self.start, self.entity_ids, s.context_frames))
+            self.writer.begin(self.start)
             ctx.log(f"run {self.run.id}: {self.run.path}")
             ctx.event(
                 "run_started",
@@ -1009,33 +940,28 @@ class _Engine:
                 rounds_total=s.rounds,
                 start_round=self.start,
             )
-            self._open_finals()
-            self.writer.submit(self._feed_finals_from_disk, range(self.start))
-
             todo = s.rounds - self.start
             self.units_total = max(1, todo * len(self.cameras) * s.steps)
             self.units_done = 0
             ctx.progress(0, self.units_total, f"round {self.start + 1}/{s.rounds}")
             for r in range(self.start, s.rounds):
-                self.run.clear_round(r)  # leftovers of an unfinished round
-                self._round(r)
+                self.writer.clear_round(r)
+                self.run_round(r)
             ctx.check_cancelled()
-            self.writer.drain()
-            self._close_finals(ok=True)
-            self.run.write_meta(self._meta("complete", s.rounds))
+            self.writer.finish()
         except (Cancelled, KeyboardInterrupt):
-            self._wind_down()
-            self._write_status("cancelled", "cancelled")
+            self.writer.stop("cancelled", "cancelled", ctx.log)
             raise
         except BaseException as exc:
-            self._wind_down()
-            self._write_status("failed", f"{type(exc).__name__}: {exc}")
+            self.writer.stop("failed", f"{type(exc).__name__}: {exc}", ctx.log)
             raise
         finally:
-            self.writer.shutdown()
+            self.writer.close()
             if own_backend:
                 self.backend.close()
             self.lifter.close()
+        if self.writer.video_seconds:
+            self.timings["videos"] = self.writer.video_seconds
         return RunResult(
             run_id=self.run.id,
             run_dir=self.run.path,
@@ -1053,59 +979,18 @@ class _Engine:
 
 
 def generate_job(
-    project_folder: str | os.PathLike,
-    *,
-    backend: str | Backend | None = None,
-    model: str | None = None,
-    rounds: int | None = None,
-    steps: int | None = None,
-    size: tuple[int, int] | None = None,
-    frames_per_round: int | None = None,
-    seed: int | None = None,
-    profile: str | None = None,
-    resume: str | os.PathLike | None = None,
-    from_round: int | None = None,
-    monitors: bool = True,
-    guidance: float | None = None,
-    lifter: str | Lifter | None = None,
-    loras: list[tuple[str, float]] | None = None,
-    context_frames: int | None = None,
-    splat_radius: int | None = None,
-    backend_options: dict[str, Any] | None = None,
-    write_preview: bool = False,
+    project_folder: str | os.PathLike[str], options: RunOptions | None = None
 ) -> Callable[[JobContext], RunResult]:
     """A job ``job(ctx) -> RunResult`` that generates a project's video round by round.
 
-    Settings default to the project's generation settings; ``size`` is (width, height).
-    ``resume``: a run id (folder under runs/) or path: continue after its last complete round
-    with its own settings and project snapshot. ``from_round=K``: a new run (branch) that copies
-    rounds < K from ``resume`` (default: the latest run) and regenerates from K with the project's
-    current prompts. ``monitors=False`` switches every monitor off (entities keep their last seen
-    state). ``backend`` may be a name or a Backend object (the caller then closes it);
-    ``lifter`` likewise (default: "render" for geometry, "oracle" for oracle, else "model").
-    ``write_preview`` keeps the latest preview image at ``<run>/preview.png`` (the CLI's use).
+    Settings default to the project's generation settings (:class:`RunOptions`).
+    ``options.resume``: a run id (folder under runs/) or path: continue after its last complete
+    round with its own settings and project snapshot. ``options.from_round=K``: a new run
+    (branch) that copies rounds < K from ``resume`` (default: the latest run) and regenerates
+    from K with the project's current prompts. A Backend or Lifter object given in the options
+    is the caller's to close.
     """
-    if from_round is not None and from_round < 0:
-        raise ProjectError(f"--from-round must be 0 or more, got {from_round}")
-    engine = _Engine(
-        project_folder,
-        backend=backend,
-        model=model,
-        rounds=rounds,
-        steps=steps,
-        size=size,
-        frames_per_round=frames_per_round,
-        seed=seed,
-        profile=profile,
-        resume=resume,
-        from_round=from_round,
-        monitors=monitors,
-        guidance=guidance,
-        lifter=lifter,
-        loras=loras,
-        context_frames=context_frames,
-        splat_radius=splat_radius,
-        backend_options=backend_options,
-        write_preview=write_preview,
-    )
-    return engine
+    options = options or RunOptions()
+    if options.from_round is not None and options.from_round < 0:
+        raise ProjectError(f"--from-round must be 0 or more, got {options.from_round}")
+    return _Engine(project_folder, options)

@@ -73,6 +73,11 @@ class LiftResult:
 class Lifter(Protocol):
     name: str
 
+    def prepare(self, ctx: JobContext) -> None:
+        """Load or find the models it needs, before the run writes anything (a missing model is
+        an error before any generation starts)."""
+        ...
+
     def lift(self, data: LiftInput, ctx: JobContext) -> LiftResult: ...
 
     def close(self) -> None: ...
@@ -83,6 +88,9 @@ class RenderLifter:
     """For frames that are the renders themselves (the geometry backend)."""
 
     name = "render"
+
+    def prepare(self, ctx: JobContext) -> None:
+        pass  # needs no model
 
     def lift(self, data: LiftInput, ctx: JobContext) -> LiftResult:
         shape = data.frames.shape[:3]
@@ -118,6 +126,9 @@ class OracleLifter:
                     named = [project.entities[0].id]
                 entity_map = {eid: True for eid in named[:1]}
         self.ball_ids = [eid for eid, is_ball in entity_map.items() if is_ball]
+
+    def prepare(self, ctx: JobContext) -> None:
+        pass  # the scene is procedural: no model
 
     def lift(self, data: LiftInput, ctx: JobContext) -> LiftResult:
         F, H, W = data.frames.shape[:3]

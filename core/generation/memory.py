@@ -409,7 +409,7 @@ def estimate(
         "image_encoder": (257 * int(ie_cfg.get("hidden_size", 1280)) * 8 * F32) if ie_cfg else 0,
     }
     if profile == "gpu":
-        peak_stage = max(act, key=act.get)
+        peak_stage = max(act, key=lambda stage: act[stage])
         weights, activations = sum(w.values()), act[peak_stage]
     else:
         if profile == "offload":

@@ -12,21 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from worldstudio.core.errors import ProjectError
 from worldstudio.core.jobs import JobContext
 from worldstudio.core.project import Project, ProjectFolder
-
-
-def load_scene_cloud(folder: ProjectFolder, project: Project):
-    """The project's scene cloud, with a clear error when the project has none yet."""
-    from worldstudio.core.pointcloud.ply import read_ply
-
-    if project.scene is None or project.scene.pending:
-        raise ProjectError(f"{folder.root}: the project has no reconstructed scene yet")
-    path = folder.path(project.scene.points_file)
-    if not path.is_file():
-        raise ProjectError(f"{path}: the scene's point cloud is missing")
-    return read_ply(path)
 
 
 def frame_intrinsics(fov: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -53,14 +40,14 @@ def render_preview_job(
 
     def job(ctx: JobContext) -> Path:
         from worldstudio.core.geometry.path import bake_path
-        from worldstudio.core.interop.video import VideoWriter
+        from worldstudio.core.media import VideoWriter
         from worldstudio.core.pointcloud.render import render_points
 
         folder = ProjectFolder(project_folder)
         model = project if project is not None else folder.load()
         w = width or model.generation.width
         h = height or model.generation.height
-        cloud = load_scene_cloud(folder, model)
+        cloud = folder.read_cloud(model)
         baked = bake_path(model.camera_path)
         n = len(baked.c2w)
         with VideoWriter(out_mp4, fps=model.camera_path.settings.fps) as writer:

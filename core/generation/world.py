@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from worldstudio.core.errors import ProjectError
 from worldstudio.core.pointcloud.cloud import PointCloud
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from worldstudio.core.project import Project, ProjectFolder
 
 MIN_ENTITY_PIXELS = 3
 """An entity with fewer pixels than this in a frame counts as not seen there."""
@@ -44,24 +48,6 @@ class EntityCloud:
     @property
     def centroid(self) -> np.ndarray | None:
         return None if len(self) == 0 else self.xyz.astype(np.float64).mean(axis=0)
-
-
-def pack_frames(frames: list[EntityCloud]) -> dict[str, np.ndarray]:
-    """Per-frame clouds as flat arrays: xyz, rgb and offsets (F + 1,) (frame i is
-    ``xyz[offsets[i]:offsets[i + 1]]``)."""
-    counts = np.array([len(c) for c in frames], np.int64)
-    offsets = np.zeros(len(frames) + 1, np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    xyz = np.concatenate([c.xyz for c in frames]) if frames else np.zeros((0, 3), np.float32)
-    rgb = np.concatenate([c.rgb for c in frames]) if frames else np.zeros((0, 3), np.uint8)
-    return {"xyz": xyz.astype(np.float32), "rgb": rgb.astype(np.uint8), "offsets": offsets}
-
-
-def unpack_frames(xyz: np.ndarray, rgb: np.ndarray, offsets: np.ndarray) -> list[EntityCloud]:
-    return [
-        EntityCloud(xyz[offsets[i] : offsets[i + 1]], rgb[offsets[i] : offsets[i + 1]])
-        for i in range(len(offsets) - 1)
-    ]
 
 
 # ---------------------------------------------------------------------------------- rendering
@@ -267,16 +253,17 @@ def load_mask_png(path: str | os.PathLike) -> np.ndarray:
         raise ProjectError(f"{path}: not a readable mask image ({exc})") from exc
 
 
-def initial_world(folder, project) -> tuple[PointCloud, dict[str, EntityCloud]]:
+def initial_world(
+    folder: ProjectFolder, project: Project
+) -> tuple[PointCloud, dict[str, EntityCloud]]:
     """The world before round 0, from the project's scene cloud: each entity's points are those
     of the cloud that win the z-buffer inside its mask (seen from where it was defined, with the
     source image's intrinsics); the static cloud is everything else (points the reconstruction
     tagged with an entity id are never static)."""
-    from worldstudio.core.generation.preview import load_scene_cloud
     from worldstudio.core.geometry.transforms import pose_matrix
     from worldstudio.core.pointcloud.render import render_points
 
-    cloud = load_scene_cloud(folder, project)
+    cloud = folder.read_cloud(project)
     n = len(cloud)
     taken = np.zeros(n, bool) if cloud.entity_id is None else cloud.entity_id != -1
     states: dict[str, EntityCloud] = {}

@@ -1,1 +1,2 @@
-"""Files in and out: mp4, PLY exports, project bundles, LiveWorld samples, nerfstudio paths."""
+"""Files in and out: PLY, path and run-video exports, project bundles, LiveWorld samples, nerfstudio
+paths (video encoding itself is :mod:`worldstudio.core.media`)."""

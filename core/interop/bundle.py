@@ -324,7 +324,7 @@ def _check(
             total += size
             if total > max_total_bytes:
                 raise FormatError(
-                    f"{zip_path}: would unpack to more than {_human(max_total_bytes)} "
+                    f"{zip_path}: would unpack to more than {human_size(max_total_bytes)} "
                     f"(at entry {info.filename!r}); raise the size cap to import it"
                 )
         entries.append((info, parts, is_dir))
@@ -373,7 +373,7 @@ def _project_prefix(zip_path: Path, entries: list[tuple[zipfile.ZipInfo, list[st
 def _read_project(zf: zipfile.ZipFile, zip_path: Path, info: zipfile.ZipInfo) -> Project:
     if info.file_size > MAX_PROJECT_JSON_BYTES:
         raise FormatError(
-            f"{zip_path}: {info.filename} is implausibly large ({_human(info.file_size)})"
+            f"{zip_path}: {info.filename} is implausibly large ({human_size(info.file_size)})"
         )
     try:
         data = zf.read(info)
@@ -386,7 +386,7 @@ def _read_project(zf: zipfile.ZipFile, zip_path: Path, info: zipfile.ZipInfo) ->
         raise FormatError(str(exc)) from exc
 
 
-def _human(n: float) -> str:
+def human_size(n: float) -> str:
     for unit in ("bytes", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"

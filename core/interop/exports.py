@@ -1,6 +1,6 @@
 """Exports: point clouds as PLY (optionally with the camera path drawn in), the baked path as
-JSON or CSV, mp4 videos of generation runs, and :func:`run_export` behind
-``worldstudio export``.
+JSON or CSV, and mp4 videos of generation runs (``worldstudio export``,
+:mod:`worldstudio.core.cli.export_cmd`).
 
 PLY (:func:`export_scene_ply`, :func:`export_run_ply`)
     The scene cloud (``scene.points_file``) or a run's per-round clouds (every
@@ -20,43 +20,39 @@ Baked path (:func:`baked_path_records`, :func:`export_path_json`, :func:`export_
     at its own length. The CSV has the columns index, time, m00..m33, px, py, pz, qw, qx, qy,
     qz, fov, fx, fy, cx, cy, width, height; floats are written with full precision.
 
-Runs (:func:`export_run_mp4`). The layout this module reads (TO BE AGREED with the
-generation issue, which writes it)::
+Runs (:func:`export_run_mp4`, :func:`export_run_ply`) are read through
+:class:`~worldstudio.core.project.runs.RunFolder` (the layout is defined there): each round's
+``observer.mp4``, ``renders.mp4`` and ``monitors/<id>.mp4``, its clouds (``*.ply``), and
+``final.mp4`` (the observer layout falls back to it when no round has an observer clip). The
+video runs at the run's own fps (run.json settings), else the project's.
 
-    runs/<id>/run.json                 optional; an integer "fps" overrides the project's
-    runs/<id>/round_000/ ...           one folder per round (round_ + digits), in order
-        observer.mp4  | observer/*.png | frames.mp4 | frames/*.png   the observer's clip
-        renders.mp4   | renders/*.png                                the conditioning renders
-        monitors/<monitor_id>.mp4 | monitors/<monitor_id>/*.png      each monitor's clip
-        *.ply                                                        the round's clouds
-    runs/<id>/final.mp4                the whole observer video (the observer layout falls
-                                       back to it when no round has observer frames)
-
-PNG folders are read in name order. Rounds are concatenated as they are (no frame is dropped
-at round boundaries). Layouts: ``observer`` (the observer's frames), ``combined`` (the observer
-with the monitors stacked in a column on its right, each labelled with its name, black while a
-monitor has no frame; disabled monitors only when they have clips in the run) and ``conditioning`` (the observer with the conditioning renders on its right).
+Rounds are concatenated as they are (no frame is dropped at round boundaries). Layouts:
+``observer`` (the observer's frames), ``combined`` (the observer with the monitors stacked in a
+column on its right, each labelled with its name, black while a monitor has no frame; disabled
+monitors only when they have clips in the run) and ``conditioning`` (the observer with the
+conditioning renders on its right).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import math
 import os
-import re
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from worldstudio.core.errors import FormatError, WorldStudioError
+from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.jobs import JobContext
 from worldstudio.core.project import Project, ProjectFolder, atomic_write_bytes
+from worldstudio.core.project.runs import RunFolder, run_by_id
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from worldstudio.core.pointcloud import PointCloud
 
 Layout = Literal["observer", "combined", "conditioning"]
 LAYOUTS: tuple[str, ...] = ("observer", "combined", "conditioning")
@@ -70,8 +66,6 @@ MONITOR_OFF_COLOR = (140, 140, 140)
 MAX_KEYFRAME_FRUSTUMS = 64
 """Paths with more keyframes (e.g. one per frame after an import) get every k-th drawn."""
 
-_ROUND_DIR = re.compile(r"^round_(\d+)$")
-
 
 def _job(ctx: JobContext | None) -> JobContext:
     return ctx if ctx is not None else JobContext()
@@ -82,7 +76,7 @@ def _job(ctx: JobContext | None) -> JobContext:
 # --------------------------------------------------------------------------------------------
 
 
-def _make_cloud(xyz: np.ndarray, rgb: np.ndarray):
+def _make_cloud(xyz: np.ndarray, rgb: np.ndarray) -> PointCloud:
     """A cloud of overlay points: entity id -1 (static world) on every point."""
     from worldstudio.core.pointcloud.cloud import STATIC_ENTITY, PointCloud
 
@@ -91,7 +85,7 @@ def _make_cloud(xyz: np.ndarray, rgb: np.ndarray):
     return PointCloud(xyz, rgb, np.full(len(xyz), STATIC_ENTITY, np.int32))
 
 
-def _concat(clouds: list):
+def _concat(clouds: list[PointCloud]) -> PointCloud:
     from worldstudio.core.pointcloud.cloud import PointCloud
 
     return PointCloud.concat(clouds)
@@ -131,7 +125,7 @@ def _scene_scale(xyz: np.ndarray, fallback: np.ndarray) -> float:
     return d if d > 1e-9 and math.isfinite(d) else 1.0
 
 
-def camera_overlay(project: Project, scale: float):
+def camera_overlay(project: Project, scale: float) -> PointCloud:
     """The camera path and frustums of a project as a coloured PointCloud (entity id -1)."""
     from worldstudio.core.geometry.path import bake_path
     from worldstudio.core.geometry.transforms import pose_matrix
@@ -142,7 +136,7 @@ def camera_overlay(project: Project, scale: float):
     xyz_parts: list[np.ndarray] = []
     rgb_parts: list[np.ndarray] = []
 
-    def add(points: np.ndarray, color) -> None:
+    def add(points: np.ndarray, color: tuple[int, int, int]) -> None:
         xyz_parts.append(points)
         rgb_parts.append(np.broadcast_to(np.asarray(color, np.uint8), (len(points), 3)))
 
@@ -180,7 +174,7 @@ def camera_overlay(project: Project, scale: float):
     return _make_cloud(np.concatenate(xyz_parts), np.concatenate(rgb_parts))
 
 
-def with_camera_overlay(cloud, project: Project):
+def with_camera_overlay(cloud: PointCloud, project: Project) -> PointCloud:
     """``cloud`` plus :func:`camera_overlay` scaled to it."""
     from worldstudio.core.geometry.path import bake_path
 
@@ -193,7 +187,7 @@ def with_camera_overlay(cloud, project: Project):
     return _concat([cloud, camera_overlay(project, _scene_scale(xyz, fallback))])
 
 
-def _write_ply(path: Path, cloud) -> None:
+def _write_ply(path: Path, cloud: PointCloud) -> None:
     from worldstudio.core.pointcloud.ply import write_ply
 
     write_ply(path, cloud)  # creates the folder, with a clear error when it cannot
@@ -203,52 +197,14 @@ def export_scene_ply(
     project_dir: str | os.PathLike, out: str | os.PathLike, with_path: bool = False
 ) -> tuple[Path, int]:
     """The scene cloud (plus the cameras with ``with_path``) as binary PLY: (path, points)."""
-    from worldstudio.core.generation.preview import load_scene_cloud
-
     folder = ProjectFolder(project_dir)
     project = folder.load()
-    cloud = load_scene_cloud(folder, project)
+    cloud = folder.read_cloud(project)
     if with_path:
         cloud = with_camera_overlay(cloud, project)
     out = Path(out)
     _write_ply(out, cloud)
     return out, len(cloud.xyz)
-
-
-def run_dir(folder: ProjectFolder, run_id: str) -> Path:
-    """``runs/<run_id>`` of a project; WorldStudioError for a bad id or a missing run."""
-    if not run_id or "/" in run_id or "\\" in run_id or run_id in (".", ".."):
-        raise WorldStudioError(f"--run: {run_id!r} is not a run id (a folder name under runs/)")
-    d = folder.runs_dir / run_id
-    if not d.is_dir():
-        known = (
-            sorted(p.name for p in folder.runs_dir.iterdir() if p.is_dir())
-            if folder.runs_dir.is_dir()
-            else []
-        )
-        hint = f"; runs: {', '.join(known)}" if known else "; the project has no runs yet"
-        raise WorldStudioError(f"{d}: no such run{hint}")
-    return d
-
-
-def round_dirs(run: Path) -> list[tuple[int, Path]]:
-    """The run's ``round_XXX`` folders as (round index, folder), in round order."""
-    out = []
-    for p in run.iterdir():
-        m = _ROUND_DIR.match(p.name)
-        if m and p.is_dir():
-            out.append((int(m.group(1)), p))
-    return sorted(out)
-
-
-def read_round_cloud(round_dir: Path):
-    """Every ``*.ply`` of a round folder, concatenated (None when there is none)."""
-    from worldstudio.core.pointcloud.ply import read_ply
-
-    files = sorted(round_dir.glob("*.ply"))
-    if not files:
-        return None
-    return _concat([read_ply(f) for f in files])
 
 
 def export_run_ply(
@@ -262,19 +218,19 @@ def export_run_ply(
     with clouds to ``<out stem>_round_XXX.ply`` beside ``out``. Returns [(path, points)]."""
     folder = ProjectFolder(project_dir)
     project = folder.load()
-    run = run_dir(folder, run_id)
-    rounds = round_dirs(run)
+    run = run_by_id(folder, run_id)
+    rounds = run.round_indices()
     if round_index is not None:
-        rounds = [(i, d) for i, d in rounds if i == round_index]
-        if not rounds:
-            raise WorldStudioError(f"{run}: no round_{round_index:03d} folder")
+        if round_index not in rounds:
+            raise WorldStudioError(f"{run.path}: no {run.round_dir(round_index).name} folder")
+        rounds = [round_index]
     out = Path(out)
     results = []
-    for i, d in rounds:
-        cloud = read_round_cloud(d)
+    for i in rounds:
+        cloud = run.round_cloud(i)
         if cloud is None:
             if round_index is not None:
-                raise WorldStudioError(f"{d}: the round has no point cloud (*.ply)")
+                raise WorldStudioError(f"{run.round_dir(i)}: the round has no point cloud (*.ply)")
             continue
         if with_path:
             cloud = with_camera_overlay(cloud, project)
@@ -286,7 +242,7 @@ def export_run_ply(
         _write_ply(target, cloud)
         results.append((target, len(cloud.xyz)))
     if not results:
-        raise WorldStudioError(f"{run}: no round has a point cloud (round_XXX/*.ply)")
+        raise WorldStudioError(f"{run.path}: no round has a point cloud (round_XXX/*.ply)")
     return results
 
 
@@ -385,42 +341,13 @@ def export_path_csv(
 # --------------------------------------------------------------------------------------------
 
 
-def _png_frames(folder: Path) -> Iterator[np.ndarray]:
-    from PIL import Image
-
-    for f in sorted(folder.glob("*.png")):
-        try:
-            with Image.open(f) as im:
-                yield np.asarray(im.convert("RGB"))
-        except OSError as exc:
-            raise FormatError(f"{f}: not a readable image ({exc})") from exc
-
-
-def find_stream(base: Path, names: tuple[str, ...]) -> Path | None:
-    """The first ``<name>.mp4`` or ``<name>/`` folder holding PNGs under ``base``."""
-    for name in names:
-        mp4 = base / f"{name}.mp4"
-        if mp4.is_file():
-            return mp4
-        d = base / name
-        if d.is_dir() and any(d.glob("*.png")):
-            return d
-    return None
-
-
-def stream_frames(source: Path | None) -> Iterator[np.ndarray]:
-    """Frames of an mp4 or a PNG folder (nothing for None)."""
-    if source is None:
+def clip_frames(path: Path | None) -> Iterator[np.ndarray]:
+    """The frames of a run's mp4 (nothing for None or a missing file)."""
+    if path is None or not path.is_file():
         return iter(())
-    if source.is_dir():
-        return _png_frames(source)
-    from worldstudio.core.interop.video import read_frames
+    from worldstudio.core.media import read_frames
 
-    return read_frames(source)
-
-
-OBSERVER_NAMES = ("observer", "frames")
-RENDER_NAMES = ("renders",)
+    return read_frames(path)
 
 
 def _resize(frame: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -467,61 +394,41 @@ def compose_side_by_side(left: np.ndarray, right: np.ndarray | None) -> np.ndarr
     return np.concatenate([left, r], axis=1)
 
 
-def _run_fps(run: Path, project: Project) -> float:
-    meta = run / "run.json"
-    if meta.is_file():
-        try:
-            data = json.loads(meta.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise FormatError(f"{meta}: not valid JSON ({exc})") from exc
-        fps = data.get("fps") if isinstance(data, dict) else None
-        if isinstance(fps, int) and not isinstance(fps, bool) and 0 < fps <= 240:
-            return float(fps)
-    return float(project.generation.fps)
-
-
 def run_frames(
-    project: Project, run: Path, layout: Layout, ctx: JobContext | None = None
+    project: Project, run: RunFolder, layout: Layout, ctx: JobContext | None = None
 ) -> Iterator[np.ndarray]:
     """The composed frames of a run for a layout (see the module docstring)."""
     ctx = _job(ctx)
     if layout not in LAYOUTS:
         raise WorldStudioError(f"--layout: expected one of {', '.join(LAYOUTS)}, got {layout!r}")
-    rounds = round_dirs(run)
-    observers = [(i, d, find_stream(d, OBSERVER_NAMES)) for i, d in rounds]
-    observers = [(i, d, s) for i, d, s in observers if s is not None]
+    rounds = run.round_indices()
+    observers = [r for r in rounds if run.observer_mp4(r).is_file()]
     if not observers:
-        final = run / "final.mp4"
-        if layout == "observer" and final.is_file():
-            yield from stream_frames(final)
+        if layout == "observer" and run.final_mp4.is_file():
+            yield from clip_frames(run.final_mp4)
             return
-        raise WorldStudioError(
-            f"{run}: no observer frames (expected round_000/observer.mp4 or round_000/observer/*.png)"
-        )
+        raise WorldStudioError(f"{run.path}: no observer frames (expected round_000/observer.mp4)")
     # enabled monitors, and disabled ones that still have clips in this run
     monitors = [
         m
         for m in project.monitors
-        if m.enabled or any(find_stream(d / "monitors", (m.id,)) for _i, d in rounds)
+        if m.enabled or any(run.monitor_mp4(r, m.id).is_file() for r in rounds)
     ]
-    for k, (i, d, obs) in enumerate(observers):
+    for k, r in enumerate(observers):
         ctx.check_cancelled()
-        ctx.progress(k, len(observers), f"round {i}")
+        ctx.progress(k, len(observers), f"round {r}")
         if layout == "observer":
-            yield from stream_frames(obs)
+            yield from clip_frames(run.observer_mp4(r))
             continue
         if layout == "conditioning":
-            src = find_stream(d, RENDER_NAMES)
-            if src is None:
-                raise WorldStudioError(
-                    f"{d}: no conditioning renders (renders.mp4 or renders/*.png)"
-                )
-            others = [stream_frames(src)]
+            if not run.renders_mp4(r).is_file():
+                raise WorldStudioError(f"{run.round_dir(r)}: no conditioning renders (renders.mp4)")
+            others = [clip_frames(run.renders_mp4(r))]
         else:
             if not monitors:
                 raise WorldStudioError("the project has no monitors to show beside the observer")
-            others = [stream_frames(find_stream(d / "monitors", (m.id,))) for m in monitors]
-        for frame in stream_frames(obs):
+            others = [clip_frames(run.monitor_mp4(r, m.id)) for m in monitors]
+        for frame in clip_frames(run.observer_mp4(r)):
             extra = [next(it, None) for it in others]
             if layout == "conditioning":
                 yield compose_side_by_side(frame, extra[0])
@@ -543,12 +450,12 @@ def export_run_mp4(
     ctx: JobContext | None = None,
 ) -> tuple[Path, int]:
     """Write a run as an H.264 mp4 (nothing is left behind on failure): (path, frames)."""
-    from worldstudio.core.interop.video import VideoWriter
+    from worldstudio.core.media import VideoWriter
 
     folder = ProjectFolder(project_dir)
     project = folder.load()
-    run = run_dir(folder, run_id)
-    fps = _run_fps(run, project)
+    run = run_by_id(folder, run_id)
+    fps = run.fps() or float(project.generation.fps)
     with VideoWriter(out, fps=fps) as writer:
         for frame in run_frames(project, run, layout, ctx):
             writer.write(frame)
@@ -562,112 +469,12 @@ def export_run_mp4_job(
     return lambda ctx: export_run_mp4(project_dir, run_id, out, layout, ctx)
 
 
-# --------------------------------------------------------------------------------------------
-# worldstudio export
-# --------------------------------------------------------------------------------------------
-
-EXPORT_FLAGS = ("ply", "bundle", "liveworld", "nerfstudio", "path_json", "path_csv", "mp4")
-
-
-def _warn(warnings: list[str]) -> None:
-    for w in warnings:
-        print(f"warning: {w}", file=sys.stderr)
-
-
-def run_export(args: argparse.Namespace) -> int:
-    """``worldstudio export PROJECT ...`` for every output flag (plain ``--ply`` included).
-
-    Reads: project, ply, with_path, bundle, liveworld, nerfstudio, path_json, path_csv,
-    path_frames, mp4, run, round, layout (absent attributes count as not given). Several
-    outputs may be given at once; they are written in that order. Warnings go to stderr as
-    ``warning: ...``, one ``wrote ...`` line per file to stdout.
-    """
-    from worldstudio.core.jobs import run_in_terminal
-
-    a = {
-        k: getattr(args, k, None)
-        for k in (*EXPORT_FLAGS, "with_path", "path_frames", "run", "round", "layout")
-    }
-    wanted = [k for k in EXPORT_FLAGS if a[k]]
-    if not wanted:
-        raise WorldStudioError(
-            "export: say what to export: --ply, --bundle, --liveworld, --nerfstudio, --path-json, "
-            "--path-csv or --mp4 --run RUN_ID"
-        )
-    if a["mp4"] and not a["run"]:
-        raise WorldStudioError(
-            "export --mp4 needs --run RUN_ID (a folder under the project's runs/)"
-        )
-    if a["layout"] and not a["mp4"]:
-        raise WorldStudioError("export --layout goes with --mp4")
-    if a["with_path"] and not a["ply"]:
-        raise WorldStudioError("export --with-path goes with --ply")
-    if a["round"] is not None and not (a["run"] and a["ply"]):
-        raise WorldStudioError("export --round goes with --ply FILE --run RUN_ID")
-    if a["run"] and not (a["mp4"] or a["ply"]):
-        raise WorldStudioError("export --run goes with --mp4 or --ply")
-    frames = a["path_frames"] or "video"
-    project_dir = args.project
-    ProjectFolder(project_dir).load()  # a broken project fails before anything is written
-
-    if a["ply"]:
-        if a["run"]:
-            for path, n in export_run_ply(
-                project_dir, a["run"], a["ply"], a["round"], bool(a["with_path"])
-            ):
-                print(f"wrote {path} ({n} points)")
-        else:
-            path, n = export_scene_ply(project_dir, a["ply"], bool(a["with_path"]))
-            print(f"wrote {path} ({n} points)")
-    if a["bundle"]:
-        from worldstudio.core.interop.bundle import export_bundle_job
-
-        path, warnings = run_in_terminal(export_bundle_job(project_dir, a["bundle"]), "bundle")
-        _warn(warnings)
-        print(f"wrote {path} ({_size(path)})")
-    if a["liveworld"]:
-        from worldstudio.core.interop.liveworld import export_liveworld
-
-        result = export_liveworld(project_dir, a["liveworld"])
-        _warn(result.warnings)
-        print(
-            f"wrote {result.yaml_path} (+ {', '.join(p.name for p in result.files if p != result.yaml_path)})"
-        )
-    if a["nerfstudio"]:
-        from worldstudio.core.interop.nerfstudio import export_nerfstudio
-
-        path, warnings = export_nerfstudio(project_dir, a["nerfstudio"])
-        _warn(warnings)
-        print(f"wrote {path}")
-    if a["path_json"]:
-        path, n = export_path_json(project_dir, a["path_json"], frames)
-        print(f"wrote {path} ({n} frames)")
-    if a["path_csv"]:
-        path, n = export_path_csv(project_dir, a["path_csv"], frames)
-        print(f"wrote {path} ({n} frames)")
-    if a["mp4"]:
-        layout = a["layout"] or "observer"
-        path, n = run_in_terminal(
-            export_run_mp4_job(project_dir, a["run"], a["mp4"], layout), f"mp4 ({layout})"
-        )
-        print(f"wrote {path} ({n} frames, {layout})")
-    return 0
-
-
-def _size(path: Path) -> str:
-    from worldstudio.core.interop.bundle import _human
-
-    try:
-        return _human(path.stat().st_size)
-    except OSError:  # pragma: no cover
-        return "?"
-
-
 __all__ = [
     "CSV_COLUMNS",
     "LAYOUTS",
     "baked_path_records",
     "camera_overlay",
+    "clip_frames",
     "compose_combined",
     "compose_side_by_side",
     "export_path_csv",
@@ -676,14 +483,8 @@ __all__ = [
     "export_run_mp4_job",
     "export_run_ply",
     "export_scene_ply",
-    "find_stream",
     "frustum_points",
-    "read_round_cloud",
-    "round_dirs",
-    "run_dir",
-    "run_export",
     "run_frames",
     "segment_points",
-    "stream_frames",
     "with_camera_overlay",
 ]

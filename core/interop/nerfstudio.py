@@ -280,9 +280,10 @@ def read_nerfstudio(json_path: str | os.PathLike) -> tuple[CameraPath, list[str]
             f"{json_path}: key 'keyframes' is missing or empty (and there is no camera_path)"
         )
 
-    baked_file = None
+    baked_file: tuple[np.ndarray, np.ndarray] | None = None
     if raw_frames:
-        mats, fovs = [], []
+        mats: list[np.ndarray] = []
+        fovs: list[float] = []
         for i, fr in enumerate(raw_frames):
             where = f"camera_path[{i}]"
             if not isinstance(fr, dict):
@@ -341,7 +342,7 @@ def read_nerfstudio(json_path: str | os.PathLike) -> tuple[CameraPath, list[str]
         )
         if baked_file is not None:
             ours = bake_path(path)
-            c2w, fovs = baked_file
+            c2w, baked_fov = baked_file
             if len(ours) != len(c2w):
                 warnings.append(
                     f"{json_path}: the keyframes bake to {len(ours)} frames in the studio, the file's "
@@ -349,7 +350,9 @@ def read_nerfstudio(json_path: str | os.PathLike) -> tuple[CameraPath, list[str]
                 )
             else:
                 diff = float(
-                    max(np.max(np.abs(ours.c2w - c2w)), np.max(np.abs(ours.fov - fovs)) / 180.0)
+                    max(
+                        np.max(np.abs(ours.c2w - c2w)), np.max(np.abs(ours.fov - baked_fov)) / 180.0
+                    )
                 )
                 if diff > 1e-4:
                     warnings.append(
@@ -360,8 +363,9 @@ def read_nerfstudio(json_path: str | os.PathLike) -> tuple[CameraPath, list[str]
 
     from worldstudio.core.interop.liveworld import trajectory_keyframes
 
-    c2w, fovs = baked_file
-    kfs, how = trajectory_keyframes(c2w, fovs, fps)
+    assert baked_file is not None  # no keyframes and no camera_path was refused above
+    c2w, baked_fov = baked_file
+    kfs, how = trajectory_keyframes(c2w, baked_fov, fps)
     warnings.append(
         f"{json_path}: no keyframes; {len(kfs)} keyframes were fitted to the {len(c2w)} baked poses"
         + (" (one per frame)" if how == "per-frame" else "")

@@ -1,4 +1,5 @@
-"""The project model and its folder on disk."""
+"""The project model and its folder on disk: project.json, the scene cloud, autosave, and the
+runs (:mod:`.runs`, written by :mod:`.run_writer`)."""
 
 from worldstudio.core.fileio import atomic_write_bytes
 from worldstudio.core.project.model import (
@@ -17,7 +18,8 @@ from worldstudio.core.project.model import (
     Scene,
     SourceImage,
 )
-from worldstudio.core.project.store import ProjectFolder, load_project, save_project
+from worldstudio.core.project.runs import RunError, RunFolder, list_runs, resolve_run, run_by_id
+from worldstudio.core.project.store import ProjectFolder, Recovery, load_project, save_project
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -32,10 +34,16 @@ __all__ = [
     "Pose",
     "Project",
     "ProjectFolder",
+    "Recovery",
     "Round",
+    "RunError",
+    "RunFolder",
     "Scene",
     "SourceImage",
     "atomic_write_bytes",
+    "list_runs",
     "load_project",
+    "resolve_run",
+    "run_by_id",
     "save_project",
 ]

@@ -1,19 +1,25 @@
-"""The project folder on disk (docs/FORMATS.md): reading, validating and atomic writing.
+"""The project folder on disk (docs/FORMATS.md): reading, validating and atomic writing, the
+scene cloud, autosave and recovery, and saving a copy under another folder ("Save As").
 
 Layout::
 
-    project.json   the model
-    source.png     the cropped source image
-    scene/         points.ply, depth.npy, masks/
-    runs/<id>/     generation runs
-    loras/         fine-tuned adapters
+    project.json                 the model
+    .project.autosave.json       unsaved changes of an editing session (the studio's autosave)
+    source.png                   the cropped source image
+    scene/                       points.ply, depth.npy, masks/
+    runs/<id>/                   generation runs (:mod:`worldstudio.core.project.runs`)
+    loras/                       fine-tuned adapters
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, overload
 
 from pydantic import ValidationError
 
@@ -22,8 +28,12 @@ from worldstudio.core.fileio import atomic_write_bytes
 from worldstudio.core.project.migrations import migrate
 from worldstudio.core.project.model import SCHEMA_VERSION, Project
 
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from worldstudio.core.pointcloud import PointCloud
+
 PROJECT_FILE = "project.json"
 PROJECT_SUFFIX = ".wsproj"
+AUTOSAVE_FILE = ".project.autosave.json"
 
 
 def _field_path(loc: tuple) -> str:
@@ -63,8 +73,17 @@ def project_to_json(project: Project) -> str:
     return json.dumps(project.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
 
 
+@dataclass(frozen=True)
+class Recovery:
+    """Unsaved changes that an earlier editing session left in the autosave file."""
+
+    project: Project
+    saved_at: datetime  # when the autosave was written
+    path: Path
+
+
 class ProjectFolder:
-    """Paths inside a project folder, plus load and save."""
+    """Paths inside a project folder; load and save; the scene cloud; autosave and recovery."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
@@ -124,6 +143,99 @@ class ProjectFolder:
             atomic_write_bytes(self.project_file, project_to_json(project).encode("utf-8"))
         except WorldStudioError as exc:
             raise ProjectError(str(exc)) from exc
+
+    def save_as(self, project: Project, target: str | os.PathLike[str]) -> ProjectFolder:
+        """Save ``project`` into another folder, with this folder's files (source image, scene,
+        adapters; not its runs, its autosave or other hidden files) so that the new folder is a
+        complete project. Files already in ``target`` are kept. Returns the new folder."""
+        new = ProjectFolder(target)
+        if new.root.resolve() != self.root.resolve():
+            try:
+                new.root.mkdir(parents=True, exist_ok=True)
+                for item in self.root.iterdir():
+                    if item.name in (PROJECT_FILE, "runs") or item.name.startswith("."):
+                        continue
+                    dest = new.root / item.name
+                    if dest.exists():
+                        continue
+                    if item.is_dir():
+                        shutil.copytree(item, dest)
+                    else:
+                        shutil.copy2(item, dest)
+            except OSError as exc:
+                raise ProjectError(
+                    f"{new.root}: cannot copy the project's files ({exc.strerror or exc})"
+                ) from exc
+        new.save(project)
+        return new
+
+    # -- the scene cloud ---------------------------------------------------------------------
+    @overload
+    def read_cloud(
+        self, project: Project | None = None, *, missing_ok: Literal[False] = False
+    ) -> PointCloud: ...
+
+    @overload
+    def read_cloud(
+        self, project: Project | None = None, *, missing_ok: bool
+    ) -> PointCloud | None: ...
+
+    def read_cloud(
+        self, project: Project | None = None, *, missing_ok: bool = False
+    ) -> PointCloud | None:
+        """The scene's point cloud (numpy only), for ``project`` (default: project.json's model).
+        A project with no reconstructed scene yet, or whose points file is missing, is a
+        ProjectError, or None with ``missing_ok``."""
+        from worldstudio.core.pointcloud import read_ply
+
+        project = project if project is not None else self.load()
+        if project.scene is None or project.scene.pending:
+            if missing_ok:
+                return None
+            raise ProjectError(f"{self.root}: the project has no reconstructed scene yet")
+        path = self.path(project.scene.points_file)
+        if not path.is_file():
+            if missing_ok:
+                return None
+            raise ProjectError(f"{path}: the scene's point cloud is missing")
+        return read_ply(path)
+
+    # -- autosave and recovery ---------------------------------------------------------------
+    @property
+    def autosave_file(self) -> Path:
+        return self.root / AUTOSAVE_FILE
+
+    def autosave(self, project: Project) -> Path:
+        """Write an unsaved model beside project.json (never over it), atomically."""
+        try:
+            atomic_write_bytes(self.autosave_file, project_to_json(project).encode("utf-8"))
+        except WorldStudioError as exc:
+            raise ProjectError(f"autosave failed: {exc}") from exc
+        return self.autosave_file
+
+    def discard_autosave(self) -> None:
+        """Drop the autosave (after a save, or when its changes are not wanted)."""
+        self.autosave_file.unlink(missing_ok=True)
+
+    def recovery(self, saved: Project) -> Recovery | None:
+        """The changes an earlier session autosaved and never saved, when there are any: the
+        autosave is newer than project.json and differs from ``saved`` (the model in
+        project.json). A stale autosave is removed; an unreadable one raises ProjectError and
+        stays where it is."""
+        path = self.autosave_file
+        if not path.is_file():
+            return None
+        try:
+            text = path.read_text(encoding="utf-8")
+            written = path.stat().st_mtime
+            saved_at = self.project_file.stat().st_mtime
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProjectError(f"{path}: cannot be read ({exc})") from exc
+        project = project_from_json(text, str(path))
+        if project == saved or written < saved_at:
+            self.discard_autosave()
+            return None
+        return Recovery(project, datetime.fromtimestamp(written), path)
 
 
 def load_project(root: str | os.PathLike) -> Project:

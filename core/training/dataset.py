@@ -34,14 +34,17 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from worldstudio.core.errors import FormatError
 from worldstudio.core.training.config import TrainingError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from worldstudio.core.media import VideoReader
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm")
 CAPTION_FILES = ("captions.jsonl", "captions.csv", "captions.tsv")
@@ -211,15 +214,13 @@ def source_indices(frames: int, fps: float, source_fps: float, window: int = 0) 
     return out
 
 
-def _open_reader(path: Path) -> tuple[Iterator[bytes], dict]:
-    import imageio_ffmpeg
+def _open_reader(path: Path) -> VideoReader:
+    from worldstudio.core.media import VideoReader
 
     try:
-        reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
-        meta = next(reader)
-    except Exception as exc:
+        return VideoReader(path)
+    except FormatError as exc:
         raise ClipError(f"{path.name}: not a readable video ({_first_line(exc)})") from exc
-    return reader, meta
 
 
 def _first_line(exc: BaseException) -> str:
@@ -243,12 +244,11 @@ def decode_windows(
     (F, height, width, 3) uint8. Raises :class:`ClipError` when the clip cannot be decoded or is
     too short for one window."""
     path = Path(path)
-    reader, meta = _open_reader(path)
+    reader = _open_reader(path)
     try:
-        source_fps = float(meta.get("fps") or 0.0)
+        source_fps = reader.fps
         if not math.isfinite(source_fps) or source_fps <= 0:
             raise ClipError(f"{path.name}: the video has no frame rate")
-        src_w, src_h = meta.get("size", (0, 0))
         wanted = [source_indices(frames, fps, source_fps, w) for w in range(windows)]
         needed: dict[int, list[tuple[int, int]]] = {
             i: [] for i in sorted({i for idx in wanted for i in idx})
@@ -261,10 +261,9 @@ def decode_windows(
         filled = [0] * windows
         count = 0
         try:
-            for j, buf in enumerate(reader):
+            for j, frame in enumerate(reader):
                 count = j + 1
                 if j in needed:
-                    frame = np.frombuffer(buf, np.uint8).reshape(src_h, src_w, 3)
                     small = resize_center_crop(frame, width, height)
                     for w, k in needed[j]:
                         out[w][k] = small
@@ -286,6 +285,4 @@ def decode_windows(
             )
         return complete
     finally:
-        close = getattr(reader, "close", None)
-        if close is not None:
-            close()
+        reader.close()

@@ -389,6 +389,9 @@ class Trainer:
             batch_size=cfg.batch_size,
             sampler=self.sampler,
             num_workers=cfg.num_workers,
+            # workers come from a fork server, not a fork of this threaded process: a fork while
+            # another thread is inside OpenBLAS can hang that thread (STACK.md)
+            multiprocessing_context="forkserver" if cfg.num_workers else None,
             drop_last=False,
             generator=torch.Generator().manual_seed(cfg.seed),
         )
@@ -780,7 +783,7 @@ class Trainer:
         import numpy as np
         import torch
 
-        from worldstudio.core.interop.video import write_mp4
+        from worldstudio.core.media import write_mp4
         from worldstudio.core.training.loader import pad_text
 
         cfg = self.config

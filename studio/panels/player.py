@@ -1,6 +1,6 @@
-"""A small mp4 player: imageio-ffmpeg decodes in a background thread, frames show in a QLabel.
+"""A small mp4 player: core.media decodes in a background thread, frames show in a QLabel.
 
-No QtMultimedia: the bundled ffmpeg of imageio-ffmpeg reads every file the studio writes.
+No QtMultimedia: the ffmpeg that imageio-ffmpeg bundles reads every file the studio writes.
 """
 
 from __future__ import annotations
@@ -38,25 +38,24 @@ class _Decoder(QThread):
         self.stop_flag = threading.Event()
 
     def run(self) -> None:
-        import imageio_ffmpeg
+        from worldstudio.core.media import VideoReader
 
         try:
-            reader = imageio_ffmpeg.read_frames(str(self.path), pix_fmt="rgb24")
-            meta = next(reader)
-            w, h = meta["size"]
-            self.meta.emit(float(meta.get("fps") or 16.0), w, h)
-            step = max(1, int(np.ceil(w / self.max_width)))
-            last = 0.0
-            for buf in reader:
-                if self.stop_flag.is_set():
-                    reader.close()
-                    return
-                frame = np.frombuffer(buf, np.uint8).reshape(h, w, 3)
-                self.frames.append(np.ascontiguousarray(frame[::step, ::step]))
-                now = time.monotonic()
-                if now - last > 0.1:
-                    last = now
-                    self.progress.emit(len(self.frames))
+            with VideoReader(self.path) as video:
+                step = 1
+                last = 0.0
+                for i, frame in enumerate(video):
+                    if self.stop_flag.is_set():
+                        return
+                    if i == 0:  # the decoded size is known from the first frame
+                        h, w = frame.shape[:2]
+                        self.meta.emit(video.fps or 16.0, w, h)
+                        step = max(1, int(np.ceil(w / self.max_width)))
+                    self.frames.append(np.ascontiguousarray(frame[::step, ::step]))
+                    now = time.monotonic()
+                    if now - last > 0.1:
+                        last = now
+                        self.progress.emit(len(self.frames))
         except Exception as exc:  # noqa: BLE001 - a broken file is reported, not fatal
             self.failed.emit(f"{self.path.name}: cannot be played ({exc})")
             return

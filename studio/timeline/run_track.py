@@ -101,7 +101,7 @@ class RunTrack(QWidget):
 
     def show_run(self, run: str | Path | None) -> None:
         """Draw ``run``'s rounds (None: an empty row)."""
-        from worldstudio.core.generation.runs import RunError, RunFolder
+        from worldstudio.core.project.runs import RunError, RunFolder
 
         for item in self._items:
             self.vb.removeItem(item)
@@ -170,9 +170,9 @@ class RunTrack(QWidget):
     def round_video(self, r: int) -> Path | None:
         if self.run is None or r >= self.rounds_done:
             return None
-        from worldstudio.core.generation.runs import RunFolder
+        from worldstudio.core.project.runs import RunFolder
 
-        path = RunFolder(self.run).round_dir(r) / "observer.mp4"
+        path = RunFolder(self.run).observer_mp4(r)
         return path if path.is_file() else None
 
     def click_frame(self, x: float) -> None:

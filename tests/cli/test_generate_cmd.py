@@ -10,9 +10,9 @@ import pytest
 from tests.generation.engine_support import F, H, W, demo_project, torch_one_thread
 from worldstudio.core.cli import main
 from worldstudio.core.generation import backends
-from worldstudio.core.generation.runs import RunFolder, list_runs
-from worldstudio.core.interop.video import probe_video
+from worldstudio.core.media import probe_video
 from worldstudio.core.project import ProjectFolder
+from worldstudio.core.project.runs import RunFolder, list_runs
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(torch_one_thread)
 
@@ -216,3 +216,29 @@ def test_help_lists_the_options(capsys):
         "--no-monitors",
     ):
         assert flag in out
+
+
+def test_a_generated_run_exports_in_every_layout(project, capsys, tmp_path):
+    """export reads the engine's own run folders (RunFolder), at the run's fps."""
+    assert main(["generate", str(project), "--backend", "geometry", *ARGS]) == 0
+    run = _only_run(project)
+    fps = run.read_meta()["settings"]["fps"]
+    folder = ProjectFolder(project)
+    changed = folder.load()
+    changed.generation.fps = fps // 2  # the project changes after the run; the run keeps its fps
+    folder.save(changed)
+    for layout, width in (("observer", W), ("combined", None), ("conditioning", 2 * W)):
+        out = tmp_path / f"{layout}.mp4"
+        argv = ["export", str(project), "--mp4", str(out), "--run", run.id, "--layout", layout]
+        assert main(argv) == 0
+        info = probe_video(out)
+        assert (info.frames, info.height, info.fps) == (2 * F, H, fps), layout
+        assert width is None or info.width == width
+    assert probe_video(tmp_path / "combined.mp4").width > W  # the monitor beside the observer
+    ply = tmp_path / "clouds.ply"
+    assert main(["export", str(project), "--ply", str(ply), "--run", run.id]) == 0
+    assert sorted(p.name for p in tmp_path.glob("clouds_round_*.ply")) == [
+        "clouds_round_000.ply",
+        "clouds_round_001.ply",
+    ]
+    assert "wrote" in capsys.readouterr().out

@@ -11,7 +11,7 @@ import pytest
 
 from worldstudio.core.cli import main
 from worldstudio.core.geometry.path import bake_path
-from worldstudio.core.interop.video import probe_video
+from worldstudio.core.media import probe_video
 from worldstudio.core.pointcloud.ply import read_ply
 from worldstudio.core.project import load_project
 

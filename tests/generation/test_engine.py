@@ -20,15 +20,16 @@ from worldstudio.core.errors import Cancelled
 from worldstudio.core.generation import backends
 from worldstudio.core.generation.engine import (
     GenerationError,
+    RunOptions,
     compose_prompt,
     derive_seed,
     entity_prompt,
     generate_job,
 )
-from worldstudio.core.generation.runs import RunFolder, list_runs
 from worldstudio.core.jobs import CancelToken, JobContext
 from worldstudio.core.pointcloud.ply import read_ply
 from worldstudio.core.project import ProjectFolder
+from worldstudio.core.project.runs import RunFolder, list_runs
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(torch_one_thread)
 
@@ -85,11 +86,13 @@ def _assert_same_rounds(a: RunFolder, b: RunFolder, rounds: int) -> None:
 
 @pytest.mark.parametrize("backend", ["oracle", "noisy"])
 def test_resume_after_a_cancel_gives_the_frames_of_an_uninterrupted_run(project, backend, noisy):
-    full = generate_job(project, backend=backend, seed=7, steps=3, **SMALL)(JobContext())
+    full = generate_job(project, RunOptions(backend=backend, seed=7, steps=3, **SMALL))(
+        JobContext()
+    )
     token = CancelToken()
     ctx = JobContext(cancel_at_round(token, 2), cancel=token)
     with pytest.raises(Cancelled):
-        generate_job(project, backend=backend, seed=7, steps=3, **SMALL)(ctx)
+        generate_job(project, RunOptions(backend=backend, seed=7, steps=3, **SMALL))(ctx)
     runs = list_runs(ProjectFolder(project))
     assert len(runs) == 2
     cut = runs[1]
@@ -98,7 +101,7 @@ def test_resume_after_a_cancel_gives_the_frames_of_an_uninterrupted_run(project,
     assert cut.round_complete(0) and not cut.round_complete(1)
     assert not cut.final_mp4.exists()
 
-    result = generate_job(project, resume=cut.id)(JobContext())
+    result = generate_job(project, RunOptions(resume=cut.id))(JobContext())
     assert result.run_id == cut.id and result.rounds_done == 2
     assert cut.read_meta()["status"] == "complete"
     _assert_same_rounds(RunFolder(full.run_dir), cut, 2)
@@ -109,26 +112,26 @@ def test_cancel_from_inside_a_backend_keeps_round_zero(project, monkeypatch):
         backends._REGISTRY, "cancelling", "tests.generation.engine_support:CancellingBackend"
     )
     with pytest.raises(Cancelled):
-        generate_job(project, backend="cancelling", **SMALL)(JobContext())
+        generate_job(project, RunOptions(backend="cancelling", **SMALL))(JobContext())
     (run,) = list_runs(ProjectFolder(project))
     assert run.round_complete(0) and not run.round_complete(1)
     assert run.read_meta()["status"] == "cancelled"
 
 
 def test_resume_keeps_the_run_settings(project):
-    job = generate_job(project, backend="geometry", rounds=1, **SMALL)
+    job = generate_job(project, RunOptions(backend="geometry", rounds=1, **SMALL))
     run = job(JobContext())
     with pytest.raises(GenerationError, match="--steps: the run was made with steps"):
-        generate_job(project, resume=run.run_id, steps=99)(JobContext())
+        generate_job(project, RunOptions(resume=run.run_id, steps=99))(JobContext())
     # more rounds may be added to a run
-    more = generate_job(project, resume=run.run_id, rounds=2)(JobContext())
+    more = generate_job(project, RunOptions(resume=run.run_id, rounds=2))(JobContext())
     assert more.rounds_done == 2 and RunFolder(more.run_dir).completed_rounds() == 2
 
 
 def test_seeds_differ_per_call_and_are_reproducible(project, made):
-    a = generate_job(project, backend="noisy", seed=11, steps=2, **SMALL)(JobContext())
-    b = generate_job(project, backend="noisy", seed=11, steps=2, **SMALL)(JobContext())
-    c = generate_job(project, backend="noisy", seed=12, steps=2, **SMALL)(JobContext())
+    a = generate_job(project, RunOptions(backend="noisy", seed=11, steps=2, **SMALL))(JobContext())
+    b = generate_job(project, RunOptions(backend="noisy", seed=11, steps=2, **SMALL))(JobContext())
+    c = generate_job(project, RunOptions(backend="noisy", seed=12, steps=2, **SMALL))(JobContext())
     seeds = [[(q.round_index, q.role, q.seed) for q in m.requests] for m in made]
     assert seeds[0] == seeds[1] != seeds[2]
     calls = [s for _, _, s in seeds[0]]
@@ -168,7 +171,7 @@ def test_requests_carry_the_conditioning(project, monkeypatch):
 
     monkeypatch.setattr("tests.generation.engine_support.NoisyBackend", factory, raising=True)
     monkeypatch.setitem(backends._REGISTRY, "noisy", "tests.generation.engine_support:NoisyBackend")
-    generate_job(project, backend="noisy", steps=1, **SMALL)(JobContext())
+    generate_job(project, RunOptions(backend="noisy", steps=1, **SMALL))(JobContext())
     mon0, obs0, mon1, obs1 = made[0].requests
     p = ProjectFolder(project).load()
     assert obs0.previous_frames is None and mon0.previous_frames is None
@@ -205,12 +208,12 @@ def test_requests_carry_the_conditioning(project, monkeypatch):
 
 
 def test_branch_regenerates_from_round_k_with_the_current_prompts(project):
-    parent = generate_job(project, backend="oracle", seed=3, **SMALL)(JobContext())
+    parent = generate_job(project, RunOptions(backend="oracle", seed=3, **SMALL))(JobContext())
     folder = ProjectFolder(project)
     p = folder.load()
     p.entities[0].prompts[1] = "the ball stops and spins"
     folder.save(p)
-    child = generate_job(project, resume=parent.run_id, from_round=1)(JobContext())
+    child = generate_job(project, RunOptions(resume=parent.run_id, from_round=1))(JobContext())
     assert child.run_id != parent.run_id
     cm = RunFolder(child.run_dir).read_meta()
     assert cm["parent"] == {"run": parent.run_id, "from_round": 1}
@@ -225,9 +228,11 @@ def test_branch_regenerates_from_round_k_with_the_current_prompts(project):
 
 
 def test_branch_cannot_change_the_video_size(project):
-    parent = generate_job(project, backend="geometry", **SMALL)(JobContext())
+    parent = generate_job(project, RunOptions(backend="geometry", **SMALL))(JobContext())
     with pytest.raises(GenerationError, match="--size"):
-        generate_job(project, resume=parent.run_id, from_round=1, size=(96, 64))(JobContext())
+        generate_job(project, RunOptions(resume=parent.run_id, from_round=1, size=(96, 64)))(
+            JobContext()
+        )
 
 
 def test_monitors_off_freeze_entities_and_a_disabled_monitor_is_skipped(project):
@@ -235,7 +240,7 @@ def test_monitors_off_freeze_entities_and_a_disabled_monitor_is_skipped(project)
     p = folder.load()
     p.monitors[0].enabled = False
     folder.save(p)
-    res = generate_job(project, backend="oracle", **SMALL)(JobContext())
+    res = generate_job(project, RunOptions(backend="oracle", **SMALL))(JobContext())
     run = RunFolder(res.run_dir)
     assert run.read_meta()["cameras"]["monitors"] == []
     info = run.read_round(0)
@@ -259,7 +264,7 @@ def test_prompts():
 
 def test_progress_and_previews_reach_the_context(project):
     reports = []
-    generate_job(project, backend="oracle", **SMALL)(JobContext(reports.append))
+    generate_job(project, RunOptions(backend="oracle", **SMALL))(JobContext(reports.append))
     progress = [r for r in reports if r.kind == "progress"]
     assert progress[-1].done == progress[-1].total
     assert all(
@@ -274,7 +279,9 @@ def test_progress_and_previews_reach_the_context(project):
 
 def test_events_tell_the_run_folder_and_each_finished_round(project):
     reports = []
-    result = generate_job(project, backend="oracle", rounds=2, **SMALL)(JobContext(reports.append))
+    result = generate_job(project, RunOptions(backend="oracle", rounds=2, **SMALL))(
+        JobContext(reports.append)
+    )
     events = [(r.message, r.data) for r in reports if r.kind == "event"]
     names = [name for name, _ in events]
     assert names == ["run_started", "round_finished", "round_finished"]
@@ -289,13 +296,15 @@ def test_events_tell_the_run_folder_and_each_finished_round(project):
 
 def test_loras_are_recorded_and_a_resume_applies_the_same_ones(project, made):
     lora = str(ProjectFolder(project).loras_dir / "style.safetensors")
-    first = generate_job(project, backend="noisy", rounds=1, steps=2, loras=[(lora, 0.7)], **SMALL)(
-        JobContext()
-    )
+    first = generate_job(
+        project, RunOptions(backend="noisy", rounds=1, steps=2, loras=[(lora, 0.7)], **SMALL)
+    )(JobContext())
     assert RunFolder(first.run_dir).read_meta()["settings"]["loras"] == [[lora, 0.7]]
     # resuming without naming LoRAs applies the run's own; naming other ones is refused
-    generate_job(project, resume=first.run_id, rounds=2)(JobContext())
+    generate_job(project, RunOptions(resume=first.run_id, rounds=2))(JobContext())
     assert {tuple(q.loras[0]) for m in made for q in m.requests} == {(lora, 0.7)}
     assert all(len(q.loras) == 1 for m in made for q in m.requests)
     with pytest.raises(GenerationError, match="--loras: the run was made with loras"):
-        generate_job(project, resume=first.run_id, rounds=3, loras=[(lora, 1.0)])(JobContext())
+        generate_job(project, RunOptions(resume=first.run_id, rounds=3, loras=[(lora, 1.0)]))(
+            JobContext()
+        )

@@ -8,12 +8,12 @@ import pytest
 
 from tests import tiny_models
 from tests.generation.engine_support import H, W, demo_project
-from worldstudio.core.generation.engine import generate_job
+from worldstudio.core.generation.engine import RunOptions, generate_job
 from worldstudio.core.generation.lift import LiftInput, ModelLifter
-from worldstudio.core.generation.runs import RunFolder
 from worldstudio.core.jobs import JobContext
 from worldstudio.core.oracle import OracleScene
 from worldstudio.core.oracle.scene import demo_intrinsics
+from worldstudio.core.project.runs import RunFolder
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -73,7 +73,8 @@ def test_model_lifter_aligns_depth_and_tracks_from_the_rendered_entity(tiny_mode
 def test_the_engine_runs_with_the_model_lifter(tiny_models_env, tmp_path_factory, tmp_path):
     project = demo_project(tmp_path_factory, tmp_path / "demo.wsproj")
     res = generate_job(
-        project, backend="geometry", lifter="model", rounds=1, frames_per_round=5, size=(W, H)
+        project,
+        RunOptions(backend="geometry", lifter="model", rounds=1, frames_per_round=5, size=(W, H)),
     )(JobContext())
     run = RunFolder(res.run_dir)
     assert run.read_meta()["lifter"] == "model" and run.completed_rounds() == 1

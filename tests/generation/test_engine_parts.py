@@ -24,16 +24,13 @@ from worldstudio.core.generation.lift import (
     fit_scale_shift,
     make_lifter,
 )
-from worldstudio.core.generation.runs import RunError, RunFolder, new_run_id, resolve_run, safe_name
 from worldstudio.core.generation.world import (
     EntityCloud,
     add_static,
     grow_static,
     initial_world,
-    pack_frames,
     render_world,
     splat_small,
-    unpack_frames,
 )
 from worldstudio.core.geometry.camera import intrinsics_from_fov
 from worldstudio.core.jobs import JobContext
@@ -171,14 +168,6 @@ def test_grow_static_fills_holes_once_and_skips_entities():
     assert len(grown) == 9 + 75 and grown.entity_id is None
 
 
-def test_pack_and_unpack_frames():
-    frames = [EntityCloud.empty(), EntityCloud(np.ones((3, 3)), np.zeros((3, 3), np.uint8))]
-    packed = pack_frames(frames)
-    assert packed["offsets"].tolist() == [0, 0, 3]
-    back = unpack_frames(packed["xyz"], packed["rgb"], packed["offsets"])
-    assert [len(c) for c in back] == [0, 3] and back[1].centroid.tolist() == [1.0, 1.0, 1.0]
-
-
 def test_initial_world_takes_the_entity_out_of_the_static_cloud(tmp_path_factory, tmp_path):
     folder = ProjectFolder(demo_project(tmp_path_factory, tmp_path / "p"))
     p = folder.load()
@@ -235,26 +224,3 @@ def test_render_and_oracle_lifters(tmp_path_factory, tmp_path):
     assert isinstance(make_lifter("model"), object)
     with pytest.raises(WorldStudioError, match="unknown lifter"):
         make_lifter("magic")
-
-
-# ------------------------------------------------------------------------------- runs
-def test_run_folders(tmp_path):
-    folder = ProjectFolder(tmp_path / "p")
-    folder.runs_dir.mkdir(parents=True)
-    with pytest.raises(RunError, match="no runs yet"):
-        resolve_run(folder, None)
-    rid = new_run_id(folder.runs_dir)
-    (folder.runs_dir / rid).mkdir()
-    assert new_run_id(folder.runs_dir) == f"{rid}-2"
-    run = RunFolder(folder.runs_dir / rid)
-    assert run.completed_rounds() == 0 and not run.round_complete(0)
-    run.round_dir(0).mkdir()
-    run.round_file(0).write_text('{"complete": false}')
-    assert run.completed_rounds() == 0
-    run.round_file(0).write_text('{"complete": true}')
-    assert run.completed_rounds() == 1
-    with pytest.raises(RunError, match="not found"):
-        resolve_run(folder, rid)  # no run.json yet
-    assert safe_name("mon-ball", "monitor id") == "mon-ball"
-    with pytest.raises(RunError):
-        safe_name("../x", "entity id")

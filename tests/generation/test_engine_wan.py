@@ -12,11 +12,11 @@ import pytest
 from tests.generation.engine_support import H, W, cancel_at_round, demo_project, torch_one_thread
 from worldstudio.core.cli import main
 from worldstudio.core.errors import Cancelled
-from worldstudio.core.generation.engine import generate_job
-from worldstudio.core.generation.runs import RunFolder, list_runs
-from worldstudio.core.interop.video import probe_video
+from worldstudio.core.generation.engine import RunOptions, generate_job
 from worldstudio.core.jobs import CancelToken, JobContext
+from worldstudio.core.media import probe_video
 from worldstudio.core.project import ProjectFolder
+from worldstudio.core.project.runs import RunFolder, list_runs
 
 F = 5
 _one_thread = pytest.fixture(scope="module", autouse=True)(torch_one_thread)
@@ -71,13 +71,15 @@ def test_generate_with_a_diffusion_backend(project, wan_env, backend, repo):
 def test_wan_vace_resume_after_a_cancel_matches(project, wan_env, vace_backend):
     # one loaded pipeline for the three jobs (the engine does not close a backend it was given)
     opts = dict(backend=vace_backend, steps=2, frames_per_round=F, size=(W, H), seed=5)
-    full = RunFolder(generate_job(project, **opts)(JobContext()).run_dir)
+    full = RunFolder(generate_job(project, RunOptions(**opts))(JobContext()).run_dir)
     token = CancelToken()
     with pytest.raises(Cancelled, match="cancelled"):
-        generate_job(project, **opts)(JobContext(cancel_at_round(token, 2), cancel=token))
+        generate_job(project, RunOptions(**opts))(
+            JobContext(cancel_at_round(token, 2), cancel=token)
+        )
     cut = list_runs(ProjectFolder(project))[1]
     assert cut.completed_rounds() == 1
-    generate_job(project, resume=cut.id, backend=vace_backend)(JobContext())
+    generate_job(project, RunOptions(resume=cut.id, backend=vace_backend))(JobContext())
     for r in range(2):
         for name in ("observer.npy", "monitors/mon-ball.npy"):
             assert np.array_equal(

@@ -23,8 +23,7 @@ import numpy as np
 import pytest
 
 from tests.generation.engine_support import H, W, demo_project, torch_one_thread
-from worldstudio.core.generation.engine import generate_job
-from worldstudio.core.generation.runs import RunFolder
+from worldstudio.core.generation.engine import RunOptions, generate_job
 from worldstudio.core.geometry.camera import intrinsics_from_fov
 from worldstudio.core.geometry.path import bake_path
 from worldstudio.core.geometry.presets import turn_away_and_back
@@ -33,6 +32,7 @@ from worldstudio.core.jobs import JobContext
 from worldstudio.core.oracle import OracleScene
 from worldstudio.core.pointcloud.ops import unproject_depth
 from worldstudio.core.project import CameraPath, PathSettings, Pose, ProjectFolder
+from worldstudio.core.project.runs import RunFolder
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(torch_one_thread)
 
@@ -86,7 +86,8 @@ def world(tmp_path_factory):
 
 def _run(world, monitors: bool) -> RunFolder:
     res = generate_job(
-        world["root"], backend="oracle", monitors=monitors, frames_per_round=F, size=(W, H)
+        world["root"],
+        RunOptions(backend="oracle", monitors=monitors, frames_per_round=F, size=(W, H)),
     )(JobContext())
     return RunFolder(res.run_dir)
 

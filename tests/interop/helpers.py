@@ -25,6 +25,7 @@ from worldstudio.core.project import (
     Scene,
     SourceImage,
 )
+from worldstudio.core.project.runs import RUN_FORMAT, RUN_VERSION, RunFolder
 
 W, H = 160, 96
 
@@ -139,3 +140,14 @@ def smooth_trajectory(n: int, seed: int = 1) -> np.ndarray:
 def tree(root: Path) -> list[str]:
     """Every path under root (relative, sorted), hidden ones included."""
     return sorted(p.relative_to(root).as_posix() for p in Path(root).rglob("*"))
+
+
+def empty_run(project_dir: Path, run_id: str, fps: int | None = None) -> RunFolder:
+    """A run folder with a minimal run.json (the engine writes a full one) and no rounds yet."""
+    run = RunFolder(Path(project_dir) / "runs" / run_id)
+    run.path.mkdir(parents=True)
+    settings = {} if fps is None else {"fps": fps}
+    run.write_meta(
+        {"format": RUN_FORMAT, "version": RUN_VERSION, "id": run_id, "settings": settings}
+    )
+    return run

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 import yaml
 
-from worldstudio.core.cli import main
-from worldstudio.core.cli.interop_cmds import add_export_arguments
+from worldstudio.core.cli import build_parser, main
+from worldstudio.core.cli.export_cmd import cmd_export
 from worldstudio.core.errors import WorldStudioError
-from worldstudio.core.interop.exports import run_export
 from worldstudio.core.oracle.demo_project import create_demo_project
 from worldstudio.core.project import ProjectFolder
 
@@ -155,17 +154,13 @@ def test_import_nerfstudio_into_a_missing_project(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------- export
 
 
-def _parser() -> argparse.ArgumentParser:
-    """The export parser as project_cmds builds it: its own --ply plus add_export_arguments."""
-    p = argparse.ArgumentParser()
-    p.add_argument("project")
-    p.add_argument("--ply", metavar="FILE")
-    add_export_arguments(p)
-    return p
+def _export_args(argv: list[str]) -> argparse.Namespace:
+    """``worldstudio export ARGV`` as the command line parses it."""
+    return build_parser().parse_args(["export", *argv])
 
 
-def test_run_export_writes_everything_asked(tmp_path, demo, capsys):
-    args = _parser().parse_args(
+def test_export_writes_everything_asked(tmp_path, demo, capsys):
+    args = _export_args(
         [
             str(demo),
             "--bundle",
@@ -183,7 +178,7 @@ def test_run_export_writes_everything_asked(tmp_path, demo, capsys):
             "--with-path",
         ]
     )
-    assert run_export(args) == 0
+    assert cmd_export(args) == 0
     out = capsys.readouterr()
     assert out.out.count("wrote ") == 6
     for name in (
@@ -209,18 +204,16 @@ def test_run_export_writes_everything_asked(tmp_path, demo, capsys):
         (["--round", "1", "--ply", "x.ply"], "--round goes with"),
     ],
 )
-def test_run_export_rejects_bad_combinations(tmp_path, demo, flags, match, monkeypatch):
+def test_export_rejects_bad_combinations(tmp_path, demo, flags, match, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    args = _parser().parse_args([str(demo), *flags])
+    args = _export_args([str(demo), *flags])
     with pytest.raises(WorldStudioError, match=match):
-        run_export(args)
+        cmd_export(args)
     assert [p.name for p in tmp_path.iterdir()] == ["demo.wsproj"]
 
 
-def test_add_export_arguments_adds_ply_when_missing():
-    p = argparse.ArgumentParser()
-    add_export_arguments(p)
-    assert p.parse_args(["--ply", "x.ply", "--with-path"]).with_path
+def test_the_export_command_takes_ply_with_path():
+    assert _export_args(["p", "--ply", "x.ply", "--with-path"]).with_path
 
 
 def test_cli_export_bundle_and_back(tmp_path, demo, capsys):

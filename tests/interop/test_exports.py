@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.geometry.camera import intrinsics_from_fov
@@ -28,12 +27,12 @@ from worldstudio.core.interop.exports import (
     export_scene_ply,
     frustum_points,
 )
-from worldstudio.core.interop.video import probe_video, read_frames, write_mp4
+from worldstudio.core.media import probe_video, read_frames, write_mp4
 from worldstudio.core.oracle.demo_project import create_demo_project
 from worldstudio.core.pointcloud import PointCloud, read_ply, write_ply
 from worldstudio.core.project import ProjectFolder
 
-from .helpers import make_project
+from .helpers import empty_run, make_project
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +103,7 @@ def test_disabled_monitors_are_grey(tmp_path):
 
 
 def _write_round_clouds(demo, run_id="r1"):
-    run = demo / "runs" / run_id
+    run = empty_run(demo, run_id).path
     for r, n in ((0, 10), (1, 20)):
         d = run / f"round_{r:03d}"
         d.mkdir(parents=True)
@@ -197,27 +196,18 @@ def frames(n, value, h=96, w=160):
     return [np.full((h, w, 3), (value + 10 * i) % 256, np.uint8) for i in range(n)]
 
 
-def make_run(demo, *, monitors=True, renders=True, rounds=2, n=5, png_observer_round=1):
-    """round 0: observer.mp4; round 1: observer as PNGs; monitor clips; renders as PNGs."""
-    run = demo / "runs" / "gen1"
+def make_run(demo, *, monitors=True, renders=True, rounds=2, n=5):
+    """Each round: observer.mp4 (round 0 at 40, round 1 at 100), renders.mp4 and a monitor
+    clip two frames short; run.json says 8 fps."""
+    run = empty_run(demo, "gen1", fps=8)
     for r in range(rounds):
-        d = run / f"round_{r:03d}"
-        d.mkdir(parents=True)
-        if r == png_observer_round:
-            (d / "observer").mkdir()
-            for i, f in enumerate(frames(n, 100)):
-                Image.fromarray(f).save(d / "observer" / f"{i:05d}.png")
-        else:
-            write_mp4(d / "observer.mp4", frames(n, 40), fps=16)
+        run.round_dir(r).mkdir()
+        write_mp4(run.observer_mp4(r), frames(n, 40 + 60 * r), fps=16)
         if renders:
-            (d / "renders").mkdir()
-            for i, f in enumerate(frames(n, 200)):
-                Image.fromarray(f).save(d / "renders" / f"{i:05d}.png")
+            write_mp4(run.renders_mp4(r), frames(n, 200), fps=16)
         if monitors:
-            (d / "monitors").mkdir()
-            write_mp4(d / "monitors" / "mon-ball.mp4", frames(n - 2, 250), fps=16)
-    (run / "run.json").write_text(json.dumps({"fps": 8}))
-    return run
+            write_mp4(run.monitor_mp4(r, "mon-ball"), frames(n - 2, 250), fps=16)
+    return run.path
 
 
 def test_observer_layout_concatenates_rounds(tmp_path, demo):
@@ -267,14 +257,13 @@ def test_missing_pieces_are_clear_errors(tmp_path, demo):
     assert not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob(".*"))
     with pytest.raises(WorldStudioError, match="no such run"):
         export_run_mp4(demo, "other", tmp_path / "c.mp4")
-    (demo / "runs" / "empty").mkdir()
+    empty_run(demo, "empty")
     with pytest.raises(WorldStudioError, match="no observer frames"):
         export_run_mp4(demo, "empty", tmp_path / "c.mp4")
 
 
 def test_final_mp4_is_the_observer_fallback(tmp_path, demo):
-    run = demo / "runs" / "old"
-    run.mkdir(parents=True)
-    write_mp4(run / "final.mp4", frames(7, 10), fps=16)
+    run = empty_run(demo, "old")
+    write_mp4(run.final_mp4, frames(7, 10), fps=16)
     out, n = export_run_mp4(demo, "old", tmp_path / "o.mp4")
     assert n == 7 and probe_video(out).fps == 16.0

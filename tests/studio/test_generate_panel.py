@@ -12,7 +12,8 @@ from PySide6.QtCore import QPointF, Qt
 
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.generation.backends.oracle import OracleBackend
-from worldstudio.core.generation.runs import RunFolder
+from worldstudio.core.generation.engine import RunOptions
+from worldstudio.core.project.runs import RunFolder
 
 TIMEOUT = 60000
 
@@ -230,8 +231,8 @@ def test_chosen_loras_reach_the_engine(make_window, demo_folder, qtbot, monkeypa
 
     calls = []
 
-    def fake_generate_job(folder, **kwargs):
-        calls.append(kwargs)
+    def fake_generate_job(folder, options):
+        calls.append(options)
 
         def job(ctx):
             raise WorldStudioError("no model here")
@@ -242,11 +243,11 @@ def test_chosen_loras_reach_the_engine(make_window, demo_folder, qtbot, monkeypa
     assert gp.generate()
     wait_done(qtbot, gp)
     assert calls == [
-        {
-            "profile": "low-vram",
-            "monitors": False,
-            "loras": [(str(loras / "squares.safetensors"), 0.5)],
-        }
+        RunOptions(
+            profile="low-vram",
+            monitors=False,
+            loras=[(str(loras / "squares.safetensors"), 0.5)],
+        )
     ]
     assert gp.last_error == "no model here" and "no model here" in w.status_label.text()
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 from PySide6.QtWidgets import QFileDialog
 
 from worldstudio.core.geometry.path import bake_path
@@ -232,22 +231,30 @@ def test_unsaved_changes_cancel_or_export_the_saved_version(
 
 
 def _fake_run(folder: Path, monitor_id: str, frames: int = 5) -> str:
-    """A run in the layout the exporters read: observer and monitor PNG frames, a round cloud."""
+    """A run in the engine's layout: observer and monitor clips, a round cloud."""
     import shutil
 
-    rd = folder / "runs" / "run-test" / "round_000"
-    for sub, color in (("observer", (200, 40, 40)), (f"monitors/{monitor_id}", (40, 200, 40))):
-        (rd / sub).mkdir(parents=True)
+    from tests.interop.helpers import empty_run
+    from worldstudio.core.media import write_mp4
+
+    run = empty_run(folder, "run-test")
+    run.round_dir(0).mkdir()
+    for path, color in (
+        (run.observer_mp4(0), (200, 40, 40)),
+        (run.monitor_mp4(0, monitor_id), (40, 200, 40)),
+    ):
+        clip = []
         for i in range(frames):
             img = np.zeros((96, 160, 3), np.uint8)
             img[:, : 20 + 20 * i] = color
-            Image.fromarray(img).save(rd / sub / f"{i:04d}.png")
-    shutil.copy(folder / "scene" / "points.ply", rd / "static.ply")
-    return "run-test"
+            clip.append(img)
+        write_mp4(path, clip, fps=16)
+    shutil.copy(folder / "scene" / "points.ply", run.static_ply(0))
+    return run.id
 
 
 def test_run_video_with_a_layout_and_run_clouds(make_window, demo_folder, dialogs, qtbot, tmp_path):
-    from worldstudio.core.interop.video import probe_video
+    from worldstudio.core.media import probe_video
     from worldstudio.core.pointcloud.ply import read_ply
 
     w = make_window(demo_folder)

@@ -13,8 +13,8 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtWidgets import QApplication
 
 from worldstudio.core.project import ProjectFolder
+from worldstudio.core.project.store import AUTOSAVE_FILE
 from worldstudio.studio.document import Selection
-from worldstudio.studio.main_window import AUTOSAVE_FILE
 
 from .conftest import gl_available
 

@@ -146,7 +146,7 @@ def test_event_loop_keeps_beating_while_the_preview_renders(qtbot, demo_folder, 
 
     import worldstudio.core.pointcloud.render  # noqa: F401
     from worldstudio.core.generation.preview import render_preview_job
-    from worldstudio.core.interop.video import probe_video
+    from worldstudio.core.media import probe_video
 
     out = tmp_path / "preview.mp4"
     stall, result = _max_stall_while(qtbot, JobRunner(), render_preview_job(demo_folder, out))

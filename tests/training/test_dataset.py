@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from worldstudio.core.interop.video import write_mp4
+from worldstudio.core.media import write_mp4
 from worldstudio.core.training.config import TrainingError
 from worldstudio.core.training.dataset import (
     ClipError,

@@ -138,7 +138,7 @@ def test_training_lowers_the_loss(trained):
 
 
 def test_run_files_and_reports(trained):
-    from worldstudio.core.interop.video import probe_video
+    from worldstudio.core.media import probe_video
 
     res, rec, project = trained["result"], trained["rec"], trained["project"]
     run = project / "loras" / "squares"
@@ -390,7 +390,7 @@ def test_cancel_while_paused(train_env, clip_dir, new_project):
 
 def test_settings_errors(train_env, tmp_path, new_project):
     from tests.conftest import square_clip
-    from worldstudio.core.interop.video import write_mp4
+    from worldstudio.core.media import write_mp4
 
     write_mp4(tmp_path / "c.mp4", square_clip((200, 0, 0)), 16)
     with pytest.raises(TrainingError, match=r"have no caption: c\.mp4"):
@@ -575,3 +575,24 @@ def test_the_adapter_works_in_the_wan_vace_backend(trained, train_env, monkeypat
         backend.close()
     assert not np.array_equal(base, with_lora)
     np.testing.assert_array_equal(base, zero)
+
+
+def test_data_loader_workers_come_from_a_fork_server(train_env, clip_dir, new_project, monkeypatch):
+    """Workers (num_workers > 0) are not forks of this threaded process (a fork while another
+    thread is inside OpenBLAS can hang that thread, STACK.md): they come from a fork server."""
+    import os
+
+    forks = []
+    real_fork = os.fork
+
+    def recording_fork():
+        forks.append(os.getpid())
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", recording_fork)
+    result = train_job(
+        new_project(),
+        clips=clip_dir,
+        **dict(TINY, steps=2, rank=4, checkpoint_every=0, sample_every=0, num_workers=1),
+    )(JobContext())
+    assert result.step == 2 and forks == []

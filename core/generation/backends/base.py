@@ -71,13 +71,14 @@ class GenerationRequest:
 class Backend(Protocol):
     """A video generator the world engine calls once per camera per round.
 
-    Optional attribute ``lifter`` (str): how the engine lifts this backend's frames to 3D:
+    ``lifter`` says how the engine lifts this backend's frames to 3D (a run may override it):
     ``"render"`` (the frames are the renders: the render's own depth and entity pixels),
     ``"oracle"`` (exact depth and masks from the oracle scene) or ``"model"`` (a depth model
-    aligned to the rendered static depth, plus SAM 2 tracking). Default ``"model"``.
+    aligned to the rendered static depth, plus SAM 2 tracking; :mod:`..lift`).
     """
 
     name: str
+    lifter: str
 
     def generate(self, request: GenerationRequest, ctx: JobContext) -> np.ndarray:
         """Return ``(request.num_frames, request.height, request.width, 3)`` uint8 frames."""

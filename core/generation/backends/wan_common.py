@@ -18,13 +18,16 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from worldstudio.core.errors import Cancelled, WorldStudioError
 from worldstudio.core.generation.backends.base import BackendError, GenerationRequest, check_frames
 from worldstudio.core.jobs import JobContext
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from worldstudio.core.generation.memory import AppliedProfile
 
 GRAY = 128  # VACE's neutral "no content" colour (0 in the pipeline's [-1, 1] range)
 
@@ -269,7 +272,7 @@ class DiffusersWanBackend:
         self.folder: Path | None = None
         self.device = None
         self.dtype = None
-        self.applied = None  # memory.AppliedProfile
+        self.applied: AppliedProfile | None = None
         self.rgb_map = None
         self.loras = LoraSet()
         self.load_seconds = 0.0
@@ -334,21 +337,21 @@ class DiffusersWanBackend:
             profile = memory.choose_profile(
                 self.folder, h, w, f, free, extra_latent_frames=self._extra_latent_frames()
             )
-        self.applied = memory.apply_profile(pipe, profile, self.device)
+        applied = self.applied = memory.apply_profile(pipe, profile, self.device)
         attention, note = memory.apply_attention_backend(
             getattr(pipe, "transformer", None), self.device
         )
-        self.applied.attention = attention
+        applied.attention = attention
         if note:
-            self.applied.notes.append(note)
+            applied.notes.append(note)
         self.pipe = pipe
         self.load_seconds = time.perf_counter() - t0
         if ctx is not None:
             ctx.log(
-                f"{self.name}: memory profile {self.applied.profile}, attention {attention}"
-                f"{', VAE tiling' if self.applied.vae_tiling else ''}; loaded in {self.load_seconds:.1f} s"
+                f"{self.name}: memory profile {applied.profile}, attention {attention}"
+                f"{', VAE tiling' if applied.vae_tiling else ''}; loaded in {self.load_seconds:.1f} s"
             )
-            for n in self.applied.notes:
+            for n in applied.notes:
                 ctx.log(f"{self.name}: {n}")
         return pipe
 
@@ -425,7 +428,8 @@ class DiffusersWanBackend:
             est = self.estimate(request.height, request.width, request.num_frames)
             raise BackendError(
                 f"{self.name}: out of accelerator memory at {request.width}x{request.height}x"
-                f"{request.num_frames} with profile {self.applied.profile} (estimate {est.text()}); "
+                f"{request.num_frames} with profile {self.applied.profile if self.applied else self.profile} "
+                f"(estimate {est.text()}); "
                 f"try the 'offload' or 'low-vram' profile, fewer frames or a smaller size"
             ) from exc
         except Exception as exc:

@@ -26,7 +26,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy, QSplitter, QVBoxLayout, QWidget
 
 from worldstudio.core.errors import WorldStudioError
-from worldstudio.core.generation.engine import project_model_for
+from worldstudio.core.generation.engine import RunOptions, project_model_for
 from worldstudio.studio.document import ProjectDocument
 from worldstudio.studio.panels.generate.lora_table import LoraTable
 from worldstudio.studio.panels.generate.runs_box import RunsBox
@@ -177,14 +177,15 @@ class GeneratePanel(QWidget):
             return False
         return True
 
-    def _common(self) -> dict:
-        return dict(self.form.run_options(), loras=self.loras.selected() or None)
+    def _options(self, **more) -> RunOptions:
+        """The run options this panel sets (the rest come from the project)."""
+        return RunOptions(**self.form.run_options(), loras=self.loras.selected() or None, **more)
 
     def generate(self) -> bool:
         """Save (asking) and start a new run with the project's settings."""
         from worldstudio.core.generation.engine import generate_job
 
-        return self._launch(lambda folder: generate_job(folder, **self._common()), "Generate")
+        return self._launch(lambda folder: generate_job(folder, self._options()), "Generate")
 
     def resume(self, run: str | Path | None = None) -> bool:
         """Continue ``run`` (default: the chosen one) after its last complete round."""
@@ -196,7 +197,7 @@ class GeneratePanel(QWidget):
             return False
         # the run's own settings (profile, LoRAs, monitors) are kept: run.json records them
         return self._launch(
-            lambda folder: generate_job(folder, resume=str(run)),
+            lambda folder: generate_job(folder, RunOptions(resume=str(run))),
             f"Resume {run.name}",
             needs_save=False,
         )
@@ -213,16 +214,17 @@ class GeneratePanel(QWidget):
             return False
         k = int(from_round) if from_round is not None else self.runs.branch_spin.value() - 1
         g = self.doc.project.generation
-        options = dict(
-            self._common(),
+        options = self._options(
             backend=g.backend,
             steps=g.steps,
             guidance=g.guidance,
             seed=g.seed,
             model=project_model_for(g.backend, g),
+            resume=str(run),
+            from_round=k,
         )
         return self._launch(
-            lambda folder: generate_job(folder, resume=str(run), from_round=k, **options),
+            lambda folder: generate_job(folder, options),
             f"Branch {run.name} from round {k + 1}",
         )
 

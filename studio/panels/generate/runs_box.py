@@ -83,8 +83,8 @@ class RunsBox(QGroupBox):
         v5.addLayout(row3)
 
     def _runs(self):
-        from worldstudio.core.generation.runs import list_runs
         from worldstudio.core.project import ProjectFolder
+        from worldstudio.core.project.runs import list_runs
 
         if self.doc.folder is None:
             return []
@@ -95,7 +95,7 @@ class RunsBox(QGroupBox):
         return runs[-1].path if runs else None
 
     def refresh_runs(self, select: Path | None = None) -> None:
-        from worldstudio.core.generation.runs import RunError
+        from worldstudio.core.project.runs import RunError
 
         keep = Path(select) if select is not None else self.selected_run()
         self.runs_combo.blockSignals(True)

@@ -1,0 +1,306 @@
+"""Writing a run folder (layout in :mod:`worldstudio.core.project.runs`) while the engine
+generates it.
+
+- run.json (:class:`~worldstudio.core.project.runs.RunRecord`) when the run starts, after each
+  round, and with its final status (complete, failed, cancelled);
+- each round's lossless state (frames, coverage, clouds, entity tracks) before the round counts;
+- the round's videos, then round.json with ``"complete": true`` (atomically, last), in one
+  background thread, so that ffmpeg encodes while the next round generates;
+- the final videos, fed as the rounds finish (temp names until the run completes);
+- reading a round's state back, to resume or branch a run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.project.runs import (
+    Points,
+    RunFolder,
+    RunRecord,
+    load_npy,
+    load_npz,
+    pack_clouds,
+    save_npy,
+    save_npz,
+    write_json,
+)
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from worldstudio.core.media import VideoWriter
+    from worldstudio.core.pointcloud import PointCloud
+
+
+@dataclass
+class RoundState:
+    """What round r leaves behind, losslessly: what the next round and a resume need."""
+
+    observer: np.ndarray  # (F, H, W, 3) uint8
+    coverage: np.ndarray  # (F, H, W) bool: where the conditioning render drew a point
+    monitors: dict[str, np.ndarray]  # monitor id -> (F, H, W, 3) uint8
+    static: PointCloud  # the static cloud after the round
+    tracks: dict[str, Sequence[Points]]  # entity id -> its cloud in each frame
+    state: dict[str, Points]  # entity id -> its cloud carried to the next round
+    state_time: dict[str, float]  # entity id -> world time of that state
+    times: np.ndarray  # (F,) world seconds of the round's frames
+
+
+@dataclass
+class SavedRound:
+    """The world as a round left it (what a resume or a branch starts from)."""
+
+    static: PointCloud
+    entities: dict[str, tuple[np.ndarray, np.ndarray, float]]  # id -> xyz, rgb, state time
+    observer: np.ndarray | None  # the round's last ``context`` observer frames
+    monitors: dict[str, np.ndarray]  # monitor id -> its last ``context`` frames
+
+
+class RunWriter:
+    """Writes one run. ``monitor_ids``: the run's monitors, in the order of the combined video;
+    ``on_round_written(r)`` is called (in the background thread) once round r is complete on
+    disk. :meth:`check` and :meth:`drain` re-raise a background task's failure."""
+
+    def __init__(
+        self,
+        run: RunFolder,
+        record: RunRecord,
+        fps: int,
+        monitor_ids: Sequence[str],
+        on_round_written: Callable[[int], None] | None = None,
+    ):
+        self.run = run
+        self.record = record
+        self.fps = fps
+        self.monitor_ids = list(monitor_ids)
+        self.on_round_written = on_round_written
+        self.video_seconds = 0.0  # time spent encoding round and final videos
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worldstudio-persist")
+        self._futures: list[Future[None]] = []
+        self._finals: tuple[VideoWriter, VideoWriter] | None = None
+        self._last_preview = -1e9
+
+    # -- starting ------------------------------------------------------------------------
+    def copy_rounds(self, source: RunFolder, rounds: int) -> None:
+        """A branch: rounds 0 .. rounds - 1 copied from its parent run."""
+        self.run.path.mkdir(parents=True)
+        for r in range(rounds):
+            shutil.copytree(source.round_dir(r), self.run.round_dir(r))
+
+    def restore(self, k: int, entity_ids: Sequence[str], context: int) -> SavedRound:
+        """The world after round k - 1 as persisted: the static cloud, each entity's state, and
+        the last ``context`` frames of the observer and of each of the run's monitors."""
+        from worldstudio.core.pointcloud import PointCloud, read_ply
+
+        run, r = self.run, k - 1
+        cloud = read_ply(run.static_ply(r))
+        entities: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
+        for eid in entity_ids:
+            path = run.entity_npz(r, eid)
+            if path.is_file():
+                z = load_npz(path)
+                entities[eid] = (z["state_xyz"], z["state_rgb"], float(z["state_time"]))
+        observer = load_npy(run.observer_npy(r))
+        monitors = {}
+        for mid in self.monitor_ids:
+            path = run.monitor_npy(r, mid)
+            if path.is_file() and context > 0:
+                monitors[mid] = load_npy(path)[-context:]
+        return SavedRound(
+            static=PointCloud(cloud.xyz, cloud.rgb),
+            entities=entities,
+            observer=observer[-context:] if context > 0 else None,
+            monitors=monitors,
+        )
+
+    def begin(self, start: int) -> None:
+        """run.json says "running" with ``start`` rounds done; the final videos open and get the
+        rounds already on disk (a resume or a branch) first."""
+        from worldstudio.core.media import VideoWriter
+
+        self.run.path.mkdir(parents=True, exist_ok=True)
+        self._write_status("running", start)
+        self._finals = (
+            VideoWriter(self.run.final_mp4, self.fps),
+            VideoWriter(self.run.final_combined_mp4, self.fps),
+        )
+        self.submit(self._feed_finals_from_disk, range(start))
+
+    def clear_round(self, r: int) -> None:
+        """Leftovers of an unfinished round r go (a crash or a cancel mid-round)."""
+        self.run.clear_round(r)
+
+    # -- each round ----------------------------------------------------------------------
+    def save_state(self, r: int, state: RoundState) -> None:
+        """What the next round and a resume need, losslessly (before the round counts as done)."""
+        from worldstudio.core.pointcloud import write_ply
+
+        self.check()
+        run = self.run
+        run.clear_round(r)
+        run.round_dir(r).mkdir(parents=True)
+        save_npy(run.observer_npy(r), state.observer)
+        save_npy(run.coverage_npy(r), state.coverage)
+        for mid, frames in state.monitors.items():
+            save_npy(run.monitor_npy(r, mid), frames)
+        write_ply(run.static_ply(r), state.static)
+        for eid, track in state.tracks.items():
+            packed = pack_clouds(track)
+            save_npz(
+                run.entity_npz(r, eid),
+                xyz=packed["xyz"],
+                rgb=packed["rgb"],
+                offsets=packed["offsets"],
+                times=np.asarray(state.times, np.float64),
+                state_xyz=state.state[eid].xyz,
+                state_rgb=state.state[eid].rgb,
+                state_time=np.float64(state.state_time[eid]),
+            )
+
+    def submit_round(
+        self, r: int, state: RoundState, renders: np.ndarray, info: dict[str, Any]
+    ) -> None:
+        """In the background: the round's videos, then round.json (``info``, which says
+        "complete"), then run.json; the frames also go on into the final videos."""
+        self.submit(self._finish_round, r, state, renders, info)
+
+    def _finish_round(
+        self, r: int, state: RoundState, renders: np.ndarray, info: dict[str, Any]
+    ) -> None:
+        from worldstudio.core.media import VideoWriter
+
+        t0 = time.perf_counter()
+        run = self.run
+        clips = [(run.observer_mp4(r), state.observer), (run.renders_mp4(r), renders)]
+        clips += [(run.monitor_mp4(r, mid), frames) for mid, frames in state.monitors.items()]
+        # every video's ffmpeg encodes at the same time: frames are handed round, then all close
+        writers = [VideoWriter(path, self.fps) for path, _ in clips]
+        try:
+            for i in range(state.observer.shape[0]):
+                for w, (_, clip) in zip(writers, clips, strict=True):
+                    w.write(clip[i])
+            self._feed_finals(state.observer, state.monitors)
+            for w in writers:
+                w.close()
+        except BaseException:
+            for w in writers:
+                w.abort()
+            raise
+        info["timings"]["videos"] = round(time.perf_counter() - t0, 4)
+        write_json(run.round_file(r), info)
+        self._write_status("running", r + 1)
+        if self.on_round_written is not None:
+            self.on_round_written(r)
+        self.video_seconds += time.perf_counter() - t0
+
+    def save_preview(self, image: Any) -> None:
+        """The latest live preview as preview.png (at most twice a second; best effort)."""
+        now = time.monotonic()
+        if now - self._last_preview < 0.5:
+            return
+        self._last_preview = now
+        try:
+            from PIL import Image
+
+            img = np.asarray(image)
+            if img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3:
+                tmp = self.run.preview_png.with_name(".preview.tmp.png")
+                Image.fromarray(img).save(tmp)
+                os.replace(tmp, self.run.preview_png)
+        except (OSError, ValueError):
+            pass
+
+    # -- the final videos ----------------------------------------------------------------
+    def _feed_finals(self, frames: np.ndarray, monitor_frames: dict[str, np.ndarray]) -> None:
+        assert self._finals is not None, "begin() opens the final videos"
+        final, combined = self._finals
+        black = np.zeros_like(frames)
+        side = np.concatenate(
+            [frames] + [monitor_frames.get(mid, black) for mid in self.monitor_ids], axis=2
+        )
+        for i in range(frames.shape[0]):
+            final.write(frames[i])
+            combined.write(side[i])
+
+    def _feed_finals_from_disk(self, rounds: range) -> None:
+        run = self.run
+        for r in rounds:
+            monitors = {}
+            for mid in self.monitor_ids:
+                path = run.monitor_npy(r, mid)
+                if path.is_file():
+                    monitors[mid] = load_npy(path)
+            self._feed_finals(load_npy(run.observer_npy(r)), monitors)
+
+    def _close_finals(self, ok: bool) -> None:
+        writers, self._finals = self._finals or (), None
+        for w in writers:
+            if ok:
+                w.close()
+            else:
+                w.abort()
+
+    # -- ending --------------------------------------------------------------------------
+    def finish(self) -> None:
+        """Every round is written: wait for the background tasks, close the final videos,
+        run.json says "complete"."""
+        self.drain()
+        self._close_finals(ok=True)
+        self._write_status("complete", self.record.rounds_total)
+
+    def stop(self, status: str, error: str | None, log: Callable[[str], None]) -> None:
+        """After a failure or a cancel: let the finished rounds reach "complete" on disk, drop
+        the unfinished final videos, and record ``status`` (the original error is the one to
+        report, so problems here only go to ``log``)."""
+        try:
+            self.drain()
+        except BaseException as exc:  # noqa: BLE001 - the original error is the one to report
+            log(f"while stopping: {type(exc).__name__}: {exc}")
+        self._close_finals(ok=False)
+        try:
+            self._write_status(status, self.run.completed_rounds(), error)
+        except (OSError, WorldStudioError) as exc:
+            log(f"while stopping: run.json: {exc}")
+
+    def close(self) -> None:
+        """Stop the background thread (after :meth:`finish` or :meth:`stop`)."""
+        self._pool.shutdown(wait=True)
+
+    # -- background tasks ----------------------------------------------------------------
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        self.check()
+        self._futures.append(self._pool.submit(fn, *args))
+
+    def check(self) -> None:
+        pending = []
+        for f in self._futures:
+            if f.done():
+                f.result()  # raises the task's error
+            else:
+                pending.append(f)
+        self._futures = pending
+
+    def drain(self) -> None:
+        futures, self._futures = self._futures, []
+        error: BaseException | None = None
+        for f in futures:
+            try:
+                f.result()
+            except BaseException as exc:  # noqa: BLE001 - keep waiting for the others, then raise
+                error = error or exc
+        if error is not None:
+            raise error
+
+    def _write_status(self, status: str, rounds_done: int, error: str | None = None) -> None:
+        self.record.status = status
+        self.record.rounds_done = rounds_done
+        self.record.error = error
+        self.run.write_meta(self.record.to_json())
