@@ -101,7 +101,7 @@ def test_two_panels_follow_their_own_jobs(
 def test_the_generate_panel_learns_its_run_from_events_not_by_polling(
     make_window, demo_folder, qtbot, monkeypatch, hold_second_round
 ):
-    from worldstudio.core.generation import runs as runs_module
+    from worldstudio.core.project import runs as runs_module
 
     listings = []
     list_runs = runs_module.list_runs
