@@ -10,8 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from worldstudio.core.errors import WorldStudioError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from worldstudio.core.interop.exports import FrameSelection, Layout
 
 OUTPUTS = ("ply", "bundle", "liveworld", "nerfstudio", "path_json", "path_csv", "mp4")
 """The output flags (argparse names), in the order they are written."""
@@ -112,7 +116,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     _check(args)
     project = args.project
-    frames = args.path_frames or "video"
+    frames: FrameSelection = args.path_frames or "video"
     ProjectFolder(project).load()  # a broken project fails before anything is written
 
     if args.ply:
@@ -150,7 +154,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         path, n = exports.export_path_csv(project, args.path_csv, frames)
         print(f"wrote {path} ({n} frames)")
     if args.mp4:
-        layout = args.layout or "observer"
+        layout: Layout = args.layout or "observer"
         path, n = run_in_terminal(
             exports.export_run_mp4_job(project, args.run, args.mp4, layout), f"mp4 ({layout})"
         )

@@ -91,7 +91,11 @@ def cmd_import_liveworld(args: argparse.Namespace) -> int:
     )
     _warn(result.warnings)
     p = result.project
-    state = "reconstruction pending" if result.pending else f"{p.scene.point_count} points"
+    state = (
+        "reconstruction pending"
+        if result.pending or p.scene is None
+        else f"{p.scene.point_count} points"
+    )
     print(
         f"created {args.out} ({len(p.rounds)} rounds, {len(p.camera_path.keyframes)} keyframes, {state})"
     )

@@ -86,7 +86,7 @@ def cmd_new(args: argparse.Namespace) -> int:
         out = Path(args.demo)
         _check_target(out, args.force)
         project = create_demo_project(out)
-        print(f"created {out} ({project.name}: {project.scene.point_count} points)")
+        print(f"created {out} ({project.name}: {_point_count(project)} points)")
         return 0
     if not args.out:
         raise WorldStudioError("new --image needs --out PROJECT")
@@ -116,8 +116,12 @@ def cmd_new(args: argparse.Namespace) -> int:
         ),
         "reconstructing",
     )
-    print(f"created {out} ({project.scene.point_count} points)")
+    print(f"created {out} ({_point_count(project)} points)")
     return 0
+
+
+def _point_count(project: Project) -> int:
+    return project.scene.point_count if project.scene is not None else 0
 
 
 def _check_target(out: Path, force: bool) -> None:

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.jobs import JobContext
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from worldstudio.core.reconstruct.depth import DepthEstimator
 
 
 @dataclass
@@ -207,7 +210,7 @@ class ModelLifter:
     def __init__(self, depth_model: str | None = None, segmentation_model: str | None = None):
         self.depth_model = depth_model
         self.segmentation_model = segmentation_model
-        self._estimator = None
+        self._estimator: DepthEstimator | None = None
 
     def prepare(self, ctx: JobContext) -> None:
         """Load the depth model and find the SAM 2 model now, so that a missing model is an error

@@ -639,6 +639,7 @@ def _pending_project(image: Path, inner: Path, name: str, fov: float) -> Project
     from PIL import Image, UnidentifiedImageError
 
     from worldstudio.core.geometry.camera import intrinsics_from_fov
+    from worldstudio.core.geometry.transforms import mat3_tuple
 
     try:
         with Image.open(image) as im:
@@ -666,9 +667,7 @@ def _pending_project(image: Path, inner: Path, name: str, fov: float) -> Project
             height=HEIGHT,
             width=WIDTH,
         ),
-        intrinsics=Intrinsics(
-            K=tuple(tuple(float(v) for v in row) for row in K), height=HEIGHT, width=WIDTH
-        ),
+        intrinsics=Intrinsics(K=mat3_tuple(K), height=HEIGHT, width=WIDTH),
         scene=Scene(pending=True, depth_file=None),
     )
 

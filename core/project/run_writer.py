@@ -162,7 +162,7 @@ class RunWriter:
                 times=np.asarray(state.times, np.float64),
                 state_xyz=state.state[eid].xyz,
                 state_rgb=state.state[eid].rgb,
-                state_time=np.float64(state.state_time[eid]),
+                state_time=np.asarray(state.state_time[eid], np.float64),
             )
 
     def submit_round(

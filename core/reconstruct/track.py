@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Hashable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -25,6 +25,8 @@ from worldstudio.core.reconstruct.segment import (
 
 if TYPE_CHECKING:
     from worldstudio.core.jobs import JobContext
+
+Key = TypeVar("Key", bound=Hashable)  # how the caller names its entities
 
 
 def _check_inputs(frames, initial_masks) -> tuple[int, int]:
@@ -52,11 +54,11 @@ def _check_inputs(frames, initial_masks) -> tuple[int, int]:
 
 def track_masks(
     frames: Sequence[np.ndarray],
-    initial_masks: Mapping[Hashable, np.ndarray],
+    initial_masks: Mapping[Key, np.ndarray],
     *,
     model: str | os.PathLike | None = None,
     ctx: JobContext | None = None,
-) -> dict[Hashable, np.ndarray]:
+) -> dict[Key, np.ndarray]:
     """Follow each entity's mask from frame 0 through ``frames``.
 
     ``frames``: T images (H, W, 3) uint8. ``initial_masks``: {entity_id: (H, W) bool} on frame 0.
@@ -70,8 +72,8 @@ def track_masks(
 
     H, W = _check_inputs(frames, initial_masks)
     T = len(frames)
-    out: dict[Hashable, np.ndarray] = {}
-    live: dict[int, Hashable] = {}
+    out: dict[Key, np.ndarray] = {}
+    live: dict[int, Key] = {}
     for i, (key, m) in enumerate(initial_masks.items()):
         m = np.asarray(m, dtype=bool)
         track = np.zeros((T, H, W), dtype=bool)

@@ -24,9 +24,12 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worldstudio.core.project import atomic_write_bytes
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import torch
 
 
 def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -352,9 +355,9 @@ def prepare_texts(
     max_sequence_length: int,
     stats: CacheStats,
     check=None,
-) -> dict[str, object]:
+) -> dict[str, torch.Tensor]:
     """text -> (L, D) float32 embedding for every distinct text, encoding only missing ones."""
-    out: dict[str, object] = {}
+    out: dict[str, torch.Tensor] = {}
     for text in dict.fromkeys(texts):
         if check is not None:
             check()

@@ -1,7 +1,8 @@
 """Training settings: one dataclass, validated before anything heavy is loaded.
 
 Pure Python (no torch). ``None`` fields are filled from the project (size, fps, model) or from the
-model (flow shift) by :func:`worldstudio.core.training.trainer.train`.
+model (flow shift) by :func:`worldstudio.core.training.trainer.train`; :class:`SettledConfig` is
+the type of a configuration whose project-dependent fields are filled.
 """
 
 from __future__ import annotations
@@ -169,6 +170,47 @@ class TrainConfig:
         )
         need(self.max_sequence_length >= 1, "max_sequence_length must be at least 1")
         need(self.num_workers >= 0, "num_workers must be >= 0")
+
+
+@dataclass(kw_only=True)
+class SettledConfig(TrainConfig):
+    """A :class:`TrainConfig` with the defaults that depend on the project or a resumed
+    checkpoint filled in (by the trainer, before anything is trained): these fields are never
+    None. ``model`` and ``flow_shift`` stay optional: the trainer settles them on the model it
+    loads."""
+
+    steps: int
+    alpha: float
+    width: int
+    height: int
+    fps: float
+    sample_frames: int
+
+    @classmethod
+    def settle(
+        cls,
+        config: TrainConfig,
+        *,
+        steps: int,
+        alpha: float,
+        width: int,
+        height: int,
+        fps: float,
+        sample_frames: int,
+    ) -> SettledConfig:
+        """``config`` with these values filled in, validated."""
+        values = {f.name: getattr(config, f.name) for f in fields(config)}
+        values.update(
+            steps=steps,
+            alpha=alpha,
+            width=width,
+            height=height,
+            fps=fps,
+            sample_frames=sample_frames,
+        )
+        settled = cls(**values)
+        settled.validate()
+        return settled
 
 
 def check_frames(frames: int, label: str = "--frames") -> int:

@@ -47,11 +47,20 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worldstudio.core.errors import Cancelled
 from worldstudio.core.jobs import JobContext
-from worldstudio.core.training.config import DEFAULT_STEPS, TrainConfig, TrainingError, as_path
+from worldstudio.core.training.config import (
+    DEFAULT_STEPS,
+    SettledConfig,
+    TrainConfig,
+    TrainingError,
+    as_path,
+)
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import torch
 
 # Settings that define a run: a resumed run takes them from its checkpoint.
 RUN_SETTINGS = (
@@ -166,19 +175,20 @@ class Trainer:
     """One training session. :meth:`run` does everything; the pieces are methods so tests and
     benchmarks can drive them (e.g. :meth:`eval_loss`)."""
 
+    optimizer: torch.optim.Optimizer  # AdamW on the LoRA parameters; accelerate wraps it
+
     def __init__(self, project, config: TrainConfig, *, ctx: JobContext | None = None):
         from worldstudio.core.project import ProjectFolder
 
         config.validate()
         self.folder = ProjectFolder(project)
         self.project = self.folder.load()
-        self.config = config
+        self.request = config  # as asked; run() settles it into self.config
         self.user_ctx = ctx or JobContext()
         self.ctx = self.user_ctx
         self.run_dir = self.folder.loras_dir / config.name
         self.adapter_path = self.folder.loras_dir / f"{config.name}.safetensors"
         self.meta_path = self.folder.loras_dir / f"{config.name}.json"
-        self.result: TrainResult | None = None
 
     # ------------------------------------------------------------------ reporting
     def check(self) -> None:
@@ -186,7 +196,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ settings
     def _resolve_resume(self) -> Path | None:
-        value = self.config.resume
+        value = self.request.resume
         if value is None:
             return None
         from worldstudio.core.training.state import STATE_FILE, list_checkpoints
@@ -205,10 +215,10 @@ class Trainer:
             )
         return path
 
-    def _settle_config(self, checkpoint_state: dict | None) -> TrainConfig:
+    def _settle_config(self, checkpoint_state: dict | None) -> SettledConfig:
         """Fill the project's defaults; on resume, take the run-defining settings from the
         checkpoint (and say so when they differ from what was asked)."""
-        cfg = self.config
+        cfg = self.request
         gen = self.project.generation
         if checkpoint_state is not None:
             saved = checkpoint_state.get("config", {})
@@ -235,19 +245,15 @@ class Trainer:
                     "the cosine schedule is recomputed for the new total"
                 )
             cfg = dataclasses.replace(cfg, **changes)
-        width = cfg.width or gen.width
-        height = cfg.height or gen.height
-        cfg = dataclasses.replace(
+        return SettledConfig.settle(
             cfg,
             steps=cfg.steps or DEFAULT_STEPS,
-            width=width,
-            height=height,
+            width=cfg.width or gen.width,
+            height=cfg.height or gen.height,
             fps=float(cfg.fps or gen.fps),
             alpha=float(cfg.alpha if cfg.alpha is not None else cfg.rank),
             sample_frames=cfg.sample_frames or cfg.frames,
         )
-        cfg.validate()
-        return cfg
 
     def _prepare_run_dir(self, resume: Path | None) -> None:
         from worldstudio.core.training.state import list_checkpoints
@@ -286,7 +292,7 @@ class Trainer:
         from worldstudio.core.training.model import encoder_key, inspect_model, resolve_model
         from worldstudio.core.training.state import load_checkpoint
 
-        cfg0 = self.config
+        cfg0 = self.request
         use_cpu = cfg0.cpu or not torch.cuda.is_available()
         precision = cfg0.mixed_precision
         if precision == "auto":
