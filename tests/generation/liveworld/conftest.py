@@ -50,3 +50,66 @@ def golden_model(tmp_path):
 @pytest.fixture
 def golden_liveworld(tmp_path, cache):
     return golden_model(tmp_path)
+
+
+# -- the fake hub: tiny depth / SAM 2 (for the model lifter), the tiny Wan T2V, LiveWorld's
+# checkpoints and the distilled backbone under their real repo ids --------------------------
+_hub: dict = {}
+
+
+def liveworld_hub(tmp_path_factory):
+    from tests import tiny_models
+    from tests.tiny_liveworld import install_liveworld_hub
+
+    if "hub" not in _hub:
+        hub = tiny_models.fake_hub_cache(tmp_path_factory)
+        with single_thread():
+            install_liveworld_hub(hub, tmp_path_factory.mktemp("tiny_liveworld"))
+        _hub.update(
+            hub=hub,
+            cache=tmp_path_factory.mktemp("liveworld_cache"),
+            config=tmp_path_factory.mktemp("liveworld_config"),
+        )
+    return _hub
+
+
+@pytest.fixture
+def liveworld_env(tmp_path_factory, monkeypatch):
+    """HF_HUB_CACHE -> the fake hub (offline), a session-wide conversion and preview cache, the
+    CPU, a private models config."""
+    from worldstudio.core.models import clear_local_dirs
+
+    state = liveworld_hub(tmp_path_factory)
+    monkeypatch.setenv("HF_HUB_CACHE", str(state["hub"]))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("WORLDSTUDIO_CACHE", str(state["cache"]))
+    monkeypatch.setenv("WORLDSTUDIO_CONFIG", str(state["config"]))
+    monkeypatch.setenv("WORLDSTUDIO_DEVICE", "cpu")
+    clear_local_dirs()
+    yield state
+    clear_local_dirs()
+
+
+def loaded_liveworld(tmp_path_factory, **options):
+    """A LiveWorld backend loaded inside the test environment (the environment is restored
+    before it is handed out)."""
+    from worldstudio.core.generation.backends import get_backend
+
+    state = liveworld_hub(tmp_path_factory)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_CACHE", str(state["hub"]))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("WORLDSTUDIO_CACHE", str(state["cache"]))
+        mp.setenv("WORLDSTUDIO_CONFIG", str(state["config"]))
+        mp.setenv("WORLDSTUDIO_DEVICE", "cpu")
+        backend = get_backend("liveworld", **options)
+        backend.load()
+        backend._preview_map()
+    return backend
+
+
+@pytest.fixture(scope="module")
+def liveworld_backend(tmp_path_factory):
+    backend = loaded_liveworld(tmp_path_factory)
+    yield backend
+    backend.close()

@@ -349,7 +349,7 @@ def converted_backbone(source: str | os.PathLike, config: dict, log=None) -> Pat
     if (folder / "config.json").is_file():
         return folder
     if log:
-        log(f"converting {source.name} to safetensors (once) in {folder}")
+        log(f"converting {source.parent.name}/{source.name} to safetensors (once) in {folder}")
     tensors = read_checkpoint(source)
     mapping, unknown = convert_backbone_keys(tensors)
     match_strictly(
@@ -393,7 +393,7 @@ def converted_adapter(source: str | os.PathLike, backbone_config: dict, log=None
     if (folder / "config.json").is_file():
         return folder
     if log:
-        log(f"converting {source.name} to safetensors (once) in {folder}")
+        log(f"converting {source.parent.name}/{source.name} to safetensors (once) in {folder}")
     tensors = read_checkpoint(source)
     blocks = {
         int(m.group(1))
@@ -420,7 +420,7 @@ def converted_lora(source: str | os.PathLike, num_layers: int, width: int, log=N
     if path.is_file():
         return path
     if log:
-        log(f"converting {source.name} to safetensors (once) in {path}")
+        log(f"converting {source.parent.name}/{source.name} to safetensors (once) in {path}")
     tensors = read_checkpoint(source)
     mapping, unknown = convert_lora_keys(tensors)
     expected = expected_lora_keys(num_layers)
