@@ -650,13 +650,18 @@ def estimate_liveworld(
     if device_type == "cpu":
         w = {k: v * F32 for k, v in params.items()} | {"vae": vae_params(vae_cfg) * F32}
         ram = sum(w.values()) + max(act.values()) * 2 + RAM_OVERHEAD
-        parts = {f"weights.{k}": v for k, v in w.items()} | {"tokens": tokens}
+        parts = {f"weights.{k}": v for k, v in w.items()} | {
+            "tokens": tokens,
+            "resident.transformer": w["transformer"],
+            "activations.transformer": act["transformer"],
+        }
         return VramEstimate(profile, 0, 0, 0, 0, parts, ram=int(ram))
     w = {
         "transformer": params["transformer"] * BF16,
         "text_encoder": params["text_encoder"] * BF16,
         "vae": vae_params(vae_cfg) * F32,
     }
+    resident_transformer = w["transformer"]
     if profile == "gpu":
         weights, activations = sum(w.values()), max(act.values())
         ram = max(w.values()) + RAM_OVERHEAD
@@ -666,6 +671,7 @@ def estimate_liveworld(
         ram = sum(w.values()) + RAM_OVERHEAD
     elif profile == "fp8":
         fp8 = (params["transformer"] - tr["other"]) * FP8 + tr["other"] * BF16
+        resident_transformer = fp8
         resident = {"transformer": fp8, "text_encoder": w["text_encoder"], "vae": w["vae"]}
         stage = max(resident, key=lambda k: resident[k] + act[k])
         weights, activations = resident[stage], act[stage]
@@ -677,6 +683,7 @@ def estimate_liveworld(
             "text_encoder": (te["other"] + 2 * te["block"]) * BF16,
             "vae": w["vae"],
         }
+        resident_transformer = resident["transformer"]
         stage = max(resident, key=lambda k: resident[k] + act[k])
         weights, activations = resident[stage], act[stage]
         ram = sum(w.values()) + RAM_OVERHEAD
@@ -685,6 +692,7 @@ def estimate_liveworld(
         f"activations.{k}": v for k, v in act.items()
     }
     parts["tokens"] = tokens
+    parts["resident.transformer"] = int(resident_transformer)  # during the denoising forward
     return VramEstimate(
         profile, int(total), int(weights), int(activations), RUNTIME_OVERHEAD, parts, ram=int(ram)
     )
