@@ -70,3 +70,35 @@ def test_a_run_that_cannot_fit_is_refused_before_it_starts(
     assert code == 2
     assert "liveworld cannot run" in err and "RAM" in err
     assert list_runs(ProjectFolder(project)) == []
+
+
+def test_resume_after_a_cancel_and_a_branch_match_the_full_run(
+    tmp_path_factory, tmp_path, liveworld_env, liveworld_backend
+):
+    """One loaded model for the jobs (the engine does not close a backend it was given): a run
+    cancelled in round 2 and resumed, and a branch from round 1, equal the uninterrupted run."""
+    from tests.generation.engine_support import cancel_at_round
+    from worldstudio.core.errors import Cancelled
+    from worldstudio.core.generation.engine import generate_job
+    from worldstudio.core.generation.runs import RunFolder
+    from worldstudio.core.jobs import CancelToken, JobContext
+
+    project = demo_project(tmp_path_factory, tmp_path / "demo.wsproj")
+    opts = dict(backend=liveworld_backend, steps=2, frames_per_round=F, size=(W, H), seed=5)
+    full = RunFolder(generate_job(project, **opts)(JobContext()).run_dir)
+    token = CancelToken()
+    with pytest.raises(Cancelled):
+        generate_job(project, **opts)(JobContext(cancel_at_round(token, 2), cancel=token))
+    cut = list_runs(ProjectFolder(project))[1]
+    assert cut.completed_rounds() == 1
+    generate_job(project, resume=cut.id, backend=liveworld_backend)(JobContext())
+    branch = RunFolder(
+        generate_job(project, resume=full.id, from_round=1, backend=liveworld_backend)(
+            JobContext()
+        ).run_dir
+    )
+    for r in range(2):
+        for name in ("observer.npy", "monitors/mon-ball.npy"):
+            expected = np.load(full.round_dir(r) / name)
+            assert np.array_equal(expected, np.load(cut.round_dir(r) / name)), (r, name)
+            assert np.array_equal(expected, np.load(branch.round_dir(r) / name)), (r, name)
