@@ -169,7 +169,6 @@ def make_inputs(cfg: dict, args, device, dtype):
 def place(model, profile: str, device, dtype):
     """Place the transformer for ``profile`` as the backend does; returns a callable that runs
     the model (moving it on and off the device for model CPU offload)."""
-    import torch
 
     if profile == "fp8":
         from worldstudio.core.generation.backends.liveworld.backend import fp8_storage
@@ -191,18 +190,10 @@ def place(model, profile: str, device, dtype):
             return out
 
         return run
-    from diffusers.hooks import apply_group_offloading
+    from worldstudio.core.generation.backends.liveworld.backend import group_offload
 
     model.to("cpu")
-    for m in (model.backbone, model.adapter):
-        apply_group_offloading(
-            m,
-            onload_device=device,
-            offload_device=torch.device("cpu"),
-            offload_type="block_level",
-            num_blocks_per_group=1,
-            use_stream=device.type == "cuda",
-        )
+    group_offload(model, device)
     return model
 
 

@@ -42,13 +42,13 @@ def test_strength_zero_is_plain_wan_t2v_bit_for_bit():
     """With the adapter at strength 0 the model computes exactly diffusers' WanTransformer3DModel
     forward, less the one LayerNorm LiveWorld leaves out (before the cross-attention)."""
     backbone = tiny_backbone(7)
+    plain = copy.deepcopy(backbone)  # before the composition takes the backbone over
+    for block in plain.blocks:
+        block.norm2 = torch.nn.Identity()
     model = LiveWorldTransformer(backbone, random_adapter())
     segments = Segments(3)
     latents, context, state = inputs(segments)
     t = torch.tensor([612.0])
-    plain = copy.deepcopy(backbone)
-    for block in plain.blocks:
-        block.norm2 = torch.nn.Identity()
     with torch.no_grad():
         ours = model(latents, t, context, segments, state, strength=0.0)
         theirs = plain(latents, timestep=t, encoder_hidden_states=context).sample
@@ -91,6 +91,25 @@ def test_hints_reach_the_target_and_preceding_tokens_never_the_references(monkey
         assert hinted == n
         assert torch.equal(after[:, n:], before[:, n:])  # the 3 reference frames
         assert (after[:, :n] - before[:, :n]).abs().amin(dim=-1).gt(0).all()
+
+
+def test_every_block_runs_as_a_module_so_hooks_on_blocks_run():
+    """diffusers' group offloading onloads a block's weights in a hook around the block's
+    forward: the composition must call backbone and adapter blocks as modules."""
+    model = LiveWorldTransformer(tiny_backbone(7), random_adapter())
+    calls = []
+    for name, block in [
+        *(("backbone", b) for b in model.backbone.blocks),
+        *(("adapter", b) for b in model.adapter.blocks),
+    ]:
+        block.register_forward_pre_hook(lambda module, args, name=name: calls.append(name))
+    segments = Segments(2, 1, 1, 0)
+    latents, context, state = inputs(segments)
+    with torch.no_grad():
+        model(latents, torch.tensor(500.0), context, segments, state, 1.0)
+    assert calls == ["adapter"] * 2 + ["backbone"] * 4
+    with pytest.raises(TypeError, match="text-to-video backbone"):
+        LiveWorldTransformer(model.adapter)
 
 
 def test_segments_give_liveworlds_time_positions_and_timesteps():
@@ -143,3 +162,20 @@ def test_every_block_is_modulated_per_frame_noise_on_the_target_zero_elsewhere(m
         assert torch.equal(modulation[0, :2], noisy.expand(2, -1, -1))
         assert torch.equal(modulation[0, 2:], zero.expand(frames - 2, -1, -1))
     assert [frames for _, frames, _ in seen] == [3, 3, 5, 5, 5, 5]  # adapter: T + P only
+
+
+def test_the_low_vram_group_offload_keeps_the_forward_unchanged():
+    """The low-vram placement (blocks group-offloaded, the backbone's other parts kept on the
+    device), here with the CPU as both devices: the hooks run and the result is unchanged."""
+    from worldstudio.core.generation.backends.liveworld.backend import group_offload
+
+    model = LiveWorldTransformer(tiny_backbone(7), random_adapter())
+    segments = Segments(2, 1, 1, 1)
+    latents, context, state = inputs(segments)
+    with torch.no_grad():
+        before = model(latents, torch.tensor(300.0), context, segments, state, 0.9)
+        group_offload(model, torch.device("cpu"))
+        after = model(latents, torch.tensor(300.0), context, segments, state, 0.9)
+    assert torch.equal(before, after)
+    assert all(hasattr(b, "_diffusers_hook") for b in model.backbone.blocks)
+    assert all(hasattr(b, "_diffusers_hook") for b in model.adapter.blocks)

@@ -40,14 +40,17 @@ from dataclasses import dataclass
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
+from diffusers.models.transformers.transformer_wan import WanTransformerBlock
 from diffusers.models.transformers.transformer_wan_vace import WanVACETransformerBlock
 from torch import nn
 
 __all__ = [
     "LAYERS_14B",
+    "LiveWorldBlock",
     "LiveWorldTransformer",
     "Segments",
     "StateAdapter",
+    "StateAdapterBlock",
     "add_hint",
     "block_forward",
     "segment_rotary",
@@ -166,6 +169,30 @@ def add_hint(hidden: torch.Tensor, hint: torch.Tensor, strength: float) -> torch
     return hidden
 
 
+class LiveWorldBlock(WanTransformerBlock):
+    """diffusers' Wan block run with LiveWorld's forward (:func:`block_forward`)."""
+
+    def forward(self, hidden_states, encoder_hidden_states, modulation, rotary_emb, frames: int):
+        return block_forward(
+            self, hidden_states, encoder_hidden_states, modulation, rotary_emb, frames
+        )
+
+
+class StateAdapterBlock(WanVACETransformerBlock):
+    """A State Adapter control block (VACE's modules): block 0 first adds its input projection
+    of the state to the backbone's tokens; every block returns (hint, control)."""
+
+    def forward(
+        self, control, hidden_states, encoder_hidden_states, modulation, rotary_emb, frames: int
+    ):
+        if self.proj_in is not None:
+            control = self.proj_in(control) + hidden_states
+        control = block_forward(
+            self, control, encoder_hidden_states, modulation, rotary_emb, frames
+        )
+        return self.proj_out(control), control
+
+
 # --------------------------------------------------------------------------- the adapter
 class StateAdapter(ModelMixin, ConfigMixin):
     """LiveWorld's State Adapter: control blocks that turn the state (scene and foreground
@@ -177,7 +204,7 @@ class StateAdapter(ModelMixin, ConfigMixin):
     (``before_proj``) and ``proj_out`` on every block (``after_proj``).
     """
 
-    _no_split_modules = ["WanVACETransformerBlock"]
+    _no_split_modules = ["StateAdapterBlock"]
     _skip_layerwise_casting_patterns = ["patch_embedding", "norm"]
     _keep_in_fp32_modules = ["scale_shift_table", "norm1", "norm2", "norm3"]
 
@@ -203,7 +230,7 @@ class StateAdapter(ModelMixin, ConfigMixin):
         self.patch_embedding = nn.Conv3d(in_channels, inner, kernel_size=patch, stride=patch)
         self.blocks = nn.ModuleList(
             [
-                WanVACETransformerBlock(
+                StateAdapterBlock(
                     inner,
                     ffn_dim,
                     num_attention_heads,
@@ -231,22 +258,30 @@ class StateAdapter(ModelMixin, ConfigMixin):
         control = self.patch_embedding(state).flatten(2).transpose(1, 2)
         hints = []
         for block in self.blocks:
-            if block.proj_in is not None:
-                control = block.proj_in(control) + hidden_states
-            control = block_forward(
-                block, control, encoder_hidden_states, modulation, rotary, frames
+            hint, control = block(
+                control, hidden_states, encoder_hidden_states, modulation, rotary, frames
             )
-            hints.append(block.proj_out(control))
+            hints.append(hint)
         return hints
 
 
 # --------------------------------------------------------------------------- the composition
 class LiveWorldTransformer(nn.Module):
     """diffusers' ``WanTransformer3DModel`` (the backbone, LoRA-able through its peft support)
-    plus the :class:`StateAdapter`, run with LiveWorld's forward."""
+    plus the :class:`StateAdapter`, run with LiveWorld's forward.
+
+    The backbone's blocks are re-classed to :class:`LiveWorldBlock` (same modules and parameter
+    names, LiveWorld's forward), so that every block is called as a module and the hooks diffusers
+    places on blocks (group offloading) run around it; the backbone belongs to the composition
+    from then on (its own ``forward`` no longer applies)."""
 
     def __init__(self, backbone, adapter: StateAdapter | None = None) -> None:
         super().__init__()
+        for block in backbone.blocks:
+            if type(block) is WanTransformerBlock:
+                block.__class__ = LiveWorldBlock
+            elif not isinstance(block, LiveWorldBlock):
+                raise TypeError(f"a Wan text-to-video backbone is needed, got {type(block)}")
         self.backbone = backbone
         self.adapter = adapter
         if adapter is not None:
@@ -322,7 +357,7 @@ class LiveWorldTransformer(nn.Module):
             )
 
         for i, block in enumerate(bb.blocks):
-            hidden = block_forward(block, hidden, context, modulation, rotary, frames)
+            hidden = block(hidden, context, modulation, rotary, frames)
             k = self._hint_index.get(i)
             if hints and k is not None:
                 hidden = add_hint(hidden, hints[k], strength)

@@ -101,6 +101,9 @@ class LiveWorldPipeline(DiffusionPipeline):
         ids, mask = tokens.input_ids.to(device), tokens.attention_mask.to(device)
         length = int(mask.gt(0).sum())
         out = self.text_encoder(ids, mask).last_hidden_state
+        offload = getattr(self, "text_encoder_offload", None)  # low-vram: back to the CPU
+        if offload is not None:
+            offload.offload()
         out = out.to(self.transformer.dtype)
         padded = torch.zeros_like(out)
         padded[:, :length] = out[:, :length]
