@@ -11,6 +11,7 @@ from worldstudio.core.generation.backends.liveworld.conditioning import (
     conditioning_video,
     letterbox,
     liveworld_inputs,
+    liveworld_prompt,
 )
 
 F, H, W = 5, 32, 48
@@ -134,3 +135,11 @@ def test_composite_blacks_out_the_filled_outline():
     out = composite_foreground(scene, fg, mask)
     assert out[0, 4, 4].tolist() == [0, 0, 0]
     assert (out[0][mask[0]] == 255).all() and out[0, 0, 0].tolist() == [77, 77, 77]
+
+
+def test_the_prompt_takes_liveworlds_format():
+    assert liveworld_prompt("scene: a room; foreground: ") == "scene: a room"
+    assert (
+        liveworld_prompt("scene: a room; foreground: a cat") == "scene: a room; foreground: a cat"
+    )
+    assert liveworld_prompt("  a free prompt ") == "a free prompt"

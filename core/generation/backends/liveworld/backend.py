@@ -46,6 +46,7 @@ from worldstudio.core.generation.backends.liveworld.conditioning import (
     MAX_SCENE_REFERENCES,
     conditioning_video,
     liveworld_inputs,
+    liveworld_prompt,
 )
 from worldstudio.core.jobs import JobContext
 
@@ -447,7 +448,7 @@ class LiveWorldBackend:
         try:
             frames = pipe(
                 inputs,
-                request.prompt,
+                liveworld_prompt(request.prompt),
                 request.negative_prompt,
                 few_step=few,
                 steps=request.steps,

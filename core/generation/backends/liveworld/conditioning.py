@@ -26,10 +26,13 @@ Per call (one camera, one round of F = 4k + 1 frames at H x W, multiples of 16):
   references** (time T): ``instance_references``, at most ``max_instance_references``. Each is
   letterboxed onto a black H x W frame.
 - **Strength**: ``request.strength`` (the project's per-role setting: observer 1.0, monitor 0.4).
+- **Prompt**: LiveWorld's format, ``scene: ...; foreground: ...``, the foreground clause dropped
+  when empty (:func:`liveworld_prompt`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +49,7 @@ __all__ = [
     "conditioning_video",
     "letterbox",
     "liveworld_inputs",
+    "liveworld_prompt",
 ]
 
 CONTEXT_FRAMES = 10  # LiveWorld's max_preceding_frames
@@ -102,7 +106,8 @@ def composite_foreground(scene: np.ndarray, foreground: np.ndarray, mask: np.nda
 
 
 def letterbox(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``image`` scaled to fit ``height`` x ``width`` (aspect kept), centred on black."""
+    """``image`` scaled to fit ``height`` x ``width`` (aspect kept), centred on black (LiveWorld's
+    instance references: the entity's crop, black around it, fitted and centred)."""
     import cv2
 
     image = np.asarray(image)
@@ -115,12 +120,18 @@ def letterbox(image: np.ndarray, height: int, width: int) -> np.ndarray:
         return image.copy()
     scale = min(height / h, width / w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(np.ascontiguousarray(image), (nw, nh), interpolation=interp)
+    # bilinear either way, as LiveWorld sizes its instance references
+    resized = cv2.resize(np.ascontiguousarray(image), (nw, nh), interpolation=cv2.INTER_LINEAR)
     out = np.zeros((height, width, 3), np.uint8)
     top, left = (height - nh) // 2, (width - nw) // 2
     out[top : top + nh, left : left + nw] = resized
     return out
+
+
+def liveworld_prompt(prompt: str) -> str:
+    """LiveWorld's prompt format: ``scene: <text>; foreground: <text>``, and ``scene: <text>``
+    alone when there is no foreground text (an empty foreground clause is dropped)."""
+    return re.sub(r";\s*foreground:\s*$", "", prompt.strip())
 
 
 def liveworld_inputs(
