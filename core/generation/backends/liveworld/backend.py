@@ -186,13 +186,22 @@ class LiveWorldBackend:
             return status.path
         return info.repo_id if info is not None else T2V_MODEL
 
-    def estimate(self, height: int, width: int, frames: int, profile: str | None = None):
+    def estimate(
+        self,
+        height: int,
+        width: int,
+        frames: int,
+        profile: str | None = None,
+        device_type: str | None = None,
+    ):
         """The :class:`~worldstudio.core.generation.memory.VramEstimate` (GPU and RAM) of a call
-        at ``height`` x ``width`` x ``frames`` ("auto" -> "gpu")."""
+        at ``height`` x ``width`` x ``frames`` ("auto" -> "gpu") on a device of ``device_type``
+        (default: the loaded device, else an accelerator)."""
         from worldstudio.core.generation.memory import estimate_liveworld
 
         name = profile or self.applied_profile or self.profile
-        device_type = self.device.type if self.device is not None else "cuda"
+        if device_type is None:
+            device_type = self.device.type if self.device is not None else "cuda"
         return estimate_liveworld(
             self._estimate_model(),
             height,
@@ -221,7 +230,7 @@ class LiveWorldBackend:
         names = memory.LIVEWORLD_AUTO_ORDER if self.profile == "auto" else (self.profile,)
         tried = []
         for name in names:
-            est = self.estimate(height, width, frames, name)
+            est = self.estimate(height, width, frames, name, device.type)
             if fits(est):
                 return name
             tried.append(est)
@@ -239,7 +248,7 @@ class LiveWorldBackend:
         fitting = [
             f"{p} (~{est.total / gib:.1f} GiB)"
             for p in others
-            if fits(est := self.estimate(height, width, frames, p))
+            if fits(est := self.estimate(height, width, frames, p, device.type))
         ]
         hint = f"; profiles that fit: {', '.join(fitting)}" if fitting else ""
         raise BackendError(
