@@ -18,8 +18,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("project", metavar="PROJECT")
-    p.add_argument("--backend", metavar="NAME", help="geometry, oracle, wan-vace or wan-i2v")
-    p.add_argument("--model", metavar="ID", help="model repo id or local folder (model backends)")
+    p.add_argument(
+        "--backend", metavar="NAME", help="geometry, oracle, wan-vace, wan-i2v or liveworld"
+    )
+    p.add_argument(
+        "--model",
+        metavar="ID",
+        help="model repo id or local folder (model backends; liveworld: liveworld or liveworld-4step)",
+    )
     p.add_argument(
         "--rounds", type=int, metavar="N", help="number of rounds (default: the project's)"
     )

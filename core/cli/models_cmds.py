@@ -142,10 +142,9 @@ def cmd_set_dir(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     folder = Path(args.path).expanduser()
-    if not manager.is_complete(folder, info.library):
-        what = "model_index.json" if info.library == "diffusers" else "config.json"
+    if not manager.is_complete(folder, info.library, info.files):
         raise manager.ModelError(
-            f"{folder}: does not hold model {info.name} (expected {what} and safetensors weights)"
+            f"{folder}: does not hold model {info.name} (expected {manager.expected_content(info)})"
         )
     cfg = manager.save_local_dir_to_config(info.name, folder)
     print(f"{info.name}: uses {folder.resolve()} (saved in {cfg})")

@@ -130,6 +130,13 @@ WAN21_VACE_14B_TRANSFORMER = {
     "vace_layers": list(range(0, 40, 5)),
     "vace_in_channels": 96,
 }
+WAN21_T2V_14B_TRANSFORMER = {
+    **_WAN_COMMON,
+    "_class_name": "WanTransformer3DModel",
+    "num_attention_heads": 40,
+    "ffn_dim": 13824,
+    "num_layers": 40,
+}
 WAN21_I2V_14B_TRANSFORMER = {
     **_WAN_COMMON,
     "_class_name": "WanTransformer3DModel",
@@ -149,6 +156,11 @@ KNOWN_PIPELINES: dict[str, dict[str, dict]] = {
     },
     "Wan-AI/Wan2.1-VACE-14B-diffusers": {
         "transformer": WAN21_VACE_14B_TRANSFORMER,
+        "text_encoder": UMT5_XXL,
+        "vae": WAN21_VAE,
+    },
+    "Wan-AI/Wan2.1-T2V-14B-Diffusers": {
+        "transformer": WAN21_T2V_14B_TRANSFORMER,
         "text_encoder": UMT5_XXL,
         "vae": WAN21_VAE,
     },
@@ -315,9 +327,11 @@ class VramEstimate:
     activations: int  # activations at the peak
     overhead: int
     parts: dict[str, int] = field(default_factory=dict)
+    ram: int = 0  # bytes of main memory at the peak (0: not estimated)
 
     def text(self) -> str:
-        return f"~{self.total / GiB:.1f} GiB ({self.profile})"
+        ram = f", ~{self.ram / GiB:.1f} GiB RAM" if self.ram else ""
+        return f"~{self.total / GiB:.1f} GiB ({self.profile}{ram})"
 
 
 def _latent_geometry(
@@ -570,3 +584,129 @@ def apply_attention_backend(module: Any, device) -> tuple[str, str | None]:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return "native", f"flash attention unavailable ({first}); using PyTorch SDPA"
     return choice, None
+
+
+# --------------------------------------------------------------------------- LiveWorld
+LIVEWORLD_PROFILES = ("auto", "gpu", "offload", "fp8", "low-vram")
+LIVEWORLD_AUTO_ORDER = ("gpu", "offload", "low-vram")  # fp8 changes the numerics: only on request
+RAM_OVERHEAD = 2 * GiB  # the interpreter, libraries, decoded frames
+FP8 = 1
+
+
+def liveworld_transformer_config(backbone: dict, adapter_layers) -> dict:
+    """The backbone's config with LiveWorld's State Adapter described as VACE-shaped control
+    blocks (same modules: a Wan block, ``proj_in`` on the first, ``proj_out`` on each, a 32-channel
+    patch embedding), so :func:`transformer_params` counts backbone + adapter."""
+    return {**backbone, "vace_layers": list(adapter_layers), "vace_in_channels": 32}
+
+
+def estimate_liveworld(
+    model: str | os.PathLike | dict,
+    height: int,
+    width: int,
+    frames: int,
+    profile: str = "gpu",
+    *,
+    adapter_layers=(0, 5, 10, 15, 20, 25, 30, 35),
+    extra_latent_frames: int = 0,
+    lora_params: int = 0,
+    device_type: str = "cuda",
+) -> VramEstimate:
+    """Accelerator and main memory of one LiveWorld call (backbone ``model``: the T2V pipeline by
+    name, folder or configs; the State Adapter of ``adapter_layers``; ``extra_latent_frames``
+    clean frames: preceding and references) under a LiveWorld profile:
+
+    - ``gpu``: everything on the accelerator in bf16 (VAE float32). RAM: the largest component,
+      which passes through main memory while loading.
+    - ``offload``: one component at a time on the accelerator (model CPU offload); all weights in
+      RAM.
+    - ``fp8``: backbone and adapter stored in float8 (e4m3) on the accelerator and computed in
+      bf16 (layerwise casting), text encoder and VAE offloaded; RAM: the bf16 transformer while it
+      loads plus the offloaded components.
+    - ``low-vram``: block-level group offload with CUDA streams for the transformer and the text
+      encoder (the running block and the prefetched one on the accelerator), VAE tiling; all
+      weights in (pinned) RAM.
+
+    On a CPU (``device_type`` "cpu") everything is in main memory in float32: ``total`` is 0 and
+    ``ram`` counts it all."""
+    if profile not in LIVEWORLD_PROFILES or profile == "auto":
+        raise MemoryProfileError(
+            f"LiveWorld memory profile {profile!r}: expected one of "
+            f"{', '.join(p for p in LIVEWORLD_PROFILES if p != 'auto')}"
+        )
+    cfgs = pipeline_configs(model)
+    tr_cfg = liveworld_transformer_config(cfgs["transformer"], adapter_layers)
+    te_cfg, vae_cfg = cfgs["text_encoder"], cfgs["vae"]
+    _, tokens = _latent_geometry(vae_cfg, tr_cfg, height, width, frames, extra_latent_frames)
+    tr = transformer_params(tr_cfg)
+    te = umt5_params(te_cfg)
+    params = {"transformer": tr["total"] + lora_params, "text_encoder": te["total"]}
+    tiled = profile == "low-vram"
+    act = {
+        "transformer": transformer_activation_bytes(tr_cfg, tokens),
+        "text_encoder": text_activation_bytes(te_cfg),
+        "vae": vae_activation_bytes(vae_cfg, height, width, frames, tiled=tiled),
+    }
+    if device_type == "cpu":
+        w = {k: v * F32 for k, v in params.items()} | {"vae": vae_params(vae_cfg) * F32}
+        ram = sum(w.values()) + max(act.values()) * 2 + RAM_OVERHEAD
+        parts = {f"weights.{k}": v for k, v in w.items()} | {
+            "tokens": tokens,
+            "resident.transformer": w["transformer"],
+            "activations.transformer": act["transformer"],
+        }
+        return VramEstimate(profile, 0, 0, 0, 0, parts, ram=int(ram))
+    w = {
+        "transformer": params["transformer"] * BF16,
+        "text_encoder": params["text_encoder"] * BF16,
+        "vae": vae_params(vae_cfg) * F32,
+    }
+    resident_transformer = w["transformer"]
+    if profile == "gpu":
+        weights, activations = sum(w.values()), max(act.values())
+        ram = max(w.values()) + RAM_OVERHEAD
+    elif profile == "offload":
+        stage = max(w, key=lambda k: w[k] + act[k])
+        weights, activations = w[stage], act[stage]
+        ram = sum(w.values()) + RAM_OVERHEAD
+    elif profile == "fp8":
+        fp8 = (params["transformer"] - tr["other"]) * FP8 + tr["other"] * BF16
+        resident_transformer = fp8
+        resident = {"transformer": fp8, "text_encoder": w["text_encoder"], "vae": w["vae"]}
+        stage = max(resident, key=lambda k: resident[k] + act[k])
+        weights, activations = resident[stage], act[stage]
+        ram = w["transformer"] + w["text_encoder"] + w["vae"] + RAM_OVERHEAD
+    else:  # low-vram
+        big_block = max(tr["block"], tr["vace_block"])
+        resident = {
+            "transformer": (tr["other"] + 2 * big_block) * BF16,
+            "text_encoder": (te["other"] + 2 * te["block"]) * BF16,
+            "vae": w["vae"],
+        }
+        resident_transformer = resident["transformer"]
+        stage = max(resident, key=lambda k: resident[k] + act[k])
+        weights, activations = resident[stage], act[stage]
+        ram = sum(w.values()) + RAM_OVERHEAD
+    total = weights + activations + RUNTIME_OVERHEAD
+    parts = {f"weights.{k}": v for k, v in w.items()} | {
+        f"activations.{k}": v for k, v in act.items()
+    }
+    parts["tokens"] = tokens
+    parts["resident.transformer"] = int(resident_transformer)  # during the denoising forward
+    return VramEstimate(
+        profile, int(total), int(weights), int(activations), RUNTIME_OVERHEAD, parts, ram=int(ram)
+    )
+
+
+def host_memory() -> int | None:
+    """Bytes of main memory available now (None when unknown)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001 - psutil missing or unsupported platform
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None

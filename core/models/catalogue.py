@@ -1,7 +1,8 @@
 """The model catalogue: every model the studio can use, with what a user needs to know first.
 
 Sizes are the download of the files the studio fetches (``allow_patterns``: configs, tokenizers
-and safetensors weights; never the original ``.pt``/``.bin`` checkpoints some repos also carry),
+and safetensors weights; never the original ``.pt``/``.bin`` checkpoints some repos also carry,
+except for ``checkpoint`` entries, whose named files are such checkpoints: LiveWorld's),
 rounded; ``memory_gb`` is the accelerator (or, on a CPU, main) memory the model needs to run at
 the studio's working resolution in float32 (depth, segmentation) or bf16 with the text encoder
 off-loaded (video). Both are approximate and only inform the user: nothing is enforced.
@@ -14,8 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Kind = Literal["depth", "segmentation", "video"]
-KINDS: tuple[Kind, ...] = ("depth", "segmentation", "video")
+# "checkpoint": raw checkpoints a backend converts itself (LiveWorld's State Adapter and LoRA, the
+# distilled backbone of its 4-step variant); not diffusers pipelines
+Kind = Literal["depth", "segmentation", "video", "checkpoint"]
+KINDS: tuple[Kind, ...] = ("depth", "segmentation", "video", "checkpoint")
 
 # What a transformers model needs from its repo; what a diffusers pipeline needs.
 TRANSFORMERS_FILES = ("*.json", "*.safetensors", "*.txt", "*.model")
@@ -40,12 +43,15 @@ class ModelInfo:
     download_bytes: int
     memory_gb: float
     description: str
-    library: Literal["transformers", "diffusers"] = "transformers"
+    library: Literal["transformers", "diffusers", "checkpoint"] = "transformers"
     default: bool = False
     metric: bool = False  # depth models: the depth is in metres
     estimates_fov: bool = False  # depth models: the model also estimates the field of view
     licence_note: str = ""  # shown next to the licence (e.g. "research use only")
     allow_patterns: tuple[str, ...] = field(default=TRANSFORMERS_FILES)
+    # library "checkpoint": the files the entry is (a repo's raw checkpoints, e.g. LiveWorld's
+    # pickled .pt files, which the backend converts to safetensors itself)
+    files: tuple[str, ...] = ()
 
     @property
     def size_text(self) -> str:
@@ -188,6 +194,54 @@ CATALOGUE: tuple[ModelInfo, ...] = (
         memory_gb=40.0,
         description="Wan 2.1 image-to-video 14B at 480p (with a CLIP image encoder); needs a 48-80 GB GPU",
         allow_patterns=DIFFUSERS_FILES,
+    ),
+    # ---------------------------------------------------------------- LiveWorld (backend liveworld)
+    ModelInfo(
+        name="wan2.1-t2v-14b",
+        repo_id="Wan-AI/Wan2.1-T2V-14B-Diffusers",
+        kind="video",
+        library="diffusers",
+        licence="Apache-2.0",
+        download_bytes=int(69 * GB),
+        memory_gb=40.0,
+        description=(
+            "Wan 2.1 text-to-video 14B: LiveWorld's backbone, text encoder and VAE (size "
+            "unverified: 12 transformer shards of ~4.9 GB + UMT5-XXL 11.4 GB + VAE)"
+        ),
+        allow_patterns=DIFFUSERS_FILES,
+    ),
+    ModelInfo(
+        name="liveworld",
+        repo_id="ZichengD/LiveWorld",
+        kind="checkpoint",
+        library="checkpoint",
+        licence="unverified",
+        licence_note="LiveWorld's code is Apache-2.0; the weights' licence is not confirmed",
+        download_bytes=int(6.5 * GB),
+        memory_gb=6.5,
+        description=(
+            "LiveWorld's State Adapter (8 control blocks, ~3.0B parameters) and LoRA (rank 64 on "
+            "q, k, v, o, ~0.21B) for Wan 2.1 T2V 14B (sizes unverified: ~6.1 GB + ~0.42 GB in bf16)"
+        ),
+        default=True,
+        allow_patterns=("ckpts/state_adapter/model.pt", "ckpts/lora/model.pt"),
+        files=("ckpts/state_adapter/model.pt", "ckpts/lora/model.pt"),
+    ),
+    ModelInfo(
+        name="wan2.1-t2v-14b-stepdistill",
+        repo_id="lightx2v/Wan2.1-T2V-14B-StepDistill-CfgDistill",
+        kind="checkpoint",
+        library="checkpoint",
+        licence="unverified",
+        licence_note="not confirmed from the model card",
+        download_bytes=int(28.6 * GB),
+        memory_gb=40.0,
+        description=(
+            "Wan 2.1 T2V 14B step- and CFG-distilled (lightx2v): the backbone of LiveWorld's "
+            "4-step variant (size unverified: ~28.6 GB in bf16)"
+        ),
+        allow_patterns=("distill_model.pt",),
+        files=("distill_model.pt",),
     ),
     ModelInfo(
         name="wan2.2-ti2v-5b",

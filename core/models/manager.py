@@ -234,10 +234,13 @@ def _weights_complete(folder: Path) -> bool:
     return bool(indexes) or any(folder.glob("*.safetensors"))
 
 
-def is_complete(folder: Path, library: str = "transformers") -> bool:
-    """Does ``folder`` hold a loadable model (configs and all weights)?"""
+def is_complete(folder: Path, library: str = "transformers", files: tuple[str, ...] = ()) -> bool:
+    """Does ``folder`` hold a loadable model (configs and all weights; for a ``checkpoint`` entry,
+    every file of ``files``)?"""
     if not folder.is_dir():
         return False
+    if library == "checkpoint":
+        return bool(files) and all((folder / f).is_file() for f in files)
     if library == "diffusers":
         index = folder / "model_index.json"
         try:
@@ -255,6 +258,14 @@ def is_complete(folder: Path, library: str = "transformers") -> bool:
                     return False
         return True
     return (folder / "config.json").is_file() and _weights_complete(folder)
+
+
+def expected_content(info: ModelInfo) -> str:
+    """What a folder holding ``info`` must contain, for messages."""
+    if info.library == "checkpoint":
+        return ", ".join(info.files)
+    what = "model_index.json" if info.library == "diffusers" else "config.json"
+    return f"{what} and safetensors weights"
 
 
 def _cached_snapshot(info: ModelInfo) -> Path | None:
@@ -294,17 +305,16 @@ def model_status(name: str | ModelInfo) -> ModelStatus:
     override = local_dir_override(info)
     if override is not None:
         folder, source = override
-        if is_complete(folder, info.library):
+        if is_complete(folder, info.library, info.files):
             return ModelStatus(info, "local", folder, f"local folder {folder} (from {source})")
         return ModelStatus(
             info,
             "local-missing",
             None,
-            f"local folder {folder} (from {source}) does not hold the model "
-            f"({'model_index.json' if info.library == 'diffusers' else 'config.json'} and safetensors weights)",
+            f"local folder {folder} (from {source}) does not hold the model ({expected_content(info)})",
         )
     snap = _cached_snapshot(info)
-    if snap is not None and is_complete(snap, info.library):
+    if snap is not None and is_complete(snap, info.library, info.files):
         return ModelStatus(info, "downloaded", snap, f"hub cache {snap}")
     if snap is not None:
         return ModelStatus(info, "incomplete", None, f"partly downloaded in {hub_cache_dir()}")
@@ -449,7 +459,7 @@ def download(
             f"{str(exc).splitlines()[0] if str(exc) else exc!r}; run the command again to resume"
         ) from exc
     folder = Path(path)
-    if not is_complete(folder, info.library):
+    if not is_complete(folder, info.library, info.files):
         raise ModelError(
             f"model {info.name}: the download in {folder} is incomplete (no config or weights); "
             f"run `worldstudio models download {info.name}` again"

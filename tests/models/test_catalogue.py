@@ -97,6 +97,24 @@ def test_sizes_are_realistic(repo, low, high):
     assert low <= find_model(repo).download_bytes <= high
 
 
+def test_liveworlds_downloads_are_catalogued():
+    """The backbone (a diffusers pipeline), LiveWorld's State Adapter and LoRA (one hub repo, two
+    raw checkpoints) and the distilled 4-step backbone (a raw checkpoint)."""
+    t2v = find_model("Wan-AI/Wan2.1-T2V-14B-Diffusers")
+    assert t2v.name == "wan2.1-t2v-14b" and t2v.kind == "video" and t2v.library == "diffusers"
+    assert t2v.licence == "Apache-2.0" and 40e9 <= t2v.download_bytes <= 120e9
+    lw = find_model("liveworld")
+    assert lw.repo_id == "ZichengD/LiveWorld" and lw.kind == "checkpoint"
+    assert lw.files == ("ckpts/state_adapter/model.pt", "ckpts/lora/model.pt")
+    assert lw.allow_patterns == lw.files and default_model("checkpoint") is lw
+    distill = find_model("lightx2v/Wan2.1-T2V-14B-StepDistill-CfgDistill")
+    assert distill.files == ("distill_model.pt",) and distill.library == "checkpoint"
+    for m in (lw, distill):
+        assert m.licence == "unverified" and m.licence_note
+        assert "unverified" in m.description
+    assert 5e9 <= lw.download_bytes <= 15e9 and 20e9 <= distill.download_bytes <= 60e9
+
+
 def test_format_bytes():
     assert format_bytes(512) == "512 B"
     assert format_bytes(99_000_000) == "99 MB"

@@ -98,6 +98,22 @@ def test_diffusers_layout_check(tmp_path):
     assert manager.is_complete(folder, "diffusers")
 
 
+def test_a_checkpoint_entry_needs_every_named_file(tmp_path, monkeypatch):
+    """LiveWorld's raw .pt checkpoints: present only when every file of the entry is there."""
+    src = tmp_path / "src" / "ckpts" / "state_adapter"
+    src.mkdir(parents=True)
+    (src / "model.pt").write_bytes(b"x")
+    cache = tmp_path / "hub"
+    snap = tiny_models.install_snapshot(cache, "ZichengD/LiveWorld", tmp_path / "src")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    assert model_status("liveworld").status == "incomplete"
+    (snap / "ckpts" / "lora").mkdir()
+    (snap / "ckpts" / "lora" / "model.pt").write_bytes(b"x")
+    st = model_status("liveworld")
+    assert st.status == "downloaded" and resolve("liveworld") == snap
+    assert not manager.is_complete(snap, "checkpoint")  # an entry with no files is never complete
+
+
 # ----------------------------------------------------------------------------- offline
 def test_a_missing_model_fails_at_once_offline_with_one_clear_message():
     t0 = time.perf_counter()

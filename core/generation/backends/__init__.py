@@ -28,6 +28,7 @@ _REGISTRY: dict[str, str] = {
     "oracle": "worldstudio.core.generation.backends.oracle:OracleBackend",
     "wan-vace": "worldstudio.core.generation.backends.wan_vace:create_backend",
     "wan-i2v": "worldstudio.core.generation.backends.wan_i2v:create_backend",
+    "liveworld": "worldstudio.core.generation.backends.liveworld.backend:create_backend",
 }
 
 
