@@ -147,12 +147,12 @@ class LiveWorldBackend:
         self._dtype_option = dtype
         self.preview_enabled = bool(preview)
         self.preview_every = max(1, int(preview_every))
-        self.pipe = None
-        self.device = None
-        self.dtype = None
+        self.pipe: Any = None  # the LiveWorldPipeline once loaded
+        self.device: Any = None  # torch.device once loaded
+        self.dtype: Any = None
         self.applied_profile: str | None = None
         self.notes: list[str] = [note] if note else []
-        self.rgb_map = None
+        self.rgb_map: Any = None  # the fitted LatentRGBMap for live previews
         self.t2v_folder: Path | None = None
         self._user_loras: dict[str, str] = {}  # resolved file -> adapter name
         self.load_seconds = 0.0
@@ -353,7 +353,6 @@ class LiveWorldBackend:
         )
 
     def _place(self, pipe, profile: str) -> None:
-
         device = self.device
         accelerator = device.type not in ("cpu", "meta")
         if profile == "gpu" or not accelerator:

@@ -83,8 +83,8 @@ def _frames(name: str, value, shape: tuple) -> np.ndarray:
 def foreground_mask(foreground: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
     """(N, H, W) bool: the entities' pixels (labels >= 0 when given, else any channel > 10)."""
     if labels is not None:
-        return np.asarray(labels) >= 0
-    return (foreground > FOREGROUND_THRESHOLD).any(axis=-1)
+        return np.asarray(np.asarray(labels) >= 0)
+    return np.asarray((foreground > FOREGROUND_THRESHOLD).any(axis=-1))
 
 
 def composite_foreground(scene: np.ndarray, foreground: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -226,7 +226,8 @@ class StateAdapter(ModelMixin, ConfigMixin):
         if not layers or layers[0] != 0 or layers != sorted(set(layers)):
             raise ValueError(f"State Adapter layers {layers}: expected increasing indices from 0")
         inner = num_attention_heads * attention_head_dim
-        patch = tuple(int(p) for p in patch_size)
+        pt, ph, pw = (int(p) for p in patch_size)
+        patch = (pt, ph, pw)
         self.patch_embedding = nn.Conv3d(in_channels, inner, kernel_size=patch, stride=patch)
         self.blocks = nn.ModuleList(
             [
