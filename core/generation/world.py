@@ -285,13 +285,24 @@ class VoxelGrid:
         new = static.xyz[self.points :]
         if len(new):
             for level, keys in self._keys.items():
-                self._keys[level] = np.union1d(keys, _unique_keys(self.cell_keys(new, level)))
+                self._keys[level] = _unique_keys(self.cell_keys(new, level), keys)
         self._xyz = static.xyz
         self.points = len(static)
 
 
-def _unique_keys(keys: np.ndarray) -> np.ndarray:
-    return np.unique(keys[keys >= 0])
+def _unique_keys(keys: np.ndarray, sorted_keys: np.ndarray | None = None) -> np.ndarray:
+    """The sorted unique valid (>= 0) ``keys``, merged with ``sorted_keys`` if given (a radix
+    sort: much faster than np.unique's hashing on millions of int64 keys)."""
+    k = keys[keys >= 0]
+    if sorted_keys is not None:
+        k = np.concatenate([sorted_keys, k])
+    k = np.sort(k, kind="stable")
+    if len(k) < 2:
+        return k
+    keep = np.empty(len(k), bool)
+    keep[0] = True
+    np.not_equal(k[1:], k[:-1], out=keep[1:])
+    return k[keep]
 
 
 def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -369,8 +380,7 @@ def grow_static(
                 taken[int(level)] = _unique_keys(grid.cell_keys(_points_of(added), int(level)))
             free = ~grid.occupied(keys, int(level)) & ~_contains(taken[int(level)], keys)
             # one candidate per voxel: the first pixel in row-major order
-            _, first = np.unique(keys[free], return_index=True)
-            pick_parts.append(at[np.flatnonzero(free)[first]])
+            pick_parts.append(at[np.flatnonzero(free)[_first_of_each(keys[free])]])
         pick = np.sort(np.concatenate(pick_parts))
         if check and len(pick):
             ok = consistent_points(pc.xyz[pick], pc.rgb[pick], i, frames, depth, c2w, K)
@@ -380,10 +390,19 @@ def grow_static(
         new = pc.select(pick)
         added.append(new)
         for level in taken:
-            taken[level] = np.union1d(taken[level], _unique_keys(grid.cell_keys(new.xyz, level)))
+            taken[level] = _unique_keys(grid.cell_keys(new.xyz, level), taken[level])
     if not added:
         return PointCloud.empty()
     return PointCloud.concat(added)
+
+
+def _first_of_each(keys: np.ndarray) -> np.ndarray:
+    """Indices of the first occurrence of each distinct key, in key order."""
+    order = np.argsort(keys, kind="stable")
+    k = keys[order]
+    first = np.ones(len(k), bool)
+    first[1:] = k[1:] != k[:-1]
+    return order[first]
 
 
 def _points_of(clouds: list[PointCloud]) -> np.ndarray:
@@ -409,8 +428,9 @@ def consistent_points(
     *contradicts* it when none does and the frame sees through the point (its depth there is
     larger) or sees something else at the same depth; it says nothing when the point falls
     outside the frame, behind its camera, behind something nearer, or on unknown depth. A point
-    is kept when at least one frame confirms it and confirmations are at least
-    :data:`MIN_AGREEMENT` of the frames that said something.
+    is kept when confirmations are at least :data:`MIN_AGREEMENT` of the frames that said
+    something, and the one of them farthest in time from ``frame`` confirms it (a thing that
+    moves is still near where it was in the next frames, not at the other end of the round).
     """
     F, H, W = depth.shape
     n = len(xyz)
@@ -420,39 +440,47 @@ def consistent_points(
         others = [others[k] for k in np.unique(at)]
     confirm = np.zeros(n, np.int64)
     contradict = np.zeros(n, np.int64)
+    # per point, the farthest frame in time that said something, and what it said
+    farthest = np.full(n, -1, np.int64)
+    farthest_confirms = np.zeros(n, bool)
     X = np.asarray(xyz, np.float64)
-    colour = np.asarray(rgb, np.float64)
+    colour = np.asarray(rgb, np.int16)
+    offsets = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
     for j in others:
         P = K[j] @ np.linalg.inv(c2w[j])[:3]
         cam = X @ P[:, :3].T + P[:, 3]
         z = cam[:, 2]
-        front = z > 1e-4
-        u = np.full(n, -1, np.int64)
-        v = np.full(n, -1, np.int64)
-        u[front] = np.floor(cam[front, 0] / z[front]).astype(np.int64)
-        v[front] = np.floor(cam[front, 1] / z[front]).astype(np.int64)
-        seen = front & (u >= 0) & (u < W) & (v >= 0) & (v < H)
-        if not seen.any():
+        idx = np.flatnonzero(z > 1e-4)
+        u = np.floor(cam[idx, 0] / z[idx])
+        v = np.floor(cam[idx, 1] / z[idx])
+        inside = (u >= 0) & (u < W) & (v >= 0) & (v < H)
+        idx, us, vs = idx[inside], u[inside].astype(np.int64), v[inside].astype(np.int64)
+        if not len(idx):
             continue
-        idx = np.flatnonzero(seen)
-        zs, us, vs = z[idx], u[idx], v[idx]
+        zs = z[idx].astype(np.float32)
+        flat_depth = depth[j].reshape(-1)
+        flat_rgb = frames[j].reshape(-1, 3)
         match = np.zeros(len(idx), bool)
-        for dy in (-1, 0, 1):
-            for dx in (-1, 0, 1):
-                vv = np.clip(vs + dy, 0, H - 1)
-                uu = np.clip(us + dx, 0, W - 1)
-                dj = depth[j][vv, uu].astype(np.float64)
-                cj = frames[j][vv, uu].astype(np.float64)
-                near = (dj > 0) & (np.abs(dj - zs) <= DEPTH_TOLERANCE * zs)
-                alike = np.abs(cj - colour[idx]).mean(axis=1) <= COLOUR_TOLERANCE
-                match |= near & alike
-        centre = depth[j][vs, us].astype(np.float64)
+        for dy, dx in offsets:
+            pix = np.clip(vs + dy, 0, H - 1) * W + np.clip(us + dx, 0, W - 1)
+            dj = flat_depth[pix]
+            near = np.flatnonzero(~match & (np.abs(dj - zs) <= DEPTH_TOLERANCE * zs))
+            if not len(near):
+                continue
+            diff = np.abs(flat_rgb[pix[near]].astype(np.int16) - colour[idx[near]]).sum(axis=1)
+            match[near[diff <= 3 * COLOUR_TOLERANCE]] = True
+        centre = flat_depth[vs * W + us]
         known = np.isfinite(centre) & (centre > 0)
         occluded = centre < (1.0 - DEPTH_TOLERANCE) * zs
         confirm[idx[match]] += 1
-        contradict[idx[~match & known & ~occluded]] += 1
+        against = ~match & known & ~occluded
+        contradict[idx[against]] += 1
+        said = idx[match | against]
+        later = abs(j - frame) >= farthest[said]
+        farthest[said[later]] = abs(j - frame)
+        farthest_confirms[said[later]] = match[match | against][later]
     said = confirm + contradict
-    return (confirm >= 1) & (confirm >= MIN_AGREEMENT * said)
+    return (confirm >= 1) & (confirm >= MIN_AGREEMENT * said) & farthest_confirms
 
 
 def add_static(static: PointCloud, new: PointCloud) -> PointCloud:
