@@ -15,10 +15,13 @@ engine takes five named steps (:meth:`_Engine.run_round`):
    entities' frame-i clouds are rendered into observer pose i (z-buffer): RGB, depth, coverage;
    the observer's round is generated from those renders (control_rgb), the uncovered pixels
    (control_mask), the previous round's last frames and the prompt;
-4. **grow the world**: the static world grows from the new frames where the render had holes
-   and no entity is masked; an entity no monitor watches takes the state the observer last saw;
-5. **write the round** (:class:`worldstudio.core.project.run_writer.RunWriter`): the state now;
-   videos, then round.json ("complete", last), in the background.
+4. **grow the world**: the static world grows from the new frames where the render had holes,
+   no entity is drawn or tracked, the voxel is free and the round's other frames agree
+   (:func:`~worldstudio.core.generation.world.grow_static`; existing points never change); an
+   entity no monitor watches takes the state the observer last saw;
+5. **write the round** (:class:`worldstudio.core.project.run_writer.RunWriter`): the state now
+   (of the static world, only the points the round added); videos, then round.json
+   ("complete", last), in the background.
 
 Entities no enabled monitor watches (or every entity, with monitors off) do not evolve: they keep
 their last seen state, i.e. their points in the last observer frame that showed them.
