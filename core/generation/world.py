@@ -262,7 +262,8 @@ class VoxelGrid:
         """(N,) int64 key of each point's voxel at ``level`` (-1 outside the grid)."""
         edge = self.edge(level)
         cells = np.floor(np.asarray(xyz, np.float32).astype(np.float64) / edge)
-        ok = np.isfinite(cells).all(axis=1) & (np.abs(cells) < _CELL_HALF - 1).all(axis=1)
+        inside = np.isfinite(cells) & (np.abs(cells) < _CELL_HALF - 1)
+        ok = np.asarray(inside.all(axis=1), bool)
         c = np.where(ok[:, None], cells, 0).astype(np.int64) + _CELL_HALF
         keys = (c[:, 0] << (2 * _CELL_BITS)) | (c[:, 1] << _CELL_BITS) | c[:, 2]
         return np.where(ok, keys, np.int64(-1))
