@@ -197,9 +197,11 @@ def splat_small(
 
 # ---------------------------------------------------------------------------------- growing
 VOXEL_FOOTPRINTS = 1.0
-"""The static world's voxel edge, in pixel footprints (depth / focal length) at the initial
-cloud's median depth: one point per voxel keeps grown surfaces about as dense, seen from the
-source camera's distance at the video's resolution, as the initial cloud."""
+"""Voxel edges in pixel footprints (depth / focal length): the base voxel is this many
+footprints at the initial cloud's median depth (source camera, video resolution), and a
+candidate point is looked up at the coarsest level no larger than this many of its own
+footprints. One point per voxel keeps a grown surface about as dense as the pixels it came
+from, and no denser."""
 
 ENTITY_MARGIN = 2
 """Pixels around an entity (tracked, or drawn in the render) that never grow the static world:
