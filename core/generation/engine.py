@@ -15,10 +15,13 @@ engine takes five named steps (:meth:`_Engine.run_round`):
    entities' frame-i clouds are rendered into observer pose i (z-buffer): RGB, depth, coverage;
    the observer's round is generated from those renders (control_rgb), the uncovered pixels
    (control_mask), the previous round's last frames and the prompt;
-4. **grow the world**: the static world grows from the new frames where the render had holes
-   and no entity is masked; an entity no monitor watches takes the state the observer last saw;
-5. **write the round** (:class:`worldstudio.core.project.run_writer.RunWriter`): the state now;
-   videos, then round.json ("complete", last), in the background.
+4. **grow the world**: the static world grows from the new frames where the render had holes,
+   no entity is drawn or tracked, the voxel is free and the round's other frames agree
+   (:func:`~worldstudio.core.generation.world.grow_static`; existing points never change); an
+   entity no monitor watches takes the state the observer last saw;
+5. **write the round** (:class:`worldstudio.core.project.run_writer.RunWriter`): the state now
+   (of the static world, only the points the round added); videos, then round.json
+   ("complete", last), in the background.
 
 Entities no enabled monitor watches (or every entity, with monitors off) do not evolve: they keep
 their last seen state, i.e. their points in the last observer frame that showed them.
@@ -51,13 +54,17 @@ from worldstudio.core.generation.backends import (
 )
 from worldstudio.core.generation.lift import Lifter, LiftInput, entity_clouds, make_lifter
 from worldstudio.core.generation.world import (
+    ENTITY_MARGIN,
     MIN_ENTITY_PIXELS,
     EntityCloud,
+    VoxelGrid,
     WorldRender,
     add_static,
     grow_static,
     initial_world,
     render_world,
+    voxel_size_for,
+    world_holes,
 )
 from worldstudio.core.jobs import JobContext, Report
 from worldstudio.core.pointcloud import PointCloud
@@ -504,12 +511,19 @@ class _Engine:
         self.entity_state: dict[str, EntityCloud] = dict(states0)
         self.entity_time: dict[str, float] = {eid: 0.0 for eid in self.entity_ids}
         self.static = static0
+        # the static world grows one point per voxel; the voxel is a pixel footprint at the
+        # video's resolution, seen from the source camera (resume and branch read it back)
+        focal = float(self.obs_K[0][1, 1])
+        if p.intrinsics is not None:
+            focal = float(p.intrinsics.K[1][1]) * H / p.intrinsics.height
+        self.static_grid = VoxelGrid(voxel_size_for(static0, focal))
         self.prev_observer: np.ndarray | None = None
         self.prev_monitor: dict[str, np.ndarray] = {}
 
     def _restore(self, saved: SavedRound) -> None:
         """The world as the run's last complete round left it (resume and branch)."""
         self.static = saved.static
+        self.static_grid = VoxelGrid(saved.voxel_size)
         for eid, (xyz, rgb, state_time) in saved.entities.items():
             self.entity_state[eid] = EntityCloud(xyz, rgb)
             self.entity_time[eid] = state_time
@@ -787,8 +801,10 @@ class _Engine:
         self, rnd: _Round, frames: np.ndarray, render: WorldRender, tracks: _Tracks
     ) -> _Grown:
         """Step 4: the observer's frames lifted to 3D grow the static world where the render had
-        holes and no entity shows; an entity no monitor watches takes the state the observer
-        last saw (``tracks`` records that)."""
+        holes, no entity shows (tracked in the frames or drawn in the render, with a margin),
+        the voxel is free and the round's other frames confirm a static surface there
+        (:func:`~worldstudio.core.generation.world.grow_static`); an entity no monitor watches
+        takes the state the observer last saw (``tracks`` records that)."""
         s = self.settings
         F = s.frames_per_round
         ids = self.entity_ids
@@ -807,9 +823,18 @@ class _Engine:
             ),
             self.ctx,
         )
-        exclude = lifted.any_entity(render.covered.shape) | render.any_entity
+        from worldstudio.core.pointcloud.ops import dilate_mask
+
+        entities = lifted.any_entity(render.covered.shape) | render.any_entity
+        self.static_grid.take(self.static)  # the points added since the last round
         added = grow_static(
-            frames, lifted.depth, rnd.c2w, rnd.K, ~render.covered, exclude, s.splat_radius
+            frames,
+            lifted.depth,
+            rnd.c2w,
+            rnd.K,
+            world_holes(render.covered),
+            dilate_mask(entities, ENTITY_MARGIN),
+            self.static_grid,
         )
         state = {eid: tracks.clouds[eid][-1] for eid in ids}
         for eid in ids:
@@ -857,6 +882,8 @@ class _Engine:
             state=dict(grown.state),
             state_time=tracks.state_time,
             times=rnd.times,
+            static_added=grown.added,
+            voxel_size=self.static_grid.size,
         )
         self.writer.save_state(rnd.r, state)
         rnd.timings["persist"] += time.perf_counter() - t0

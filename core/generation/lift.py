@@ -8,9 +8,14 @@ rounds). Three lifters:
 - :class:`RenderLifter` (geometry backend): the frames ARE the renders, so the render's own depth
   and entity pixels are exact.
 - :class:`OracleLifter` (oracle backend): exact depth and entity masks from the oracle scene.
-- :class:`ModelLifter` (diffusion backends): a depth model, aligned to the rendered static depth
-  by a least-squares scale and shift fitted on background pixels, plus SAM 2 tracking seeded from
-  each entity's points rendered into the view.
+- :class:`ModelLifter` (diffusion backends): a depth model aligned to the rendered static depth
+  in the model's own space (:func:`align_prediction`: a relative model's disparity against
+  inverse depth, a metric model's depth against depth; a robust fit on background pixels), its
+  unreliable pixels removed (:func:`clean_lifted_depth`), plus SAM 2 tracking seeded from each
+  entity's points rendered into the view.
+
+A lifter says where depth is unknown with 0: such pixels never become points (sky and far
+background, depth edges, the outline of an entity, stray points).
 """
 
 from __future__ import annotations
@@ -153,56 +158,180 @@ class OracleLifter:
 
 
 # ---------------------------------------------------------------------------------- model
-def fit_scale_shift(
-    pred: np.ndarray,
-    ref: np.ndarray,
+FAR_FACTOR = 4.0
+"""Aligned depth farther than this multiple of the farthest rendered background depth (99.5th
+percentile) is unknown: sky and far background, where a fitted inverse depth nears 0 and its
+inverse explodes, never become points."""
+
+EDGE_REL_THRESHOLD = 0.05
+"""Depth edges (core.pointcloud.ops.remove_depth_edges) of lifted and reference depth."""
+
+ENTITY_BORDER = 2
+"""Pixels on either side of an entity's outline whose depth a model lift leaves unknown: depth
+models smear the outline between the entity and what is behind it."""
+
+
+def fit_affine(
+    x: np.ndarray,
+    y: np.ndarray,
     mask: np.ndarray,
     *,
-    outlier_mad: float = 3.0,
-    iterations: int = 3,
+    inlier_sigmas: float = 3.0,
+    iterations: int = 10,
 ) -> tuple[float, float, int] | None:
-    """Least-squares ``scale, shift`` with ``scale * pred + shift ~= ref`` over ``mask`` pixels
-    (pred and ref finite and > 0 there), robust to outliers: a start from medians and median
-    absolute deviations, then a few least-squares refits on the pixels whose residual is within
-    ``outlier_mad`` MADs. Returns (scale, shift, pixels used), or None when fewer than 8 pixels
-    are usable or the fit has a non-positive scale."""
-    pred = np.asarray(pred, np.float64)
-    ref = np.asarray(ref, np.float64)
-    sel = np.asarray(mask, bool) & np.isfinite(pred) & np.isfinite(ref) & (pred > 0) & (ref > 0)
-    x = pred[sel]
-    y = ref[sel]
+    """Robust ``a, b`` with ``a * x + b ~= y`` over ``mask`` pixels (x and y finite there).
+
+    A start from medians and median absolute deviations (which assumes a > 0), then
+    iteratively reweighted least squares with 0/1 weights: each refit uses the pixels within
+    ``inlier_sigmas`` robust sigmas (1.4826 MAD of the residuals) of the previous fit, until that
+    set stops changing. Outliers (an entity that moved, a wrong surface) get no say at all, even
+    far out in x: Huber weights bound an outlier's residual but not its leverage, and a few
+    percent of pixels at extreme disparities pull a Huber fit off the rest. Returns (a, b, pixels
+    used), or None when fewer than 8 pixels are usable or the fit is not finite.
+    """
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    sel = np.asarray(mask, bool) & np.isfinite(x) & np.isfinite(y)
+    x, y = x[sel], y[sel]
     if x.size < 8:
         return None
     mx, my = float(np.median(x)), float(np.median(y))
     sx, sy = float(np.median(np.abs(x - mx))), float(np.median(np.abs(y - my)))
-    if sx > 0 and sy > 0:
-        s = sy / sx
-        b = my - s * mx
-    else:
-        s, b = 1.0, my - mx
+    a = sy / sx if sx > 0 and sy > 0 else 1.0
+    b = my - a * mx
+    tiny = 1e-9 * max(sy, abs(my), 1e-12)
     used = x.size
+    keep = None
     for _ in range(max(1, iterations)):
-        r = np.abs(s * x + b - y)
-        mad = float(np.median(r))
-        keep = r <= outlier_mad * 1.4826 * mad + 1e-9 * max(1.0, abs(my))
-        if keep.sum() < 8:
+        r = a * x + b - y
+        sigma = 1.4826 * float(np.median(np.abs(r - np.median(r))))
+        now = np.abs(r) <= inlier_sigmas * sigma + tiny
+        if now.sum() < 8 or (keep is not None and np.array_equal(now, keep)):
             break
+        keep = now
         A = np.stack([x[keep], np.ones(int(keep.sum()))], axis=1)
-        (s_new, b_new), *_ = np.linalg.lstsq(A, y[keep], rcond=None)
-        s, b, used = float(s_new), float(b_new), int(keep.sum())
-    if not (s > 0 and math.isfinite(s) and math.isfinite(b)):
+        (a_fit, b_fit), *_ = np.linalg.lstsq(A, y[keep], rcond=None)
+        a, b, used = float(a_fit), float(b_fit), int(keep.sum())
+    if not (math.isfinite(a) and math.isfinite(b)):
         return None
-    return s, b, used
+    return a, b, used
+
+
+def fit_scale_shift(
+    pred: np.ndarray, ref: np.ndarray, mask: np.ndarray
+) -> tuple[float, float, int] | None:
+    """Depth against depth (metric models): robust ``scale, shift`` with ``scale * pred + shift
+    ~= ref`` over ``mask`` pixels where both are finite and > 0 (:func:`fit_affine`). None when
+    fewer than 8 pixels are usable or the scale is not positive."""
+    pred = np.asarray(pred, np.float64)
+    ref = np.asarray(ref, np.float64)
+    ok = np.asarray(mask, bool) & (pred > 0) & (ref > 0)
+    fit = fit_affine(pred, ref, ok)
+    if fit is None or not fit[0] > 0:
+        return None
+    return fit
+
+
+def fit_disparity(
+    disparity: np.ndarray, ref_depth: np.ndarray, mask: np.ndarray
+) -> tuple[float, float, int] | None:
+    """Disparity against inverse depth (relative models): robust ``a, b`` with ``a * disparity
+    + b ~= 1 / ref_depth`` over ``mask`` pixels where the reference depth is > 0
+    (:func:`fit_affine`). None when fewer than 8 pixels are usable or a is not positive (a
+    disparity grows as things come nearer)."""
+    ref = np.asarray(ref_depth, np.float64)
+    ok = np.asarray(mask, bool) & np.isfinite(ref) & (ref > 0)
+    inverse = np.divide(1.0, ref, out=np.zeros_like(ref), where=ok)
+    fit = fit_affine(disparity, inverse, ok)
+    if fit is None or not fit[0] > 0:
+        return None
+    return fit
+
+
+def alignment_pixels(ref_depth: np.ndarray, entities: np.ndarray | None = None) -> np.ndarray:
+    """(H, W) bool: the background pixels an alignment trusts: rendered static depth known, off
+    its depth edges, and ``ENTITY_BORDER`` pixels away from any entity (``entities`` (H, W))."""
+    from worldstudio.core.pointcloud.ops import dilate_mask, remove_depth_edges
+
+    ok = remove_depth_edges(ref_depth, EDGE_REL_THRESHOLD)
+    if entities is not None and entities.any():
+        ok &= ~dilate_mask(entities, ENTITY_BORDER)
+    return ok
+
+
+def align_prediction(
+    native: np.ndarray, space: str, ref_depth: np.ndarray, background: np.ndarray
+) -> np.ndarray | None:
+    """A prediction in its own ``space`` ("disparity" or "depth", see
+    :meth:`~worldstudio.core.reconstruct.depth.DepthPrediction.native`) aligned to the reference
+    depth on ``background`` pixels: float32 (H, W) depth, 0 where unknown.
+
+    Disparity: ``a * disparity + b`` is the inverse depth; where it is at most 1 / far (far:
+    :data:`FAR_FACTOR` times the farthest background depth) the depth is unknown, so that sky and
+    far background (disparity near the model's own zero) never become finite points. Depth:
+    ``scale * depth + shift``, unknown beyond far. None when no fit can be made.
+    """
+    ref = np.asarray(ref_depth, np.float64)
+    bg = np.asarray(background, bool) & np.isfinite(ref) & (ref > 0)
+    if bg.sum() < 8:
+        return None
+    far = FAR_FACTOR * float(np.percentile(ref[bg], 99.5))
+    x = np.asarray(native, np.float64)
+    if space == "disparity":
+        fit = fit_disparity(x, ref, bg)
+        if fit is None:
+            return None
+        a, b, _ = fit
+        inverse = a * x + b
+        ok = np.isfinite(inverse) & (inverse > 1.0 / far)
+        depth = np.divide(1.0, inverse, out=np.zeros_like(inverse), where=ok)
+    elif space == "depth":
+        fit = fit_scale_shift(x, ref, bg)
+        if fit is None:
+            return None
+        s, b, _ = fit
+        depth = s * x + b
+        depth = np.where(np.isfinite(depth) & (depth > 0) & (depth <= far), depth, 0.0)
+    else:
+        raise ValueError(f"unknown prediction space {space!r}; use disparity or depth")
+    return depth.astype(np.float32)
+
+
+def clean_lifted_depth(
+    depth: np.ndarray, K: np.ndarray, masks: dict[str, np.ndarray] | None = None
+) -> np.ndarray:
+    """One frame's estimated depth (H, W) with its unreliable pixels set to 0 (unknown): depth
+    edges (flying pixels between surfaces), ``ENTITY_BORDER`` pixels on either side of each
+    entity's outline (``masks``: entity id -> (H, W) bool), and each entity's statistical
+    outliers (core.pointcloud.ops.statistical_outliers on its remaining pixels)."""
+    from worldstudio.core.pointcloud.ops import (
+        dilate_mask,
+        erode_mask,
+        remove_depth_edges,
+        statistical_outliers,
+    )
+
+    out = np.where(remove_depth_edges(depth, EDGE_REL_THRESHOLD), depth, 0.0).astype(np.float32)
+    for m in (masks or {}).values():
+        if not m.any():
+            continue
+        inner = erode_mask(m, ENTITY_BORDER)
+        out[dilate_mask(m, ENTITY_BORDER) & ~inner] = 0.0
+        out[statistical_outliers(out, K, inner)] = 0.0
+    return out
 
 
 class ModelLifter:
     """Depth model + SAM 2 tracking (core.reconstruct), for frames from a generative model.
 
-    Depth: per frame the depth model's estimate is aligned to the rendered static depth by a
-    scale and shift (:func:`fit_scale_shift`) on pixels where the static world was rendered; a
-    frame with too little rendered background keeps the raw depth when the model is metric and
-    gets no depth otherwise. Masks: each entity is tracked with SAM 2 from the first frame where
-    its points were rendered into the view (its last known state), seeded with that render.
+    Depth: per frame the depth model's prediction is aligned to the rendered static depth in
+    its own space (:func:`align_prediction`) on the trusted background pixels
+    (:func:`alignment_pixels`); a frame with too little rendered background keeps the raw depth
+    when the model is metric and gets no depth otherwise. Masks: each entity is tracked with
+    SAM 2 from the first frame where its points were rendered into the view (its last known
+    state), seeded with that render. Then :func:`clean_lifted_depth` leaves the unreliable
+    pixels' depth unknown (the masks stay as tracked: they still keep the static world from
+    growing there).
     """
 
     name = "model"
@@ -231,18 +360,23 @@ class ModelLifter:
         F, H, W = data.frames.shape[:3]
         est = self._depth_estimator(ctx)
         static_ref = data.static_depth
+        rendered = np.zeros((F, H, W), bool)
+        for m in data.render_entities.values():
+            rendered |= m
         depth = np.zeros((F, H, W), np.float32)
         for i in range(F):
             ctx.check_cancelled()
             pred = est.predict(np.ascontiguousarray(data.frames[i]))
-            raw = pred.depth(focal_px=float(data.K[i][0, 0]))
-            fit = fit_scale_shift(raw, static_ref[i], static_ref[i] > 0)
-            if fit is not None:
-                s, b, _n = fit
-                depth[i] = np.maximum(s * raw + b, 0.0).astype(np.float32)
-            elif est.metric:
-                depth[i] = raw
+            native = pred.native(focal_px=float(data.K[i][0, 0]))
+            background = alignment_pixels(static_ref[i], rendered[i])
+            aligned = align_prediction(native, pred.space, static_ref[i], background)
+            if aligned is not None:
+                depth[i] = aligned
+            elif pred.metric:
+                depth[i] = native
         masks = self.track(data, ctx)
+        for i in range(F):
+            depth[i] = clean_lifted_depth(depth[i], data.K[i], {e: m[i] for e, m in masks.items()})
         return LiftResult(depth, masks)
 
     def track(self, data: LiftInput, ctx: JobContext) -> dict[str, np.ndarray]:

@@ -1,4 +1,5 @@
-"""Point-cloud operations in numpy: voxel downsampling, depth unprojection, depth-edge masks.
+"""Point-cloud operations in numpy: voxel downsampling, depth unprojection, depth-edge masks,
+mask dilation and erosion, statistical outliers of a depth map's points.
 
 Camera conventions (docs/CONVENTIONS.md): OpenCV axes, c2w 4x4 poses, K 3x3 in pixels; pixel
 (u, v) covers [u, u + 1) x [v, v + 1) and its centre (u + 0.5, v + 0.5) is the ray that
@@ -13,7 +14,14 @@ import numpy as np
 
 from worldstudio.core.pointcloud.cloud import PointCloud
 
-__all__ = ["remove_depth_edges", "unproject_depth", "voxel_downsample"]
+__all__ = [
+    "dilate_mask",
+    "erode_mask",
+    "remove_depth_edges",
+    "statistical_outliers",
+    "unproject_depth",
+    "voxel_downsample",
+]
 
 _GREY = 128
 
@@ -197,3 +205,88 @@ def remove_depth_edges(depth, rel_threshold: float, neighbors: int = 8) -> np.nd
         edge[ys, xs] |= jump
         edge[yq, xq] |= jump
     return valid & ~edge
+
+
+def dilate_mask(mask, pixels: int) -> np.ndarray:
+    """(H, W) or (F, H, W) bool mask grown by ``pixels`` (a square neighbourhood)."""
+    return _morph(mask, pixels, grow=True)
+
+
+def erode_mask(mask, pixels: int) -> np.ndarray:
+    """(H, W) or (F, H, W) bool mask shrunk by ``pixels`` (a square neighbourhood); pixels at
+    the image border count as outside the mask's neighbourhood only through the mask itself."""
+    return _morph(mask, pixels, grow=False)
+
+
+def _morph(mask, pixels: int, grow: bool) -> np.ndarray:
+    import cv2
+
+    m = np.asarray(mask, dtype=bool)
+    if m.ndim not in (2, 3):
+        raise ValueError(f"mask must be (H, W) or (F, H, W), got shape {m.shape}")
+    p = int(pixels)
+    if p < 0:
+        raise ValueError(f"pixels must be >= 0, got {pixels}")
+    if p == 0 or not m.size:
+        return m.copy()
+    kernel = np.ones((2 * p + 1, 2 * p + 1), np.uint8)
+    op = cv2.dilate if grow else cv2.erode
+    # erosion keeps the border's pixels that the mask itself surrounds (BORDER_REPLICATE)
+    frames = m.reshape(-1, *m.shape[-2:]).astype(np.uint8)
+    out = np.stack([op(f, kernel, borderType=cv2.BORDER_REPLICATE) > 0 for f in frames])
+    return out.reshape(m.shape)
+
+
+def statistical_outliers(
+    depth, K, mask, *, radius: int = 2, std_ratio: float = 2.5, min_neighbours: int = 3
+) -> np.ndarray:
+    """(H, W) bool: the pixels of ``mask`` whose points lie away from the rest (flying pixels,
+    stray depth), found with statistical outlier removal over the image grid.
+
+    Each pixel of ``mask`` with a valid depth is unprojected (camera frame); its score is the
+    mean 3D distance to its valid ``mask`` neighbours within a (2 radius + 1)^2 window, divided
+    by its own pixel footprint (depth / focal length), so that a surface facing the camera scores
+    about 1-2 at any distance. A pixel is an outlier when its score exceeds both
+    ``mean + std_ratio * std`` of the scores and twice their median, or when it has fewer than
+    ``min_neighbours`` valid neighbours.
+    """
+    d = np.asarray(depth, np.float64)
+    m = np.asarray(mask, bool) & np.isfinite(d) & (d > 0)
+    if d.ndim != 2 or m.shape != d.shape:
+        raise ValueError(f"depth and mask must be (H, W) arrays of one shape, got {d.shape}")
+    K = _check_K(K)
+    out = np.zeros(d.shape, bool)
+    if not m.any():
+        return out
+    H, W = d.shape
+    rows, cols = np.nonzero(m)
+    z = d[rows, cols]
+    k_inv = np.linalg.inv(K)
+    pix = np.stack([cols + 0.5, rows + 0.5, np.ones(len(z))])
+    pts = np.full((H, W, 3), np.nan)
+    pts[rows, cols] = (k_inv @ pix).T * z[:, None]
+    total = np.zeros(len(z))
+    count = np.zeros(len(z), np.int64)
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if dy == 0 and dx == 0:
+                continue
+            r2, c2 = rows + dy, cols + dx
+            inside = (r2 >= 0) & (r2 < H) & (c2 >= 0) & (c2 < W)
+            q = np.full((len(z), 3), np.nan)
+            q[inside] = pts[r2[inside], c2[inside]]
+            dist = np.linalg.norm(q - pts[rows, cols], axis=1)
+            ok = np.isfinite(dist)
+            total[ok] += dist[ok]
+            count[ok] += 1
+    lonely = count < min_neighbours
+    score = np.where(lonely, np.inf, total / np.maximum(count, 1)) / (z / float(K[0, 0]))
+    finite = np.isfinite(score)
+    if finite.sum() >= 3:
+        s = score[finite]
+        limit = max(float(s.mean() + std_ratio * s.std()), 2.0 * float(np.median(s)))
+        bad = ~finite | (score > limit)
+    else:
+        bad = np.ones(len(z), bool)  # a handful of isolated pixels: nothing to trust
+    out[rows[bad], cols[bad]] = True
+    return out

@@ -3,7 +3,8 @@ generates it.
 
 - run.json (:class:`~worldstudio.core.project.runs.RunRecord`) when the run starts, after each
   round, and with its final status (complete, failed, cancelled);
-- each round's lossless state (frames, coverage, clouds, entity tracks) before the round counts;
+- each round's lossless state (frames, coverage, the points it added to the static world, entity
+  tracks) before the round counts; the static world before round 0 once, beside run.json;
 - the round's videos, then round.json with ``"complete": true`` (atomically, last), in one
   background thread, so that ffmpeg encodes while the next round generates;
 - the final videos, fed as the rounds finish (temp names until the run completes);
@@ -25,6 +26,7 @@ import numpy as np
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.project.runs import (
     Points,
+    RunError,
     RunFolder,
     RunRecord,
     load_npy,
@@ -52,6 +54,10 @@ class RoundState:
     state: dict[str, Points]  # entity id -> its cloud carried to the next round
     state_time: dict[str, float]  # entity id -> world time of that state
     times: np.ndarray  # (F,) world seconds of the round's frames
+    # how many points at the end of ``static`` the round added; the rest is the static world
+    # before it (before round 0: the run's base, written once)
+    static_added: int = 0
+    voxel_size: float | None = None  # the voxel edge the static world grows in
 
 
 @dataclass
@@ -62,6 +68,7 @@ class SavedRound:
     entities: dict[str, tuple[np.ndarray, np.ndarray, float]]  # id -> xyz, rgb, state time
     observer: np.ndarray | None  # the round's last ``context`` observer frames
     monitors: dict[str, np.ndarray]  # monitor id -> its last ``context`` frames
+    voxel_size: float  # the voxel edge the static world grows in
 
 
 class RunWriter:
@@ -87,21 +94,41 @@ class RunWriter:
         self._futures: list[Future[None]] = []
         self._finals: tuple[VideoWriter, VideoWriter] | None = None
         self._last_preview = -1e9
+        self._static_points: int | None = None  # points of the static world on disk
 
     # -- starting ------------------------------------------------------------------------
     def copy_rounds(self, source: RunFolder, rounds: int) -> None:
         """A branch: rounds 0 .. rounds - 1 copied from its parent run."""
         self.run.path.mkdir(parents=True)
+        if rounds > 0:
+            self._require_incremental(source)
+            for path in (source.static_base_ply, source.static_base_json):
+                shutil.copy2(path, self.run.path / path.name)
         for r in range(rounds):
             shutil.copytree(source.round_dir(r), self.run.round_dir(r))
 
-    def restore(self, k: int, entity_ids: Sequence[str], context: int) -> SavedRound:
-        """The world after round k - 1 as persisted: the static cloud, each entity's state, and
-        the last ``context`` frames of the observer and of each of the run's monitors."""
-        from worldstudio.core.pointcloud import PointCloud, read_ply
+    @staticmethod
+    def _require_incremental(run: RunFolder) -> None:
+        if not (run.incremental_static() and run.static_base_json.is_file()):
+            raise RunError(
+                f"{run.path}: the run was written by an older World Studio (a whole static.ply "
+                "per round); it can be viewed and exported, not resumed or branched"
+            )
 
+    def restore(self, k: int, entity_ids: Sequence[str], context: int) -> SavedRound:
+        """The world after round k - 1 as persisted: the static cloud (the base and the
+        additions of rounds 0 .. k - 1) and its voxel size, each entity's state, and the last
+        ``context`` frames of the observer and of each of the run's monitors."""
         run, r = self.run, k - 1
-        cloud = read_ply(run.static_ply(r))
+        self._require_incremental(run)
+        static = run.read_static(r)
+        expected = run.read_round(r).get("static_points")
+        if isinstance(expected, int) and expected != len(static):
+            raise RunError(
+                f"{run.path}: the static world after round {r + 1} has {len(static)} points on "
+                f"disk, round.json says {expected}"
+            )
+        self._static_points = len(static)
         entities: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
         for eid in entity_ids:
             path = run.entity_npz(r, eid)
@@ -115,10 +142,11 @@ class RunWriter:
             if path.is_file() and context > 0:
                 monitors[mid] = load_npy(path)[-context:]
         return SavedRound(
-            static=PointCloud(cloud.xyz, cloud.rgb),
+            static=static,
             entities=entities,
             observer=observer[-context:] if context > 0 else None,
             monitors=monitors,
+            voxel_size=run.static_voxel_size(),
         )
 
     def begin(self, start: int) -> None:
@@ -141,8 +169,6 @@ class RunWriter:
     # -- each round ----------------------------------------------------------------------
     def save_state(self, r: int, state: RoundState) -> None:
         """What the next round and a resume need, losslessly (before the round counts as done)."""
-        from worldstudio.core.pointcloud import write_ply
-
         self.check()
         run = self.run
         run.clear_round(r)
@@ -151,7 +177,7 @@ class RunWriter:
         save_npy(run.coverage_npy(r), state.coverage)
         for mid, frames in state.monitors.items():
             save_npy(run.monitor_npy(r, mid), frames)
-        write_ply(run.static_ply(r), state.static)
+        self._save_static(r, state)
         for eid, track in state.tracks.items():
             packed = pack_clouds(track)
             save_npz(
@@ -164,6 +190,36 @@ class RunWriter:
                 state_rgb=state.state[eid].rgb,
                 state_time=np.asarray(state.state_time[eid], np.float64),
             )
+
+    def _save_static(self, r: int, state: RoundState) -> None:
+        """Round r's additions to the static world; before round 0's, the base (the static
+        world before the run) and its voxel size. The static world only grows at its end, so the
+        points before the additions must be those on disk."""
+        from worldstudio.core.pointcloud import PointCloud, write_ply
+
+        run, static = self.run, state.static
+        before = len(static) - int(state.static_added)
+        if not 0 <= before <= len(static):
+            raise ValueError(
+                f"round {r + 1}: {state.static_added} added static points of {len(static)}"
+            )
+        if r == 0:
+            write_json(
+                run.static_base_json,
+                {"voxel_size": state.voxel_size, "points": before},
+            )
+            write_ply(run.static_base_ply, static.select(np.arange(before)))
+            self._static_points = before
+        elif self._static_points is None:
+            raise RunError(f"{run.path}: round {r + 1} is written before the world was restored")
+        if before != self._static_points:
+            raise ValueError(
+                f"round {r + 1}: the static world had {self._static_points} points on disk and "
+                f"{before} before the round's additions (existing points must never change)"
+            )
+        added = static.select(np.arange(before, len(static)))
+        write_ply(run.static_added_ply(r), PointCloud(added.xyz, added.rgb))
+        self._static_points = len(static)
 
     def submit_round(
         self, r: int, state: RoundState, renders: np.ndarray, info: dict[str, Any]

@@ -13,14 +13,24 @@ Layout::
         renders.mp4            the observer's conditioning renders (holes black)
         coverage.npy           (F, H, W) bool: True where the render drew a point
         monitors/<id>.npy      (F, H, W, 3) uint8 monitor clip, and <id>.mp4
-        static.ply             the static cloud after this round (binary PLY)
+        static_added.ply       the points this round added to the static world (binary PLY;
+                               may hold none)
         entities/<id>.npz      per-frame entity points (xyz, rgb, offsets, times) and the state
                                carried to the next round (state_xyz, state_rgb, state_time)
         round.json             seeds, prompts, per-entity render statistics; "complete": true is
                                written last, atomically: a round without it is not finished
+      static_base.ply          the static world before round 0 (written once; a branch copies its
+                               parent's): the static world after round r is this cloud followed
+                               by round 0 .. r's static_added.ply, in order (existing points
+                               never change, so this is exact)
+      static_base.json         {"voxel_size": ..., "points": ...}: the edge of the voxel grid in
+                               which the static world grows (one point per voxel)
       final.mp4                every observer frame
       final_combined.mp4       observer beside the monitors (same height), side by side
       preview.png              the latest live preview (CLI only)
+
+Runs written before the static world was stored incrementally hold a whole ``static.ply`` per
+round instead; they are read (exports, the studio) but not resumed or branched.
 
 A folder under ``runs/`` is a run when it holds a run.json of format ``worldstudio.run``.
 Nothing is pickled: arrays are .npy/.npz loaded with ``allow_pickle=False``.
@@ -317,7 +327,52 @@ class RunFolder:
         return self.round_dir(r) / "monitors" / f"{monitor_id}.mp4"
 
     def static_ply(self, r: int) -> Path:
+        """The whole static cloud after round r, in runs written before incremental storage."""
         return self.round_dir(r) / "static.ply"
+
+    def static_added_ply(self, r: int) -> Path:
+        return self.round_dir(r) / "static_added.ply"
+
+    @property
+    def static_base_ply(self) -> Path:
+        return self.path / "static_base.ply"
+
+    @property
+    def static_base_json(self) -> Path:
+        return self.path / "static_base.json"
+
+    def incremental_static(self) -> bool:
+        """Whether the run stores its static world as a base and per-round additions."""
+        return self.static_base_ply.is_file()
+
+    def read_static(self, r: int) -> PointCloud:
+        """The static world after round r: the base followed by the additions of rounds 0 .. r
+        (or a legacy run's whole static.ply of round r)."""
+        from worldstudio.core.pointcloud import PointCloud, read_ply
+
+        if not self.incremental_static():
+            path = self.static_ply(r)
+            if not path.is_file():
+                raise RunError(f"{path}: missing (and the run has no {self.static_base_ply.name})")
+            cloud = read_ply(path)
+            return PointCloud(cloud.xyz, cloud.rgb)
+        parts = [read_ply(self.static_base_ply)]
+        for k in range(r + 1):
+            path = self.static_added_ply(k)
+            if not path.is_file():
+                raise RunError(f"{path}: missing: the static world after round {r} is incomplete")
+            parts.append(read_ply(path))
+        return PointCloud(
+            np.concatenate([c.xyz for c in parts]), np.concatenate([c.rgb for c in parts])
+        )
+
+    def static_voxel_size(self) -> float:
+        """The voxel edge the run's static world grows in (static_base.json)."""
+        data = read_json(self.static_base_json)
+        size = data.get("voxel_size")
+        if not isinstance(size, int | float) or isinstance(size, bool) or not size > 0:
+            raise RunError(f"{self.static_base_json}: no valid voxel_size")
+        return float(size)
 
     def entity_npz(self, r: int, entity_id: str) -> Path:
         return self.round_dir(r) / "entities" / f"{entity_id}.npz"
@@ -328,13 +383,18 @@ class RunFolder:
         return unpack_clouds(z["xyz"], z["rgb"], z["offsets"])
 
     def round_cloud(self, r: int) -> PointCloud | None:
-        """Every ``*.ply`` of round r (its static cloud), concatenated; None when there is none."""
+        """The clouds of round r, concatenated: the static world after it (:meth:`read_static`)
+        and any other ``*.ply`` in its folder; None when there is none."""
         from worldstudio.core.pointcloud import PointCloud, read_ply
 
-        files = sorted(self.round_dir(r).glob("*.ply"))
-        if not files:
+        added = self.static_added_ply(r)
+        files = sorted(f for f in self.round_dir(r).glob("*.ply") if f != added)
+        clouds = [read_ply(f) for f in files]
+        if self.incremental_static() and added.is_file():
+            clouds.insert(0, self.read_static(r))
+        if not clouds:
             return None
-        return PointCloud.concat([read_ply(f) for f in files])
+        return PointCloud.concat(clouds)
 
     # -- what a run holds ----------------------------------------------------------------
     def has_video(self) -> bool:

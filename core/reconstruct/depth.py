@@ -5,13 +5,18 @@ Images are preprocessed by hand (resize + normalise with the values in the model
 CPU environment cannot have (docs/STACK.md), and doing it by hand for every model keeps one
 code path.
 
-What the models give, and what the studio makes of it:
+What the models give, and what the studio makes of it. A :class:`DepthPrediction` exposes the
+model's own quantity (:meth:`DepthPrediction.native`): *disparity* for relative models, *depth*
+for metric ones. Aligning a prediction to a known scene (the world engine's lifting,
+:mod:`worldstudio.core.generation.lift`) fits the unknowns in that space.
 
 - Depth Anything V2 *relative* (``Depth-Anything-V2-Small-hf``) predicts an affine-invariant
-  inverse depth (disparity). :func:`disparity_to_depth` turns it into a plausible depth: the
-  disparity is mapped linearly onto inverse depth so that its 98th percentile (the nearest
-  surfaces) lands at :data:`RELATIVE_NEAR` = 1 unit and its 2nd percentile (the farthest, often
-  the sky) at :data:`RELATIVE_FAR` = 10 units, then inverted. The scene is then not metric
+  inverse depth (disparity): ``disparity = alpha / depth + beta`` with unknown alpha > 0 and beta.
+  Only a new project from a photograph, which has nothing to align to, needs a depth from it
+  without a reference: :func:`disparity_to_depth` maps the disparity linearly onto inverse depth
+  so that its 98th percentile (the nearest surfaces) lands at :data:`RELATIVE_NEAR` = 1 unit and
+  its 2nd percentile (the farthest, often the sky) at :data:`RELATIVE_FAR` = 10 units, then
+  inverts it (:meth:`DepthPrediction.depth`). The scene is then not metric
   (``scene.metric = False``); its unit is roughly a metre for a typical indoor or street photo.
 - Depth Anything V2 *metric* (indoor/outdoor) predicts depth in metres directly.
 - Depth Pro predicts a canonical inverse depth and a horizontal field of view; metric depth is
@@ -206,9 +211,25 @@ class DepthPrediction:
     def metric(self) -> bool:
         return self.kind in ("metric", "inverse")
 
+    @property
+    def space(self) -> Literal["disparity", "depth"]:
+        """The quantity the model predicts: "disparity" (relative models: known up to a positive
+        scale and a shift) or "depth" (metric models)."""
+        return "depth" if self.metric else "disparity"
+
+    def native(self, focal_px: float | None = None) -> np.ndarray:
+        """The prediction in its own :attr:`space`, float32 (H, W): the disparity as the model
+        gave it (NaN where it is not finite), or the metric depth (:meth:`depth`)."""
+        if self.metric:
+            return self.depth(focal_px)
+        v = np.asarray(self.values, np.float32)
+        return np.where(np.isfinite(v), v, np.float32(np.nan)).astype(np.float32)
+
     def depth(self, focal_px: float | None = None) -> np.ndarray:
         """Depth (float32 (H, W), world units, > 0). Depth Pro needs ``focal_px``: the focal
-        length in pixels of this image (its fov estimate is used when None)."""
+        length in pixels of this image (its fov estimate is used when None). A relative model's
+        depth is :func:`disparity_to_depth`'s choice of scale (for a scene with nothing to align
+        to); alignment to a known scene fits the :meth:`native` disparity instead."""
         v = self.values
         if self.kind == "relative":
             out = disparity_to_depth(v)

@@ -51,6 +51,7 @@ def test_generate_writes_the_whole_run_folder(project, backend, capsys):
     assert meta["settings"]["frames_per_round"] == F and meta["settings"]["width"] == W
     assert meta["parent"] is None
     assert [m["id"] for m in meta["cameras"]["monitors"]] == ["mon-ball"]
+    assert run.static_base_ply.is_file() and run.static_base_json.is_file()
 
     for r in range(2):
         rd = run.round_dir(r)
@@ -59,7 +60,7 @@ def test_generate_writes_the_whole_run_folder(project, backend, capsys):
             "observer.mp4",
             "renders.mp4",
             "coverage.npy",
-            "static.ply",
+            "static_added.ply",
             "round.json",
             "monitors/mon-ball.npy",
             "monitors/mon-ball.mp4",
@@ -140,7 +141,7 @@ def test_failure_inside_a_backend_leaves_the_finished_rounds(project, monkeypatc
     run = _only_run(project)
     assert run.round_complete(0) and not run.round_complete(1)
     assert (run.round_dir(0) / "observer.npy").is_file() and (
-        run.round_dir(0) / "static.ply"
+        run.round_dir(0) / "static_added.ply"
     ).is_file()
     meta = json.loads(run.run_file.read_text())
     assert (

@@ -27,7 +27,6 @@ from worldstudio.core.generation.engine import (
     generate_job,
 )
 from worldstudio.core.jobs import CancelToken, JobContext
-from worldstudio.core.pointcloud.ply import read_ply
 from worldstudio.core.project import ProjectFolder
 from worldstudio.core.project.runs import RunFolder, list_runs
 
@@ -67,7 +66,7 @@ def _round_arrays(run: RunFolder, r: int) -> dict[str, np.ndarray]:
         "observer": np.load(rd / "observer.npy"),
         "coverage": np.load(rd / "coverage.npy"),
         "monitor": np.load(rd / "monitors" / "mon-ball.npy"),
-        "static": read_ply(rd / "static.ply").xyz,
+        "static": run.read_static(r).xyz,
     }
     ent = np.load(rd / "entities" / "ent-ball.npz")
     out.update({f"ent_{k}": ent[k] for k in ent.files})

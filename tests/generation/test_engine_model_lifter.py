@@ -14,6 +14,7 @@ from worldstudio.core.jobs import JobContext
 from worldstudio.core.oracle import OracleScene
 from worldstudio.core.oracle.scene import demo_intrinsics
 from worldstudio.core.project.runs import RunFolder
+from worldstudio.core.reconstruct.depth import DepthPrediction
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -62,12 +63,41 @@ def test_model_lifter_aligns_depth_and_tracks_from_the_rendered_entity(tiny_mode
     lifter.prepare(JobContext())
     out = lifter.lift(data, JobContext())
     assert out.depth.shape == (3, H, W) and out.depth.dtype == np.float32 and (out.depth >= 0).all()
-    # aligned to the rendered static depth: the same median on the background
-    bg = static > 0
-    assert np.median(out.depth[bg]) == pytest.approx(np.median(static[bg]), rel=0.5)
     assert not out.masks["ent-ball"][0].any()  # tracking starts where the seed is
     assert np.array_equal(out.masks["ent-ball"][1], seed[1])
     assert not out.masks["ghost"].any()
+
+    # A random-weight model's disparity is noise, which alignment refuses rather than turn into
+    # a made-up depth; so the same lifter, with its model's answer replaced by a disparity that
+    # is an unknown affine map of the true inverse depth, shows the alignment (at 160x96: at
+    # 64x48 the floor's depth jumps by more than 5 % from row to row, a depth edge).
+    h, w = 96, 160
+    k = demo_intrinsics(h, w)
+    views = [scene.render(np.eye(4), k, h, w, t) for t in (0.0, 0.1)]
+    est = lifter._depth_estimator(JobContext())
+    answers = iter(
+        DepthPrediction("relative", (2.0 / f.depth + 0.3).astype(np.float32)) for f in views
+    )
+    est.predict = lambda rgb: next(answers)
+    static = np.stack([np.where(f.entity_mask, 0.0, f.depth) for f in views]).astype(np.float32)
+    out = lifter.lift(
+        LiftInput(
+            frames=np.stack([f.rgb for f in views]),
+            c2w=np.repeat(np.eye(4)[None], 2, axis=0),
+            K=np.repeat(k[None], 2, axis=0),
+            times=np.array([0.0, 0.1]),
+            render_depth=static,
+            render_entities={},
+            entity_ids=[],
+        ),
+        JobContext(),
+    )
+    # aligned to the rendered static depth: the same median on the background
+    bg = static > 0
+    assert np.median(out.depth[bg]) == pytest.approx(np.median(static[bg]), rel=0.5)
+    known = bg & (out.depth > 0)
+    assert known.sum() > 0.9 * bg.sum()  # depth edges are left out
+    assert np.allclose(out.depth[known], static[known], rtol=1e-3)
 
 
 def test_the_engine_runs_with_the_model_lifter(tiny_models_env, tmp_path_factory, tmp_path):

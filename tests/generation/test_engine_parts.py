@@ -26,6 +26,7 @@ from worldstudio.core.generation.lift import (
 )
 from worldstudio.core.generation.world import (
     EntityCloud,
+    VoxelGrid,
     add_static,
     grow_static,
     initial_world,
@@ -161,7 +162,8 @@ def test_grow_static_fills_holes_once_and_skips_entities():
     holes[:, :10, :10] = True
     exclude = np.zeros((2, H, W), bool)
     exclude[:, :5, :5] = True
-    new = grow_static(frames, depth, c2w, np.stack([K, K]), holes, exclude)
+    # voxels smaller than a pixel's footprint (4 / 41.6 here): one point per pixel
+    new = grow_static(frames, depth, c2w, np.stack([K, K]), holes, exclude, VoxelGrid(0.05))
     assert len(new) == 100 - 25  # the second frame sees the same hole, already filled
     assert (new.rgb == 77).all() and np.allclose(new.xyz[:, 2], 4.0)
     grown = add_static(_plane(5.0, (1, 1, 1), n=3), new)

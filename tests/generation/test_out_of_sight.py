@@ -113,10 +113,9 @@ def _check_render_stats_are_the_render(run: RunFolder, world, k: int) -> None:
     """Recompute frame k's render from the persisted state: the centroid in round.json is that
     of the ball's points in the conditioning render."""
     from worldstudio.core.generation.world import EntityCloud, render_world
-    from worldstudio.core.pointcloud.ply import read_ply
 
     r, i = divmod(k, F)
-    static = read_ply(run.round_dir(r - 1) / "static.ply")
+    static = run.read_static(r - 1)
     z = np.load(run.round_dir(r) / "entities" / "ent-ball.npz", allow_pickle=False)
     ball = EntityCloud(
         z["xyz"][z["offsets"][i] : z["offsets"][i + 1]],

@@ -1,4 +1,5 @@
-"""Voxel downsampling, depth unprojection and depth-edge masks, on hand-made inputs."""
+"""Voxel downsampling, depth unprojection, depth-edge masks, mask morphology and outliers, on
+hand-made inputs."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from worldstudio.core.pointcloud import (
     unproject_depth,
     voxel_downsample,
 )
+from worldstudio.core.pointcloud.ops import dilate_mask, erode_mask, statistical_outliers
 
 # ---- voxel_downsample ------------------------------------------------------------------------
 
@@ -191,3 +193,39 @@ def test_depth_edges_neighbourhoods_and_invalid_pixels():
         remove_depth_edges(depth, 0.1, neighbors=6)
     with pytest.raises(ValueError):
         remove_depth_edges(depth, -1)
+
+
+# ---- masks and outliers ----------------------------------------------------------------------
+
+
+def test_dilate_and_erode_masks():
+    m = np.zeros((7, 9), bool)
+    m[2:5, 3:6] = True
+    grown = dilate_mask(m, 1)
+    assert grown.sum() == 25 and grown[1:6, 2:7].all()
+    shrunk = erode_mask(m, 1)
+    assert shrunk.sum() == 1 and shrunk[3, 4]
+    # a mask touching the image border keeps its border pixels (the border is not an outline)
+    edge = np.zeros((5, 5), bool)
+    edge[:, :3] = True
+    assert erode_mask(edge, 1)[:, :2].all() and not erode_mask(edge, 1)[:, 2].any()
+    stack = np.stack([m, np.zeros_like(m)])
+    assert np.array_equal(dilate_mask(stack, 1), np.stack([grown, np.zeros_like(m)]))
+    assert np.array_equal(dilate_mask(m, 0), m)
+    with pytest.raises(ValueError):
+        erode_mask(m, -1)
+
+
+def test_statistical_outliers_finds_stray_depths_on_a_surface():
+    K = np.array([[50.0, 0.0, 20.0], [0.0, 50.0, 15.0], [0.0, 0.0, 1.0]])
+    depth = np.full((30, 40), 4.0) + np.linspace(0.0, 0.5, 40)[None, :]  # a slanted wall
+    mask = np.zeros((30, 40), bool)
+    mask[5:25, 5:35] = True
+    depth[12, 20] = 6.0  # a spike
+    depth[18, 10] = 2.5  # a hole punched towards the camera
+    mask[2, 2] = True  # a lonely pixel far from the rest
+    out = statistical_outliers(depth, K, mask)
+    assert out[12, 20] and out[18, 10] and out[2, 2]
+    assert out.sum() == 3  # their neighbours on the wall are not outliers
+    assert not out[~mask].any()
+    assert not statistical_outliers(depth, K, np.zeros_like(mask)).any()

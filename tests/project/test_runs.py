@@ -98,7 +98,15 @@ def test_runs_are_listed_oldest_first_and_found_by_id(tmp_path):
     assert "outputs" not in meta and meta["updated"]
 
 
+STATIC = PointCloud(
+    np.random.default_rng(9).random((70, 3)).astype(np.float32),
+    np.arange(210, dtype=np.uint8).reshape(70, 3),
+)
+
+
 def _state(seed: int, monitors: tuple[str, ...] = ("m1",)) -> RoundState:
+    """Round ``seed``: the static world is STATIC's first 50 points after round 0, all 70 after
+    round 1 (it only grows at its end)."""
     rng = np.random.default_rng(seed)
     frames = rng.integers(0, 256, (F, H, W, 3), dtype=np.uint8)
     track = [
@@ -108,11 +116,13 @@ def _state(seed: int, monitors: tuple[str, ...] = ("m1",)) -> RoundState:
         observer=frames,
         coverage=rng.random((F, H, W)) > 0.5,
         monitors={mid: rng.integers(0, 256, (F, H, W, 3), dtype=np.uint8) for mid in monitors},
-        static=PointCloud(rng.random((50, 3)).astype(np.float32), np.zeros((50, 3), np.uint8)),
+        static=STATIC.select(np.arange(50 + 20 * seed)),
         tracks={"e1": track},
         state={"e1": track[-1]},
         state_time={"e1": 0.25},
         times=np.arange(F) / 8.0,
+        static_added=(10, 20)[seed],
+        voxel_size=0.25,
     )
 
 
@@ -165,6 +175,8 @@ def test_a_written_round_reads_back_losslessly_and_the_run_completes(tmp_path):
     np.testing.assert_array_equal(saved.observer, states[1].observer[-3:])
     np.testing.assert_array_equal(saved.monitors["m1"], states[1].monitors["m1"][-3:])
     np.testing.assert_array_equal(saved.static.xyz, states[1].static.xyz)
+    np.testing.assert_array_equal(saved.static.rgb, states[1].static.rgb)
+    assert saved.voxel_size == 0.25
     xyz, rgb, t = saved.entities["e1"]
     np.testing.assert_array_equal(xyz, states[1].state["e1"].xyz)
     assert t == 0.25 and "gone" not in saved.entities
@@ -174,16 +186,55 @@ def test_a_branch_copies_the_parents_rounds(tmp_path):
     parent = RunFolder(tmp_path / "runs" / "parent")
     parent.round_dir(0).mkdir(parents=True)
     parent.round_file(0).write_text(json.dumps({"complete": True}))
-    write_ply(
-        parent.static_ply(0), PointCloud(np.zeros((3, 3), np.float32), np.zeros((3, 3), np.uint8))
-    )
+    three = PointCloud(np.zeros((3, 3), np.float32), np.zeros((3, 3), np.uint8))
+    write_ply(parent.static_base_ply, three)
+    parent.static_base_json.write_text(json.dumps({"voxel_size": 0.1, "points": 3}))
+    write_ply(parent.static_added_ply(0), three)
     child = RunFolder(tmp_path / "runs" / "child")
     writer = RunWriter(child, record("child"), fps=8, monitor_ids=[])
     try:
         writer.copy_rounds(parent, 1)
     finally:
         writer.close()
-    assert child.completed_rounds() == 1 and child.static_ply(0).is_file()
+    assert child.completed_rounds() == 1 and child.static_added_ply(0).is_file()
+    assert len(child.read_static(0)) == 6 and child.static_voxel_size() == 0.1
+
+
+def test_a_run_with_a_whole_static_cloud_per_round_is_read_but_not_continued(tmp_path):
+    """Runs written before incremental storage: round_XXX/static.ply holds the whole cloud."""
+    old = RunFolder(tmp_path / "runs" / "old")
+    old.round_dir(0).mkdir(parents=True)
+    old.round_file(0).write_text(json.dumps({"complete": True}))
+    write_ply(
+        old.static_ply(0), PointCloud(np.ones((4, 3), np.float32), np.zeros((4, 3), np.uint8))
+    )
+    assert len(old.read_static(0)) == 4 and len(old.round_cloud(0)) == 4
+    writer = RunWriter(RunFolder(tmp_path / "runs" / "child"), record("c"), fps=8, monitor_ids=[])
+    try:
+        with pytest.raises(RunError, match="older World Studio.*not resumed or branched"):
+            writer.copy_rounds(old, 1)
+    finally:
+        writer.close()
+    again = RunWriter(old, record("old"), fps=8, monitor_ids=[])
+    try:
+        with pytest.raises(RunError, match="older World Studio"):
+            again.restore(1, [], context=0)
+    finally:
+        again.close()
+
+
+def test_the_static_world_only_grows_at_its_end(tmp_path):
+    run = RunFolder(tmp_path / "runs" / "r1")
+    writer = RunWriter(run, record("r1"), fps=8, monitor_ids=[])
+    try:
+        writer.save_state(0, _state(0, monitors=()))
+        changed = _state(1, monitors=())
+        changed.static_added = 25  # says 45 points came before: round 0 left 50
+        with pytest.raises(ValueError, match="existing points must never change"):
+            writer.save_state(1, changed)
+    finally:
+        writer.close()
+    assert run.static_base_ply.is_file() and len(run.read_static(0)) == 50
 
 
 def test_a_stopped_run_records_why_and_leaves_no_final_video(tmp_path):
