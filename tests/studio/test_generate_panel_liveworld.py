@@ -31,19 +31,20 @@ def test_a_liveworld_run_from_the_generate_panel(
 ):
     w = make_window(demo_folder)
     gp = w.generate_panel
-    gp.backend.setCurrentIndex(gp.backend.findData("liveworld"))
-    gp.width_spin.setValue(64)
-    gp.height_spin.setValue(48)
-    gp.frames_spin.setValue(5)
-    gp.steps_spin.setValue(2)
-    gp.set_profile("gpu")
+    gp.form.backend.setCurrentIndex(gp.form.backend.findData("liveworld"))
+    gp.form.width_spin.setValue(64)
+    gp.form.height_spin.setValue(48)
+    gp.form.frames_spin.setValue(5)
+    gp.form.steps_spin.setValue(2)
+    gp.form.set_profile("gpu")
     assert w.doc.project.generation.backend == "liveworld"
-    assert gp.vram.text().endswith("GiB (gpu)")  # from the tiny T2V repo's own configs
+    assert gp.form.vram.text().endswith("GiB (gpu)")  # from the tiny T2V repo's own configs
     gp.ask_save = lambda: True
     previews = []
-    w.runner.preview.connect(lambda image, msg: previews.append((np.asarray(image).shape, msg)))
+
     assert gp.generate()
-    qtbot.waitUntil(lambda: not gp.active and not gp.runner.busy, timeout=300000)
+    gp.job.preview.connect(lambda image, msg: previews.append((np.asarray(image).shape, msg)))
+    qtbot.waitUntil(lambda: not gp.running, timeout=300000)
     result = gp.last_result
     assert result is not None and result.rounds_done == 2, gp.last_error
     assert result.backend == "liveworld"

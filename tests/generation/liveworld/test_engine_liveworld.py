@@ -11,9 +11,9 @@ import pytest
 
 from tests.generation.engine_support import H, W, demo_project
 from worldstudio.core.cli import main
-from worldstudio.core.generation.runs import list_runs
-from worldstudio.core.interop.video import probe_video
+from worldstudio.core.media import probe_video
 from worldstudio.core.project import ProjectFolder
+from worldstudio.core.project.runs import list_runs
 
 F = 5
 
@@ -79,21 +79,23 @@ def test_resume_after_a_cancel_and_a_branch_match_the_full_run(
     cancelled in round 2 and resumed, and a branch from round 1, equal the uninterrupted run."""
     from tests.generation.engine_support import cancel_at_round
     from worldstudio.core.errors import Cancelled
-    from worldstudio.core.generation.engine import generate_job
-    from worldstudio.core.generation.runs import RunFolder
+    from worldstudio.core.generation.engine import RunOptions, generate_job
     from worldstudio.core.jobs import CancelToken, JobContext
+    from worldstudio.core.project.runs import RunFolder
 
     project = demo_project(tmp_path_factory, tmp_path / "demo.wsproj")
     opts = dict(backend=liveworld_backend, steps=2, frames_per_round=F, size=(W, H), seed=5)
-    full = RunFolder(generate_job(project, **opts)(JobContext()).run_dir)
+    full = RunFolder(generate_job(project, RunOptions(**opts))(JobContext()).run_dir)
     token = CancelToken()
     with pytest.raises(Cancelled):
-        generate_job(project, **opts)(JobContext(cancel_at_round(token, 2), cancel=token))
+        generate_job(project, RunOptions(**opts))(
+            JobContext(cancel_at_round(token, 2), cancel=token)
+        )
     cut = list_runs(ProjectFolder(project))[1]
     assert cut.completed_rounds() == 1
-    generate_job(project, resume=cut.id, backend=liveworld_backend)(JobContext())
+    generate_job(project, RunOptions(resume=cut.id, backend=liveworld_backend))(JobContext())
     branch = RunFolder(
-        generate_job(project, resume=full.id, from_round=1, backend=liveworld_backend)(
+        generate_job(project, RunOptions(resume=full.id, from_round=1, backend=liveworld_backend))(
             JobContext()
         ).run_dir
     )
