@@ -83,6 +83,44 @@ class Layers:
         return np.where(self.fg_labels >= 0, self.fg_depth, self.scene_depth).astype(np.float32)
 
 
+def repeat_layers(layers: Layers, n: int) -> Layers:
+    """One frame's layers repeated for ``n`` frames (a monitor's fixed view)."""
+
+    def rep(a: np.ndarray) -> np.ndarray:
+        return np.repeat(a[:1], n, axis=0)
+
+    return Layers(
+        rep(layers.scene_rgb),
+        rep(layers.scene_depth),
+        rep(layers.fg_rgb),
+        rep(layers.fg_depth),
+        rep(layers.fg_labels),
+        rep(layers.filled),
+        rep(layers.covered),
+        list(layers.entity_ids),
+    )
+
+
+def select_entities(layers: Layers, entity_ids: list[str]) -> Layers:
+    """``layers`` whose foreground keeps only ``entity_ids`` (labels index into them)."""
+    old = layers.entity_ids
+    remap = np.array([entity_ids.index(e) if e in entity_ids else -1 for e in old] + [-1], np.int16)
+    labels = remap[layers.fg_labels]  # -1 indexes the appended -1
+    gone = labels < 0
+    fg_rgb = np.where(gone[..., None], 0, layers.fg_rgb).astype(np.uint8)
+    fg_depth = np.where(gone, 0, layers.fg_depth).astype(np.float32)
+    return Layers(
+        layers.scene_rgb,
+        layers.scene_depth,
+        fg_rgb,
+        fg_depth,
+        labels,
+        layers.filled,
+        layers.covered,
+        list(entity_ids),
+    )
+
+
 def compose(scene: np.ndarray, fg: np.ndarray | None, labels: np.ndarray | None) -> np.ndarray:
     """The foreground layer over the scene layer (where ``labels`` >= 0)."""
     out = np.array(scene, np.uint8, copy=True)
