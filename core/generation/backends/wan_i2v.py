@@ -59,6 +59,7 @@ class WanI2VBackend(DiffusersWanBackend):
 
     name = "wan-i2v"
     default_model = DEFAULT_MODEL
+    context_frames = 1  # it continues from the last one
 
     def __init__(
         self,
@@ -72,6 +73,12 @@ class WanI2VBackend(DiffusersWanBackend):
 
     def _extra_latent_frames(self) -> int:
         return 1  # F + 4 frames when continuing a previous round
+
+    def conditioning(self, request: GenerationRequest) -> tuple[np.ndarray, np.ndarray]:
+        """All it is given: the first frame (kept)."""
+        image, _continuing = first_frame(request)
+        image = _fit(image, request.height, request.width)
+        return image[None], np.zeros((1, request.height, request.width), bool)
 
     def _load(self, folder: Path, dtype):
         import torch
