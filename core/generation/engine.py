@@ -57,6 +57,7 @@ from worldstudio.core.generation.backends import (
 )
 from worldstudio.core.generation.conditioning import (
     Layers,
+    ObserverMask,
     layers_from_render,
     observer_mask,
     repeat_layers,
@@ -923,8 +924,7 @@ class _Engine:
         t0 = time.perf_counter()
         per_frame = [{eid: tracks.clouds[eid][i] for eid in ids} for i in range(F)]
         render = render_world(self.static, per_frame, rnd.c2w, rnd.K, H, W, ids, s.splat_radius)
-        layers = layers_from_render(render)
-        built = observer_mask(layers)
+        layers, built = self._observer_conditioning(render)
         visible = [eid for eid in ids if render.pixels[eid].max() >= MIN_ENTITY_PIXELS]
         named = visible if s.prompt_entities == "visible" else ids
         retrieved = retrieve(self.history, rnd.c2w, rnd.K, H, W, RETRIEVED_REFERENCES)
@@ -975,6 +975,11 @@ class _Engine:
                 )
             )
         return frames, render
+
+    def _observer_conditioning(self, render: WorldRender) -> tuple[Layers, ObserverMask]:
+        """The observer's layers (pinholes filled) and its cleaned mask (:mod:`.conditioning`)."""
+        layers = layers_from_render(render)
+        return layers, observer_mask(layers)
 
     def _record_inputs(
         self, rnd: _Round, camera: str, request: GenerationRequest, **more: Any

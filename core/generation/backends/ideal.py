@@ -102,19 +102,18 @@ class IdealBackend:
                 f"K {K.shape}, times {times.shape}"
             )
         ids = list(request.foreground_ids)
-        # what it keeps: the control video (foreground over scene), with the depths it came with
-        out = request.composite()
-        if out is None:
-            out = np.zeros((F, H, W, 3), np.uint8)
+        # what it keeps: the control video as VACE sees it (the observer's: the foreground over
+        # the scene projection; a monitor's: the scene projection alone), with its depths
+        hint = request.role == "observer" and request.foreground_labels is not None
+        out = request.composite() if hint else _array(request.control_rgb, (F, H, W, 3), np.uint8)
         depth = _array(request.control_depth, (F, H, W), np.float32)
         labels = np.full((F, H, W), -1, np.int16)
-        if request.foreground_labels is not None:
+        if hint:
             labels = np.array(request.foreground_labels, np.int16, copy=True)
             on = labels >= 0
             depth[on] = _array(request.foreground_depth, (F, H, W), np.float32)[on]
         mask = request.control_mask
         generate = np.ones((F, H, W), bool) if mask is None else np.asarray(mask, bool)
-        hint = request.role == "observer" and request.foreground_labels is not None
         drawn_ids = (
             [eid for eid in ids if eid in self.ball_ids] if request.role == "monitor" else []
         )
