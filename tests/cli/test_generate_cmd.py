@@ -65,6 +65,11 @@ def test_generate_writes_the_whole_run_folder(project, backend, capsys):
             "monitors/mon-ball.npy",
             "monitors/mon-ball.mp4",
             "entities/ent-ball.npz",
+            "views.npz",
+            "conditioning/observer_control.mp4",
+            "conditioning/observer_mask.mp4",
+            "conditioning/monitor-mon-ball_control.mp4",
+            "conditioning/monitor-mon-ball_mask.mp4",
         ):
             assert (rd / name).is_file(), rd / name
         obs = np.load(rd / "observer.npy", allow_pickle=False)
@@ -75,6 +80,11 @@ def test_generate_writes_the_whole_run_folder(project, backend, capsys):
         assert ent["offsets"].shape == (F + 1,) and ent["xyz"].shape == (ent["offsets"][-1], 3)
         for name in ("observer.mp4", "renders.mp4", "monitors/mon-ball.mp4"):
             _check_video(rd / name, F, W, H)
+        # what each call was given, as the studio plays it (no context frames for these backends)
+        assert run.conditioning_cameras(r) == ["observer", "monitor-mon-ball"]
+        for camera in run.conditioning_cameras(r):
+            for kind in ("control", "mask"):
+                _check_video(run.conditioning_mp4(r, camera, kind), F, W, H)
         info = json.loads((rd / "round.json").read_text())
         assert info["complete"] is True and info["frames"] == [r * F, r * F + F - 1]
         assert (

@@ -328,3 +328,26 @@ def test_loras_are_recorded_and_a_resume_applies_the_same_ones(project, made):
         generate_job(project, RunOptions(resume=first.run_id, rounds=3, loras=[(lora, 1.0)]))(
             JobContext()
         )
+
+
+def test_a_resume_retrieves_the_same_scene_references(project, made):
+    """Earlier frames kept as references (views.npz) come back on a resume: the resumed round
+    is conditioned on the same retrieved frames as in the run that was not interrupted."""
+    opts = dict(backend="noisy", seed=2, steps=1, rounds=3, **SMALL)
+    full = generate_job(project, RunOptions(**opts))(JobContext())
+    full_obs = [q for q in made[0].requests if q.role == "observer"]
+    token = CancelToken()
+    with pytest.raises(Cancelled):
+        generate_job(project, RunOptions(**opts))(
+            JobContext(cancel_at_round(token, 3), cancel=token)
+        )
+    cut = list_runs(ProjectFolder(project))[1]
+    assert cut.completed_rounds() == 2 and cut.views_npz(1).is_file()
+    generate_job(project, RunOptions(resume=cut.id))(JobContext())
+    resumed = [q for q in made[2].requests if q.role == "observer"]
+    assert [q.round_index for q in resumed] == [2]
+    a, b = full_obs[2].reference_images, resumed[0].reference_images
+    assert len(a) == len(b) >= 2  # the source image and at least one earlier frame
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert RunFolder(full.run_dir).read_round(2)["inputs"]["observer"]["retrieved_frames"]
+    _assert_same_rounds(RunFolder(full.run_dir), cut, 3)
