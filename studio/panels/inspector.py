@@ -107,8 +107,15 @@ class InspectorPanel(QWidget):
 
     # ------------------------------------------------------------------ pages
     def _page(self, name: str) -> QFormLayout:
+        # the form sits at the top of its page: the rows keep their own heights when the stack
+        # is taller (its tallest page sets its height)
         page = QWidget()
-        form = QFormLayout(page)
+        outer = QVBoxLayout(page)
+        outer.setContentsMargins(0, 0, 0, 0)
+        holder = QWidget()
+        outer.addWidget(holder)
+        outer.addStretch(1)
+        form = QFormLayout(holder)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         self.pages[name] = page

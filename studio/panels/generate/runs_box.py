@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QPushButton,
     QToolButton,
     QVBoxLayout,
@@ -68,6 +67,10 @@ class RunsBox(QGroupBox):
         self.cond_round.valueChanged.connect(lambda _v: self._fill_cameras())
         self.cond_camera = QComboBox()
         self.cond_camera.setToolTip("the call: the observer or a monitor")
+        self.cond_camera.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.cond_camera.setMinimumContentsLength(6)
         self.cond_camera.currentIndexChanged.connect(lambda _i: self._update_buttons())
         self.play_control = QPushButton("Control")
         self.play_control.setToolTip(
@@ -91,10 +94,8 @@ class RunsBox(QGroupBox):
         row3 = QHBoxLayout()
         row3.addWidget(self.play_final)
         row3.addWidget(self.play_combined)
+        cond = hint("What each call of a round was given (its control and mask videos):")
         row4 = QHBoxLayout()
-        cond = QLabel("What the model got:")
-        cond.setObjectName("hint")
-        row4.addWidget(cond)
         row4.addWidget(self.cond_round)
         row4.addWidget(self.cond_camera, 1)
         row4.addWidget(self.play_control)
@@ -104,6 +105,7 @@ class RunsBox(QGroupBox):
         v5.addWidget(self.run_info)
         v5.addLayout(row2)
         v5.addLayout(row3)
+        v5.addWidget(cond)
         v5.addLayout(row4)
 
     def _runs(self):

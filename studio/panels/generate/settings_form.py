@@ -215,7 +215,15 @@ class GenerationSettingsForm(QWidget):
         )
         self.negative = CommitTextEdit()
         self.negative.setMaximumHeight(64)
-        self.negative.setToolTip("The negative prompt of every call (default: Wan's standard one)")
+        self.negative.setToolTip(
+            "The negative prompt of every call. Wan's standard one (Chinese) says, roughly: "
+            "garish colours, overexposed, static, blurry details, subtitles, style, artwork, "
+            "still picture, greyish, worst quality, low quality, JPEG artefacts, ugly, "
+            "mutilated, extra fingers, badly drawn hands or faces, deformed, disfigured, "
+            "malformed limbs, fused fingers, motionless frame, cluttered background, three "
+            "legs, crowded background, walking backwards"
+        )
+        self.negative.setMinimumWidth(120)
         self.negative.committed.connect(lambda text: self._edit("negative_prompt", text.strip()))
         reset = QToolButton()
         reset.setText("Wan's")
@@ -299,7 +307,7 @@ class GenerationSettingsForm(QWidget):
         """What the auto values come to for the current backend and size."""
         g = self.doc.project.generation
         if g.backend in MODEL_FREE:
-            return f"{g.backend} draws the renders: strengths and prompts are recorded only"
+            return f"{g.backend} has no sampler: these are recorded with the run"
         try:
             backend = self._estimate_backend(g.backend, self._effective_model())
         except WorldStudioError:
