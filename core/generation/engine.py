@@ -588,13 +588,14 @@ class _Engine:
         H, W = s.height, s.width
         self.reference: list[np.ndarray] = []
         self.source_instances: dict[str, np.ndarray] = {}
+        self.source_image: np.ndarray | None = None
         if p.source is None or not self.folder.path(p.source.file).is_file():
             return
         from PIL import Image
 
         with Image.open(self.folder.path(p.source.file)) as img:
             source = np.asarray(img.convert("RGB"))
-        fitted = _fit_image(source, H, W)
+        fitted = self.source_image = _fit_image(source, H, W)
         masks = {}
         for e in p.entities:
             path = self.folder.path(e.mask_file) if e.mask_file else None
@@ -719,6 +720,7 @@ class _Engine:
             previous_frames=previous,
             reference_images=list(references),
             instance_references=list(instance_references or []),
+            source_image=self.source_image,
             negative_prompt=s.negative_prompt,
             strength=float(strength),
             flow_shift=s.flow_shift,

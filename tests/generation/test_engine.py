@@ -189,6 +189,7 @@ def test_requests_carry_the_conditioning(project, monkeypatch):
         assert q.reference_images[0].shape == (H, W, 3)
         assert q.reference_images[0][ball].max() == 0  # the source image, the ball blacked out
         assert q.reference_images[0][~ball].max() > 0
+        assert q.source_image.shape == (H, W, 3) and q.source_image[ball].max() > 0
         assert q.num_frames == F and (q.height, q.width) == (H, W)
         assert q.negative_prompt == p.generation.negative_prompt != ""
         assert q.foreground_ids == ["ent-ball"]
@@ -351,3 +352,34 @@ def test_a_resume_retrieves_the_same_scene_references(project, made):
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert RunFolder(full.run_dir).read_round(2)["inputs"]["observer"]["retrieved_frames"]
     _assert_same_rounds(RunFolder(full.run_dir), cut, 3)
+
+
+def test_a_paused_run_holds_between_steps_and_goes_on(project):
+    """The engine calls ctx.checkpoint() between steps: paused at round 2, it holds there (no
+    progress while paused) and finishes once resumed."""
+    import threading
+
+    from worldstudio.core.jobs import PauseToken
+
+    pause = PauseToken()
+    seen: list[str] = []
+    held_progress: list[str] = []
+
+    def sink(report):
+        if report.kind == "event":
+            seen.append(report.message)
+            if report.message == "paused":
+                threading.Timer(0.3, pause.resume).start()
+        elif report.kind == "progress":
+            if pause.paused and "paused" in seen:
+                held_progress.append(report.message)
+            if report.message.startswith("round 2/") and "paused" not in seen:
+                pause.pause()
+
+    result = generate_job(project, RunOptions(backend="oracle", **SMALL))(
+        JobContext(sink, pause=pause)
+    )
+    assert result.rounds_done == 2
+    assert "paused" in seen and "resumed" in seen
+    assert seen.index("paused") < seen.index("resumed")
+    assert held_progress == []  # nothing ran while it was paused

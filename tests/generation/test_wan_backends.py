@@ -252,6 +252,10 @@ def test_i2v_generates_from_the_previous_frame_or_the_source_image(i2v_backend):
     first = make_request(seed=3, previous_frames=None)
     image, continuing = first_frame(first)
     assert not continuing and (image == first.reference_images[0]).all()
+    # the source image as it is comes first (scene references have the entities blacked out)
+    source = np.full((H, W, 3), 77, np.uint8)
+    image, continuing = first_frame(make_request(previous_frames=None, source_image=source))
+    assert not continuing and (image == source).all()
     frames0 = i2v_backend.generate(first, Recorder().ctx)
     assert frames0.shape == (F, H, W, 3)
 

@@ -64,6 +64,9 @@ class GenerationRequest:
     foreground_depth: np.ndarray | None = None  # (F, H, W) float32, 0 where no entity
     control_depth: np.ndarray | None = None  # (F, H, W) float32 depth of control_rgb, 0 in holes
     instance_references: list[np.ndarray] = field(default_factory=list)  # one per visible entity
+    # (H, W, 3) uint8: the source image as it is (entities in it), fitted to the video size: the
+    # frame an image-to-video model starts from when there are no previous frames
+    source_image: np.ndarray | None = None
     strength: float = 1.0  # conditioning strength of this call's role (observer 1.0, monitor 0.4)
     flow_shift: float | None = None  # the sampler's flow shift; None: the backend's default
     role: str = "observer"  # or "monitor"
