@@ -226,19 +226,27 @@ def fill_pinholes(
     """
     fillable = thin_holes(depth, thick)
     filled = np.zeros(depth.shape, bool)
+    H, W = depth.shape
     for need in neighbours:
+        # the 8 neighbours of every pixel as views of one mirrored copy (no per-pixel gathers)
+        padded = np.pad(depth, 1, mode="reflect")
+        shifts = [padded[1 + dy : H + 1 + dy, 1 + dx : W + 1 + dx] for dy, dx in _OFFSETS]
         cov = depth > 0
-        count = _neighbour_count(cov)
-        ys, xs = np.nonzero(~cov & (count >= need) & (fillable | (need >= 5)))
-        ty, tx = np.nonzero(cov & (count >= need))
-        if ty.size:
-            nd = _neighbours(depth, ty, tx)
-            nearer = (nd > 0) & (nd * (1.0 + tau) < depth[ty, tx])
-            through = nearer.sum(axis=0) >= max(need, 5)
-            ys, xs = np.concatenate([ys, ty[through]]), np.concatenate([xs, tx[through]])
+        count = np.zeros(depth.shape, np.uint8)
+        nearer = np.zeros(depth.shape, np.uint8)
+        far = depth / (1.0 + tau)
+        for n in shifts:
+            count += n > 0
+            nearer += (n > 0) & (n < far)
+        # empty pixels among enough covered neighbours, and covered pixels that show a far
+        # surface through a gap of nearer ones
+        cand = (~cov & (count >= need) & (fillable | (need >= 5))) | (
+            cov & (nearer >= max(need, 5))
+        )
+        ys, xs = np.nonzero(cand)
         if not ys.size:
             continue
-        nd = _neighbours(depth, ys, xs)
+        nd = np.stack([n[ys, xs] for n in shifts])
         valid = nd > 0
         d0 = depth[ys, xs]
         # a see-through pixel is refilled from its nearer neighbours only
