@@ -73,7 +73,9 @@ def main() -> int:
         built = observer_mask(layers)
         cond_s.append(time.perf_counter() - t0)
     r, c = min(render_s), min(cond_s)
-    print(f"{F} frames at {W}x{H}, {len(static):,} static points, torch threads {torch.get_num_threads()}")
+    print(
+        f"{F} frames at {W}x{H}, {len(static):,} static points, torch threads {torch.get_num_threads()}"
+    )
     print(f"render (baseline)      {r:7.3f} s  ({1000 * r / F:.1f} ms a frame)")
     print(f"conditioning           {c:7.3f} s  ({1000 * c / F:.1f} ms a frame)")
     print(f"ratio conditioning / render: {c / r:.2f}")
