@@ -178,7 +178,10 @@ def _neighbour_source(ys, xs, pick, shape) -> tuple[np.ndarray, np.ndarray]:
 def _neighbour_count(cov: np.ndarray, mirrored: bool = True) -> np.ndarray:
     p = (np.pad(cov, 1, mode="reflect") if mirrored else np.pad(cov, 1)).astype(np.uint8)
     H, W = cov.shape
-    return sum(p[1 + dy : H + 1 + dy, 1 + dx : W + 1 + dx] for dy, dx in _OFFSETS)
+    count = np.zeros((H, W), np.uint8)
+    for dy, dx in _OFFSETS:
+        count += p[1 + dy : H + 1 + dy, 1 + dx : W + 1 + dx]
+    return count
 
 
 def _pick(depths: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

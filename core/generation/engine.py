@@ -522,7 +522,7 @@ class _Engine:
             id=self.run.id,
             created=self.created,
             backend=s.backend,
-            model_id=s.model_id if s.backend not in ("geometry", "oracle") else None,
+            model_id=s.model_id if s.backend not in ("geometry", "oracle", "ideal") else None,
             profile=s.profile,
             lifter=s.lifter,
             settings=asdict(s),
@@ -931,7 +931,7 @@ class _Engine:
         named = visible if s.prompt_entities == "visible" else ids
         retrieved = retrieve(self.history, rnd.c2w, rnd.K, H, W, RETRIEVED_REFERENCES)
         instances = [
-            rnd.instances.get(eid, self.source_instances.get(eid))
+            rnd.instances[eid] if eid in rnd.instances else self.source_instances[eid]
             for eid in visible
             if eid in rnd.instances or eid in self.source_instances
         ]
@@ -991,7 +991,7 @@ class _Engine:
         video, mask = conditioning_of(self.backend, request)
         rnd.conditioning[camera] = (video, mask)
         rnd.inputs[camera] = {
-            "generate": round(float(request.control_mask.mean()), 6),
+            "generate": round(float(mask.mean()), 6),
             "strength": request.strength,
             "context_frames": 0
             if request.previous_frames is None
@@ -1153,7 +1153,9 @@ class _Engine:
             if self.copy_from is not None:
                 self.writer.copy_rounds(self.copy_from, self.start)
             if self.start > 0:
-                self._restore(self.writer.restore(self.start, self.entity_ids, s.context_frames))
+                self._restore(
+                    self.writer.restore(self.start, self.entity_ids, s.context_frames or 0)
+                )
             self.writer.begin(self.start)
             ctx.log(f"run {self.run.id}: {self.run.path}")
             ctx.event(

@@ -59,11 +59,11 @@ def instance_reference(
     scale = min(width / cw, height / ch)
     nw, nh = max(1, round(cw * scale)), max(1, round(ch * scale))
     cmask = cv2.resize(m[y0:y1, x0:x1].astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST)
-    crop = cv2.resize(crop, (nw, nh), interpolation=cv2.INTER_AREA)
-    crop[cmask == 0] = 0
+    scaled = np.asarray(cv2.resize(crop, (nw, nh), interpolation=cv2.INTER_AREA), np.uint8)
+    scaled[cmask == 0] = 0
     out = np.zeros((height, width, 3), np.uint8)
     oy, ox = (height - nh) // 2, (width - nw) // 2
-    out[oy : oy + nh, ox : ox + nw] = crop
+    out[oy : oy + nh, ox : ox + nw] = scaled
     return out
 
 

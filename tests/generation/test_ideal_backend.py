@@ -66,7 +66,7 @@ def test_the_observer_draws_its_hint_and_the_monitor_the_true_ball_inside_its_ma
     labels = np.full((F, H, W), -1, np.int16)
     labels[:, 2:6, 2:6] = 0
     hint = dict(
-        foreground_rgb=np.where(labels[..., None] >= 0, 200, 0).astype(np.uint8),
+        foreground_rgb=np.repeat(np.where(labels[..., None] >= 0, 200, 0), 3, -1).astype(np.uint8),
         foreground_labels=labels,
         foreground_depth=np.where(labels >= 0, 2.0, 0).astype(np.float32),
     )

@@ -105,13 +105,19 @@ class IdealBackend:
         # what it keeps: the control video as VACE sees it (the observer's: the foreground over
         # the scene projection; a monitor's: the scene projection alone), with its depths
         hint = request.role == "observer" and request.foreground_labels is not None
-        out = request.composite() if hint else _array(request.control_rgb, (F, H, W, 3), np.uint8)
+        shown = request.composite() if hint else None
+        out = shown if shown is not None else _array(request.control_rgb, (F, H, W, 3), np.uint8)
+        fg_rgb = _array(request.foreground_rgb, (F, H, W, 3), np.uint8) if hint else None
+        fg_depth = _array(request.foreground_depth, (F, H, W), np.float32) if hint else None
         depth = _array(request.control_depth, (F, H, W), np.float32)
         labels = np.full((F, H, W), -1, np.int16)
+        hints = np.full((F, H, W), -1, np.int16)
         if hint:
-            labels = np.array(request.foreground_labels, np.int16, copy=True)
+            hints = np.array(request.foreground_labels, np.int16, copy=True)
+            labels = hints.copy()
             on = labels >= 0
-            depth[on] = _array(request.foreground_depth, (F, H, W), np.float32)[on]
+            if fg_depth is not None:
+                depth[on] = fg_depth[on]
         mask = request.control_mask
         generate = np.ones((F, H, W), bool) if mask is None else np.asarray(mask, bool)
         drawn_ids = (
@@ -135,11 +141,11 @@ class IdealBackend:
             depth[i][gen] = static.depth[gen]
             labels[i][gen] = -1
             # ... the observer draws the entities its hint shows ...
-            if hint:
-                shown = gen & kept_fg
-                out[i][shown] = np.asarray(request.foreground_rgb)[i][shown]
-                depth[i][shown] = np.asarray(request.foreground_depth)[i][shown]
-                labels[i][shown] = np.asarray(request.foreground_labels)[i][shown]
+            if fg_rgb is not None and fg_depth is not None:
+                drawn = gen & kept_fg
+                out[i][drawn] = fg_rgb[i][drawn]
+                depth[i][drawn] = fg_depth[i][drawn]
+                labels[i][drawn] = hints[i][drawn]
             # ... and a monitor draws its entities where their motion puts them
             if moving is not None:
                 ball = gen & moving.entity_mask
