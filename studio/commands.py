@@ -458,6 +458,16 @@ def set_monitor_enabled(doc: ProjectDocument, monitor_id: str, enabled: bool) ->
     doc.edit("Enable monitor" if enabled else "Disable monitor", "monitors", mutate)
 
 
+def set_monitor_scene_text(doc: ProjectDocument, monitor_id: str, text: str | None) -> None:
+    """The scene as the monitor sees it; None or blank: the round's scene text."""
+    value = text if text is not None and text.strip() else None
+
+    def mutate(p: Project) -> None:
+        _monitor(p, monitor_id).scene_text = value
+
+    doc.edit("Monitor scene text", "monitors", mutate)
+
+
 def remove_monitor(doc: ProjectDocument, monitor_id: str) -> None:
     def mutate(p: Project) -> None:
         p.monitors[:] = [m for m in p.monitors if m.id != monitor_id]

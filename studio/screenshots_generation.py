@@ -1,5 +1,6 @@
 """Screenshots of the Generate and Training panels:
-``python -m worldstudio.studio.screenshots_generation [OUT_DIR]`` (default: resources/screenshots).
+``python -m worldstudio.studio.screenshots_generation [OUT_DIR [SHOT ...]]`` (default:
+resources/screenshots; shots: generate, conditioning, training).
 
 Run it under a display, e.g.::
 
@@ -7,6 +8,10 @@ Run it under a display, e.g.::
 
 generate-panel.png: a copy of the demo project generating with the oracle backend, taken while
 round 2 generates (the live preview, the stage text, round 1 on the timeline's Run row).
+conditioning-settings.png, monitor-inspector.png, conditioning-video.png: a run of the demo with
+the ideal backend, then the Generate panel's conditioning settings and runs box, the monitor
+inspector with the monitor's own scene text, and the player playing the observer's control video
+of round 2 (what the model was told) beside its mask.
 training-panel.png: a LoRA trained on synthetic clips with the tiny random Wan VACE model of the
 test suite (tests/tiny_wan.py, in a private fake hub cache: nothing is downloaded), its loss
 curve and the last sample clip in the player. Needs the repository's tests/ folder.
@@ -20,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from worldstudio.studio.util import REPO_ROOT
@@ -72,6 +78,78 @@ def generate_shot(app, out: Path, work: Path) -> None:
     w.grab().save(str(out / "generate-panel.png"))
     _wait(app, 60, lambda: not gp.running)
     OracleBackend.generate = original
+    w.ask_unsaved = lambda: "discard"
+    w.close()
+
+
+def conditioning_shot(app, out: Path, work: Path) -> None:
+    from worldstudio.core.oracle.demo_project import create_demo_project
+    from worldstudio.core.project.runs import RunFolder
+    from worldstudio.studio.document import Selection
+    from worldstudio.studio.main_window import MainWindow
+
+    project = work / "ideal.wsproj"
+    create_demo_project(project, width=416, height=240)
+    w = MainWindow(viewport=False, start_renders_after_ms=None, autosave_seconds=0)
+    w.resize(1600, 1000)
+    w.show()
+    w.open_project(project)
+    gp = w.generate_panel
+    w.generate_dock.raise_()
+    gp.form.backend.setCurrentIndex(gp.form.backend.findData("ideal"))
+    gp.form.frames_spin.setValue(17)
+    gp.ask_save = lambda: True
+    gp.generate()
+    _wait(app, 120, lambda: not gp.running and gp.last_result is not None)
+    _wait(app, 0.5)
+    # the settings and the runs box, scrolled so the conditioning group shows
+    from PySide6.QtWidgets import QScrollArea
+
+    scroll = gp.findChild(QScrollArea)
+    if scroll is not None:
+        scroll.ensureWidgetVisible(gp.form.negative)
+    w.resizeDocks([w.generate_dock], [480], Qt.Orientation.Horizontal)
+    _wait(app, 0.3)
+    gp.grab().save(str(out / "conditioning-settings.png"))
+    if scroll is not None:
+        scroll.ensureWidgetVisible(gp.runs.play_mask)
+    _wait(app, 0.3)
+    gp.grab().save(str(out / "conditioning-runs.png"))
+
+    m = w.doc.project.monitors[0]
+    w.inspector_dock.raise_()
+    w.doc.set_selection(Selection("monitor", m.id))
+    w.inspector.m_scene.setPlainText("the room seen from the doorway: wooden floor, boxes")
+    w.inspector.m_scene.committed.emit(w.inspector.m_scene.toPlainText())
+    _wait(app, 0.3)
+    w.inspector_dock.grab().save(str(out / "monitor-inspector.png"))
+
+    run = RunFolder(gp.last_result.run_dir)
+    w.generate_dock.raise_()
+    gp.runs.cond_round.setValue(2)
+    gp.runs.cond_camera.setCurrentIndex(0)
+    frames = {}
+    for kind in ("control", "mask"):
+        gp.runs.play_control.click() if kind == "control" else gp.runs.play_mask.click()
+        _wait(app, 20, lambda: w.player.complete)
+        w.player.pause()
+        w.player.seek(len(w.player.frames) // 2)
+        _wait(app, 0.3)
+        frames[kind] = w.player.screen.grab()
+    w.player.load(run.conditioning_mp4(1, "observer", "control"), autoplay=False)
+    _wait(app, 20, lambda: w.player.complete)
+    w.player.seek(len(w.player.frames) // 2)
+    _wait(app, 0.3)
+    w.grab().save(str(out / "conditioning-video.png"))
+    from PySide6.QtGui import QPainter, QPixmap
+
+    a, b = frames["control"], frames["mask"]
+    side = QPixmap(a.width() + b.width(), max(a.height(), b.height()))
+    painter = QPainter(side)
+    painter.drawPixmap(0, 0, a)
+    painter.drawPixmap(a.width(), 0, b)
+    painter.end()
+    side.save(str(out / "conditioning-control-and-mask.png"))
     w.ask_unsaved = lambda: "discard"
     w.close()
 
@@ -133,10 +211,16 @@ def main(argv: list[str] | None = None) -> int:
     from worldstudio.studio.app import make_app
 
     app = make_app()
+    only = argv[1:] if len(argv) > 1 else ["generate", "conditioning", "training"]
+    shots = {
+        "generate": generate_shot,
+        "conditioning": conditioning_shot,
+        "training": training_shot,
+    }
     with tempfile.TemporaryDirectory(prefix="ws-shots-") as tmp:
-        generate_shot(app, out, Path(tmp))
-        training_shot(app, out, Path(tmp))
-    print(f"wrote {out}/generate-panel.png, training-panel.png")
+        for name in only:
+            shots[name](app, out, Path(tmp))
+    print(f"wrote {out}: {', '.join(only)}")
     return 0
 
 

@@ -1,9 +1,10 @@
 """The little form helpers every panel uses: spin boxes that edit once per commit, showing a model
-value without echoing it back as an edit, hint labels, rows, columns and a scrolling column."""
+value without echoing it back as an edit, hint labels, rows, columns, a scrolling column and a
+text field that commits when it loses focus."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -145,3 +146,22 @@ def scroll_column(*widgets: QWidget) -> QScrollArea:
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     scroll.setWidget(inner)
     return scroll
+
+
+class CommitTextEdit(QPlainTextEdit):
+    """A multi-line text field that commits when it loses focus (or on Ctrl+Enter)."""
+
+    committed = Signal(str)
+
+    def focusOutEvent(self, event) -> None:
+        self.committed.emit(self.toPlainText())
+        super().focusOutEvent(event)
+
+    def keyPressEvent(self, event) -> None:
+        if (
+            event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+            and event.modifiers() & Qt.KeyboardModifier.ControlModifier
+        ):
+            self.committed.emit(self.toPlainText())
+            return
+        super().keyPressEvent(event)

@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("project", metavar="PROJECT")
     p.add_argument(
-        "--backend", metavar="NAME", help="geometry, oracle, wan-vace, wan-i2v or liveworld"
+        "--backend",
+        metavar="NAME",
+        help="geometry, oracle, ideal, wan-vace, wan-i2v or liveworld",
     )
     p.add_argument(
         "--model",
@@ -49,6 +51,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--no-monitors", action="store_true", help="switch every monitor off (entities freeze)"
+    )
+    c = p.add_argument_group("conditioning (default: the project's generation settings)")
+    c.add_argument(
+        "--observer-strength",
+        type=float,
+        metavar="S",
+        help="how strongly the observer follows the renders",
+    )
+    c.add_argument(
+        "--monitor-strength",
+        type=float,
+        metavar="S",
+        help="how strongly the monitors follow the renders",
+    )
+    c.add_argument(
+        "--context-frames", type=int, metavar="N", help="previous frames each call continues from"
+    )
+    c.add_argument(
+        "--flow-shift",
+        type=float,
+        metavar="X",
+        help="the sampler's flow shift (default: Wan's for the size)",
+    )
+    c.add_argument("--negative-prompt", metavar="TEXT", help="the negative prompt ('' for none)")
+    c.add_argument(
+        "--prompt-entities",
+        choices=("visible", "all"),
+        help="the entities the observer's prompt names: those its renders show, or all",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_generate)
@@ -81,6 +111,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
         guidance=args.guidance,
         profile=args.profile,
         monitors=not args.no_monitors,
+        observer_strength=args.observer_strength,
+        monitor_strength=args.monitor_strength,
+        context_frames=args.context_frames,
+        flow_shift=args.flow_shift,
+        negative_prompt=args.negative_prompt,
+        prompt_entities=args.prompt_entities,
         resume=args.resume,
         from_round=args.from_round,
         write_preview=True,

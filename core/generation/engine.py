@@ -4,30 +4,35 @@ Per round r (frames r*F ... r*F + F - 1; observer frame i is world time (r*F + i
 engine takes five named steps (:meth:`_Engine.run_round`):
 
 1. **evolve the monitors**: every enabled monitor generates F frames of its entities from its
-   fixed pose, conditioned on the world rendered from that pose (the static world as it is now,
-   the entities' region left to generate), its previous frames and
-   ``scene: ...; foreground: <its entities' prompts>``; its clip is lifted to 3D
-   (:mod:`worldstudio.core.generation.lift`): per frame, per entity, a cloud, at the same world
-   times as the observer's frames;
+   fixed pose, with the whole frame to generate and the static world rendered from that pose as
+   a soft hint (the monitor's conditioning strength), its previous frames and
+   ``scene: <its scene text>; foreground: <its entities' prompts>``, so its entities can go
+   anywhere plausible; its clip is lifted to 3D (:mod:`worldstudio.core.generation.lift`): per
+   frame, per entity, a cloud, at the same world times as the observer's frames;
 2. **track the entities**: each entity's cloud in each frame of the round, from the monitor that
    saw it best (an entity no monitor saw keeps its last state);
 3. **condition and generate the observer**: for each observer frame i the static cloud and the
-   entities' frame-i clouds are rendered into observer pose i (z-buffer): RGB, depth, coverage;
-   the observer's round is generated from those renders (control_rgb), the uncovered pixels
-   (control_mask), the previous round's last frames and the prompt;
+   entities' frame-i clouds are rendered into observer pose i (z-buffer): the scene projection
+   and the foreground projection, pinholes filled, and the mask of what to generate (holes,
+   sparse regions, depth discontinuities, entity regions; :mod:`.conditioning`); the observer's
+   round is generated from them, its previous frames, scene references (the source image and
+   earlier frames retrieved by pose, entities blacked out), one instance reference per visible
+   entity and a prompt that names the entities its renders show (:mod:`.references`);
 4. **grow the world**: the static world grows from the new frames where the render had holes,
    no entity is drawn or tracked, the voxel is free and the round's other frames agree
    (:func:`~worldstudio.core.generation.world.grow_static`; existing points never change); an
    entity no monitor watches takes the state the observer last saw;
 5. **write the round** (:class:`worldstudio.core.project.run_writer.RunWriter`): the state now
-   (of the static world, only the points the round added); videos, then round.json
+   (of the static world, only the points the round added); videos (with the exact control and
+   mask videos each model call received), then round.json
    ("complete", last), in the background.
 
 Entities no enabled monitor watches (or every entity, with monitors off) do not evolve: they keep
 their last seen state, i.e. their points in the last observer frame that showed them.
 
 Every backend call gets its own seed, :func:`derive_seed` (run seed, round, camera), and its
-request from one builder (:meth:`_Engine.request`). A run can be resumed after its last complete
+request from one builder (:meth:`_Engine.request`). Between steps the engine calls
+``ctx.checkpoint()``: a paused job holds there, a cancelled one stops. A run can be resumed after its last complete
 round, or branched from round K into a new run with the project's current prompts. A failure or
 cancel leaves the finished rounds on disk, run.json saying so, and project.json untouched (the
 engine never writes it).
@@ -38,7 +43,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,9 +55,27 @@ from worldstudio.core.generation.backends import (
     Backend,
     GenerationRequest,
     check_frames,
+    conditioning_of,
     get_backend,
 )
+from worldstudio.core.generation.conditioning import (
+    Layers,
+    ObserverMask,
+    layers_from_render,
+    observer_mask,
+    repeat_layers,
+    select_entities,
+)
 from worldstudio.core.generation.lift import Lifter, LiftInput, entity_clouds, make_lifter
+from worldstudio.core.generation.references import (
+    HistoryView,
+    blackout,
+    history_view,
+    instance_reference,
+    pack_views,
+    retrieve,
+    unpack_views,
+)
 from worldstudio.core.generation.world import (
     ENTITY_MARGIN,
     MIN_ENTITY_PIXELS,
@@ -68,12 +91,13 @@ from worldstudio.core.generation.world import (
 )
 from worldstudio.core.jobs import JobContext, Report
 from worldstudio.core.pointcloud import PointCloud
-from worldstudio.core.project import Entity, GenerationSettings, Project, ProjectFolder
+from worldstudio.core.project import Entity, GenerationSettings, Monitor, Project, ProjectFolder
 from worldstudio.core.project.run_writer import RoundState, RunWriter, SavedRound
 from worldstudio.core.project.runs import (
     RunError,
     RunFolder,
     RunRecord,
+    load_npz,
     new_run_id,
     now_iso,
     resolve_run,
@@ -81,7 +105,12 @@ from worldstudio.core.project.runs import (
 )
 
 CONTEXT_FRAMES = 5
-"""How many of the previous round's last frames a backend call gets (``previous_frames``)."""
+"""How many of the previous round's last frames a backend call gets (``previous_frames``) when
+neither the project nor the backend says (a backend declares its own as ``context_frames``)."""
+HISTORY_PER_ROUND = 4
+"""Observer frames per round kept as candidate scene references for later rounds."""
+RETRIEVED_REFERENCES = 2
+"""Earlier frames retrieved by pose as scene references, at most, per observer call."""
 
 
 class GenerationError(WorldStudioError):
@@ -136,8 +165,13 @@ class RunOptions:
         None  # "render", "oracle", "model" or a Lifter; default: the backend's
     )
     loras: list[tuple[str, float]] | None = None  # (.safetensors path, strength)
-    context_frames: int | None = None  # default CONTEXT_FRAMES
+    context_frames: int | None = None  # default: the project's, else the backend's
     splat_radius: int | None = None  # default 0 (1-pixel points)
+    observer_strength: float | None = None  # conditioning strength per role
+    monitor_strength: float | None = None
+    negative_prompt: str | None = None
+    flow_shift: float | None = None  # default: the project's, else the backend's for the size
+    prompt_entities: str | None = None  # "visible" or "all"
     monitors: bool = True  # False: every monitor off (entities keep their last seen state)
     resume: str | os.PathLike[str] | None = None  # a run id or folder
     from_round: int | None = None  # branch from this round of ``resume`` (default: the latest run)
@@ -160,6 +194,11 @@ class RunOptions:
             "frames_per_round": self.frames_per_round,
             "context_frames": self.context_frames,
             "splat_radius": self.splat_radius,
+            "observer_strength": self.observer_strength,
+            "monitor_strength": self.monitor_strength,
+            "negative_prompt": self.negative_prompt,
+            "flow_shift": self.flow_shift,
+            "prompt_entities": self.prompt_entities,
             "lifter": lifter if isinstance(lifter, str) or lifter is None else lifter.name,
             "loras": None
             if self.loras is None
@@ -184,10 +223,17 @@ class RunSettings:
     seed: int
     rounds: int
     monitors: bool
-    context_frames: int = CONTEXT_FRAMES
+    # the previous frames every call gets, resolved when the run starts (project, else backend)
+    context_frames: int | None = CONTEXT_FRAMES
     splat_radius: int = 0
     # [path to a .safetensors LoRA, strength]; kept so that resume and branch apply the same ones
     loras: list[list[Any]] = field(default_factory=list)
+    # conditioning; the defaults are what runs made before these settings existed used
+    observer_strength: float = 1.0
+    monitor_strength: float = 1.0
+    negative_prompt: str = ""
+    flow_shift: float | None = None  # resolved when the run starts (None: the backend has none)
+    prompt_entities: str = "all"
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunSettings:
@@ -216,11 +262,16 @@ class RunResult:
 
 
 # ------------------------------------------------------------------------------------- setup
-def _validated_size(project: Project, width: int, height: int, frames_per_round: int) -> None:
+def _first(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def _validated(project: Project, **fields: Any) -> None:
+    """The project's generation settings with ``fields`` set must be valid (one clear line)."""
     from pydantic import ValidationError
 
     data = project.generation.model_dump()
-    data.update(width=width, height=height, frames_per_round=frames_per_round)
+    data.update({k: v for k, v in fields.items() if v is not None})
     try:
         GenerationSettings.model_validate(data)
     except ValidationError as exc:
@@ -241,21 +292,22 @@ def project_model_for(backend: str, g: GenerationSettings) -> str | None:
     return g.model_id if hint and hint in g.model_id.lower() else None
 
 
-def _fit_image(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Centre-crop to the target aspect ratio (never stretch), then resize."""
+def _fit_image(image: np.ndarray, height: int, width: int, nearest: bool = False) -> np.ndarray:
+    """Centre-crop to the target aspect ratio (never stretch), then resize (a mask: ``nearest``)."""
     from PIL import Image
 
-    h, w = rgb.shape[:2]
+    h, w = image.shape[:2]
     if (h, w) == (height, width):
-        return rgb
+        return image
     target = width / height
     if w / h > target:
         cw, ch = max(1, round(h * target)), h
     else:
         cw, ch = w, max(1, round(w / target))
     x0, y0 = (w - cw) // 2, (h - ch) // 2
-    img = Image.fromarray(rgb[y0 : y0 + ch, x0 : x0 + cw])
-    return np.asarray(img.resize((width, height), Image.Resampling.BICUBIC))
+    img = Image.fromarray(image[y0 : y0 + ch, x0 : x0 + cw])
+    resample = Image.Resampling.NEAREST if nearest else Image.Resampling.BICUBIC
+    return np.asarray(img.resize((width, height), resample))
 
 
 # ------------------------------------------------------------------------------------- a round
@@ -276,6 +328,12 @@ class _Round:
     text: str  # the round's scene text
     seeds: dict[str, int] = field(default_factory=dict)
     prompts: dict[str, str] = field(default_factory=dict)
+    # per call: the exact control video and mask its backend fed the model (file stem -> both)
+    conditioning: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # per call: what it was given (mask statistics, references), for round.json
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    instances: dict[str, np.ndarray] = field(default_factory=dict)  # entity -> instance reference
+    views: list[HistoryView] = field(default_factory=list)  # this round's candidate references
     timings: dict[str, float] = field(
         default_factory=lambda: {"backend": 0.0, "render": 0.0, "lift": 0.0, "persist": 0.0}
     )
@@ -319,7 +377,23 @@ class _Engine:
         width = o["width"] or g.width
         height = o["height"] or g.height
         fpr = o["frames_per_round"] or g.frames_per_round
-        _validated_size(project, width, height, fpr)
+        _validated(
+            project,
+            width=width,
+            height=height,
+            frames_per_round=fpr,
+            **{
+                k: o[k]
+                for k in (
+                    "context_frames",
+                    "observer_strength",
+                    "monitor_strength",
+                    "flow_shift",
+                    "prompt_entities",
+                    "negative_prompt",
+                )
+            },
+        )
         n_rounds = o["rounds"] if o["rounds"] is not None else len(project.rounds)
         if n_rounds < 1:
             raise GenerationError(f"the number of rounds must be at least 1, got {n_rounds}")
@@ -339,9 +413,14 @@ class _Engine:
             monitors=self.options.monitors,
             context_frames=o["context_frames"]
             if o["context_frames"] is not None
-            else CONTEXT_FRAMES,
+            else g.context_frames,
             splat_radius=o["splat_radius"] or 0,
             loras=o["loras"] or [],
+            observer_strength=_first(o["observer_strength"], g.observer_strength),
+            monitor_strength=_first(o["monitor_strength"], g.monitor_strength),
+            negative_prompt=_first(o["negative_prompt"], g.negative_prompt),
+            flow_shift=_first(o["flow_shift"], g.flow_shift),
+            prompt_entities=_first(o["prompt_entities"], g.prompt_entities),
         )
 
     def _inherited_settings(self, old: RunSettings, *, fixed: tuple[str, ...]) -> RunSettings:
@@ -450,7 +529,7 @@ class _Engine:
             id=self.run.id,
             created=self.created,
             backend=s.backend,
-            model_id=s.model_id if s.backend not in ("geometry", "oracle") else None,
+            model_id=s.model_id if s.backend not in ("geometry", "oracle", "ideal") else None,
             profile=s.profile,
             lifter=s.lifter,
             settings=asdict(s),
@@ -498,15 +577,7 @@ class _Engine:
         }
         self.mon_K = {m.id: intrinsics_from_fov(m.fov, H, W) for m in self.monitors}
 
-        self.reference: list[np.ndarray] = []
-        if p.source is not None:
-            from PIL import Image
-
-            src = self.folder.path(p.source.file)
-            if src.is_file():
-                with Image.open(src) as img:
-                    self.reference = [_fit_image(np.asarray(img.convert("RGB")), H, W)]
-
+        self._setup_references()
         static0, states0 = initial_world(self.folder, p)
         self.entity_state: dict[str, EntityCloud] = dict(states0)
         self.entity_time: dict[str, float] = {eid: 0.0 for eid in self.entity_ids}
@@ -519,6 +590,42 @@ class _Engine:
         self.static_grid = VoxelGrid(voxel_size_for(static0, focal))
         self.prev_observer: np.ndarray | None = None
         self.prev_monitor: dict[str, np.ndarray] = {}
+        self.history: list[HistoryView] = []  # earlier observer frames, by pose retrieval
+
+    def _setup_references(self) -> None:
+        """The source image as a scene reference with every entity blacked out, and each
+        entity's instance reference cut from it (used when no monitor sees the entity)."""
+        from worldstudio.core.generation.world import load_mask_png
+
+        s, p = self.settings, self.project
+        H, W = s.height, s.width
+        self.reference: list[np.ndarray] = []
+        self.source_instances: dict[str, np.ndarray] = {}
+        self.source_image: np.ndarray | None = None
+        if p.source is None or not self.folder.path(p.source.file).is_file():
+            return
+        from PIL import Image
+
+        with Image.open(self.folder.path(p.source.file)) as img:
+            source = np.asarray(img.convert("RGB"))
+        fitted = self.source_image = _fit_image(source, H, W)
+        masks = {}
+        for e in p.entities:
+            path = self.folder.path(e.mask_file) if e.mask_file else None
+            if path is None or not path.is_file():
+                continue
+            mask = load_mask_png(path)
+            if mask.shape != source.shape[:2]:
+                continue  # initial_world names the mismatch
+            fit = _fit_image(mask.astype(np.uint8) * 255, H, W, nearest=True) > 127
+            masks[e.id] = fit
+            crop = instance_reference(fitted, fit, H, W)
+            if crop is not None:
+                self.source_instances[e.id] = crop
+        everything = np.zeros((H, W), bool)
+        for m in masks.values():
+            everything |= m
+        self.reference = [blackout(fitted, everything)]
 
     def _restore(self, saved: SavedRound) -> None:
         """The world as the run's last complete round left it (resume and branch)."""
@@ -529,6 +636,12 @@ class _Engine:
             self.entity_time[eid] = state_time
         self.prev_observer = saved.observer
         self.prev_monitor.update(saved.monitors)
+        F = self.settings.frames_per_round
+        for r in range(self.start):
+            path = self.run.views_npz(r)
+            if path.is_file():
+                frames = np.load(self.run.observer_npy(r), mmap_mode="r", allow_pickle=False)
+                self.history += unpack_views(load_npz(path), frames, r * F)
 
     def _open_backend(self) -> bool:
         """The backend and the lifter, before anything is written (a refused backend leaves no
@@ -551,6 +664,11 @@ class _Engine:
         try:
             if not s.lifter:
                 s.lifter = self.backend.lifter
+            if s.context_frames is None:
+                s.context_frames = int(getattr(self.backend, "context_frames", CONTEXT_FRAMES))
+            if s.flow_shift is None:
+                shift_for = getattr(self.backend, "flow_shift_for", None)
+                s.flow_shift = shift_for(s.height, s.width) if callable(shift_for) else None
             if s.lifter == "oracle":
                 from worldstudio.core.generation.backends.oracle import is_oracle_project
 
@@ -560,7 +678,7 @@ class _Engine:
                     )
             lifter = self.options.lifter
             if isinstance(lifter, str) or lifter is None:
-                self.lifter = make_lifter(s.lifter, project=self.project)
+                self.lifter = make_lifter(s.lifter, project=self.project, backend=self.backend)
             else:
                 self.lifter = lifter
             self.ctx.log(
@@ -579,23 +697,24 @@ class _Engine:
         self,
         rnd: _Round,
         camera: str,
-        entity_ids: Sequence[str],
         *,
-        control_rgb: np.ndarray,
-        control_mask: np.ndarray,
+        prompt: str,
+        layers: Layers,
+        mask: np.ndarray,
+        strength: float,
         previous: np.ndarray | None,
         c2w: np.ndarray,
         K: np.ndarray,
+        references: list[np.ndarray],
+        instance_references: list[np.ndarray] | None = None,
     ) -> GenerationRequest:
         """The backend call of one camera (``"observer"`` or ``"monitor:<id>"``) in a round: its
-        seed and its prompt (the round's scene text, the entities' prompts) are recorded in
-        ``rnd``."""
+        seed and prompt are recorded in ``rnd``; ``layers`` are its scene and foreground
+        projections (F frames), ``mask`` what it generates."""
         s = self.settings
         r = rnd.r
         seed = rnd.seeds[camera] = derive_seed(s.seed, r, camera)
-        prompt = rnd.prompts[camera] = compose_prompt(
-            rnd.text, [entity_prompt(self.entities[e], r) for e in entity_ids]
-        )
+        rnd.prompts[camera] = prompt
         role, _, monitor_id = camera.partition(":")
         return GenerationRequest(
             prompt=prompt,
@@ -605,10 +724,20 @@ class _Engine:
             steps=s.steps,
             guidance=s.guidance,
             seed=seed,
-            control_rgb=control_rgb,
-            control_mask=control_mask,
+            control_rgb=layers.scene_rgb,
+            control_depth=layers.scene_depth,
+            control_mask=mask,
+            foreground_rgb=layers.fg_rgb,
+            foreground_depth=layers.fg_depth,
+            foreground_labels=layers.fg_labels,
+            foreground_ids=list(layers.entity_ids),
             previous_frames=previous,
-            reference_images=list(self.reference),
+            reference_images=list(references),
+            instance_references=list(instance_references or []),
+            source_image=self.source_image,
+            negative_prompt=s.negative_prompt,
+            strength=float(strength),
+            flow_shift=s.flow_shift,
             role=role,
             camera_c2w=c2w,
             camera_K=K,
@@ -637,7 +766,7 @@ class _Engine:
             else:
                 ctx.log(report.message)
 
-        ctx.check_cancelled()
+        ctx.checkpoint()
         t0 = time.perf_counter()
         try:
             frames = self.backend.generate(request, ctx.child(sink))
@@ -678,20 +807,33 @@ class _Engine:
         self.static = grown.static
         self.entity_state = grown.state
         self.entity_time = tracks.state_time
-        c = s.context_frames
+        self.history += rnd.views
+        c = s.context_frames or 0
         self.prev_observer = frames[-c:].copy() if c > 0 else None
         for mid, clip in clips.items():
             if c > 0:
                 self.prev_monitor[mid] = clip[-c:].copy()
 
+    def _monitor_conditioning(
+        self, view: WorldRender, m: Monitor
+    ) -> tuple[Layers, np.ndarray, float]:
+        """Monitor ``m``'s conditioning for one frame of its fixed view: the layers (the scene
+        projection, pinholes filled; its entities' last state as the foreground, which models do
+        not see), the mask (the whole frame: its entities may go anywhere plausible) and the
+        strength of the world render as a hint (the project's monitor strength)."""
+        layers = select_entities(layers_from_render(view), m.entity_ids)
+        return layers, np.ones(layers.fg_labels.shape, bool), self.settings.monitor_strength
+
     def _evolve_monitors(
         self, rnd: _Round
     ) -> tuple[dict[str, np.ndarray], dict[str, list[Sighting | None]]]:
         """Step 1: each monitor's clip of the round, generated from its view of the world and
-        lifted to 3D. Returns the clips and, per watched entity and frame, its best sighting."""
+        lifted to 3D. Returns the clips and, per watched entity and frame, its best sighting;
+        each entity's instance reference is cut from the monitor frame that shows most of it."""
         s = self.settings
         F, H, W = s.frames_per_round, s.height, s.width
         best: dict[str, list[Sighting | None]] = {eid: [None] * F for eid in self.watched}
+        portrait: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
         clips: dict[str, np.ndarray] = {}
         for m in self.monitors:
             t0 = time.perf_counter()
@@ -707,18 +849,26 @@ class _Engine:
                 self.entity_ids,
                 s.splat_radius,
             )
+            layers, mask, strength = self._monitor_conditioning(view, m)
             rnd.timings["render"] += time.perf_counter() - t0
+            camera = f"monitor:{m.id}"
             request = self.request(
                 rnd,
-                f"monitor:{m.id}",
-                m.entity_ids,
-                control_rgb=np.repeat(view.rgb, F, axis=0),
-                control_mask=np.repeat(~view.covered | view.any_entity, F, axis=0),
+                camera,
+                prompt=compose_prompt(
+                    m.scene_text if m.scene_text is not None else rnd.text,
+                    [entity_prompt(self.entities[e], rnd.r) for e in m.entity_ids],
+                ),
+                layers=repeat_layers(layers, F),
+                mask=np.repeat(mask, F, axis=0),
+                strength=strength,
                 previous=self.prev_monitor.get(m.id),
                 c2w=c2w,
                 K=K,
+                references=self.reference,
             )
             frames = self._call(request, f"monitor {m.name}", rnd.r)
+            self._record_inputs(rnd, f"monitor-{m.id}", request)
             clips[m.id] = frames
             t0 = time.perf_counter()
             lifted = self.lifter.lift(
@@ -745,7 +895,14 @@ class _Engine:
                     seen = best[eid][i]
                     if n >= MIN_ENTITY_PIXELS and len(clouds[i]) and (seen is None or n > seen[0]):
                         best[eid][i] = (n, clouds[i])
+                i = int(np.argmax(counts))
+                if counts[i] >= MIN_ENTITY_PIXELS and counts[i] > portrait.get(eid, (0,))[0]:
+                    portrait[eid] = (int(counts[i]), frames[i], lifted.masks[eid][i])
             rnd.timings["lift"] += time.perf_counter() - t0
+        for eid, (_n, frame, mask) in portrait.items():
+            crop = instance_reference(frame, mask, H, W)
+            if crop is not None:
+                rnd.instances[eid] = crop
         return clips, best
 
     def _track_entities(self, rnd: _Round, sightings: dict[str, list[Sighting | None]]) -> _Tracks:
@@ -775,27 +932,90 @@ class _Engine:
         return tracks
 
     def _generate_observer(self, rnd: _Round, tracks: _Tracks) -> tuple[np.ndarray, WorldRender]:
-        """Step 3: the world rendered into each observer pose of the round (the conditioning),
-        then the observer's frames generated from it."""
+        """Step 3: the world rendered into each observer pose of the round, the conditioning
+        built from it (:mod:`.conditioning`, :mod:`.references`), then the observer's frames."""
         s = self.settings
+        F, H, W = s.frames_per_round, s.height, s.width
         ids = self.entity_ids
         t0 = time.perf_counter()
-        per_frame = [{eid: tracks.clouds[eid][i] for eid in ids} for i in range(s.frames_per_round)]
-        render = render_world(
-            self.static, per_frame, rnd.c2w, rnd.K, s.height, s.width, ids, s.splat_radius
-        )
+        per_frame = [{eid: tracks.clouds[eid][i] for eid in ids} for i in range(F)]
+        render = render_world(self.static, per_frame, rnd.c2w, rnd.K, H, W, ids, s.splat_radius)
+        layers, built = self._observer_conditioning(render)
+        visible = [eid for eid in ids if render.pixels[eid].max() >= MIN_ENTITY_PIXELS]
+        named = visible if s.prompt_entities == "visible" else ids
+        retrieved = retrieve(self.history, rnd.c2w, rnd.K, H, W, RETRIEVED_REFERENCES)
+        instances = [
+            rnd.instances[eid] if eid in rnd.instances else self.source_instances[eid]
+            for eid in visible
+            if eid in rnd.instances or eid in self.source_instances
+        ]
         rnd.timings["render"] += time.perf_counter() - t0
         request = self.request(
             rnd,
             "observer",
-            ids,
-            control_rgb=render.rgb.copy(),
-            control_mask=~render.covered,
+            prompt=compose_prompt(
+                rnd.text, [entity_prompt(self.entities[e], rnd.r) for e in named]
+            ),
+            layers=layers,
+            mask=built.mask,
+            strength=s.observer_strength,
             previous=self.prev_observer,
             c2w=rnd.c2w.copy(),
             K=rnd.K.copy(),
+            references=self.reference + [v.image for v in retrieved],
+            instance_references=instances,
         )
-        return self._call(request, "observer", rnd.r), render
+        frames = self._call(request, "observer", rnd.r)
+        self._record_inputs(
+            rnd,
+            "observer",
+            request,
+            holes=built.holes,
+            sparse=built.sparse,
+            discontinuity=built.discontinuity,
+            entity_regions=built.entity,
+            filled=float(layers.filled.mean()),
+            visible_entities=visible,
+            retrieved_frames=[v.index for v in retrieved],
+        )
+        entity_pixels = layers.fg_labels >= 0
+        for i in np.linspace(0, F - 1, min(HISTORY_PER_ROUND, F)).round().astype(int):
+            rnd.views.append(
+                history_view(
+                    int(rnd.idx[i]),
+                    frames[i],
+                    rnd.c2w[i],
+                    rnd.K[i],
+                    layers.scene_depth[i],
+                    entity_pixels[i],
+                )
+            )
+        return frames, render
+
+    def _observer_conditioning(self, render: WorldRender) -> tuple[Layers, ObserverMask]:
+        """The observer's layers (pinholes filled) and its cleaned mask (:mod:`.conditioning`)."""
+        layers = layers_from_render(render)
+        return layers, observer_mask(layers)
+
+    def _record_inputs(
+        self, rnd: _Round, camera: str, request: GenerationRequest, **more: Any
+    ) -> None:
+        """What the call of ``camera`` was given: the exact control and mask videos its backend
+        fed the model (written beside the round) and, for round.json, their statistics."""
+        video, mask = conditioning_of(self.backend, request)
+        rnd.conditioning[camera] = (video, mask)
+        rnd.inputs[camera] = {
+            "generate": round(float(mask.mean()), 6),
+            "strength": request.strength,
+            "context_frames": 0
+            if request.previous_frames is None
+            else len(request.previous_frames),
+            "references": len(request.reference_images),
+            "instance_references": len(request.instance_references),
+            "flow_shift": request.flow_shift,
+            "control_frames": int(len(video)),
+            **{k: round(v, 6) if isinstance(v, float) else v for k, v in more.items()},
+        }
 
     def _grow_world(
         self, rnd: _Round, frames: np.ndarray, render: WorldRender, tracks: _Tracks
@@ -884,6 +1104,8 @@ class _Engine:
             times=rnd.times,
             static_added=grown.added,
             voxel_size=self.static_grid.size,
+            conditioning=dict(rnd.conditioning),
+            views=pack_views(rnd.views),
         )
         self.writer.save_state(rnd.r, state)
         rnd.timings["persist"] += time.perf_counter() - t0
@@ -908,6 +1130,7 @@ class _Engine:
             "fps": s.fps,
             "seeds": rnd.seeds,
             "prompts": rnd.prompts,
+            "inputs": rnd.inputs,
             "monitors": [m.id for m in self.monitors],
             "entities": entities_info,
             "static_points": len(grown.static),
@@ -957,7 +1180,9 @@ class _Engine:
             if self.copy_from is not None:
                 self.writer.copy_rounds(self.copy_from, self.start)
             if self.start > 0:
-                self._restore(self.writer.restore(self.start, self.entity_ids, s.context_frames))
+                self._restore(
+                    self.writer.restore(self.start, self.entity_ids, s.context_frames or 0)
+                )
             self.writer.begin(self.start)
             ctx.log(f"run {self.run.id}: {self.run.path}")
             ctx.event(
@@ -972,9 +1197,10 @@ class _Engine:
             self.units_done = 0
             ctx.progress(0, self.units_total, f"round {self.start + 1}/{s.rounds}")
             for r in range(self.start, s.rounds):
+                ctx.checkpoint()
                 self.writer.clear_round(r)
                 self.run_round(r)
-            ctx.check_cancelled()
+            ctx.checkpoint()
             self.writer.finish()
         except (Cancelled, KeyboardInterrupt):
             self.writer.stop("cancelled", "cancelled", ctx.log)

@@ -8,6 +8,8 @@ rounds). Three lifters:
 - :class:`RenderLifter` (geometry backend): the frames ARE the renders, so the render's own depth
   and entity pixels are exact.
 - :class:`OracleLifter` (oracle backend): exact depth and entity masks from the oracle scene.
+- :class:`IdealLifter` (ideal backend): exactly what the ideal backend drew in the frames it is
+  given (never the oracle's state).
 - :class:`ModelLifter` (diffusion backends): a depth model aligned to the rendered static depth
   in the model's own space (:func:`align_prediction`: a relative model's disparity against
   inverse depth, a metric model's depth against depth; a robust fit on background pixels), its
@@ -152,6 +154,41 @@ class OracleLifter:
             for eid in data.entity_ids
         }
         return LiftResult(depth, masks)
+
+    def close(self) -> None:
+        pass
+
+
+# ---------------------------------------------------------------------------------- ideal
+class IdealLifter:
+    """What the ideal backend (:mod:`.backends.ideal`) drew: the depth and entity pixels it
+    recorded for these very frames (found by camera and content). Frames it did not draw are an
+    error: this lifter knows nothing else."""
+
+    name = "ideal"
+
+    def __init__(self, backend) -> None:
+        if not callable(getattr(backend, "take_record", None)):
+            raise WorldStudioError(
+                "the ideal lifter lifts only the ideal backend's frames; use it with --backend ideal"
+            )
+        self.backend = backend
+
+    def prepare(self, ctx: JobContext) -> None:
+        pass  # needs no model
+
+    def lift(self, data: LiftInput, ctx: JobContext) -> LiftResult:
+        record = self.backend.take_record(data.camera_id, data.frames)
+        if record is None:
+            raise WorldStudioError(
+                f"the ideal lifter: the ideal backend drew no such frames for {data.camera_id!r}"
+            )
+        shape = data.frames.shape[:3]
+        masks = {
+            eid: record.masks[eid].copy() if eid in record.masks else np.zeros(shape, bool)
+            for eid in data.entity_ids
+        }
+        return LiftResult(record.depth.copy(), masks)
 
     def close(self) -> None:
         pass
@@ -407,14 +444,17 @@ class ModelLifter:
 
 
 def make_lifter(name: str, project=None, **options) -> Lifter:
-    """``render``, ``oracle`` or ``model`` (options: depth_model, segmentation_model)."""
+    """``render``, ``oracle``, ``ideal`` (option: backend, the run's ideal backend) or ``model``
+    (options: depth_model, segmentation_model)."""
     if name == "render":
         return RenderLifter()
     if name == "oracle":
         return OracleLifter(project=project)
+    if name == "ideal":
+        return IdealLifter(options.get("backend"))
     if name == "model":
         return ModelLifter(options.get("depth_model"), options.get("segmentation_model"))
-    raise WorldStudioError(f"unknown lifter {name!r}; use render, oracle or model")
+    raise WorldStudioError(f"unknown lifter {name!r}; use render, oracle, ideal or model")
 
 
 def entity_clouds(

@@ -59,7 +59,8 @@ class WorldRender:
     nothing); covered (B, H, W) bool; entity (B, H, W) int16: the index in ``entity_ids`` of the
     entity whose point won the pixel, -1 for static or empty pixels. ``pixels[eid]`` (B,) counts
     each entity's pixels and ``centroids[eid]`` (B, 3) is the mean world position of its drawn
-    points (NaN where it drew none).
+    points (NaN where it drew none). ``scene_rgb`` / ``scene_depth`` are the static world alone
+    (the scene projection, before the entities were drawn over it).
     """
 
     rgb: np.ndarray
@@ -69,6 +70,8 @@ class WorldRender:
     entity_ids: list[str]
     pixels: dict[str, np.ndarray] = field(default_factory=dict)
     centroids: dict[str, np.ndarray] = field(default_factory=dict)
+    scene_rgb: np.ndarray | None = None
+    scene_depth: np.ndarray | None = None
 
     def entity_mask(self, eid: str) -> np.ndarray:
         """(B, H, W) bool: where entity ``eid`` won the z-buffer."""
@@ -119,6 +122,7 @@ def render_world(
         rgb = np.zeros((B, H, W, 3), np.uint8)
         depth = np.zeros((B, H, W), np.float32)
         covered = np.zeros((B, H, W), bool)
+    scene_rgb, scene_depth = rgb.copy(), depth.copy()
     label = np.full((B, H, W), -1, np.int16)
     pixels = {eid: np.zeros(B, np.int64) for eid in entity_ids}
     centroids = {eid: np.full((B, 3), np.nan) for eid in entity_ids}
@@ -150,7 +154,9 @@ def render_world(
             pixels[eid][i] = sel.size
             if sel.size:
                 centroids[eid][i] = xyz[sel].astype(np.float64).mean(axis=0)
-    return WorldRender(rgb, depth, covered, label, list(entity_ids), pixels, centroids)
+    return WorldRender(
+        rgb, depth, covered, label, list(entity_ids), pixels, centroids, scene_rgb, scene_depth
+    )
 
 
 def splat_small(

@@ -10,6 +10,12 @@ Export (:func:`export_liveworld`) writes into a folder::
                         the studio's editable camera path (keyframes and settings); LiveWorld
                         never reads it, the studio's import uses it when it still reproduces
                         geometry.npz's poses (so a round trip keeps the original keyframes)
+    storyline.json      (when the project has a monitor) LiveWorld's preset storyline, what its
+                        event cameras generate from: ``scene_text`` (the monitor's own scene
+                        text, else round 0's), ``entities`` (the monitor's entities' names) and
+                        ``steps`` ('0'..'R-1': its entities' prompts per round); the YAML names it
+                        as ``storyline_file`` (LiveWorld reads it with
+                        ``event.evolution.use_preset_storyline``)
 
 - F = rounds x 65. The poses are the baked path held/cut to the project's video length
   (``bake_path(path, n_frames=rounds * frames_per_round)``). A project whose rounds are not
@@ -36,7 +42,10 @@ Import (:func:`import_liveworld`) builds a new project folder:
 - The project: 832x480, 16 fps, 65-frame rounds, one round per iter_input key with its
   scene_text. fg_text: when any round has one, the project gets ONE entity named
   "foreground" whose prompt for round r is fg_text of round r (so exporting again writes the
-  same fg_text); LiveWorld's entities_file/storyline_file are not read.
+  same fg_text). A ``storyline_file`` (JSON: ``scene_text``, optional ``entities`` and ``steps``)
+  gives the event camera's scene text: the project gets one monitor at the source camera with
+  that scene text, watching the entity (named after the storyline's entities when iter_input
+  has no fg_text, its prompts then the storyline's steps). ``entities_file`` is not read.
 - The trajectory: the first R x 65 poses (extra ones are dropped, with a warning). Pose 0 is
   the source image's camera and the studio's reconstruction puts that camera at the
   identity, so the two worlds agree when pose 0 is the identity (LiveWorld's trajectories
@@ -82,7 +91,9 @@ from worldstudio.core.project import (
     CropBox,
     Entity,
     Intrinsics,
+    Monitor,
     PathSettings,
+    Pose,
     Project,
     ProjectFolder,
     Round,
@@ -96,6 +107,7 @@ FPS = 16
 WIDTH = 832
 HEIGHT = 480
 YAML_NAME = "sample.yaml"
+STORYLINE_NAME = "storyline.json"
 GEOMETRY_NAME = "geometry.npz"
 IMAGE_NAME = "source_image.png"
 SIDECAR_SUFFIX = ".worldstudio.json"
@@ -121,6 +133,7 @@ class LiveWorldSample:
     scene_texts: list[str]
     fg_texts: list[str]
     config: dict[str, Any]
+    storyline: dict[str, Any] | None = None  # checked: scene_text str, entities, steps
 
     @property
     def rounds(self) -> int:
@@ -240,11 +253,45 @@ def liveworld_config(project: Project) -> dict[str, Any]:
     for r, rnd in enumerate(project.rounds):
         fg = join_fg_prompts([e.prompt(r) for e in project.entities])
         iter_input[str(r)] = {"scene_text": rnd.scene_text, "fg_text": fg}
-    return {
+    config: dict[str, Any] = {
         "geometry_file_name": GEOMETRY_NAME,
         "first_frame_image": IMAGE_NAME,
         "iter_input": iter_input,
         "runtime": {"seed": int(project.generation.seed)},
+    }
+    if liveworld_storyline(project) is not None:
+        config["storyline_file"] = STORYLINE_NAME
+    return config
+
+
+def liveworld_storyline(project: Project, warnings: list[str] | None = None):
+    """LiveWorld's preset storyline for the project's (first) monitor, None without one: the
+    scene as the monitor sees it, its entities and their prompts per round."""
+    monitors = [m for m in project.monitors if m.enabled] or list(project.monitors)
+    if not monitors:
+        return None
+    m = next((x for x in monitors if x.scene_text is not None), monitors[0])
+    texts = {x.scene_text for x in monitors if x.scene_text is not None}
+    if len(texts) > 1 and warnings is not None:
+        warnings.append(
+            "LiveWorld's storyline has one scene text for every event camera: the one of "
+            f"monitor {m.name!r} was written"
+        )
+    known = {e.id: e for e in project.entities}
+    watched = [known[e] for e in m.entity_ids if e in known]
+    scene = (
+        m.scene_text
+        if m.scene_text is not None
+        else (project.rounds[0].scene_text if project.rounds else "")
+    )
+    return {
+        "entities": [e.name for e in watched],
+        "max_steps": len(project.rounds),
+        "scene_text": scene,
+        "steps": {
+            str(r): join_fg_prompts([e.prompt(r) for e in watched])
+            for r in range(len(project.rounds))
+        },
     }
 
 
@@ -295,6 +342,13 @@ def export_liveworld(
     atomic_write_bytes(files[0], buf.getvalue())
     atomic_write_bytes(files[1], src.read_bytes())
     atomic_write_bytes(files[2], text.encode("utf-8"))
+    storyline = liveworld_storyline(project, warnings)
+    if storyline is not None:
+        import json
+
+        files.append(out / STORYLINE_NAME)
+        body = json.dumps({"image_stem": project.name, **storyline}, indent=2, ensure_ascii=False)
+        atomic_write_bytes(files[-1], (body + "\n").encode("utf-8"))
     if project.camera_path.keyframes:
         import json
 
@@ -502,6 +556,10 @@ def read_liveworld(
         )
     poses = _check_poses(geo, arrays["poses_c2w"], len(scenes))
     K = _check_intrinsics(geo, arrays["intrinsics"], len(poses)) if "intrinsics" in arrays else None
+    storyline = None
+    if data.get("storyline_file") is not None:
+        name = _require_str(yaml_path, data, "storyline_file")
+        storyline = _read_storyline(resolve_path(name, yaml_path, "storyline_file", cwd_path))
     return LiveWorldSample(
         yaml_path=yaml_path,
         geometry_path=geo,
@@ -511,7 +569,31 @@ def read_liveworld(
         scene_texts=scenes,
         fg_texts=fgs,
         config=data,
+        storyline=storyline,
     )
+
+
+def _read_storyline(path: Path) -> dict[str, Any]:
+    """A storyline JSON: ``scene_text`` (str), ``entities`` (list of str, optional), ``steps``
+    (map of round keys to str, optional); FormatError naming the file and key otherwise."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(f"{path}: not a readable storyline JSON file ({exc})") from exc
+    if not isinstance(data, dict):
+        raise FormatError(f"{path}: expected a JSON object")
+    scene = _require_str(path, data, "scene_text")
+    entities = data.get("entities") or []
+    if not isinstance(entities, list) or not all(isinstance(e, str) for e in entities):
+        raise FormatError(f"{path}: key 'entities' must be a list of names")
+    steps = data.get("steps") or {}
+    if not isinstance(steps, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in steps.items()
+    ):
+        raise FormatError(f"{path}: key 'steps' must map round keys ('0', '1', ...) to texts")
+    return {"scene_text": scene, "entities": entities, "steps": steps}
 
 
 # --------------------------------------------------------------------------------------------
@@ -772,8 +854,24 @@ def import_liveworld(
         project.rounds = [Round(scene_text=s) for s in sample.scene_texts]
         project.entities = []
         project.monitors = []
+        story = sample.storyline
         if any(f.strip() for f in sample.fg_texts):
             project.entities = [Entity(name="foreground", prompts=list(sample.fg_texts))]
+        elif story is not None and any(v.strip() for v in story["steps"].values()):
+            steps = [story["steps"].get(str(r), "") for r in range(sample.rounds)]
+            project.entities = [
+                Entity(name=", ".join(story["entities"]) or "foreground", prompts=steps)
+            ]
+        if story is not None and project.entities:
+            project.monitors = [
+                Monitor(
+                    name="event camera",
+                    pose=Pose(position=(0.0, 0.0, 0.0)),
+                    fov=float(fov[0]) if fov is not None else _source_fov(project),
+                    entity_ids=[project.entities[0].id],
+                    scene_text=story["scene_text"],
+                )
+            ]
         project.camera_path = camera_path
         gen = project.generation.model_dump()
         gen.update(width=WIDTH, height=HEIGHT, fps=FPS, frames_per_round=ROUND_FRAMES, **overrides)

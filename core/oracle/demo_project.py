@@ -75,11 +75,14 @@ def demo_path(fps: int, total_frames: int) -> CameraPath:
     return CameraPath(keyframes=keyframes, settings=PathSettings(fps=fps))
 
 
-def create_demo_project(folder: str | os.PathLike, width: int = 832, height: int = 480) -> Project:
+def create_demo_project(
+    folder: str | os.PathLike, width: int = 832, height: int = 480, scene: OracleScene | None = None
+) -> Project:
     """Write the demo project into ``folder`` (replacing it) and return its model.
 
     ``width`` and ``height`` are the source image's size and, rounded down to multiples of 16,
-    the video size; tests use small sizes.
+    the video size; tests use small sizes. ``scene``: another oracle scene than the demo's (a
+    faster ball, say), for tests; the oracle and ideal backends must then be given it too.
     """
     from PIL import Image
 
@@ -89,7 +92,7 @@ def create_demo_project(folder: str | os.PathLike, width: int = 832, height: int
 
     if width < 16 or height < 16:
         raise ValueError(f"the demo needs at least 16x16 pixels, got {width}x{height}")
-    scene = OracleScene.demo()
+    scene = scene or OracleScene.demo()
     K = demo_intrinsics(height=height, width=width, fov_deg=DEMO_FOV_DEG)
     frame = scene.render(np.eye(4), K, height, width, t=0.0)
 

@@ -266,9 +266,18 @@ class OracleScene:
 
     # ------------------------------------------------------------------ rendering
     def render(
-        self, c2w: np.ndarray, K: np.ndarray, height: int, width: int, t: float = 0.0
+        self,
+        c2w: np.ndarray,
+        K: np.ndarray,
+        height: int,
+        width: int,
+        t: float = 0.0,
+        entity: bool = True,
     ) -> OracleFrame:
         """Ray-cast the scene from camera `c2w` (4x4) with intrinsics `K` (3x3) at time t (s).
+
+        ``entity=False`` renders the static world alone (the room and the boxes, as if the ball
+        were not there): what a model that knows the world but not the ball's state would draw.
 
         One ray per pixel, through its centre (u + 0.5, v + 0.5). The camera must be strictly
         inside the room (ValueError otherwise) and should be outside the boxes and the ball (a
@@ -311,7 +320,10 @@ class OracleScene:
             axis[closer] = ax_b[closer]
             sign[closer] = sg_b[closer]
         centre = self.entity_position(t)
-        s_e = _sphere_hit(origin, d, centre, self.entity_radius)
+        if entity:
+            s_e = _sphere_hit(origin, d, centre, self.entity_radius)
+        else:
+            s_e = np.full_like(s, np.inf)
         ball = s_e < s
         s = np.where(ball, s_e, s)
         surf[ball] = SURFACE_ENTITY

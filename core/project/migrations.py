@@ -44,7 +44,17 @@ def _v1_to_v2(raw: Raw) -> Raw:
     return out
 
 
-MIGRATIONS: dict[int, Callable[[Raw], Raw]] = {1: _v1_to_v2}
+def _v2_to_v3(raw: Raw) -> Raw:
+    """Version 3 added the conditioning settings (per-role strengths, negative prompt, flow
+    shift, context frames, which entities the prompt names) and a monitor's own scene text. A
+    version 2 file has none of them: each takes its default (the negative prompt becomes Wan's
+    standard one instead of the empty prompt version 2 runs used)."""
+    out = dict(raw)
+    out["schema_version"] = 3
+    return out
+
+
+MIGRATIONS: dict[int, Callable[[Raw], Raw]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def migrate(raw: Raw, target: int) -> Raw:

@@ -13,12 +13,22 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SCHEMA_VERSION: Literal[2] = 2
+SCHEMA_VERSION: Literal[3] = 3
 
 Vec3 = tuple[float, float, float]
 Quat = tuple[float, float, float, float]
 Easing = Literal["linear", "ease_in", "ease_out", "ease_in_out"]
 Fov = Annotated[float, Field(gt=0.0, lt=180.0, description="vertical field of view, degrees")]
+PromptEntities = Literal["visible", "all"]
+
+WAN_NEGATIVE_PROMPT = (
+    "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，"
+    "低质量，JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，"
+    "毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走"
+)
+"""Wan 2.1's standard negative prompt (its shared config's ``sample_neg_prompt``), the default of
+:attr:`GenerationSettings.negative_prompt`: with classifier-free guidance an empty negative
+prompt pushes away from nothing."""
 
 
 def parse_size(text: str, option: str = "--size", multiple: int = 1) -> tuple[int, int]:
@@ -196,6 +206,11 @@ class Monitor(_Model):
     fov: Fov = 60.0
     entity_ids: list[str] = Field(default_factory=list)
     enabled: bool = True
+    scene_text: str | None = Field(
+        default=None,
+        description="the scene as this monitor sees it (its prompt's 'scene:' part); "
+        "None: the round's scene text",
+    )
 
 
 class GenerationSettings(_Model):
@@ -208,6 +223,23 @@ class GenerationSettings(_Model):
     steps: int = Field(default=30, gt=0, le=1000)
     guidance: float = Field(default=5.0, ge=0.0, le=50.0)
     seed: int = Field(default=0, ge=0, lt=2**63)
+    # conditioning (docs/METHOD.md): how strongly each role follows the world's renders
+    observer_strength: float = Field(default=1.0, ge=0.0, le=2.0)
+    monitor_strength: float = Field(default=0.4, ge=0.0, le=2.0)
+    negative_prompt: str = WAN_NEGATIVE_PROMPT
+    flow_shift: float | None = Field(
+        default=None, gt=0.0, le=20.0, description="the sampler's flow shift; None: the backend's"
+    )
+    context_frames: int | None = Field(
+        default=None,
+        ge=0,
+        le=32,
+        description="previous frames each call continues from; None: the backend's default",
+    )
+    prompt_entities: PromptEntities = Field(
+        default="visible",
+        description="which entities the observer's prompt names: those its renders show, or all",
+    )
 
     @field_validator("frames_per_round")
     @classmethod
@@ -227,7 +259,7 @@ class GenerationSettings(_Model):
 
 
 class Project(_Model):
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[3] = SCHEMA_VERSION
     name: str = "Untitled"
     source: SourceImage | None = None
     intrinsics: Intrinsics | None = None

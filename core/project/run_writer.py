@@ -18,7 +18,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -58,6 +58,10 @@ class RoundState:
     # before it (before round 0: the run's base, written once)
     static_added: int = 0
     voxel_size: float | None = None  # the voxel edge the static world grows in
+    # camera ("observer" or "monitor-<id>") -> the control video (N, H, W, 3) uint8 and mask
+    # (N, H, W) bool its model received (N may exceed F: leading context frames)
+    conditioning: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    views: dict[str, np.ndarray] | None = None  # packed reference views (views.npz)
 
 
 @dataclass
@@ -237,12 +241,21 @@ class RunWriter:
         run = self.run
         clips = [(run.observer_mp4(r), state.observer), (run.renders_mp4(r), renders)]
         clips += [(run.monitor_mp4(r, mid), frames) for mid, frames in state.monitors.items()]
+        for camera, (video, mask) in state.conditioning.items():
+            clips.append((run.conditioning_mp4(r, camera, "control"), video))
+            clips.append((run.conditioning_mp4(r, camera, "mask"), _mask_video(mask)))
+        if clips[2:]:
+            for path, _ in clips[2:]:
+                path.parent.mkdir(parents=True, exist_ok=True)
+        if state.views is not None:
+            save_npz(run.views_npz(r), **state.views)
         # every video's ffmpeg encodes at the same time: frames are handed round, then all close
         writers = [VideoWriter(path, self.fps) for path, _ in clips]
         try:
-            for i in range(state.observer.shape[0]):
+            for i in range(max(len(clip) for _, clip in clips)):
                 for w, (_, clip) in zip(writers, clips, strict=True):
-                    w.write(clip[i])
+                    if i < len(clip):
+                        w.write(clip[i])
             self._feed_finals(state.observer, state.monitors)
             for w in writers:
                 w.close()
@@ -360,3 +373,8 @@ class RunWriter:
         self.record.rounds_done = rounds_done
         self.record.error = error
         self.run.write_meta(self.record.to_json())
+
+
+def _mask_video(mask: np.ndarray) -> np.ndarray:
+    """A bool mask video as RGB frames: white where the model generates, black where it keeps."""
+    return np.repeat(np.where(np.asarray(mask, bool), 255, 0).astype(np.uint8)[..., None], 3, -1)

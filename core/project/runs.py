@@ -17,8 +17,16 @@ Layout::
                                may hold none)
         entities/<id>.npz      per-frame entity points (xyz, rgb, offsets, times) and the state
                                carried to the next round (state_xyz, state_rgb, state_time)
-        round.json             seeds, prompts, per-entity render statistics; "complete": true is
-                               written last, atomically: a round without it is not finished
+        conditioning/<camera>_control.mp4, <camera>_mask.mp4
+                               the exact control video and mask (white: generate) each model
+                               call received, leading context frames included; <camera> is
+                               "observer" or "monitor-<id>"
+        views.npz              observer frames kept as scene references for later rounds: frame
+                               index, camera, a subsample of the static points each showed,
+                               entity masks (bit-packed)
+        round.json             seeds, prompts, what each call was given, per-entity render
+                               statistics; "complete": true is written last, atomically: a round
+                               without it is not finished
       static_base.ply          the static world before round 0 (written once; a branch copies its
                                parent's): the static world after round r is this cloud followed
                                by round 0 .. r's static_added.ply, in order (existing points
@@ -325,6 +333,27 @@ class RunFolder:
 
     def monitor_mp4(self, r: int, monitor_id: str) -> Path:
         return self.round_dir(r) / "monitors" / f"{monitor_id}.mp4"
+
+    def conditioning_dir(self, r: int) -> Path:
+        return self.round_dir(r) / "conditioning"
+
+    def conditioning_mp4(self, r: int, camera: str, kind: str) -> Path:
+        """The control (``kind`` "control") or mask ("mask") video of ``camera`` ("observer" or
+        "monitor-<id>") in round r."""
+        if kind not in ("control", "mask"):
+            raise ValueError(f"conditioning video kind must be control or mask, got {kind!r}")
+        return self.conditioning_dir(r) / f"{camera}_{kind}.mp4"
+
+    def conditioning_cameras(self, r: int) -> list[str]:
+        """The cameras whose conditioning videos round r holds (observer first)."""
+        d = self.conditioning_dir(r)
+        if not d.is_dir():
+            return []
+        names = {p.name[: -len("_control.mp4")] for p in d.glob("*_control.mp4")}
+        return sorted(names, key=lambda n: (n != "observer", n))
+
+    def views_npz(self, r: int) -> Path:
+        return self.round_dir(r) / "views.npz"
 
     def static_ply(self, r: int) -> Path:
         """The whole static cloud after round r, in runs written before incremental storage."""

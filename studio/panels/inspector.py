@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QPlainTextEdit,
     QPushButton,
     QScrollArea,
     QSpinBox,
@@ -28,28 +27,9 @@ from PySide6.QtWidgets import (
 from worldstudio.core.geometry.transforms import quat_to_ypr, ypr_to_quat
 from worldstudio.studio import commands
 from worldstudio.studio.document import ProjectDocument, Selection
-from worldstudio.studio.widgets import float_spin, show_value
+from worldstudio.studio.widgets import CommitTextEdit, float_spin, show_value
 
 EASINGS = ["linear", "ease_in", "ease_out", "ease_in_out"]
-
-
-class _CommitTextEdit(QPlainTextEdit):
-    """A multi-line text field that commits when it loses focus (or on Ctrl+Enter)."""
-
-    committed = Signal(str)
-
-    def focusOutEvent(self, event) -> None:
-        self.committed.emit(self.toPlainText())
-        super().focusOutEvent(event)
-
-    def keyPressEvent(self, event) -> None:
-        if (
-            event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
-            and event.modifiers() & Qt.KeyboardModifier.ControlModifier
-        ):
-            self.committed.emit(self.toPlainText())
-            return
-        super().keyPressEvent(event)
 
 
 class _PoseFields:
@@ -127,8 +107,15 @@ class InspectorPanel(QWidget):
 
     # ------------------------------------------------------------------ pages
     def _page(self, name: str) -> QFormLayout:
+        # the form sits at the top of its page: the rows keep their own heights when the stack
+        # is taller (its tallest page sets its height)
         page = QWidget()
-        form = QFormLayout(page)
+        outer = QVBoxLayout(page)
+        outer.setContentsMargins(0, 0, 0, 0)
+        holder = QWidget()
+        outer.addWidget(holder)
+        outer.addStretch(1)
+        form = QFormLayout(holder)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         self.pages[name] = page
@@ -228,6 +215,19 @@ class InspectorPanel(QWidget):
         self.m_entities.setMaximumHeight(110)
         self.m_entities.itemChanged.connect(self._monitor_entities_edited)
         form.addRow("Watches", self.m_entities)
+        self.m_scene = CommitTextEdit()
+        self.m_scene.setMaximumHeight(80)
+        self.m_scene.setToolTip(
+            "The scene as this monitor sees it: the 'scene:' part of its prompt. Empty: the "
+            "round's scene text. Its entities' prompts follow as 'foreground:'."
+        )
+        self.m_scene.committed.connect(self._monitor_scene_edited)
+        form.addRow("Scene", self.m_scene)
+        self.m_prompt = QLabel()
+        self.m_prompt.setObjectName("hint")
+        self.m_prompt.setWordWrap(True)
+        self.m_prompt.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form.addRow("Round 1 prompt", self.m_prompt)
         delete = QPushButton("Remove monitor")
         delete.clicked.connect(
             lambda: self._sel_id() and commands.remove_monitor(self.doc, self._sel_id())
@@ -268,7 +268,7 @@ class InspectorPanel(QWidget):
 
     def _build_round_page(self) -> None:
         form = self._page("round")
-        self.r_scene = _CommitTextEdit()
+        self.r_scene = CommitTextEdit()
         self.r_scene.setPlaceholderText("What happens in the scene in this round")
         self.r_scene.setMaximumHeight(90)
         self.r_scene.committed.connect(self._round_scene_edited)
@@ -357,6 +357,26 @@ class InspectorPanel(QWidget):
             )
             self.m_entities.addItem(item)
         self.m_entities.blockSignals(False)
+        rounds = self.doc.project.rounds
+        round_text = rounds[0].scene_text if rounds else ""
+        self.m_scene.setPlaceholderText(
+            f"the round's scene text ({round_text[:60]}{'…' if len(round_text) > 60 else ''})"
+            if round_text
+            else "the round's scene text"
+        )
+        show_value(self.m_scene, m.scene_text or "", keep_focused=True)
+        self.m_prompt.setText(self._monitor_prompt(m, 0))
+
+    def _monitor_prompt(self, m, r: int) -> str:
+        """The prompt monitor ``m`` generates round ``r`` with."""
+        from worldstudio.core.generation.engine import compose_prompt, entity_prompt, scene_text
+
+        p = self.doc.project
+        text = m.scene_text if m.scene_text is not None else scene_text(p, r)
+        prompts = [
+            entity_prompt(p.entity(e), r) for e in m.entity_ids if e in {x.id for x in p.entities}
+        ]
+        return compose_prompt(text, prompts)
 
     def _show_entity(self, sel: Selection) -> None:
         try:
@@ -479,6 +499,18 @@ class InspectorPanel(QWidget):
             if it.checkState() == Qt.CheckState.Checked:
                 ids.append(it.data(Qt.ItemDataRole.UserRole))
         commands.assign_entities(self.doc, mid, ids)
+
+    def _monitor_scene_edited(self, text: str) -> None:
+        sel = self.doc.selection
+        if sel is None or sel.kind != "monitor":
+            return
+        try:
+            m = self.doc.project.monitor(sel.id)
+        except KeyError:
+            return
+        value = text if text.strip() else None
+        if value != m.scene_text:
+            commands.set_monitor_scene_text(self.doc, m.id, value)
 
     def _entity_renamed(self) -> None:
         eid, name = self._sel_id(), self.e_name.text().strip()

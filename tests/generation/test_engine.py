@@ -177,33 +177,54 @@ def test_requests_carry_the_conditioning(project, monkeypatch):
     assert obs1.previous_frames.shape == (5, H, W, 3) and mon1.previous_frames.shape == (5, H, W, 3)
     run = list_runs(ProjectFolder(project))[0]
     assert np.array_equal(obs1.previous_frames, np.load(run.round_dir(0) / "observer.npy")[-5:])
+    assert run.read_meta()["settings"]["context_frames"] == 5  # what the calls got
+    from worldstudio.core.generation.world import load_mask_png
+
+    ball = load_mask_png(project / "scene" / "masks" / "ball.png")
     for q in (mon0, obs0, mon1, obs1):
         assert q.control_rgb.shape == (F, H, W, 3) and q.control_mask.shape == (F, H, W)
+        assert q.control_depth.shape == (F, H, W) and q.foreground_labels.shape == (F, H, W)
         assert q.camera_c2w.shape == (F, 4, 4) and q.camera_K.shape == (F, 3, 3)
-        assert len(q.reference_images) == 1 and q.reference_images[0].shape == (H, W, 3)
+        assert q.reference_images[0].shape == (H, W, 3)
+        assert q.reference_images[0][ball].max() == 0  # the source image, the ball blacked out
+        assert q.reference_images[0][~ball].max() > 0
+        assert q.source_image.shape == (H, W, 3) and q.source_image[ball].max() > 0
         assert q.num_frames == F and (q.height, q.width) == (H, W)
+        assert q.negative_prompt == p.generation.negative_prompt != ""
+        assert q.foreground_ids == ["ent-ball"]
+    assert len(mon0.reference_images) == len(obs0.reference_images) == 1
+    assert 1 <= len(obs1.reference_images) <= 3  # + earlier frames retrieved by pose
     # observer frame i of round r is world time (r * F + i) / fps, for the monitors too
     fps = p.generation.fps
     assert np.allclose(obs1.times, (F + np.arange(F)) / fps) and np.allclose(mon1.times, obs1.times)
     assert obs1.prompt == compose_prompt(p.rounds[1].scene_text, [p.entities[0].prompts[1]])
     assert mon0.role == "monitor" and obs0.role == "observer"
-    # the monitor (at the source camera) is asked to generate the ball's region
-    from worldstudio.core.generation.world import load_mask_png
-
-    ball = load_mask_png(project / "scene" / "masks" / "ball.png")
-    assert ball.sum() > 20 and mon0.control_mask[0][ball].all()
+    # the monitor (at the source camera) generates the whole frame, the render a soft hint;
+    # its foreground is the ball's last state (for the geometry backend and the tracker)
+    assert mon0.control_mask.all() and mon0.strength == p.generation.monitor_strength == 0.4
+    assert (mon0.foreground_labels[0][ball] == 0).mean() > 0.9
+    assert mon0.prompt == compose_prompt(p.rounds[0].scene_text, [p.entities[0].prompts[0]])
+    # the observer generates where the ball is, with the ball's points as the hint there
     core = ball.copy()
     for _ in range(3):  # erode: the observer's first pose looks slightly down
         core[1:] &= core[:-1].copy()
         core[:-1] &= core[1:].copy()
         core[:, 1:] &= core[:, :-1].copy()
         core[:, :-1] &= core[:, 1:].copy()
-    assert (
-        core.any() and not obs0.control_mask[0][core].any()
-    )  # the ball's points are rendered there
-    # the observer's mask is exactly the render's holes
+    assert core.any() and obs0.control_mask[0][core].all()
+    assert (obs0.foreground_labels[0][core] == 0).all()  # the ball's points are rendered there
+    assert obs0.strength == 1.0 and len(obs0.instance_references) == 1
+    # every hole the filling left is generated; the coverage file is the render's own
     cov = np.load(run.round_dir(0) / "coverage.npy")
-    assert np.array_equal(obs0.control_mask, ~cov)
+    left = (obs0.control_depth == 0) & (obs0.foreground_labels < 0)
+    assert left.any() and obs0.control_mask[left].all()
+    assert (left <= ~cov).all()
+    # and round.json says what each call was given
+    inputs = run.read_round(0)["inputs"]
+    assert set(inputs) == {"observer", "monitor-mon-ball"}
+    assert inputs["monitor-mon-ball"]["generate"] == 1.0
+    assert inputs["observer"]["visible_entities"] == ["ent-ball"]
+    assert inputs["observer"]["generate"] == pytest.approx(obs0.control_mask.mean(), abs=1e-6)
 
 
 def test_branch_regenerates_from_round_k_with_the_current_prompts(project):
@@ -307,3 +328,57 @@ def test_loras_are_recorded_and_a_resume_applies_the_same_ones(project, made):
         generate_job(project, RunOptions(resume=first.run_id, rounds=3, loras=[(lora, 1.0)]))(
             JobContext()
         )
+
+
+def test_a_resume_retrieves_the_same_scene_references(project, made):
+    """Earlier frames kept as references (views.npz) come back on a resume: the resumed round
+    is conditioned on the same retrieved frames as in the run that was not interrupted."""
+    opts = dict(backend="noisy", seed=2, steps=1, rounds=3, **SMALL)
+    full = generate_job(project, RunOptions(**opts))(JobContext())
+    full_obs = [q for q in made[0].requests if q.role == "observer"]
+    token = CancelToken()
+    with pytest.raises(Cancelled):
+        generate_job(project, RunOptions(**opts))(
+            JobContext(cancel_at_round(token, 3), cancel=token)
+        )
+    cut = list_runs(ProjectFolder(project))[1]
+    assert cut.completed_rounds() == 2 and cut.views_npz(1).is_file()
+    generate_job(project, RunOptions(resume=cut.id))(JobContext())
+    resumed = [q for q in made[2].requests if q.role == "observer"]
+    assert [q.round_index for q in resumed] == [2]
+    a, b = full_obs[2].reference_images, resumed[0].reference_images
+    assert len(a) == len(b) >= 2  # the source image and at least one earlier frame
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert RunFolder(full.run_dir).read_round(2)["inputs"]["observer"]["retrieved_frames"]
+    _assert_same_rounds(RunFolder(full.run_dir), cut, 3)
+
+
+def test_a_paused_run_holds_between_steps_and_goes_on(project):
+    """The engine calls ctx.checkpoint() between steps: paused at round 2, it holds there (no
+    progress while paused) and finishes once resumed."""
+    import threading
+
+    from worldstudio.core.jobs import PauseToken
+
+    pause = PauseToken()
+    seen: list[str] = []
+    held_progress: list[str] = []
+
+    def sink(report):
+        if report.kind == "event":
+            seen.append(report.message)
+            if report.message == "paused":
+                threading.Timer(0.3, pause.resume).start()
+        elif report.kind == "progress":
+            if pause.paused and "paused" in seen:
+                held_progress.append(report.message)
+            if report.message.startswith("round 2/") and "paused" not in seen:
+                pause.pause()
+
+    result = generate_job(project, RunOptions(backend="oracle", **SMALL))(
+        JobContext(sink, pause=pause)
+    )
+    assert result.rounds_done == 2
+    assert "paused" in seen and "resumed" in seen
+    assert seen.index("paused") < seen.index("resumed")
+    assert held_progress == []  # nothing ran while it was paused

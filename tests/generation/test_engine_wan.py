@@ -63,6 +63,25 @@ def test_generate_with_a_diffusion_backend(project, wan_env, backend, repo):
             info = probe_video(rd / name)
             assert (info.codec, info.frames, info.width, info.height) == ("h264", F, W, H)
         assert np.load(rd / "observer.npy").shape == (F, H, W, 3)
+    # run.json says what every call got: the backend's context frames, Wan's flow shift at this
+    # size, the project's negative prompt and role strengths
+    s = meta["settings"]
+    context = {"wan-vace": 4, "wan-i2v": 1}[backend]
+    assert s["context_frames"] == context and s["flow_shift"] == 3.0
+    assert s["negative_prompt"].startswith("色调艳丽") and s["monitor_strength"] == 0.4
+    # and each round holds the exact control and mask videos the model received
+    for r in range(2):
+        assert run.conditioning_cameras(r) == ["observer", "monitor-mon-ball"]
+        inputs = run.read_round(r)["inputs"]
+        for camera in ("observer", "monitor-mon-ball"):
+            control = probe_video(run.conditioning_mp4(r, camera, "control"))
+            mask = probe_video(run.conditioning_mp4(r, camera, "mask"))
+            if backend == "wan-vace":  # the round, after 4 context frames from round 1 on
+                expected = F + (4 if r else 0)
+            else:  # the one image the model starts from
+                expected = 1
+            assert control.frames == mask.frames == expected == inputs[camera]["control_frames"]
+            assert inputs[camera]["context_frames"] == (context if r else 0)
     for path, width in ((run.final_mp4, W), (run.final_combined_mp4, 2 * W)):
         info = probe_video(path)
         assert (info.codec, info.frames, info.width) == ("h264", 2 * F, width)

@@ -199,7 +199,9 @@ def test_the_last_preview_is_the_linear_decode_of_the_final_latents(vace_backend
     """UniPC's last step lands on its x0 prediction, so the final preview is exactly the linear
     map of the latents the VAE then decodes (reference and context latent frames skipped)."""
     reports = []
-    req = _request(steps=2)
+    base = _request(steps=2)
+    # 4 previous frames, as the engine gives VACE by default (every frame given is used)
+    req = _request(steps=2, previous_frames=base.previous_frames[-4:])
     vace_backend.generate(req, JobContext(reports.append))
     last = [r for r in reports if r.kind == "preview"][-1].payload
     plan = vace_backend._plan(req)

@@ -100,7 +100,7 @@ def test_the_factory_takes_the_engines_options(wan_env):
 # ----------------------------------------------------------------------------- VACE inputs
 def test_vace_inputs_put_previous_frames_in_front_with_an_empty_mask():
     req = make_request()
-    control, mask, refs, lead = vace_inputs(req)
+    control, mask, refs, lead = vace_inputs(req, 4)
     assert lead == 4 and control.shape == (F + 4, H, W, 3) and mask.shape == (F + 4, H, W)
     assert (control[:4] == req.previous_frames[-4:]).all()  # the 4 most recent, in order
     assert not mask[:4].any()  # keep them
@@ -111,7 +111,7 @@ def test_vace_inputs_put_previous_frames_in_front_with_an_empty_mask():
     assert (len(control) - 1) % 4 == 0
 
     one = make_request(previous_frames=req.previous_frames[-1:])
-    control, mask, _, lead = vace_inputs(one)
+    control, mask, _, lead = vace_inputs(one, 4)
     assert lead == 4
     assert mask[:3].all() and (control[:3] == GRAY).all()  # padding to generate (then dropped)
     assert not mask[3].any() and (control[3] == one.previous_frames[0]).all()
@@ -119,6 +119,84 @@ def test_vace_inputs_put_previous_frames_in_front_with_an_empty_mask():
     none = make_request(previous_frames=None, reference_images=[])
     control, mask, refs, lead = vace_inputs(none)
     assert lead == 0 and len(control) == F and refs == []
+
+    # by default every previous frame the request gives is used (the engine gives exactly the
+    # run's context_frames): 5 frames lead, padded to 8
+    control, mask, _, lead = vace_inputs(req)
+    assert lead == 8 and (control[3:8] == req.previous_frames).all() and mask[:3].all()
+    assert not mask[3:8].any()
+
+
+def _layers_request(role: str):
+    """A request with a scene projection (left half), a hole (right half) and an entity drawn
+    over the hole's top rows, depths given."""
+    req = make_request(previous_frames=None, role=role)
+    depth = np.zeros((F, H, W), np.float32)
+    depth[:, :, : W // 2] = 3.0
+    labels = np.full((F, H, W), -1, np.int16)
+    labels[:, :4, W // 2 : W // 2 + 6] = 0
+    fg = np.zeros((F, H, W, 3), np.uint8)
+    fg[labels >= 0] = (250, 5, 5)
+    req.control_rgb[:, :, W // 2 :] = 0
+    req.control_depth = depth
+    req.foreground_rgb, req.foreground_labels, req.foreground_ids = fg, labels, ["cat"]
+    req.foreground_depth = np.where(labels >= 0, 2.0, 0.0).astype(np.float32)
+    req.control_mask = np.zeros((F, H, W), bool)
+    req.control_mask[:, :, W // 2 - 2 :] = True
+    return req, labels >= 0
+
+
+def test_vace_observer_mapping_composites_the_foreground_and_grays_the_holes():
+    req, ent = _layers_request("observer")
+    control, mask, _, lead = vace_inputs(req)
+    assert lead == 0 and (mask == req.control_mask).all()
+    assert (control[ent] == (250, 5, 5)).all()  # the entity's state: a hint inside the mask
+    hole = req.control_mask & (req.control_depth == 0) & ~ent
+    assert hole.any() and (control[hole] == GRAY).all()
+    kept = req.control_mask & (req.control_depth > 0)  # rendered pixels inside the mask stay
+    assert (control[kept] == req.control_rgb[kept]).all()
+    assert (control[~req.control_mask] == req.control_rgb[~req.control_mask]).all()
+
+
+def test_vace_monitor_mapping_shows_the_scene_projection_only():
+    req, ent = _layers_request("monitor")
+    req.control_mask[:] = True  # the engine's monitor mask: the whole frame
+    control, mask, _, _ = vace_inputs(req)
+    assert mask.all()
+    assert (control[ent] == GRAY).all()  # the entity's last state is not shown
+    assert (control[:, :, : W // 2] == req.control_rgb[:, :, : W // 2]).all()
+
+
+def test_vace_references_put_the_scene_first_and_keep_the_instances():
+    rng = np.random.default_rng(1)
+    scene = [rng.integers(0, 256, (H, W, 3), dtype=np.uint8) for _ in range(3)]
+    inst = [rng.integers(0, 256, (H, W, 3), dtype=np.uint8) for _ in range(2)]
+    req = make_request(reference_images=scene, instance_references=inst)
+    _, _, refs, _ = vace_inputs(req, max_references=3)
+    assert len(refs) == 3
+    assert refs[0] is not None and (refs[0] == scene[0]).all()  # the source image stays first
+    assert (refs[1] == inst[0]).all() and (refs[2] == inst[1]).all()
+    _, _, refs, _ = vace_inputs(
+        make_request(reference_images=scene[:1], instance_references=inst), max_references=5
+    )
+    assert len(refs) == 3
+    _, _, refs, _ = vace_inputs(
+        make_request(reference_images=[], instance_references=inst * 3), max_references=3
+    )
+    assert len(refs) == 3
+
+
+def test_the_conditioning_a_backend_reports_is_what_its_pipeline_gets():
+    from worldstudio.core.generation.backends import conditioning_of
+
+    backend = WanVaceBackend(model_id="unused")  # nothing loads before generate
+    req, _ = _layers_request("observer")
+    req.previous_frames = np.zeros((2, H, W, 3), np.uint8)
+    video, mask = conditioning_of(backend, req)
+    control, vmask, _, lead = vace_inputs(req)
+    assert lead == 4 and np.array_equal(video, control) and np.array_equal(mask, vmask)
+    assert backend.flow_shift_for(480, 832) == 3.0 and backend.flow_shift_for(720, 1280) == 5.0
+    assert backend.context_frames == 4
 
 
 def test_a_monitor_hint_inside_the_mask_is_kept():
@@ -148,6 +226,16 @@ def test_vace_conditioning_changes_the_output(vace_backend):
     base = vace_backend.generate(make_request(), Recorder().ctx)
     no_prev = vace_backend.generate(make_request(previous_frames=None), Recorder().ctx)
     assert no_prev.shape == base.shape and not np.array_equal(base, no_prev)
+    # the role's strength is VACE's conditioning scale, and the flow shift reaches the sampler
+    weak = vace_backend.generate(make_request(strength=0.4), Recorder().ctx)
+    assert not np.array_equal(base, weak)
+    shifted = vace_backend.generate(make_request(flow_shift=5.0), Recorder().ctx)
+    assert vace_backend.pipe.scheduler.config.flow_shift == 5.0
+    assert not np.array_equal(base, shifted)
+    again = vace_backend.generate(make_request(flow_shift=3.0), Recorder().ctx)
+    assert vace_backend.pipe.scheduler.config.flow_shift == 3.0 and np.array_equal(base, again)
+    negative = vace_backend.generate(make_request(negative_prompt="blurry"), Recorder().ctx)
+    assert not np.array_equal(base, negative)
 
 
 def test_i2v_generates_from_the_previous_frame_or_the_source_image(i2v_backend):
@@ -164,6 +252,10 @@ def test_i2v_generates_from_the_previous_frame_or_the_source_image(i2v_backend):
     first = make_request(seed=3, previous_frames=None)
     image, continuing = first_frame(first)
     assert not continuing and (image == first.reference_images[0]).all()
+    # the source image as it is comes first (scene references have the entities blacked out)
+    source = np.full((H, W, 3), 77, np.uint8)
+    image, continuing = first_frame(make_request(previous_frames=None, source_image=source))
+    assert not continuing and (image == source).all()
     frames0 = i2v_backend.generate(first, Recorder().ctx)
     assert frames0.shape == (F, H, W, 3)
 

@@ -493,3 +493,75 @@ def test_demo_round_trip_against_the_projects_own_bake(tmp_path):
     assert np.max(np.abs(a.fov - b.fov)) < 1e-5
     assert [r.scene_text for r in imported.project.rounds] == [r.scene_text for r in demo.rounds]
     assert imported.project.entities[0].prompts == demo.entities[0].prompts
+
+
+def test_a_monitors_scene_text_rides_in_the_storyline(tmp_path):
+    """Export writes LiveWorld's preset storyline from the monitor (its own scene text, its
+    entities and their prompts per round); import brings it back as a monitor's scene text."""
+    import json
+
+    project = make_project(tmp_path / "p", rounds=2, fpr=65, monitors=True)
+    folder = ProjectFolder(tmp_path / "p")
+    project.monitors[0].scene_text = "the street seen from the corner"
+    folder.save(project)
+    result = export_liveworld(tmp_path / "p", tmp_path / "lw")
+    data = yaml.safe_load(result.yaml_path.read_text())
+    assert data["storyline_file"] == "storyline.json"
+    story = json.loads((tmp_path / "lw" / "storyline.json").read_text())
+    assert story["scene_text"] == "the street seen from the corner"
+    assert story["entities"] == ["dog"]  # the monitor watches the dog only
+    assert story["steps"] == {"0": "a dog runs, round 0", "1": "a dog runs, round 1"}
+    assert tmp_path / "lw" / "storyline.json" in result.files
+
+    imported = import_liveworld(result.yaml_path, tmp_path / "q", reconstruct=False).project
+    (m,) = imported.monitors
+    assert m.scene_text == "the street seen from the corner"
+    assert m.entity_ids == [imported.entities[0].id] and m.pose.position == (0.0, 0.0, 0.0)
+    again = export_liveworld(tmp_path / "q", tmp_path / "lw2")
+    assert json.loads((tmp_path / "lw2" / "storyline.json").read_text())["scene_text"] == (
+        "the street seen from the corner"
+    )
+    assert yaml.safe_load(again.yaml_path.read_text())["iter_input"] == data["iter_input"]
+
+
+def test_a_monitor_without_its_own_text_writes_the_rounds_and_no_monitor_no_storyline(tmp_path):
+    make_project(tmp_path / "p", rounds=2, fpr=65, monitors=True)
+    export_liveworld(tmp_path / "p", tmp_path / "lw")
+    import json
+
+    story = json.loads((tmp_path / "lw" / "storyline.json").read_text())
+    assert story["scene_text"] == "scene text of round 0"
+    make_project(tmp_path / "n", rounds=1, fpr=65)
+    result = export_liveworld(tmp_path / "n", tmp_path / "lw_n")
+    assert "storyline_file" not in yaml.safe_load(result.yaml_path.read_text())
+    assert not (tmp_path / "lw_n" / "storyline.json").exists()
+
+
+def test_a_liveworld_storyline_gives_the_entity_and_its_event_camera(tmp_path):
+    """LiveWorld's own samples leave fg_text empty and describe the entity in the storyline."""
+    import json
+
+    ii = {str(r): {"scene_text": f"the stall, view {r}", "fg_text": ""} for r in range(2)}
+    story = {
+        "entities": ["person"],
+        "scene_text": "a wooden stall under a striped canopy",
+        "steps": {"0": "the boy walks to the books", "1": "the boy rests a hand on a cup"},
+    }
+    folder = tmp_path / "s"
+    yaml_path = write_sample(
+        folder, rounds=2, iter_input=ii, extra={"storyline_file": "story.json"}
+    )
+    (folder / "story.json").write_text(json.dumps(story))
+    p = import_liveworld(yaml_path, tmp_path / "q", reconstruct=False).project
+    (e,) = p.entities
+    assert e.name == "person" and e.prompts == list(story["steps"].values())
+    (m,) = p.monitors
+    assert m.scene_text == story["scene_text"] and m.entity_ids == [e.id]
+    assert m.fov == pytest.approx(48.0, abs=1e-3)  # the source camera's
+    # a broken storyline is one clear line naming the file and key
+    (folder / "story.json").write_text(json.dumps({"steps": {}}))
+    with pytest.raises(FormatError, match="story.json: key 'scene_text' is missing"):
+        import_liveworld(yaml_path, tmp_path / "r", reconstruct=False)
+    (folder / "story.json").write_text("{not json")
+    with pytest.raises(FormatError, match="story.json: not a readable storyline"):
+        import_liveworld(yaml_path, tmp_path / "r2", reconstruct=False)

@@ -9,6 +9,7 @@ import pytest
 
 from worldstudio.core.errors import ProjectError
 from worldstudio.core.project import (
+    SCHEMA_VERSION,
     Entity,
     GenerationSettings,
     Keyframe,
@@ -20,6 +21,7 @@ from worldstudio.core.project import (
     load_project,
     save_project,
 )
+from worldstudio.core.project.model import WAN_NEGATIVE_PROMPT
 from worldstudio.core.project.store import project_from_json, project_to_json
 
 
@@ -133,10 +135,31 @@ def test_migration_from_version_1():
         "camera_path": {"keyframes": [{"position": [0, 0, 0], "duration": 3.0}]},
     }
     project = project_from_json(json.dumps(v1))
-    assert project.schema_version == 2
+    assert project.schema_version == SCHEMA_VERSION  # on through every later version
     assert [r.scene_text for r in project.rounds] == ["a room", "a darker room"]
     assert (project.generation.width, project.generation.height) == (640, 368)
     assert project.camera_path.keyframes[0].transition == 3.0
+
+
+def test_migration_from_version_2_gives_the_conditioning_defaults():
+    v2 = {
+        "schema_version": 2,
+        "name": "v2",
+        "generation": {"backend": "wan-vace", "steps": 12},
+        "monitors": [{"id": "m", "name": "m", "pose": {"position": [0, 0, 0]}}],
+    }
+    project = project_from_json(json.dumps(v2))
+    assert project.schema_version == 3 == SCHEMA_VERSION
+    g = project.generation
+    assert g.steps == 12 and (g.observer_strength, g.monitor_strength) == (1.0, 0.4)
+    assert g.negative_prompt == WAN_NEGATIVE_PROMPT and g.negative_prompt.startswith("色调艳丽")
+    assert g.flow_shift is None and g.context_frames is None and g.prompt_entities == "visible"
+    assert project.monitors[0].scene_text is None
+    # written back as version 3, and read again unchanged
+    again = project_from_json(project_to_json(project))
+    assert again == project
+    with pytest.raises(ProjectError, match="prompt_entities"):
+        project_from_json(json.dumps({**v2, "generation": {"prompt_entities": "some"}}))
 
 
 def test_migration_error_names_the_field():

@@ -16,7 +16,7 @@ from tests import tiny_models
 from worldstudio.core.cli import main
 from worldstudio.core.errors import Cancelled, WorldStudioError
 from worldstudio.core.jobs import CancelToken, JobContext
-from worldstudio.core.project import ProjectFolder
+from worldstudio.core.project import SCHEMA_VERSION, ProjectFolder
 from worldstudio.core.reconstruct.new_project import (
     depth_to_cloud,
     new_project_from_image,
@@ -84,7 +84,7 @@ def test_a_real_photo_through_worldstudio_new(tmp_path, capsys):
     assert len(project.rounds) == 2
     assert (project.generation.width, project.generation.height) == (W, H)
     assert leftovers(tmp_path) == ["coffee.wsproj"]  # no staging folder left
-    assert json.loads((out / "project.json").read_text())["schema_version"] == 2
+    assert json.loads((out / "project.json").read_text())["schema_version"] == SCHEMA_VERSION
 
 
 def test_exif_focal_and_orientation_from_the_photo(tmp_path, capsys):

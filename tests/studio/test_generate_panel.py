@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 from PySide6.QtCore import QPointF, Qt
+from PySide6.QtWidgets import QToolButton
 
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.generation.backends.oracle import OracleBackend
@@ -99,6 +100,23 @@ def test_generate_shows_the_preview_plays_the_result_and_fills_the_run_row(
     assert gp.runs.play_combined.isEnabled()
     qtbot.mouseClick(gp.runs.play_combined, Qt.MouseButton.LeftButton)
     assert w.player.path == result.final_combined_mp4
+    # What each model call was told: the control and mask videos of a round, in the player.
+    runs = gp.runs
+    assert runs.cond_round.maximum() == 2 and runs.cond_round.value() == 2
+    cameras = [runs.cond_camera.itemData(i) for i in range(runs.cond_camera.count())]
+    assert cameras == ["observer", "monitor-mon-ball"]
+    runs.cond_round.setValue(1)
+    runs.cond_camera.setCurrentIndex(1)
+    qtbot.mouseClick(runs.play_mask, Qt.MouseButton.LeftButton)
+    folder = RunFolder(result.run_dir)
+    assert w.player.path == folder.conditioning_mp4(0, "monitor-mon-ball", "mask")
+    qtbot.waitUntil(lambda: w.player.complete, timeout=10000)
+    assert len(w.player.frames) == 9 and (w.player.frames[0] > 200).all()  # all to generate
+    runs.cond_camera.setCurrentIndex(0)
+    qtbot.mouseClick(runs.play_control, Qt.MouseButton.LeftButton)
+    assert w.player.path == folder.conditioning_mp4(0, "observer", "control")
+    qtbot.waitUntil(lambda: w.player.complete, timeout=10000)
+    assert len(w.player.frames) == 9
 
     # Branch from round 2: a new run that copies round 1 and regenerates round 2.
     gp.runs.branch_spin.setValue(2)
@@ -184,6 +202,57 @@ def test_a_failing_backend_shows_the_error_and_the_studio_goes_on(
     assert gp.generate()
     wait_done(qtbot, gp)
     assert gp.last_result is not None and gp.last_result.rounds_done == 2
+
+
+def test_conditioning_settings_are_project_edits_that_reach_the_run(
+    make_window, demo_folder, qtbot
+):
+    from worldstudio.core.project.model import WAN_NEGATIVE_PROMPT
+
+    w = make_window(demo_folder)
+    gp = small_panel(w, backend="wan-vace")
+    form = gp.form
+    g = w.doc.project.generation
+    assert form.monitor_strength.value() == 0.4 and form.observer_strength.value() == 1.0
+    assert form.context_spin.text() == "auto" and form.flow_shift.text() == "auto"
+    assert form.negative.toPlainText() == WAN_NEGATIVE_PROMPT
+    assert "auto context: 4 frames" in form.conditioning_info.text()
+    assert "auto flow shift at 64×48: 3" in form.conditioning_info.text()
+    before = w.doc.undo_stack.count()
+    form.monitor_strength.setValue(0.3)
+    form.observer_strength.setValue(0.8)
+    form.context_spin.setValue(6)
+    form.flow_shift.setValue(5.0)
+    form.prompt_entities.setCurrentIndex(form.prompt_entities.findData("all"))
+    form.negative.setPlainText("blurry, static")
+    form.negative.committed.emit(form.negative.toPlainText())
+    g = w.doc.project.generation
+    assert (g.monitor_strength, g.observer_strength, g.context_frames) == (0.3, 0.8, 6)
+    assert (g.flow_shift, g.prompt_entities, g.negative_prompt) == (5.0, "all", "blurry, static")
+    assert w.doc.undo_stack.count() == before + 6
+    form.context_spin.setValue(-1)  # back to auto
+    form.flow_shift.setValue(0.0)
+    assert w.doc.project.generation.context_frames is None
+    assert w.doc.project.generation.flow_shift is None
+    w.doc.undo_stack.undo()
+    assert w.doc.project.generation.flow_shift == 5.0 and form.flow_shift.value() == 5.0
+    # the reset button brings Wan's negative prompt back
+    reset = [b for b in form.findChildren(QToolButton) if b.text() == "Wan's"][0]
+    qtbot.mouseClick(reset, Qt.MouseButton.LeftButton)
+    assert w.doc.project.generation.negative_prompt == WAN_NEGATIVE_PROMPT
+    # a model-free backend records them but uses no flow shift or negative prompt
+    small_panel(w, backend="geometry")
+    assert not form.flow_shift.isEnabled() and not form.negative.isEnabled()
+    assert form.monitor_strength.isEnabled()
+    # a run takes them from the project
+    qtbot.mouseClick(gp.header.start_button, Qt.MouseButton.LeftButton)
+    wait_done(qtbot, gp)
+    s = RunFolder(gp.last_result.run_dir).read_meta()["settings"]
+    assert (s["monitor_strength"], s["observer_strength"], s["prompt_entities"]) == (
+        0.3,
+        0.8,
+        "all",
+    )
 
 
 def test_vram_estimate_follows_the_settings(make_window, demo_folder):

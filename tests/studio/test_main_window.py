@@ -364,6 +364,26 @@ def test_inspector_follows_the_selection(make_window, demo_folder, qtbot):
     assert w.inspector.stack.currentWidget() is w.inspector.pages["project"]
 
 
+def test_a_monitor_has_its_own_scene_text_in_the_inspector(make_window, demo_folder):
+    w = make_window(demo_folder)
+    p = w.doc.project
+    m = p.monitors[0]
+    w.doc.set_selection(Selection("monitor", m.id))
+    ins = w.inspector
+    assert ins.m_scene.toPlainText() == "" and "round's scene text" in ins.m_scene.placeholderText()
+    assert ins.m_prompt.text().startswith(f"scene: {p.rounds[0].scene_text}; foreground: ")
+    ins.m_scene.setPlainText("a room seen from its doorway")
+    ins.m_scene.committed.emit(ins.m_scene.toPlainText())
+    assert w.doc.project.monitors[0].scene_text == "a room seen from its doorway"
+    assert ins.m_prompt.text().startswith("scene: a room seen from its doorway; foreground: ")
+    ins.m_scene.setPlainText("  ")  # blank: back to the round's text
+    ins.m_scene.committed.emit(ins.m_scene.toPlainText())
+    assert w.doc.project.monitors[0].scene_text is None
+    w.doc.undo_stack.undo()
+    assert w.doc.project.monitors[0].scene_text == "a room seen from its doorway"
+    assert ins.m_scene.toPlainText() == "a room seen from its doorway"
+
+
 def test_keyframe_thumbnail_and_playhead_pane_render_in_the_background(
     make_window, demo_folder, qtbot
 ):

@@ -1,5 +1,5 @@
-"""Backends by name. Modules are imported lazily, so ``geometry`` and ``oracle`` never pull in
-torch-heavy libraries such as diffusers.
+"""Backends by name. Modules are imported lazily, so ``geometry``, ``oracle`` and ``ideal`` never
+pull in torch-heavy libraries such as diffusers.
 
 A registry entry is ``"package.module:factory"``; the factory is called with the options given to
 :func:`get_backend` and returns a :class:`Backend`. Diffusion backends expose
@@ -21,11 +21,13 @@ from worldstudio.core.generation.backends.base import (
     BackendError,
     GenerationRequest,
     check_frames,
+    conditioning_of,
 )
 
 _REGISTRY: dict[str, str] = {
     "geometry": "worldstudio.core.generation.backends.geometry:GeometryBackend",
     "oracle": "worldstudio.core.generation.backends.oracle:OracleBackend",
+    "ideal": "worldstudio.core.generation.backends.ideal:IdealBackend",
     "wan-vace": "worldstudio.core.generation.backends.wan_vace:create_backend",
     "wan-i2v": "worldstudio.core.generation.backends.wan_i2v:create_backend",
     "liveworld": "worldstudio.core.generation.backends.liveworld.backend:create_backend",
@@ -72,6 +74,7 @@ __all__ = [
     "GenerationRequest",
     "backend_names",
     "check_frames",
+    "conditioning_of",
     "get_backend",
     "register_backend",
 ]

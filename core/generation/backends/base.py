@@ -1,7 +1,7 @@
 """The backend protocol: conditioning in, F frames out.
 
-A backend turns one :class:`GenerationRequest` (renders, coverage mask, previous frames, prompt,
-seed, reference images, cameras) into ``(F, H, W, 3)`` uint8 frames. It reports each denoising
+A backend turns one :class:`GenerationRequest` (the scene and foreground projections, the mask,
+previous frames, prompt, seed, reference images, cameras) into ``(F, H, W, 3)`` uint8 frames. It reports each denoising
 step through ``ctx.progress(step, steps, message)``, may show a cheap preview with
 ``ctx.preview(image)`` (an ``(H, W, 3)`` uint8 frame or strip of thumbnails), and calls
 ``ctx.check_cancelled()`` between steps (which raises :class:`worldstudio.core.errors.Cancelled`).
@@ -28,7 +28,18 @@ class BackendError(WorldStudioError):
 
 @dataclass
 class GenerationRequest:
-    """Everything one generation call (observer round or monitor clip) is conditioned on."""
+    """Everything one generation call (observer round or monitor clip) is conditioned on.
+
+    The world's render into the call's cameras comes as two layers (LiveWorld's State Adapter
+    keeps them apart): the **scene projection** (``control_rgb``, ``control_depth``: the static
+    world, pinholes filled, black / 0 in holes) and the **foreground projection**
+    (``foreground_rgb``, ``foreground_depth``, ``foreground_labels``: the entities' points
+    z-tested against the static world). For the observer the foreground is the target: where the
+    monitors put the entities at each frame's time. For a monitor it is its entities' last known
+    state, given for backends that show the renders (geometry) and for the lifter's tracker; a
+    model generates a monitor's entities from the prompt and never sees it (see each backend's
+    mapping).
+    """
 
     prompt: str  # "scene: ...; foreground: ..."
     num_frames: int
@@ -37,25 +48,25 @@ class GenerationRequest:
     steps: int
     guidance: float
     seed: int
-    control_rgb: np.ndarray | None  # (F, H, W, 3) uint8: the scene projection (static world)
-    # (F, H, W) bool: True where the model must generate: where NOTHING was rendered and, for a
-    # monitor, where its entities were last seen (control_rgb there holds that last state as a
-    # hint a model may use or ignore; the geometry backend shows it as is).
+    control_rgb: np.ndarray | None  # (F, H, W, 3) uint8: the scene projection
+    # (F, H, W) bool: True where the model generates, False: keep the control pixel. The
+    # observer's: holes, sparse regions, depth discontinuities and entity regions, cleaned
+    # (:mod:`worldstudio.core.generation.conditioning`); a monitor's: the whole frame.
     control_mask: np.ndarray | None
-    previous_frames: np.ndarray | None  # (P, H, W, 3) uint8: last frames of the previous round
-    reference_images: list[
-        np.ndarray
-    ]  # (H, W, 3) uint8 each: scene references (entities blacked out)
+    previous_frames: np.ndarray | None  # (P, H, W, 3) uint8: the last P frames of the camera
+    # (H, W, 3) uint8 each: scene references (the source image and retrieved earlier frames,
+    # entities blacked out)
+    reference_images: list[np.ndarray]
     negative_prompt: str = ""
-    # The foreground projection (LiveWorld keeps it apart from the scene projection): the
-    # entities' points z-tested against the static world, black elsewhere (F, H, W, 3) uint8;
-    # labels (F, H, W) int16 index into foreground_ids, -1 where no entity. None for a call that
-    # has no foreground target (monitors).
-    foreground_rgb: np.ndarray | None = None
-    foreground_labels: np.ndarray | None = None
-    foreground_ids: list[str] = field(default_factory=list)
-    control_depth: np.ndarray | None = None  # (F, H, W) float32 depth of the renders, 0 in holes
-    instance_references: list[np.ndarray] = field(default_factory=list)  # one crop per entity
+    foreground_rgb: np.ndarray | None = None  # (F, H, W, 3) uint8, black where no entity
+    foreground_labels: np.ndarray | None = None  # (F, H, W) int16: index in foreground_ids, -1
+    foreground_ids: list[str] = field(default_factory=list)  # the call's entities
+    foreground_depth: np.ndarray | None = None  # (F, H, W) float32, 0 where no entity
+    control_depth: np.ndarray | None = None  # (F, H, W) float32 depth of control_rgb, 0 in holes
+    instance_references: list[np.ndarray] = field(default_factory=list)  # one per visible entity
+    # (H, W, 3) uint8: the source image as it is (entities in it), fitted to the video size: the
+    # frame an image-to-video model starts from when there are no previous frames
+    source_image: np.ndarray | None = None
     strength: float = 1.0  # conditioning strength of this call's role (observer 1.0, monitor 0.4)
     flow_shift: float | None = None  # the sampler's flow shift; None: the backend's default
     role: str = "observer"  # or "monitor"
@@ -66,6 +77,16 @@ class GenerationRequest:
     camera_id: str = "observer"  # "observer" or the monitor's id (for logs and previews)
     round_index: int = 0
 
+    def composite(self) -> np.ndarray | None:
+        """The foreground projection over the scene projection (None without control_rgb)."""
+        if self.control_rgb is None:
+            return None
+        out = np.array(self.control_rgb, np.uint8, copy=True)
+        if self.foreground_rgb is not None and self.foreground_labels is not None:
+            on = np.asarray(self.foreground_labels) >= 0
+            out[on] = np.asarray(self.foreground_rgb)[on]
+        return out
+
 
 @runtime_checkable
 class Backend(Protocol):
@@ -73,8 +94,16 @@ class Backend(Protocol):
 
     ``lifter`` says how the engine lifts this backend's frames to 3D (a run may override it):
     ``"render"`` (the frames are the renders: the render's own depth and entity pixels),
-    ``"oracle"`` (exact depth and masks from the oracle scene) or ``"model"`` (a depth model
-    aligned to the rendered static depth, plus SAM 2 tracking; :mod:`..lift`).
+    ``"oracle"`` (exact depth and masks from the oracle scene), ``"ideal"`` (what the ideal
+    backend drew) or ``"model"`` (a depth model aligned to the rendered static depth, plus SAM 2
+    tracking; :mod:`..lift`).
+
+    Optional, looked up with ``getattr``: ``context_frames`` (int, the previous frames a call
+    continues from when the project does not say; the engine passes exactly that many),
+    ``flow_shift_for(height, width) -> float | None`` (the sampler's flow shift when the project
+    does not say) and ``conditioning(request) -> (video, mask)``: the exact control video
+    (N, H, W, 3) uint8 and mask (N, H, W) bool the model is fed for ``request`` (leading context
+    frames included), which the engine writes beside the round (:func:`conditioning_of`).
     """
 
     name: str
@@ -100,3 +129,20 @@ def check_frames(frames: np.ndarray, request: GenerationRequest, backend: str) -
     if frames.dtype != np.uint8:
         raise BackendError(f"backend {backend!r} returned {frames.dtype} frames, expected uint8")
     return np.ascontiguousarray(frames)
+
+
+def conditioning_of(backend: object, request: GenerationRequest) -> tuple[np.ndarray, np.ndarray]:
+    """The control video and mask ``backend`` feeds its model for ``request``: its own
+    ``conditioning(request)`` when it has one, else what the request gives every backend (the
+    foreground over the scene projection, and the mask; all True without one)."""
+    own = getattr(backend, "conditioning", None)
+    if callable(own):
+        video, mask = own(request)
+        return np.asarray(video, np.uint8), np.asarray(mask, bool)
+    F, H, W = request.num_frames, request.height, request.width
+    video = request.composite()
+    if video is None:
+        video = np.zeros((F, H, W, 3), np.uint8)
+    mask = request.control_mask
+    mask = np.ones((F, H, W), bool) if mask is None else np.asarray(mask, bool)
+    return video, mask

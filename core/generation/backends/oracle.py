@@ -1,8 +1,11 @@
 """The oracle backend: the procedural demo scene's ground-truth frames (tests and the demo).
 
-It ignores the conditioning and ray-casts :class:`worldstudio.core.oracle.OracleScene` for the request's
-cameras (``camera_c2w``, ``camera_K``) at its world times (``times``). Only the demo project is
-the oracle world; any other project is refused with a clear error.
+It ignores the conditioning (renders, mask, strength, references, previous frames: it uses
+none, ``context_frames = 0``) and ray-casts :class:`worldstudio.core.oracle.OracleScene` for the
+request's cameras (``camera_c2w``, ``camera_K``) at its world times (``times``): the truth, to
+compare the engine's state with. Only the demo project is the oracle world; any other project is
+refused with a clear error. The ``ideal`` backend (:mod:`.ideal`) is the one that obeys the
+conditioning.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class OracleBackend:
 
     name = "oracle"
     lifter = "oracle"
+    context_frames = 0
 
     def __init__(self, project=None, project_folder=None, scene=None, **options: Any) -> None:
         from worldstudio.core.oracle import OracleScene

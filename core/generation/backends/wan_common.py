@@ -32,6 +32,22 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 GRAY = 128  # VACE's neutral "no content" colour (0 in the pipeline's [-1, 1] range)
 
 
+def wan_flow_shift(height: int, width: int) -> float:
+    """Wan 2.1's recommended flow shift: 5.0 at 720p (the shorter side 720 pixels or more), 3.0
+    below."""
+    return 5.0 if min(int(height), int(width)) >= 720 else 3.0
+
+
+def set_flow_shift(pipe: Any, shift: float) -> None:
+    """Give the pipeline's flow-matching scheduler ``shift`` (a new scheduler from the same
+    config when it differs; a scheduler without a flow shift is left alone)."""
+    scheduler = pipe.scheduler
+    current = getattr(scheduler, "config", {}).get("flow_shift")
+    if current is None or float(current) == float(shift):
+        return
+    pipe.scheduler = type(scheduler).from_config(scheduler.config, flow_shift=float(shift))
+
+
 # --------------------------------------------------------------------------- small helpers
 def pick_device(device: str | None = None):
     """``device``, else ``$WORLDSTUDIO_DEVICE``, else CUDA when available, else the CPU."""
@@ -249,6 +265,7 @@ class DiffusersWanBackend:
     name = "wan"
     default_model = ""
     lifter = "model"
+    context_frames = 1  # a subclass's default, when the run does not say
 
     def __init__(
         self,
@@ -302,6 +319,10 @@ class DiffusersWanBackend:
 
     def _extra_latent_frames(self) -> int:
         return 0
+
+    def flow_shift_for(self, height: int, width: int) -> float:
+        """The flow shift a run uses when the project does not say: Wan's for the size."""
+        return wan_flow_shift(height, width)
 
     def load(self, ctx: JobContext | None = None, request: GenerationRequest | None = None):
         """Load the pipeline (once), place it for the memory profile, pick the attention backend."""
@@ -399,6 +420,9 @@ class DiffusersWanBackend:
         pipe = self.load(ctx, request)
         ctx.check_cancelled()
         self.loras.apply(pipe, list(request.loras or []), ctx)
+        set_flow_shift(
+            pipe, request.flow_shift or self.flow_shift_for(request.height, request.width)
+        )
         plan = self._plan(request)
         rgb_map = self._preview_map()
         tap = SchedulerTap(pipe.scheduler) if rgb_map is not None else contextlib.nullcontext()

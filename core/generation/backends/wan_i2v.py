@@ -1,8 +1,8 @@
 """The ``wan-i2v`` backend: diffusers ``WanImageToVideoPipeline``, a baseline with no 3D
 conditioning (the renders and masks are ignored).
 
-The first frame is the previous round's last frame when there is one, else the first reference
-image (the source image), else the first render. When it is the previous round's last frame,
+The first frame is the previous round's last frame when there is one, else the source image (as
+it is, entities in it), else the first reference image, else the first render. When it is the previous round's last frame,
 that frame already belongs to the previous round: the pipeline generates ``F + 4`` frames (still
 ``4k + 1``) and frames ``1 .. F`` are returned, so the round continues the video instead of
 repeating its boundary frame. From the source image (round 0) the clip starts with the image
@@ -41,6 +41,10 @@ def first_frame(request: GenerationRequest) -> tuple[np.ndarray, bool]:
         return check_image(
             "wan-i2v: previous frame", request.previous_frames[-1], request.height, request.width
         ), True
+    if request.source_image is not None:
+        return check_image(
+            "wan-i2v: source image", request.source_image, request.height, request.width
+        ), False
     if request.reference_images:
         return check_image(
             "wan-i2v: reference image", request.reference_images[0], request.height, request.width
@@ -59,6 +63,7 @@ class WanI2VBackend(DiffusersWanBackend):
 
     name = "wan-i2v"
     default_model = DEFAULT_MODEL
+    context_frames = 1  # it continues from the last one
 
     def __init__(
         self,
@@ -72,6 +77,12 @@ class WanI2VBackend(DiffusersWanBackend):
 
     def _extra_latent_frames(self) -> int:
         return 1  # F + 4 frames when continuing a previous round
+
+    def conditioning(self, request: GenerationRequest) -> tuple[np.ndarray, np.ndarray]:
+        """All it is given: the first frame (kept)."""
+        image, _continuing = first_frame(request)
+        image = _fit(image, request.height, request.width)
+        return image[None], np.zeros((1, request.height, request.width), bool)
 
     def _load(self, folder: Path, dtype):
         import torch

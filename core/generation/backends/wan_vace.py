@@ -1,26 +1,35 @@
 """The ``wan-vace`` backend: diffusers ``WanVACEPipeline`` conditioned on the world's renders.
 
-How a :class:`GenerationRequest` maps onto VACE's inputs:
+How a :class:`GenerationRequest` maps onto VACE's inputs (:func:`vace_inputs`; the exact video
+and mask are also what :meth:`WanVaceBackend.conditioning` returns, which the engine writes
+beside the round):
 
-- **Control video** = the conditioning renders. **Mask** = ``control_mask`` (True, white: the
-  model generates there; False, black: keep the render). Inside the mask, pixels the renderer
-  left empty (pure black, the splatting renderer's background) become neutral gray (128, i.e. 0 in
-  the pipeline's [-1, 1] range: VACE's "no content"); other masked pixels (a monitor's hint of
-  where its entities were last seen) are kept, since VACE feeds the masked region to the model as
-  "reactive" content it may change.
-- **Previous frames** (the last frames of the previous round) are *leading control frames with
-  an empty mask* (all black: keep them), prepended to the round: the clip generated is
-  ``[context | round]`` and the round's F frames are returned. The most recent
-  ``context_frames`` (default 4) previous frames are used; if fewer are given, gray
-  to-be-generated frames pad the front to a multiple of 4 (so ``lead + F`` stays ``4k + 1``; the
-  padding is dropped with the context). This is VACE's own video-extension task ("firstclip"):
-  the known frames sit at their true place in time, so the model continues their motion and the
-  round starts where the last one stopped. As VACE ``reference_images`` they would instead be
-  treated as appearance references with no position in time (each is pasted on a white canvas
-  and given its own latent frame in front of the video), which keeps identity but not continuity.
-  One extra latent frame per 4 context frames is the cost.
-- **Reference images** (e.g. the source image) become VACE ``reference_images``: appearance
-  references for the whole clip, exactly what VACE trained them for (at most ``max_references``).
+- **Observer**: control video = the scene projection with the foreground projection composited
+  over it; mask = ``control_mask`` (True, white: the model generates there; False, black: keep
+  the pixel). Inside the mask, pixels with nothing rendered (no depth and no entity, or pure
+  black without depths) become neutral gray (128, i.e. 0 in the pipeline's [-1, 1] range:
+  VACE's "no content"); other masked pixels (the entities' projected state, sparse or
+  discontinuous render) stay: VACE feeds the masked region to the model as "reactive" content,
+  a hint it may change.
+- **Monitor**: control video = the scene projection only (its foreground, the entities' last
+  state, is NOT shown: the entities are generated from the prompt and may go anywhere); mask =
+  ``control_mask`` (the engine's: the whole frame), so the render is a soft hint.
+- ``conditioning_scale`` = the request's ``strength`` (the role's: observer 1.0, monitor 0.4 by
+  default, LiveWorld's values), scaling VACE's control hints in the transformer.
+- **Previous frames** are *leading control frames with an empty mask* (all black: keep them),
+  prepended to the round: the clip generated is ``[context | round]`` and the round's F frames
+  are returned. All the frames the request gives are used (the engine gives exactly the run's
+  ``context_frames``, by default this backend's ``context_frames``, 4); gray to-be-generated
+  frames pad the front to a multiple of 4 (so ``lead + F`` stays ``4k + 1``; the padding is
+  dropped with the context). This is VACE's own video-extension task ("firstclip"): the known
+  frames sit at their true place in time, so the model continues their motion. One extra latent
+  frame per 4 context frames is the cost.
+- **Reference images**: the scene references (source image and retrieved earlier frames,
+  entities blacked out), then the instance references (one cut-out per visible entity), at most
+  ``max_references`` in all with the instance references kept first when there are too many,
+  become VACE ``reference_images``: appearance references for the whole clip.
+- ``negative_prompt`` and the flow shift (``flow_shift``, else 3.0 below 720p and 5.0 at 720p,
+  as Wan recommends) go to the pipeline and its scheduler (:mod:`.wan_common`).
 
 Default model ``Wan-AI/Wan2.1-VACE-1.3B-diffusers``; ``Wan-AI/Wan2.1-VACE-14B-diffusers`` (or a
 local pipeline folder) as ``model_id``. The pipeline loads on the first ``generate`` through
@@ -60,33 +69,64 @@ def _lead_length(previous: int, context_frames: int) -> tuple[int, int]:
     return used, lead
 
 
-def vace_inputs(request: GenerationRequest, context_frames: int = 4, max_references: int = 3):
+def _checked(name: str, a, shape: tuple[int, ...], dtype=None) -> np.ndarray:
+    a = np.asarray(a)
+    if a.shape != shape or (dtype is not None and a.dtype != dtype):
+        raise BackendError(f"wan-vace: {name} is {a.dtype} {a.shape}, expected {shape}")
+    return a
+
+
+def vace_references(request: GenerationRequest, max_references: int) -> list[np.ndarray]:
+    """Scene references then instance references, ``max_references`` at most; when there are
+    more, the instance references keep their places (an entity's look matters more than a
+    second view of the room) and the scene references are cut, the source image last."""
+    H, W = request.height, request.width
+    scene = [check_image("wan-vace: reference image", r, H, W) for r in request.reference_images]
+    inst = [
+        check_image("wan-vace: instance reference", r, H, W) for r in request.instance_references
+    ]
+    if max_references <= 0:
+        return []
+    n_inst = min(len(inst), max_references - (1 if scene else 0))
+    n_scene = min(len(scene), max_references - n_inst)
+    return scene[:n_scene] + inst[:n_inst]
+
+
+def vace_inputs(
+    request: GenerationRequest, context_frames: int | None = None, max_references: int = 3
+):
     """The control video (F', H, W, 3) uint8, mask (F', H, W) bool (True = generate), reference
-    images and lead length (frames to drop from the output) for ``request``."""
+    images and lead length (frames to drop from the output) for ``request``; ``context_frames``:
+    use at most that many previous frames (None: all the request gives)."""
     F, H, W = request.num_frames, request.height, request.width
+    monitor = request.role == "monitor"
     if request.control_rgb is not None:
-        control = np.asarray(request.control_rgb)
-        if control.shape != (F, H, W, 3) or control.dtype != np.uint8:
-            raise BackendError(
-                f"wan-vace: control_rgb is {control.dtype} {control.shape}, expected uint8 {(F, H, W, 3)}"
-            )
-        control = control.copy()
+        control = _checked("control_rgb", request.control_rgb, (F, H, W, 3), np.uint8).copy()
     else:
         control = np.full((F, H, W, 3), GRAY, np.uint8)
+    fg = request.foreground_labels
+    on = (
+        np.zeros((F, H, W), bool)
+        if fg is None or monitor
+        else _checked("foreground_labels", fg, (F, H, W)) >= 0
+    )
+    if on.any():
+        control[on] = _checked("foreground_rgb", request.foreground_rgb, (F, H, W, 3))[on]
     if request.control_mask is not None:
-        mask = np.asarray(request.control_mask)
-        if mask.shape != (F, H, W):
-            raise BackendError(f"wan-vace: control_mask is {mask.shape}, expected {(F, H, W)}")
-        mask = mask.astype(bool)
+        mask = _checked("control_mask", request.control_mask, (F, H, W)).astype(bool)
     else:
         mask = (
             np.ones((F, H, W), bool) if request.control_rgb is None else np.zeros((F, H, W), bool)
         )
-    empty = mask & (control == 0).all(axis=-1)
-    control[empty] = GRAY
+    if request.control_depth is not None:
+        nothing = (_checked("control_depth", request.control_depth, (F, H, W)) <= 0) & ~on
+    else:
+        nothing = (control == 0).all(axis=-1)
+    control[mask & nothing] = GRAY
 
     prev = request.previous_frames
-    used, lead = _lead_length(0 if prev is None else len(prev), context_frames)
+    given = 0 if prev is None else len(prev)
+    used, lead = _lead_length(given, given if context_frames is None else context_frames)
     if lead:
         prev = np.asarray(prev)
         if prev.ndim != 4 or prev.shape[1:] != (H, W, 3) or prev.dtype != np.uint8:
@@ -99,14 +139,11 @@ def vace_inputs(request: GenerationRequest, context_frames: int = 4, max_referen
         lead_mask[:pad] = True
         control = np.concatenate([lead_rgb, control])
         mask = np.concatenate([lead_mask, mask])
-    refs = [
-        check_image("wan-vace: reference image", r, H, W) for r in (request.reference_images or [])
-    ]
-    return control, mask, refs[:max_references], lead
+    return control, mask, vace_references(request, max_references), lead
 
 
 class WanVaceBackend(DiffusersWanBackend):
-    """``WanVACEPipeline`` with the renders as control video and the holes as the mask."""
+    """``WanVACEPipeline`` with the world's renders as control video and the engine's mask."""
 
     name = "wan-vace"
     default_model = DEFAULT_MODEL
@@ -119,19 +156,22 @@ class WanVaceBackend(DiffusersWanBackend):
         dtype=None,
         context_frames: int = 4,
         max_references: int = 3,
-        conditioning_scale: float = 1.0,
         **options: Any,
     ):
         super().__init__(model_id, profile, device, dtype, **options)
         if context_frames < 0:
             raise BackendError("wan-vace: context_frames must be >= 0")
-        self.context_frames = int(context_frames)
+        self.context_frames = int(context_frames)  # the default when the run does not say
         self.max_references = int(max_references)
-        self.conditioning_scale = float(conditioning_scale)
 
     def _extra_latent_frames(self) -> int:
-        # one reference image (the source image) + the leading context, as the engine calls it
-        return 1 + (-(-self.context_frames // 4) if self.context_frames else 0)
+        # every reference image + the leading context, at most, as the engine calls it
+        return self.max_references + (-(-self.context_frames // 4) if self.context_frames else 0)
+
+    def conditioning(self, request: GenerationRequest) -> tuple[np.ndarray, np.ndarray]:
+        """The exact control video and mask the pipeline gets for ``request``."""
+        control, mask, _refs, _lead = vace_inputs(request, None, self.max_references)
+        return control, mask
 
     def _load(self, folder: Path, dtype):
         import torch
@@ -143,11 +183,11 @@ class WanVaceBackend(DiffusersWanBackend):
         return WanVACEPipeline.from_pretrained(folder, vae=vae, **dtype_kwarg(dtype))
 
     def _plan(self, request: GenerationRequest) -> CallPlan:
-        control, mask, refs, lead = vace_inputs(request, self.context_frames, self.max_references)
+        control, mask, refs, lead = vace_inputs(request, None, self.max_references)
         kwargs: dict[str, Any] = {
             "video": [to_pil(f) for f in control],
             "mask": [to_pil(np.where(m, 255, 0).astype(np.uint8), "L") for m in mask],
-            "conditioning_scale": self.conditioning_scale,
+            "conditioning_scale": float(request.strength),
         }
         if refs:
             kwargs["reference_images"] = [to_pil(r) for r in refs]

@@ -220,6 +220,12 @@ class GeneratePanel(QWidget):
             guidance=g.guidance,
             seed=g.seed,
             model=project_model_for(g.backend, g),
+            observer_strength=g.observer_strength,
+            monitor_strength=g.monitor_strength,
+            negative_prompt=g.negative_prompt,
+            flow_shift=g.flow_shift,
+            context_frames=g.context_frames,
+            prompt_entities=g.prompt_entities,
             resume=str(run),
             from_round=k,
         )

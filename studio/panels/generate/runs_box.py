@@ -1,7 +1,8 @@
 """The Generate panel's runs box: the project's runs (newest first) with their state, and what
 can be done with the chosen one: resume it, branch a new run from one of its rounds, play its
-videos. The box only asks (:attr:`RunsBox.resume_requested`, :attr:`RunsBox.branch_requested`);
-the panel runs the job."""
+videos, and play what each model call of a round was told (its control and mask videos). The box
+only asks (:attr:`RunsBox.resume_requested`, :attr:`RunsBox.branch_requested`); the panel runs
+the job."""
 
 from __future__ import annotations
 
@@ -62,6 +63,23 @@ class RunsBox(QGroupBox):
         self.play_combined = QPushButton("Play with monitors")
         self.play_combined.setToolTip("Open final_combined.mp4: the observer beside the monitors")
         self.play_combined.clicked.connect(lambda: self._play_run("final_combined.mp4"))
+        self.cond_round = int_spin(1, 1, 1, tip="the round whose conditioning to play")
+        self.cond_round.valueChanged.connect(lambda _v: self._fill_cameras())
+        self.cond_camera = QComboBox()
+        self.cond_camera.setToolTip("the call: the observer or a monitor")
+        self.cond_camera.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.cond_camera.setMinimumContentsLength(6)
+        self.cond_camera.currentIndexChanged.connect(lambda _i: self._update_buttons())
+        self.play_control = QPushButton("Control")
+        self.play_control.setToolTip(
+            "Play the control video this call's model received (its context frames first)"
+        )
+        self.play_control.clicked.connect(lambda: self._play_conditioning("control"))
+        self.play_mask = QPushButton("Mask")
+        self.play_mask.setToolTip("Play its mask: white where the model generated, black kept")
+        self.play_mask.clicked.connect(lambda: self._play_conditioning("mask"))
         refresh = QToolButton()
         refresh.setText("↻")
         refresh.setToolTip("Read the runs folder again")
@@ -76,11 +94,19 @@ class RunsBox(QGroupBox):
         row3 = QHBoxLayout()
         row3.addWidget(self.play_final)
         row3.addWidget(self.play_combined)
+        cond = hint("What each call of a round was given (its control and mask videos):")
+        row4 = QHBoxLayout()
+        row4.addWidget(self.cond_round)
+        row4.addWidget(self.cond_camera, 1)
+        row4.addWidget(self.play_control)
+        row4.addWidget(self.play_mask)
         v5 = QVBoxLayout(self)
         v5.addLayout(row1)
         v5.addWidget(self.run_info)
         v5.addLayout(row2)
         v5.addLayout(row3)
+        v5.addWidget(cond)
+        v5.addLayout(row4)
 
     def _runs(self):
         from worldstudio.core.project import ProjectFolder
@@ -156,7 +182,12 @@ class RunsBox(QGroupBox):
             self.run_info.setText(text)
             self.branch_spin.setRange(1, int(meta["rounds_done"]) + 1)
             self.branch_spin.setValue(int(meta["rounds_done"]) + 1)
-        self._update_buttons()
+            done = max(1, int(meta["rounds_done"]))
+            self.cond_round.blockSignals(True)
+            self.cond_round.setRange(1, done)
+            self.cond_round.setValue(done)
+            self.cond_round.blockSignals(False)
+        self._fill_cameras()
 
     def resumable(self) -> bool:
         meta = self._selected_meta()
@@ -166,6 +197,38 @@ class RunsBox(QGroupBox):
         run = self.selected_run()
         if run is not None and (run / name).is_file():
             self.play_requested.emit(str(run / name))
+
+    def _fill_cameras(self) -> None:
+        """The calls of the chosen round that left conditioning videos."""
+        from worldstudio.core.project.runs import RunFolder
+
+        run = self.selected_run()
+        keep = self.cond_camera.currentData()
+        cameras = RunFolder(run).conditioning_cameras(self.cond_round.value() - 1) if run else []
+        self.cond_camera.blockSignals(True)
+        self.cond_camera.clear()
+        for camera in cameras:
+            label = "observer" if camera == "observer" else camera.removeprefix("monitor-")
+            self.cond_camera.addItem(label, camera)
+        i = self.cond_camera.findData(keep)
+        self.cond_camera.setCurrentIndex(max(i, 0))
+        self.cond_camera.blockSignals(False)
+        self._update_buttons()
+
+    def conditioning_video(self, kind: str) -> Path | None:
+        """The chosen round's and call's control or mask video, when it exists."""
+        from worldstudio.core.project.runs import RunFolder
+
+        run, camera = self.selected_run(), self.cond_camera.currentData()
+        if run is None or not camera:
+            return None
+        path = RunFolder(run).conditioning_mp4(self.cond_round.value() - 1, camera, kind)
+        return path if path.is_file() else None
+
+    def _play_conditioning(self, kind: str) -> None:
+        path = self.conditioning_video(kind)
+        if path is not None:
+            self.play_requested.emit(str(path))
 
     def set_can_run(self, can: bool) -> None:
         """Whether a run may start now (Resume and Branch)."""
@@ -192,3 +255,7 @@ class RunsBox(QGroupBox):
         self.branch_spin.setEnabled(meta is not None)
         self.play_final.setEnabled(run is not None and (run / "final.mp4").is_file())
         self.play_combined.setEnabled(run is not None and (run / "final_combined.mp4").is_file())
+        self.cond_round.setEnabled(meta is not None)
+        self.cond_camera.setEnabled(self.cond_camera.count() > 0)
+        self.play_control.setEnabled(self.conditioning_video("control") is not None)
+        self.play_mask.setEnabled(self.conditioning_video("mask") is not None)

@@ -1,9 +1,11 @@
 """The Generate panel's settings form: backend, model and memory (with the VRAM estimate), video
-size and frames, sampling.
+size and frames, sampling, conditioning.
 
 Settings that are part of the project model (backend, model, size, frames per round, steps,
-guidance, seed) are edited through undoable document commands and redrawn from the document's
-change events; the memory profile and monitors on/off are the form's own (:meth:`run_options`).
+guidance, seed, the conditioning: per-role strengths, context frames, flow shift, which entities
+the prompt names, the negative prompt) are edited through undoable document commands and redrawn
+from the document's change events; the memory profile and monitors on/off are the form's own
+(:meth:`run_options`).
 """
 
 from __future__ import annotations
@@ -27,18 +29,26 @@ from PySide6.QtWidgets import (
 
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.generation.engine import project_model_for
+from worldstudio.core.project.model import WAN_NEGATIVE_PROMPT
 from worldstudio.studio import commands
 from worldstudio.studio.document import ProjectDocument
-from worldstudio.studio.widgets import float_spin, hint, int_spin, show_value, size_row
+from worldstudio.studio.widgets import (
+    CommitTextEdit,
+    float_spin,
+    hint,
+    int_spin,
+    show_value,
+    size_row,
+)
 
-MODEL_FREE = ("geometry", "oracle")
+MODEL_FREE = ("geometry", "oracle", "ideal")
 # Wan model ids name their kind; a mismatch with the backend is worth a note.
 _KIND_HINT = {"wan-vace": "vace", "wan-i2v": "i2v"}
 GiB = 1024**3
 
 
 class GenerationSettingsForm(QWidget):
-    """Three group boxes: model and memory, video, sampling."""
+    """Four group boxes: model and memory, video, sampling, conditioning."""
 
     message = Signal(str, bool)  # (text, is_error) for the status bar
 
@@ -55,7 +65,8 @@ class GenerationSettingsForm(QWidget):
         self.backend = QComboBox()
         self.backend.setToolTip(
             "geometry: the renders themselves (no model) · oracle: the demo "
-            "scene's ground truth · wan-vace / wan-i2v: the Wan video models"
+            "scene's ground truth · ideal: what a perfect model would make of the conditioning "
+            "(demo scene) · wan-vace / wan-i2v: the Wan video models"
         )
         self.backend.currentIndexChanged.connect(
             lambda _i: self._edit("backend", self.backend.currentData())
@@ -143,10 +154,95 @@ class GenerationSettingsForm(QWidget):
         f3.addRow("Guidance", self.guidance_spin)
         f3.addRow("Seed", seed)
 
+        g4 = self._build_conditioning()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        for g in (g1, g2, g3):
+        for g in (g1, g2, g3, g4):
             layout.addWidget(g)
+
+    def _build_conditioning(self) -> QGroupBox:
+        self.observer_strength = float_spin(
+            0.0,
+            2.0,
+            decimals=2,
+            step=0.05,
+            tip="How strongly the observer follows the world's renders (VACE's conditioning "
+            "scale; 1.0 by default)",
+        )
+        self.observer_strength.valueChanged.connect(
+            lambda v: self._edit("observer_strength", float(v))
+        )
+        self.monitor_strength = float_spin(
+            0.0,
+            2.0,
+            decimals=2,
+            step=0.05,
+            tip="How strongly the monitors follow the world's renders: a monitor generates the "
+            "whole frame, the render a soft hint, so its entities may go anywhere (0.4 by "
+            "default, as LiveWorld)",
+        )
+        self.monitor_strength.valueChanged.connect(
+            lambda v: self._edit("monitor_strength", float(v))
+        )
+        self.context_spin = int_spin(
+            -1, 32, 1, tip="Previous frames every call continues from (auto: the backend's)"
+        )
+        self.context_spin.setSpecialValueText("auto")
+        self.context_spin.valueChanged.connect(
+            lambda v: self._edit_optional("context_frames", None if v < 0 else int(v))
+        )
+        self.flow_shift = float_spin(
+            0.0,
+            20.0,
+            decimals=1,
+            step=0.5,
+            tip="The sampler's flow shift (auto: the backend's for the size; Wan: 3.0 below "
+            "720p, 5.0 at 720p)",
+        )
+        self.flow_shift.setSpecialValueText("auto")
+        self.flow_shift.valueChanged.connect(
+            lambda v: self._edit_optional("flow_shift", None if v <= 0 else float(v))
+        )
+        self.prompt_entities = QComboBox()
+        self.prompt_entities.addItem("entities it shows", "visible")
+        self.prompt_entities.addItem("every entity", "all")
+        self.prompt_entities.setToolTip(
+            "Which entities the observer's prompt names: only those its renders show (an "
+            "off-screen entity named in the prompt gets painted into the holes), or all"
+        )
+        self.prompt_entities.currentIndexChanged.connect(
+            lambda _i: self._edit("prompt_entities", self.prompt_entities.currentData())
+        )
+        self.negative = CommitTextEdit()
+        self.negative.setMaximumHeight(64)
+        self.negative.setToolTip(
+            "The negative prompt of every call. Wan's standard one (Chinese) says, roughly: "
+            "garish colours, overexposed, static, blurry details, subtitles, style, artwork, "
+            "still picture, greyish, worst quality, low quality, JPEG artefacts, ugly, "
+            "mutilated, extra fingers, badly drawn hands or faces, deformed, disfigured, "
+            "malformed limbs, fused fingers, motionless frame, cluttered background, three "
+            "legs, crowded background, walking backwards"
+        )
+        self.negative.setMinimumWidth(120)
+        self.negative.committed.connect(lambda text: self._edit("negative_prompt", text.strip()))
+        reset = QToolButton()
+        reset.setText("Wan's")
+        reset.setToolTip("Back to Wan's standard negative prompt")
+        reset.clicked.connect(lambda: self._edit("negative_prompt", WAN_NEGATIVE_PROMPT))
+        neg = QHBoxLayout()
+        neg.addWidget(self.negative, 1)
+        neg.addWidget(reset, 0, Qt.AlignmentFlag.AlignTop)
+        self.conditioning_info = hint()
+        g4 = QGroupBox("Conditioning")
+        f4 = QFormLayout(g4)
+        f4.addRow("Observer strength", self.observer_strength)
+        f4.addRow("Monitor strength", self.monitor_strength)
+        f4.addRow("Context frames", self.context_spin)
+        f4.addRow("Flow shift", self.flow_shift)
+        f4.addRow("Prompt names", self.prompt_entities)
+        f4.addRow("Negative prompt", neg)
+        f4.addRow("", self.conditioning_info)
+        return g4
 
     def run_options(self) -> dict:
         """The options a run takes from the form and not from the project."""
@@ -181,6 +277,13 @@ class GenerationSettingsForm(QWidget):
         show_value(self.steps_spin, g.steps)
         show_value(self.guidance_spin, g.guidance)
         show_value(self.seed_spin, min(g.seed, 2**31 - 1))
+        show_value(self.observer_strength, g.observer_strength)
+        show_value(self.monitor_strength, g.monitor_strength)
+        show_value(self.context_spin, -1 if g.context_frames is None else g.context_frames)
+        show_value(self.flow_shift, 0.0 if g.flow_shift is None else g.flow_shift)
+        show_value(self.prompt_entities, g.prompt_entities)
+        show_value(self.negative, g.negative_prompt, keep_focused=True)
+        self.conditioning_info.setText(self._conditioning_text())
         n = len(self.doc.project.rounds)
         total = n * g.frames_per_round
         self.video_info.setText(
@@ -188,10 +291,36 @@ class GenerationSettingsForm(QWidget):
             f"{total} frames ({total / g.fps:.1f} s at {g.fps} fps)"
         )
         model_free = g.backend in MODEL_FREE
-        for w in (self.model, self.profile, self.steps_spin, self.guidance_spin):
+        for w in (
+            self.model,
+            self.profile,
+            self.steps_spin,
+            self.guidance_spin,
+            self.flow_shift,
+            self.negative,
+        ):
             w.setEnabled(not model_free)
         self._update_model_note()
         self._update_estimate()
+
+    def _conditioning_text(self) -> str:
+        """What the auto values come to for the current backend and size."""
+        g = self.doc.project.generation
+        if g.backend in MODEL_FREE:
+            return f"{g.backend} has no sampler: these are recorded with the run"
+        try:
+            backend = self._estimate_backend(g.backend, self._effective_model())
+        except WorldStudioError:
+            return ""
+        parts = []
+        if g.context_frames is None:
+            parts.append(f"auto context: {getattr(backend, 'context_frames', '?')} frames")
+        shift_for = getattr(backend, "flow_shift_for", None)
+        if g.flow_shift is None and callable(shift_for):
+            parts.append(
+                f"auto flow shift at {g.width}×{g.height}: {shift_for(g.height, g.width):g}"
+            )
+        return " · ".join(parts)
 
     def showEvent(self, event) -> None:
         """Models may have been downloaded meanwhile: look again."""
@@ -286,6 +415,16 @@ class GenerationSettingsForm(QWidget):
         try:
             commands.set_generation(self.doc, merge_key=f"generate:{field}", **{field: value})
         except (ValueError, WorldStudioError) as exc:  # pydantic's ValidationError is a ValueError
+            self.message.emit(f"generation settings: {str(exc).splitlines()[0]}", True)
+            self.fill()
+
+    def _edit_optional(self, field: str, value) -> None:
+        """A setting whose None means "auto"."""
+        if getattr(self.doc.project.generation, field) == value:
+            return
+        try:
+            commands.set_generation(self.doc, merge_key=f"generate:{field}", **{field: value})
+        except (ValueError, WorldStudioError) as exc:
             self.message.emit(f"generation settings: {str(exc).splitlines()[0]}", True)
             self.fill()
 
