@@ -38,14 +38,28 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class Recording:
-    """Wraps a backend: keeps every request, times every call."""
+    """Wraps a backend: keeps every request, times every call; declares what the backend does."""
 
     def __init__(self, inner):
         self.inner = inner
         self.name = inner.name
         self.lifter = inner.lifter
+        self.context_frames = inner.context_frames
+        self.profiles = inner.profiles
         self.requests = []
         self.seconds = 0.0
+
+    def flow_shift_for(self, height, width):
+        return self.inner.flow_shift_for(height, width)
+
+    def conditioning(self, request):
+        return self.inner.conditioning(request)
+
+    def estimate(self, height, width, frames, profile=None):
+        return self.inner.estimate(height, width, frames, profile)
+
+    def models(self):
+        return self.inner.models()
 
     def generate(self, request, ctx):
         self.requests.append(request)

@@ -15,9 +15,10 @@ engine takes five named steps (:meth:`_Engine.run_round`):
    entities' frame-i clouds are rendered into observer pose i (z-buffer): the scene projection
    and the foreground projection, pinholes filled, and the mask of what to generate (holes,
    sparse regions, depth discontinuities, entity regions; :mod:`.conditioning`); the observer's
-   round is generated from them, its previous frames, scene references (the source image and
-   earlier frames retrieved by pose, entities blacked out), one instance reference per visible
-   entity and a prompt that names the entities its renders show (:mod:`.references`);
+   round is generated from them, its previous frames (with the projections the previous
+   round's call got for them), scene references (the source image and earlier frames retrieved
+   by pose, entities blacked out), one instance reference per visible entity and a prompt that
+   names the entities its renders show (:mod:`.references`);
 4. **grow the world**: the static world grows from the new frames where the render had holes,
    no entity is drawn or tracked, the voxel is free and the round's other frames agree
    (:func:`~worldstudio.core.generation.world.grow_static`; existing points never change); an
@@ -52,10 +53,10 @@ import numpy as np
 
 from worldstudio.core.errors import Cancelled, ProjectError, WorldStudioError
 from worldstudio.core.generation.backends import (
+    CONTEXT_FRAMES,
     Backend,
     GenerationRequest,
     check_frames,
-    conditioning_of,
     get_backend,
 )
 from worldstudio.core.generation.conditioning import (
@@ -92,7 +93,12 @@ from worldstudio.core.generation.world import (
 from worldstudio.core.jobs import JobContext, Report
 from worldstudio.core.pointcloud import PointCloud
 from worldstudio.core.project import Entity, GenerationSettings, Monitor, Project, ProjectFolder
-from worldstudio.core.project.run_writer import RoundState, RunWriter, SavedRound
+from worldstudio.core.project.run_writer import (
+    ContextProjections,
+    RoundState,
+    RunWriter,
+    SavedRound,
+)
 from worldstudio.core.project.runs import (
     RunError,
     RunFolder,
@@ -104,9 +110,6 @@ from worldstudio.core.project.runs import (
     safe_name,
 )
 
-CONTEXT_FRAMES = 5
-"""How many of the previous round's last frames a backend call gets (``previous_frames``) when
-neither the project nor the backend says (a backend declares its own as ``context_frames``)."""
 HISTORY_PER_ROUND = 4
 """Observer frames per round kept as candidate scene references for later rounds."""
 RETRIEVED_REFERENCES = 2
@@ -333,6 +336,8 @@ class _Round:
     # per call: what it was given (mask statistics, references), for round.json
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     instances: dict[str, np.ndarray] = field(default_factory=dict)  # entity -> instance reference
+    # per call (file stem): the projections of its last context frames, for the next round
+    context: dict[str, ContextProjections] = field(default_factory=dict)
     views: list[HistoryView] = field(default_factory=list)  # this round's candidate references
     timings: dict[str, float] = field(
         default_factory=lambda: {"backend": 0.0, "render": 0.0, "lift": 0.0, "persist": 0.0}
@@ -590,6 +595,8 @@ class _Engine:
         self.static_grid = VoxelGrid(voxel_size_for(static0, focal))
         self.prev_observer: np.ndarray | None = None
         self.prev_monitor: dict[str, np.ndarray] = {}
+        # per call (file stem): the projections of the previous frames it continues from
+        self.prev_projections: dict[str, ContextProjections] = {}
         self.history: list[HistoryView] = []  # earlier observer frames, by pose retrieval
 
     def _setup_references(self) -> None:
@@ -636,6 +643,7 @@ class _Engine:
             self.entity_time[eid] = state_time
         self.prev_observer = saved.observer
         self.prev_monitor.update(saved.monitors)
+        self.prev_projections.update(saved.context)
         F = self.settings.frames_per_round
         for r in range(self.start):
             path = self.run.views_npz(r)
@@ -665,10 +673,9 @@ class _Engine:
             if not s.lifter:
                 s.lifter = self.backend.lifter
             if s.context_frames is None:
-                s.context_frames = int(getattr(self.backend, "context_frames", CONTEXT_FRAMES))
+                s.context_frames = int(self.backend.context_frames)
             if s.flow_shift is None:
-                shift_for = getattr(self.backend, "flow_shift_for", None)
-                s.flow_shift = shift_for(s.height, s.width) if callable(shift_for) else None
+                s.flow_shift = self.backend.flow_shift_for(s.height, s.width)
             if s.lifter == "oracle":
                 from worldstudio.core.generation.backends.oracle import is_oracle_project
 
@@ -710,12 +717,23 @@ class _Engine:
     ) -> GenerationRequest:
         """The backend call of one camera (``"observer"`` or ``"monitor:<id>"``) in a round: its
         seed and prompt are recorded in ``rnd``; ``layers`` are its scene and foreground
-        projections (F frames), ``mask`` what it generates."""
+        projections (F frames), ``mask`` what it generates, ``previous`` the frames it continues
+        from; the projections of those frames are the ones this camera's call of the previous
+        round got (kept in ``rnd`` for the next round)."""
         s = self.settings
         r = rnd.r
         seed = rnd.seeds[camera] = derive_seed(s.seed, r, camera)
         rnd.prompts[camera] = prompt
         role, _, monitor_id = camera.partition(":")
+        stem = camera.replace(":", "-")
+        before = self.prev_projections.get(stem)
+        if previous is None or before is None or len(before) != len(previous):
+            before = None  # only frame for frame (a first round, or a branch with more context)
+        c = s.context_frames or 0
+        if c > 0:
+            rnd.context[stem] = ContextProjections(
+                layers.scene_rgb, layers.fg_rgb, layers.fg_labels
+            ).last(c)
         return GenerationRequest(
             prompt=prompt,
             num_frames=s.frames_per_round,
@@ -732,6 +750,9 @@ class _Engine:
             foreground_labels=layers.fg_labels,
             foreground_ids=list(layers.entity_ids),
             previous_frames=previous,
+            previous_control_rgb=None if before is None else before.scene_rgb,
+            previous_foreground_rgb=None if before is None else before.fg_rgb,
+            previous_foreground_labels=None if before is None else before.fg_labels,
             reference_images=list(references),
             instance_references=list(instance_references or []),
             source_image=self.source_image,
@@ -813,6 +834,7 @@ class _Engine:
         for mid, clip in clips.items():
             if c > 0:
                 self.prev_monitor[mid] = clip[-c:].copy()
+        self.prev_projections = dict(rnd.context)
 
     def _monitor_conditioning(
         self, view: WorldRender, m: Monitor
@@ -1002,7 +1024,8 @@ class _Engine:
     ) -> None:
         """What the call of ``camera`` was given: the exact control and mask videos its backend
         fed the model (written beside the round) and, for round.json, their statistics."""
-        video, mask = conditioning_of(self.backend, request)
+        video, mask = self.backend.conditioning(request)
+        video, mask = np.asarray(video, np.uint8), np.asarray(mask, bool)
         rnd.conditioning[camera] = (video, mask)
         rnd.inputs[camera] = {
             "generate": round(float(mask.mean()), 6),
@@ -1010,6 +1033,7 @@ class _Engine:
             "context_frames": 0
             if request.previous_frames is None
             else len(request.previous_frames),
+            "context_projections": request.previous_control_rgb is not None,
             "references": len(request.reference_images),
             "instance_references": len(request.instance_references),
             "flow_shift": request.flow_shift,
@@ -1106,6 +1130,7 @@ class _Engine:
             voxel_size=self.static_grid.size,
             conditioning=dict(rnd.conditioning),
             views=pack_views(rnd.views),
+            context=dict(rnd.context),
         )
         self.writer.save_state(rnd.r, state)
         rnd.timings["persist"] += time.perf_counter() - t0

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.generation.backends.ideal import IdealBackend
 from worldstudio.core.jobs import JobContext
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -167,11 +168,7 @@ class IdealLifter:
 
     name = "ideal"
 
-    def __init__(self, backend) -> None:
-        if not callable(getattr(backend, "take_record", None)):
-            raise WorldStudioError(
-                "the ideal lifter lifts only the ideal backend's frames; use it with --backend ideal"
-            )
+    def __init__(self, backend: IdealBackend) -> None:
         self.backend = backend
 
     def prepare(self, ctx: JobContext) -> None:
@@ -451,7 +448,12 @@ def make_lifter(name: str, project=None, **options) -> Lifter:
     if name == "oracle":
         return OracleLifter(project=project)
     if name == "ideal":
-        return IdealLifter(options.get("backend"))
+        backend = options.get("backend")
+        if not isinstance(backend, IdealBackend):
+            raise WorldStudioError(
+                "the ideal lifter lifts only the ideal backend's frames; use it with --backend ideal"
+            )
+        return IdealLifter(backend)
     if name == "model":
         return ModelLifter(options.get("depth_model"), options.get("segmentation_model"))
     raise WorldStudioError(f"unknown lifter {name!r}; use render, oracle, ideal or model")

@@ -43,6 +43,26 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 
 @dataclass
+class ContextProjections:
+    """The projections of a camera's last P frames of a round, frame for frame: what the next
+    round's call of that camera gets beside those frames (its ``previous_control_rgb``,
+    ``previous_foreground_rgb`` and ``previous_foreground_labels``)."""
+
+    scene_rgb: np.ndarray  # (P, H, W, 3) uint8: the scene projection
+    fg_rgb: np.ndarray  # (P, H, W, 3) uint8: the foreground projection, black where no entity
+    fg_labels: np.ndarray  # (P, H, W) int16: >= 0 where an entity is, -1 elsewhere
+
+    def __len__(self) -> int:
+        return len(self.scene_rgb)
+
+    def last(self, n: int) -> ContextProjections:
+        """The last ``n`` frames (copies)."""
+        return ContextProjections(
+            self.scene_rgb[-n:].copy(), self.fg_rgb[-n:].copy(), self.fg_labels[-n:].copy()
+        )
+
+
+@dataclass
 class RoundState:
     """What round r leaves behind, losslessly: what the next round and a resume need."""
 
@@ -62,6 +82,8 @@ class RoundState:
     # (N, H, W) bool its model received (N may exceed F: leading context frames)
     conditioning: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     views: dict[str, np.ndarray] | None = None  # packed reference views (views.npz)
+    # camera ("observer" or "monitor-<id>") -> the projections of its last context frames
+    context: dict[str, ContextProjections] = field(default_factory=dict)
 
 
 @dataclass
@@ -73,6 +95,9 @@ class SavedRound:
     observer: np.ndarray | None  # the round's last ``context`` observer frames
     monitors: dict[str, np.ndarray]  # monitor id -> its last ``context`` frames
     voxel_size: float  # the voxel edge the static world grows in
+    # camera ("observer" or "monitor-<id>") -> the projections of its last ``context`` frames
+    # (none in runs written before they were kept)
+    context: dict[str, ContextProjections] = field(default_factory=dict)
 
 
 class RunWriter:
@@ -141,16 +166,26 @@ class RunWriter:
                 entities[eid] = (z["state_xyz"], z["state_rgb"], float(z["state_time"]))
         observer = load_npy(run.observer_npy(r))
         monitors = {}
-        for mid in self.monitor_ids:
-            path = run.monitor_npy(r, mid)
-            if path.is_file() and context > 0:
-                monitors[mid] = load_npy(path)[-context:]
+        projections = {}
+        if context > 0:
+            for mid in self.monitor_ids:
+                path = run.monitor_npy(r, mid)
+                if path.is_file():
+                    monitors[mid] = load_npy(path)[-context:]
+            for camera in ["observer"] + [f"monitor-{mid}" for mid in self.monitor_ids]:
+                path = run.context_npz(r, camera)
+                if path.is_file():
+                    z = load_npz(path)
+                    projections[camera] = ContextProjections(
+                        z["scene_rgb"], z["fg_rgb"], z["fg_labels"]
+                    ).last(context)
         return SavedRound(
             static=static,
             entities=entities,
             observer=observer[-context:] if context > 0 else None,
             monitors=monitors,
             voxel_size=run.static_voxel_size(),
+            context=projections,
         )
 
     def begin(self, start: int) -> None:
@@ -181,6 +216,16 @@ class RunWriter:
         save_npy(run.coverage_npy(r), state.coverage)
         for mid, frames in state.monitors.items():
             save_npy(run.monitor_npy(r, mid), frames)
+        for camera, projections in state.context.items():
+            path = run.context_npz(r, camera)
+            path.parent.mkdir(exist_ok=True)
+            save_npz(
+                path,
+                compressed=True,
+                scene_rgb=projections.scene_rgb,
+                fg_rgb=projections.fg_rgb,
+                fg_labels=projections.fg_labels,
+            )
         self._save_static(r, state)
         for eid, track in state.tracks.items():
             packed = pack_clouds(track)

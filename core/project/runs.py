@@ -21,6 +21,9 @@ Layout::
                                the exact control video and mask (white: generate) each model
                                call received, leading context frames included; <camera> is
                                "observer" or "monitor-<id>"
+        context/<camera>.npz   the scene and foreground projections (scene_rgb, fg_rgb,
+                               fg_labels) of the camera's last context frames, which the next
+                               round's call gets beside those frames; <camera> as above
         views.npz              observer frames kept as scene references for later rounds: frame
                                index, camera, a subsample of the static points each showed,
                                entity masks (bit-packed)
@@ -126,9 +129,11 @@ def save_npy(path: Path, array: np.ndarray) -> None:
         np.save(f, np.ascontiguousarray(array), allow_pickle=False)
 
 
-def save_npz(path: Path, **arrays: np.ndarray) -> None:
+def save_npz(path: Path, compressed: bool = False, **arrays: np.ndarray) -> None:
+    """np.savez (``compressed``: np.savez_compressed), atomically."""
+    save = np.savez_compressed if compressed else np.savez
     with atomic_write(path) as f:
-        np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stubs fear allow_pickle here
+        save(f, **arrays)  # type: ignore[arg-type]  # numpy's stubs fear allow_pickle here
 
 
 def load_npy(path: Path) -> np.ndarray:
@@ -351,6 +356,11 @@ class RunFolder:
             return []
         names = {p.name[: -len("_control.mp4")] for p in d.glob("*_control.mp4")}
         return sorted(names, key=lambda n: (n != "observer", n))
+
+    def context_npz(self, r: int, camera: str) -> Path:
+        """The projections of the last context frames of ``camera`` ("observer" or
+        "monitor-<id>") in round r."""
+        return self.round_dir(r) / "context" / f"{camera}.npz"
 
     def views_npz(self, r: int) -> Path:
         return self.round_dir(r) / "views.npz"

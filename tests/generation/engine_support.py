@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from worldstudio.core.errors import Cancelled
-from worldstudio.core.generation.backends import GenerationRequest
+from worldstudio.core.generation.backends import BaseBackend, GenerationRequest
 from worldstudio.core.jobs import JobContext
 
 W, H = 64, 48
@@ -32,7 +32,7 @@ def demo_project(tmp_path_factory, dest: Path) -> Path:
     return dest
 
 
-class NoisyBackend:
+class NoisyBackend(BaseBackend):
     """Renders where the render has points, seeded noise where it has holes, tinted by the mean of
     the previous frames: the output depends on the seed, the conditioning and the previous
     frames, so resume and seed tests see any difference in them."""
@@ -58,11 +58,8 @@ class NoisyBackend:
             ctx.progress(step + 1, request.steps, f"step {step + 1}")
         return out
 
-    def close(self) -> None:
-        pass
 
-
-class FailingBackend:
+class FailingBackend(BaseBackend):
     """The oracle backend that raises in the observer call of round ``fail_round``."""
 
     name = "failing"
@@ -78,9 +75,6 @@ class FailingBackend:
         if request.round_index == self.fail_round and request.role == "observer":
             raise RuntimeError("simulated out of memory")
         return self.inner.generate(request, ctx)
-
-    def close(self) -> None:
-        pass
 
 
 class CancellingBackend(FailingBackend):

@@ -187,12 +187,10 @@ def test_vace_references_put_the_scene_first_and_keep_the_instances():
 
 
 def test_the_conditioning_a_backend_reports_is_what_its_pipeline_gets():
-    from worldstudio.core.generation.backends import conditioning_of
-
     backend = WanVaceBackend(model_id="unused")  # nothing loads before generate
     req, _ = _layers_request("observer")
     req.previous_frames = np.zeros((2, H, W, 3), np.uint8)
-    video, mask = conditioning_of(backend, req)
+    video, mask = backend.conditioning(req)
     control, vmask, _, lead = vace_inputs(req)
     assert lead == 4 and np.array_equal(video, control) and np.array_equal(mask, vmask)
     assert backend.flow_shift_for(480, 832) == 3.0 and backend.flow_shift_for(720, 1280) == 5.0

@@ -17,11 +17,14 @@ import importlib
 from typing import Any
 
 from worldstudio.core.generation.backends.base import (
+    CONTEXT_FRAMES,
     Backend,
     BackendError,
+    BaseBackend,
     GenerationRequest,
+    ModelChoice,
     check_frames,
-    conditioning_of,
+    request_conditioning,
 )
 
 _REGISTRY: dict[str, str] = {
@@ -69,12 +72,15 @@ def get_backend(name: str, **options: Any) -> Backend:
 
 
 __all__ = [
+    "CONTEXT_FRAMES",
     "Backend",
     "BackendError",
+    "BaseBackend",
     "GenerationRequest",
+    "ModelChoice",
     "backend_names",
     "check_frames",
-    "conditioning_of",
     "get_backend",
     "register_backend",
+    "request_conditioning",
 ]

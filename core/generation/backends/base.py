@@ -1,10 +1,12 @@
 """The backend protocol: conditioning in, F frames out.
 
-A backend turns one :class:`GenerationRequest` (the scene and foreground projections, the mask,
-previous frames, prompt, seed, reference images, cameras) into ``(F, H, W, 3)`` uint8 frames. It reports each denoising
-step through ``ctx.progress(step, steps, message)``, may show a cheap preview with
-``ctx.preview(image)`` (an ``(H, W, 3)`` uint8 frame or strip of thumbnails), and calls
-``ctx.check_cancelled()`` between steps (which raises :class:`worldstudio.core.errors.Cancelled`).
+A backend (:class:`Backend`, most built on :class:`BaseBackend`) turns one
+:class:`GenerationRequest` (the scene and foreground projections, the mask, previous frames and
+their projections, prompt, seed, reference images, cameras) into ``(F, H, W, 3)`` uint8 frames.
+It reports each denoising step through ``ctx.progress(step, steps, message)``, may show a cheap
+preview with ``ctx.preview(image)`` (an ``(H, W, 3)`` uint8 frame or strip of thumbnails), and
+calls ``ctx.check_cancelled()`` between steps (which raises
+:class:`worldstudio.core.errors.Cancelled`).
 
 Backends are created by name through :func:`worldstudio.core.generation.backends.get_backend`. Heavy
 libraries (torch, diffusers, transformers) are imported inside the backend modules that need them,
@@ -14,12 +16,15 @@ never here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.jobs import JobContext
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from worldstudio.core.generation.memory import VramEstimate
 
 
 class BackendError(WorldStudioError):
@@ -64,6 +69,12 @@ class GenerationRequest:
     foreground_depth: np.ndarray | None = None  # (F, H, W) float32, 0 where no entity
     control_depth: np.ndarray | None = None  # (F, H, W) float32 depth of control_rgb, 0 in holes
     instance_references: list[np.ndarray] = field(default_factory=list)  # one per visible entity
+    # the projections of the previous frames, frame for frame (the same camera's call in the
+    # previous round, its last P frames; None in a first round): the scene projection (P, H, W, 3)
+    # uint8, the foreground projection (P, H, W, 3) uint8 and its labels (P, H, W) int16
+    previous_control_rgb: np.ndarray | None = None
+    previous_foreground_rgb: np.ndarray | None = None
+    previous_foreground_labels: np.ndarray | None = None
     # (H, W, 3) uint8: the source image as it is (entities in it), fitted to the video size: the
     # frame an image-to-video model starts from when there are no previous frames
     source_image: np.ndarray | None = None
@@ -88,26 +99,60 @@ class GenerationRequest:
         return out
 
 
+CONTEXT_FRAMES = 5
+"""The previous frames a backend call continues from when neither the project nor the backend
+says otherwise (:class:`BaseBackend`'s ``context_frames``)."""
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One model a backend runs, as the studio offers it: ``model_id`` is what the run's
+    ``model_id`` is set to; ``needs`` are the catalogue entries (names) it downloads."""
+
+    model_id: str
+    label: str
+    needs: tuple[str, ...]
+    description: str = ""
+
+
 @runtime_checkable
 class Backend(Protocol):
     """A video generator the world engine calls once per camera per round.
 
-    ``lifter`` says how the engine lifts this backend's frames to 3D (a run may override it):
-    ``"render"`` (the frames are the renders: the render's own depth and entity pixels),
-    ``"oracle"`` (exact depth and masks from the oracle scene), ``"ideal"`` (what the ideal
-    backend drew) or ``"model"`` (a depth model aligned to the rendered static depth, plus SAM 2
-    tracking; :mod:`..lift`).
+    What it declares (:class:`BaseBackend` has the defaults most backends share):
 
-    Optional, looked up with ``getattr``: ``context_frames`` (int, the previous frames a call
-    continues from when the project does not say; the engine passes exactly that many),
-    ``flow_shift_for(height, width) -> float | None`` (the sampler's flow shift when the project
-    does not say) and ``conditioning(request) -> (video, mask)``: the exact control video
-    (N, H, W, 3) uint8 and mask (N, H, W) bool the model is fed for ``request`` (leading context
-    frames included), which the engine writes beside the round (:func:`conditioning_of`).
+    - ``lifter``: how the engine lifts its frames to 3D (a run may override it): ``"render"``
+      (the frames are the renders: the render's own depth and entity pixels), ``"oracle"``
+      (exact depth and masks from the oracle scene), ``"ideal"`` (what the ideal backend drew;
+      the ideal lifter takes the :class:`~.ideal.IdealBackend` itself) or ``"model"`` (a depth
+      model aligned to the rendered static depth, plus SAM 2 tracking; :mod:`..lift`);
+    - ``context_frames``: the previous frames a call continues from when the project does not
+      say; the engine passes exactly that many (``previous_frames`` and their projections);
+    - ``flow_shift_for(height, width)``: the sampler's flow shift when the project does not say
+      (None: it has no sampler);
+    - ``conditioning(request)``: the exact control video (N, H, W, 3) uint8 and mask (N, H, W)
+      bool the model is fed for ``request`` (leading context frames included), which the engine
+      writes beside the round;
+    - ``profiles``: the memory profiles it takes (empty: it needs no accelerator memory), and
+      ``estimate(height, width, frames, profile)``: the accelerator (and main) memory one call
+      needs (:class:`~worldstudio.core.generation.memory.VramEstimate`; None: no estimate);
+    - ``models()``: the models it runs, for the studio's model box (empty: it uses none).
     """
 
     name: str
     lifter: str
+    context_frames: int
+    profiles: tuple[str, ...]
+
+    def flow_shift_for(self, height: int, width: int) -> float | None: ...
+
+    def conditioning(self, request: GenerationRequest) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def estimate(
+        self, height: int, width: int, frames: int, profile: str | None = None
+    ) -> VramEstimate | None: ...
+
+    def models(self) -> list[ModelChoice]: ...
 
     def generate(self, request: GenerationRequest, ctx: JobContext) -> np.ndarray:
         """Return ``(request.num_frames, request.height, request.width, 3)`` uint8 frames."""
@@ -116,6 +161,35 @@ class Backend(Protocol):
     def close(self) -> None:
         """Release models and memory; the backend is not used afterwards."""
         ...
+
+
+class BaseBackend:
+    """The defaults most backends share: :data:`CONTEXT_FRAMES` previous frames, no sampler (no
+    flow shift), the request's own conditioning (:func:`request_conditioning`), no memory
+    profiles or estimate, no model, nothing to release. A subclass sets ``name`` and ``lifter``
+    and writes ``generate``."""
+
+    name: str
+    lifter: str
+    context_frames: int = CONTEXT_FRAMES
+    profiles: tuple[str, ...] = ()
+
+    def flow_shift_for(self, height: int, width: int) -> float | None:
+        return None
+
+    def conditioning(self, request: GenerationRequest) -> tuple[np.ndarray, np.ndarray]:
+        return request_conditioning(request)
+
+    def estimate(
+        self, height: int, width: int, frames: int, profile: str | None = None
+    ) -> VramEstimate | None:
+        return None
+
+    def models(self) -> list[ModelChoice]:
+        return []
+
+    def close(self) -> None:
+        pass
 
 
 def check_frames(frames: np.ndarray, request: GenerationRequest, backend: str) -> np.ndarray:
@@ -131,14 +205,9 @@ def check_frames(frames: np.ndarray, request: GenerationRequest, backend: str) -
     return np.ascontiguousarray(frames)
 
 
-def conditioning_of(backend: object, request: GenerationRequest) -> tuple[np.ndarray, np.ndarray]:
-    """The control video and mask ``backend`` feeds its model for ``request``: its own
-    ``conditioning(request)`` when it has one, else what the request gives every backend (the
-    foreground over the scene projection, and the mask; all True without one)."""
-    own = getattr(backend, "conditioning", None)
-    if callable(own):
-        video, mask = own(request)
-        return np.asarray(video, np.uint8), np.asarray(mask, bool)
+def request_conditioning(request: GenerationRequest) -> tuple[np.ndarray, np.ndarray]:
+    """What the request gives every backend: the foreground over the scene projection (black
+    without one) and the mask (all True without one)."""
     F, H, W = request.num_frames, request.height, request.width
     video = request.composite()
     if video is None:

@@ -13,11 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from worldstudio.core.generation.backends.base import BackendError, GenerationRequest
+from worldstudio.core.generation.backends.base import (
+    BackendError,
+    BaseBackend,
+    GenerationRequest,
+)
 from worldstudio.core.jobs import JobContext
 
 
-class GeometryBackend:
+class GeometryBackend(BaseBackend):
     """Returns the request's renders, the foreground over ``control_rgb`` (black where nothing
     was rendered)."""
 
@@ -42,6 +46,3 @@ class GeometryBackend:
         ctx.progress(1, 1, "rendered")
         ctx.preview(frames[-1], f"{request.camera_id}: round {request.round_index + 1}")
         return frames
-
-    def close(self) -> None:
-        pass

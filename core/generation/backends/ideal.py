@@ -28,7 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from worldstudio.core.generation.backends.base import BackendError, GenerationRequest
+from worldstudio.core.generation.backends.base import (
+    BackendError,
+    BaseBackend,
+    GenerationRequest,
+)
 from worldstudio.core.jobs import JobContext
 
 
@@ -55,7 +59,7 @@ def ball_entities(project, scene) -> list[str]:
     return named[:1]
 
 
-class IdealBackend:
+class IdealBackend(BaseBackend):
     """A perfect conditional model of the oracle world (see the module docstring)."""
 
     name = "ideal"

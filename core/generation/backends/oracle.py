@@ -14,7 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from worldstudio.core.generation.backends.base import BackendError, GenerationRequest
+from worldstudio.core.generation.backends.base import (
+    BackendError,
+    BaseBackend,
+    GenerationRequest,
+)
 from worldstudio.core.jobs import JobContext
 
 ORACLE_DEPTH_MODEL = "oracle (exact depth)"
@@ -26,7 +30,7 @@ def is_oracle_project(project) -> bool:
     return scene is not None and (scene.depth_model or "").startswith("oracle")
 
 
-class OracleBackend:
+class OracleBackend(BaseBackend):
     """Ground truth of the oracle scene for every requested camera and time."""
 
     name = "oracle"
@@ -75,6 +79,3 @@ class OracleBackend:
             ctx.progress(i + 1, F, f"frame {i + 1}/{F}")
         ctx.preview(out[-1], f"{request.camera_id}: round {request.round_index + 1}")
         return out
-
-    def close(self) -> None:
-        pass

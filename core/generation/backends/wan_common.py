@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from worldstudio.core.errors import Cancelled, WorldStudioError
-from worldstudio.core.generation.backends.base import BackendError, GenerationRequest, check_frames
+from worldstudio.core.generation.backends.base import (
+    BackendError,
+    BaseBackend,
+    GenerationRequest,
+    ModelChoice,
+    check_frames,
+)
+from worldstudio.core.generation.memory import PROFILES
 from worldstudio.core.jobs import JobContext
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -259,13 +266,14 @@ class CallPlan:
     total_frames: int = 0
 
 
-class DiffusersWanBackend:
+class DiffusersWanBackend(BaseBackend):
     """Lazy loading, profiles, LoRAs, previews and cancellation around a diffusers Wan pipeline."""
 
     name = "wan"
     default_model = ""
     lifter = "model"
     context_frames = 1  # a subclass's default, when the run does not say
+    profiles = PROFILES
 
     def __init__(
         self,
@@ -319,6 +327,15 @@ class DiffusersWanBackend:
 
     def _extra_latent_frames(self) -> int:
         return 0
+
+    def models(self) -> list[ModelChoice]:
+        """The catalogue's video pipelines (a Wan model's name says its kind)."""
+        from worldstudio.core.models import all_models
+
+        return [
+            ModelChoice(info.repo_id, info.name, (info.name,), info.description)
+            for info in all_models("video")
+        ]
 
     def flow_shift_for(self, height: int, width: int) -> float:
         """The flow shift a run uses when the project does not say: Wan's for the size."""

@@ -21,18 +21,12 @@ model on diffusers' Wan classes and runs it as the ``liveworld`` backend:
 - :mod:`.backend`: the ``liveworld`` backend (loading by repo id, memory profiles, previews,
   cancellation, LoRA strength).
 
-What the engine is to provide (the conditioning redesign, issue 12), and what the backend does
-until then:
-
-- ``previous_control_rgb`` / ``previous_foreground_rgb``: the scene and foreground projections of
-  the preceding frames (LiveWorld conditions the P frames on them). Not yet fields of
-  ``GenerationRequest``: the backend reads them when present and otherwise feeds LiveWorld's zero
-  latents (after a first round, whose single frame gets the target's first projection).
-- ``strength`` per role (observer 1.0, monitor 0.4), the foreground projection and its labels,
-  ``instance_references``, ``flow_shift``: read as given (the request's defaults until the engine
-  fills them: strength 1.0 for every role, no foreground projection).
-- ``context_frames``: the backend's default is LiveWorld's 10 (:attr:`~.backend.LiveWorldBackend.
-  context_frames`); it uses the last 10 of whatever ``previous_frames`` holds.
+What the world engine gives it, as LiveWorld feeds its model: observer strength 1.0 and
+monitors 0.4 (the project's per-role strengths), no foreground projection for monitors, up to 10
+preceding frames (``context_frames``) with the projections their call got
+(``previous_control_rgb``, ``previous_foreground_rgb``), scene references retrieved by pose with
+the entities blacked out and one instance reference per visible entity, 65-frame rounds at
+832x480 and 16 fps (the project's defaults).
 
 Nothing here imports torch or diffusers at package import time.
 """

@@ -34,12 +34,18 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from worldstudio.core.errors import Cancelled, WorldStudioError
-from worldstudio.core.generation.backends.base import BackendError, GenerationRequest, check_frames
+from worldstudio.core.generation.backends.base import (
+    BackendError,
+    BaseBackend,
+    GenerationRequest,
+    ModelChoice,
+    check_frames,
+)
 from worldstudio.core.generation.backends.liveworld.conditioning import (
     CONTEXT_FRAMES,
     MAX_INSTANCE_REFERENCES,
@@ -48,11 +54,16 @@ from worldstudio.core.generation.backends.liveworld.conditioning import (
     liveworld_inputs,
     liveworld_prompt,
 )
+from worldstudio.core.generation.memory import LIVEWORLD_PROFILES
 from worldstudio.core.jobs import JobContext
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from worldstudio.core.project import Project
 
 __all__ = [
     "DISTILL_MODEL",
     "FEW_STEP",
+    "FEW_STEP_MODEL",
     "FULL_STEP",
     "LIVEWORLD_MODEL",
     "T2V_MODEL",
@@ -71,13 +82,17 @@ LORA_ADAPTER = "liveworld"
 FULL_STEP, FEW_STEP = "full-step", "few-step"
 PRECEDING_LATENT_FRAMES = (CONTEXT_FRAMES - 1) // 4 + 1  # 10 frames -> 3 latent frames
 DEFAULT_SIZE = (480, 832, 65)  # LiveWorld's rounds: 832x480, 65 frames at 16 fps
+# the sampler's flow shift per variant (sampling's FULL_STEP_SHIFT and FEW_STEP_SHIFT; that module
+# imports torch, which choosing the backend in the studio should not)
+FLOW_SHIFT = {FULL_STEP: 5.0, FEW_STEP: 8.0}
+FEW_STEP_MODEL = "liveworld-4step"
 
 _VARIANTS = {
     LIVEWORLD_MODEL: FULL_STEP,
     "zichengd/liveworld": FULL_STEP,
     T2V_MODEL: FULL_STEP,
     "wan-ai/wan2.1-t2v-14b-diffusers": FULL_STEP,
-    "liveworld-4step": FEW_STEP,
+    FEW_STEP_MODEL: FEW_STEP,
     DISTILL_MODEL: FEW_STEP,
     "lightx2v/wan2.1-t2v-14b-stepdistill-cfgdistill": FEW_STEP,
 }
@@ -106,12 +121,13 @@ def variant_of(model_id: str | None) -> tuple[str, str | None]:
     )
 
 
-class LiveWorldBackend:
+class LiveWorldBackend(BaseBackend):
     """LiveWorld's State Adapter model as a World Studio backend (see the module notes)."""
 
     name = "liveworld"
     lifter = "model"
     context_frames = CONTEXT_FRAMES
+    profiles = LIVEWORLD_PROFILES
 
     def __init__(
         self,
@@ -127,8 +143,6 @@ class LiveWorldBackend:
         max_instance_references: int = MAX_INSTANCE_REFERENCES,
         **_options: Any,
     ):
-        from worldstudio.core.generation.memory import LIVEWORLD_PROFILES
-
         self.model_id = model_id
         self.variant, note = variant_of(model_id)
         name = (profile or "auto").strip().lower()
@@ -156,6 +170,29 @@ class LiveWorldBackend:
         self.t2v_folder: Path | None = None
         self._user_loras: dict[str, str] = {}  # resolved file -> adapter name
         self.load_seconds = 0.0
+
+    # ------------------------------------------------------------------ what it declares
+    def models(self) -> list[ModelChoice]:
+        """Its two variants, with the downloads each needs."""
+        return [
+            ModelChoice(
+                LIVEWORLD_MODEL,
+                "liveworld (full step)",
+                (T2V_MODEL, LIVEWORLD_MODEL),
+                "LiveWorld's State Adapter and LoRA on Wan 2.1 T2V 14B: UniPC, 50 steps, "
+                "guidance 7",
+            ),
+            ModelChoice(
+                FEW_STEP_MODEL,
+                "liveworld-4step",
+                (T2V_MODEL, LIVEWORLD_MODEL, DISTILL_MODEL),
+                "the same on the step-distilled backbone: 4 steps, no guidance",
+            ),
+        ]
+
+    def flow_shift_for(self, height: int, width: int) -> float:
+        """LiveWorld's shift for the variant, at any size (5.0 full step, 8.0 few step)."""
+        return FLOW_SHIFT[self.variant]
 
     # ------------------------------------------------------------------ memory
     def _extra_latent_frames(self) -> int:
@@ -557,10 +594,10 @@ def fp8_storage(model, compute_dtype) -> None:
 def create_backend(**options: Any) -> LiveWorldBackend:
     """The registry's factory. With the engine's ``project`` option the run's size is known, and a
     memory profile that cannot fit is refused here, before the run starts."""
-    project = options.pop("project", None)
+    project: Project | None = options.pop("project", None)
     options.pop("project_folder", None)
     backend = LiveWorldBackend(**options)
-    generation = getattr(project, "generation", None)
-    if generation is not None:
-        backend.check_fits(generation.height, generation.width, generation.frames_per_round)
+    if project is not None:
+        g = project.generation
+        backend.check_fits(g.height, g.width, g.frames_per_round)
     return backend

@@ -17,10 +17,12 @@ Per call (one camera, one round of F = 4k + 1 frames at H x W, multiples of 16):
   reference for the observer (the engine passes the source image there; it then stops being a
   reference, as LiveWorld has no scene references in its first round), the first frame of the
   scene projection for a monitor. The preceding frames' own scene and foreground projections (the
-  state of the P frames) come from the request's ``previous_control_rgb`` /
-  ``previous_foreground_rgb`` when the engine provides them (not yet: see the package notes),
-  from the first frame of the target's projections for a first-round frame, and are zero latents
-  otherwise, as in LiveWorld when they are missing.
+  state of the P frames) are the request's ``previous_control_rgb`` / ``previous_foreground_rgb``
+  (the projections the camera's previous call got for those frames, as LiveWorld accumulates
+  them), built like the target's: the observer's foreground composited onto its scene, a
+  monitor's scene alone with its past foreground beside it. A first-round frame gets the first
+  frame of the target's projections; they are zero latents otherwise, as in LiveWorld when they
+  are missing.
 - **Scene references** (one latent frame each, rotary time 0): ``reference_images``, at most
   ``max_scene_references`` (LiveWorld: 10 for the observer, 1 for its monitors); **instance
   references** (time T): ``instance_references``, at most ``max_instance_references``. Each is
@@ -170,17 +172,7 @@ def liveworld_inputs(
     preceding = preceding_scene = preceding_fg = None
     if previous is not None and len(previous) and context_frames > 0:
         preceding = _frames("previous_frames", previous, (0, H, W, 3))[-context_frames:]
-        n = len(preceding)
-        extra_scene = getattr(request, "previous_control_rgb", None)
-        extra_fg = getattr(request, "previous_foreground_rgb", None)
-        if extra_scene is not None:
-            preceding_scene = _frames("previous_control_rgb", extra_scene, (0, H, W, 3))[-n:]
-        if extra_fg is not None:  # monitors too: LiveWorld feeds them their past foreground
-            preceding_fg = _frames("previous_foreground_rgb", extra_fg, (0, H, W, 3))[-n:]
-        if preceding_scene is not None and len(preceding_scene) != n:
-            preceding_scene = None
-        if preceding_fg is not None and len(preceding_fg) != n:
-            preceding_fg = None
+        preceding_scene, preceding_fg = _preceding_state(request, len(preceding), monitor)
     else:  # a first round: start from one frame
         if not monitor and references:
             preceding = letterbox(references.pop(0), H, W)[None]
@@ -205,6 +197,40 @@ def liveworld_inputs(
         instance_references=instance_refs,
         strength=max(float(request.strength), 0.0),
     )
+
+
+def _preceding_state(
+    request: GenerationRequest, n: int, monitor: bool
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The scene and foreground projections of the last ``n`` preceding frames, built as the
+    target's (the observer's scene with its foreground composited); None (zero latents) where the
+    request has none frame for frame with its ``previous_frames``."""
+    H, W = request.height, request.width
+    scene_in, fg_in = request.previous_control_rgb, request.previous_foreground_rgb
+    given = 0 if request.previous_frames is None else len(request.previous_frames)
+    if scene_in is None or len(scene_in) != given:
+        return None, None
+    scene = _frames("previous_control_rgb", scene_in, (0, H, W, 3))[-n:]
+    if fg_in is None or len(fg_in) != len(scene_in):
+        return scene.copy(), None
+    fg = _frames("previous_foreground_rgb", fg_in, (0, H, W, 3))[-n:]
+    labels = request.previous_foreground_labels
+    if labels is not None:
+        if np.shape(labels) != (len(scene_in), H, W):
+            raise BackendError(
+                f"liveworld: previous_foreground_labels is {np.shape(labels)}, expected "
+                f"{(len(scene_in), H, W)}"
+            )
+        labels = np.asarray(labels)[-n:]
+    mask = foreground_mask(fg, labels)
+    if not mask.any():
+        return scene.copy(), None
+    if not monitor:
+        scene = composite_foreground(scene, fg, mask)
+    else:
+        scene = scene.copy()
+    # a monitor too: LiveWorld feeds its event cameras their past foreground
+    return scene, np.where(mask[..., None], fg, 0).astype(np.uint8)
 
 
 def conditioning_video(inputs: LiveWorldInputs) -> tuple[np.ndarray, np.ndarray]:

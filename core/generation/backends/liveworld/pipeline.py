@@ -21,6 +21,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -83,6 +84,9 @@ class LiveWorldPipeline(DiffusionPipeline):
             scheduler=scheduler,
             transformer=transformer,
         )
+        # low-vram (the backend's group offload): the text encoder's hook, which moves it back
+        # to the CPU once the prompt is encoded
+        self.text_encoder_offload: Any = None
 
     # ------------------------------------------------------------------ encoders
     @torch.no_grad()
@@ -101,9 +105,8 @@ class LiveWorldPipeline(DiffusionPipeline):
         ids, mask = tokens.input_ids.to(device), tokens.attention_mask.to(device)
         length = int(mask.gt(0).sum())
         out = self.text_encoder(ids, mask).last_hidden_state
-        offload = getattr(self, "text_encoder_offload", None)  # low-vram: back to the CPU
-        if offload is not None:
-            offload.offload()
+        if self.text_encoder_offload is not None:
+            self.text_encoder_offload.offload()
         out = out.to(self.transformer.dtype)
         padded = torch.zeros_like(out)
         padded[:, :length] = out[:, :length]
