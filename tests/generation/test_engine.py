@@ -353,6 +353,55 @@ def test_a_resume_retrieves_the_same_scene_references(project, made):
     _assert_same_rounds(RunFolder(full.run_dir), cut, 3)
 
 
+def _previous_projections(q):
+    return (q.previous_control_rgb, q.previous_foreground_rgb, q.previous_foreground_labels)
+
+
+def test_previous_frames_come_with_the_projections_their_call_got(project, made):
+    """Each call after the first round gets, frame for frame with its previous frames, the scene
+    and foreground projections (and labels) its camera's call of the previous round got."""
+    run = generate_job(project, RunOptions(backend="noisy", steps=1, **SMALL))(JobContext())
+    mon0, obs0, mon1, obs1 = made[0].requests
+    for first in (mon0, obs0):
+        assert _previous_projections(first) == (None, None, None)
+    for before, after in ((mon0, mon1), (obs0, obs1)):
+        scene, fg, labels = _previous_projections(after)
+        assert scene.shape == fg.shape == (5, H, W, 3) and labels.shape == (5, H, W)
+        assert len(after.previous_frames) == 5
+        assert np.array_equal(scene, before.control_rgb[-5:])
+        assert np.array_equal(fg, before.foreground_rgb[-5:])
+        assert np.array_equal(labels, before.foreground_labels[-5:])
+    assert (labels >= 0).any() and fg[labels >= 0].any()  # the ball is in them
+    info = RunFolder(run.run_dir).read_round
+    assert [info(r)["inputs"]["observer"]["context_projections"] for r in (0, 1)] == [False, True]
+    assert info(1)["inputs"]["monitor-mon-ball"]["context_projections"]
+
+
+def test_resume_and_branch_give_the_same_previous_projections(project, made):
+    """The projections of the previous frames are kept with each round (context/<camera>.npz):
+    a resumed run and a branch give round 2 exactly what the uninterrupted run gave it."""
+    opts = dict(backend="noisy", seed=3, steps=1, **SMALL)
+    full = generate_job(project, RunOptions(**opts))(JobContext())
+    token = CancelToken()
+    with pytest.raises(Cancelled):
+        generate_job(project, RunOptions(**opts))(
+            JobContext(cancel_at_round(token, 2), cancel=token)
+        )
+    cut = list_runs(ProjectFolder(project))[1]
+    assert cut.context_npz(0, "observer").is_file()
+    assert cut.context_npz(0, "monitor-mon-ball").is_file()
+    generate_job(project, RunOptions(resume=cut.id))(JobContext())
+    generate_job(project, RunOptions(resume=full.run_id, from_round=1))(JobContext())
+    expected = [q for q in made[0].requests if q.round_index == 1]
+    for instance in (made[2], made[3]):  # the resume, the branch
+        got = instance.requests
+        assert [(q.round_index, q.role) for q in got] == [(1, "monitor"), (1, "observer")]
+        for a, b in zip(expected, got, strict=True):
+            assert np.array_equal(a.previous_frames, b.previous_frames)
+            for x, y in zip(_previous_projections(a), _previous_projections(b), strict=True):
+                assert x is not None and x.dtype == y.dtype and np.array_equal(x, y)
+
+
 def test_a_paused_run_holds_between_steps_and_goes_on(project):
     """The engine calls ctx.checkpoint() between steps: paused at round 2, it holds there (no
     progress while paused) and finishes once resumed."""

@@ -104,3 +104,83 @@ def test_resume_after_a_cancel_and_a_branch_match_the_full_run(
             expected = np.load(full.round_dir(r) / name)
             assert np.array_equal(expected, np.load(cut.round_dir(r) / name)), (r, name)
             assert np.array_equal(expected, np.load(branch.round_dir(r) / name)), (r, name)
+
+
+def test_the_engine_feeds_liveworld_as_liveworld_does(
+    tmp_path_factory, tmp_path, liveworld_env, liveworld_backend, monkeypatch
+):
+    """The project's defaults reach the model's inputs: observer strength 1.0 with its
+    foreground projection, monitors 0.4 without one; 10 preceding frames (the backend's
+    context) with the projections their calls got, built as the targets were; the scene
+    references (the source image with the ball blacked out, then frames retrieved by pose) and
+    the instance references the engine gives."""
+    from worldstudio.core.generation.backends.liveworld.conditioning import letterbox
+    from worldstudio.core.generation.engine import RunOptions, generate_job
+    from worldstudio.core.generation.world import load_mask_png
+    from worldstudio.core.jobs import JobContext
+    from worldstudio.core.project.runs import RunFolder
+
+    frames = 13  # more than LiveWorld's 10 preceding frames
+    seen: dict[int, tuple] = {}  # request id -> (request, the model's inputs), first call each
+    build = liveworld_backend._inputs
+
+    def spy(request):
+        inputs = build(request)
+        seen.setdefault(id(request), (request, inputs))
+        return inputs
+
+    monkeypatch.setattr(liveworld_backend, "_inputs", spy)
+    project = demo_project(tmp_path_factory, tmp_path / "demo.wsproj")
+    result = generate_job(
+        project,
+        RunOptions(backend=liveworld_backend, steps=1, frames_per_round=frames, size=(W, H)),
+    )(JobContext())
+    run = RunFolder(result.run_dir)
+    settings = run.read_meta()["settings"]
+    assert (settings["observer_strength"], settings["monitor_strength"]) == (1.0, 0.4)
+    assert (settings["context_frames"], settings["flow_shift"]) == (10, 5.0)
+    calls = {(q.round_index, q.role): (q, inputs) for q, inputs in seen.values()}
+    assert sorted(calls) == [(0, "monitor"), (0, "observer"), (1, "monitor"), (1, "observer")]
+
+    for r in (0, 1):
+        q, inputs = calls[(r, "observer")]
+        assert q.strength == inputs.strength == 1.0
+        assert inputs.target_foreground is not None and inputs.target_foreground.any()
+        assert len(q.instance_references) == len(inputs.instance_references) >= 1
+        for given, fed in zip(q.instance_references, inputs.instance_references, strict=True):
+            assert np.array_equal(letterbox(given, H, W), fed)
+        q, inputs = calls[(r, "monitor")]
+        assert q.strength == inputs.strength == 0.4
+        assert q.foreground_labels is not None and (q.foreground_labels >= 0).any()
+        assert inputs.target_foreground is None  # a monitor generates its entities from text
+        assert np.array_equal(inputs.target_scene, q.control_rgb)  # nothing composited
+
+    # round 1 continues from round 0's last 10 frames and the projections they were made from
+    ball = load_mask_png(project / "scene" / "masks" / "ball.png")
+    for role, clip in (("observer", "observer.npy"), ("monitor", "monitors/mon-ball.npy")):
+        (_, first), (q, later) = calls[(0, role)], calls[(1, role)]
+        assert len(q.previous_frames) == len(later.preceding) == 10
+        assert np.array_equal(later.preceding, np.load(run.round_dir(0) / clip)[-10:])
+        assert np.array_equal(later.preceding_scene, first.target_scene[-10:])
+        if role == "observer":
+            assert np.array_equal(later.preceding_foreground, first.target_foreground[-10:])
+        else:  # a monitor's past foreground: its entities' pixels in the projection it got
+            past = np.where(
+                (calls[(0, role)][0].foreground_labels >= 0)[..., None],
+                calls[(0, role)][0].foreground_rgb,
+                0,
+            )
+            assert np.array_equal(later.preceding_foreground, past[-10:])
+    # scene references: round 0's source image starts the observer's clip (LiveWorld's first
+    # round has one preceding frame and no references); round 1 gets it, ball blacked out, first
+    q, first = calls[(0, "observer")]
+    assert first.preceding.shape == (1, H, W, 3) and first.scene_references == []
+    assert np.array_equal(first.preceding[0], q.reference_images[0])
+    q, later = calls[(1, "observer")]
+    assert len(later.scene_references) == len(q.reference_images) >= 2
+    assert later.scene_references[0][ball].max() == 0 and later.scene_references[0].any()
+    for given, fed in zip(q.reference_images, later.scene_references, strict=True):
+        assert np.array_equal(letterbox(given, H, W), fed)
+    q, monitor = calls[(1, "monitor")]  # LiveWorld's event cameras: one scene reference
+    assert len(monitor.scene_references) == 1
+    assert np.array_equal(monitor.scene_references[0], letterbox(q.reference_images[0], H, W))
