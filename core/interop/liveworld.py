@@ -40,7 +40,8 @@ Import (:func:`import_liveworld`) builds a new project folder:
   rotations (orthonormal within 1e-3, determinant +1); intrinsics (F, 3, 3) (or one (3, 3))
   finite with positive focal lengths.
 - The project: 832x480, 16 fps, 65-frame rounds, one round per iter_input key with its
-  scene_text. fg_text: when any round has one, the project gets ONE entity named
+  scene_text; the observer's prompt names every entity (``prompt_entities`` "all"), as
+  LiveWorld's observer prompt always carries the round's fg_text. fg_text: when any round has one, the project gets ONE entity named
   "foreground" whose prompt for round r is fg_text of round r (so exporting again writes the
   same fg_text). A ``storyline_file`` (JSON: ``scene_text``, optional ``entities`` and ``steps``)
   gives the event camera's scene text: the project gets one monitor at the source camera with
@@ -874,7 +875,14 @@ def import_liveworld(
             ]
         project.camera_path = camera_path
         gen = project.generation.model_dump()
-        gen.update(width=WIDTH, height=HEIGHT, fps=FPS, frames_per_round=ROUND_FRAMES, **overrides)
+        gen.update(
+            width=WIDTH,
+            height=HEIGHT,
+            fps=FPS,
+            frames_per_round=ROUND_FRAMES,
+            prompt_entities="all",
+            **overrides,
+        )
         try:
             project.generation = type(project.generation).model_validate(gen)
         except Exception as exc:

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import yaml
 from PIL import Image
 
 from worldstudio.core.geometry.camera import intrinsics_from_fov
@@ -151,3 +152,49 @@ def empty_run(project_dir: Path, run_id: str, fps: int | None = None) -> RunFold
         {"format": RUN_FORMAT, "version": RUN_VERSION, "id": run_id, "settings": settings}
     )
     return run
+
+
+def write_sample(
+    folder,
+    poses=None,
+    rounds=2,
+    intrinsics=True,
+    iter_input=None,
+    image_size=(832, 480),
+    extra=None,
+    yaml_text=None,
+):
+    """A LiveWorld sample in ``folder``: sample.yaml, geometry.npz, image.png."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n = rounds * 65
+    if poses is None:
+        poses = smooth_trajectory(n)
+    arrays = {"poses_c2w": np.asarray(poses, dtype=np.float32)}
+    if intrinsics is True:
+        arrays["intrinsics"] = np.repeat(
+            intrinsics_from_fov(48.0, 480, 832)[None], len(poses), 0
+        ).astype(np.float32)
+    elif intrinsics is not None and intrinsics is not False:
+        arrays["intrinsics"] = intrinsics
+    np.savez(folder / "geometry.npz", **arrays)
+    Image.fromarray(np.full((image_size[1], image_size[0], 3), 90, np.uint8)).save(
+        folder / "image.png"
+    )
+    if iter_input is None:
+        iter_input = {
+            str(r): {
+                "scene_text": f"scene {r}",
+                "fg_text": "" if r == 0 else f"a bird lands, round {r}",
+            }
+            for r in range(rounds)
+        }
+    data = {
+        "geometry_file_name": "geometry.npz",
+        "first_frame_image": "image.png",
+        "iter_input": iter_input,
+    }
+    data.update(extra or {})
+    (folder / "sample.yaml").write_text(
+        yaml_text if yaml_text is not None else yaml.safe_dump(data)
+    )
+    return folder / "sample.yaml"

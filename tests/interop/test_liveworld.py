@@ -23,58 +23,12 @@ from worldstudio.core.interop.liveworld import (
 )
 from worldstudio.core.project import Entity, ProjectFolder
 
-from .helpers import make_project, smooth_trajectory, tree
+from .helpers import make_project, smooth_trajectory, tree, write_sample
 
 
 def load_npz(path):
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
-
-
-def write_sample(
-    folder,
-    poses=None,
-    rounds=2,
-    intrinsics=True,
-    iter_input=None,
-    image_size=(832, 480),
-    extra=None,
-    yaml_text=None,
-):
-    """A LiveWorld sample in ``folder``: sample.yaml, geometry.npz, image.png."""
-    folder.mkdir(parents=True, exist_ok=True)
-    n = rounds * 65
-    if poses is None:
-        poses = smooth_trajectory(n)
-    arrays = {"poses_c2w": np.asarray(poses, dtype=np.float32)}
-    if intrinsics is True:
-        arrays["intrinsics"] = np.repeat(
-            intrinsics_from_fov(48.0, 480, 832)[None], len(poses), 0
-        ).astype(np.float32)
-    elif intrinsics is not None and intrinsics is not False:
-        arrays["intrinsics"] = intrinsics
-    np.savez(folder / "geometry.npz", **arrays)
-    Image.fromarray(np.full((image_size[1], image_size[0], 3), 90, np.uint8)).save(
-        folder / "image.png"
-    )
-    if iter_input is None:
-        iter_input = {
-            str(r): {
-                "scene_text": f"scene {r}",
-                "fg_text": "" if r == 0 else f"a bird lands, round {r}",
-            }
-            for r in range(rounds)
-        }
-    data = {
-        "geometry_file_name": "geometry.npz",
-        "first_frame_image": "image.png",
-        "iter_input": iter_input,
-    }
-    data.update(extra or {})
-    (folder / "sample.yaml").write_text(
-        yaml_text if yaml_text is not None else yaml.safe_dump(data)
-    )
-    return folder / "sample.yaml"
 
 
 # ---------------------------------------------------------------------------------------- export
