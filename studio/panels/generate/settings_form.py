@@ -42,6 +42,14 @@ from worldstudio.studio.widgets import (
 )
 
 MODEL_FREE = ("geometry", "oracle", "ideal")
+PROFILE_TIPS = {
+    "auto": "the fastest profile that fits the GPU's free memory",
+    "gpu": "every component on the GPU (fastest)",
+    "offload": "one component at a time on the GPU (model CPU offload)",
+    "fp8": "the backbone stored in float8 and computed in bf16, with model CPU offload "
+    "(LiveWorld; changes the numerics slightly)",
+    "low-vram": "block-level group offload and VAE tiling (slowest, fits small GPUs)",
+}
 # Wan model ids name their kind; a mismatch with the backend is worth a note.
 _KIND_HINT = {"wan-vace": "vace", "wan-i2v": "i2v"}
 GiB = 1024**3
@@ -66,10 +74,11 @@ class GenerationSettingsForm(QWidget):
         self.backend.setToolTip(
             "geometry: the renders themselves (no model) · oracle: the demo "
             "scene's ground truth · ideal: what a perfect model would make of the conditioning "
-            "(demo scene) · wan-vace / wan-i2v: the Wan video models"
+            "(demo scene) · wan-vace / wan-i2v: the Wan video models · liveworld: LiveWorld's "
+            "own model (Wan 2.1 T2V 14B with its State Adapter)"
         )
         self.backend.currentIndexChanged.connect(
-            lambda _i: self._edit("backend", self.backend.currentData())
+            lambda _i: self._choose_backend(self.backend.currentData())
         )
         self.model = QComboBox()
         self.model.setSizeAdjustPolicy(
@@ -80,27 +89,15 @@ class GenerationSettingsForm(QWidget):
             lambda _i: self._edit("model_id", self.model.currentData())
         )
         self.model_note = hint()
-        self.profile = QComboBox()
-        from worldstudio.core.generation.memory import PROFILES
-
-        tips = {
-            "auto": "the fastest profile that fits the GPU's free memory",
-            "gpu": "every component on the GPU (fastest)",
-            "offload": "one component at a time on the GPU (model CPU offload)",
-            "low-vram": "block-level group offload and VAE tiling (slowest, fits small GPUs)",
-        }
-        for name in PROFILES:
-            self.profile.addItem(name, name)
-            self.profile.setItemData(
-                self.profile.count() - 1, tips.get(name, ""), Qt.ItemDataRole.ToolTipRole
-            )
+        self.profile = QComboBox()  # the backend's memory profiles (_fill_profiles)
         self.profile.currentIndexChanged.connect(lambda _i: self._update_estimate())
         self.vram = QLabel("")
         self.vram.setObjectName("vramEstimate")
         self.vram.setWordWrap(True)
         self.vram.setToolTip(
             "Accelerator memory one generation call needs (weights + activations "
-            "+ runtime), from the model's configs"
+            "+ runtime), from the model's configs; and main memory, where the backend "
+            "estimates it"
         )
         g1 = QGroupBox("Model and memory")
         f1 = QFormLayout(g1)
@@ -271,6 +268,7 @@ class GenerationSettingsForm(QWidget):
         self.backend.blockSignals(False)
         show_value(self.backend, g.backend)
         self._fill_models(g.model_id)
+        self._fill_profiles()
         show_value(self.width_spin, g.width)
         show_value(self.height_spin, g.height)
         show_value(self.frames_spin, g.frames_per_round)
@@ -314,12 +312,10 @@ class GenerationSettingsForm(QWidget):
             return ""
         parts = []
         if g.context_frames is None:
-            parts.append(f"auto context: {getattr(backend, 'context_frames', '?')} frames")
-        shift_for = getattr(backend, "flow_shift_for", None)
-        if g.flow_shift is None and callable(shift_for):
-            parts.append(
-                f"auto flow shift at {g.width}×{g.height}: {shift_for(g.height, g.width):g}"
-            )
+            parts.append(f"auto context: {backend.context_frames} frames")
+        shift = backend.flow_shift_for(g.height, g.width)
+        if g.flow_shift is None and shift is not None:
+            parts.append(f"auto flow shift at {g.width}×{g.height}: {shift:g}")
         return " · ".join(parts)
 
     def showEvent(self, event) -> None:
@@ -330,27 +326,62 @@ class GenerationSettingsForm(QWidget):
         self._update_estimate()
 
     def _fill_models(self, current: str | None) -> None:
-        from worldstudio.core.models import all_models, model_status
+        """The models the backend runs (● on this machine, ○ to download), and ``current`` when
+        it is none of them (a local folder: ◆)."""
+        from worldstudio.core.models import find_model, model_status
 
+        g = self.doc.project.generation
+        try:
+            choices = self._estimate_backend(g.backend, None).models()
+        except WorldStudioError:
+            choices = []
         self.model.blockSignals(True)
         self.model.clear()
-        for info in all_models("video"):
+        for choice in choices:
+            needs = [find_model(n) for n in choice.needs]
             try:
-                present = model_status(info).present
+                present = all(info is not None and model_status(info).present for info in needs)
             except WorldStudioError:
                 present = False
             mark = "●" if present else "○"
             self.model.addItem(
-                f"{mark} {info.name}" + ("" if present else "  (not downloaded)"), info.repo_id
+                f"{mark} {choice.label}" + ("" if present else "  (not downloaded)"),
+                choice.model_id,
             )
-            tip = f"{info.repo_id}\n{info.description}\n{info.size_text} · {info.licence_text}"
+            downloads = "\n".join(
+                f"{info.name}: {info.size_text} · {info.licence_text}"
+                for info in needs
+                if info is not None
+            )
+            tip = f"{choice.model_id}\n{choice.description}\n{downloads}"
             self.model.setItemData(self.model.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
-        if current and self.model.findData(current) < 0:
+        if choices and current and self.model.findData(current) < 0:
             self.model.addItem(f"◆ {Path(current).name or current}", current)  # a local folder
             self.model.setItemData(self.model.count() - 1, current, Qt.ItemDataRole.ToolTipRole)
         i = self.model.findData(current)
         self.model.setCurrentIndex(max(i, 0))
         self.model.blockSignals(False)
+
+    def _fill_profiles(self) -> None:
+        """The backend's memory profiles; the one chosen stays when the backend has it, else
+        auto."""
+        g = self.doc.project.generation
+        try:
+            profiles = self._estimate_backend(g.backend, None).profiles
+        except WorldStudioError:
+            profiles = ()
+        if [self.profile.itemData(i) for i in range(self.profile.count())] == list(profiles):
+            return
+        chosen = self.profile.currentData()
+        self.profile.blockSignals(True)
+        self.profile.clear()
+        for name in profiles:
+            self.profile.addItem(name, name)
+            self.profile.setItemData(
+                self.profile.count() - 1, PROFILE_TIPS.get(name, ""), Qt.ItemDataRole.ToolTipRole
+            )
+        self.profile.setCurrentIndex(max(self.profile.findData(chosen), 0))
+        self.profile.blockSignals(False)
 
     def _effective_model(self) -> str | None:
         g = self.doc.project.generation
@@ -381,17 +412,18 @@ class GenerationSettingsForm(QWidget):
         model = self._effective_model()
         try:
             backend = self._estimate_backend(g.backend, model)
-            if not hasattr(backend, "estimate"):
-                return f"no estimate for the {g.backend} backend"
             h, w, f = g.height, g.width, g.frames_per_round
             if profile == "auto":
-                full = backend.estimate(h, w, f, "gpu").total
-                low = backend.estimate(h, w, f, "low-vram").total
+                full = backend.estimate(h, w, f, "gpu")
+                low = backend.estimate(h, w, f, "low-vram")
+                if full is None or low is None:
+                    return f"no estimate for the {g.backend} backend"
                 return (
-                    f"~{full / GiB:.1f} GiB all on the GPU, ~{low / GiB:.1f} GiB with low-vram "
-                    "(auto picks what fits)"
+                    f"~{full.total / GiB:.1f} GiB all on the GPU{_ram(full)}, "
+                    f"~{low.total / GiB:.1f} GiB with low-vram{_ram(low)} (auto picks what fits)"
                 )
-            return f"~{backend.estimate(h, w, f, profile).total / GiB:.1f} GiB ({profile})"
+            est = backend.estimate(h, w, f, profile)
+            return f"no estimate for the {g.backend} backend" if est is None else est.text()
         except WorldStudioError as exc:
             return f"no estimate: {exc}"
 
@@ -405,6 +437,26 @@ class GenerationSettingsForm(QWidget):
 
     def _update_estimate(self) -> None:
         self.vram.setText(self.estimate_text())
+
+    def _choose_backend(self, name: str | None) -> None:
+        """The backend, and its first model when the project's model is not one it runs (a
+        local folder stays): one undoable edit."""
+        g = self.doc.project.generation
+        if name is None or name == g.backend:
+            return
+        fields: dict[str, Any] = {"backend": name}
+        try:
+            choices = [c.model_id for c in self._estimate_backend(name, None).models()]
+        except WorldStudioError:
+            choices = []
+        local = g.model_id is not None and Path(g.model_id).expanduser().is_dir()
+        if choices and g.model_id not in choices and not local:
+            fields["model_id"] = choices[0]
+        try:
+            commands.set_generation(self.doc, merge_key="generate:backend", **fields)
+        except (ValueError, WorldStudioError) as exc:
+            self.message.emit(f"generation settings: {str(exc).splitlines()[0]}", True)
+            self.fill()
 
     # ================================================================== widgets -> model
     def _edit(self, field: str, value) -> None:
@@ -445,3 +497,8 @@ class GenerationSettingsForm(QWidget):
         if i < 0:
             raise ValueError(f"unknown memory profile {name!r}")
         self.profile.setCurrentIndex(i)
+
+
+def _ram(est) -> str:
+    """ " (~N GiB RAM)" when the estimate counts main memory, else nothing."""
+    return f" (~{est.ram / GiB:.1f} GiB RAM)" if est.ram else ""
