@@ -418,10 +418,13 @@ class GenerationSettingsForm(QWidget):
                 low = backend.estimate(h, w, f, "low-vram")
                 if full is None or low is None:
                     return f"no estimate for the {g.backend} backend"
-                return (
-                    f"~{full.total / GiB:.1f} GiB all on the GPU{_ram(full)}, "
-                    f"~{low.total / GiB:.1f} GiB with low-vram{_ram(low)} (auto picks what fits)"
+                text = (
+                    f"~{full.total / GiB:.1f} GiB all on the GPU, ~{low.total / GiB:.1f} GiB "
+                    "with low-vram (auto picks what fits)"
                 )
+                if full.ram:
+                    text += f"; RAM ~{full.ram / GiB:.1f} and ~{low.ram / GiB:.1f} GiB"
+                return text
             est = backend.estimate(h, w, f, profile)
             return f"no estimate for the {g.backend} backend" if est is None else est.text()
         except WorldStudioError as exc:
@@ -497,8 +500,3 @@ class GenerationSettingsForm(QWidget):
         if i < 0:
             raise ValueError(f"unknown memory profile {name!r}")
         self.profile.setCurrentIndex(i)
-
-
-def _ram(est) -> str:
-    """ " (~N GiB RAM)" when the estimate counts main memory, else nothing."""
-    return f" (~{est.ram / GiB:.1f} GiB RAM)" if est.ram else ""
