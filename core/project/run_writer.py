@@ -34,6 +34,7 @@ from worldstudio.core.project.runs import (
     pack_clouds,
     save_npy,
     save_npz,
+    save_npz_compressed,
     write_json,
 )
 
@@ -219,9 +220,8 @@ class RunWriter:
         for camera, projections in state.context.items():
             path = run.context_npz(r, camera)
             path.parent.mkdir(exist_ok=True)
-            save_npz(
+            save_npz_compressed(
                 path,
-                compressed=True,
                 scene_rgb=projections.scene_rgb,
                 fg_rgb=projections.fg_rgb,
                 fg_labels=projections.fg_labels,

@@ -129,11 +129,16 @@ def save_npy(path: Path, array: np.ndarray) -> None:
         np.save(f, np.ascontiguousarray(array), allow_pickle=False)
 
 
-def save_npz(path: Path, compressed: bool = False, **arrays: np.ndarray) -> None:
-    """np.savez (``compressed``: np.savez_compressed), atomically."""
-    save = np.savez_compressed if compressed else np.savez
+def save_npz(path: Path, **arrays: np.ndarray) -> None:
+    """np.savez, atomically."""
     with atomic_write(path) as f:
-        save(f, **arrays)  # type: ignore[arg-type]  # numpy's stubs fear allow_pickle here
+        np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stubs fear allow_pickle here
+
+
+def save_npz_compressed(path: Path, **arrays: np.ndarray) -> None:
+    """np.savez_compressed, atomically (for arrays that are mostly black, e.g. projections)."""
+    with atomic_write(path) as f:
+        np.savez_compressed(f, **arrays)  # type: ignore[arg-type]  # as in save_npz
 
 
 def load_npy(path: Path) -> np.ndarray:
