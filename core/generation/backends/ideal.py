@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from worldstudio.core.generation.backends.base import (
     GenerationRequest,
 )
 from worldstudio.core.jobs import JobContext
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from worldstudio.core.project import Project, ProjectFolder
 
 
 @dataclass
@@ -68,20 +71,18 @@ class IdealBackend(BaseBackend):
 
     def __init__(
         self,
-        project=None,
-        project_folder=None,
+        project: Project | None = None,
+        project_folder: ProjectFolder | None = None,
         scene=None,
         ball_ids: list[str] | None = None,
         **options: Any,
     ) -> None:
-        from worldstudio.core.generation.backends.oracle import is_oracle_project
+        from worldstudio.core.generation.backends.oracle import is_oracle_project, project_place
         from worldstudio.core.oracle import OracleScene
 
         if scene is None:
             if project is not None and not is_oracle_project(project):
-                where = getattr(project_folder, "root", None) or getattr(
-                    project, "name", "the project"
-                )
+                where = project_place(project, project_folder)
                 raise BackendError(
                     f"backend 'ideal': {where} is not the demo (oracle) scene; the ideal backend "
                     "knows only the procedural demo world (`worldstudio new --demo`)"

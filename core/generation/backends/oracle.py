@@ -10,7 +10,7 @@ conditioning.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,13 +21,21 @@ from worldstudio.core.generation.backends.base import (
 )
 from worldstudio.core.jobs import JobContext
 
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from worldstudio.core.project import Project, ProjectFolder
+
 ORACLE_DEPTH_MODEL = "oracle (exact depth)"
 
 
-def is_oracle_project(project) -> bool:
+def is_oracle_project(project: Project) -> bool:
     """True for a project whose scene is the oracle (demo) world."""
-    scene = getattr(project, "scene", None)
+    scene = project.scene
     return scene is not None and (scene.depth_model or "").startswith("oracle")
+
+
+def project_place(project: Project, project_folder: ProjectFolder | None) -> str:
+    """How an error names the project: its folder, else its name."""
+    return str(project_folder.root) if project_folder is not None else project.name
 
 
 class OracleBackend(BaseBackend):
@@ -37,14 +45,18 @@ class OracleBackend(BaseBackend):
     lifter = "oracle"
     context_frames = 0
 
-    def __init__(self, project=None, project_folder=None, scene=None, **options: Any) -> None:
+    def __init__(
+        self,
+        project: Project | None = None,
+        project_folder: ProjectFolder | None = None,
+        scene=None,
+        **options: Any,
+    ) -> None:
         from worldstudio.core.oracle import OracleScene
 
         if scene is None:
             if project is not None and not is_oracle_project(project):
-                where = getattr(project_folder, "root", None) or getattr(
-                    project, "name", "the project"
-                )
+                where = project_place(project, project_folder)
                 raise BackendError(
                     f"backend 'oracle': {where} is not the demo (oracle) scene; the oracle backend only "
                     "renders the procedural demo world (`worldstudio new --demo`): use 'geometry' or a "
