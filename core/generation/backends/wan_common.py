@@ -292,12 +292,16 @@ class DiffusersWanBackend:
 
         self.model_id = str(model_id or self.default_model)
         self.profile = check_profile(profile)
-        # checked now, so that a run asking for what this machine lacks fails before it starts
-        self.attention = acc.resolve_attention(attention, pick_device(device))
-        self.attention_requested = acc.check_attention(attention)
+        self.attention = acc.check_attention(attention)
         cache = acc.check_cache(cache)
         self.cache = "none" if cache == "auto" else cache
         self.precision = acc.check_precision(precision)
+        # what this machine may lack is checked now, so that such a run fails before it starts
+        # ("auto" needs no check: the studio makes these objects for estimates without torch)
+        if self.attention != "auto":
+            acc.resolve_attention(self.attention, pick_device(device))
+        if self.precision == "nf4":
+            acc.quantization_config(self.precision, pick_device(device), None)
         self.compile = bool(compile)
         self.compile_backend = compile_backend
         self.vae_tiling = vae_tiling
@@ -414,9 +418,7 @@ class DiffusersWanBackend:
             )
         applied = self.applied = memory.apply_profile(pipe, profile, self.device)
         self._apply_vae_tiling(pipe, applied)
-        attention, note = memory.apply_attention_backend(
-            transformer, self.device, self.attention_requested
-        )
+        attention, note = memory.apply_attention_backend(transformer, self.device, self.attention)
         applied.attention = attention
         if note:
             applied.notes.append(note)
