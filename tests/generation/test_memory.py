@@ -207,7 +207,9 @@ def test_attention_backend_is_flash_only_on_cuda_with_flash_attn(monkeypatch):
     monkeypatch.setattr(acceleration.importlib.util, "find_spec", lambda name: None)
     assert memory.choose_attention_backend(torch.device("cuda")) == "native"
     monkeypatch.setattr(
-        acceleration.importlib.util, "find_spec", lambda name: object() if name == "flash_attn" else None
+        acceleration.importlib.util,
+        "find_spec",
+        lambda name: object() if name == "flash_attn" else None,
     )
     assert memory.choose_attention_backend(torch.device("cuda")) == "flash"
     assert memory.choose_attention_backend("cpu") == "native"
