@@ -430,7 +430,7 @@ class _Engine:
             },
         )
         try:
-            check_attention(_first(o["attention"], g.attention))
+            attention = check_attention(_first(o["attention"], g.attention))
         except WorldStudioError as exc:
             raise GenerationError(str(exc)) from None
         n_rounds = o["rounds"] if o["rounds"] is not None else len(project.rounds)
@@ -460,7 +460,7 @@ class _Engine:
             negative_prompt=_first(o["negative_prompt"], g.negative_prompt),
             flow_shift=_first(o["flow_shift"], g.flow_shift),
             prompt_entities=_first(o["prompt_entities"], g.prompt_entities),
-            attention=_first(o["attention"], g.attention),
+            attention=attention,
             compile=_first(o["compile"], g.compile),
             quality=_first(o["quality"], g.quality),
             cache=cache_for(_first(o["quality"], g.quality), _first(o["cache"], g.cache)),

@@ -18,6 +18,7 @@ from worldstudio.core.generation import acceleration
 from worldstudio.core.generation.acceleration import AccelerationError
 from worldstudio.core.generation.backends import get_backend
 from worldstudio.core.generation.engine import RunOptions, generate_job
+from worldstudio.core.generation.memory import GiB
 from worldstudio.core.jobs import JobContext
 from worldstudio.core.project.runs import RunFolder
 
@@ -232,7 +233,6 @@ def test_the_estimate_covers_every_combination():
     gpu = {p: seen["gpu", p, "none", False] for p in acceleration.PRECISIONS}
     assert gpu["nf4"] < gpu["int8"] == gpu["fp8"] < gpu["auto"]
     # the 14B transformer's weights: ~34 GB in bf16, ~17 GB in int8, ~9 GB in nf4
-    GiB = 1024**3
     est = memory.estimate(model, *size, "offload", precision="int8")
     assert est.parts["weights.transformer"] < 18.5 * GiB
     # 14B on a 24 GB GPU, the text encoder offloaded: nf4 at 81 frames, int8 / fp8 at the

@@ -284,7 +284,7 @@ class DiffusersWanBackend:
         cache: str | None = "none",
         precision: str | None = "auto",
         vae_tiling: bool | None = None,
-        compile_backend: str = "inductor",
+        compile_backend: str | None = None,
         **_options: Any,
     ):
         from worldstudio.core.generation import acceleration as acc
@@ -303,7 +303,11 @@ class DiffusersWanBackend:
         if self.precision == "nf4":
             acc.quantization_config(self.precision, pick_device(device), None)
         self.compile = bool(compile)
-        self.compile_backend = compile_backend
+        # torch.compile's backend: inductor, unless $WORLDSTUDIO_COMPILE_BACKEND says another
+        # (e.g. "eager" to check the tracing without code generation)
+        self.compile_backend = (
+            compile_backend or os.environ.get("WORLDSTUDIO_COMPILE_BACKEND") or acc.COMPILE_BACKEND
+        )
         self.vae_tiling = vae_tiling
         self._compiled = False
         self._cache_applied: tuple[str, int] | None = None
