@@ -389,7 +389,7 @@ class DiffusersWanBackend:
         from worldstudio.core.generation import memory
 
         t0 = time.perf_counter()
-        self.device = pick_device(self._device_option)
+        device = self.device = pick_device(self._device_option)
         self.dtype = pick_dtype(self.device, self._dtype_option)
         self.folder = model_folder(self.model_id)
         if ctx is not None:
@@ -439,7 +439,7 @@ class DiffusersWanBackend:
                 f"{self.name}: memory profile {applied.profile}, attention {attention}"
                 f"{''.join(', ' + e for e in extras if e)}; loaded in {self.load_seconds:.1f} s"
             )
-            if self.device.type != "cpu":
+            if device.type != "cpu":
                 est = self.estimate(h, w, f, applied.profile, guidance)
                 ctx.log(f"{self.name}: accelerator memory estimate {est.text()}")
             for n in applied.notes:
