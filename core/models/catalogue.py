@@ -256,8 +256,7 @@ CATALOGUE: tuple[ModelInfo, ...] = (
         library="checkpoint",
         licence="unverified",
         licence_note=(
-            "an extraction of CausVid (tianweiy/CausVid, a research release) by Kijai; the repo "
-            "states no licence"
+            "Kijai's extraction of tianweiy/CausVid; neither licence confirmed from the model cards"
         ),
         download_bytes=int(0.1 * GB),
         memory_gb=0.1,
@@ -276,7 +275,7 @@ CATALOGUE: tuple[ModelInfo, ...] = (
         kind="lora",
         library="checkpoint",
         licence="unverified",
-        licence_note="the model card states no licence for the LoRA",
+        licence_note="not confirmed from the model card",
         download_bytes=631 * MB,
         memory_gb=0.7,
         description=(
@@ -293,7 +292,7 @@ CATALOGUE: tuple[ModelInfo, ...] = (
         kind="lora",
         library="checkpoint",
         licence="unverified",
-        licence_note="the model card states no licence",
+        licence_note="the repo's page shows no licence tag",
         download_bytes=739 * MB,
         memory_gb=0.8,
         description=(
