@@ -12,6 +12,7 @@ cache and compilation.
 
 from __future__ import annotations
 
+import inspect
 import random
 from pathlib import Path
 from typing import Any
@@ -428,7 +429,7 @@ class GenerationSettingsForm(QWidget):
             recipe_of = getattr(backend, "draft_recipe", None)
             if recipe_of is None:
                 return f"{g.backend} has no draft preset"
-            return "draft: " + recipe_of().text()
+            return f"draft: {recipe_of().text()} (instead of the sampling's)"
         except WorldStudioError as exc:
             return f"no draft preset: {exc}"
 
@@ -522,16 +523,20 @@ class GenerationSettingsForm(QWidget):
             for name, value in accelerations.items():  # the estimate's object takes the run's
                 if hasattr(backend, name):
                     setattr(backend, name, value)
-            guidance = 1.0 if g.quality == "draft" else g.guidance
+            # the caches keep a state per guidance branch (a backend without caches takes none)
+            guided = "guidance" in inspect.signature(backend.estimate).parameters
+            more = {"guidance": 1.0 if g.quality == "draft" else g.guidance} if guided else {}
             if profile == "auto":
-                full = backend.estimate(h, w, f, "gpu", guidance=guidance)
-                low = backend.estimate(h, w, f, "low-vram", guidance=guidance).total
+                full = backend.estimate(h, w, f, "gpu", **more)
+                low = backend.estimate(h, w, f, "low-vram", **more).total
                 extra = "".join(f", {o}" for o in full.options)
                 return (
                     f"~{full.total / GiB:.1f} GiB all on the GPU, ~{low / GiB:.1f} GiB with "
                     f"low-vram (auto picks what fits{extra})"
                 )
-            return backend.estimate(h, w, f, profile, guidance=guidance).text()
+            est = backend.estimate(h, w, f, profile, **more)
+            extra = "".join(f", {o}" for o in getattr(est, "options", ()))
+            return f"~{est.total / GiB:.1f} GiB ({profile}{extra})"
         except WorldStudioError as exc:
             return f"no estimate: {exc}"
 
