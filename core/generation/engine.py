@@ -30,6 +30,10 @@ engine takes five named steps (:meth:`_Engine.run_round`):
 Entities no enabled monitor watches (or every entity, with monitors off) do not evolve: they keep
 their last seen state, i.e. their points in the last observer frame that showed them.
 
+With colour matching on (the project's default), every call's frames get the colours of the
+previous frames it continued from before anything else uses them (:mod:`.colour`; round.json's
+``inputs`` record what was done), against the colour drift of long videos.
+
 Every backend call gets its own seed, :func:`derive_seed` (run seed, round, camera), and its
 request from one builder (:meth:`_Engine.request`). Between steps the engine calls
 ``ctx.checkpoint()``: a paused job holds there, a cancelled one stops. A run can be resumed after its last complete
