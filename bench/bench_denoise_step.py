@@ -17,8 +17,8 @@ frames is 17 x 60 x 104 latents, 26520 tokens after the (1, 2, 2) patch.
 12 heads x 128 = 1536 wide, ffn 8960, text_dim 4096, in_channels 16, patch (1, 2, 2), VACE blocks
 on every other layer: 15, vace_in_channels 96; diffusers' defaults are the 14B's), random normal
 weights (std 0.02), in bf16 except the modules diffusers keeps in float32
-(``_keep_in_fp32_modules``), with the attention backend the app would choose (flash-attn when
-installed, else PyTorch SDPA). The default mode uses the tiny test model (tests/tiny_wan.py) on the
+(``_keep_in_fp32_modules``; built on the meta device and allocated once, in those dtypes), with
+the attention backend the app would choose (core.generation.acceleration: "auto"). The default mode uses the tiny test model (tests/tiny_wan.py) on the
 CPU, by default at 448x256 with 17 frames (5 x 32 x 56 latents, 2240 tokens: the tiny model's
 2 heads of 12 make full-size attention take ~20 s a forward on a CPU).
 
@@ -110,10 +110,28 @@ def build_model(cfg: dict, device, dtype, meta: bool = False):
 
     with torch.device("meta"):
         model = WanVACETransformer3DModel(**cfg)
+    model = model.to(dtype)  # on the meta device: the weights are allocated once, in dtype
     if meta:
-        return model.to(dtype).eval()
+        return model.eval()
+    # as from_pretrained(dtype=...) does: some modules stay in float32
+    keep = set(getattr(model, "_keep_in_fp32_modules", None) or [])
+    if dtype != torch.float32:
+        for name, p in model.named_parameters():
+            if any(k in name.split(".") for k in keep):
+                p.data = p.data.float()
     model = model.to_empty(device=device)
-    gen = torch.Generator(device=device).manual_seed(0)
+    init_random_(model, device)
+    # RoPE's frequency tables are buffers computed in __init__ (to_empty leaves them undefined)
+    rope = model.rope
+    model.rope = type(rope)(rope.attention_head_dim, rope.patch_size, rope.max_seq_len).to(device)
+    return model.eval()
+
+
+def init_random_(model, device, seed: int = 0) -> None:
+    """Random weights in place: normal(0, 0.02) matrices, unit norm weights, zero biases."""
+    import torch
+
+    gen = torch.Generator(device=device).manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.ndim >= 2:
@@ -122,17 +140,6 @@ def build_model(cfg: dict, device, dtype, meta: bool = False):
                 p.fill_(1.0)
             else:
                 p.zero_()
-    model = model.to(dtype)
-    # as from_pretrained(dtype=...) does: some modules stay in float32
-    keep = set(getattr(model, "_keep_in_fp32_modules", None) or [])
-    if dtype != torch.float32:
-        for name, p in model.named_parameters():
-            if any(k in name.split(".") for k in keep):
-                p.data = p.data.float()
-    # RoPE's frequency tables are buffers computed in __init__ (to_empty leaves them undefined)
-    rope = model.rope
-    model.rope = type(rope)(rope.attention_head_dim, rope.patch_size, rope.max_seq_len).to(device)
-    return model.eval()
 
 
 def make_inputs(cfg: dict, latent_frames: int, latent_h: int, latent_w: int, device, dtype):

@@ -55,8 +55,8 @@ class Recording:
     def conditioning(self, request):
         return self.inner.conditioning(request)
 
-    def estimate(self, height, width, frames, profile=None):
-        return self.inner.estimate(height, width, frames, profile)
+    def estimate(self, height, width, frames, profile=None, *, guidance=5.0):
+        return self.inner.estimate(height, width, frames, profile, guidance=guidance)
 
     def models(self):
         return self.inner.models()

@@ -31,6 +31,7 @@ import time
 from contextlib import nullcontext
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the other bench scripts
 
 # Wan2.1-VACE-1.3B's transformer config (the diffusers repo's transformer/config.json).
 WAN_VACE_1_3B = dict(
@@ -67,24 +68,27 @@ TINY = dict(
     vace_layers=[0, 2],
     vace_in_channels=96,
 )
-SHAPES = {"wan1.3b": WAN_VACE_1_3B, "tiny": TINY}
+# Wan2.1-VACE-14B's (core.generation.memory's built-in shape): 40 layers of 5120, 8 VACE blocks.
+WAN_VACE_14B = {
+    **WAN_VACE_1_3B,
+    "num_attention_heads": 40,
+    "ffn_dim": 13824,
+    "num_layers": 40,
+    "vace_layers": list(range(0, 40, 5)),
+}
+SHAPES = {"wan1.3b": WAN_VACE_1_3B, "wan14b": WAN_VACE_14B, "tiny": TINY}
 TEXT_TOKENS = 512
 VAE_SPATIAL, VAE_TEMPORAL = 8, 4
 
 
 def build(shape: str, device, dtype):
-    """Random weights, built on ``device``; modules diffusers keeps in float32 stay float32."""
+    """Random weights on ``device`` (bench_denoise_step's builder: the model is made on the meta
+    device and allocated once in ``dtype``, so a 14B shape never passes through float32); modules
+    diffusers keeps in float32 stay float32."""
     import torch
-    from diffusers import WanVACETransformer3DModel
+    from bench_denoise_step import build_model
 
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = WanVACETransformer3DModel(**SHAPES[shape])
-    keep = set(WanVACETransformer3DModel._keep_in_fp32_modules)
-    for name, p in model.named_parameters():
-        if not keep.intersection(name.split(".")):
-            p.data = p.data.to(dtype)
-    return model
+    return build_model(SHAPES[shape], torch.device(device), dtype, meta=str(device) == "meta")
 
 
 def inputs(shape: str, width: int, height: int, frames: int, device):
@@ -225,7 +229,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     args.shape = args.shape or ("wan1.3b" if args.full else "tiny")
     args.device = args.device or ("cuda" if args.full else "cpu")
-    big = args.shape == "wan1.3b"
+    big = args.shape != "tiny"
     args.width, args.height = (
         int(v) for v in (args.size or ("832x480" if big else "32x32")).split("x")
     )

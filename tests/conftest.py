@@ -5,7 +5,8 @@ Models: ``fake_hub`` / ``models_env`` (tiny depth and SAM 2 under their real rep
 Generation:
 - ``wan_hub`` (session): the shared fake hub cache (tests/tiny_models.py: depth, SAM 2) plus tiny
   ``WanVACEPipeline`` and ``WanImageToVideoPipeline`` installed under the real repo ids
-  ``Wan-AI/Wan2.1-VACE-1.3B-diffusers`` and ``Wan-AI/Wan2.1-I2V-14B-480P-Diffusers``.
+  ``Wan-AI/Wan2.1-VACE-1.3B-diffusers`` and ``Wan-AI/Wan2.1-I2V-14B-480P-Diffusers``, and the
+  1.3B draft preset's step-distillation LoRA (at the tiny shape) under its real repo and file.
 - ``wan_folders`` (session): ``{"vace": Path, "i2v": Path}``, the plain saved pipeline folders.
 - ``wan_env``: HF_HUB_CACHE -> the fake hub, offline, CPU, a private config folder and a
   session-wide preview cache (the latent-to-RGB fit runs once).
@@ -85,6 +86,8 @@ def _build(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
             i2v = tiny_wan.build_tiny_wan_i2v(root / "i2v")
         tiny_wan.install_in_fake_hub(hub, tiny_wan.WAN_VACE_REPO, vace)
         tiny_wan.install_in_fake_hub(hub, tiny_wan.WAN_I2V_REPO, i2v)
+        lora = tiny_wan.build_tiny_distill_lora(root / "distill_lora")
+        tiny_wan.install_in_fake_hub(hub, tiny_wan.DISTILL_LORA_REPO, lora)
         _state.update(
             hub=hub,
             vace=vace,

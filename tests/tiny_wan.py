@@ -11,6 +11,8 @@ API (kept small: the generation and the training tests both use it)::
 
     build_tiny_wan_vace(path) -> path           # a WanVACEPipeline folder
     build_tiny_wan_i2v(path) -> path            # a WanImageToVideoPipeline folder
+    build_tiny_distill_lora(folder) -> folder   # the draft preset's 1.3B LoRA, at the tiny
+                                                # shape, in the original Wan key format
     install_in_fake_hub(cache_dir, repo_id, folder) -> snapshot folder
 
 Fixtures live in tests/generation/conftest.py.
@@ -30,9 +32,15 @@ TEXT_DIM = 32
 CLIP_SIZE = 32  # the tiny CLIP's image size (real: 224)
 CLIP_HIDDEN = 4
 
+DISTILL_LORA_REPO = "Kijai/WanVideo_comfy"
+DISTILL_LORA_FILE = "Wan21_CausVid_bidirect2_T2V_1_3B_lora_rank32.safetensors"
+
 __all__ = [
+    "DISTILL_LORA_FILE",
+    "DISTILL_LORA_REPO",
     "WAN_I2V_REPO",
     "WAN_VACE_REPO",
+    "build_tiny_distill_lora",
     "build_tiny_wan_i2v",
     "build_tiny_wan_vace",
     "install_in_fake_hub",
@@ -194,6 +202,31 @@ def _clip_processor():
             crop_size={"height": CLIP_SIZE, "width": CLIP_SIZE},
             size={"shortest_edge": CLIP_SIZE},
         )
+
+
+def build_tiny_distill_lora(folder: str | Path, rank: int = 2) -> Path:
+    """A LoRA for the tiny VACE transformer's main blocks, keyed as the original Wan checkpoints
+    and the hub's distillation LoRAs are (``diffusion_model.blocks.N.self_attn.q.lora_down``,
+    ``.lora_up``, ``.alpha``; cross-attention and feed-forward likewise), saved under the real
+    1.3B draft LoRA's file name in ``folder``."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    gen = torch.Generator().manual_seed(7)
+    dim, ffn = 24, 32  # tiny_vace_transformer: 2 heads of 12, ffn_dim 32
+    shapes = {f"{a}.{o}": (dim, dim) for a in ("self_attn", "cross_attn") for o in "qkvo"}
+    shapes |= {"ffn.0": (dim, ffn), "ffn.2": (ffn, dim)}  # (in, out)
+    tensors = {}
+    for block in range(3):
+        for name, (n_in, n_out) in shapes.items():
+            key = f"diffusion_model.blocks.{block}.{name}"
+            tensors[f"{key}.lora_down.weight"] = 0.3 * torch.randn(rank, n_in, generator=gen)
+            tensors[f"{key}.lora_up.weight"] = 0.3 * torch.randn(n_out, rank, generator=gen)
+            tensors[f"{key}.alpha"] = torch.tensor(float(rank))
+    save_file(tensors, str(folder / DISTILL_LORA_FILE))
+    return folder
 
 
 def install_in_fake_hub(cache_dir: str | Path, repo_id: str, folder: str | Path) -> Path:

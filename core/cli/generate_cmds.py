@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import get_args
 
 from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.project.model import CacheName, Precision, Quality
+
+QUALITIES, CACHE_CHOICES, PRECISIONS = get_args(Quality), get_args(CacheName), get_args(Precision)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -80,6 +84,43 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=("visible", "all"),
         help="the entities the observer's prompt names: those its renders show, or all",
     )
+    a = p.add_argument_group("speed and memory (default: the project's generation settings)")
+    a.add_argument(
+        "--attention",
+        metavar="NAME",
+        help="attention backend: auto (the best this machine runs), native (PyTorch SDPA), "
+        "native-math, native-flash, native-efficient, native-cudnn, flash, flash3, sage, xformers",
+    )
+    a.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="compile the transformer's repeated blocks (torch.compile; the first call compiles)",
+    )
+    a.add_argument(
+        "--quality",
+        choices=QUALITIES,
+        help="full; fast (a denoising cache); draft (a step-distillation LoRA, 4-8 steps)",
+    )
+    a.add_argument("--cache", choices=CACHE_CHOICES, help="denoising cache (auto: the quality's)")
+    a.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="the transformer's weights: auto (bf16), fp8 (layerwise casting), int8 (torchao), "
+        "nf4 (bitsandbytes, CUDA)",
+    )
+    a.add_argument(
+        "--vae-tiling",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="VAE tiling and slicing (default: on with the low-vram profile)",
+    )
+    a.add_argument(
+        "--colour-match",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="match each call's colours to the frames it continues (against colour drift)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_generate)
 
@@ -120,6 +161,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
         resume=args.resume,
         from_round=args.from_round,
         write_preview=True,
+        attention=args.attention,
+        compile=args.compile,
+        quality=args.quality,
+        cache=args.cache,
+        precision=args.precision,
+        vae_tiling=args.vae_tiling,
+        colour_match=args.colour_match,
     )
     job = generate_job(args.project, options)
     result = run_in_terminal(job, "generate", quiet=args.quiet)

@@ -31,6 +31,10 @@ engine takes five named steps (:meth:`_Engine.run_round`):
 Entities no enabled monitor watches (or every entity, with monitors off) do not evolve: they keep
 their last seen state, i.e. their points in the last observer frame that showed them.
 
+With colour matching on (the project's default), every call's frames get the colours of the
+previous frames it continued from before anything else uses them (:mod:`.colour`; round.json's
+``inputs`` record what was done), against the colour drift of long videos.
+
 Every backend call gets its own seed, :func:`derive_seed` (run seed, round, camera), and its
 request from one builder (:meth:`_Engine.request`). Between steps the engine calls
 ``ctx.checkpoint()``: a paused job holds there, a cancelled one stops. A run can be resumed after its last complete
@@ -52,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from worldstudio.core.errors import Cancelled, ProjectError, WorldStudioError
+from worldstudio.core.generation.acceleration import cache_for, check_attention
 from worldstudio.core.generation.backends import (
     CONTEXT_FRAMES,
     Backend,
@@ -59,6 +64,8 @@ from worldstudio.core.generation.backends import (
     check_frames,
     get_backend,
 )
+from worldstudio.core.generation.colour import NOTHING as NO_COLOUR_MATCH
+from worldstudio.core.generation.colour import match_colours
 from worldstudio.core.generation.conditioning import (
     Layers,
     ObserverMask,
@@ -180,6 +187,14 @@ class RunOptions:
     from_round: int | None = None  # branch from this round of ``resume`` (default: the latest run)
     backend_options: dict[str, Any] | None = None  # extra keyword options for the backend factory
     write_preview: bool = False  # keep the latest preview at <run>/preview.png (the CLI's use)
+    # speed and memory of the model backends (worldstudio.core.generation.acceleration)
+    attention: str | None = None  # an attention backend name or "auto"
+    compile: bool | None = None  # regional torch.compile of the transformer's blocks
+    quality: str | None = None  # "full", "fast" (a cache) or "draft" (a distillation LoRA)
+    cache: str | None = None  # a cache name, "none" or "auto" (the quality's)
+    precision: str | None = None  # the transformer's weights: "auto", "fp8", "int8", "nf4"
+    vae_tiling: bool | None = None
+    colour_match: bool | None = None  # match each call's colours to the frames it continues
 
     def overrides(self) -> dict[str, Any]:
         """The :class:`RunSettings` this call sets (None: not set here)."""
@@ -206,6 +221,13 @@ class RunOptions:
             "loras": None
             if self.loras is None
             else [[str(path), float(strength)] for path, strength in self.loras],
+            "attention": self.attention,
+            "compile": self.compile,
+            "quality": self.quality,
+            "cache": self.cache,
+            "precision": self.precision,
+            "vae_tiling": self.vae_tiling,
+            "colour_match": self.colour_match,
         }
 
 
@@ -237,6 +259,16 @@ class RunSettings:
     negative_prompt: str = ""
     flow_shift: float | None = None  # resolved when the run starts (None: the backend has none)
     prompt_entities: str = "all"
+    # accelerations; the defaults are again what earlier runs used. ``cache`` is resolved (the
+    # quality preset's when the project says "auto"); "draft" adds its LoRA to ``loras`` and
+    # sets the steps, guidance and flow shift it is made for when the run starts
+    attention: str = "auto"
+    compile: bool = False
+    quality: str = "full"
+    cache: str = "none"
+    precision: str = "auto"
+    vae_tiling: bool | None = None
+    colour_match: bool = False
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunSettings:
@@ -396,9 +428,20 @@ class _Engine:
                     "flow_shift",
                     "prompt_entities",
                     "negative_prompt",
+                    "attention",
+                    "compile",
+                    "quality",
+                    "cache",
+                    "precision",
+                    "vae_tiling",
+                    "colour_match",
                 )
             },
         )
+        try:
+            attention = check_attention(_first(o["attention"], g.attention))
+        except WorldStudioError as exc:
+            raise GenerationError(str(exc)) from None
         n_rounds = o["rounds"] if o["rounds"] is not None else len(project.rounds)
         if n_rounds < 1:
             raise GenerationError(f"the number of rounds must be at least 1, got {n_rounds}")
@@ -426,6 +469,13 @@ class _Engine:
             negative_prompt=_first(o["negative_prompt"], g.negative_prompt),
             flow_shift=_first(o["flow_shift"], g.flow_shift),
             prompt_entities=_first(o["prompt_entities"], g.prompt_entities),
+            attention=attention,
+            compile=_first(o["compile"], g.compile),
+            quality=_first(o["quality"], g.quality),
+            cache=cache_for(_first(o["quality"], g.quality), _first(o["cache"], g.cache)),
+            precision=_first(o["precision"], g.precision),
+            vae_tiling=_first(o["vae_tiling"], g.vae_tiling),
+            colour_match=_first(o["colour_match"], g.colour_match),
         )
 
     def _inherited_settings(self, old: RunSettings, *, fixed: tuple[str, ...]) -> RunSettings:
@@ -441,6 +491,8 @@ class _Engine:
                     f"{value!r} here (start a new run instead)"
                 )
             values[key] = value
+        if self.overrides["quality"] is not None or self.overrides["cache"] is not None:
+            values["cache"] = cache_for(values["quality"], self.overrides["cache"])
         if (
             "backend" not in fixed
             and self.overrides["backend"]
@@ -463,7 +515,8 @@ class _Engine:
             run = resolve_run(folder, resume)
             meta = run.read_meta()
             old = RunSettings.from_json(meta.get("settings", {}))
-            fixed = tuple(k for k in asdict(old) if k not in ("rounds",))
+            # only how fast the frames come may change: the attention kernel and compilation
+            fixed = tuple(k for k in asdict(old) if k not in ("rounds", "attention", "compile"))
             self.settings = self._inherited_settings(old, fixed=fixed)
             if not self.options.monitors and old.monitors:
                 raise GenerationError(
@@ -662,6 +715,11 @@ class _Engine:
                 profile=s.profile,
                 project=self.project,
                 project_folder=self.folder,
+                attention=s.attention,
+                compile=s.compile,
+                cache=s.cache,
+                precision=s.precision,
+                vae_tiling=s.vae_tiling,
             )
             options.update(self.options.backend_options or {})
             self.backend: Backend = get_backend(s.backend, **options)
@@ -672,6 +730,7 @@ class _Engine:
         try:
             if not s.lifter:
                 s.lifter = self.backend.lifter
+            self._quality_preset()
             if s.context_frames is None:
                 s.context_frames = int(self.backend.context_frames)
             if s.flow_shift is None:
@@ -698,6 +757,50 @@ class _Engine:
                 self.backend.close()
             raise
         return own_backend
+
+    def _quality_preset(self) -> None:
+        """The "draft" preset: the backend's step-distillation LoRA joins the run's LoRAs (once:
+        a resumed run has it already) with the steps, guidance and flow shift it is made for,
+        where this call does not set them. Another quality drops that LoRA if the run inherited
+        it (a branch of a draft run)."""
+        s = self.settings
+        recipe_of = getattr(self.backend, "draft_recipe", None)
+        if not callable(recipe_of):
+            if s.quality == "draft":
+                self.ctx.log(
+                    f"backend {s.backend} has no draft preset: quality 'draft' changes nothing"
+                )
+            return
+        if s.quality != "draft":
+            if s.loras:
+                try:
+                    name = Path(recipe_of().file).name
+                except WorldStudioError:  # a model whose shape is unknown has no preset
+                    return
+                s.loras = [lora for lora in s.loras if Path(lora[0]).name != name]
+            return
+        recipe = recipe_of()
+        from worldstudio.core.generation.acceleration import recipe_lora_path
+
+        path = recipe_lora_path(recipe, self.ctx)
+        if any(Path(lora[0]).name == path.name for lora in s.loras):
+            return
+        s.loras = [*s.loras, [str(path), recipe.strength]]
+        o = self.overrides
+        s.steps = o["steps"] or recipe.steps
+        s.guidance = _first(o["guidance"], recipe.guidance)
+        s.flow_shift = _first(o["flow_shift"], recipe.flow_shift)
+        self.ctx.log(f"quality draft: {recipe.text()}")
+
+    def _match_colours(
+        self, request: GenerationRequest, frames: np.ndarray
+    ) -> tuple[np.ndarray, dict]:
+        """The call's frames with the colours of the frames it continued from (when the run
+        matches colours and the call had previous frames; :mod:`.colour`)."""
+        if not self.settings.colour_match or request.previous_frames is None:
+            return frames, NO_COLOUR_MATCH.as_dict()
+        frames, done = match_colours(frames, request.previous_frames)
+        return frames, done.as_dict()
 
     # -- backend calls ---------------------------------------------------------------------------
     def request(
@@ -889,8 +992,10 @@ class _Engine:
                 K=K,
                 references=self.reference,
             )
-            frames = self._call(request, f"monitor {m.name}", rnd.r)
-            self._record_inputs(rnd, f"monitor-{m.id}", request)
+            frames, colour = self._match_colours(
+                request, self._call(request, f"monitor {m.name}", rnd.r)
+            )
+            self._record_inputs(rnd, f"monitor-{m.id}", request, colour_match=colour)
             clips[m.id] = frames
             t0 = time.perf_counter()
             lifted = self.lifter.lift(
@@ -987,11 +1092,12 @@ class _Engine:
             references=self.reference + [v.image for v in retrieved],
             instance_references=instances,
         )
-        frames = self._call(request, "observer", rnd.r)
+        frames, colour = self._match_colours(request, self._call(request, "observer", rnd.r))
         self._record_inputs(
             rnd,
             "observer",
             request,
+            colour_match=colour,
             holes=built.holes,
             sparse=built.sparse,
             discontinuity=built.discontinuity,

@@ -38,15 +38,27 @@ and ``RUNTIME_OVERHEAD`` for the CUDA context, cuBLAS workspaces and allocator s
 weights per profile: gpu = all; offload = the largest component (+ its activations); low-vram = the
 components' non-block parameters plus two blocks (the running one and the prefetched one).
 
-The attention backend (:func:`choose_attention_backend`): ``"flash"`` (the flash-attn package,
-through diffusers' attention dispatcher) when it is installed and the device is CUDA, else
-``"native"`` (PyTorch scaled_dot_product_attention, which picks its own flash / memory-efficient
-kernel).
+The accelerations of :mod:`.acceleration` change it as follows:
+
+- precision: the transformer's blocks (main and VACE) take ``fp8`` / ``int8`` 1 byte a parameter
+  (layerwise casting, torchao weight-only), ``nf4`` 0.5 byte plus one float32 scale per 64; its
+  other parameters (embeddings, norms, output) stay bf16. Activations are unchanged (the layers
+  compute in bf16); the one layer cast back to bf16 at a time is counted.
+- cache, per guidance branch (classifier-free guidance keeps one cache state for the
+  conditional and one for the unconditional forward): ``taylorseer`` (lite) keeps the output
+  projection's features and their first difference in float32 (``2 * L * out * patch``);
+  ``first-block`` the first block's output and residual and the blocks' residual (``3 * L * D``
+  bf16); ``pab`` one self-attention output per block (``(layers + vace layers) * L * D`` bf16).
+- compiled: nothing is added; inductor's fusions only lower the peak (kernels keep no extra
+  buffers across calls), which the estimate does not credit.
+- VAE tiling: on in low-vram, or as the run says; it caps the decoder's working set at one tile.
+
+The attention backend (:func:`apply_attention_backend`): through diffusers' attention
+dispatcher, "auto" the best one the device runs (:mod:`.acceleration`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -328,10 +340,12 @@ class VramEstimate:
     overhead: int
     parts: dict[str, int] = field(default_factory=dict)
     ram: int = 0  # bytes of main memory at the peak (0: not estimated)
+    options: tuple[str, ...] = ()  # the accelerations it counts, e.g. ("fp8", "taylorseer")
 
     def text(self) -> str:
         ram = f", ~{self.ram / GiB:.1f} GiB RAM" if self.ram else ""
-        return f"~{self.total / GiB:.1f} GiB ({self.profile}{ram})"
+        extra = "".join(f", {o}" for o in self.options)
+        return f"~{self.total / GiB:.1f} GiB ({self.profile}{extra}{ram})"
 
 
 def _latent_geometry(
@@ -385,6 +399,42 @@ def text_activation_bytes(cfg: dict, dtype_bytes: int = BF16) -> int:
     return TEXT_TOKENS * (4 * d + 2 * ff) * dtype_bytes + heads * TEXT_TOKENS**2 * F32
 
 
+def transformer_weight_bytes(tr: dict[str, int], precision: str = "auto") -> int:
+    """Bytes of a transformer's weights (:func:`transformer_params` counts) in ``precision``."""
+    from worldstudio.core.generation.acceleration import (
+        FP8_BYTES,
+        INT8_BYTES,
+        NF4_BYTES,
+        check_precision,
+    )
+
+    per = {"auto": BF16, "fp8": FP8_BYTES, "int8": INT8_BYTES, "nf4": NF4_BYTES}[
+        check_precision(precision)
+    ]
+    blocks = tr["blocks"] + tr["vace_blocks"]
+    return int(blocks * per + (tr["total"] - blocks) * BF16)
+
+
+def cache_bytes(cfg: dict, tokens: int, cache: str = "none", branches: int = 2) -> int:
+    """Accelerator bytes a cache keeps during a call (see the module docstring)."""
+    from worldstudio.core.generation.acceleration import check_cache
+
+    cache = check_cache(cache)
+    d = int(cfg.get("num_attention_heads", 40)) * int(cfg.get("attention_head_dim", 128))
+    if cache == "taylorseer":
+        patch = math.prod(int(p) for p in cfg.get("patch_size", (1, 2, 2)))
+        out = int(cfg.get("out_channels") or cfg.get("in_channels", 16))
+        per_branch = 2 * tokens * out * patch * F32
+    elif cache == "first-block":
+        per_branch = 3 * tokens * d * BF16
+    elif cache == "pab":
+        layers = int(cfg.get("num_layers", 40)) + len(cfg.get("vace_layers") or [])
+        per_branch = layers * tokens * d * BF16
+    else:
+        return 0
+    return per_branch * max(1, branches)
+
+
 def estimate(
     model: str | os.PathLike | dict,
     height: int,
@@ -393,14 +443,25 @@ def estimate(
     profile: str = "gpu",
     *,
     extra_latent_frames: int = 0,
+    precision: str = "auto",
+    cache: str = "none",
+    compiled: bool = False,
+    vae_tiling: bool | None = None,
+    guidance: float = 5.0,
 ) -> VramEstimate:
     """The :class:`VramEstimate` of one call at ``height`` x ``width`` x ``frames`` (F = 4k+1)
     under ``profile`` ("gpu", "offload" or "low-vram"); ``extra_latent_frames`` counts latent
-    frames the backend adds (VACE reference images, leading context frames)."""
+    frames the backend adds (VACE reference images, leading context frames). ``precision``,
+    ``cache``, ``compiled`` and ``vae_tiling`` (None: the profile's) are the run's accelerations;
+    ``guidance`` above 1 runs two branches per step (two cache states)."""
     if profile not in CONCRETE_PROFILES:
         raise MemoryProfileError(
             f"memory profile {profile!r}: expected one of {', '.join(CONCRETE_PROFILES)}"
         )
+    from worldstudio.core.generation.acceleration import check_cache, check_precision
+
+    precision, cache = check_precision(precision), check_cache(cache)
+    cache = "none" if cache == "auto" else cache
     cfgs = pipeline_configs(model)
     tr_cfg, te_cfg, vae_cfg = cfgs["transformer"], cfgs["text_encoder"], cfgs["vae"]
     ie_cfg = cfgs.get("image_encoder")
@@ -410,14 +471,17 @@ def estimate(
     te = umt5_params(te_cfg)
     ie = clip_vision_params(ie_cfg) if ie_cfg else {"total": 0, "block": 0, "other": 0}
     w = {
-        "transformer": tr["total"] * BF16,
+        "transformer": transformer_weight_bytes(tr, precision),
         "text_encoder": te["total"] * BF16,
         "vae": vae_params(vae_cfg) * F32,
         "image_encoder": ie["total"] * F32,
     }
-    tiled = profile == "low-vram"
+    tiled = profile == "low-vram" if vae_tiling is None else bool(vae_tiling)
+    d = int(tr_cfg.get("num_attention_heads", 40)) * int(tr_cfg.get("attention_head_dim", 128))
+    cast_back = d * int(tr_cfg.get("ffn_dim", 13824)) * BF16 if precision != "auto" else 0
+    kept = cache_bytes(tr_cfg, tokens, cache, 2 if guidance > 1.0 else 1)
     act = {
-        "transformer": transformer_activation_bytes(tr_cfg, tokens),
+        "transformer": transformer_activation_bytes(tr_cfg, tokens) + kept + cast_back,
         "text_encoder": text_activation_bytes(te_cfg),
         "vae": vae_activation_bytes(vae_cfg, height, width, frames, tiled=tiled),
         "image_encoder": (257 * int(ie_cfg.get("hidden_size", 1280)) * 8 * F32) if ie_cfg else 0,
@@ -430,8 +494,11 @@ def estimate(
             resident = dict(w)
         else:  # low-vram: non-block parameters + two blocks per group-offloaded component
             big_block = max(tr["block"], tr["vace_block"])
+            block_bytes = transformer_weight_bytes(
+                {"total": big_block, "blocks": big_block, "vace_blocks": 0}, precision
+            )
             resident = {
-                "transformer": (tr["other"] + 2 * big_block) * BF16,
+                "transformer": tr["other"] * BF16 + 2 * block_bytes,
                 "text_encoder": (te["other"] + 2 * te["block"]) * BF16,
                 "vae": w["vae"],
                 "image_encoder": (ie["other"] + 2 * ie["block"]) * F32,
@@ -443,8 +510,26 @@ def estimate(
         f"activations.{k}": v for k, v in act.items() if v
     }
     parts["tokens"] = tokens
+    if kept:
+        parts["cache"] = kept
+    options = tuple(
+        o
+        for o in (
+            precision if precision != "auto" else "",
+            cache if cache != "none" else "",
+            "compiled" if compiled else "",
+            "VAE tiling" if tiled and profile != "low-vram" else "",
+        )
+        if o
+    )
     return VramEstimate(
-        profile, int(total), int(weights), int(activations), RUNTIME_OVERHEAD, parts
+        profile,
+        int(total),
+        int(weights),
+        int(activations),
+        RUNTIME_OVERHEAD,
+        parts,
+        options=options,
     )
 
 
@@ -454,13 +539,11 @@ def estimate_vram(
     width: int,
     frames: int,
     profile: str = "gpu",
-    *,
-    extra_latent_frames: int = 0,
+    **options: Any,
 ) -> int:
-    """Bytes of accelerator memory a call needs (see :func:`estimate`)."""
-    return estimate(
-        model, height, width, frames, profile, extra_latent_frames=extra_latent_frames
-    ).total
+    """Bytes of accelerator memory a call needs (see :func:`estimate`; ``options`` are its
+    keyword options)."""
+    return estimate(model, height, width, frames, profile, **options).total
 
 
 def choose_profile(
@@ -469,20 +552,15 @@ def choose_profile(
     width: int,
     frames: int,
     available_bytes: int | None,
-    *,
-    extra_latent_frames: int = 0,
+    **options: Any,
 ) -> str:
-    """The first of gpu / offload / low-vram whose estimate fits ``available_bytes`` (None: a
-    CPU, everything stays on it: "gpu"); "low-vram" when nothing fits."""
+    """The first of gpu / offload / low-vram whose estimate (with :func:`estimate`'s keyword
+    ``options``) fits ``available_bytes`` (None: a CPU, everything stays on it: "gpu");
+    "low-vram" when nothing fits."""
     if available_bytes is None:
         return "gpu"
     for profile in CONCRETE_PROFILES:
-        if (
-            estimate_vram(
-                model, height, width, frames, profile, extra_latent_frames=extra_latent_frames
-            )
-            <= available_bytes
-        ):
+        if estimate_vram(model, height, width, frames, profile, **options) <= available_bytes:
             return profile
     return "low-vram"
 
@@ -564,26 +642,21 @@ def apply_profile(pipe: Any, profile: str, device) -> AppliedProfile:
 
 
 def choose_attention_backend(device) -> str:
-    """ "flash" when flash-attn is installed and ``device`` is CUDA, else "native" (SDPA)."""
-    import torch
+    """The best attention backend ``device`` can run (:func:`.acceleration.choose_attention`)."""
+    from worldstudio.core.generation.acceleration import choose_attention
 
-    if torch.device(device).type == "cuda" and importlib.util.find_spec("flash_attn") is not None:
-        return "flash"
-    return "native"
+    return choose_attention(device)
 
 
-def apply_attention_backend(module: Any, device) -> tuple[str, str | None]:
+def apply_attention_backend(
+    module: Any, device, requested: str | None = "auto"
+) -> tuple[str, str | None]:
     """Set the attention backend of a diffusers model (the transformer); returns (backend,
-    note). Falls back to "native" when diffusers refuses flash (e.g. flash-attn too old)."""
-    choice = choose_attention_backend(device)
-    if choice == "native" or module is None or not hasattr(module, "set_attention_backend"):
-        return "native", None
-    try:
-        module.set_attention_backend(choice)
-    except Exception as exc:  # noqa: BLE001 - diffusers raises plain errors for backend checks
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return "native", f"flash attention unavailable ({first}); using PyTorch SDPA"
-    return choice, None
+    note). See :func:`.acceleration.apply_attention` ("auto" falls back to SDPA with a note when
+    diffusers refuses its choice)."""
+    from worldstudio.core.generation.acceleration import apply_attention
+
+    return apply_attention(module, requested, device)
 
 
 # --------------------------------------------------------------------------- LiveWorld

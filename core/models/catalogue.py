@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 # "checkpoint": raw checkpoints a backend converts itself (LiveWorld's State Adapter and LoRA, the
-# distilled backbone of its 4-step variant); not diffusers pipelines
-Kind = Literal["depth", "segmentation", "video", "checkpoint"]
-KINDS: tuple[Kind, ...] = ("depth", "segmentation", "video", "checkpoint")
+# distilled backbone of its 4-step variant); not diffusers pipelines. "lora": LoRA files for the
+# video backbones (the step-distillation LoRAs of the "draft" quality preset), loaded through the
+# backends' LoRA path (diffusers converts their original-Wan key names)
+Kind = Literal["depth", "segmentation", "video", "checkpoint", "lora"]
+KINDS: tuple[Kind, ...] = ("depth", "segmentation", "video", "checkpoint", "lora")
 
 # What a transformers model needs from its repo; what a diffusers pipeline needs.
 TRANSFORMERS_FILES = ("*.json", "*.safetensors", "*.txt", "*.model")
@@ -242,6 +244,63 @@ CATALOGUE: tuple[ModelInfo, ...] = (
         ),
         allow_patterns=("distill_model.pt",),
         files=("distill_model.pt",),
+    ),
+    # ---------------------------------------------------------------- step-distillation LoRAs
+    # The "draft" quality preset (worldstudio.core.generation.acceleration.DRAFT_RECIPES) applies
+    # one of these with the steps, guidance and flow shift it was made for. Sizes as the hub
+    # lists the files; licences as the model cards state them, "unverified" where they say none.
+    ModelInfo(
+        name="causvid-lora-wan2.1-1.3b",
+        repo_id="Kijai/WanVideo_comfy",
+        kind="lora",
+        library="checkpoint",
+        licence="unverified",
+        licence_note=(
+            "Kijai's extraction of tianweiy/CausVid; neither licence confirmed from the model cards"
+        ),
+        download_bytes=int(0.1 * GB),
+        memory_gb=0.1,
+        description=(
+            "CausVid distillation as a rank-32 LoRA for Wan 2.1 1.3B (T2V; works with VACE "
+            "1.3B): 4-8 steps without guidance, the draft preset of the 1.3B models (size "
+            "unverified: ~0.1 GB)"
+        ),
+        default=True,
+        allow_patterns=("Wan21_CausVid_bidirect2_T2V_1_3B_lora_rank32.safetensors",),
+        files=("Wan21_CausVid_bidirect2_T2V_1_3B_lora_rank32.safetensors",),
+    ),
+    ModelInfo(
+        name="lightx2v-lora-wan2.1-t2v-14b",
+        repo_id="lightx2v/Wan2.1-T2V-14B-StepDistill-CfgDistill-Lightx2v",
+        kind="lora",
+        library="checkpoint",
+        licence="unverified",
+        licence_note="not confirmed from the model card",
+        download_bytes=631 * MB,
+        memory_gb=0.7,
+        description=(
+            "lightx2v's step- and CFG-distillation of Wan 2.1 T2V 14B as a rank-64 LoRA (works "
+            "with VACE 14B): 4 steps, no guidance, flow shift 5; the draft preset of the 14B "
+            "text/VACE models"
+        ),
+        allow_patterns=("loras/Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank64.safetensors",),
+        files=("loras/Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank64.safetensors",),
+    ),
+    ModelInfo(
+        name="lightx2v-lora-wan2.1-i2v-14b",
+        repo_id="lightx2v/Wan2.1-Distill-Loras",
+        kind="lora",
+        library="checkpoint",
+        licence="unverified",
+        licence_note="the repo's page shows no licence tag",
+        download_bytes=739 * MB,
+        memory_gb=0.8,
+        description=(
+            "lightx2v's 4-step distillation of Wan 2.1 I2V 14B (480p) as a rank-64 LoRA: 4 "
+            "steps, no guidance, flow shift 5; the draft preset of the image-to-video model"
+        ),
+        allow_patterns=("wan2.1_i2v_lora_rank64_lightx2v_4step.safetensors",),
+        files=("wan2.1_i2v_lora_rank64_lightx2v_4step.safetensors",),
     ),
     ModelInfo(
         name="wan2.2-ti2v-5b",

@@ -20,6 +20,10 @@ Quat = tuple[float, float, float, float]
 Easing = Literal["linear", "ease_in", "ease_out", "ease_in_out"]
 Fov = Annotated[float, Field(gt=0.0, lt=180.0, description="vertical field of view, degrees")]
 PromptEntities = Literal["visible", "all"]
+# the accelerations of the model backends (worldstudio.core.generation.acceleration)
+Quality = Literal["full", "fast", "draft"]
+CacheName = Literal["auto", "none", "taylorseer", "first-block", "pab"]
+Precision = Literal["auto", "fp8", "int8", "nf4"]
 
 WAN_NEGATIVE_PROMPT = (
     "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，"
@@ -239,6 +243,30 @@ class GenerationSettings(_Model):
     prompt_entities: PromptEntities = Field(
         default="visible",
         description="which entities the observer's prompt names: those its renders show, or all",
+    )
+    # speed and memory of the model backends (worldstudio.core.generation.acceleration)
+    attention: str = Field(
+        default="auto",
+        pattern=r"^[a-z0-9-]+$",
+        description="attention backend (auto: the best this machine runs)",
+    )
+    compile: bool = Field(
+        default=False, description="compile the transformer's repeated blocks (torch.compile)"
+    )
+    quality: Quality = Field(
+        default="full",
+        description="full; fast (a cache); draft (a step-distillation LoRA, 4-8 steps)",
+    )
+    cache: CacheName = Field(default="auto", description="denoising cache (auto: the quality's)")
+    precision: Precision = Field(
+        default="auto", description="the transformer's weights: auto (bf16), fp8, int8, nf4"
+    )
+    vae_tiling: bool | None = Field(
+        default=None, description="VAE tiling and slicing (None: the memory profile's)"
+    )
+    colour_match: bool = Field(
+        default=True,
+        description="match each call's colours to the frames it continues (against drift)",
     )
 
     @field_validator("frames_per_round")

@@ -7,7 +7,7 @@ import types
 import pytest
 import torch
 
-from worldstudio.core.generation import memory
+from worldstudio.core.generation import acceleration, memory
 from worldstudio.core.generation.memory import GiB
 
 VACE_13B = memory.KNOWN_PIPELINES["Wan-AI/Wan2.1-VACE-1.3B-diffusers"]
@@ -204,10 +204,12 @@ def test_offload_profiles_on_cuda(wan_folders, profile):
 # ----------------------------------------------------------------------------- attention
 def test_attention_backend_is_flash_only_on_cuda_with_flash_attn(monkeypatch):
     assert memory.choose_attention_backend("cpu") == "native"
-    monkeypatch.setattr(memory.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(acceleration.importlib.util, "find_spec", lambda name: None)
     assert memory.choose_attention_backend(torch.device("cuda")) == "native"
     monkeypatch.setattr(
-        memory.importlib.util, "find_spec", lambda name: object() if name == "flash_attn" else None
+        acceleration.importlib.util,
+        "find_spec",
+        lambda name: object() if name == "flash_attn" else None,
     )
     assert memory.choose_attention_backend(torch.device("cuda")) == "flash"
     assert memory.choose_attention_backend("cpu") == "native"

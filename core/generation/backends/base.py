@@ -149,7 +149,13 @@ class Backend(Protocol):
     def conditioning(self, request: GenerationRequest) -> tuple[np.ndarray, np.ndarray]: ...
 
     def estimate(
-        self, height: int, width: int, frames: int, profile: str | None = None
+        self,
+        height: int,
+        width: int,
+        frames: int,
+        profile: str | None = None,
+        *,
+        guidance: float = 5.0,
     ) -> VramEstimate | None: ...
 
     def models(self) -> list[ModelChoice]: ...
@@ -181,7 +187,13 @@ class BaseBackend:
         return request_conditioning(request)
 
     def estimate(
-        self, height: int, width: int, frames: int, profile: str | None = None
+        self,
+        height: int,
+        width: int,
+        frames: int,
+        profile: str | None = None,
+        *,
+        guidance: float = 5.0,
     ) -> VramEstimate | None:
         return None
 

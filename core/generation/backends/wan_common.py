@@ -1,11 +1,15 @@
 """What the diffusers Wan backends share: loading through the model manager, device and dtype,
-memory profiles and attention, LoRAs, the per-step callback (progress, live preview, cancel) and
-the output conversion.
+memory profiles, the accelerations (:mod:`worldstudio.core.generation.acceleration`: attention
+backend, regional compilation, cache, weight precision, VAE tiling), LoRAs, the per-step callback
+(progress, live preview, cancel) and the output conversion.
 
 A subclass of :class:`DiffusersWanBackend` says which pipeline class to load
-(:meth:`~DiffusersWanBackend._load`) and how a :class:`GenerationRequest` becomes pipeline
-arguments (:meth:`~DiffusersWanBackend._call_arguments`). The pipeline is loaded on the first
-``generate`` and kept until :meth:`~DiffusersWanBackend.close` (one load per run).
+(:meth:`~DiffusersWanBackend._load`, which passes the given components, e.g. a quantised
+transformer, to ``from_pretrained``) and how a :class:`GenerationRequest` becomes pipeline
+arguments (:meth:`~DiffusersWanBackend._plan`). The pipeline is loaded on the first
+``generate`` and kept until :meth:`~DiffusersWanBackend.close` (one load per run). With
+``compile`` the transformer's blocks are compiled on the first ``generate``, after its LoRAs are
+applied ("compiling" is reported while that first call compiles).
 
 Imported only when a Wan backend is asked for; torch and diffusers are imported inside.
 """
@@ -283,12 +287,38 @@ class DiffusersWanBackend(BaseBackend):
         dtype=None,
         preview: bool = True,
         preview_every: int = 1,
+        attention: str | None = "auto",
+        compile: bool = False,  # noqa: A002 - the option's name on the CLI and in settings
+        cache: str | None = "none",
+        precision: str | None = "auto",
+        vae_tiling: bool | None = None,
+        compile_backend: str | None = None,
         **_options: Any,
     ):
+        from worldstudio.core.generation import acceleration as acc
         from worldstudio.core.generation.memory import check_profile
 
         self.model_id = str(model_id or self.default_model)
         self.profile = check_profile(profile)
+        self.attention = acc.check_attention(attention)
+        cache = acc.check_cache(cache)
+        self.cache = "none" if cache == "auto" else cache
+        self.precision = acc.check_precision(precision)
+        # what this machine may lack is checked now, so that such a run fails before it starts
+        # ("auto" needs no check: the studio makes these objects for estimates without torch)
+        if self.attention != "auto":
+            acc.resolve_attention(self.attention, pick_device(device))
+        if self.precision == "nf4":
+            acc.quantization_config(self.precision, pick_device(device), None)
+        self.compile = bool(compile)
+        # torch.compile's backend: inductor, unless $WORLDSTUDIO_COMPILE_BACKEND says another
+        # (e.g. "eager" to check the tracing without code generation)
+        self.compile_backend = (
+            compile_backend or os.environ.get("WORLDSTUDIO_COMPILE_BACKEND") or acc.COMPILE_BACKEND
+        )
+        self.vae_tiling = vae_tiling
+        self._compiled = False
+        self._cache_applied: tuple[str, int] | None = None
         self._device_option = device
         self._dtype_option = dtype
         self.preview_enabled = bool(preview)
@@ -302,17 +332,29 @@ class DiffusersWanBackend(BaseBackend):
         self.loras = LoraSet()
         self.load_seconds = 0.0
         self.last_call_seconds = 0.0
+        self._first_call = True
 
     # ------------------------------------------------------------------ subclass hooks
-    def _load(self, folder: Path, dtype):  # pragma: no cover - abstract
+    def _load(self, folder: Path, dtype, **components):  # pragma: no cover - abstract
+        """The pipeline from ``folder``, with ``components`` (e.g. a quantised transformer)
+        given to ``from_pretrained``."""
         raise NotImplementedError
 
     def _plan(self, request: GenerationRequest) -> CallPlan:  # pragma: no cover - abstract
         raise NotImplementedError
 
     # ------------------------------------------------------------------ loading
-    def estimate(self, height: int, width: int, frames: int, profile: str | None = None):
-        """The :class:`worldstudio.core.generation.memory.VramEstimate` of a call (profile "auto" -> gpu)."""
+    def estimate(
+        self,
+        height: int,
+        width: int,
+        frames: int,
+        profile: str | None = None,
+        *,
+        guidance: float = 5.0,
+    ):
+        """The :class:`worldstudio.core.generation.memory.VramEstimate` of a call with this
+        backend's accelerations (profile "auto" -> gpu)."""
         from worldstudio.core.generation.memory import estimate
 
         name = profile or (self.applied.profile if self.applied else self.profile)
@@ -322,8 +364,25 @@ class DiffusersWanBackend(BaseBackend):
             width,
             frames,
             "gpu" if name == "auto" else name,
-            extra_latent_frames=self._extra_latent_frames(),
+            **self._estimate_options(guidance),
         )
+
+    def _estimate_options(self, guidance: float = 5.0) -> dict[str, Any]:
+        return {
+            "extra_latent_frames": self._extra_latent_frames(),
+            "precision": self.precision,
+            "cache": self.cache,
+            "compiled": self.compile,
+            "vae_tiling": self.vae_tiling,
+            "guidance": guidance,
+        }
+
+    def draft_recipe(self):
+        """The "draft" quality preset of this backend's model: its step-distillation LoRA and
+        sampling (:func:`worldstudio.core.generation.acceleration.draft_recipe`)."""
+        from worldstudio.core.generation.acceleration import draft_recipe
+
+        return draft_recipe(self.folder or self.model_id)
 
     def _extra_latent_frames(self) -> int:
         return 0
@@ -348,7 +407,7 @@ class DiffusersWanBackend(BaseBackend):
         from worldstudio.core.generation import memory
 
         t0 = time.perf_counter()
-        self.device = pick_device(self._device_option)
+        device = self.device = pick_device(self._device_option)
         self.dtype = pick_dtype(self.device, self._dtype_option)
         self.folder = model_folder(self.model_id)
         if ctx is not None:
@@ -358,7 +417,7 @@ class DiffusersWanBackend(BaseBackend):
             )
         try:
             with quiet_hub():
-                pipe = self._load(self.folder, self.dtype)
+                pipe = self._load(self.folder, self.dtype, **self._quantised_components())
         except WorldStudioError:
             raise
         except Exception as exc:
@@ -366,32 +425,95 @@ class DiffusersWanBackend(BaseBackend):
                 f"{self.name}: cannot load {self.folder} ({first_line(exc)})"
             ) from exc
         pipe.set_progress_bar_config(disable=True)
+        transformer = getattr(pipe, "transformer", None)
+        if self.precision == "fp8" and transformer is not None:
+            from worldstudio.core.generation.acceleration import apply_layerwise_fp8
+
+            apply_layerwise_fp8(transformer, self.dtype)
         profile = self.profile
+        h, w, f = (request.height, request.width, request.num_frames) if request else (480, 832, 81)
+        guidance = request.guidance if request else 5.0
         if profile == "auto":
-            h, w, f = (
-                (request.height, request.width, request.num_frames) if request else (480, 832, 81)
-            )
             free = memory.device_memory(self.device)
             profile = memory.choose_profile(
-                self.folder, h, w, f, free, extra_latent_frames=self._extra_latent_frames()
+                self.folder, h, w, f, free, **self._estimate_options(guidance)
             )
         applied = self.applied = memory.apply_profile(pipe, profile, self.device)
-        attention, note = memory.apply_attention_backend(
-            getattr(pipe, "transformer", None), self.device
-        )
+        self._apply_vae_tiling(pipe, applied)
+        attention, note = memory.apply_attention_backend(transformer, self.device, self.attention)
         applied.attention = attention
         if note:
             applied.notes.append(note)
         self.pipe = pipe
         self.load_seconds = time.perf_counter() - t0
         if ctx is not None:
+            extras = [
+                f"precision {self.precision}" if self.precision != "auto" else "",
+                f"cache {self.cache}" if self.cache != "none" else "",
+                "compiled blocks" if self.compile else "",
+                "VAE tiling" if applied.vae_tiling else "",
+            ]
             ctx.log(
                 f"{self.name}: memory profile {applied.profile}, attention {attention}"
-                f"{', VAE tiling' if applied.vae_tiling else ''}; loaded in {self.load_seconds:.1f} s"
+                f"{''.join(', ' + e for e in extras if e)}; loaded in {self.load_seconds:.1f} s"
             )
+            if device.type != "cpu":
+                est = self.estimate(h, w, f, applied.profile, guidance=guidance)
+                ctx.log(f"{self.name}: accelerator memory estimate {est.text()}")
             for n in applied.notes:
                 ctx.log(f"{self.name}: {n}")
         return pipe
+
+    def _quantised_components(self) -> dict[str, Any]:
+        """``{"quantization_config": ...}`` for ``from_pretrained`` when the transformer loads
+        quantised (int8, nf4), else nothing."""
+        from worldstudio.core.generation.acceleration import quantization_config
+
+        config = quantization_config(self.precision, self.device, self.dtype)
+        if config is None:
+            return {}
+        from diffusers.quantizers import PipelineQuantizationConfig
+
+        return {
+            "quantization_config": PipelineQuantizationConfig(quant_mapping={"transformer": config})
+        }
+
+    def _apply_vae_tiling(self, pipe: Any, applied: AppliedProfile) -> None:
+        """VAE tiling and slicing as the run says (None: the profile's, on in low-vram)."""
+        vae = getattr(pipe, "vae", None)
+        if self.vae_tiling is None or vae is None or not hasattr(vae, "enable_tiling"):
+            return
+        if self.vae_tiling:
+            vae.enable_tiling()
+            if hasattr(vae, "enable_slicing"):
+                vae.enable_slicing()
+        else:
+            vae.disable_tiling()
+            if hasattr(vae, "disable_slicing"):
+                vae.disable_slicing()
+        applied.vae_tiling = bool(self.vae_tiling)
+
+    def _accelerate(self, pipe: Any, request: GenerationRequest, ctx: JobContext) -> None:
+        """The cache for this call's step count, and on the first call the compilation."""
+        from worldstudio.core.generation import acceleration as acc
+
+        transformer = getattr(pipe, "transformer", None)
+        if transformer is None:
+            return
+        wanted = (self.cache, int(request.steps))
+        if self._cache_applied != wanted and (self.cache != "none" or self._cache_applied):
+            acc.apply_cache(
+                transformer, self.cache, request.steps, timestep_fn=lambda: pipe.current_timestep
+            )
+        self._cache_applied = wanted
+        if self.compile and not self._compiled:
+            acc.compile_transformer(transformer, self.compile_backend)
+            self._compiled = True
+            ctx.log(
+                f"{self.name}: compiling the transformer's blocks ({self.compile_backend}, "
+                "dynamic shapes) during the first denoising step"
+            )
+            ctx.progress(0, request.steps, "compiling the transformer (first call)…")
 
     def _preview_map(self):
         if not self.preview_enabled or self.pipe is None:
@@ -441,6 +563,7 @@ class DiffusersWanBackend(BaseBackend):
             pipe, request.flow_shift or self.flow_shift_for(request.height, request.width)
         )
         plan = self._plan(request)
+        self._accelerate(pipe, request, ctx)
         rgb_map = self._preview_map()
         tap = SchedulerTap(pipe.scheduler) if rgb_map is not None else contextlib.nullcontext()
         reporter = StepReporter(
@@ -452,7 +575,8 @@ class DiffusersWanBackend(BaseBackend):
             plan.skip_latent_frames,
             self.preview_every,
         )
-        ctx.progress(0, request.steps, f"{reporter.label}: encoding the conditioning")
+        if not (self.compile and self._first_call):
+            ctx.progress(0, request.steps, f"{reporter.label}: encoding the conditioning")
         t0 = time.perf_counter()
         try:
             with tap:
@@ -480,6 +604,7 @@ class DiffusersWanBackend(BaseBackend):
                 f"round {request.round_index + 1} ({type(exc).__name__}: {first_line(exc)})"
             ) from exc
         self.last_call_seconds = time.perf_counter() - t0
+        self._first_call = False
         frames = frames_to_uint8(out.frames)
         frames = frames[plan.drop_frames : plan.drop_frames + request.num_frames]
         return check_frames(frames, request, self.name)
@@ -495,6 +620,7 @@ class DiffusersWanBackend(BaseBackend):
     def close(self) -> None:
         pipe, self.pipe = self.pipe, None
         self.loras = LoraSet()
+        self._compiled, self._cache_applied, self._first_call = False, None, True
         if pipe is None:
             return
         with contextlib.suppress(Exception):

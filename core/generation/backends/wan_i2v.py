@@ -84,7 +84,7 @@ class WanI2VBackend(DiffusersWanBackend):
         image = _fit(image, request.height, request.width)
         return image[None], np.zeros((1, request.height, request.width), bool)
 
-    def _load(self, folder: Path, dtype):
+    def _load(self, folder: Path, dtype, **components):
         import torch
         from diffusers import AutoencoderKLWan, WanImageToVideoPipeline
 
@@ -98,7 +98,9 @@ class WanI2VBackend(DiffusersWanBackend):
             parts["image_encoder"] = CLIPVisionModel.from_pretrained(
                 folder, subfolder="image_encoder", **transformers_dtype_kwarg(f32)
             )
-        return WanImageToVideoPipeline.from_pretrained(folder, **parts, **dtype_kwarg(dtype))
+        return WanImageToVideoPipeline.from_pretrained(
+            folder, **parts, **components, **dtype_kwarg(dtype)
+        )
 
     def _plan(self, request: GenerationRequest) -> CallPlan:
         image, continuing = first_frame(request)

@@ -173,14 +173,14 @@ class WanVaceBackend(DiffusersWanBackend):
         control, mask, _refs, _lead = vace_inputs(request, None, self.max_references)
         return control, mask
 
-    def _load(self, folder: Path, dtype):
+    def _load(self, folder: Path, dtype, **components):
         import torch
         from diffusers import AutoencoderKLWan, WanVACEPipeline
 
         vae = AutoencoderKLWan.from_pretrained(
             folder, subfolder="vae", **dtype_kwarg(torch.float32)
         )
-        return WanVACEPipeline.from_pretrained(folder, vae=vae, **dtype_kwarg(dtype))
+        return WanVACEPipeline.from_pretrained(folder, vae=vae, **components, **dtype_kwarg(dtype))
 
     def _plan(self, request: GenerationRequest) -> CallPlan:
         control, mask, refs, lead = vace_inputs(request, None, self.max_references)

@@ -214,20 +214,31 @@ class GeneratePanel(QWidget):
             return False
         k = int(from_round) if from_round is not None else self.runs.branch_spin.value() - 1
         g = self.doc.project.generation
+        # the draft preset sets the steps, guidance and flow shift its LoRA is made for
+        sampling = (
+            {}
+            if g.quality == "draft"
+            else {"steps": g.steps, "guidance": g.guidance, "flow_shift": g.flow_shift}
+        )
         options = self._options(
             backend=g.backend,
-            steps=g.steps,
-            guidance=g.guidance,
             seed=g.seed,
             model=project_model_for(g.backend, g),
             observer_strength=g.observer_strength,
             monitor_strength=g.monitor_strength,
             negative_prompt=g.negative_prompt,
-            flow_shift=g.flow_shift,
             context_frames=g.context_frames,
             prompt_entities=g.prompt_entities,
+            attention=g.attention,
+            compile=g.compile,
+            quality=g.quality,
+            cache=g.cache,
+            precision=g.precision,
+            vae_tiling=g.vae_tiling,
+            colour_match=g.colour_match,
             resume=str(run),
             from_round=k,
+            **sampling,
         )
         return self._launch(
             lambda folder: generate_job(folder, options),

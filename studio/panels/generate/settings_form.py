@@ -1,11 +1,13 @@
-"""The Generate panel's settings form: backend, model and memory (with the VRAM estimate), video
-size and frames, sampling, conditioning.
+"""The Generate panel's settings form: backend, model and memory (with the VRAM estimate), speed
+(quality preset, cache, attention, compilation), video size and frames, sampling, conditioning.
 
-Settings that are part of the project model (backend, model, size, frames per round, steps,
-guidance, seed, the conditioning: per-role strengths, context frames, flow shift, which entities
-the prompt names, the negative prompt) are edited through undoable document commands and redrawn
-from the document's change events; the memory profile and monitors on/off are the form's own
-(:meth:`run_options`).
+Settings that are part of the project model (backend, model, weight precision, VAE tiling, the
+speed settings, size, frames per round, colour matching, steps, guidance, seed, the
+conditioning: per-role strengths, context frames, flow shift, which entities the prompt names,
+the negative prompt) are edited through undoable document commands and redrawn from the
+document's change events; the memory profile and monitors on/off are the form's own
+(:meth:`run_options`). The VRAM row estimates the current combination of profile, precision,
+cache and compilation.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.generation import acceleration
 from worldstudio.core.generation.engine import project_model_for
 from worldstudio.core.project.model import WAN_NEGATIVE_PROMPT
 from worldstudio.studio import commands
@@ -50,13 +53,14 @@ PROFILE_TIPS = {
     "(LiveWorld; changes the numerics slightly)",
     "low-vram": "block-level group offload and VAE tiling (slowest, fits small GPUs)",
 }
+_TILING = {"auto": None, "on": True, "off": False}
 # Wan model ids name their kind; a mismatch with the backend is worth a note.
 _KIND_HINT = {"wan-vace": "vace", "wan-i2v": "i2v"}
 GiB = 1024**3
 
 
 class GenerationSettingsForm(QWidget):
-    """Four group boxes: model and memory, video, sampling, conditioning."""
+    """Five group boxes: model and memory, speed, video, sampling, conditioning."""
 
     message = Signal(str, bool)  # (text, is_error) for the status bar
 
@@ -91,6 +95,34 @@ class GenerationSettingsForm(QWidget):
         self.model_note = hint()
         self.profile = QComboBox()  # the backend's memory profiles (_fill_profiles)
         self.profile.currentIndexChanged.connect(lambda _i: self._update_estimate())
+        self.precision = QComboBox()
+        precision_tips = {
+            "auto": "bf16 on a GPU (float32 on a CPU)",
+            "fp8": "weights stored in float8, each layer cast to bf16 as it runs (layerwise "
+            "casting): half the memory",
+            "int8": "torchao int8 weight-only quantisation: half the memory (14B on 24 GB with "
+            "the offload profile)",
+            "nf4": "bitsandbytes 4-bit: a quarter of the memory; needs a CUDA GPU",
+        }
+        for name in acceleration.PRECISIONS:
+            self.precision.addItem(name, name)
+            self.precision.setItemData(
+                self.precision.count() - 1, precision_tips[name], Qt.ItemDataRole.ToolTipRole
+            )
+        self.precision.setToolTip("How the transformer's weights are stored")
+        self.precision.currentIndexChanged.connect(
+            lambda _i: self._edit("precision", self.precision.currentData())
+        )
+        self.vae_tiling = QComboBox()
+        for name in _TILING:
+            self.vae_tiling.addItem(name, name)
+        self.vae_tiling.setToolTip(
+            "VAE tiling and slicing: decode in tiles (less memory, a little slower); auto: on "
+            "with the low-vram profile"
+        )
+        self.vae_tiling.currentIndexChanged.connect(
+            lambda _i: self._edit_optional("vae_tiling", _TILING[self.vae_tiling.currentData()])
+        )
         self.vram = QLabel("")
         self.vram.setObjectName("vramEstimate")
         self.vram.setWordWrap(True)
@@ -105,7 +137,10 @@ class GenerationSettingsForm(QWidget):
         f1.addRow("Model", self.model)
         f1.addRow("", self.model_note)
         f1.addRow("Memory", self.profile)
+        f1.addRow("Weights", self.precision)
+        f1.addRow("VAE tiling", self.vae_tiling)
         f1.addRow("VRAM", self.vram)
+        g_speed = self._build_speed()
 
         # -- video
         self.width_spin = int_spin(16, 4096, 16, tip="video width in pixels (a multiple of 16)")
@@ -126,6 +161,13 @@ class GenerationSettingsForm(QWidget):
         f2.addRow("Frames / round", self.frames_spin)
         f2.addRow("", self.video_info)
         f2.addRow(self.monitors)
+        self.colour_match = QCheckBox("Match colours between rounds")
+        self.colour_match.setToolTip(
+            "Correct each clip's colours to the frames it continues from (against the colour "
+            "drift of long videos)"
+        )
+        self.colour_match.toggled.connect(lambda on: self._edit("colour_match", bool(on)))
+        f2.addRow(self.colour_match)
 
         # -- sampling
         self.steps_spin = int_spin(1, 1000, 1, tip="denoising steps per call")
@@ -154,8 +196,61 @@ class GenerationSettingsForm(QWidget):
         g4 = self._build_conditioning()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        for g in (g1, g2, g3, g4):
+        for g in (g1, g_speed, g2, g3, g4):
             layout.addWidget(g)
+
+    def _build_speed(self) -> QGroupBox:
+        self.quality = QComboBox()
+        quality_tips = {
+            "full": "every step in full",
+            "fast": "a denoising cache (TaylorSeer) reuses work between steps",
+            "draft": "a step-distillation LoRA: 4-8 steps without guidance (downloaded on "
+            "first use)",
+        }
+        for name in acceleration.QUALITIES:
+            self.quality.addItem(name, name)
+            self.quality.setItemData(
+                self.quality.count() - 1, quality_tips[name], Qt.ItemDataRole.ToolTipRole
+            )
+        self.quality.currentIndexChanged.connect(
+            lambda _i: self._edit("quality", self.quality.currentData())
+        )
+        self.quality_info = hint()
+        self.cache = QComboBox()
+        for name in acceleration.CACHE_CHOICES:
+            self.cache.addItem(name, name)
+        self.cache.setToolTip(
+            "Denoising cache (diffusers' hooks): taylorseer, first-block (not for VACE), pab "
+            "(pyramid attention broadcast); auto: the quality's"
+        )
+        self.cache.currentIndexChanged.connect(
+            lambda _i: self._edit("cache", self.cache.currentData())
+        )
+        self.attention = QComboBox()
+        for name in acceleration.ATTENTION_CHOICES:
+            self.attention.addItem(name, name)
+        self.attention.setToolTip(
+            "Attention kernel (diffusers' dispatcher). auto: FlashAttention 3 on a Hopper GPU, "
+            "else SageAttention, else FlashAttention 2, else PyTorch SDPA (native), whichever is "
+            "installed; a run asking for one that is not installed says what is"
+        )
+        self.attention.currentIndexChanged.connect(
+            lambda _i: self._edit("attention", self.attention.currentData())
+        )
+        self.compile = QCheckBox("Compile the transformer (torch.compile)")
+        self.compile.setToolTip(
+            "Regional compilation of the repeated blocks with dynamic shapes: the first call "
+            "compiles (shown as 'compiling…'), later calls at any size reuse it"
+        )
+        self.compile.toggled.connect(lambda on: self._edit("compile", bool(on)))
+        g = QGroupBox("Speed")
+        f = QFormLayout(g)
+        f.addRow("Quality", self.quality)
+        f.addRow("", self.quality_info)
+        f.addRow("Cache", self.cache)
+        f.addRow("Attention", self.attention)
+        f.addRow(self.compile)
+        return g
 
     def _build_conditioning(self) -> QGroupBox:
         self.observer_strength = float_spin(
@@ -281,6 +376,16 @@ class GenerationSettingsForm(QWidget):
         show_value(self.flow_shift, 0.0 if g.flow_shift is None else g.flow_shift)
         show_value(self.prompt_entities, g.prompt_entities)
         show_value(self.negative, g.negative_prompt, keep_focused=True)
+        show_value(self.precision, g.precision)
+        tiling = {None: "auto", True: "on", False: "off"}[g.vae_tiling]
+        show_value(self.vae_tiling, tiling)
+        show_value(self.quality, g.quality)
+        show_value(self.cache, g.cache)
+        show_value(self.attention, g.attention)
+        show_value(self.compile, g.compile)
+        show_value(self.colour_match, g.colour_match)
+        self.quality_info.setText(self._quality_text())
+        self.quality_info.setVisible(bool(self.quality_info.text()))
         self.conditioning_info.setText(self._conditioning_text())
         n = len(self.doc.project.rounds)
         total = n * g.frames_per_round
@@ -296,10 +401,34 @@ class GenerationSettingsForm(QWidget):
             self.guidance_spin,
             self.flow_shift,
             self.negative,
+            self.precision,
+            self.vae_tiling,
+            self.quality,
+            self.cache,
+            self.attention,
+            self.compile,
         ):
             w.setEnabled(not model_free)
         self._update_model_note()
         self._update_estimate()
+
+    def _quality_text(self) -> str:
+        """What the quality preset does with this model."""
+        g = self.doc.project.generation
+        if g.backend in MODEL_FREE:
+            return ""
+        if g.quality == "fast":
+            return f"cache: {acceleration.cache_for(g.quality, g.cache)}"
+        if g.quality != "draft":
+            return ""
+        try:
+            backend = self._estimate_backend(g.backend, self._effective_model())
+            recipe_of = getattr(backend, "draft_recipe", None)
+            if recipe_of is None:
+                return f"{g.backend} has no draft preset"
+            return f"draft: {recipe_of().text()} (instead of the sampling's)"
+        except WorldStudioError as exc:
+            return f"no draft preset: {exc}"
 
     def _conditioning_text(self) -> str:
         """What the auto values come to for the current backend and size."""
@@ -411,31 +540,43 @@ class GenerationSettingsForm(QWidget):
         profile = self.profile.currentData() or "auto"
         model = self._effective_model()
         try:
-            backend = self._estimate_backend(g.backend, model)
+            accelerations = (
+                ("precision", g.precision),
+                ("cache", acceleration.cache_for(g.quality, g.cache)),
+                ("compile", g.compile),
+                ("vae_tiling", g.vae_tiling),
+            )
+            backend = self._estimate_backend(g.backend, model, accelerations)
             h, w, f = g.height, g.width, g.frames_per_round
+            # the caches keep a state per guidance branch
+            guidance = 1.0 if g.quality == "draft" else g.guidance
             if profile == "auto":
-                full = backend.estimate(h, w, f, "gpu")
-                low = backend.estimate(h, w, f, "low-vram")
+                full = backend.estimate(h, w, f, "gpu", guidance=guidance)
+                low = backend.estimate(h, w, f, "low-vram", guidance=guidance)
                 if full is None or low is None:
                     return f"no estimate for the {g.backend} backend"
+                extra = "".join(f", {o}" for o in full.options)
                 text = (
                     f"~{full.total / GiB:.1f} GiB all on the GPU, ~{low.total / GiB:.1f} GiB "
-                    "with low-vram (auto picks what fits)"
+                    f"with low-vram (auto picks what fits{extra})"
                 )
                 if full.ram:
                     text += f"; RAM ~{full.ram / GiB:.1f} and ~{low.ram / GiB:.1f} GiB"
                 return text
-            est = backend.estimate(h, w, f, profile)
+            est = backend.estimate(h, w, f, profile, guidance=guidance)
             return f"no estimate for the {g.backend} backend" if est is None else est.text()
         except WorldStudioError as exc:
             return f"no estimate: {exc}"
 
-    def _estimate_backend(self, name: str, model: str | None):
-        key = (name, model)
+    def _estimate_backend(self, name: str, model: str | None, accelerations: tuple = ()):
+        key = (name, model, accelerations)
         if key not in self._backends:
             from worldstudio.core.generation.backends import get_backend
 
-            self._backends[key] = get_backend(name, model_id=model, profile="auto")  # loads nothing
+            # a backend object loads nothing until it generates: it only answers the estimate
+            self._backends[key] = get_backend(
+                name, model_id=model, profile="auto", **dict(accelerations)
+            )
         return self._backends[key]
 
     def _update_estimate(self) -> None:

@@ -230,6 +230,8 @@ class LiveWorldBackend(BaseBackend):
         frames: int,
         profile: str | None = None,
         device_type: str | None = None,
+        *,
+        guidance: float = 5.0,  # the estimate does not depend on it (no step caches here)
     ):
         """The :class:`~worldstudio.core.generation.memory.VramEstimate` (GPU and RAM) of a call
         at ``height`` x ``width`` x ``frames`` ("auto" -> "gpu") on a device of ``device_type``
