@@ -120,14 +120,23 @@ class OracleLifter:
 
     The oracle's one entity (the ball) is the project entity named like it, else the project's
     only entity; ``entity_map`` overrides that (project entity id -> True for the ball).
+    ``frames_from``: the run's oracle backend, whose latest frames are these very frames (its
+    ``frame(c2w, K, H, W, t)`` draws a frame only once).
     """
 
     name = "oracle"
 
-    def __init__(self, project=None, scene=None, entity_map: dict[str, bool] | None = None):
+    def __init__(
+        self,
+        project=None,
+        scene=None,
+        entity_map: dict[str, bool] | None = None,
+        frames_from=None,
+    ):
         from worldstudio.core.oracle import OracleScene
 
-        self.scene = scene or OracleScene.demo()
+        self.scene = scene or getattr(frames_from, "scene", None) or OracleScene.demo()
+        self.frames_from = frames_from if callable(getattr(frames_from, "frame", None)) else None
         if entity_map is None:
             entity_map = {}
             if project is not None:
@@ -146,7 +155,10 @@ class OracleLifter:
         ball = np.zeros((F, H, W), bool)
         for i in range(F):
             ctx.check_cancelled()
-            fr = self.scene.render(data.c2w[i], data.K[i], H, W, float(data.times[i]))
+            if self.frames_from is not None:
+                fr = self.frames_from.frame(data.c2w[i], data.K[i], H, W, float(data.times[i]))
+            else:
+                fr = self.scene.render(data.c2w[i], data.K[i], H, W, float(data.times[i]))
             depth[i] = fr.depth
             ball[i] = fr.entity_mask
         masks = {
@@ -449,7 +461,7 @@ def make_lifter(name: str, project=None, **options) -> Lifter:
     if name == "render":
         return RenderLifter()
     if name == "oracle":
-        return OracleLifter(project=project)
+        return OracleLifter(project=project, frames_from=options.get("backend"))
     if name == "ideal":
         return IdealLifter(options.get("backend"))
     if name == "model":

@@ -105,7 +105,7 @@ class PlayResult:
     actions: str  # the DeepVerse action string of every step
     extras: list[str]  # per step: "U"/"D" (rise) and "^"/"v" (pitch), "" for none
     frames: int
-    c2w: np.ndarray  # (frames, 4, 4) the poses played
+    c2w: np.ndarray  # (frames, 4, 4) the camera of each frame played
     fov: np.ndarray  # (frames,)
     chunk_latencies: list[float]
     first_chunk_seconds: float  # from the session's start (loading included) to the first chunk
@@ -273,7 +273,7 @@ class PlaySession:
             raise
         assert self.outputs is not None, "the engine names its run before any chunk"
         files = self.outputs.finish(result.final_mp4)
-        known = self.source.known()
+        played_cams = self.source.played(result.rounds_done)
         steps = self.path.steps
         played = PlayResult(
             run=result,
@@ -281,8 +281,8 @@ class PlaySession:
             actions=format_steps(steps),
             extras=[s.extras for s in steps],
             frames=result.rounds_done * self.chunk_frames,
-            c2w=np.asarray(known.c2w)[: result.rounds_done * self.chunk_frames],
-            fov=np.asarray(known.fov)[: result.rounds_done * self.chunk_frames],
+            c2w=played_cams.c2w,
+            fov=played_cams.fov,
             chunk_latencies=list(self.stats.latencies),
             first_chunk_seconds=self.stats.first_chunk_seconds,
             sustained_fps=self.stats.sustained_fps,

@@ -90,6 +90,21 @@ class _ChunkSource:
         self.path = path
         self.on_chunk = on_chunk
         self._decided: dict[int, float] = {}
+        self.handed: dict[int, ObserverCameras] = {}  # chunk -> the cameras it was given
+
+    def _hand(self, r: int, cams: ObserverCameras) -> ObserverCameras:
+        self._decided[r] = time.perf_counter()
+        self.handed[r] = cams
+        return cams
+
+    def played(self, chunks: int) -> ObserverCameras:
+        """The cameras of the first ``chunks`` chunks, frame by frame."""
+        cams = [self.handed[r] for r in range(chunks)]
+        if not cams:
+            return ObserverCameras(np.zeros((0, 4, 4)), np.zeros(0))
+        return ObserverCameras(
+            np.concatenate([c.c2w for c in cams]), np.concatenate([c.fov for c in cams])
+        )
 
     def first_fov(self) -> float:
         return self.path.fov
@@ -129,8 +144,7 @@ class PlannedObserver(_ChunkSource):
         if self.rounds is not None and r >= self.rounds:
             return None
         idx = np.minimum(r * frames + np.arange(frames), len(self.c2w) - 1)
-        self._decided[r] = time.perf_counter()
-        return ObserverCameras(self.c2w[idx].copy(), self.fov[idx].copy())
+        return self._hand(r, ObserverCameras(self.c2w[idx].copy(), self.fov[idx].copy()))
 
     def known(self) -> ObserverCameras:
         return ObserverCameras(self.c2w, self.fov)
@@ -176,8 +190,9 @@ class LiveObserver(_ChunkSource):
             self.path.add(self.keys.take_step())
         c2w, fov = self.path.bake()
         self.given = max(self.given, end)
-        self._decided[r] = time.perf_counter()
-        return ObserverCameras(c2w[r * frames : end].copy(), fov[r * frames : end].copy())
+        return self._hand(
+            r, ObserverCameras(c2w[r * frames : end].copy(), fov[r * frames : end].copy())
+        )
 
     def known(self) -> ObserverCameras:
         c2w, fov = self.path.bake()
