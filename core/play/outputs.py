@@ -65,16 +65,26 @@ def colour_range(depth: np.ndarray) -> tuple[float, float]:
     return near, max(float(far), near * 1.5)
 
 
+def _colour_table() -> np.ndarray:
+    """(257, 3) uint8: the map at 256 steps of inverse depth, then black (unknown)."""
+    t = np.linspace(0.0, 1.0, 256)
+    table = np.stack([np.interp(t, _MAP_STOPS, _MAP_COLOURS[:, c]) for c in range(3)], axis=-1)
+    return np.concatenate([table.round().astype(np.uint8), np.zeros((1, 3), np.uint8)])
+
+
+_TABLE = _colour_table()
+
+
 def colour_depth(depth: np.ndarray, near: float, far: float) -> np.ndarray:
     """(..., H, W) depth -> (..., H, W, 3) uint8: inverse depth between ``far`` and ``near``
-    through a dark-blue-to-yellow map; black where the depth is unknown."""
-    d = np.asarray(depth, np.float64)
+    through a dark-blue-to-yellow map (256 steps); black where the depth is unknown."""
+    d = np.asarray(depth, np.float32)
     known = np.isfinite(d) & (d > 0)
-    inv = np.where(known, 1.0 / np.where(known, d, 1.0), 0.0)
-    t = np.clip((inv - 1.0 / far) / (1.0 / near - 1.0 / far), 0.0, 1.0)
-    rgb = np.stack([np.interp(t, _MAP_STOPS, _MAP_COLOURS[:, c]) for c in range(3)], axis=-1)
-    rgb[~known] = 0.0
-    return rgb.round().astype(np.uint8)
+    inv = 1.0 / np.where(known, d, np.float32(far))
+    t = (inv - np.float32(1.0 / far)) * np.float32(255.0 / (1.0 / near - 1.0 / far))
+    index = np.clip(np.rint(t), 0, 255).astype(np.int16)
+    index[~known] = 256
+    return _TABLE[index]
 
 
 class PlayOutputs:
@@ -149,7 +159,7 @@ class PlayOutputs:
             video = self._video("depth.mp4")
             for i, k in enumerate(outcome.frame_indices):
                 Image.fromarray(depth_to_png(outcome.depth[i])).save(
-                    self.depth_dir / f"frame_{int(k):06d}.png"
+                    self.depth_dir / f"frame_{int(k):06d}.png", compress_level=1
                 )
                 self.depth_pngs += 1
                 video.write(coloured[i])

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.generation.backends import Backend
 from worldstudio.core.generation.engine import RunOptions, RunResult, generate_job
 from worldstudio.core.jobs import JobContext, Report
 from worldstudio.core.play.backends import chunk_frames_for, run_fields
@@ -64,7 +65,9 @@ class PlayOptions:
     )
     fov: float | None = None
     chunk_frames: int | None = None  # default: the backend's (9 or 17)
-    backend: str | None = None  # default: the project's
+    # a name (default: the project's), or a loaded Backend object (the caller closes it: a front
+    # end keeps a model loaded from one session to the next)
+    backend: str | Backend | None = None
     model: str | None = None
     preset: str | None = None
     steps: int | None = None
@@ -80,6 +83,9 @@ class PlayOptions:
     ply_every: int = PLY_EVERY  # 0: no world snapshots
     overlay: bool = False
     on_chunk: Callable[[PlayChunk], None] | None = None  # called in the engine's thread
+    # fit keyframes to the played poses at the end (PlayResult.keyframes), in the job's thread
+    fit_keyframes: bool = False
+    fit_tolerance: float = 0.01  # world units (and degrees / 20) a fitted path may be off
 
     def motion(self, project: Project) -> Motion:
         fpa = int(self.frames_per_action)
@@ -111,6 +117,7 @@ class PlayResult:
     first_chunk_seconds: float  # from the session's start (loading included) to the first chunk
     sustained_fps: float | None  # frames after the first chunk per second of wall time
     files: dict[str, Any] = field(default_factory=dict)
+    keyframes: list[Any] | None = None  # fitted to the played poses (PlayOptions.fit_keyframes)
 
 
 def start_pose(project: Project) -> tuple[np.ndarray, float]:
@@ -169,7 +176,8 @@ class PlaySession:
             raise WorldStudioError("a play session needs either actions or live keys")
         self.project = self.folder.load()
         o = options
-        self.backend = o.backend or self.project.generation.backend
+        given = o.backend or self.project.generation.backend
+        self.backend = given if isinstance(given, str) else given.name
         self.chunk_frames = o.chunk_frames or chunk_frames_for(self.backend)
         self.fields, self.preset = run_fields(
             self.backend, o.preset, o.model, o.steps, o.guidance, o.loras, o.profile
@@ -253,7 +261,7 @@ class PlaySession:
         self.stats = _Stats()
         o = self.options
         options = RunOptions(
-            backend=self.backend,
+            backend=o.backend or self.backend,
             frames_per_round=self.chunk_frames,
             size=o.size,
             seed=o.seed,
@@ -288,6 +296,18 @@ class PlaySession:
             sustained_fps=self.stats.sustained_fps,
             files=files,
         )
+        if o.fit_keyframes and len(played.c2w) >= 2:
+            from worldstudio.core.geometry.path import fit_keyframes
+
+            ctx.progress(0, 1, "fitting keyframes to the played camera")
+            played.keyframes = fit_keyframes(
+                played.c2w,
+                played.fov,
+                self.path.motion.fps,
+                tolerance_pos=o.fit_tolerance,
+                tolerance_deg=o.fit_tolerance * 50.0,
+                tension=self.path.motion.tension,
+            )
         self._write_record(played)
         ctx.event("output", path=str(played.out / PLAY_FILE), what="play session")
         return played
