@@ -627,7 +627,9 @@ class _Engine:
         recorded = self.run.observer_path_npz
         if self.start > 0 and recorded.is_file():
             z = load_npz(recorded)
-            return PosesObserver(z["c2w"], z["fov"], s.frames_per_round, s.rounds, kind="recorded")
+            cameras = self.run.read_meta().get("cameras", {}).get("observer", {})
+            kind = str(cameras.get("source") or "recorded")  # where the poses came from first
+            return PosesObserver(z["c2w"], z["fov"], s.frames_per_round, s.rounds, kind=kind)
         return PathObserver(self.project.camera_path, s.frames_per_round, s.rounds)
 
     def _observer_record(self) -> dict[str, Any]:

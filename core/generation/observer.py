@@ -112,7 +112,9 @@ class PosesObserver:
         self.c2w = c2w
         self.fov = np.broadcast_to(np.asarray(fov, np.float64), (len(c2w),)).copy()
         self.kind = kind
-        self.rounds = rounds if rounds is not None else -(-len(c2w) // int(frames_per_round))
+        self.rounds: int | None = (
+            rounds if rounds is not None else -(-len(c2w) // int(frames_per_round))
+        )
 
     def first_fov(self) -> float:
         return float(self.fov[0])

@@ -138,7 +138,9 @@ class PlannedObserver(_ChunkSource):
     ):
         super().__init__(path, on_chunk)
         self.c2w, self.fov = path.bake()
-        self.rounds = rounds if rounds is not None else -(-len(self.c2w) // int(frames_per_chunk))
+        self.rounds: int | None = (
+            rounds if rounds is not None else -(-len(self.c2w) // int(frames_per_chunk))
+        )
 
     def cameras(self, r: int, frames: int, ctx: JobContext) -> ObserverCameras | None:
         if self.rounds is not None and r >= self.rounds:
@@ -182,8 +184,8 @@ class LiveObserver(_ChunkSource):
     def cameras(self, r: int, frames: int, ctx: JobContext) -> ObserverCameras | None:
         if self.pacer is not None and r >= 1:
             self.pacer.wait_for(r - 1, ctx)
-        if self._stop.is_set():
-            return None
+        if self._stop.is_set() and self.handed:
+            return None  # (a session stopped before it began still plays its first chunk)
         ctx.check_cancelled()
         end = (r + 1) * frames
         while self.path.final_frames() < end:

@@ -153,6 +153,7 @@ def test_a_cancelled_session_resumes_as_a_run_with_its_poses(project):
     assert main(["generate", str(project), "--resume", cut.id, "--quiet"]) == 0
     meta = cut.read_meta()
     assert meta["status"] == "complete" and meta["rounds_done"] == 7
+    assert meta["cameras"]["observer"]["source"] == "play"  # still says where its poses came from
     assert np.array_equal(_observer(cut), _observer(RunFolder(full.run.run_dir)))
 
 
@@ -200,6 +201,17 @@ def test_a_live_session_is_its_action_string_and_a_stopped_one_resumes(project, 
     last = np.load(run.observer_npy(7))
     assert np.array_equal(last[0], last[-1])  # a still camera on a frozen world
     assert not np.array_equal(np.load(run.observer_npy(0))[0], last[0])
+
+
+def test_a_live_session_stopped_before_it_began_plays_one_chunk(project):
+    session = play_job(
+        project, PlayOptions(keys=KeyState(), backend="geometry", size=(W, H), ply_every=0)
+    )
+    session.stop()
+    res = session(JobContext())
+    assert res.frames == 9 and res.run.rounds_done == 1 and res.actions == "(SN)(SN)"
+    assert RunFolder(res.run.run_dir).read_meta()["status"] == "complete"
+    assert probe_video(res.out / "depth.mp4").frames == 9
 
 
 def test_bad_play_input_fails_with_one_line(project, tmp_path, capsys):
