@@ -640,9 +640,13 @@ class _Engine:
         return {"source": self.observer.kind, "poses": self.run.observer_path_npz.name}
 
     def _save_observer_poses(self) -> None:
-        """The poses the source knows, beside run.json (a resume follows them)."""
+        """The poses the source knows, beside run.json (a resume follows them), when they are
+        more than last time."""
         if self.observer.kind != "path":
             known = self.observer.known()
+            if len(known.c2w) == getattr(self, "_poses_saved", -1):
+                return
+            self._poses_saved = len(known.c2w)
             save_npz(
                 self.run.observer_path_npz,
                 c2w=np.asarray(known.c2w, np.float64),
@@ -867,6 +871,9 @@ class _Engine:
         clips, sightings = self._evolve_monitors(rnd)
         tracks = self._track_entities(rnd, sightings)
         frames, render = self._generate_observer(rnd, tracks)
+        ready = getattr(self.observer, "frames_ready", None)
+        if callable(ready):
+            ready(r, frames)  # a live session shows them before the world has grown
         grown = self._grow_world(rnd, frames, render, tracks)
         self._write_round(rnd, frames, render, clips, tracks, grown, backend_before)
         done = getattr(self.observer, "round_done", None)

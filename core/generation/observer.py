@@ -1,8 +1,9 @@
 """Where the observer's cameras come from, round by round.
 
 The world engine asks its *observer source* for each round's cameras when the round starts
-(:meth:`ObserverSource.cameras`), and tells it what the round made once the round is written
-(:meth:`ObserverSource.round_done`, optional). Three sources:
+(:meth:`ObserverSource.cameras`), and tells it the round's frames as soon as they are generated
+and what the round made once it is written (``frames_ready`` and ``round_done``, optional).
+Three sources:
 
 - :class:`PathObserver`: the project's camera path, baked to one pose per frame (an ordinary run);
 - :class:`PosesObserver`: poses given up front (a headless play session, or the resume of a run
@@ -74,7 +75,9 @@ class ObserverSource(Protocol):
 
     ``kind`` is recorded in run.json (``cameras.observer.source``); ``rounds`` is how many rounds
     the source has (None: it decides, returning None from :meth:`cameras` to end the run).
-    Optional: ``round_done(outcome)``, called in the engine's thread after each round is written.
+    Optional, called in the engine's thread: ``frames_ready(r, frames)`` as soon as round r's
+    observer frames are generated (before the world grows from them), and ``round_done(outcome)``
+    once the round is written.
     """
 
     kind: str

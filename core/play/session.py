@@ -9,7 +9,7 @@ beside run.json, and its outputs (:mod:`.outputs`) and ``play.json`` go to ``out
 ``<run>/play/``).
 
 Each chunk is also told to the front end as a ``play_chunk`` event (round, first_frame, frames,
-steps, latency, fps) as soon as the engine has it.
+steps, latency, fps) as soon as its frames are generated, before the world grows from them.
 """
 
 from __future__ import annotations
@@ -194,11 +194,19 @@ class PlaySession:
                 raise WorldStudioError("play: no actions to play")
             self.path.extend(steps)
             self.source: PlannedObserver | LiveObserver = PlannedObserver(
-                self.path, self.chunk_frames, self._on_chunk
+                self.path, self.chunk_frames, self._on_chunk, on_frames=self._on_frames
             )
         else:
             assert o.keys is not None
-            self.source = LiveObserver(self.path, o.keys, self._on_chunk, o.pacer)
+            self.source = LiveObserver(
+                self.path, o.keys, self._on_chunk, o.pacer, on_frames=self._on_frames
+            )
+        if o.out is not None:
+            out = Path(o.out)
+            if out.exists() and (not out.is_dir() or any(out.iterdir())):
+                raise WorldStudioError(
+                    f"--out {out}: exists and is not an empty folder (choose a new one)"
+                )
         self.stats = _Stats()
         self.outputs: PlayOutputs | None = None
         self.run_dir: Path | None = None
@@ -238,12 +246,15 @@ class PlaySession:
         )
 
     def _on_chunk(self, chunk: PlayChunk) -> None:
-        """(the engine's thread) A chunk is done: outputs, stats, the front end."""
-        self.stats.add(chunk)
+        """(the engine's thread) A chunk's round is written: its outputs."""
         if self.outputs is not None:
             self.outputs.add(chunk)
         if self.options.on_chunk is not None:
             self.options.on_chunk(chunk)
+
+    def _on_frames(self, chunk: PlayChunk) -> None:
+        """(the engine's thread) A chunk's frames are generated: the stats and the front end."""
+        self.stats.add(chunk)
         assert self.ctx is not None
         self.ctx.event(
             "play_chunk",

@@ -1,5 +1,7 @@
 """Play's observer sources (:mod:`worldstudio.core.generation.observer`): the engine asks them
-for each chunk's cameras and tells them what each chunk made, which goes on to ``on_chunk``.
+for each chunk's cameras, hands them the chunk's frames as soon as they are generated (they go on
+to ``on_frames``, to be shown) and what the chunk made once its round is written (``on_chunk``,
+for the outputs).
 
 :class:`PlannedObserver` (headless play): every step is known up front; the poses are the path's
 baked frames, held on the last pose past its end, exactly as ``worldstudio path --actions``
@@ -69,7 +71,8 @@ class Pacer:
 @dataclass
 class PlayChunk:
     """One generated chunk, as a front end shows it: its frames and cameras, each frame's step,
-    and how long it took (``latency``: from its cameras being decided to its frames being ready)."""
+    and how long it took (``latency``: from its cameras being decided to its frames being
+    generated); ``outcome``: what the round made, once it is written."""
 
     round: int
     first_frame: int
@@ -82,14 +85,23 @@ class PlayChunk:
 
 
 class _ChunkSource:
-    """What both sources share: the step path, and each chunk's report to ``on_chunk``."""
+    """What both sources share: the step path, and each chunk's reports: ``on_frames(chunk)`` as
+    soon as its frames are generated (to show them), ``on_chunk(chunk)`` once the round is written
+    (``chunk.outcome`` then holds the world's depth and state)."""
 
     kind = "play"
 
-    def __init__(self, path: StepPath, on_chunk: Callable[[PlayChunk], None] | None):
+    def __init__(
+        self,
+        path: StepPath,
+        on_chunk: Callable[[PlayChunk], None] | None,
+        on_frames: Callable[[PlayChunk], None] | None = None,
+    ):
         self.path = path
         self.on_chunk = on_chunk
+        self.on_frames = on_frames
         self._decided: dict[int, float] = {}
+        self._chunks: dict[int, PlayChunk] = {}
         self.handed: dict[int, ObserverCameras] = {}  # chunk -> the cameras it was given
 
     def _hand(self, r: int, cams: ObserverCameras) -> ObserverCameras:
@@ -109,18 +121,28 @@ class _ChunkSource:
     def first_fov(self) -> float:
         return self.path.fov
 
-    def round_done(self, outcome: RoundOutcome) -> None:
+    def frames_ready(self, r: int, frames: np.ndarray) -> None:
         now = time.perf_counter()
+        first = r * len(frames)
         chunk = PlayChunk(
-            round=outcome.round,
-            first_frame=int(outcome.frame_indices[0]),
-            frames=outcome.frames,
-            c2w=outcome.c2w,
-            steps=[self.path.step_of_frame(int(k)) for k in outcome.frame_indices],
-            latency=now - self._decided.get(outcome.round, now),
+            round=r,
+            first_frame=first,
+            frames=frames,
+            c2w=self.handed[r].c2w,
+            steps=[self.path.step_of_frame(first + i) for i in range(len(frames))],
+            latency=now - self._decided.get(r, now),
             done_at=now,
-            outcome=outcome,
         )
+        self._chunks[r] = chunk
+        if self.on_frames is not None:
+            self.on_frames(chunk)
+
+    def round_done(self, outcome: RoundOutcome) -> None:
+        chunk = self._chunks.pop(outcome.round, None)
+        if chunk is None:
+            self.frames_ready(outcome.round, outcome.frames)
+            chunk = self._chunks.pop(outcome.round)
+        chunk.outcome = outcome
         if self.on_chunk is not None:
             self.on_chunk(chunk)
 
@@ -135,8 +157,9 @@ class PlannedObserver(_ChunkSource):
         frames_per_chunk: int,
         on_chunk: Callable[[PlayChunk], None] | None = None,
         rounds: int | None = None,
+        on_frames: Callable[[PlayChunk], None] | None = None,
     ):
-        super().__init__(path, on_chunk)
+        super().__init__(path, on_chunk, on_frames)
         self.c2w, self.fov = path.bake()
         self.rounds: int | None = (
             rounds if rounds is not None else -(-len(self.c2w) // int(frames_per_chunk))
@@ -164,8 +187,9 @@ class LiveObserver(_ChunkSource):
         keys: KeyState,
         on_chunk: Callable[[PlayChunk], None] | None = None,
         pacer: Pacer | None = None,
+        on_frames: Callable[[PlayChunk], None] | None = None,
     ):
-        super().__init__(path, on_chunk)
+        super().__init__(path, on_chunk, on_frames)
         self.keys = keys
         self.pacer = pacer
         self.given = 0  # frames handed to the engine

@@ -225,6 +225,10 @@ def test_bad_play_input_fails_with_one_line(project, tmp_path, capsys):
     assert "unknown preset 'draft'" in fails("--actions", "(FN)", "--preset", "draft")
     assert "no such file" in fails("--actions", "(FN)", "--lora", str(tmp_path / "x.safetensors"))
     assert "unknown backend" in fails("--actions", "(FN)", "--backend", "nope")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    assert "not an empty folder" in fails("--actions", "(FN)", "--out", str(tmp_path / "full"))
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
     bad = tmp_path / "a.txt"
     bad.write_text("FN\nQQ\n")
     assert "line 2" in fails("--actions-file", str(bad))
@@ -235,9 +239,12 @@ def test_an_actions_file_plays_one_action_a_frame(project, tmp_path):
     f = tmp_path / "actions.txt"
     f.write_text("\n".join(["FN"] * 10 + ["SL"] * 8) + "\n")
     args = ["play", str(project), "--actions-file", str(f), "--backend", "geometry"]
+    args += ["--out", str(tmp_path / "out")]
     assert main([*args, "--size", SIZE, "--no-depth", "--ply-every", "0", "--quiet"]) == 0
     run = _only_run(project)
-    record = json.loads((run.path / "play" / "play.json").read_text())
+    assert not (run.path / "play").exists()
+    record = json.loads((tmp_path / "out" / "play.json").read_text())
+    assert (tmp_path / "out" / "video.mp4").is_file()
     assert record["frames_per_action"] == 1 and record["frames"] == 27
     assert record["frame_actions"][:18] == ["(FN)"] * 10 + ["(SL)"] * 8
     c2w = load_npz(run.observer_path_npz)["c2w"]
