@@ -87,8 +87,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--overlay", action="store_true", help="also write the video with the actions drawn on it"
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="torch CPU threads (default: 1 for geometry, oracle and ideal, whose renders run "
+        "faster so beside the encoders; torch's own otherwise)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_play)
+
+
+CPU_BACKENDS = ("geometry", "oracle", "ideal")
 
 
 def cmd_play(args: argparse.Namespace) -> int:
@@ -104,6 +114,8 @@ def cmd_play(args: argparse.Namespace) -> int:
     ):
         if value is not None and value < 1:
             raise WorldStudioError(f"{flag} must be at least 1, got {value}")
+    if args.threads is not None and args.threads < 1:
+        raise WorldStudioError(f"--threads must be at least 1, got {args.threads}")
     if args.ply_every < 0:
         raise WorldStudioError(f"--ply-every must be 0 or more, got {args.ply_every}")
     if args.seed is not None and args.seed < 0:
@@ -134,7 +146,15 @@ def cmd_play(args: argparse.Namespace) -> int:
         ply_every=args.ply_every,
         overlay=args.overlay,
     )
-    result = run_in_terminal(play_job(args.project, options), "play", quiet=args.quiet)
+    job = play_job(args.project, options)
+    threads = args.threads or (1 if job.backend in CPU_BACKENDS else None)
+    if threads:
+        # torch's worker threads spin while they wait (docs/STACK.md): beside the video encoders
+        # and the writer threads, one thread renders the CPU backends' chunks faster than two
+        import torch
+
+        torch.set_num_threads(threads)
+    result = run_in_terminal(job, "play", quiet=args.quiet)
     fps = "-" if result.sustained_fps is None else f"{result.sustained_fps:.1f}"
     latency = max(result.chunk_latencies) if result.chunk_latencies else 0.0
     print(

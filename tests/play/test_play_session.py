@@ -221,6 +221,7 @@ def test_bad_play_input_fails_with_one_line(project, tmp_path, capsys):
 
     assert "step 2" in fails("--actions", "(FN)(SX)")
     assert "--chunk-frames" in fails("--actions", "(FN)", "--chunk-frames", "0")
+    assert "--threads" in fails("--actions", "(FN)", "--threads", "0")
     assert "4k+1" in fails("--actions", "(FN)", "--chunk-frames", "8", "--backend", "geometry")
     assert "unknown preset 'draft'" in fails("--actions", "(FN)", "--preset", "draft")
     assert "no such file" in fails("--actions", "(FN)", "--lora", str(tmp_path / "x.safetensors"))

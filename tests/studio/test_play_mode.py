@@ -113,6 +113,15 @@ def test_play_mode_plays_the_world_and_stop_makes_the_path_one_undo_step(
         )
     )
     qtbot.waitUntil(lambda: mode.view.frames_shown >= 3, timeout=60000)
+    # Space pauses (the job holds, the screen holds its frame) and resumes
+    qtbot.keyPress(mode.view, Qt.Key.Key_Space)
+    assert mode.job.pause_requested and not mode._timer.isActive()
+    assert "paused" in mode.view.overlay_lines()[-1]
+    shown = mode.view.frames_shown
+    qtbot.wait(300)
+    assert mode.view.frames_shown == shown
+    qtbot.keyPress(mode.view, Qt.Key.Key_Space)
+    assert not mode.job.pause_requested and mode._timer.isActive()
     # with the view's focus the arrows are the player's, not the playhead's
     playhead = w.doc.playhead
     qtbot.keyPress(mode.view, Qt.Key.Key_W)
