@@ -87,6 +87,7 @@ class MainWindow(QMainWindow):
         self.resize(1560, 960)
         self._make_central(viewport)
         self._make_docks()
+        self._make_play_mode()
         self._make_actions()
         self._make_menus()
         self._make_toolbar()
@@ -209,6 +210,14 @@ class MainWindow(QMainWindow):
         tp.message.connect(self.show_message)
         self.run_track.round_clicked.connect(self.play_video)
 
+    def _make_play_mode(self) -> None:
+        """Play mode over the central area (:mod:`worldstudio.studio.play`)."""
+        from worldstudio.studio.play import PlayMode
+
+        self.play_mode = PlayMode(self.doc, self.runner, self.centralWidget(), save=self.save)
+        self.play_mode.message.connect(self.show_message)
+        self.play_mode.session_finished.connect(lambda _result: self.generate_panel.refresh())
+
     def play_video(self, path: str | Path) -> None:
         """Open an mp4 (a run's result, a round, a training sample) in the player dock."""
         self.player.load(path)
@@ -329,6 +338,15 @@ class MainWindow(QMainWindow):
             "Render the geometry preview along the path to mp4 and play it",
             "renderPreview",
         )
+        self.act_play_world = a(
+            "Play world",
+            self.play_mode.toggle,
+            "P",
+            "Drive the world live with the keys: the engine generates chunk after chunk",
+            "playWorld",
+        )
+        self.act_play_world.setCheckable(True)
+        self.play_mode.active_changed.connect(self.act_play_world.setChecked)
         self.act_cancel = a(
             "Cancel job", self.cancel_job, None, "Stop the job the status bar shows"
         )
@@ -386,6 +404,7 @@ class MainWindow(QMainWindow):
 
         m = mb.addMenu("&Render")
         m.addAction(self.act_render)
+        m.addAction(self.act_play_world)
         m.addAction(self.act_cancel)
 
         m = mb.addMenu("&View")
@@ -443,6 +462,7 @@ class MainWindow(QMainWindow):
             self.act_play,
             None,
             self.act_render,
+            self.act_play_world,
         ):
             tb.addSeparator() if act is None else tb.addAction(act)
         if self.viewport is not None and hasattr(self.viewport, "set_point_size"):
@@ -1027,6 +1047,8 @@ class MainWindow(QMainWindow):
         text += (
             "\n\nViewport: left-drag orbits, right/middle-drag pans, wheel zooms, click selects,"
             "\nShift-drag moves the selection, Ctrl-drag rotates it, F flies (WASD, Q/E, R records)."
+            "\nPlay world (P): WASD move, Q/E down/up, arrows or drag turn and look, Space pauses,"
+            "\nEsc stops (the played camera becomes the path)."
         )
         box = QMessageBox(self)
         box.setWindowTitle("Keyboard shortcuts")

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "worldstudio.core.cli.models_cmds",
     "worldstudio.core.cli.interop_cmds",
     "worldstudio.core.cli.generate_cmds",
+    "worldstudio.core.cli.play_cmds",
     "worldstudio.core.cli.train_cmds",
 ]
 

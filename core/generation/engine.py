@@ -28,6 +28,12 @@ engine takes five named steps (:meth:`_Engine.run_round`):
    mask videos each model call received), then round.json
    ("complete", last), in the background.
 
+The observer's cameras come from an *observer source* (:mod:`.observer`), asked for each
+round's cameras as the round starts and told what the round made once it is written: the
+project's camera path baked (an ordinary run), poses given up front (headless play; the resume of
+a run that recorded its poses), or a live play session (:mod:`worldstudio.core.play`), whose run
+grows a round at a time until the session says it is over.
+
 Entities no enabled monitor watches (or every entity, with monitors off) do not evolve: they keep
 their last seen state, i.e. their points in the last observer frame that showed them.
 
@@ -75,6 +81,13 @@ from worldstudio.core.generation.conditioning import (
     select_entities,
 )
 from worldstudio.core.generation.lift import Lifter, LiftInput, entity_clouds, make_lifter
+from worldstudio.core.generation.observer import (
+    ObserverCameras,
+    ObserverSource,
+    PathObserver,
+    PosesObserver,
+    RoundOutcome,
+)
 from worldstudio.core.generation.references import (
     HistoryView,
     blackout,
@@ -115,6 +128,7 @@ from worldstudio.core.project.runs import (
     now_iso,
     resolve_run,
     safe_name,
+    save_npz,
 )
 
 HISTORY_PER_ROUND = 4
@@ -195,6 +209,11 @@ class RunOptions:
     precision: str | None = None  # the transformer's weights: "auto", "fp8", "int8", "nf4"
     vae_tiling: bool | None = None
     colour_match: bool | None = None  # match each call's colours to the frames it continues
+    # where the observer's cameras come from, round by round (default: the project's camera path;
+    # a resume of a run that recorded its poses: those); see :mod:`.observer`
+    observer: ObserverSource | None = None
+    # False: no renders.mp4 and conditioning/ videos per round (play keeps up with real time)
+    inspection_videos: bool = True
 
     def overrides(self) -> dict[str, Any]:
         """The :class:`RunSettings` this call sets (None: not set here)."""
@@ -394,6 +413,7 @@ class _Grown:
     static: PointCloud
     added: int
     state: dict[str, EntityCloud]
+    depth: np.ndarray  # (F, H, W) float32: the depth the frames were lifted with, 0 unknown
 
 
 class _Engine:
@@ -403,6 +423,8 @@ class _Engine:
         self.folder = ProjectFolder(project_folder)
         self.options = options
         self.overrides = options.overrides()
+        # a live session: the observer source says when the run ends (its rounds grow till then)
+        self.open_ended = options.observer is not None and options.observer.rounds is None
         self.units_done = 0  # progress: denoising steps done of units_total in this call
         self.units_total = 1
 
@@ -442,8 +464,14 @@ class _Engine:
             attention = check_attention(_first(o["attention"], g.attention))
         except WorldStudioError as exc:
             raise GenerationError(str(exc)) from None
-        n_rounds = o["rounds"] if o["rounds"] is not None else len(project.rounds)
-        if n_rounds < 1:
+        source = self.options.observer
+        if o["rounds"] is not None:
+            n_rounds = o["rounds"]
+        elif source is not None:
+            n_rounds = source.rounds or 0  # an open session: the rounds it plays
+        else:
+            n_rounds = len(project.rounds)
+        if n_rounds < 1 and not self.open_ended:
             raise GenerationError(f"the number of rounds must be at least 1, got {n_rounds}")
         return RunSettings(
             backend=backend,
@@ -565,6 +593,8 @@ class _Engine:
             self.start = 0
             self.run = RunFolder(folder.runs_dir / new_run_id(folder.runs_dir))
             self.created = now_iso()
+        if self.open_ended:
+            self.settings.rounds = self.start
         for e in self.project.entities:
             safe_name(e.id, "entity id")
         for m in self.project.monitors:
@@ -602,7 +632,7 @@ class _Engine:
                 ],
             },
             cameras={
-                "observer": {"frames": s.rounds * s.frames_per_round},
+                "observer": {"frames": s.rounds * s.frames_per_round, **self._observer_record()},
                 "monitors": [
                     {"id": m.id, "name": m.name, "entity_ids": list(m.entity_ids), "fov": m.fov}
                     for m in self.monitors
@@ -615,21 +645,18 @@ class _Engine:
     # -- world -----------------------------------------------------------------------------------
     def _setup_world(self) -> None:
         from worldstudio.core.geometry.camera import intrinsics_from_fov
-        from worldstudio.core.geometry.path import bake_path
         from worldstudio.core.geometry.transforms import pose_matrix
 
         s = self.settings
         p = self.project
-        F, H, W = s.frames_per_round, s.height, s.width
+        H, W = s.height, s.width
         self.monitors = [m for m in p.monitors if m.enabled] if s.monitors else []
         self.cameras = ["observer"] + [f"monitor:{m.id}" for m in self.monitors]
         self.watched = {eid for m in self.monitors for eid in m.entity_ids}
         self.entity_ids = [e.id for e in p.entities]
         self.entities = {e.id: e for e in p.entities}
 
-        baked = bake_path(p.camera_path, n_frames=s.rounds * F)
-        self.obs_c2w = baked.c2w
-        self.obs_K = np.stack([intrinsics_from_fov(float(f), H, W) for f in baked.fov])
+        self.observer = self._observer_source()
         self.mon_c2w = {
             m.id: pose_matrix(m.pose.position, m.pose.orientation) for m in self.monitors
         }
@@ -642,7 +669,7 @@ class _Engine:
         self.static = static0
         # the static world grows one point per voxel; the voxel is a pixel footprint at the
         # video's resolution, seen from the source camera (resume and branch read it back)
-        focal = float(self.obs_K[0][1, 1])
+        focal = float(intrinsics_from_fov(self.observer.first_fov(), H, W)[1, 1])
         if p.intrinsics is not None:
             focal = float(p.intrinsics.K[1][1]) * H / p.intrinsics.height
         self.static_grid = VoxelGrid(voxel_size_for(static0, focal))
@@ -651,6 +678,40 @@ class _Engine:
         # per call (file stem): the projections of the previous frames it continues from
         self.prev_projections: dict[str, ContextProjections] = {}
         self.history: list[HistoryView] = []  # earlier observer frames, by pose retrieval
+
+    def _observer_source(self) -> ObserverSource:
+        """The options' source; else the poses a resumed run recorded; else the project's path."""
+        s = self.settings
+        if self.options.observer is not None:
+            return self.options.observer
+        recorded = self.run.observer_path_npz
+        if self.start > 0 and recorded.is_file():
+            z = load_npz(recorded)
+            cameras = self.run.read_meta().get("cameras", {}).get("observer", {})
+            kind = str(cameras.get("source") or "recorded")  # where the poses came from first
+            return PosesObserver(z["c2w"], z["fov"], s.frames_per_round, s.rounds, kind=kind)
+        return PathObserver(self.project.camera_path, s.frames_per_round, s.rounds)
+
+    def _observer_record(self) -> dict[str, Any]:
+        """run.json's word on the observer's cameras: where they come from and, unless that is
+        the project's path, the file of the poses."""
+        if self.observer.kind == "path":
+            return {"source": "path"}
+        return {"source": self.observer.kind, "poses": self.run.observer_path_npz.name}
+
+    def _save_observer_poses(self) -> None:
+        """The poses the source knows, beside run.json (a resume follows them), when they are
+        more than last time."""
+        if self.observer.kind != "path":
+            known = self.observer.known()
+            if len(known.c2w) == getattr(self, "_poses_saved", -1):
+                return
+            self._poses_saved = len(known.c2w)
+            save_npz(
+                self.run.observer_path_npz,
+                c2w=np.asarray(known.c2w, np.float64),
+                fov=np.asarray(known.fov, np.float64),
+            )
 
     def _setup_references(self) -> None:
         """The source image as a scene reference with every entity blacked out, and each
@@ -908,24 +969,53 @@ class _Engine:
         return frames
 
     # -- one round -------------------------------------------------------------------------------
-    def run_round(self, r: int) -> None:
-        """Round r, in five steps (see the module docstring)."""
+    def run_round(self, r: int, cams: ObserverCameras, asked: float | None = None) -> None:
+        """Round r with the observer's cameras ``cams``, in five steps (see the module
+        docstring); then the observer source hears what the round made. ``asked``: when the
+        cameras were asked for (perf_counter), for the round's wall time."""
+        from worldstudio.core.geometry.camera import intrinsics_from_fov
+
         s = self.settings
         idx = r * s.frames_per_round + np.arange(s.frames_per_round)
+        if len(cams.c2w) != s.frames_per_round:
+            raise GenerationError(
+                f"round {r + 1}: the observer source gave {len(cams.c2w)} cameras for "
+                f"{s.frames_per_round} frames"
+            )
+        asked = time.perf_counter() if asked is None else asked
         rnd = _Round(
             r=r,
             idx=idx,
             times=idx.astype(np.float64) / s.fps,
-            c2w=self.obs_c2w[idx],
-            K=self.obs_K[idx],
+            c2w=np.asarray(cams.c2w, np.float64),
+            K=np.stack([intrinsics_from_fov(float(f), s.height, s.width) for f in cams.fov]),
             text=scene_text(self.project, r),
         )
         backend_before = self.backend_seconds
         clips, sightings = self._evolve_monitors(rnd)
         tracks = self._track_entities(rnd, sightings)
         frames, render = self._generate_observer(rnd, tracks)
+        ready = getattr(self.observer, "frames_ready", None)
+        if callable(ready):
+            ready(r, frames)  # a live session shows them before the world has grown
         grown = self._grow_world(rnd, frames, render, tracks)
         self._write_round(rnd, frames, render, clips, tracks, grown, backend_before)
+        done = getattr(self.observer, "round_done", None)
+        if callable(done):
+            done(
+                RoundOutcome(
+                    round=r,
+                    frame_indices=rnd.idx,
+                    times=rnd.times,
+                    c2w=rnd.c2w,
+                    K=rnd.K,
+                    frames=frames,
+                    depth=np.where(render.covered, render.depth, grown.depth).astype(np.float32),
+                    static=grown.static,
+                    entities={eid: list(tracks.clouds[eid]) for eid in self.entity_ids},
+                    seconds=time.perf_counter() - asked,
+                )
+            )
 
         # the world moves on
         self.static = grown.static
@@ -1207,7 +1297,9 @@ class _Engine:
                     tracks.sources[eid] = "observer"
         rnd.timings["lift"] += time.perf_counter() - t0
         self.ctx.check_cancelled()
-        return _Grown(static=add_static(self.static, added), added=len(added), state=state)
+        return _Grown(
+            static=add_static(self.static, added), added=len(added), state=state, depth=lifted.depth
+        )
 
     def _write_round(
         self,
@@ -1274,6 +1366,18 @@ class _Engine:
         for k, v in rnd.timings.items():
             self.timings[k] = self.timings.get(k, 0.0) + v
 
+    def _add_round(self) -> None:
+        """An open session plays one more round: the settings and run.json say so."""
+        s = self.settings
+        r = s.rounds
+        s.rounds += 1
+        record = self.writer.record
+        record.rounds_total = s.rounds
+        record.settings["rounds"] = s.rounds
+        record.seeds["rounds"].append({cam: derive_seed(s.seed, r, cam) for cam in self.cameras})
+        record.cameras["observer"]["frames"] = s.rounds * s.frames_per_round
+        self.units_total += len(self.cameras) * s.steps
+
     def _round_written(self, r: int) -> None:
         """(background) Round r is complete on disk."""
         self.ctx.event(
@@ -1306,6 +1410,7 @@ class _Engine:
             s.fps,
             [m.id for m in self.monitors],
             on_round_written=self._round_written,
+            inspection_videos=self.options.inspection_videos,
         )
         try:
             if self.copy_from is not None:
@@ -1327,10 +1432,20 @@ class _Engine:
             self.units_total = max(1, todo * len(self.cameras) * s.steps)
             self.units_done = 0
             ctx.progress(0, self.units_total, f"round {self.start + 1}/{s.rounds}")
-            for r in range(self.start, s.rounds):
+            self._save_observer_poses()
+            r = self.start
+            while self.open_ended or r < s.rounds:
                 ctx.checkpoint()
+                asked = time.perf_counter()
+                cams = self.observer.cameras(r, s.frames_per_round, ctx)
+                if cams is None:
+                    break
+                if r >= s.rounds:
+                    self._add_round()
                 self.writer.clear_round(r)
-                self.run_round(r)
+                self.run_round(r, cams, asked)
+                self._save_observer_poses()
+                r += 1
             ctx.checkpoint()
             self.writer.finish()
         except (Cancelled, KeyboardInterrupt):

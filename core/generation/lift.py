@@ -30,6 +30,7 @@ import numpy as np
 
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.generation.backends.ideal import IdealBackend
+from worldstudio.core.generation.backends.oracle import OracleBackend
 from worldstudio.core.jobs import JobContext
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -121,14 +122,23 @@ class OracleLifter:
 
     The oracle's one entity (the ball) is the project entity named like it, else the project's
     only entity; ``entity_map`` overrides that (project entity id -> True for the ball).
+    ``frames_from``: the run's oracle backend, whose latest frames are these very frames (its
+    ``frame(c2w, K, H, W, t)`` draws a frame only once).
     """
 
     name = "oracle"
 
-    def __init__(self, project=None, scene=None, entity_map: dict[str, bool] | None = None):
+    def __init__(
+        self,
+        project=None,
+        scene=None,
+        entity_map: dict[str, bool] | None = None,
+        frames_from: OracleBackend | None = None,
+    ):
         from worldstudio.core.oracle import OracleScene
 
-        self.scene = scene or OracleScene.demo()
+        self.scene = scene or (frames_from.scene if frames_from else None) or OracleScene.demo()
+        self.frames_from = frames_from
         if entity_map is None:
             entity_map = {}
             if project is not None:
@@ -147,7 +157,10 @@ class OracleLifter:
         ball = np.zeros((F, H, W), bool)
         for i in range(F):
             ctx.check_cancelled()
-            fr = self.scene.render(data.c2w[i], data.K[i], H, W, float(data.times[i]))
+            if self.frames_from is not None:
+                fr = self.frames_from.frame(data.c2w[i], data.K[i], H, W, float(data.times[i]))
+            else:
+                fr = self.scene.render(data.c2w[i], data.K[i], H, W, float(data.times[i]))
             depth[i] = fr.depth
             ball[i] = fr.entity_mask
         masks = {
@@ -446,7 +459,9 @@ def make_lifter(name: str, project=None, **options) -> Lifter:
     if name == "render":
         return RenderLifter()
     if name == "oracle":
-        return OracleLifter(project=project)
+        backend = options.get("backend")
+        frames_from = backend if isinstance(backend, OracleBackend) else None
+        return OracleLifter(project=project, frames_from=frames_from)
     if name == "ideal":
         backend = options.get("backend")
         if not isinstance(backend, IdealBackend):

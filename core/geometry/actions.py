@@ -240,14 +240,19 @@ def actions_to_keyframes(
     if abs(turn_degrees) >= 180.0:
         raise WorldStudioError(f"the turn angle must be below 180 degrees, got {turn_degrees}")
     poses = actions_to_poses(steps, start_c2w, step_length, turn_degrees)
-    quats = make_sign_continuous(matrix_to_quat(poses[:, :3, :3]))
-    transition = frames_per_step / fps
+    return step_keyframes(poses, fov, frames_per_step / fps)
+
+
+def step_keyframes(poses: np.ndarray, fov: float, transition: float) -> list[Keyframe]:
+    """One keyframe per pose (N, 4, 4), ``transition`` seconds apart, orientations kept
+    sign-continuous (the keyframes of an action sequence's poses)."""
+    quats = make_sign_continuous(matrix_to_quat(np.asarray(poses)[:, :3, :3]))
     return [
         Keyframe(
             position=vec3_tuple(p[:3, 3]),
             orientation=quat_tuple(q),
             fov=float(fov),
-            transition=transition,
+            transition=float(transition),
         )
         for p, q in zip(poses, quats, strict=True)
     ]

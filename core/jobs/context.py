@@ -80,6 +80,8 @@ EVENTS = {
     "paused": "the job is holding between steps: step (when it has one)",
     "resumed": "the job goes on after a pause: step (when it has one)",
     "output": "a file the job wrote that a front end may open: path, what",
+    "play_chunk": "a play session's chunk is ready: round, first_frame, frames (F, H, W, 3) uint8, "
+    "steps (one action per frame), latency (seconds), fps (sustained, or None)",
 }
 """The event names jobs emit, and what their data holds."""
 

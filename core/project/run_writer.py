@@ -104,7 +104,9 @@ class SavedRound:
 class RunWriter:
     """Writes one run. ``monitor_ids``: the run's monitors, in the order of the combined video;
     ``on_round_written(r)`` is called (in the background thread) once round r is complete on
-    disk. :meth:`check` and :meth:`drain` re-raise a background task's failure."""
+    disk. ``inspection_videos=False`` leaves out the videos that only show what each call was
+    given (renders.mp4 and conditioning/), as a play session does to keep up with real time.
+    :meth:`check` and :meth:`drain` re-raise a background task's failure."""
 
     def __init__(
         self,
@@ -113,8 +115,10 @@ class RunWriter:
         fps: int,
         monitor_ids: Sequence[str],
         on_round_written: Callable[[int], None] | None = None,
+        inspection_videos: bool = True,
     ):
         self.run = run
+        self.inspection_videos = inspection_videos
         self.record = record
         self.fps = fps
         self.monitor_ids = list(monitor_ids)
@@ -284,14 +288,15 @@ class RunWriter:
 
         t0 = time.perf_counter()
         run = self.run
-        clips = [(run.observer_mp4(r), state.observer), (run.renders_mp4(r), renders)]
+        clips = [(run.observer_mp4(r), state.observer)]
         clips += [(run.monitor_mp4(r, mid), frames) for mid, frames in state.monitors.items()]
-        for camera, (video, mask) in state.conditioning.items():
-            clips.append((run.conditioning_mp4(r, camera, "control"), video))
-            clips.append((run.conditioning_mp4(r, camera, "mask"), _mask_video(mask)))
-        if clips[2:]:
-            for path, _ in clips[2:]:
-                path.parent.mkdir(parents=True, exist_ok=True)
+        if self.inspection_videos:
+            clips.append((run.renders_mp4(r), renders))
+            for camera, (video, mask) in state.conditioning.items():
+                clips.append((run.conditioning_mp4(r, camera, "control"), video))
+                clips.append((run.conditioning_mp4(r, camera, "mask"), _mask_video(mask)))
+        for path, _ in clips[1:]:
+            path.parent.mkdir(parents=True, exist_ok=True)
         if state.views is not None:
             save_npz(run.views_npz(r), **state.views)
         # every video's ffmpeg encodes at the same time: frames are handed round, then all close

@@ -36,6 +36,9 @@ Layout::
                                never change, so this is exact)
       static_base.json         {"voxel_size": ..., "points": ...}: the edge of the voxel grid in
                                which the static world grows (one point per voxel)
+      observer_path.npz        the observer's poses (c2w (N, 4, 4), fov (N,)) of a run not made
+                               from the project's camera path (a play session): a resume follows
+                               them; run.json's cameras.observer.source says where they came from
       final.mp4                every observer frame
       final_combined.mp4       observer beside the monitors (same height), side by side
       preview.png              the latest live preview (CLI only)
@@ -366,6 +369,11 @@ class RunFolder:
         """The projections of the last context frames of ``camera`` ("observer" or
         "monitor-<id>") in round r."""
         return self.round_dir(r) / "context" / f"{camera}.npz"
+
+    @property
+    def observer_path_npz(self) -> Path:
+        """The observer's poses of a run not made from the project's path (c2w, fov)."""
+        return self.path / "observer_path.npz"
 
     def views_npz(self, r: int) -> Path:
         return self.round_dir(r) / "views.npz"

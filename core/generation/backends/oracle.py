@@ -10,6 +10,8 @@ conditioning.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,6 +27,10 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from worldstudio.core.project import Project, ProjectFolder
 
 ORACLE_DEPTH_MODEL = "oracle (exact depth)"
+RECENT_BYTES = 128 << 20
+"""The backend keeps its latest frames up to this size: the oracle lifter asks for the very
+frames the backend just drew (same cameras, same times), and ray-casting them again would double
+the work of a round."""
 
 
 def is_oracle_project(project: Project) -> bool:
@@ -64,6 +70,34 @@ class OracleBackend(BaseBackend):
                 )
             scene = OracleScene.demo()
         self.scene = scene
+        self._recent: OrderedDict[tuple, Any] = OrderedDict()
+        self._recent_bytes = 0
+
+    def frame(self, c2w: np.ndarray, K: np.ndarray, H: int, W: int, t: float):
+        """The scene's :class:`~worldstudio.core.oracle.OracleFrame` for one camera and time,
+        from the latest frames when it was drawn already (the arrays are the caller's own)."""
+        c2w = np.asarray(c2w, np.float64)
+        K = np.asarray(K, np.float64)
+        key = (c2w.tobytes(), K.tobytes(), int(H), int(W), float(t))
+        fr = self._recent.get(key)
+        if fr is None:
+            fr = self.scene.render(c2w, K, H, W, float(t))
+            size = fr.rgb.nbytes + fr.depth.nbytes + fr.entity_mask.nbytes + fr.surface.nbytes
+            self._recent[key] = (fr, size)
+            self._recent_bytes += size
+            while self._recent_bytes > RECENT_BYTES and len(self._recent) > 1:
+                _, (_, old) = self._recent.popitem(last=False)
+                self._recent_bytes -= old
+        else:
+            self._recent.move_to_end(key)
+            fr = fr[0]
+        return replace(
+            fr,
+            rgb=fr.rgb.copy(),
+            depth=fr.depth.copy(),
+            entity_mask=fr.entity_mask.copy(),
+            surface=fr.surface.copy(),
+        )
 
     def generate(self, request: GenerationRequest, ctx: JobContext) -> np.ndarray:
         F, H, W = request.num_frames, request.height, request.width
@@ -83,7 +117,7 @@ class OracleBackend(BaseBackend):
         for i in range(F):
             ctx.check_cancelled()
             try:
-                out[i] = self.scene.render(c2w[i], K[i], H, W, float(times[i])).rgb
+                out[i] = self.frame(c2w[i], K[i], H, W, float(times[i])).rgb
             except ValueError as exc:
                 raise BackendError(
                     f"backend 'oracle': frame {i} of {request.camera_id}: {exc}"
@@ -91,3 +125,7 @@ class OracleBackend(BaseBackend):
             ctx.progress(i + 1, F, f"frame {i + 1}/{F}")
         ctx.preview(out[-1], f"{request.camera_id}: round {request.round_index + 1}")
         return out
+
+    def close(self) -> None:
+        self._recent.clear()
+        self._recent_bytes = 0
