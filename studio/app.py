@@ -73,7 +73,8 @@ def apply_style(app: QApplication) -> None:
     app.setPalette(pal)
     qss = RESOURCES / "style.qss"
     if qss.is_file():
-        app.setStyleSheet(qss.read_text(encoding="utf-8"))
+        icons = (RESOURCES / "icons").as_posix()
+        app.setStyleSheet(qss.read_text(encoding="utf-8").replace("@ICONS@", icons))
 
 
 def make_app(argv: Sequence[str] | None = None) -> QApplication:

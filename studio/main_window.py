@@ -48,13 +48,13 @@ from worldstudio.studio.panels.player import VideoPlayer
 from worldstudio.studio.panels.rounds import RoundsPanel
 from worldstudio.studio.playback import Playback
 from worldstudio.studio.timeline import TimelineWidget
-from worldstudio.studio.util import pixmap_fit
+from worldstudio.studio.util import icon, pixmap_fit
 from worldstudio.studio.worker import GPU, JobHandle, JobRunner
 
 AUTOSAVE_FILE = ".project.autosave.json"
 AUTOSAVE_SECONDS = 60
 THUMB_W, THUMB_H = 256, 144
-LAYOUT_VERSION = 3  # bump when the docks change, so an old saved layout is not restored
+LAYOUT_VERSION = 4  # bump when the docks change, so an old saved layout is not restored
 
 
 def autosave_path(folder: Path) -> Path:
@@ -99,9 +99,7 @@ class MainWindow(QMainWindow):
         self._make_statusbar()
         self.runner.started.connect(self._job_started)
         self.runner.jobs_changed.connect(self._update_frame_actions)
-        self.playback.playing_changed.connect(
-            lambda playing: self.act_play.setText("Pause" if playing else "Play / pause")
-        )
+        self.playback.playing_changed.connect(self._playing_changed)
 
         self.autosave_timer = QTimer(self)
         self.autosave_timer.timeout.connect(self.autosave)
@@ -151,11 +149,17 @@ class MainWindow(QMainWindow):
         return dock
 
     def _make_docks(self) -> None:
+        """The default layout: the viewport in the middle gets most of the window; the
+        inspector with the rounds and entities on the left; the camera view (and the player)
+        above Generate and Training on the right, in a column of their own; the timeline (and
+        the log) along the bottom. Each dock can be moved; the layout is saved on quit and
+        Window ▸ Reset layout brings this one back."""
         L, R, B = (
             Qt.DockWidgetArea.LeftDockWidgetArea,
             Qt.DockWidgetArea.RightDockWidgetArea,
             Qt.DockWidgetArea.BottomDockWidgetArea,
         )
+        V, H = Qt.Orientation.Vertical, Qt.Orientation.Horizontal
         self.setCorner(Qt.Corner.BottomLeftCorner, L)
         self.setCorner(Qt.Corner.BottomRightCorner, R)
         self.inspector = InspectorPanel(self.doc)
@@ -170,43 +174,46 @@ class MainWindow(QMainWindow):
         self.log_view.setMaximumBlockCount(5000)
 
         self.inspector_dock = self._dock("Inspector", "inspectorDock", self.inspector, L)
-        self.camera_dock = self._dock("Camera view", "cameraViewDock", self.camera_view, R)
-        self.rounds_dock = self._dock("Rounds", "roundsDock", self.rounds_panel, R)
+        self.rounds_dock = self._dock("Rounds", "roundsDock", self.rounds_panel, L)
         self.entities_dock = self._dock(
-            "Entities && monitors", "entitiesDock", self.entities_panel, R
+            "Entities && monitors", "entitiesDock", self.entities_panel, L
         )
+        self.camera_dock = self._dock("Camera view", "cameraViewDock", self.camera_view, R)
         self.player_dock = self._dock("Player", "playerDock", self.player, R)
         self.timeline_dock = self._dock("Timeline", "timelineDock", self.timeline, B)
-        self.log_dock = self._dock("Log", "logDock", self.log_view, R)
+        self.log_dock = self._dock("Log", "logDock", self.log_view, B)
+        self.splitDockWidget(self.inspector_dock, self.rounds_dock, V)
         self.tabifyDockWidget(self.rounds_dock, self.entities_dock)
-        self.tabifyDockWidget(self.entities_dock, self.player_dock)
-        self.tabifyDockWidget(self.player_dock, self.log_dock)
-        self.rounds_dock.raise_()
-        self.timeline_dock.raise_()
-        self.resizeDocks([self.inspector_dock], [350], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.camera_dock], [400], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.camera_dock, self.rounds_dock], [250, 420], Qt.Orientation.Vertical)
-        self.resizeDocks([self.timeline_dock], [250], Qt.Orientation.Vertical)
+        self.tabifyDockWidget(self.camera_dock, self.player_dock)
+        self.tabifyDockWidget(self.timeline_dock, self.log_dock)
         self._make_generation_docks()
+        for dock in (self.rounds_dock, self.camera_dock, self.generate_dock, self.timeline_dock):
+            dock.raise_()
+        self.resizeDocks([self.inspector_dock, self.camera_dock], [330, 430], H)
+        self.resizeDocks([self.inspector_dock, self.rounds_dock], [560, 300], V)
+        self.resizeDocks([self.camera_dock, self.generate_dock], [280, 620], V)
+        self.resizeDocks([self.timeline_dock], [230], V)
         self._default_state = self.saveState(LAYOUT_VERSION)
 
     def _make_generation_docks(self) -> None:
-        """The Generate and Training docks (tabbed with the inspector) and the timeline's Run row."""
+        """The Generate and Training docks (tabbed together under the camera view, on the right)
+        and the timeline's Run row."""
         from worldstudio.studio.panels.generate import GeneratePanel
         from worldstudio.studio.panels.training import TrainingPanel
         from worldstudio.studio.timeline.run_track import RunTrack
 
-        left = Qt.DockWidgetArea.LeftDockWidgetArea
         self.generate_panel = gp = GeneratePanel(self.doc, self.runner, save=self.save)
         self.training_panel = tp = TrainingPanel(self.doc, self.runner)
         self.run_track = RunTrack(self.timeline)
         self.timeline.layout().addWidget(self.run_track)
-        self.generate_dock = self._dock("Generate", "generateDock", gp, left)
-        self.training_dock = self._dock("Training", "trainingDock", tp, left)
-        self.tabifyDockWidget(self.inspector_dock, self.generate_dock)
+        self.generate_dock = self._dock(
+            "Generate", "generateDock", gp, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        self.training_dock = self._dock(
+            "Training", "trainingDock", tp, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        self.splitDockWidget(self.camera_dock, self.generate_dock, Qt.Orientation.Vertical)
         self.tabifyDockWidget(self.generate_dock, self.training_dock)
-        self.inspector_dock.raise_()
-        self.resizeDocks([self.inspector_dock], [400], Qt.Orientation.Horizontal)
         gp.play_requested.connect(self.play_video)
         gp.run_changed.connect(self.run_track.show_run)
         gp.message.connect(self.show_message)
@@ -214,6 +221,20 @@ class MainWindow(QMainWindow):
         tp.adapter_ready.connect(lambda _path: gp.refresh_loras())
         tp.message.connect(self.show_message)
         self.run_track.round_clicked.connect(self.play_video)
+
+    def generate(self) -> JobHandle | None:
+        """Render ▸ Generate video (Ctrl+G, the toolbar's Generate): what the Generate panel's
+        button does, with the panel brought to the front."""
+        self.generate_dock.show()
+        self.generate_dock.raise_()
+        if not self.generate_panel.generate():
+            return None
+        return self.generate_panel.job
+
+    def _playing_changed(self, playing: bool) -> None:
+        self.act_play.setText("Pause" if playing else "Play / pause")
+        self.tb_play.setIcon(icon("pause" if playing else "play"))
+        self.tb_play.setText("Pause" if playing else "Play")
 
     def play_video(self, path: str | Path) -> None:
         """Open an mp4 (a run's result, a round, a training sample) in the player dock."""
@@ -335,11 +356,21 @@ class MainWindow(QMainWindow):
             "Render the geometry preview along the path to mp4 and play it",
             "renderPreview",
         )
+        self.act_generate = a(
+            "Generate video",
+            self.generate,
+            "Ctrl+G",
+            "Generate the project's video round by round with the Generate panel's settings",
+            "generate",
+        )
+        self.act_generate.setIcon(icon("generate"))
         self.act_cancel = a(
             "Cancel job", self.cancel_job, None, "Stop the job the status bar shows"
         )
         self.act_cancel.setEnabled(False)
-        self.act_reset_layout = a("Reset layout", self.reset_layout)
+        self.act_reset_layout = a(
+            "Reset layout", self.reset_layout, tip="Put every panel back where it was at first"
+        )
 
     def _make_menus(self) -> None:
         mb = self.menuBar()
@@ -391,10 +422,12 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_add_round)
 
         m = mb.addMenu("&Render")
+        m.addAction(self.act_generate)
         m.addAction(self.act_render)
+        m.addSeparator()
         m.addAction(self.act_cancel)
 
-        m = mb.addMenu("&View")
+        m = mb.addMenu("&Window")
         for dock in (
             self.inspector_dock,
             self.camera_dock,
@@ -433,24 +466,48 @@ class MainWindow(QMainWindow):
         tb = QToolBar("Main")
         tb.setObjectName("mainToolbar")
         tb.setMovable(False)
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.addToolBar(tb)
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        # Undo and Redo keep their width: the menu's actions say what they undo, these say it in
+        # the tooltip only (a toolbar whose buttons shift under the mouse is hard to use).
+        stack = self.doc.undo_stack
+        self.tb_undo = QAction("Undo", self)
+        self.tb_undo.triggered.connect(stack.undo)
+        self.tb_redo = QAction("Redo", self)
+        self.tb_redo.triggered.connect(stack.redo)
+        stack.canUndoChanged.connect(self.tb_undo.setEnabled)
+        stack.canRedoChanged.connect(self.tb_redo.setEnabled)
+        stack.undoTextChanged.connect(lambda t: self.tb_undo.setToolTip(f"Undo {t} (Ctrl+Z)"))
+        stack.redoTextChanged.connect(lambda t: self.tb_redo.setToolTip(f"Redo {t} (Ctrl+Shift+Z)"))
+        self.tb_undo.setEnabled(stack.canUndo())
+        self.tb_redo.setEnabled(stack.canRedo())
+        self.tb_play = QAction(icon("play"), "Play", self)
+        self.tb_play.setToolTip("Play / pause the path (Space)")
+        self.tb_play.triggered.connect(self.playback.toggle)
         for act in (
             self.act_open,
             self.act_save,
             None,
-            self.act_undo,
-            self.act_redo,
+            self.tb_undo,
+            self.tb_redo,
             None,
             self.act_add_kf,
             self.act_del_kf,
             self.act_path_dialog,
             None,
-            self.act_play,
+            self.tb_play,
             None,
             self.act_render,
+            self.act_generate,
         ):
             tb.addSeparator() if act is None else tb.addAction(act)
+        tb.widgetForAction(self.act_generate).setObjectName("generateToolButton")
+        play = tb.widgetForAction(self.tb_play)
+        widths = []
+        for text in ("Pause", "Play"):  # as wide as its widest label: nothing shifts
+            self.tb_play.setText(text)
+            widths.append(play.sizeHint().width())
+        play.setFixedWidth(max(widths))
         if self.viewport is not None and hasattr(self.viewport, "set_point_size"):
             tb.addSeparator()
             tb.addWidget(QLabel(" Point size "))
@@ -520,6 +577,7 @@ class MainWindow(QMainWindow):
         self.act_render.setEnabled(
             self.runner.can_start(GPU) and has_kf and self.doc.cloud is not None
         )
+        self.act_generate.setEnabled(self.runner.can_start(GPU))
 
     # ================================================================== views and cameras
     def current_view(self) -> tuple[np.ndarray, float] | None:
@@ -777,14 +835,27 @@ class MainWindow(QMainWindow):
             return False
         app_settings.add_recent(folder, self.settings)
         self.playback.stop()
+        self._forget_previous_project()
         self._update_title()
         self._update_frame_actions()
+        self.log(f"—— opened {folder}")
         self.show_message(f"Opened {folder}")
         if self.viewport is not None and hasattr(self.viewport, "overview"):
             self.viewport.overview()
         if offer_recovery:
             self._offer_recovery()
         return True
+
+    def _forget_previous_project(self) -> None:
+        """What showed the previous project goes: the player's video, the last preview, the
+        playhead render, the keyframe thumbnail and the panels' run messages (a job still
+        running keeps its own panel)."""
+        self.last_preview = None
+        self.player.clear()
+        self.camera_view.clear()
+        self.inspector.set_thumbnail(None)
+        self.generate_panel.forget_project()
+        self.training_panel.forget_project()
 
     def open_dialog(self) -> None:
         if not self.ensure_saved():

@@ -60,7 +60,6 @@ def generate_shot(app, out: Path, work: Path) -> None:
     w.generate_dock.raise_()
     gp.form.backend.setCurrentIndex(gp.form.backend.findData("oracle"))
     gp.form.frames_spin.setValue(33)
-    gp.ask_save = lambda: True
     w.timeline.fit()
     gp.generate()
     _wait(

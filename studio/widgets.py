@@ -19,6 +19,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from worldstudio.studio.field_guard import being_edited
+
 
 def int_spin(lo: int, hi: int, step: int = 1, value: int | None = None, tip: str = "") -> QSpinBox:
     """An integer field that reports one edit on Enter / focus-out / arrows, not per keystroke."""
@@ -65,9 +67,10 @@ def float_spin(
 
 def show_value(widget: QWidget, value, keep_focused: bool = False) -> None:
     """Show a model value without echoing it back as an edit. ``keep_focused``: leave a field the
-    user is typing in alone (check boxes are always updated). A combo box shows the item whose
-    data is ``value``, or else whose text is."""
-    if keep_focused and widget.hasFocus() and not isinstance(widget, QCheckBox):
+    user is typing in alone (uncommitted text, :func:`~studio.field_guard.being_edited`); a
+    focused field that holds no typing is updated (an undo shows at once). A combo box shows
+    the item whose data is ``value``, or else whose text is."""
+    if keep_focused and being_edited(widget):
         return
     widget.blockSignals(True)
     try:

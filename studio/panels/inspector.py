@@ -3,8 +3,10 @@ when nothing is selected). Every field edit is a command; the fields follow the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
+import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -28,6 +30,7 @@ from PySide6.QtWidgets import (
 from worldstudio.core.geometry.transforms import quat_to_ypr, ypr_to_quat
 from worldstudio.studio import commands
 from worldstudio.studio.document import ProjectDocument, Selection
+from worldstudio.studio.field_guard import being_edited
 from worldstudio.studio.widgets import float_spin, show_value
 
 EASINGS = ["linear", "ease_in", "ease_out", "ease_in_out"]
@@ -52,6 +55,11 @@ class _CommitTextEdit(QPlainTextEdit):
         super().keyPressEvent(event)
 
 
+def _same_rotation(a, b, tolerance_deg: float = 0.01) -> bool:
+    dot = abs(float(np.dot(np.asarray(a, np.float64), np.asarray(b, np.float64))))
+    return 2.0 * math.degrees(math.acos(min(dot, 1.0))) < tolerance_deg
+
+
 class _PoseFields:
     """Position x, y, z and yaw / pitch / roll (degrees) + fov, with the quaternion shown exactly."""
 
@@ -62,8 +70,8 @@ class _PoseFields:
         self.fov = float_spin(1.0, 179.0, 3, 1.0, suffix=" °", compact=True)
         self.quat = QLabel()
         self.quat.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.quat.setObjectName("mono")
-        self.quat.setWordWrap(True)
+        self.quat.setObjectName("quaternion")
+        self.quat.setToolTip("The orientation as stored: a unit quaternion (w, x, y, z)")
         row = QHBoxLayout()
         for s in self.pos:
             row.addWidget(s)
@@ -72,7 +80,7 @@ class _PoseFields:
         for s in self.ypr:
             row.addWidget(s)
         form.addRow("Yaw pitch roll", row)
-        form.addRow("Quaternion\nw x y z", self.quat)
+        form.addRow("Quaternion", self.quat)
         form.addRow("Vertical fov", self.fov)
         for s in self.pos:
             s.valueChanged.connect(lambda _v: on_edit("position"))
@@ -83,10 +91,14 @@ class _PoseFields:
     def show(self, position, orientation, fov) -> None:
         for s, v in zip(self.pos, position, strict=True):
             show_value(s, float(v), keep_focused=True)
-        if not any(s.hasFocus() for s in self.ypr):
+        # The angles are shown again only when they no longer say the model's rotation: the same
+        # rotation has other (yaw, pitch, roll), which must not jump under a spinning field.
+        if not any(being_edited(s) for s in self.ypr) and not _same_rotation(
+            self.orientation(), orientation
+        ):
             for s, v in zip(self.ypr, quat_to_ypr(orientation), strict=True):
-                show_value(s, round(v, 6) + 0.0, keep_focused=True)
-        self.quat.setText("{:.6f}  {:.6f}\n{:.6f}  {:.6f}".format(*orientation))
+                show_value(s, round(v, 6) + 0.0)
+        self.quat.setText("w {:.4f}  x {:.4f}  y {:.4f}  z {:.4f}".format(*orientation))
         if fov is not None:
             show_value(self.fov, float(fov), keep_focused=True)
 
@@ -128,9 +140,13 @@ class InspectorPanel(QWidget):
     # ------------------------------------------------------------------ pages
     def _page(self, name: str) -> QFormLayout:
         page = QWidget()
-        form = QFormLayout(page)
+        form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        column = QVBoxLayout(page)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(form)
+        column.addStretch(1)  # the rows stay together at the top, whatever the dock's height
         self.pages[name] = page
         self.stack.addWidget(page)
         return form
@@ -334,8 +350,13 @@ class InspectorPanel(QWidget):
         self.k_transition.setEnabled(i < len(kfs) - 1 or self.doc.project.camera_path.settings.loop)
 
     def set_thumbnail(self, pixmap) -> None:
-        """The slot for the selected keyframe's view (rendered by the main window)."""
-        self.k_thumb.setPixmap(pixmap)
+        """The slot for the selected keyframe's view (rendered by the main window); None clears
+        it."""
+        if pixmap is None:
+            self.k_thumb.clear()
+            self.k_thumb.setText("thumbnail")
+        else:
+            self.k_thumb.setPixmap(pixmap)
 
     def _show_monitor(self, sel: Selection) -> None:
         try:

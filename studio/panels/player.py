@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from worldstudio.studio.util import pixmap_fit
+from worldstudio.studio.util import icon, pixmap_fit
 
 
 class _Decoder(QThread):
@@ -63,6 +63,9 @@ class _Decoder(QThread):
         self.done.emit(len(self.frames))
 
 
+PLACEHOLDER = "Render a preview (Render ▸ Render preview) to play it here."
+
+
 class VideoPlayer(QWidget):
     """Plays an mp4 into a label, with play / pause, a position slider and looping."""
 
@@ -76,14 +79,14 @@ class VideoPlayer(QWidget):
         self.index = 0
         self.complete = False
         self._decoder: _Decoder | None = None
-        self.screen = QLabel("Render a preview (Render ▸ Render preview) to play it here.")
+        self.screen = QLabel(PLACEHOLDER)
         self.screen.setObjectName("screen")
         self.screen.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.screen.setMinimumSize(200, 120)
         self.screen.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.screen.setWordWrap(True)
         self.play_button = QToolButton()
-        self.play_button.setText("▶")
+        self.play_button.setIcon(icon("play"))
         self.play_button.setToolTip("Play / pause")
         self.play_button.clicked.connect(self.toggle)
         self.slider = QSlider(Qt.Orientation.Horizontal)
@@ -127,17 +130,40 @@ class VideoPlayer(QWidget):
         self._decoder = dec
         dec.start()
 
+    def clear(self) -> None:
+        """Show nothing (another project was opened)."""
+        self.stop_decoding()
+        self.pause()
+        self.path = None
+        self.frames = []
+        self.index = 0
+        self.complete = False
+        self.screen.clear()
+        self.screen.setText(PLACEHOLDER)
+        self.caption.setText("")
+        self.slider.setRange(0, 0)
+        self._update_counter()
+
     def stop_decoding(self) -> None:
         if self._decoder is not None:
             self._decoder.stop_flag.set()
             self._decoder.wait(5000)
             self._decoder = None
 
+    def _stale(self) -> bool:
+        """A report of a decoder that was stopped (another file or project came meanwhile)."""
+        sender = self.sender()
+        return isinstance(sender, _Decoder) and sender is not self._decoder
+
     def _on_meta(self, fps: float, w: int, h: int) -> None:
+        if self._stale():
+            return
         self.fps = fps
         self.caption.setText(f"{self.path}  ·  {w}×{h}  ·  {fps:g} fps")
 
     def _on_progress(self, n: int) -> None:
+        if self._stale():
+            return
         self.slider.setRange(0, max(n - 1, 0))
         self._update_counter()
         if self.index == 0 and n:
@@ -146,11 +172,15 @@ class VideoPlayer(QWidget):
                 self.play()
 
     def _on_done(self, n: int) -> None:
+        if self._stale():
+            return
         self.complete = True
         self._on_progress(n)
         self.loaded.emit(n)
 
     def _on_failed(self, message: str) -> None:
+        if self._stale():
+            return
         self.screen.setText(message)
 
     # ------------------------------------------------------------------ playback
@@ -161,11 +191,11 @@ class VideoPlayer(QWidget):
             self.index = 0
         self._t0, self._i0 = time.monotonic(), self.index
         self.timer.start(max(int(1000 / self.fps / 2), 5))
-        self.play_button.setText("⏸")
+        self.play_button.setIcon(icon("pause"))
 
     def pause(self) -> None:
         self.timer.stop()
-        self.play_button.setText("▶")
+        self.play_button.setIcon(icon("play"))
 
     def toggle(self) -> None:
         self.pause() if self.timer.isActive() else self.play()

@@ -46,6 +46,7 @@ TRAIN_PEN = QColor(110, 160, 230, 110)
 SMOOTH_PEN = QColor(120, 180, 255)
 EVAL_BRUSH = QColor(255, 170, 70)
 PLOT_BG = QColor(30, 33, 39)
+START_TEXT = "Choose a folder of clips (with captions) and press Start."
 SMOOTHING = 0.9  # exponential moving average of the train loss
 
 
@@ -122,7 +123,7 @@ class TrainingPanel(QWidget):
             pausable=True,
             pause_tip="Hold the run between optimizer steps",
         )
-        self.header.status.setText("Choose a folder of clips (with captions) and press Start.")
+        self.header.status.setText(START_TEXT)
         self.header.start_button.clicked.connect(lambda: self.start())
         top = QWidget()
         tl = QVBoxLayout(top)
@@ -325,6 +326,17 @@ class TrainingPanel(QWidget):
         self.header.status.setText("loading the model and encoding the clips…")
         self._update_buttons()
         return True
+
+    def forget_project(self) -> None:
+        """Another project was opened: the last training's curve and messages go (a training
+        still under way keeps them)."""
+        if self.running:
+            return
+        self.clear_curve()
+        self.last_sample = None
+        self.last_result = None
+        self.last_error = ""
+        self.header.reset(START_TEXT)
 
     def clear_curve(self) -> None:
         self.events = []

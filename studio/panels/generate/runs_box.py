@@ -81,6 +81,9 @@ class RunsBox(QGroupBox):
         v5.addWidget(self.run_info)
         v5.addLayout(row2)
         v5.addLayout(row3)
+        doc.changed.connect(
+            lambda aspect: aspect in ("rounds", "all") and self._update_branch_range()
+        )
 
     def _runs(self):
         from worldstudio.core.generation.runs import list_runs
@@ -154,9 +157,20 @@ class RunsBox(QGroupBox):
             if meta.get("error") and meta.get("status") != "complete":
                 text += f"\n{meta.get('status')}: {meta['error']}"
             self.run_info.setText(text)
-            self.branch_spin.setRange(1, int(meta["rounds_done"]) + 1)
-            self.branch_spin.setValue(int(meta["rounds_done"]) + 1)
+        self._update_branch_range(reset=True)
         self._update_buttons()
+
+    def _update_branch_range(self, reset: bool = False) -> None:
+        """Branch from round k (1-based) copies the run's rounds before k, so k goes up to the
+        first round the run has not finished, and no further than the project's last round (a
+        branch regenerates at least one). ``reset``: show the highest such round."""
+        meta = self._selected_meta()
+        if meta is None:
+            return
+        top = max(1, min(int(meta["rounds_done"]) + 1, len(self.doc.project.rounds)))
+        self.branch_spin.setRange(1, top)
+        if reset:
+            self.branch_spin.setValue(top)
 
     def resumable(self) -> bool:
         meta = self._selected_meta()
