@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.project import ProjectFolder
 from worldstudio.core.project.store import atomic_write_bytes, project_from_json, project_to_json
-from worldstudio.studio import commands
+from worldstudio.studio import commands, field_guard
 from worldstudio.studio import settings as app_settings
 from worldstudio.studio.document import ProjectDocument, Selection
 from worldstudio.studio.frame_renderer import FrameRenderer
@@ -76,6 +76,7 @@ class MainWindow(QMainWindow):
         start_renders_after_ms: int | None = 1500,
     ):
         super().__init__()
+        field_guard.install()  # the wheel and Ctrl+Z rules of every form field
         self.doc = doc if doc is not None else ProjectDocument(parent=self)
         self.doc.setParent(self)
         self.settings = app_settings.settings()
@@ -88,6 +89,8 @@ class MainWindow(QMainWindow):
         self.ask_unsaved = self._ask_unsaved
         self.ask_recover = self._ask_recover
 
+        self._layout_restored = False  # a saved layout was restored at start
+        self._sized = False  # the default dock sizes were applied
         self.setObjectName("MainWindow")
         self.setDockNestingEnabled(True)
         self.resize(1560, 960)
@@ -159,7 +162,7 @@ class MainWindow(QMainWindow):
             Qt.DockWidgetArea.RightDockWidgetArea,
             Qt.DockWidgetArea.BottomDockWidgetArea,
         )
-        V, H = Qt.Orientation.Vertical, Qt.Orientation.Horizontal
+        V = Qt.Orientation.Vertical
         self.setCorner(Qt.Corner.BottomLeftCorner, L)
         self.setCorner(Qt.Corner.BottomRightCorner, R)
         self.inspector = InspectorPanel(self.doc)
@@ -182,18 +185,33 @@ class MainWindow(QMainWindow):
         self.player_dock = self._dock("Player", "playerDock", self.player, R)
         self.timeline_dock = self._dock("Timeline", "timelineDock", self.timeline, B)
         self.log_dock = self._dock("Log", "logDock", self.log_view, B)
+        self._make_generation_docks()
+        # Splits first, then tabs (splitting a dock that is already in a tab group adds to the
+        # group instead).
         self.splitDockWidget(self.inspector_dock, self.rounds_dock, V)
+        self.splitDockWidget(self.camera_dock, self.generate_dock, V)
         self.tabifyDockWidget(self.rounds_dock, self.entities_dock)
         self.tabifyDockWidget(self.camera_dock, self.player_dock)
+        self.tabifyDockWidget(self.generate_dock, self.training_dock)
         self.tabifyDockWidget(self.timeline_dock, self.log_dock)
-        self._make_generation_docks()
         for dock in (self.rounds_dock, self.camera_dock, self.generate_dock, self.timeline_dock):
             dock.raise_()
-        self.resizeDocks([self.inspector_dock, self.camera_dock], [330, 430], H)
-        self.resizeDocks([self.inspector_dock, self.rounds_dock], [560, 300], V)
-        self.resizeDocks([self.camera_dock, self.generate_dock], [280, 620], V)
-        self.resizeDocks([self.timeline_dock], [230], V)
         self._default_state = self.saveState(LAYOUT_VERSION)
+
+    def _default_sizes(self) -> None:
+        """The default docks' sizes (they only take once the window has its size: at the first
+        show without a saved layout, and on Reset layout)."""
+        H, V = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
+        self.resizeDocks([self.inspector_dock, self.camera_dock], [340, 440], H)
+        self.resizeDocks([self.inspector_dock, self.rounds_dock], [560, 300], V)
+        self.resizeDocks([self.camera_dock, self.generate_dock], [290, 620], V)
+        self.resizeDocks([self.timeline_dock], [230], V)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._layout_restored and not self._sized:
+            self._sized = True
+            QTimer.singleShot(0, self._default_sizes)  # once the window has its size
 
     def _make_generation_docks(self) -> None:
         """The Generate and Training docks (tabbed together under the camera view, on the right)
@@ -212,8 +230,6 @@ class MainWindow(QMainWindow):
         self.training_dock = self._dock(
             "Training", "trainingDock", tp, Qt.DockWidgetArea.RightDockWidgetArea
         )
-        self.splitDockWidget(self.camera_dock, self.generate_dock, Qt.Orientation.Vertical)
-        self.tabifyDockWidget(self.generate_dock, self.training_dock)
         gp.play_requested.connect(self.play_video)
         gp.run_changed.connect(self.run_track.show_run)
         gp.message.connect(self.show_message)
@@ -1089,17 +1105,22 @@ class MainWindow(QMainWindow):
 
     # ================================================================== layout and help
     def _restore_layout(self) -> None:
+        """The window's size and docks as the user left them (QSettings, saved on quit)."""
         geo = self.settings.value("window/geometry")
         state = self.settings.value("window/state")
         if isinstance(geo, QByteArray | bytes):
             self.restoreGeometry(geo)
         if isinstance(state, QByteArray | bytes):
-            self.restoreState(state, LAYOUT_VERSION)
+            self._layout_restored = bool(self.restoreState(state, LAYOUT_VERSION))
 
     def reset_layout(self) -> None:
+        """Window ▸ Reset layout: every dock where it was at first, shown, at its first size."""
         self.restoreState(self._default_state, LAYOUT_VERSION)
-        for dock in (self.inspector_dock, self.camera_dock, self.rounds_dock, self.timeline_dock):
+        for dock in self.findChildren(QDockWidget):
             dock.show()
+        for dock in (self.rounds_dock, self.camera_dock, self.generate_dock, self.timeline_dock):
+            dock.raise_()
+        self._default_sizes()
 
     def show_shortcuts(self) -> None:
         rows = [

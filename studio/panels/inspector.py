@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QStackedWidget,
     QVBoxLayout,
@@ -72,6 +73,7 @@ class _PoseFields:
         self.quat.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.quat.setObjectName("quaternion")
         self.quat.setToolTip("The orientation as stored: a unit quaternion (w, x, y, z)")
+        self.quat.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         row = QHBoxLayout()
         for s in self.pos:
             row.addWidget(s)
@@ -98,7 +100,7 @@ class _PoseFields:
         ):
             for s, v in zip(self.ypr, quat_to_ypr(orientation), strict=True):
                 show_value(s, round(v, 6) + 0.0)
-        self.quat.setText("w {:.4f}  x {:.4f}  y {:.4f}  z {:.4f}".format(*orientation))
+        self.quat.setText("w {:+.5f}   x {:+.5f}\ny {:+.5f}   z {:+.5f}".format(*orientation))
         if fov is not None:
             show_value(self.fov, float(fov), keep_focused=True)
 

@@ -123,10 +123,11 @@ class VideoPlayer(QWidget):
         self.screen.setText("decoding…")
         self._autoplay = autoplay
         dec = _Decoder(self.path, self.frames)
-        dec.meta.connect(self._on_meta)
-        dec.progress.connect(self._on_progress)
-        dec.done.connect(self._on_done)
-        dec.failed.connect(self._on_failed)
+        # Reports of a decoder that was stopped meanwhile (another file or project) are dropped.
+        dec.meta.connect(lambda *a, d=dec: d is self._decoder and self._on_meta(*a))
+        dec.progress.connect(lambda n, d=dec: d is self._decoder and self._on_progress(n))
+        dec.done.connect(lambda n, d=dec: d is self._decoder and self._on_done(n))
+        dec.failed.connect(lambda m, d=dec: d is self._decoder and self._on_failed(m))
         self._decoder = dec
         dec.start()
 
@@ -150,20 +151,11 @@ class VideoPlayer(QWidget):
             self._decoder.wait(5000)
             self._decoder = None
 
-    def _stale(self) -> bool:
-        """A report of a decoder that was stopped (another file or project came meanwhile)."""
-        sender = self.sender()
-        return isinstance(sender, _Decoder) and sender is not self._decoder
-
     def _on_meta(self, fps: float, w: int, h: int) -> None:
-        if self._stale():
-            return
         self.fps = fps
         self.caption.setText(f"{self.path}  ·  {w}×{h}  ·  {fps:g} fps")
 
     def _on_progress(self, n: int) -> None:
-        if self._stale():
-            return
         self.slider.setRange(0, max(n - 1, 0))
         self._update_counter()
         if self.index == 0 and n:
@@ -172,15 +164,11 @@ class VideoPlayer(QWidget):
                 self.play()
 
     def _on_done(self, n: int) -> None:
-        if self._stale():
-            return
         self.complete = True
         self._on_progress(n)
         self.loaded.emit(n)
 
     def _on_failed(self, message: str) -> None:
-        if self._stale():
-            return
         self.screen.setText(message)
 
     # ------------------------------------------------------------------ playback
