@@ -77,7 +77,8 @@ class FieldGuard(QObject):
                 return True
             return False
         if kind == QEvent.Type.ShortcutOverride:
-            if any(event.matches(k) for k in _UNDO_KEYS) and not being_edited(obj):
+            is_text = _line_edit(obj) is not None or isinstance(obj, QPlainTextEdit | QTextEdit)
+            if is_text and any(event.matches(k) for k in _UNDO_KEYS) and not being_edited(obj):
                 return True  # not accepted: the window's Undo / Redo action takes the key
             return False
         if kind == QEvent.Type.FocusIn:

@@ -314,6 +314,22 @@ class MainWindow(QMainWindow):
             "Delete the selected keyframe, monitor or entity",
         )
         self.act_deselect = a("Select none", lambda: self.doc.set_selection(None), "Ctrl+Shift+A")
+        self.act_grab = a(
+            "Move selection",
+            lambda: self.transform_selection("move"),
+            "G",
+            "Move the selected keyframe, monitor or entity with the mouse (X/Y/Z: along an axis, "
+            "type a distance, Enter: done, Esc: cancel)",
+            "moveSelection",
+        )
+        self.act_rotate = a(
+            "Rotate selection",
+            lambda: self.transform_selection("rotate"),
+            "R",
+            "Rotate the selected keyframe or monitor with the mouse (X/Y/Z: about an axis, type "
+            "an angle, Enter: done, Esc: cancel)",
+            "rotateSelection",
+        )
 
         self.act_add_kf = a(
             "Add keyframe from view",
@@ -363,6 +379,13 @@ class MainWindow(QMainWindow):
         self.act_add_entity = a(
             "Add entity from source image…", self.entities_panel.add_entity_dialog, "Ctrl+E"
         )
+        self.act_add_entity_3d = a(
+            "Add entity by clicking in the 3D view",
+            self.add_entity_from_3d_click,
+            "Ctrl+Shift+E",
+            "Click a thing in the 3D view: SAM 2 masks it on the source image",
+            "addEntity3d",
+        )
         self.act_add_round = a("Add round", lambda: commands.add_round(self.doc), "Ctrl+R")
 
         self.act_render = a(
@@ -410,6 +433,9 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addAction(self.act_delete)
         m.addAction(self.act_deselect)
+        m.addSeparator()
+        m.addAction(self.act_grab)
+        m.addAction(self.act_rotate)
 
         m = mb.addMenu("&Camera")
         for act in (
@@ -434,6 +460,7 @@ class MainWindow(QMainWindow):
 
         m = mb.addMenu("&World")
         m.addAction(self.act_add_entity)
+        m.addAction(self.act_add_entity_3d)
         m.addAction(self.act_add_monitor)
         m.addAction(self.act_add_round)
 
@@ -718,6 +745,47 @@ class MainWindow(QMainWindow):
             commands.remove_entity(self.doc, sel.id)
         elif sel.kind == "round" and len(self.doc.project.rounds) > 1:
             commands.remove_round(self.doc, int(sel.id))
+
+    def transform_selection(self, mode: str) -> bool:
+        """G / R: move or rotate the selection with the mouse in the 3D view."""
+        if self.viewport is None:
+            self.show_message("Moving with the mouse needs the 3D view", error=True)
+            return False
+        why = self.viewport.begin_transform(mode)
+        if why is not None:
+            self.show_message(why, error=True)
+            return False
+        return True
+
+    def add_entity_from_3d_click(self) -> bool:
+        """World ▸ Add entity by clicking in the 3D view: the next click in the viewport picks a
+        cloud point; it is projected into the source image (the source camera, identity pose)
+        and the source-image dialog opens with SAM 2 run on that pixel."""
+        p = self.doc.project
+        if self.viewport is None:
+            self.show_message("Picking in 3D needs the 3D view", error=True)
+            return False
+        if p.source is None or p.intrinsics is None or self.doc.cloud is None:
+            self.show_message("This project has no reconstructed source image", error=True)
+            return False
+        self.viewport.begin_point_pick(self._entity_point_picked)
+        self.show_message("Click the entity in the 3D view (Esc cancels)")
+        return True
+
+    def _entity_point_picked(self, point) -> None:
+        from worldstudio.studio.panels.entities import source_pixel
+
+        if point is None:
+            self.show_message("No entity picked")
+            return
+        pixel = source_pixel(self.doc.project, point)
+        if pixel is None:
+            self.show_message(
+                "That point is not in the source image: pick something the photo shows",
+                error=True,
+            )
+            return
+        self.entity_dialog = self.entities_panel.add_entity_dialog(at_pixel=pixel)
 
     def path_dialog(self, preset: str | None = None):
         from worldstudio.studio.panels.path_dialog import PathDialog
@@ -1130,8 +1198,13 @@ class MainWindow(QMainWindow):
         ]
         text = "\n".join(f"{k:<14} {t}" for t, k in sorted(rows, key=lambda r: r[1]))
         text += (
-            "\n\nViewport: left-drag orbits, right/middle-drag pans, wheel zooms, click selects,"
-            "\nShift-drag moves the selection, Ctrl-drag rotates it, F flies (WASD, Q/E, R records)."
+            "\n\nViewport: left-drag orbits, right/middle-drag pans, wheel zooms, click selects."
+            "\nThe selection's gizmo: drag an arrow (move along an axis), a square (move in its"
+            "\nplane), a ring (rotate), the centre (move facing the camera). Shift-drag on an"
+            "\nobject moves it, Ctrl-drag rotates it. F flies (WASD, Q/E, R records)."
+            "\nG / R: move / rotate with the mouse; X/Y/Z along or about an axis (twice: the"
+            "\nobject's own), Shift+X/Y/Z in a plane, type a value, Enter or click: done,"
+            "\nEsc or right-click: cancel."
         )
         box = QMessageBox(self)
         box.setWindowTitle("Keyboard shortcuts")
