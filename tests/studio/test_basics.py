@@ -237,3 +237,80 @@ def test_generate_fields_refuse_the_wheel_inside_the_scrolling_panel(
         wheel(widget, notches)
     assert (widget.value() if field == "frames" else widget.currentIndex()) == value
     assert np.isfinite(value)
+
+
+# ============================================================================ panels
+def test_the_path_dialog_explains_action_strings(make_window, demo_folder):
+    from PySide6.QtWidgets import QLabel
+
+    from worldstudio.core.geometry.actions import STEERINGS, TRANSLATIONS
+
+    w = make_window(demo_folder)
+    dlg = w.path_dialog(preset="actions")
+    legend = dlg.findChild(QLabel, "actionLegend")
+    assert legend is not None and legend.isVisible()
+    text = legend.text()
+    for code, what in list(TRANSLATIONS.items()) + list(STEERINGS.items()):
+        assert f"<b>{code}</b> {what}" in text
+    assert "Example: <code>(FN)(FN)(fLN)(SR)</code>" in text
+    # The typed steps are said in words under the field.
+    dlg.set_option("text", "(FN)(fLR)")
+    assert "Move forward. Move forward-left and turn right." in dlg.result.text()
+    dlg.reject()
+    # Other presets have no legend.
+    dlg = w.path_dialog(preset="orbit")
+    legend = dlg.findChild(QLabel, "actionLegend")
+    assert legend is None or not legend.isVisible()
+    dlg.reject()
+
+
+def test_training_counts_clips_and_captions_and_remembers_its_settings(
+    make_window, demo_folder, qtbot, tmp_path, clip_dir
+):
+    import shutil
+
+    w = make_window(demo_folder)
+    tp = w.training_panel
+    tp.clips.setText(str(clip_dir))
+    qtbot.waitUntil(lambda: "clip" in tp.clips_found.text(), timeout=3000)
+    n = len(list(clip_dir.glob("*.mp4")))
+    assert tp.clips_found.text().startswith(f"{n} clips, all with a caption")
+    # A clip without its caption is named before Start.
+    folder = tmp_path / "clips"
+    shutil.copytree(clip_dir, folder)
+    lonely = sorted(folder.glob("*.mp4"))[0]
+    lonely.with_suffix(".txt").unlink()
+    tp.clips.setText(str(folder))
+    qtbot.waitUntil(lambda: "without" in tp.clips_found.text(), timeout=3000)
+    assert f"{n - 1} with a caption; 1 without: {lonely.name}" in tp.clips_found.text()
+    tp.clips.setText(str(tmp_path / "nothing-here"))
+    qtbot.waitUntil(lambda: "not a folder" in tp.clips_found.text(), timeout=3000)
+    # The settings are remembered for the next session.
+    tp.clips.setText(str(clip_dir))
+    tp.steps.setValue(1234)
+    tp.rank.setValue(8)
+    tp.lr.setText("3e-5")
+    tp.width_spin.setValue(320)
+    tp.name.setText("my-style")
+    tp.save_settings()
+    w.close()
+    w2 = make_window(demo_folder)
+    tp2 = w2.training_panel
+    assert (tp2.clips.text(), tp2.steps.value(), tp2.rank.value()) == (str(clip_dir), 1234, 8)
+    assert (tp2.lr.text(), tp2.width_spin.value(), tp2.name.text()) == ("3e-5", 320, "my-style")
+    assert tp2.clips_found.text().startswith(f"{n} clips")
+
+
+def test_the_loss_plot_has_whole_steps_and_its_legend_beside_the_curves(
+    make_window, demo_folder
+):
+    w = make_window(demo_folder)
+    tp = w.training_panel
+    axis = tp.plot.getPlotItem().getAxis("bottom")
+    for lo, hi in ((0.0, 3.0), (0.0, 7.0), (10.0, 13.0), (0.0, 2000.0)):
+        levels = axis.tickValues(lo, hi, 400)
+        ticks = [v for _spacing, values in levels for v in values]
+        assert ticks and all(float(v).is_integer() for v in ticks), (lo, hi, ticks)
+    assert tp.plot.getPlotItem().legend is None  # no legend item over the plot
+    for words in ("train loss (average)", "train loss per step", "eval loss"):
+        assert words in tp.legend.text()
