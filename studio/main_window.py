@@ -57,6 +57,12 @@ THUMB_W, THUMB_H = 256, 144
 LAYOUT_VERSION = 4  # bump when the docks change, so an old saved layout is not restored
 
 
+def _file_name(name: str) -> str:
+    """A project's name as a folder name: letters, digits, '-' and '_' (spaces become '-')."""
+    cleaned = "".join(c if c.isalnum() or c in "-_" else "-" for c in name.strip())
+    return "-".join(part for part in cleaned.split("-") if part) or "project"
+
+
 def autosave_path(folder: Path) -> Path:
     return Path(folder) / AUTOSAVE_FILE
 
@@ -944,7 +950,7 @@ class MainWindow(QMainWindow):
     def open_dialog(self) -> None:
         if not self.ensure_saved():
             return
-        start = str(self.doc.folder.parent) if self.doc.folder else ""
+        start = str(self.doc.folder.parent) if self.doc.folder else str(app_settings.projects_dir())
         folder = QFileDialog.getExistingDirectory(self, "Open project folder", start)
         if folder:
             self.open_project(folder)
@@ -972,11 +978,11 @@ class MainWindow(QMainWindow):
         return self._save_to(self.doc.folder)
 
     def save_as(self) -> bool:
+        default = self.doc.folder or app_settings.free_folder(
+            app_settings.projects_dir() / f"{_file_name(self.doc.project.name)}.wsproj"
+        )
         folder, _ = QFileDialog.getSaveFileName(
-            self,
-            "Save project as (a folder)",
-            str(self.doc.folder or ""),
-            "Project folder (*.wsproj)",
+            self, "Save project as (a folder)", str(default), "Project folder (*.wsproj)"
         )
         if not folder:
             return False
@@ -1003,18 +1009,23 @@ class MainWindow(QMainWindow):
         if self.last_preview is None or not self.last_preview.is_file():
             self.show_message("Render a preview first (Render ▸ Render preview)", error=True)
             return
+        start = app_settings.last_dir("export") or (
+            self.doc.folder.parent if self.doc.folder else app_settings.projects_dir()
+        )
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export preview video", "preview.mp4", "MP4 (*.mp4)"
+            self, "Export preview video", str(start / "preview.mp4"), "MP4 (*.mp4)"
         )
         if path:
             shutil.copyfile(self.last_preview, path)
+            app_settings.remember_dir("export", path)
             self.show_message(f"Wrote {path}")
 
     def new_demo_project(self) -> None:
         if not self.ensure_saved():
             return
+        default = app_settings.free_folder(app_settings.projects_dir() / "demo.wsproj")
         folder, _ = QFileDialog.getSaveFileName(
-            self, "New demo project (a folder)", "demo.wsproj", "Project folder (*.wsproj)"
+            self, "New demo project (a folder)", str(default), "Project folder (*.wsproj)"
         )
         if not folder:
             return
@@ -1034,12 +1045,22 @@ class MainWindow(QMainWindow):
 
         if not self.ensure_saved():
             return None
-        start = str(self.doc.folder.parent) if self.doc.folder else ""
-        dlg = NewFromImageDialog(self, start_dir=start, open_folder=self.doc.folder)
+        start = app_settings.last_dir("image") or Path.home()
+        dlg = NewFromImageDialog(
+            self,
+            start_dir=start,
+            open_folder=self.doc.folder,
+            projects_folder=app_settings.projects_dir(),
+        )
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dlg.accepted.connect(lambda: self.reconstruct(dlg.request()))
+        dlg.accepted.connect(lambda: self._new_from_image_accepted(dlg))
         dlg.open()
         return dlg
+
+    def _new_from_image_accepted(self, dlg) -> None:
+        request = dlg.request()
+        app_settings.remember_dir("image", request.image)
+        self.reconstruct(request)
 
     def reconstruct(self, request) -> JobHandle | None:
         """Run a :class:`~studio.dialogs.new_from_image.NewProjectRequest` in the worker."""

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from worldstudio.core.project import ProjectFolder
 from worldstudio.core.reconstruct.image_io import fit_crop
+from worldstudio.studio.settings import projects_dir
 
 PHOTO = Path(__file__).resolve().parents[1] / "data" / "coffee.jpg"
 
@@ -44,7 +45,8 @@ def test_new_from_image_reconstructs_the_photo_and_opens_it(
     assert not dlg.create_button.isEnabled()  # nothing chosen yet
     dlg.browse_image()
     assert dlg.image_size == (600, 400) and dlg.error.text() == ""
-    assert dlg.out_edit.text() == str(PHOTO.with_suffix(".wsproj"))  # proposed beside the photo
+    # proposed in the projects folder (~/WorldStudio), never beside the photo
+    assert dlg.out_edit.text() == str(projects_dir() / "coffee.wsproj")
     dlg.browse_out()
     assert dlg.out_edit.text() == str(tmp_path / "coffee.wsproj")
     # defaults: 832x480 and the largest centred crop of that aspect
