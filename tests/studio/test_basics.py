@@ -301,9 +301,7 @@ def test_training_counts_clips_and_captions_and_remembers_its_settings(
     assert tp2.clips_found.text().startswith(f"{n} clips")
 
 
-def test_the_loss_plot_has_whole_steps_and_its_legend_beside_the_curves(
-    make_window, demo_folder
-):
+def test_the_loss_plot_has_whole_steps_and_its_legend_beside_the_curves(make_window, demo_folder):
     w = make_window(demo_folder)
     tp = w.training_panel
     axis = tp.plot.getPlotItem().getAxis("bottom")
