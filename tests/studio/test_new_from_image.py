@@ -192,6 +192,9 @@ def test_entity_mask_from_sam2_clicks_and_a_box(make_window, demo_folder, models
     assert dlg.mask.any(), "the tiny SAM 2 found an empty mask for the box around the ball"
     assert dlg.image.overlay is not None and "mask:" in dlg.status.text()
     n = len(w.doc.project.entities)
+    # the random tiny SAM 2 may mask much of the image: that question is answered "use it"
+    # here (tests/studio/test_working_in_3d.py checks it)
+    dlg.ask_large_mask = lambda text: True
     dlg._accept()
     eid = dlg.create()
     e = w.doc.project.entity(eid)
