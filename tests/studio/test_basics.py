@@ -312,3 +312,42 @@ def test_the_loss_plot_has_whole_steps_and_its_legend_beside_the_curves(make_win
     assert tp.plot.getPlotItem().legend is None  # no legend item over the plot
     for words in ("train loss (average)", "train loss per step", "eval loss"):
         assert words in tp.legend.text()
+
+
+def test_the_timeline_agrees_with_the_run_it_shows(make_window, demo_folder, qtbot):
+    from worldstudio.studio import commands
+
+    w = make_window(demo_folder)
+    gp = w.generate_panel
+    gp.form.backend.setCurrentIndex(gp.form.backend.findData("oracle"))
+    gp.form.width_spin.setValue(64)
+    gp.form.height_spin.setValue(48)
+    gp.form.frames_spin.setValue(9)
+    assert gp.generate()
+    qtbot.waitUntil(lambda: not gp.running, timeout=60000)
+    first = gp.current_run
+    tl, rt = w.timeline, w.run_track
+    assert rt.run == first and tl.run_shape == (9, 2) and not tl.run_differs()
+    assert rt.axis.name == "Run" and "run:" not in tl.readout.text()
+    # The project's rounds change (the wheel accident of the issue: 9 -> 13 frames a round).
+    commands.set_generation(w.doc, frames_per_round=13)
+    assert tl.run_differs() and rt.axis.name == "Run ≠"
+    assert "made with 2 rounds × 9 frames" in rt.toolTip() and "2 × 13" in rt.toolTip()
+    w.doc.set_playhead(10)
+    text = tl.readout.text()
+    assert "round 1 of 2" in text and "run: round 2 of 2 (2 × 9 frames)" in text
+    # Back as it was: they agree again.
+    w.act_undo.trigger()
+    assert not tl.run_differs() and rt.axis.name == "Run" and "run:" not in tl.readout.text()
+    # A run made with more rounds than the project has: the timeline covers all of it.
+    commands.add_round(w.doc)
+    assert gp.generate()
+    qtbot.waitUntil(lambda: not gp.running, timeout=60000)
+    w.act_undo.trigger()  # back to 2 rounds; the run has 3
+    assert tl.run_shape == (9, 3) and tl.run_differs()
+    assert tl.extent() == max(w.doc.frame_count(), 27)
+    assert "run: round 2 of 3 (3 × 9 frames)" in tl.readout.text()
+    # Choosing the first run in the runs box shows it on the Run row.
+    gp.runs.select_run(first)
+    assert rt.run == first and tl.run_shape == (9, 2)
+    w.ask_unsaved = lambda: "discard"

@@ -108,6 +108,7 @@ class GeneratePanel(QWidget):
         self.runs.play_requested.connect(self.play_requested)
         self.runs.resume_requested.connect(lambda run: self.resume(run))
         self.runs.branch_requested.connect(lambda run, k: self.branch(k, run))
+        self.runs.run_selected.connect(lambda run: self.running or self.run_changed.emit(run))
 
         top = QWidget()
         tl = QVBoxLayout(top)
@@ -142,7 +143,7 @@ class GeneratePanel(QWidget):
     def refresh(self) -> None:
         """The runs and the timeline's run from the project folder (a project was opened)."""
         self.runs.refresh_runs()
-        self.run_changed.emit(self.runs.latest_run())
+        self.run_changed.emit(self.runs.selected_run())
         self._update_buttons()
 
     def forget_project(self) -> None:

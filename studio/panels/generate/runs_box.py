@@ -1,7 +1,8 @@
 """The Generate panel's runs box: the project's runs (newest first) with their state, and what
 can be done with the chosen one: resume it, branch a new run from one of its rounds, play its
 videos. The box only asks (:attr:`RunsBox.resume_requested`, :attr:`RunsBox.branch_requested`);
-the panel runs the job."""
+the panel runs the job. The chosen run is the one the timeline's Run row shows
+(:attr:`RunsBox.run_selected`)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ class RunsBox(QGroupBox):
     play_requested = Signal(str)  # an mp4 to open in the player
     resume_requested = Signal(object)  # the run folder (Path)
     branch_requested = Signal(object, int)  # the run folder (Path), the first round to redo
+    run_selected = Signal(object)  # the chosen run folder (Path), or None
 
     def __init__(self, doc: ProjectDocument, parent: QWidget | None = None):
         super().__init__("Runs", parent)
@@ -159,6 +161,7 @@ class RunsBox(QGroupBox):
             self.run_info.setText(text)
         self._update_branch_range(reset=True)
         self._update_buttons()
+        self.run_selected.emit(self.selected_run())
 
     def _update_branch_range(self, reset: bool = False) -> None:
         """Branch from round k (1-based) copies the run's rounds before k, so k goes up to the
