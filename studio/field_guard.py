@@ -1,4 +1,4 @@
-"""Two rules for every form field of the studio, kept by one application-wide event filter.
+"""Two rules for every form field of the studio, kept by an event filter on each field.
 
 The mouse wheel over a spin box, combo box or slider that does not have the keyboard focus never
 changes it: the wheel scrolls the panel underneath instead (scrolling the Generate panel once
@@ -63,22 +63,20 @@ def _wheel_field(obj: QObject) -> QWidget | None:
 
 
 class FieldGuard(QObject):
-    """The event filter; :func:`install` puts one on the application."""
+    """The event filter, installed on each form field (:func:`guard`, :func:`guard_fields`),
+    never on the application: a Python filter there would take the GIL for every event of the
+    studio and stall the event loop while a Python job runs."""
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
         kind = event.type()
-        if kind == QEvent.Type.Polish:
-            _no_wheel_focus(obj)
-        elif kind == QEvent.Type.Wheel:
+        if kind == QEvent.Type.Wheel:
             field = _wheel_field(obj)
             if field is not None and not field.hasFocus():
-                _no_wheel_focus(field)
                 event.ignore()  # not handled here: the parent (a scroll area) gets the wheel
                 return True
             return False
         if kind == QEvent.Type.ShortcutOverride:
-            is_text = _line_edit(obj) is not None or isinstance(obj, QPlainTextEdit | QTextEdit)
-            if is_text and any(event.matches(k) for k in _UNDO_KEYS) and not being_edited(obj):
+            if any(event.matches(k) for k in _UNDO_KEYS) and not being_edited(obj):
                 return True  # not accepted: the window's Undo / Redo action takes the key
             return False
         if kind == QEvent.Type.FocusIn:
@@ -87,16 +85,6 @@ class FieldGuard(QObject):
             # After the field has handled Enter (and committed): what it holds is committed.
             QTimer.singleShot(0, lambda e=obj: _mark_committed(e))
         return False
-
-
-def _no_wheel_focus(obj: QObject) -> None:
-    """Fields take the focus by a click or Tab, never by the wheel."""
-    if (
-        isinstance(obj, _WHEEL_FIELDS)
-        and not isinstance(obj, QScrollBar)
-        and obj.focusPolicy() == Qt.FocusPolicy.WheelFocus
-    ):
-        obj.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
 
 def _mark_committed(obj: QObject) -> None:
@@ -113,13 +101,33 @@ def _mark_committed(obj: QObject) -> None:
 _guard: FieldGuard | None = None
 
 
-def install(app: QApplication | None = None) -> FieldGuard:
-    """Install the guard on the application (once; later calls return the same guard)."""
+def _the_guard() -> FieldGuard:
     global _guard
-    app = app or QApplication.instance()
+    app = QApplication.instance()
     if _guard is None or _guard.parent() is not app:
         _guard = FieldGuard(app)
-        app.installEventFilter(_guard)
-        for widget in app.allWidgets():  # the ones polished before the guard was there
-            _no_wheel_focus(widget)
     return _guard
+
+
+def _is_field(widget: QWidget) -> bool:
+    if isinstance(widget, QScrollBar):
+        return False
+    if isinstance(widget, QLineEdit):  # a spin box's or combo box's own line edit: its owner
+        return not isinstance(widget.parent(), QAbstractSpinBox | QComboBox)
+    return isinstance(widget, (*_WHEEL_FIELDS, QPlainTextEdit, QTextEdit))
+
+
+def guard(widget: QWidget) -> QWidget:
+    """Put the two rules on one field (spin box, combo box, slider, line or text edit); it takes
+    the focus by click or Tab only. Returns the widget."""
+    if isinstance(widget, _WHEEL_FIELDS) and widget.focusPolicy() == Qt.FocusPolicy.WheelFocus:
+        widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+    widget.installEventFilter(_the_guard())  # installing it again replaces it
+    return widget
+
+
+def guard_fields(root: QWidget) -> None:
+    """:func:`guard` every field in ``root`` (a window, panel or dialog, once it is built)."""
+    for widget in [root, *root.findChildren(QWidget)]:
+        if _is_field(widget):
+            guard(widget)

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.project import ProjectFolder
 from worldstudio.studio import settings as app_settings
+from worldstudio.studio.field_guard import guard_fields
 from worldstudio.studio.shell import Shell
 
 LAYOUT_TEXT = {
@@ -93,6 +94,7 @@ class RunChoiceDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(buttons)
+        guard_fields(self)
 
     def choice(self) -> tuple[str, str]:
         return str(self.run_combo.currentData()), str(self.layout_combo.currentData())

@@ -82,7 +82,6 @@ class MainWindow(QMainWindow):
         start_renders_after_ms: int | None = 1500,
     ):
         super().__init__()
-        field_guard.install()  # the wheel and Ctrl+Z rules of every form field
         self.doc = doc if doc is not None else ProjectDocument(parent=self)
         self.doc.setParent(self)
         self.settings = app_settings.settings()
@@ -126,6 +125,7 @@ class MainWindow(QMainWindow):
         self._update_title()
         self._update_frame_actions()
         self._restore_layout()
+        field_guard.guard_fields(self)  # the wheel and Ctrl+Z rules on every form field
 
     # ================================================================== building
     def _make_central(self, want_viewport: bool) -> None:
@@ -217,7 +217,7 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._layout_restored and not self._sized:
             self._sized = True
-            QTimer.singleShot(0, self._default_sizes)  # once the window has its size
+            QTimer.singleShot(0, self._default_sizes)  # once the window has its final size
 
     def _make_generation_docks(self) -> None:
         """The Generate and Training docks (tabbed together under the camera view, on the right)

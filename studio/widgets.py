@@ -1,5 +1,6 @@
-"""The little form helpers every panel uses: spin boxes that edit once per commit, showing a model
-value without echoing it back as an edit, hint labels, rows, columns and a scrolling column."""
+"""The little form helpers every panel uses: spin boxes that edit once per commit (and ignore the
+wheel until they have the focus, :mod:`worldstudio.studio.field_guard`), showing a model value
+without echoing it back as an edit, hint labels, rows, columns and a scrolling column."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from worldstudio.studio.field_guard import being_edited
+from worldstudio.studio.field_guard import being_edited, guard
 
 
 def int_spin(lo: int, hi: int, step: int = 1, value: int | None = None, tip: str = "") -> QSpinBox:
@@ -33,7 +34,7 @@ def int_spin(lo: int, hi: int, step: int = 1, value: int | None = None, tip: str
     s.setAlignment(Qt.AlignmentFlag.AlignRight)
     if tip:
         s.setToolTip(tip)
-    return s
+    return guard(s)
 
 
 def float_spin(
@@ -62,7 +63,7 @@ def float_spin(
     if compact:
         s.setMinimumWidth(40)
         s.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-    return s
+    return guard(s)
 
 
 def show_value(widget: QWidget, value, keep_focused: bool = False) -> None:

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from worldstudio.core.errors import WorldStudioError
+from worldstudio.studio.field_guard import guard_fields
 from worldstudio.studio.settings import free_folder, projects_dir
 from worldstudio.studio.util import qimage_from_rgb
 from worldstudio.studio.widgets import column, row
@@ -468,6 +469,7 @@ class NewFromImageDialog(QDialog):
         layout.addWidget(self.buttons)
         self.fill_models()
         self._validate()
+        guard_fields(self)  # the wheel changes no field it is merely over
         self.resize(820, 860)
 
     # ------------------------------------------------------------------ models

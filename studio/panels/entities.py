@@ -38,6 +38,7 @@ from worldstudio.core.project import Pose
 from worldstudio.core.reconstruct.segment import anchor_from_depth, fit_mask
 from worldstudio.studio import commands
 from worldstudio.studio.document import ProjectDocument, Selection
+from worldstudio.studio.field_guard import guard_fields
 from worldstudio.studio.worker import JobHandle, JobRunner
 
 ViewProvider = Callable[[], "tuple[np.ndarray, float] | None"]
@@ -374,6 +375,7 @@ class SourcePickDialog(QDialog):
         buttons.accepted.connect(self._accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
+        guard_fields(self)
         if at_pixel is not None and not pm.isNull():
             self.prompt_at(*at_pixel)
 

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from worldstudio.core.geometry.transforms import quat_to_ypr, ypr_to_quat
 from worldstudio.studio import commands
 from worldstudio.studio.document import ProjectDocument, Selection
-from worldstudio.studio.field_guard import being_edited
+from worldstudio.studio.field_guard import being_edited, guard
 from worldstudio.studio.widgets import float_spin, show_value
 
 EASINGS = ["linear", "ease_in", "ease_out", "ease_in_out"]
@@ -443,7 +443,7 @@ class InspectorPanel(QWidget):
             edits.pop()
         while len(edits) < n:
             i = len(edits)
-            ed = QLineEdit()
+            ed = guard(QLineEdit())
             ed.editingFinished.connect(lambda i=i: on_edit(i))
             form.addRow(label(i), ed)
             edits.append(ed)

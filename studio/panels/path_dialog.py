@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.studio import commands
 from worldstudio.studio.document import ProjectDocument
+from worldstudio.studio.field_guard import guard_fields
 
 ViewProvider = Callable[[], "tuple[np.ndarray, float] | None"]
 
@@ -146,6 +147,7 @@ class PathDialog(QDialog):
             if param.name == "text":
                 self.options_form.addRow("", action_legend())
         self.options_box.setVisible(bool(p.params))
+        guard_fields(self)
         self._update()
 
     def set_option(self, name: str, text: str) -> None:

@@ -69,6 +69,7 @@ def make_window(qtbot):
         w.resize(1400, 900)
         w.show()
         qtbot.waitExposed(w)
+        qtbot.wait(20)  # the first layout's dock sizes apply once the window is shown
         if folder is not None:
             assert w.open_project(folder)
         windows.append(w)

@@ -299,8 +299,7 @@ class GeneratePanel(QWidget):
 
     def _ended(self) -> None:
         run = self.current_run if self._of_open_project(self.current_run) else None
-        self.runs.refresh_runs(select=run)
-        self.run_changed.emit(run if run is not None else self.runs.latest_run())
+        self.runs.refresh_runs(select=run)  # the runs box shows it: the Run row follows
         self._update_buttons()
 
     def _on_finished(self, result) -> None:
