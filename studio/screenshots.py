@@ -146,15 +146,27 @@ def gizmo_shot(app: QApplication, w, kf, path: Path) -> None:
     if vp is None:
         return
     target = np.array(kf.position, dtype=np.float64)
-    eye = target + np.array([0.55, -0.45, -0.75])  # right, above and behind the keyframe
-    vp.set_view(look_at(eye, target), 55.0)
+    eye = target + np.array([1.2, -0.9, -1.6])  # right, above and behind the keyframe
+    size = vp.point_size
+    vp.set_point_size(3.0)
+    vp.set_frustum_size(0.5 * vp.frustum_size)  # smaller camera glyphs: the gizmo stands out
+    vp.set_view(look_at(eye, target), 50.0)
     _wait(app, 0.3)
     g = vp.gizmo
     if g is not None:  # hover the X arrow, as a user about to drag it
         tip = vp._project_px(g.shaft(0).mean(axis=0)[None])[0]
         vp._update_hover(tip)
     _wait(app, 0.5)
-    vp.grab().save(str(path))
+    image = vp.grab()
+    if g is not None:  # the part of the view around the gizmo
+        cx, cy = vp._project_px(g.center[None])[0]
+        w, h = min(960, image.width()), min(600, image.height())
+        x = int(min(max(cx - w / 2, 0), image.width() - w))
+        y = int(min(max(cy - h / 2, 0), image.height() - h))
+        image = image.copy(x, y, w, h)
+    image.save(str(path))
+    vp.set_point_size(size)
+    vp.set_frustum_size(None)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,8 +29,9 @@ RING_ALPHA = 0.75
 
 # Proportions of the gizmo, in units of its arrow length.
 SHAFT_START = 0.22  # the centre belongs to the view-plane handle
-HEAD_START, HEAD_RADIUS = 0.8, 0.065
-PLANE_LO, PLANE_HI = 0.3, 0.5
+HEAD_START, HEAD_RADIUS = 0.78, 0.075
+SHAFT_RADIUS, SHAFT_SIDES = 0.022, 6
+PLANE_LO, PLANE_HI = 0.3, 0.55
 RING_RADIUS = 1.25
 VIEW_RADIUS = 0.13
 RING_SEGMENTS = 64
@@ -128,6 +129,21 @@ class Gizmo:
     def view_circle(self) -> np.ndarray:
         return circle(self.center, self.view_axes[:, 2], VIEW_RADIUS * self.length, 24)
 
+    def shaft_prism(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(vertices, faces) of the arrow's shaft as a thin prism: GL lines are one pixel wide
+        on many drivers (Mesa among them), the shafts should read at a glance."""
+        a = self._a(i)
+        start, end = self.shaft(i)
+        r = SHAFT_RADIUS * self.length
+        ring0 = circle(start, a, r, SHAFT_SIDES)[:-1]
+        ring1 = circle(end, a, r, SHAFT_SIDES)[:-1]
+        n = SHAFT_SIDES
+        faces = []
+        for k in range(n):
+            k1 = (k + 1) % n
+            faces += [(k, k1, n + k1), (k, n + k1, n + k)]
+        return np.vstack([ring0, ring1]), np.array(faces, dtype=np.uint32)
+
     def cone(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """(vertices, faces) of the arrow's head."""
         a = self._a(i)
@@ -171,16 +187,18 @@ class Gizmo:
         return np.vstack(pos).astype(np.float32), np.vstack(col).astype(np.float32)
 
     def mesh_data(self, hover: Handle | None = None):
-        """(vertices (V, 3), faces (F, 3), vertex colours (V, 4)) of the arrow heads and the
-        filled plane squares."""
+        """(vertices (V, 3), faces (F, 3), vertex colours (V, 4)) of the arrows (shafts and
+        heads) and the filled plane squares."""
         verts, faces, colors = [], [], []
         offset = 0
         for i in range(3):
-            v, f = self.cone(i)
-            verts.append(v)
-            faces.append(f + offset)
-            colors.append(np.repeat(self._color(Handle("axis", i), hover)[None], len(v), axis=0))
-            offset += len(v)
+            for v, f in (self.shaft_prism(i), self.cone(i)):
+                verts.append(v)
+                faces.append(f + offset)
+                colors.append(
+                    np.repeat(self._color(Handle("axis", i), hover)[None], len(v), axis=0)
+                )
+                offset += len(v)
             sq = self.plane_square(i)
             verts.append(sq)
             faces.append(np.array([(0, 1, 2), (0, 2, 3)], dtype=np.uint32) + offset)
