@@ -167,6 +167,7 @@ def gizmo_shot(app: QApplication, w, kf, path: Path) -> None:
     image.save(str(path))
     vp.set_point_size(size)
     vp.set_frustum_size(None)
+    vp.overview()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -244,6 +244,9 @@ class InspectorPanel(QWidget):
         self.m_pose = _PoseFields(form, self._monitor_edited)
         self.m_entities = QListWidget()
         self.m_entities.setMaximumHeight(110)
+        self.m_entities.setToolTip(
+            "The entities this monitor keeps alive while the main camera looks elsewhere"
+        )
         self.m_entities.itemChanged.connect(self._monitor_entities_edited)
         form.addRow("Watches", self.m_entities)
         delete = QPushButton("Remove monitor")

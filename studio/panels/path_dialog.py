@@ -78,7 +78,7 @@ class PathDialog(QDialog):
 
         self.presets = PRESETS
         self.setWindowTitle("Camera path: presets and action strings")
-        self.setMinimumWidth(560)
+        self.setMinimumWidth(660)
         self.doc = doc
         self.current_view = current_view
         self.keyframes: list = []
