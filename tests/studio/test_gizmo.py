@@ -165,6 +165,12 @@ def test_arrow_drag_moves_along_its_axis_in_one_undo_step_and_never_the_view(vie
     np.testing.assert_allclose(kf_position(doc), start)
     # The gizmo follows the model.
     np.testing.assert_allclose(viewport.gizmo.center, start)
+    # Shift held (which pans on empty space): a press on the arrow still takes the arrow.
+    drag(qtbot, native, a, end, steps=6, mods=Qt.KeyboardModifier.ShiftModifier)
+    assert kf_position(doc)[0] > start[0] + 1e-3
+    np.testing.assert_allclose(kf_position(doc)[1:], start[1:], atol=1e-12)
+    np.testing.assert_allclose(viewport.current_view_pose()[0], view)
+    assert viewport.point_uploads == 1  # the gizmo redraws a few lines, never the points
 
 
 @pytest.mark.gl
