@@ -24,6 +24,20 @@ def _umask() -> int:
     return mask
 
 
+def ordinary_file_mode() -> int:
+    """The permissions a newly created ordinary file gets here (0o666 less the umask): what a
+    file written through a private temporary file (``mkstemp``, 0o600) is given before it
+    replaces its target. The umask is read from /proc where there is one (setting it to read it
+    races with files other threads create meanwhile)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o666 & ~_umask()
+
+
 def check_output_path(path: str | os.PathLike) -> Path:
     """``path`` as a Path, with a clear error when its folder cannot hold it (the nearest
     existing ancestor is a file, say)."""

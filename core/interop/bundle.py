@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from worldstudio.core.errors import FormatError, ProjectError, WorldStudioError
+from worldstudio.core.fileio import ordinary_file_mode
 from worldstudio.core.jobs import JobContext
 from worldstudio.core.project import Project, ProjectFolder
 from worldstudio.core.project.store import PROJECT_FILE, project_from_json
@@ -177,6 +178,7 @@ def export_bundle(
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
+        os.chmod(tmp_name, ordinary_file_mode())  # mkstemp's 0600 would stay on the bundle
     except OSError as exc:
         raise WorldStudioError(f"{out}: cannot write here ({exc.strerror or exc})") from exc
     tmp = Path(tmp_name)

@@ -296,6 +296,24 @@ def liveworld_storyline(project: Project, warnings: list[str] | None = None):
     }
 
 
+def empty_prompt_warnings(project: Project) -> list[str]:
+    """Rounds without a scene text and entities without a prompt in some round: LiveWorld
+    generates those from an empty (or shorter) prompt."""
+    n = len(project.rounds)
+    out = []
+    empty = [str(r + 1) for r, rnd in enumerate(project.rounds) if not rnd.scene_text.strip()]
+    if empty:
+        out.append(f"round {', '.join(empty)} of {n} has no scene text (an empty scene_text)")
+    for e in project.entities:
+        missing = [str(r + 1) for r in range(n) if not e.prompt(r).strip()]
+        if missing:
+            out.append(
+                f"entity {e.name!r} has no prompt in round {', '.join(missing)}: it is left out "
+                "of that round's fg_text"
+            )
+    return out
+
+
 def export_liveworld(
     project_dir: str | os.PathLike, out_dir: str | os.PathLike, ctx: JobContext | None = None
 ) -> LiveWorldExport:
@@ -322,6 +340,7 @@ def export_liveworld(
         )
     if gen.fps != FPS:
         warnings.append(f"the project plays at {gen.fps} fps; LiveWorld plays at {FPS} fps")
+    warnings += empty_prompt_warnings(project)
     K = np.stack([intrinsics_from_fov(float(f), HEIGHT, WIDTH) for f in fov])
 
     out = Path(out_dir)
@@ -980,6 +999,7 @@ __all__ = [
     "export_liveworld_job",
     "import_liveworld",
     "import_liveworld_job",
+    "empty_prompt_warnings",
     "join_fg_prompts",
     "liveworld_config",
     "liveworld_poses",
