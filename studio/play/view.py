@@ -18,6 +18,7 @@ from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QPainter
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
 from worldstudio.core.play import KeyState
+from worldstudio.studio.field_guard import guard
 from worldstudio.studio.util import qimage_from_rgb
 
 PLAY_KEYS: dict[int, str] = {
@@ -78,6 +79,7 @@ class PlayView(QWidget):
             ("Size", self.size_box),
         ):
             box.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the keys stay the view's
+            guard(box)  # never focused, so the wheel never changes it
             row.addWidget(QLabel(label))
             row.addWidget(box)
         row.addStretch(1)

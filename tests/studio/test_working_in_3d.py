@@ -152,11 +152,10 @@ def test_a_right_click_or_empty_space_cancels_the_3d_pick(make_window, demo_fold
 
 def test_source_pixel_and_mask_points(demo_folder):
     from worldstudio.core.project import ProjectFolder
-    from worldstudio.studio.document import load_cloud
 
     pf = ProjectFolder(demo_folder)
     p = pf.load()
-    cloud = load_cloud(pf, p)
+    cloud = pf.read_cloud(p)
     ball = p.entities[0]
     mask = np.array(Image.open(demo_folder / ball.mask_file)) > 0
     # The demo cloud has one point per source pixel: the ball's mask holds as many points.
