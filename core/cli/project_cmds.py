@@ -209,7 +209,7 @@ def cmd_path(args: argparse.Namespace) -> int:
     )
     fov = start.fov if start else _source_fov(project)
     gen = project.generation
-    if args.actions:
+    if args.actions is not None:
         steps = parse_actions(args.actions)
         keyframes = actions_to_keyframes(
             steps,

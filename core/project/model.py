@@ -128,6 +128,12 @@ def _finite(values: tuple[float, ...], what: str) -> tuple[float, ...]:
 def _unit_quat(q: tuple[float, float, float, float]) -> Quat:
     _finite(q, "orientation")
     n = math.sqrt(sum(v * v for v in q))
+    if not 1e-100 < n < 1e100:  # the squares may over- or underflow: scale first
+        big = max(abs(v) for v in q)
+        if big < 1e-8:
+            raise ValueError("orientation quaternion (w, x, y, z) must not be zero")
+        q = tuple(v / big for v in q)
+        n = math.sqrt(sum(v * v for v in q))
     if n < 1e-8:
         raise ValueError("orientation quaternion (w, x, y, z) must not be zero")
     return tuple(v / n for v in q)  # type: ignore[return-value]
