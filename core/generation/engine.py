@@ -549,6 +549,7 @@ class _Engine:
                 self.lifter = make_lifter(s.lifter, project=self.project)
             else:
                 self.lifter = lifter
+            self._check_models()
             self.ctx.log(
                 f"backend {s.backend}, lifter {s.lifter}, {s.rounds} rounds of {s.frames_per_round} frames "
                 f"at {s.width}x{s.height}, {len(self.monitors)} monitors"
@@ -559,6 +560,29 @@ class _Engine:
                 self.backend.close()
             raise
         return own_backend
+
+    def _check_models(self) -> None:
+        """Every model the backend and the lifter declare, checked before any work: the missing
+        ones all named in one error when they cannot be downloaded now (core.models)."""
+        from worldstudio.core.models import resolve_with_context
+        from worldstudio.core.models.requirements import check_models, fetch_command, models_for
+
+        s = self.settings
+        declared = [
+            *getattr(self.backend, "required_models", list)(),
+            *getattr(self.lifter, "required_models", list)(),
+        ]
+        command = fetch_command(
+            "generate",
+            project=str(self.folder.root),
+            backend=s.backend,
+            model=s.model_id,
+            lifter=self.options.lifter if isinstance(self.options.lifter, str) else None,
+        )
+        what = f"generate with backend {s.backend} and lifter {s.lifter}"
+        for info in check_models(models_for(declared), command, what):  # online: fetch them now
+            self.ctx.log(f"downloading {info.name} ({info.repo_id}, {info.size_text})")
+            resolve_with_context(info, self.ctx)
 
     # -- backend calls ---------------------------------------------------------------------------
     def request(

@@ -80,6 +80,11 @@ class Backend(Protocol):
     name: str
     lifter: str
 
+    def required_models(self) -> list[str]:
+        """The models ``generate`` will load (catalogue names, hub repo ids or local folders),
+        known before anything is loaded, so a job can name every missing model at once."""
+        ...
+
     def generate(self, request: GenerationRequest, ctx: JobContext) -> np.ndarray:
         """Return ``(request.num_frames, request.height, request.width, 3)`` uint8 frames."""
         ...

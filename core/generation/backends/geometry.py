@@ -23,6 +23,9 @@ class GeometryBackend:
     def __init__(self, **options: Any) -> None:
         self.options = options
 
+    def required_models(self) -> list[str]:
+        return []  # the frames are the renders
+
     def generate(self, request: GenerationRequest, ctx: JobContext) -> np.ndarray:
         ctx.check_cancelled()
         shape = (request.num_frames, request.height, request.width, 3)

@@ -45,6 +45,9 @@ class OracleBackend:
             scene = OracleScene.demo()
         self.scene = scene
 
+    def required_models(self) -> list[str]:
+        return []  # the scene is procedural
+
     def generate(self, request: GenerationRequest, ctx: JobContext) -> np.ndarray:
         F, H, W = request.num_frames, request.height, request.width
         if request.camera_c2w is None or request.camera_K is None or request.times is None:

@@ -278,6 +278,9 @@ class DiffusersWanBackend:
         self.load_seconds = 0.0
         self.last_call_seconds = 0.0
 
+    def required_models(self) -> list[str]:
+        return [self.model_id]
+
     # ------------------------------------------------------------------ subclass hooks
     def _load(self, folder: Path, dtype):  # pragma: no cover - abstract
         raise NotImplementedError
