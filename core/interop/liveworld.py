@@ -109,6 +109,7 @@ VERIFY_TOL = 5e-6
 MAX_YAML_BYTES = 16 * 1024 * 1024
 MAX_NPZ_BYTES = 1024 * 1024 * 1024
 MAX_ARRAY_BYTES = 256 * 1024 * 1024
+MAX_IMAGE_BYTES = 512 * 1024 * 1024
 MAX_ROUNDS = 500  # 500 rounds of 65 frames: 34 minutes of video
 MAX_FIT_FRAMES = 20 * ROUND_FRAMES  # longer trajectories get one keyframe per frame
 MAX_FIT_KEYFRAMES = 48
@@ -350,6 +351,19 @@ def resolve_path(value: str, yaml_path: Path, key: str, cwd: Path | None = None)
     )
 
 
+def _check_size(path: Path, limit: int) -> None:
+    """A plausible size: not empty (also what /proc and /sys files report, whatever they
+    stream) and at most ``limit`` bytes."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise FormatError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if size == 0:
+        raise FormatError(f"{path}: the file is empty (or a stream of the system, not a file)")
+    if size > limit:
+        raise FormatError(f"{path}: {size} bytes, more than the {limit >> 20} MiB the studio reads")
+
+
 def _require_str(yaml_path: Path, data: dict, key: str, where: str = "") -> str:
     if key not in data:
         raise FormatError(f"{yaml_path}: key '{where}{key}' is missing")
@@ -412,13 +426,7 @@ def _load_npz(path: Path, yaml_path: Path) -> dict[str, np.ndarray]:
     import zipfile
 
     try:
-        if path.stat().st_size > MAX_NPZ_BYTES:
-            raise FormatError(
-                f"{path}: larger than the {MAX_NPZ_BYTES >> 20} MiB a geometry file may be"
-            )
         zf = zipfile.ZipFile(path)
-    except FormatError:
-        raise
     except Exception as exc:  # noqa: BLE001 - zipfile raises many kinds on damaged archives
         raise FormatError(
             f"{path}: not a readable npz file (not a zip archive of .npy arrays: {exc})"
@@ -566,6 +574,8 @@ def read_liveworld(
     cwd_path = Path(cwd) if cwd is not None else None
     geo = resolve_path(geo_name, yaml_path, "geometry_file_name", cwd_path)
     image = resolve_path(img_name, yaml_path, "first_frame_image", cwd_path)
+    _check_size(geo, MAX_NPZ_BYTES)
+    _check_size(image, MAX_IMAGE_BYTES)
     arrays = _load_npz(geo, yaml_path)
     poses = _check_poses(geo, arrays["poses_c2w"], len(scenes))
     K = _check_intrinsics(geo, arrays["intrinsics"], len(poses)) if "intrinsics" in arrays else None

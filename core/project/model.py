@@ -15,7 +15,14 @@ import secrets
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 SCHEMA_VERSION: Literal[2] = 2
 
@@ -105,18 +112,16 @@ class _Model(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
-    @model_validator(mode="after")
-    def _every_field(self) -> Any:
-        for name, value in self.__dict__.items():
-            if isinstance(value, BaseModel):
-                continue
-            if PATH_FIELD.match(name):
-                paths = value if isinstance(value, tuple | list) else [value]
-                for path in paths:
-                    if isinstance(path, str):
-                        check_project_path(path)
-            _check_plain(value, name)
-        return self
+    @field_validator("*", mode="after")
+    @classmethod
+    def _every_field(cls, value: Any, info: ValidationInfo) -> Any:
+        name = info.field_name or ""
+        if PATH_FIELD.match(name):
+            for path in value if isinstance(value, tuple | list) else [value]:
+                if isinstance(path, str):
+                    check_project_path(path)
+        _check_plain(value, name)
+        return value
 
 
 def _finite(values: tuple[float, ...], what: str) -> tuple[float, ...]:

@@ -69,7 +69,7 @@ def project_from_json(text: str | bytes, source: str = PROJECT_FILE) -> Project:
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-        msg = " ".join(str(first["msg"]).split())[:300]
+        msg = " ".join(str(first["msg"]).removeprefix("Value error, ").split())[:300]
         raise ProjectError(f"{source}: field '{_field_path(first['loc'])}': {msg}{more}") from None
     except (RecursionError, MemoryError) as exc:
         raise ProjectError(f"{source}: too deeply nested or too large to read") from exc
@@ -165,7 +165,7 @@ class ProjectFolder:
             )
         if not self.root.exists():
             raise ProjectError(f"{self.root}: no such project folder")
-        if not self.project_file.is_file():
+        if not self.project_file.exists():
             raise ProjectError(f"{self.root}: not a project (no {PROJECT_FILE} inside)")
         data = read_regular_file(
             self.project_file, MAX_PROJECT_JSON_BYTES, ProjectError, "project file"
