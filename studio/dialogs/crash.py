@@ -34,8 +34,8 @@ class CrashDialog(QDialog):
         self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.message_label)
         hint = QLabel(
-            "Your project is as it was before this step. Please report the problem with the "
-            "details below (Copy details puts them on the clipboard)."
+            "This is not something you did. Please report it with the details below (Copy "
+            "details puts them on the clipboard); the crash log holds them too."
         )
         hint.setWordWrap(True)
         lay.addWidget(hint)
