@@ -189,6 +189,7 @@ def _parse_option(text: str) -> tuple[str, str]:
 def cmd_path(args: argparse.Namespace) -> int:
     from worldstudio.core.geometry import presets
     from worldstudio.core.geometry.actions import actions_to_keyframes, parse_actions
+    from worldstudio.core.geometry.path import frame_count
     from worldstudio.core.geometry.transforms import pose_matrix
 
     if args.list:
@@ -233,6 +234,7 @@ def cmd_path(args: argparse.Namespace) -> int:
         keyframes=keyframes,
         settings=PathSettings(fps=path.settings.fps, tension=path.settings.tension),
     )
+    frame_count(project.camera_path)  # a path too long to bake is refused before it is saved
     folder.save(project)
     print(f"camera path: {len(keyframes)} keyframes from {what}")
     return 0

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from worldstudio.core.errors import ActionStringError, WorldStudioError
+from worldstudio.core.geometry.path import MAX_FRAMES
 from worldstudio.core.geometry.transforms import (
     WORLD_UP,
     as_pose,
@@ -280,6 +281,11 @@ def actions_to_keyframes(
             f"frames per step and fps must be at least 1, got {frames_per_step} and {fps}"
         )
     transition = frames_per_step / fps
+    if len(steps) * frames_per_step + 1 > MAX_FRAMES:
+        raise WorldStudioError(
+            f"{len(steps)} steps of {frames_per_step} frames make a path of more than the "
+            f"{MAX_FRAMES} frames the studio bakes; use fewer steps or frames per step"
+        )
     if transition > MAX_TRANSITION:
         raise WorldStudioError(
             f"frames per step: {frames_per_step} frames at {fps} fps are {transition:g} s per "

@@ -367,11 +367,16 @@ def _check_size(path: Path, limit: int) -> None:
 def _require_str(yaml_path: Path, data: dict, key: str, where: str = "") -> str:
     if key not in data:
         raise FormatError(f"{yaml_path}: key '{where}{key}' is missing")
-    v = data[key]
+    return _text(yaml_path, data[key], f"{where}{key}")
+
+
+def _text(yaml_path: Path, v: Any, key: str) -> str:
     if not isinstance(v, str):
-        raise FormatError(
-            f"{yaml_path}: key '{where}{key}' must be a string, got {type(v).__name__}"
-        )
+        raise FormatError(f"{yaml_path}: key '{key}' must be a string, got {type(v).__name__}")
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FormatError(f"{yaml_path}: key '{key}' is not valid Unicode text") from None
     return v
 
 
@@ -410,13 +415,7 @@ def _read_iter_input(yaml_path: Path, data: dict) -> tuple[list[str], list[str]]
             )
         scenes.append(_require_str(yaml_path, entry, "scene_text", where))
         fg = entry.get("fg_text", "")
-        if fg is None:
-            fg = ""
-        if not isinstance(fg, str):
-            raise FormatError(
-                f"{yaml_path}: key '{where}fg_text' must be a string, got {type(fg).__name__}"
-            )
-        fgs.append(fg)
+        fgs.append(_text(yaml_path, "" if fg is None else fg, f"{where}fg_text"))
     return scenes, fgs
 
 

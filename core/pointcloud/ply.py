@@ -207,7 +207,9 @@ def _read_header(f, path: Path) -> _Header:
             fmt = words[1]
         elif key == "element":
             if len(words) != 3 or not words[2].isdigit():
-                raise _error(path, f"bad PLY header line {line!r}")
+                raise _error(path, f"bad PLY header line {line[:80]!r}")
+            if len(words[2]) > 18:  # more than 10^18 rows: no file holds them
+                raise _error(path, f"bad PLY header: element '{words[1][:40]}' count too large")
             elements.append(_Element(words[1], int(words[2])))
         elif key == "property":
             if not elements:

@@ -94,10 +94,16 @@ def check_project_path(value: str) -> str:
 
 
 def _check_plain(value: Any, where: str) -> None:
-    """Integers must fit in 64 bits (a 400-digit number is a corrupt file, not a setting)."""
+    """Integers must fit in 64 bits (a 400-digit number is a corrupt file, not a setting);
+    text must be valid Unicode (a lone surrogate from a JSON escape cannot be saved)."""
     if isinstance(value, int) and not isinstance(value, bool):
         if not -_INT64 <= value < _INT64:
             raise ValueError(f"{where}: the number {str(value)[:20]}... is too large")
+    elif isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{where}: the text is not valid Unicode (a lone surrogate)") from None
     elif isinstance(value, tuple | list):
         for i, v in enumerate(value):
             if not isinstance(v, BaseModel):

@@ -52,6 +52,12 @@ def one_error(err: str) -> str:
         (["--actions", "(FN)", "--step-length", "nan"], "finite"),
         (["--actions", "(FN)" * (MAX_STEPS + 1)], f"more than {MAX_STEPS} steps"),
         (["--actions", "(FN)(" + "x" * 100_000], "missing ')'"),
+        (["--actions", "(FN)" * 1000, "--frames-per-step", "57600"], "more than the 500000 frames"),
+        (["--preset", "orbit", "--set", "n_keyframes=100000000"], "more than the 10000 keyframes"),
+        (["--preset", "orbit", "--set", "degrees=1e308"], "more than the 10000 keyframes"),
+        (["--preset", "pan", "--set", "degrees=1e308"], "more than the 10000 keyframes"),
+        (["--preset", "orbit", "--set", "seconds=1e9"], "transition"),
+        (["--preset", "orbit", "--set", "n_keyframes=" + "9" * 5000], "n_keyframes"),
     ],
 )
 def test_bad_path_options_are_one_line_and_change_nothing(capsys, project, options, says):

@@ -153,6 +153,33 @@ def test_action_strings(text, step, turn, frames, work, project_dir):
     )
 
 
+_OPTION_VALUES = st.sampled_from(
+    ["1", "8", "2.5", "0", "-1", "1e308", "-1e308", "nan", "inf", "1e-300", "9" * 30, "9" * 5000]
+    + ["1,2,3", "0,0,1", "1e308,0,0", "nan,0,0", "", "x", "left", "right", "auto", "ease_in"]
+)
+
+
+@FUZZ
+@given(data=st.data())
+def test_path_presets(data, work, project_dir):
+    from worldstudio.core.geometry.presets import PRESETS
+
+    folder = work / "presets.wsproj"
+    if not folder.exists():
+        shutil.copytree(project_dir, folder)
+    name = data.draw(st.sampled_from(sorted(PRESETS)))
+    params = [p.name for p in PRESETS[name].params] + ["nonsense"]
+    options = data.draw(st.dictionaries(st.sampled_from(params), _OPTION_VALUES, max_size=4))
+    argv = ["path", folder, "--preset", name]
+    for key, value in options.items():
+        argv.append(f"--set={key}={value}")
+    run_case(
+        "path preset",
+        lambda: succeeded_then_info(folder, *argv),
+        lambda: " ".join(str(a)[:80] for a in argv[2:]),
+    )
+
+
 # ------------------------------------------------------------------------------ nerfstudio
 @pytest.fixture(scope="module")
 def nerfstudio_seeds(project_dir) -> list[dict]:

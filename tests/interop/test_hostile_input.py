@@ -200,6 +200,15 @@ def test_liveworld_yaml_parser_failures(tmp_path, text):
     assert _one_line(exc).startswith(str(path))
 
 
+def test_text_that_is_not_unicode_is_refused(tmp_path):
+    yaml_path = _sample(tmp_path)
+    data = yaml.safe_load(yaml_path.read_text())
+    text = json.dumps(data).replace('"scene 0"', '"a \\udbb9 b"')  # JSON is YAML
+    yaml_path.write_text(text)
+    with pytest.raises(FormatError, match="scene_text' is not valid Unicode"):
+        read_liveworld(yaml_path)
+
+
 def test_an_npz_declaring_a_huge_array_is_refused_before_decompressing(tmp_path):
     yaml_path = _sample(tmp_path)
     header = repr({"descr": "<f8", "fortran_order": False, "shape": (10**7, 4, 4)}).encode()

@@ -325,7 +325,7 @@ def test_an_ascii_element_without_properties_is_skipped_at_once(tmp_path):
     assert cloud.xyz.tolist() == [[1, 2, 3], [4, 5, 6]]
 
 
-@pytest.mark.parametrize("count", [b"1000000000000000000000000000000", b"99999999999999999999"])
+@pytest.mark.parametrize("count", [b"100000000000000000", b"4294967297"])
 def test_an_ascii_count_beyond_the_file_is_truncated_data(tmp_path, count):
     path = _write(
         tmp_path,
@@ -352,3 +352,14 @@ def test_a_fifo_is_not_a_ply_file(tmp_path):
     os.mkfifo(tmp_path / "f.ply")
     with pytest.raises(FormatError, match="not a regular file"):
         read_ply(tmp_path / "f.ply")
+
+
+@pytest.mark.parametrize("count", [b"1" * 5001, b"1" + b"0" * 30, b"9" * 19])
+def test_a_count_no_file_can_hold_is_a_format_error(tmp_path, count):
+    path = _write(
+        tmp_path,
+        b"ply\nformat ascii 1.0\nelement vertex " + count + b"\nproperty float x\n"
+        b"property float y\nproperty float z\nend_header\n1 2 3\n",
+    )
+    with pytest.raises(FormatError, match="count too large"):
+        read_ply(path)

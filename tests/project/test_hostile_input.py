@@ -43,6 +43,8 @@ def _one_line(exc: pytest.ExceptionInfo) -> str:
         '{"schema_version": 2, "camera_path": {"keyframes": [], "settings": {"look_at": [1e400, 0, 0]}}}',
         '{"schema_version": 2, "entities": [{"name": "a", "anchor": [0, Infinity, 0]}]}',
         '{"schema_version": 2, "generation": {"guidance": NaN}}',
+        '{"schema_version": 2, "name": "a\\ud800b"}',  # a lone surrogate cannot be saved
+        '{"schema_version": 2, "rounds": [{"scene_text": "\\udfff"}]}',
     ],
 )
 def test_parser_failures_are_project_errors(text):
