@@ -206,8 +206,9 @@ def _matrix(path: Path, value: Any, where: str, warnings: list[str]) -> np.ndarr
                 f"{path}: '{where}' is not a camera pose (bottom row {m[3].tolist()})"
             )
     R = m[:3, :3]
-    ortho = float(np.max(np.abs(R.T @ R - np.eye(3))))
-    det = float(np.linalg.det(R))
+    with np.errstate(over="ignore", invalid="ignore"):  # huge entries: refused just below
+        ortho = float(np.max(np.abs(R.T @ R - np.eye(3))))
+        det = float(np.linalg.det(R))
     if ortho > _ROT_TOL or abs(det - 1.0) > _ROT_TOL:
         raise FormatError(
             f"{path}: '{where}' is not a rigid camera pose (rotation determinant {det:.4g}, "

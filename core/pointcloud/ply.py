@@ -403,8 +403,9 @@ def _number(token: bytes, path: Path) -> float:
 def _to_cloud(cols: dict, vertex: _Element, path: Path) -> tuple[PointCloud, np.ndarray | None]:
     n = vertex.count
     xyz = np.empty((n, 3), np.float32)
-    for i, axis in enumerate(("x", "y", "z")):
-        xyz[:, i] = cols[axis]
+    with np.errstate(over="ignore", invalid="ignore"):  # doubles beyond float32 become inf
+        for i, axis in enumerate(("x", "y", "z")):
+            xyz[:, i] = cols[axis]
     types = {p.name: p.type for p in vertex.props}
     rgb = None
     for names in _COLOUR_NAMES:
