@@ -209,7 +209,7 @@ def _matrix(path: Path, value: Any, where: str, warnings: list[str]) -> np.ndarr
     with np.errstate(over="ignore", invalid="ignore"):  # huge entries: refused just below
         ortho = float(np.max(np.abs(R.T @ R - np.eye(3))))
         det = float(np.linalg.det(R))
-    if ortho > _ROT_TOL or abs(det - 1.0) > _ROT_TOL:
+    if not (ortho <= _ROT_TOL and abs(det - 1.0) <= _ROT_TOL):  # NaN fails too
         raise FormatError(
             f"{path}: '{where}' is not a rigid camera pose (rotation determinant {det:.4g}, "
             f"orthonormality error {ortho:.2g})"
