@@ -503,9 +503,10 @@ def _check_poses(path: Path, poses: Any, rounds: int) -> np.ndarray:
             f"{key}: pose {i}'s bottom row must be (0, 0, 0, 1), got {a[i, 3].tolist()}"
         )
     R = a[:, :3, :3]
-    ortho = np.max(np.abs(np.swapaxes(R, 1, 2) @ R - np.eye(3)), axis=(1, 2))
-    det = np.linalg.det(R)
-    bad = (ortho > _ROT_TOL) | (np.abs(det - 1.0) > _ROT_TOL)
+    with np.errstate(over="ignore", invalid="ignore"):  # huge entries give inf/NaN: bad below
+        ortho = np.max(np.abs(np.swapaxes(R, 1, 2) @ R - np.eye(3)), axis=(1, 2))
+        det = np.linalg.det(R)
+    bad = ~((ortho <= _ROT_TOL) & (np.abs(det - 1.0) <= _ROT_TOL))
     if np.any(bad):
         i = int(np.argmax(bad))
         raise FormatError(

@@ -220,6 +220,20 @@ def test_an_npz_declaring_a_huge_array_is_refused_before_decompressing(tmp_path)
         read_liveworld(yaml_path)
 
 
+def test_rotations_too_large_to_multiply_are_refused(tmp_path):
+    yaml_path = _sample(tmp_path)
+    poses = np.repeat(np.eye(4)[None], 65, 0)
+    poses[:, :3, :3] = 1e200  # products overflow: the check must not let NaN through
+    np.savez(yaml_path.parent / "geometry.npz", poses_c2w=poses)
+    with pytest.raises(FormatError, match="not a rotation"):
+        read_liveworld(yaml_path)
+    data = _camera_path()
+    data["keyframes"][1]["matrix"][:3] = [1e200, 1e200, 1e200]
+    (tmp_path / "cp.json").write_text(json.dumps(data))
+    with pytest.raises(FormatError, match="not a rigid camera pose"):
+        read_nerfstudio(tmp_path / "cp.json")
+
+
 def test_too_many_rounds_are_refused(tmp_path):
     rounds = {str(r): {"scene_text": "x"} for r in range(501)}
     with pytest.raises(FormatError, match="more than the 500"):
