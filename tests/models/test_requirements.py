@@ -75,9 +75,21 @@ def test_a_local_folder_needs_nothing_and_an_unknown_id_is_said(tmp_path):
         required_models("dance")
 
 
-def test_missing_models_reads_the_cache(models_env):
+@pytest.fixture
+def depth_and_sam_only(fake_hub, empty_cache):
+    """An empty hub cache, and the tiny depth and SAM 2 models as local folders."""
+    from tests import tiny_models
+    from worldstudio.core.models import clear_local_dirs, set_local_dir
+
+    set_local_dir(DEPTH, tiny_models.tiny_model_folder(tiny_models.DA_SMALL))
+    set_local_dir(SAM, tiny_models.tiny_model_folder(tiny_models.SAM21_TINY))
+    yield
+    clear_local_dirs()
+
+
+def test_missing_models_reads_the_cache(depth_and_sam_only):
     needed = required_models("generate", backend="wan-vace")
-    assert names(missing_models(needed)) == [VACE]  # the fake hub holds the depth and SAM models
+    assert names(missing_models(needed)) == [VACE]
 
 
 def test_offline_every_missing_model_is_named_with_one_command(empty_cache):
@@ -94,7 +106,7 @@ def test_offline_every_missing_model_is_named_with_one_command(empty_cache):
     assert err.command in text
 
 
-def test_one_missing_model_gets_its_own_download_command(models_env):
+def test_one_missing_model_gets_its_own_download_command(depth_and_sam_only):
     with pytest.raises(MissingModelsError) as exc:
         check_job_models("generate", backend="wan-vace")
     assert exc.value.command == f"worldstudio models download {VACE}"
