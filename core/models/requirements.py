@@ -26,6 +26,7 @@ from worldstudio.core.models.catalogue import CATALOGUE, ModelInfo, find_model, 
 from worldstudio.core.models.manager import (
     ModelError,
     ModelMissingError,
+    missing_message,
     model_status,
     offline_reason,
 )
@@ -56,7 +57,10 @@ class MissingModelsError(ModelMissingError):
         self.models = models
         self.command = command
         self.reason = reason
-        super().__init__(missing_text(models, reason, command, what))
+        if len(models) == 1:  # the manager's own line for one model (with its command)
+            super().__init__(missing_message(models[0], reason))
+        else:
+            super().__init__(missing_text(models, reason, command, what))
 
 
 def models_for(ids: Iterable[str | ModelInfo | os.PathLike | None]) -> list[ModelInfo]:

@@ -110,6 +110,8 @@ def test_one_missing_model_gets_its_own_download_command(depth_and_sam_only):
     with pytest.raises(MissingModelsError) as exc:
         check_job_models("generate", backend="wan-vace")
     assert exc.value.command == f"worldstudio models download {VACE}"
+    assert str(exc.value).startswith(f"model {VACE} (Wan-AI/Wan2.1-VACE-1.3B-diffusers, 19 GB")
+    assert f"`worldstudio models download {VACE}`" in str(exc.value)
 
 
 def test_fetch_command_spells_the_options():
@@ -178,6 +180,6 @@ def test_new_from_an_image_names_its_depth_model(empty_cache, tmp_path, capsys):
         ["new", "--image", str(PHOTO), "--out", str(tmp_path / "n"), "--depth-model", "depth-pro"]
     )
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and "the reconstruction needs a model" in line and "depth-pro" in line
+    assert rc == 2 and "model depth-pro (apple/DepthPro-hf, 1.9 GB download)" in line
     assert "worldstudio models download depth-pro" in line
     assert not (tmp_path / "n").exists()
