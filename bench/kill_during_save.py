@@ -112,15 +112,17 @@ def trial(kind: str, template: Path, bundle: Path, rng: random.Random, tally: Co
         tally["kills"] += 1
         left = leftovers(work)
         tally["leftovers after the kill"] += len(left)
-        if any(".old-" in name for name in left):
-            tally["folder swaps cut short"] += 1
+        tally["kills that left something"] += bool(left)
         ok, what = check(kind, work)
         if not ok and not (kind == "folder" and not (work / "p.wsproj").exists()):
             tally["corrupt"] += 1
             print(f"  corrupt ({kind}): {what}")
+        elif not ok:
+            tally["project folder missing until put back"] += 1
         # what a user does next: the studio opens the project, or a command saves into it
         target = ProjectFolder(work / "p.wsproj")
-        target.clean_leftovers()
+        done = target.clean_leftovers()
+        tally["folders put back (swap cut short)"] += sum("restored" in d for d in done)
         if kind == "project":
             target.save(target.load())
         elif kind == "bundle":
@@ -162,7 +164,7 @@ def main() -> int:
         per_kind = max(1, args.kills // len(KINDS))
         t0 = time.perf_counter()
         for kind in KINDS:
-            tally: Counter = Counter()
+            tally: Counter = Counter({"corrupt": 0, "corrupt after the next write": 0})
             for _ in range(per_kind):
                 trial(kind, template, bundle, rng, tally)
             results[kind] = dict(tally)
