@@ -70,17 +70,15 @@ def models_for(ids: Iterable[str | ModelInfo | os.PathLike | None]) -> list[Mode
     for item in ids:
         if item is None:
             continue
-        if isinstance(item, ModelInfo):
-            info: ModelInfo | None = item
-        else:
-            info = find_model(str(item))
-            if info is None:
-                if Path(item).expanduser().is_dir():
-                    continue
-                known = ", ".join(m.name for m in CATALOGUE)
-                raise ModelError(
-                    f"unknown model {str(item)!r} (not a local folder either); known models: {known}"
-                )
+        found = item if isinstance(item, ModelInfo) else find_model(str(item))
+        if found is None:
+            if Path(str(item)).expanduser().is_dir():
+                continue
+            known = ", ".join(m.name for m in CATALOGUE)
+            raise ModelError(
+                f"unknown model {str(item)!r} (not a local folder either); known models: {known}"
+            )
+        info: ModelInfo = found
         if info not in out:
             out.append(info)
     return out

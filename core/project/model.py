@@ -138,16 +138,17 @@ def _finite(values: tuple[float, ...], what: str) -> tuple[float, ...]:
 
 def _unit_quat(q: tuple[float, float, float, float]) -> Quat:
     _finite(q, "orientation")
-    n = math.sqrt(sum(v * v for v in q))
+    values = list(q)
+    n = math.sqrt(sum(v * v for v in values))
     if not 1e-100 < n < 1e100:  # the squares may over- or underflow: scale first
-        big = max(abs(v) for v in q)
+        big = max(abs(v) for v in values)
         if big < 1e-8:
             raise ValueError("orientation quaternion (w, x, y, z) must not be zero")
-        q = tuple(v / big for v in q)
-        n = math.sqrt(sum(v * v for v in q))
+        values = [v / big for v in values]
+        n = math.sqrt(sum(v * v for v in values))
     if n < 1e-8:
         raise ValueError("orientation quaternion (w, x, y, z) must not be zero")
-    return tuple(v / n for v in q)  # type: ignore[return-value]
+    return tuple(v / n for v in values)  # type: ignore[return-value]
 
 
 class CropBox(_Model):
