@@ -232,12 +232,13 @@ def truck_out_and_back(
         return out
 
     best: tuple[float, float] | None = None  # (exit distance, sign)
-    n_steps = int(math.ceil(max_distance / step))
-    if n_steps > _MAX_SEARCH_STEPS:
+    ratio = max_distance / step
+    if not ratio <= _MAX_SEARCH_STEPS:  # also inf
         raise WorldStudioError(
             f"truck out and back: {max_distance:g} units in steps of {step:g} are more than "
             f"{_MAX_SEARCH_STEPS} steps; raise the step"
         )
+    n_steps = int(math.ceil(ratio))
     for sign in _directions(direction, "right", "left"):
         for j in range(1, n_steps + 1):
             d = min(j * step, max_distance)

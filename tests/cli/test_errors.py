@@ -57,6 +57,7 @@ def one_error(err: str) -> str:
         (["--preset", "orbit", "--set", "degrees=1e308"], "more than the 10000 keyframes"),
         (["--preset", "pan", "--set", "degrees=1e308"], "more than the 10000 keyframes"),
         (["--preset", "orbit", "--set", "seconds=1e9"], "transition"),
+        (["--preset", "truck-out-and-back", "--set", "max_distance=1e308"], "raise the step"),
         (["--preset", "orbit", "--set", "n_keyframes=" + "9" * 5000], "n_keyframes"),
     ],
 )
