@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.geometry.actions import actions_to_keyframes
 from worldstudio.core.geometry.camera import fov_from_intrinsics, intrinsics_from_fov, point_in_view
-from worldstudio.core.geometry.path import EASINGS, check_easing, frame_count
+from worldstudio.core.geometry.path import EASINGS, MAX_FRAMES, check_easing, frame_count
 from worldstudio.core.geometry.transforms import (
     WORLD_UP,
     as_pose,
@@ -310,6 +310,11 @@ def turn_away_and_back(
         )
     a_exit, sign = best
     angle = a_exit + max(float(beyond_degrees), 0.0)
+    if not seconds_turn * fps <= MAX_FRAMES:  # also inf
+        raise WorldStudioError(
+            f"turn away and back: a turn of {seconds_turn:g} s is more than the {MAX_FRAMES} "
+            "frames a path may have"
+        )
     turn_frames = max(1, int(round(seconds_turn * fps)))
     nseg = _segments(angle / 90.0, f"a turn of {angle:g} degrees")
     # sub-keyframes of a long turn land on whole frames too: split the frames as evenly as we can

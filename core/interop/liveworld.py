@@ -25,7 +25,8 @@ Export (:func:`export_liveworld`) writes into a folder::
 
 Import (:func:`import_liveworld`) builds a new project folder:
 
-- The YAML is read with ``yaml.safe_load`` and the npz with ``np.load(allow_pickle=False)``.
+- The YAML (a regular file of at most 1 MiB) is read with PyYAML's safe loader (libyaml's
+  ``CSafeLoader`` when installed) and the npz's arrays with numpy's .npy reader, no pickle.
   Relative paths are resolved against the YAML's folder, then its parents (up to three
   levels), then the working directory.
 - Checked, each failure a FormatError naming the file and the key: the required keys, that
@@ -106,7 +107,7 @@ SIDECAR_SUFFIX = ".worldstudio.json"
 FIT_TOL_POS = 1e-6  # world units, scaled by the path's extent when it exceeds 1
 FIT_TOL_DEG = 5e-5
 VERIFY_TOL = 5e-6
-MAX_YAML_BYTES = 16 * 1024 * 1024
+MAX_YAML_BYTES = 1024 * 1024  # a sample's YAML is a few KB; 500 rounds of prompts fit
 MAX_NPZ_BYTES = 1024 * 1024 * 1024
 MAX_ARRAY_BYTES = 256 * 1024 * 1024
 MAX_IMAGE_BYTES = 512 * 1024 * 1024
@@ -551,7 +552,10 @@ def read_liveworld(
     yaml_path = Path(yaml_path)
     raw = read_regular_file(yaml_path, MAX_YAML_BYTES, FormatError, "LiveWorld YAML file")
     try:
-        data = yaml.safe_load(raw.decode("utf-8"))
+        # libyaml's parser when present: fast, and it refuses deep nesting at once; the
+        # constructor is the safe one either way
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load(raw.decode("utf-8"), Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

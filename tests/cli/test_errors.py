@@ -58,6 +58,7 @@ def one_error(err: str) -> str:
         (["--preset", "pan", "--set", "degrees=1e308"], "more than the 10000 keyframes"),
         (["--preset", "orbit", "--set", "seconds=1e9"], "transition"),
         (["--preset", "truck-out-and-back", "--set", "max_distance=1e308"], "raise the step"),
+        (["--preset", "turn-away-and-back", "--set", "seconds_turn=1e308"], "frames a path"),
         (["--preset", "orbit", "--set", "n_keyframes=" + "9" * 5000], "n_keyframes"),
     ],
 )
