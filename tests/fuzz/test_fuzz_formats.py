@@ -31,6 +31,9 @@ from worldstudio.core.errors import WorldStudioError
 
 from .harness import FUZZ, mutated_bytes, mutated_json, replace_numbers, run_case
 
+# Damaged images make PIL warn (truncated EXIF, tags past the end): expected here
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL")
+
 
 class CommandFailed(WorldStudioError):  # noqa: N818 - named after what happened
     """The CLI refused the input with exit status 2 (its one line is the message)."""
