@@ -863,7 +863,19 @@ class MainWindow(QMainWindow):
             self._show_job(jobs[-1] if jobs else None)
 
     def _job_failed(self, message: str) -> None:
-        self.show_message(f"{self.sender().description} failed: {message}", error=True)
+        handle = self.sender()
+        self.show_message(f"{handle.description} failed: {message}", error=True)
+        if handle.internal_error:
+            self.show_crash(handle.description or "A job", message, handle.traceback)
+
+    def show_crash(self, what: str, message: str, details: str):
+        """The internal-error dialog (a bug): the message, the crash log's text and a Copy
+        details button. Returned, shown non-modally."""
+        from worldstudio.studio.dialogs.crash import CrashDialog
+
+        self.crash_dialog = CrashDialog(self, what, message, details)
+        self.crash_dialog.open()
+        return self.crash_dialog
 
     def _job_cancelled(self) -> None:
         self.show_message(f"{self.sender().description}: cancelled")
@@ -930,6 +942,8 @@ class MainWindow(QMainWindow):
     # ================================================================== files
     def open_project(self, folder: str | Path, offer_recovery: bool = True) -> bool:
         folder = Path(folder)
+        for line in ProjectFolder(folder).clean_leftovers():  # what killed writes left behind
+            self.log(line)
         try:
             self.doc.load(folder)
         except WorldStudioError as exc:

@@ -33,8 +33,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from worldstudio.core.errors import WorldStudioError
-from worldstudio.core.project import Pose
+from worldstudio.core.errors import ProjectError, WorldStudioError
+from worldstudio.core.project import Pose, ProjectFolder
 from worldstudio.core.reconstruct.segment import anchor_from_depth, fit_mask
 from worldstudio.studio import commands
 from worldstudio.studio.document import ProjectDocument, Selection
@@ -302,7 +302,7 @@ class SourcePickDialog(QDialog):
         self._pending = False
         self.job: JobHandle | None = None  # the latest segmentation
         p = doc.project
-        src = doc.folder / p.source.file if (doc.folder and p.source) else None
+        src = self._project_file(p.source.file) if p.source else None
         pm = QPixmap(str(src)) if src is not None and src.is_file() else QPixmap()
         has_depth = p.intrinsics is not None and p.scene is not None and bool(p.scene.depth_file)
         available = (
@@ -493,7 +493,7 @@ class SourcePickDialog(QDialog):
 
         p = self.doc.project
         try:
-            depth = np.load(self.doc.folder / p.scene.depth_file, allow_pickle=False)
+            depth = np.load(self._inside(p.scene.depth_file), allow_pickle=False)
             return mask_anchor(fit_mask(mask, depth.shape), depth, np.array(p.intrinsics.K))
         except (OSError, ValueError, WorldStudioError):
             return None
@@ -565,6 +565,18 @@ class SourcePickDialog(QDialog):
             and (self.mask_check is None or self.mask_check.isChecked())
         )
 
+    def _inside(self, relative: str) -> Path:
+        """A file of the project; ProjectError when the path leaves the project folder."""
+        if self.doc.folder is None:
+            raise ProjectError("the project has no folder yet")
+        return ProjectFolder(self.doc.folder).path(relative)
+
+    def _project_file(self, relative: str) -> Path | None:
+        try:
+            return self._inside(relative)
+        except WorldStudioError:
+            return None
+
     def _make_entity(self):
         """The entity from the mask: writes scene/masks/<id>.png (the project itself is only
         changed by the undoable edit in :meth:`create`)."""
@@ -572,7 +584,7 @@ class SourcePickDialog(QDialog):
 
         if self.entity is None or self.entity.name != self.name.text().strip():
             p = self.doc.project
-            depth_shape = np.load(self.doc.folder / p.scene.depth_file, allow_pickle=False).shape
+            depth_shape = np.load(self._inside(p.scene.depth_file), allow_pickle=False).shape
             self.entity = entity_from_mask(
                 self.doc.folder, p, self.name.text().strip(), fit_mask(self.mask, depth_shape)
             )

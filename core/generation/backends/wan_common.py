@@ -38,6 +38,7 @@ from worldstudio.core.generation.memory import PROFILES
 from worldstudio.core.jobs import JobContext
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from worldstudio.core.generation.acceleration import DraftRecipe
     from worldstudio.core.generation.memory import AppliedProfile
 
 GRAY = 128  # VACE's neutral "no content" colour (0 in the pipeline's [-1, 1] range)
@@ -334,6 +335,9 @@ class DiffusersWanBackend(BaseBackend):
         self.last_call_seconds = 0.0
         self._first_call = True
 
+    def required_models(self) -> list[str]:
+        return [self.model_id]
+
     # ------------------------------------------------------------------ subclass hooks
     def _load(self, folder: Path, dtype, **components):  # pragma: no cover - abstract
         """The pipeline from ``folder``, with ``components`` (e.g. a quantised transformer)
@@ -377,7 +381,7 @@ class DiffusersWanBackend(BaseBackend):
             "guidance": guidance,
         }
 
-    def draft_recipe(self):
+    def draft_recipe(self) -> DraftRecipe:
         """The "draft" quality preset of this backend's model: its step-distillation LoRA and
         sampling (:func:`worldstudio.core.generation.acceleration.draft_recipe`)."""
         from worldstudio.core.generation.acceleration import draft_recipe

@@ -423,10 +423,10 @@ class GenerationSettingsForm(QWidget):
             return ""
         try:
             backend = self._estimate_backend(g.backend, self._effective_model())
-            recipe_of = getattr(backend, "draft_recipe", None)
-            if recipe_of is None:
+            recipe = backend.draft_recipe()
+            if recipe is None:
                 return f"{g.backend} has no draft preset"
-            return f"draft: {recipe_of().text()} (instead of the sampling's)"
+            return f"draft: {recipe.text()} (instead of the sampling's)"
         except WorldStudioError as exc:
             return f"no draft preset: {exc}"
 
