@@ -22,12 +22,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QWidget
 
 from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.generation.acceleration import QUALITIES, QUALITY_HELP
 from worldstudio.core.play import KeyState, Pacer, PlayOptions, PlaySession
-from worldstudio.core.play.backends import preset_names
+from worldstudio.core.play.backends import play_quality
 from worldstudio.core.project import ProjectFolder
 from worldstudio.studio import commands
 from worldstudio.studio.document import ProjectDocument
@@ -35,7 +36,6 @@ from worldstudio.studio.play.view import SIZES, PlayView
 from worldstudio.studio.worker import GPU, JobHandle, JobRunner
 
 BACKENDS = ("geometry", "oracle", "ideal", "wan-vace", "liveworld")
-NO_PRESET = "(backend's)"
 FRAMES_PER_ACTION = 4
 """Frames a step lasts in the studio (half a headless step, at the same speed): a key steers
 the path from the step after the frames already decided, so shorter steps answer sooner."""
@@ -74,6 +74,12 @@ class PlayMode(QObject):
         self.view.pause_toggled.connect(self.toggle_pause)
         self.view.stop_requested.connect(self.stop)
         self.view.backend_box.addItems(list(BACKENDS))
+        for name in QUALITIES:
+            self.view.quality_box.addItem(name)
+            self.view.quality_box.setItemData(
+                self.view.quality_box.count() - 1, QUALITY_HELP[name], Qt.ItemDataRole.ToolTipRole
+            )
+        self.view.backend_box.currentTextChanged.connect(self._backend_quality)
         self._queue: deque[tuple[int, np.ndarray, str]] = deque()
         self._playing_chunk = -1
         self._shown: deque[float] = deque(maxlen=32)
@@ -106,16 +112,16 @@ class PlayMode(QObject):
             v.backend_box.addItem(g.backend)
         if not self.active:
             v.backend_box.setCurrentText(g.backend)
-        current = v.preset_box.currentText()
-        v.preset_box.clear()
-        v.preset_box.addItems([NO_PRESET, *preset_names()])
-        if v.preset_box.findText(current) >= 0:
-            v.preset_box.setCurrentText(current)
+            self._backend_quality(g.backend)
+
+    def _backend_quality(self, backend: str) -> None:
+        """A backend chosen: the quality it plays with (wan-vace: draft; others: the project's)."""
+        quality = play_quality(backend) or self.doc.project.generation.quality
+        self.view.quality_box.setCurrentText(quality)
 
     def options(self) -> PlayOptions:
         """The session's options from the view's settings strip and the start pose."""
         v = self.view
-        preset = v.preset_box.currentText()
         size_text = v.size_box.currentText()
         size = None
         if size_text in SIZES[1:]:
@@ -127,7 +133,7 @@ class PlayMode(QObject):
             pacer=self.pacer,
             frames_per_action=FRAMES_PER_ACTION,
             backend=v.backend_box.currentText() or None,
-            preset=None if preset in ("", NO_PRESET) else preset,
+            quality=v.quality_box.currentText() or None,
             size=size,
             start_c2w=None if pose is None else pose[0],
             fov=None if pose is None else pose[1],

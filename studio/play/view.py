@@ -70,12 +70,12 @@ class PlayView(QWidget):
         row = QHBoxLayout(strip)
         row.setContentsMargins(8, 4, 8, 4)
         self.backend_box = QComboBox()
-        self.preset_box = QComboBox()
+        self.quality_box = QComboBox()
         self.size_box = QComboBox()
         self.size_box.addItems(list(SIZES))
         for label, box in (
             ("Backend", self.backend_box),
-            ("Preset", self.preset_box),
+            ("Quality", self.quality_box),
             ("Size", self.size_box),
         ):
             box.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the keys stay the view's
