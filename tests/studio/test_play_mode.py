@@ -101,11 +101,15 @@ def test_play_mode_plays_the_world_and_stop_makes_the_path_one_undo_step(
     undo_before = w.doc.undo_stack.count()
     assert w.act_play_world.shortcut().toString() == "P"
     assert w.act_play_world in w.toolbar.actions()
+    # the Play action opens the view ready: the strip's settings can be chosen, Enter starts
+    w.act_play_world.trigger()
+    assert mode.active and not mode.running and mode.view.isVisible()
+    assert mode.view.settings_strip.isEnabled() and "Enter starts" in mode.view.overlay_lines()[-1]
+    assert w.act_play_world.isChecked()
     mode.view.backend_box.setCurrentText("geometry")
     mode.view.size_box.setCurrentText("project")
-
-    w.act_play_world.trigger()
-    assert mode.active and mode.running and mode.view.isVisible()
+    qtbot.keyPress(mode.view, Qt.Key.Key_Return)
+    assert mode.active and mode.running and not mode.view.settings_strip.isEnabled()
     # the strip shows the session's quality: the project's, for the geometry backend
     assert mode.session.quality == "full" == mode.view.quality_box.currentText()
     assert w.act_play_world.isChecked()
@@ -158,6 +162,25 @@ def test_play_mode_plays_the_world_and_stop_makes_the_path_one_undo_step(
     w.doc.undo_stack.undo()
     assert [k.position for k in w.doc.project.camera_path.keyframes] == [k.position for k in old]
     assert ProjectFolder(demo_folder).load().camera_path.keyframes  # the saved project is intact
+
+
+def test_ready_play_closes_with_esc_and_a_failed_start_goes_back_to_ready(
+    make_window, demo_folder, qtbot
+):
+    w = make_window(demo_folder)
+    mode = w.play_mode
+    w.act_play_world.trigger()
+    assert mode.active and not mode.running
+    # a backend that cannot start says why in the view and stays ready for another choice
+    mode.view.backend_box.addItem("no-such-backend")  # as a project from elsewhere may name
+    mode.view.backend_box.setCurrentText("no-such-backend")
+    mode.view.start_button.click()
+    qtbot.waitUntil(lambda: not mode.running, timeout=30000)
+    assert mode.active and mode.view.settings_strip.isEnabled()
+    failed, hint = mode.view.overlay_lines()[-2:]
+    assert "no-such-backend" in failed and "Enter retries" in hint
+    qtbot.keyPress(mode.view, Qt.Key.Key_Escape)
+    assert not mode.active and not w.act_play_world.isChecked()
 
 
 def test_the_play_strip_offers_the_quality_presets(make_window, demo_folder):
