@@ -310,26 +310,23 @@ def _disk_line(d: dict[str, Any]) -> str:
     return f"{_gib(d['free_bytes'])} free in {d['path']}{note}"
 
 
-def _video_line(v: dict[str, Any]) -> str:
+def _video_lines(v: dict[str, Any]) -> list[str]:
     if "error" in v:
-        return f"error: {v['error']}"
+        return [f"error: {v['error']}"]
     pyav = f"PyAV {v['pyav']}" if v.get("pyav") else "PyAV not installed"
-    return f"{v['ffmpeg_version']} ({v['ffmpeg']}); imageio-ffmpeg {v['imageio_ffmpeg']}; {pyav}"
+    return [f"{v['ffmpeg_version']}; imageio-ffmpeg {v['imageio_ffmpeg']}; {pyav}", v["ffmpeg"]]
 
 
-def _opengl_line(g: dict[str, Any]) -> str:
+def _opengl_lines(g: dict[str, Any]) -> list[str]:
     if "error" in g:
-        return f"error: {g['error']}"
-    libs = [f"{lib}" for name, lib in g["libraries"].items() if lib] or ["no OpenGL library found"]
+        return [f"error: {g['error']}"]
+    libs = [lib for lib in g["libraries"].values() if lib] or ["no OpenGL library found"]
     display = ", ".join(f"{k}={v}" for k, v in g["display"].items()) or "no display set"
-    line = f"{', '.join(libs)}; {display}"
+    first = f"{', '.join(libs)}; {display}"
     if g.get("qt_platform"):
-        line += f"; Qt platform {g['qt_platform']}"
-    if g.get("renderer"):
-        line += f"; renderer: {g['renderer']}"
-    else:
-        line += "; renderer: shown by the studio's Help > System report"
-    return line
+        first += f"; Qt platform {g['qt_platform']}"
+    renderer = g.get("renderer") or "shown by the studio's Help > System report"
+    return [first, f"renderer: {renderer}"]
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -397,10 +394,16 @@ def format_report(report: dict[str, Any]) -> str:
         rows.append(("Models", f"{len(hub['present'])} of {hub['catalogued']} present: {present}"))
         if hub["incomplete"]:
             rows.append(("", f"partly downloaded: {', '.join(hub['incomplete'])}"))
-    rows.append(("ffmpeg", _video_line(report["video"])))
-    rows.append(("OpenGL", _opengl_line(report["opengl"])))
-    libs = ", ".join(f"{k} {v}" for k, v in report["libraries"].items() if v)
-    rows.append(("Libraries", libs))
+    for label, lines in (
+        ("ffmpeg", _video_lines(report["video"])),
+        ("OpenGL", _opengl_lines(report["opengl"])),
+    ):
+        rows += [(label if i == 0 else "", line) for i, line in enumerate(lines)]
+    libs = [f"{k} {v}" for k, v in report["libraries"].items() if v]
+    half = (len(libs) + 1) // 2
+    rows.append(("Libraries", ", ".join(libs[:half])))
+    if libs[half:]:
+        rows.append(("", ", ".join(libs[half:])))
     width = max(len(label) for label, _ in rows) + 2
     head = f"World Studio {report['worldstudio']}, system report"
     return "\n".join([head, *(f"{label:<{width}}{value}" for label, value in rows)])
