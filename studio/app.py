@@ -95,10 +95,11 @@ def make_app(argv: Sequence[str] | None = None) -> QApplication:
 
 
 def app_icon() -> QIcon:
-    """World Studio's icon (studio/resources/worldstudio.svg, and its 256 px PNG)."""
-    icon = QIcon()
-    icon.addFile(str(RESOURCES / "worldstudio.png"))
-    icon.addFile(str(RESOURCES / "worldstudio.svg"))
+    """World Studio's icon, studio/resources/worldstudio.svg: scalable, so the window system gets
+    it at each size it asks for (its 256 px PNG where Qt has no SVG support)."""
+    icon = QIcon(str(RESOURCES / "worldstudio.svg"))
+    if icon.pixmap(64, 64).isNull():
+        icon = QIcon(str(RESOURCES / "worldstudio.png"))
     return icon
 
 

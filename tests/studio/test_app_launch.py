@@ -35,8 +35,7 @@ def _run_studio_from_the_cli(argv: list[str]) -> tuple[int, dict]:
         seen.update(
             folder=w.doc.folder,
             viewport=w.viewport is not None,
-            icon=not QApplication.windowIcon().isNull(),
-            icon_sizes=QApplication.windowIcon().availableSizes(),
+            icon=QApplication.windowIcon().pixmap(64, 64).toImage(),
             desktop_file=QGuiApplication.desktopFileName(),
         )
         w.ask_unsaved = lambda: "discard"
@@ -57,7 +56,9 @@ def test_worldstudio_studio_opens_the_project_given(demo_folder, qapp):
     code, seen = _run_studio_from_the_cli(["studio", str(demo_folder), "--no-viewport"])
     assert code == 0
     assert seen["folder"] == demo_folder and seen["viewport"] is False
-    assert seen["icon"] and any(s.width() >= 256 for s in seen["icon_sizes"])
+    icon = seen["icon"]  # the app icon drawn at 64 px: the dark tile with the blue world
+    assert icon.width() == 64 and icon.pixelColor(32, 32).blue() > 150
+    assert icon.pixelColor(0, 0).alpha() == 0 and icon.pixelColor(4, 32).alpha() == 255
     assert seen["desktop_file"] == "worldstudio"  # the entry install-desktop writes
 
 
