@@ -72,6 +72,10 @@ def start_studio(project: str | None = None, viewport: bool = True) -> int:
     reason = no_display_reason()
     if reason:
         raise WorldStudioError(reason)
+    if project:  # a wrong path is refused here, in one line, before a window opens
+        from worldstudio.core.project import ProjectFolder
+
+        ProjectFolder(project).load()
     try:
         studio = importlib.import_module(STUDIO_MAIN)
     except ImportError as exc:  # PySide6 or a system library of Qt missing

@@ -41,6 +41,15 @@ def test_without_a_display_the_studio_says_so_in_one_line(argv, capsys, monkeypa
     assert err.startswith("error: no display to open the studio on") and "xvfb-run" in err
 
 
+def test_the_studio_refuses_a_folder_that_is_not_a_project_before_opening(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code, out, err = run(capsys, "studio", tmp_path / "empty")
+    assert code == 2 and out == ""
+    assert err == f"error: {tmp_path / 'empty'}: not a project (no project.json inside)\n"
+    code, _, err = run(capsys, "studio", tmp_path / "missing.wsproj")
+    assert code == 2 and err == f"error: {tmp_path / 'missing.wsproj'}: no such project folder\n"
+
+
 def test_the_help_lists_the_app_commands(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
@@ -135,6 +144,25 @@ def test_a_broken_part_is_reported_in_its_row_and_the_rest_still_runs(
     assert "error:" in ffmpeg
     assert any(line.startswith("Models") for line in out.splitlines())
     assert any(line.startswith("OpenGL") for line in out.splitlines())
+
+
+def test_an_attention_package_that_fails_to_import_says_why(places, tmp_path, monkeypatch):
+    # what a kernel package built against another torch does when imported
+    package = tmp_path / "site" / "sageattention"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        'raise ImportError("undefined symbol: _ZN3c1017SymbolicShapeMeta")\n'
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    report = system_report()
+    state = report["attention"]["packages"]["sageattention"]
+    assert (
+        state
+        == "installed, fails to import: ImportError: undefined symbol: _ZN3c1017SymbolicShapeMeta"
+    )
+    assert "sage" not in report["attention"]["usable"]
+    text = format_report(report)
+    assert "sageattention installed, fails to import: ImportError" in text
 
 
 def test_each_gpu_gets_a_row_with_its_free_memory(models_env, places):
