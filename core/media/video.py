@@ -39,6 +39,21 @@ def ffmpeg_exe() -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
+def ffmpeg_version(timeout: float = 10.0) -> str:
+    """The first line of ``ffmpeg -version`` without its copyright (e.g. "ffmpeg version 7.0.2"),
+    read by a child started like every other ffmpeg here (imageio-ffmpeg's ``get_ffmpeg_version``
+    uses a ``preexec_fn``)."""
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-version"],
+        capture_output=True,
+        timeout=timeout,
+        start_new_session=True,
+        check=True,
+    )
+    lines = proc.stdout.decode("utf-8", "replace").strip().splitlines()
+    return lines[0].split(" Copyright")[0].strip() if lines else "no version line"
+
+
 def _spawn(
     args: Sequence[str],
     *,
