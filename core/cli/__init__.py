@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from worldstudio.core.errors import Cancelled, WorldStudioError
+from worldstudio.core.runtime.threads import apply_thread_policy
 
 # Modules that each define ``register(subparsers)``; imported lazily by name so that
 # `worldstudio info` never pays for torch or diffusers.
@@ -49,6 +50,7 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    apply_thread_policy("cli")  # before torch loads (core.runtime.threads)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
