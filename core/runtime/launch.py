@@ -187,21 +187,21 @@ def run_workers(
     ctx: JobContext,
     *,
     what: str = "workers",
-    command: list[str] | None = None,
+    command: Callable[[Path], list[str]] | None = None,
 ) -> dict[str, Any]:
     """Run ``processes`` workers of ``module`` (whose ``__main__`` calls :func:`worker_main`)
     with ``spec``, replaying the main worker's reports into ``ctx``; returns its result's data.
 
     Raises the worker's error as a :class:`WorldStudioError` (its own line), :class:`Cancelled`
     when the job was cancelled (or Ctrl+C), and :class:`LaunchError` when the workers end
-    without an outcome. ``command``: another launcher than torchrun (tests)."""
+    without an outcome. ``command(folder)``: another launcher than torchrun (tests)."""
     folder = Path(tempfile.mkdtemp(prefix="worldstudio-workers-"))
     keep = False
     try:
         _write_atomic(folder / SPEC, json.dumps(_plain(spec)))
         _write_atomic(folder / CONTROL, "run")
         env = child_environment(processes)
-        cmd = command or torchrun_command(module, folder, processes)
+        cmd = command(folder) if command else torchrun_command(module, folder, processes)
         with open(folder / LOG, "wb") as log:
             try:
                 proc = subprocess.Popen(
@@ -222,6 +222,8 @@ def run_workers(
         if outcome is not None and outcome.kind == "cancelled" and not ctx.cancelled:
             # the main worker was stopped by torchrun because another worker failed
             outcome = None
+        if outcome is None and ctx.cancelled:
+            raise Cancelled("cancelled (the workers were ended)")
         if outcome is None or outcome.kind == "error" and outcome.data.get("crash"):
             keep = True
         return _settle(outcome, proc.returncode, folder, what)
