@@ -1,7 +1,8 @@
 """Starting the studio: ``python -m worldstudio.studio [PROJECT]`` or the ``worldstudio-studio`` launcher.
 
 With no project argument the studio opens the last project; on first launch (or when that is
-gone) it opens the demo project: a per-user copy of ``projects/demo.wsproj`` from the repository,
+gone) it opens the demo project: a per-user copy (in ``~/WorldStudio``, where new projects go
+too) of ``projects/demo.wsproj`` from the repository,
 or one created with ``worldstudio.core.oracle.demo_project.create_demo_project`` when the repository's copy
 is missing. torch and the model libraries are not imported here.
 """
@@ -25,8 +26,9 @@ BUNDLED_DEMO = REPO_ROOT / "projects" / "demo.wsproj"
 
 
 def demo_project_folder() -> Path:
-    """The user's copy of the demo project, made on first use (edits never touch the bundle)."""
-    target = app_settings.data_dir() / "demo.wsproj"
+    """The user's copy of the demo project, ``~/WorldStudio/demo.wsproj``, made on first use
+    (edits never touch the bundle)."""
+    target = app_settings.projects_dir() / "demo.wsproj"
     if (target / "project.json").is_file():
         return target
     if (BUNDLED_DEMO / "project.json").is_file():
@@ -73,7 +75,8 @@ def apply_style(app: QApplication) -> None:
     app.setPalette(pal)
     qss = RESOURCES / "style.qss"
     if qss.is_file():
-        app.setStyleSheet(qss.read_text(encoding="utf-8"))
+        icons = (RESOURCES / "icons").as_posix()
+        app.setStyleSheet(qss.read_text(encoding="utf-8").replace("@ICONS@", icons))
 
 
 def make_app(argv: Sequence[str] | None = None) -> QApplication:

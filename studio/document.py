@@ -74,6 +74,8 @@ class SnapshotCommand(QUndoCommand):
         self.after = other.after
         if other.aspect != self.aspect:
             self.aspect = "all"
+        # Back where it started (a drag or a G cancelled): the stack drops the command.
+        self.setObsolete(self.after == self.before)
         return True
 
     def redo(self) -> None:
@@ -181,6 +183,20 @@ class ProjectDocument(QObject):
             return
         key = None if merge_key is None else f"{self._seal}:{merge_key}"
         self.undo_stack.push(SnapshotCommand(self, text, aspect, self.project, after, key))
+
+    def revert(self, merge_key: str) -> bool:
+        """Take back the edits merged under ``merge_key`` since the last :meth:`seal` (a
+        cancelled drag or G / R): the model is again exactly what it was and no undo step is
+        left. False when the last step is not such an edit (nothing to take back)."""
+        key = f"{self._seal}:{merge_key}"
+        i = self.undo_stack.index()
+        top = self.undo_stack.command(i - 1) if i > 0 else None
+        if not isinstance(top, SnapshotCommand) or top.merge_key != key:
+            return False
+        self.undo_stack.push(
+            SnapshotCommand(self, top.text(), top.aspect, self.project, top.before, key)
+        )
+        return True
 
     def seal(self) -> None:
         """End the current merge run: the next edit starts a new undo step even when its merge key

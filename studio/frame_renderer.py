@@ -78,11 +78,12 @@ class FrameRenderer(QObject):
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._thread: _RenderThread | None = None
+        self._closed = False  # after shutdown: a late request (a pending timer) starts nothing
 
     def request(
         self, key: str, tag, cloud, c2w, fov: float, height: int, width: int, radius: int = 1
     ) -> None:
-        if cloud is None:
+        if cloud is None or self._closed:
             return
         if self._thread is None:
             self._thread = _RenderThread()
@@ -103,6 +104,7 @@ class FrameRenderer(QObject):
         )
 
     def shutdown(self) -> None:
+        self._closed = True
         if self._thread is not None:
             self._thread.stop()
             self._thread.wait(10000)

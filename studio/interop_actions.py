@@ -29,6 +29,8 @@ from PySide6.QtWidgets import (
 
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.project import ProjectFolder
+from worldstudio.studio import settings as app_settings
+from worldstudio.studio.field_guard import guard_fields
 from worldstudio.studio.shell import Shell
 
 LAYOUT_TEXT = {
@@ -82,6 +84,7 @@ class RunChoiceDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(buttons)
+        guard_fields(self)
 
     def choice(self) -> tuple[str, str]:
         return str(self.run_combo.currentData()), str(self.layout_combo.currentData())
@@ -208,14 +211,29 @@ class InteropActions(QObject):
         self.act_export_mp4.setEnabled(any(v for _r, v, _c in runs))
 
     # ------------------------------------------------------------------ helpers
-    def _start_dir(self) -> str:
+    def _start_dir(self, kind: str = "export") -> str:
+        """Where a file dialog opens: the folder last used for an import or an export (of any
+        project), else the folder the open project is in, else the projects folder."""
+        last = app_settings.last_dir(kind)
+        if last is not None:
+            return str(last)
         folder = self.shell.doc.folder
-        return str(folder.parent) if folder is not None else str(Path.home())
+        return str(folder.parent) if folder is not None else str(app_settings.projects_dir())
 
     def _default_name(self, suffix: str) -> str:
         folder = self.shell.doc.folder
         stem = folder.stem if folder is not None else (self.shell.doc.project.name or "project")
         return str(Path(self._start_dir()) / f"{stem}{suffix}")
+
+    def _open_path(self, title: str, filt: str) -> Path | None:
+        """A file to import (the dialog opens where the last import was)."""
+        path, _ = QFileDialog.getOpenFileName(
+            self.shell.widget(), title, self._start_dir("import"), filt
+        )
+        if not path:
+            return None
+        app_settings.remember_dir("import", path)
+        return Path(path)
 
     def error(self, title: str, message: str) -> None:
         self.shell.show_message(message, error=True)
@@ -318,26 +336,36 @@ class InteropActions(QObject):
             return None
         return dlg.choice()
 
-    def _save_path(self, title: str, default: str, filt: str, suffix: str) -> Path | None:
+    def _save_path(
+        self, title: str, default: str, filt: str, suffix: str, kind: str = "export"
+    ) -> Path | None:
         path, _ = QFileDialog.getSaveFileName(self.shell.widget(), title, default, filt)
         if not path:
             return None
         if suffix and not path.lower().endswith(suffix):
             path += suffix
+        app_settings.remember_dir(kind, path)
         return Path(path)
 
-    def _new_project_folder(self, title: str, default: Path) -> Path | None:
+    def _new_project_folder(self, title: str, source: Path) -> Path | None:
+        """The folder of a project made by an import: proposed in the projects folder, named
+        after ``source``."""
         from worldstudio.core.interop.bundle import check_target_free
 
-        folder = self._save_path(title, str(default), "Project folder (*.wsproj)", ".wsproj")
-        if folder is None:
+        default = app_settings.free_folder(app_settings.projects_dir() / f"{source.stem}.wsproj")
+        folder, _ = QFileDialog.getSaveFileName(
+            self.shell.widget(), title, str(default), "Project folder (*.wsproj)"
+        )
+        if not folder:
             return None
+        if not folder.endswith(".wsproj"):
+            folder += ".wsproj"
         try:
             check_target_free(folder)
         except WorldStudioError as exc:
             self.error(title, f"{exc}: choose a new folder")
             return None
-        return folder
+        return Path(folder)
 
     def _open_new(self, folder: Path, title: str, warnings: list[str], extra: str = "") -> None:
         if self.shell.open_project(folder, offer_recovery=False):
@@ -345,22 +373,22 @@ class InteropActions(QObject):
 
     # ------------------------------------------------------------------ imports
     def import_bundle(self) -> bool:
-        from worldstudio.core.interop.bundle import import_bundle_job
+        from worldstudio.core.interop.bundle import check_bundle, import_bundle_job
 
         title = "Import bundle"
         if not self.shell.ensure_saved():
             return False
-        zip_path, _ = QFileDialog.getOpenFileName(
-            self.shell.widget(),
-            "Import a project bundle",
-            self._start_dir(),
-            "Project bundle (*.zip);;All files (*)",
+        zip_path = self._open_path(
+            "Import a project bundle", "Project bundle (*.zip);;All files (*)"
         )
-        if not zip_path:
+        if zip_path is None:
             return False
-        out = self._new_project_folder(
-            "Unpack the bundle into (a new project folder)", Path(zip_path).with_suffix(".wsproj")
-        )
+        try:  # an unsafe or broken bundle is refused before a destination is asked for
+            check_bundle(zip_path)
+        except WorldStudioError as exc:
+            self.error(title, str(exc))
+            return False
+        out = self._new_project_folder("Unpack the bundle into (a new project folder)", zip_path)
         if out is None:
             return False
         return self._run(
@@ -375,17 +403,12 @@ class InteropActions(QObject):
         title = "Import LiveWorld sample"
         if not self.shell.ensure_saved():
             return False
-        yaml_path, _ = QFileDialog.getOpenFileName(
-            self.shell.widget(),
-            "Import a LiveWorld sample",
-            self._start_dir(),
-            "LiveWorld sample (*.yaml *.yml);;All files (*)",
+        yaml_path = self._open_path(
+            "Import a LiveWorld sample", "LiveWorld sample (*.yaml *.yml);;All files (*)"
         )
-        if not yaml_path:
+        if yaml_path is None:
             return False
-        out = self._new_project_folder(
-            "New project from the sample (a folder)", Path(yaml_path).with_suffix(".wsproj")
-        )
+        out = self._new_project_folder("New project from the sample (a folder)", yaml_path)
         if out is None:
             return False
 
@@ -402,13 +425,10 @@ class InteropActions(QObject):
         from worldstudio.core.interop.nerfstudio import read_nerfstudio
 
         title = "Import nerfstudio camera path"
-        path, _ = QFileDialog.getOpenFileName(
-            self.shell.widget(),
-            "Import a nerfstudio camera path",
-            self._start_dir(),
-            "nerfstudio camera path (*.json);;All files (*)",
+        path = self._open_path(
+            "Import a nerfstudio camera path", "nerfstudio camera path (*.json);;All files (*)"
         )
-        if not path:
+        if path is None:
             return False
         try:
             camera_path, warnings = read_nerfstudio(path)
@@ -531,10 +551,17 @@ class InteropActions(QObject):
         folder = self.saved_folder("a LiveWorld sample")
         if folder is None:
             return False
-        out = QFileDialog.getExistingDirectory(
-            self.shell.widget(), "Folder for the LiveWorld sample", self._start_dir()
+        # A folder named like a file: a new one is created, an existing one is written into.
+        out = self._save_path(
+            "Export a LiveWorld sample into a folder (created if missing)",
+            self._default_name("-liveworld"),
+            "Folder (*)",
+            "",
         )
-        if not out:
+        if out is None:
+            return False
+        if out.exists() and not out.is_dir():
+            self.error(title, f"{out} is a file: choose a folder for the sample")
             return False
         return self._run(
             export_liveworld_job(folder, out),

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.project import ProjectFolder
-from worldstudio.studio import commands
+from worldstudio.studio import commands, field_guard
 from worldstudio.studio import settings as app_settings
 from worldstudio.studio.document import ProjectDocument, Selection
 from worldstudio.studio.frame_renderer import FrameRenderer
@@ -47,12 +47,18 @@ from worldstudio.studio.panels.player import VideoPlayer
 from worldstudio.studio.panels.rounds import RoundsPanel
 from worldstudio.studio.playback import Playback
 from worldstudio.studio.timeline import TimelineWidget
-from worldstudio.studio.util import pixmap_fit
+from worldstudio.studio.util import icon, pixmap_fit
 from worldstudio.studio.worker import GPU, JobHandle, JobRunner
 
 AUTOSAVE_SECONDS = 60
 THUMB_W, THUMB_H = 256, 144
-LAYOUT_VERSION = 3  # bump when the docks change, so an old saved layout is not restored
+LAYOUT_VERSION = 4  # bump when the docks change, so an old saved layout is not restored
+
+
+def _file_name(name: str) -> str:
+    """A project's name as a folder name: letters, digits, '-' and '_' (spaces become '-')."""
+    cleaned = "".join(c if c.isalnum() or c in "-_" else "-" for c in name.strip())
+    return "-".join(part for part in cleaned.split("-") if part) or "project"
 
 
 class MainWindow(QMainWindow):
@@ -82,6 +88,8 @@ class MainWindow(QMainWindow):
         self.ask_unsaved = self._ask_unsaved
         self.ask_recover = self._ask_recover
 
+        self._layout_restored = False  # a saved layout was restored at start
+        self._sized = False  # the default dock sizes were applied
         self.setObjectName("MainWindow")
         self.setDockNestingEnabled(True)
         self.resize(1560, 960)
@@ -94,9 +102,7 @@ class MainWindow(QMainWindow):
         self._make_statusbar()
         self.runner.started.connect(self._job_started)
         self.runner.jobs_changed.connect(self._update_frame_actions)
-        self.playback.playing_changed.connect(
-            lambda playing: self.act_play.setText("Pause" if playing else "Play / pause")
-        )
+        self.playback.playing_changed.connect(self._playing_changed)
 
         self.autosave_timer = QTimer(self)
         self.autosave_timer.timeout.connect(self.autosave)
@@ -114,6 +120,7 @@ class MainWindow(QMainWindow):
         self._update_title()
         self._update_frame_actions()
         self._restore_layout()
+        field_guard.guard_fields(self)  # the wheel and Ctrl+Z rules on every form field
 
     # ================================================================== building
     def _make_central(self, want_viewport: bool) -> None:
@@ -146,11 +153,17 @@ class MainWindow(QMainWindow):
         return dock
 
     def _make_docks(self) -> None:
+        """The default layout: the viewport in the middle gets most of the window; the
+        inspector with the rounds and entities on the left; the camera view (and the player)
+        above Generate and Training on the right, in a column of their own; the timeline (and
+        the log) along the bottom. Each dock can be moved; the layout is saved on quit and
+        Window ▸ Reset layout brings this one back."""
         L, R, B = (
             Qt.DockWidgetArea.LeftDockWidgetArea,
             Qt.DockWidgetArea.RightDockWidgetArea,
             Qt.DockWidgetArea.BottomDockWidgetArea,
         )
+        V = Qt.Orientation.Vertical
         self.setCorner(Qt.Corner.BottomLeftCorner, L)
         self.setCorner(Qt.Corner.BottomRightCorner, R)
         self.inspector = InspectorPanel(self.doc)
@@ -165,43 +178,59 @@ class MainWindow(QMainWindow):
         self.log_view.setMaximumBlockCount(5000)
 
         self.inspector_dock = self._dock("Inspector", "inspectorDock", self.inspector, L)
-        self.camera_dock = self._dock("Camera view", "cameraViewDock", self.camera_view, R)
-        self.rounds_dock = self._dock("Rounds", "roundsDock", self.rounds_panel, R)
+        self.rounds_dock = self._dock("Rounds", "roundsDock", self.rounds_panel, L)
         self.entities_dock = self._dock(
-            "Entities && monitors", "entitiesDock", self.entities_panel, R
+            "Entities && monitors", "entitiesDock", self.entities_panel, L
         )
+        self.camera_dock = self._dock("Camera view", "cameraViewDock", self.camera_view, R)
         self.player_dock = self._dock("Player", "playerDock", self.player, R)
         self.timeline_dock = self._dock("Timeline", "timelineDock", self.timeline, B)
-        self.log_dock = self._dock("Log", "logDock", self.log_view, R)
-        self.tabifyDockWidget(self.rounds_dock, self.entities_dock)
-        self.tabifyDockWidget(self.entities_dock, self.player_dock)
-        self.tabifyDockWidget(self.player_dock, self.log_dock)
-        self.rounds_dock.raise_()
-        self.timeline_dock.raise_()
-        self.resizeDocks([self.inspector_dock], [350], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.camera_dock], [400], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.camera_dock, self.rounds_dock], [250, 420], Qt.Orientation.Vertical)
-        self.resizeDocks([self.timeline_dock], [250], Qt.Orientation.Vertical)
+        self.log_dock = self._dock("Log", "logDock", self.log_view, B)
         self._make_generation_docks()
+        # Splits first, then tabs (splitting a dock that is already in a tab group adds to the
+        # group instead).
+        self.splitDockWidget(self.inspector_dock, self.rounds_dock, V)
+        self.splitDockWidget(self.camera_dock, self.generate_dock, V)
+        self.tabifyDockWidget(self.rounds_dock, self.entities_dock)
+        self.tabifyDockWidget(self.camera_dock, self.player_dock)
+        self.tabifyDockWidget(self.generate_dock, self.training_dock)
+        self.tabifyDockWidget(self.timeline_dock, self.log_dock)
+        for dock in (self.rounds_dock, self.camera_dock, self.generate_dock, self.timeline_dock):
+            dock.raise_()
         self._default_state = self.saveState(LAYOUT_VERSION)
 
+    def _default_sizes(self) -> None:
+        """The default docks' sizes (they only take once the window has its size: at the first
+        show without a saved layout, and on Reset layout)."""
+        H, V = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
+        self.resizeDocks([self.inspector_dock, self.camera_dock], [340, 440], H)
+        self.resizeDocks([self.inspector_dock, self.rounds_dock], [560, 300], V)
+        self.resizeDocks([self.camera_dock, self.generate_dock], [290, 620], V)
+        self.resizeDocks([self.timeline_dock], [230], V)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._layout_restored and not self._sized:
+            self._sized = True
+            QTimer.singleShot(0, self._default_sizes)  # once the window has its final size
+
     def _make_generation_docks(self) -> None:
-        """The Generate and Training docks (tabbed with the inspector) and the timeline's Run row."""
+        """The Generate and Training docks (tabbed together under the camera view, on the right)
+        and the timeline's Run row."""
         from worldstudio.studio.panels.generate import GeneratePanel
         from worldstudio.studio.panels.training import TrainingPanel
         from worldstudio.studio.timeline.run_track import RunTrack
 
-        left = Qt.DockWidgetArea.LeftDockWidgetArea
         self.generate_panel = gp = GeneratePanel(self.doc, self.runner, save=self.save)
         self.training_panel = tp = TrainingPanel(self.doc, self.runner)
         self.run_track = RunTrack(self.timeline)
         self.timeline.layout().addWidget(self.run_track)
-        self.generate_dock = self._dock("Generate", "generateDock", gp, left)
-        self.training_dock = self._dock("Training", "trainingDock", tp, left)
-        self.tabifyDockWidget(self.inspector_dock, self.generate_dock)
-        self.tabifyDockWidget(self.generate_dock, self.training_dock)
-        self.inspector_dock.raise_()
-        self.resizeDocks([self.inspector_dock], [400], Qt.Orientation.Horizontal)
+        self.generate_dock = self._dock(
+            "Generate", "generateDock", gp, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        self.training_dock = self._dock(
+            "Training", "trainingDock", tp, Qt.DockWidgetArea.RightDockWidgetArea
+        )
         gp.play_requested.connect(self.play_video)
         gp.run_changed.connect(self.run_track.show_run)
         gp.message.connect(self.show_message)
@@ -217,6 +246,20 @@ class MainWindow(QMainWindow):
         self.play_mode = PlayMode(self.doc, self.runner, self.centralWidget(), save=self.save)
         self.play_mode.message.connect(self.show_message)
         self.play_mode.session_finished.connect(lambda _result: self.generate_panel.refresh())
+
+    def generate(self) -> JobHandle | None:
+        """Render ▸ Generate video (Ctrl+G, the toolbar's Generate): what the Generate panel's
+        button does, with the panel brought to the front."""
+        self.generate_dock.show()
+        self.generate_dock.raise_()
+        if not self.generate_panel.generate():
+            return None
+        return self.generate_panel.job
+
+    def _playing_changed(self, playing: bool) -> None:
+        self.act_play.setText("Pause" if playing else "Play / pause")
+        self.tb_play.setIcon(icon("pause" if playing else "play"))
+        self.tb_play.setText("Pause" if playing else "Play")
 
     def play_video(self, path: str | Path) -> None:
         """Open an mp4 (a run's result, a round, a training sample) in the player dock."""
@@ -280,6 +323,22 @@ class MainWindow(QMainWindow):
             "Delete the selected keyframe, monitor or entity",
         )
         self.act_deselect = a("Select none", lambda: self.doc.set_selection(None), "Ctrl+Shift+A")
+        self.act_grab = a(
+            "Move selection",
+            lambda: self.transform_selection("move"),
+            "G",
+            "Move the selected keyframe, monitor or entity with the mouse (X/Y/Z: along an axis, "
+            "type a distance, Enter: done, Esc: cancel)",
+            "moveSelection",
+        )
+        self.act_rotate = a(
+            "Rotate selection",
+            lambda: self.transform_selection("rotate"),
+            "R",
+            "Rotate the selected keyframe or monitor with the mouse (X/Y/Z: about an axis, type "
+            "an angle, Enter: done, Esc: cancel)",
+            "rotateSelection",
+        )
 
         self.act_add_kf = a(
             "Add keyframe from view",
@@ -329,6 +388,13 @@ class MainWindow(QMainWindow):
         self.act_add_entity = a(
             "Add entity from source image…", self.entities_panel.add_entity_dialog, "Ctrl+E"
         )
+        self.act_add_entity_3d = a(
+            "Add entity by clicking in the 3D view",
+            self.add_entity_from_3d_click,
+            "Ctrl+Shift+E",
+            "Click a thing in the 3D view: SAM 2 masks it on the source image",
+            "addEntity3d",
+        )
         self.act_add_round = a("Add round", lambda: commands.add_round(self.doc), "Ctrl+R")
 
         self.act_render = a(
@@ -347,11 +413,21 @@ class MainWindow(QMainWindow):
         )
         self.act_play_world.setCheckable(True)
         self.play_mode.active_changed.connect(self.act_play_world.setChecked)
+        self.act_generate = a(
+            "Generate video",
+            self.generate,
+            "Ctrl+G",
+            "Generate the project's video round by round with the Generate panel's settings",
+            "generate",
+        )
+        self.act_generate.setIcon(icon("generate"))
         self.act_cancel = a(
             "Cancel job", self.cancel_job, None, "Stop the job the status bar shows"
         )
         self.act_cancel.setEnabled(False)
-        self.act_reset_layout = a("Reset layout", self.reset_layout)
+        self.act_reset_layout = a(
+            "Reset layout", self.reset_layout, tip="Put every panel back where it was at first"
+        )
 
     def _make_menus(self) -> None:
         mb = self.menuBar()
@@ -375,6 +451,9 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addAction(self.act_delete)
         m.addAction(self.act_deselect)
+        m.addSeparator()
+        m.addAction(self.act_grab)
+        m.addAction(self.act_rotate)
 
         m = mb.addMenu("&Camera")
         for act in (
@@ -399,15 +478,18 @@ class MainWindow(QMainWindow):
 
         m = mb.addMenu("&World")
         m.addAction(self.act_add_entity)
+        m.addAction(self.act_add_entity_3d)
         m.addAction(self.act_add_monitor)
         m.addAction(self.act_add_round)
 
         m = mb.addMenu("&Render")
+        m.addAction(self.act_generate)
         m.addAction(self.act_render)
         m.addAction(self.act_play_world)
+        m.addSeparator()
         m.addAction(self.act_cancel)
 
-        m = mb.addMenu("&View")
+        m = mb.addMenu("&Window")
         for dock in (
             self.inspector_dock,
             self.camera_dock,
@@ -446,25 +528,49 @@ class MainWindow(QMainWindow):
         tb = QToolBar("Main")
         tb.setObjectName("mainToolbar")
         tb.setMovable(False)
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.addToolBar(tb)
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        # Undo and Redo keep their width: the menu's actions say what they undo, these say it in
+        # the tooltip only (a toolbar whose buttons shift under the mouse is hard to use).
+        stack = self.doc.undo_stack
+        self.tb_undo = QAction("Undo", self)
+        self.tb_undo.triggered.connect(stack.undo)
+        self.tb_redo = QAction("Redo", self)
+        self.tb_redo.triggered.connect(stack.redo)
+        stack.canUndoChanged.connect(self.tb_undo.setEnabled)
+        stack.canRedoChanged.connect(self.tb_redo.setEnabled)
+        stack.undoTextChanged.connect(lambda t: self.tb_undo.setToolTip(f"Undo {t} (Ctrl+Z)"))
+        stack.redoTextChanged.connect(lambda t: self.tb_redo.setToolTip(f"Redo {t} (Ctrl+Shift+Z)"))
+        self.tb_undo.setEnabled(stack.canUndo())
+        self.tb_redo.setEnabled(stack.canRedo())
+        self.tb_play = QAction(icon("play"), "Play", self)
+        self.tb_play.setToolTip("Play / pause the path (Space)")
+        self.tb_play.triggered.connect(self.playback.toggle)
         for act in (
             self.act_open,
             self.act_save,
             None,
-            self.act_undo,
-            self.act_redo,
+            self.tb_undo,
+            self.tb_redo,
             None,
             self.act_add_kf,
             self.act_del_kf,
             self.act_path_dialog,
             None,
-            self.act_play,
+            self.tb_play,
             None,
             self.act_render,
+            self.act_generate,
             self.act_play_world,
         ):
             tb.addSeparator() if act is None else tb.addAction(act)
+        tb.widgetForAction(self.act_generate).setObjectName("generateToolButton")
+        play = tb.widgetForAction(self.tb_play)
+        widths = []
+        for text in ("Pause", "Play"):  # as wide as its widest label: nothing shifts
+            self.tb_play.setText(text)
+            widths.append(play.sizeHint().width())
+        play.setFixedWidth(max(widths))
         if self.viewport is not None and hasattr(self.viewport, "set_point_size"):
             tb.addSeparator()
             tb.addWidget(QLabel(" Point size "))
@@ -534,6 +640,7 @@ class MainWindow(QMainWindow):
         self.act_render.setEnabled(
             self.runner.can_start(GPU) and has_kf and self.doc.cloud is not None
         )
+        self.act_generate.setEnabled(self.runner.can_start(GPU))
 
     # ================================================================== views and cameras
     def current_view(self) -> tuple[np.ndarray, float] | None:
@@ -659,6 +766,47 @@ class MainWindow(QMainWindow):
         elif sel.kind == "round" and len(self.doc.project.rounds) > 1:
             commands.remove_round(self.doc, int(sel.id))
 
+    def transform_selection(self, mode: str) -> bool:
+        """G / R: move or rotate the selection with the mouse in the 3D view."""
+        if self.viewport is None:
+            self.show_message("Moving with the mouse needs the 3D view", error=True)
+            return False
+        why = self.viewport.begin_transform(mode)
+        if why is not None:
+            self.show_message(why, error=True)
+            return False
+        return True
+
+    def add_entity_from_3d_click(self) -> bool:
+        """World ▸ Add entity by clicking in the 3D view: the next click in the viewport picks a
+        cloud point; it is projected into the source image (the source camera, identity pose)
+        and the source-image dialog opens with SAM 2 run on that pixel."""
+        p = self.doc.project
+        if self.viewport is None:
+            self.show_message("Picking in 3D needs the 3D view", error=True)
+            return False
+        if p.source is None or p.intrinsics is None or self.doc.cloud is None:
+            self.show_message("This project has no reconstructed source image", error=True)
+            return False
+        self.viewport.begin_point_pick(self._entity_point_picked)
+        self.show_message("Click the entity in the 3D view (Esc cancels)")
+        return True
+
+    def _entity_point_picked(self, point) -> None:
+        from worldstudio.studio.panels.entities import source_pixel
+
+        if point is None:
+            self.show_message("No entity picked")
+            return
+        pixel = source_pixel(self.doc.project, point)
+        if pixel is None:
+            self.show_message(
+                "That point is not in the source image: pick something the photo shows",
+                error=True,
+            )
+            return
+        self.entity_dialog = self.entities_panel.add_entity_dialog(at_pixel=pixel)
+
     def path_dialog(self, preset: str | None = None):
         from worldstudio.studio.panels.path_dialog import PathDialog
 
@@ -715,7 +863,19 @@ class MainWindow(QMainWindow):
             self._show_job(jobs[-1] if jobs else None)
 
     def _job_failed(self, message: str) -> None:
-        self.show_message(f"{self.sender().description} failed: {message}", error=True)
+        handle = self.sender()
+        self.show_message(f"{handle.description} failed: {message}", error=True)
+        if handle.internal_error:
+            self.show_crash(handle.description or "A job", message, handle.traceback)
+
+    def show_crash(self, what: str, message: str, details: str):
+        """The internal-error dialog (a bug): the message, the crash log's text and a Copy
+        details button. Returned, shown non-modally."""
+        from worldstudio.studio.dialogs.crash import CrashDialog
+
+        self.crash_dialog = CrashDialog(self, what, message, details)
+        self.crash_dialog.open()
+        return self.crash_dialog
 
     def _job_cancelled(self) -> None:
         self.show_message(f"{self.sender().description}: cancelled")
@@ -782,6 +942,8 @@ class MainWindow(QMainWindow):
     # ================================================================== files
     def open_project(self, folder: str | Path, offer_recovery: bool = True) -> bool:
         folder = Path(folder)
+        for line in ProjectFolder(folder).clean_leftovers():  # what killed writes left behind
+            self.log(line)
         try:
             self.doc.load(folder)
         except WorldStudioError as exc:
@@ -791,8 +953,10 @@ class MainWindow(QMainWindow):
             return False
         app_settings.add_recent(folder, self.settings)
         self.playback.stop()
+        self._forget_previous_project()
         self._update_title()
         self._update_frame_actions()
+        self.log(f"—— opened {folder}")
         self.show_message(f"Opened {folder}")
         if self.viewport is not None and hasattr(self.viewport, "overview"):
             self.viewport.overview()
@@ -800,10 +964,21 @@ class MainWindow(QMainWindow):
             self._offer_recovery()
         return True
 
+    def _forget_previous_project(self) -> None:
+        """What showed the previous project goes: the player's video, the last preview, the
+        playhead render, the keyframe thumbnail and the panels' run messages (a job still
+        running keeps its own panel)."""
+        self.last_preview = None
+        self.player.clear()
+        self.camera_view.clear()
+        self.inspector.set_thumbnail(None)
+        self.generate_panel.forget_project()
+        self.training_panel.forget_project()
+
     def open_dialog(self) -> None:
         if not self.ensure_saved():
             return
-        start = str(self.doc.folder.parent) if self.doc.folder else ""
+        start = str(self.doc.folder.parent) if self.doc.folder else str(app_settings.projects_dir())
         folder = QFileDialog.getExistingDirectory(self, "Open project folder", start)
         if folder:
             self.open_project(folder)
@@ -831,11 +1006,11 @@ class MainWindow(QMainWindow):
         return self._save_to(self.doc.folder)
 
     def save_as(self) -> bool:
+        default = self.doc.folder or app_settings.free_folder(
+            app_settings.projects_dir() / f"{_file_name(self.doc.project.name)}.wsproj"
+        )
         folder, _ = QFileDialog.getSaveFileName(
-            self,
-            "Save project as (a folder)",
-            str(self.doc.folder or ""),
-            "Project folder (*.wsproj)",
+            self, "Save project as (a folder)", str(default), "Project folder (*.wsproj)"
         )
         if not folder:
             return False
@@ -862,18 +1037,23 @@ class MainWindow(QMainWindow):
         if self.last_preview is None or not self.last_preview.is_file():
             self.show_message("Render a preview first (Render ▸ Render preview)", error=True)
             return
+        start = app_settings.last_dir("export") or (
+            self.doc.folder.parent if self.doc.folder else app_settings.projects_dir()
+        )
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export preview video", "preview.mp4", "MP4 (*.mp4)"
+            self, "Export preview video", str(start / "preview.mp4"), "MP4 (*.mp4)"
         )
         if path:
             shutil.copyfile(self.last_preview, path)
+            app_settings.remember_dir("export", path)
             self.show_message(f"Wrote {path}")
 
     def new_demo_project(self) -> None:
         if not self.ensure_saved():
             return
+        default = app_settings.free_folder(app_settings.projects_dir() / "demo.wsproj")
         folder, _ = QFileDialog.getSaveFileName(
-            self, "New demo project (a folder)", "demo.wsproj", "Project folder (*.wsproj)"
+            self, "New demo project (a folder)", str(default), "Project folder (*.wsproj)"
         )
         if not folder:
             return
@@ -893,12 +1073,22 @@ class MainWindow(QMainWindow):
 
         if not self.ensure_saved():
             return None
-        start = str(self.doc.folder.parent) if self.doc.folder else ""
-        dlg = NewFromImageDialog(self, start_dir=start, open_folder=self.doc.folder)
+        start = app_settings.last_dir("image") or Path.home()
+        dlg = NewFromImageDialog(
+            self,
+            start_dir=start,
+            open_folder=self.doc.folder,
+            projects_folder=app_settings.projects_dir(),
+        )
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dlg.accepted.connect(lambda: self.reconstruct(dlg.request()))
+        dlg.accepted.connect(lambda: self._new_from_image_accepted(dlg))
         dlg.open()
         return dlg
+
+    def _new_from_image_accepted(self, dlg) -> None:
+        request = dlg.request()
+        app_settings.remember_dir("image", request.image)
+        self.reconstruct(request)
 
     def reconstruct(self, request) -> JobHandle | None:
         """Run a :class:`~studio.dialogs.new_from_image.NewProjectRequest` in the worker."""
@@ -1025,17 +1215,22 @@ class MainWindow(QMainWindow):
 
     # ================================================================== layout and help
     def _restore_layout(self) -> None:
+        """The window's size and docks as the user left them (QSettings, saved on quit)."""
         geo = self.settings.value("window/geometry")
         state = self.settings.value("window/state")
         if isinstance(geo, QByteArray | bytes):
             self.restoreGeometry(geo)
         if isinstance(state, QByteArray | bytes):
-            self.restoreState(state, LAYOUT_VERSION)
+            self._layout_restored = bool(self.restoreState(state, LAYOUT_VERSION))
 
     def reset_layout(self) -> None:
+        """Window ▸ Reset layout: every dock where it was at first, shown, at its first size."""
         self.restoreState(self._default_state, LAYOUT_VERSION)
-        for dock in (self.inspector_dock, self.camera_dock, self.rounds_dock, self.timeline_dock):
+        for dock in self.findChildren(QDockWidget):
             dock.show()
+        for dock in (self.rounds_dock, self.camera_dock, self.generate_dock, self.timeline_dock):
+            dock.raise_()
+        self._default_sizes()
 
     def show_shortcuts(self) -> None:
         rows = [
@@ -1045,8 +1240,13 @@ class MainWindow(QMainWindow):
         ]
         text = "\n".join(f"{k:<14} {t}" for t, k in sorted(rows, key=lambda r: r[1]))
         text += (
-            "\n\nViewport: left-drag orbits, right/middle-drag pans, wheel zooms, click selects,"
-            "\nShift-drag moves the selection, Ctrl-drag rotates it, F flies (WASD, Q/E, R records)."
+            "\n\nViewport: left-drag orbits, right/middle-drag pans, wheel zooms, click selects."
+            "\nThe selection's gizmo: drag an arrow (move along an axis), a square (move in its"
+            "\nplane), a ring (rotate), the centre (move facing the camera). Shift-drag on an"
+            "\nobject moves it, Ctrl-drag rotates it. F flies (WASD, Q/E, R records)."
+            "\nG / R: move / rotate with the mouse; X/Y/Z along or about an axis (twice: the"
+            "\nobject's own), Shift+X/Y/Z in a plane, type a value, Enter or click: done,"
+            "\nEsc or right-click: cancel."
             "\nPlay world (P): WASD move, Q/E down/up, arrows or drag turn and look, Space pauses,"
             "\nEsc stops (the played camera becomes the path)."
         )

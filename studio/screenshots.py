@@ -2,10 +2,11 @@
 
 Run it under a display with OpenGL, e.g.::
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m worldstudio.studio.screenshots
+    xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python -m worldstudio.studio.screenshots
 
-It opens the demo project (or PROJECT) in the real main window, waits for the background renders,
-and writes main-window.png, keyframe-inspector.png, timeline.png and preview-player.png (default:
+It opens the demo project (or PROJECT) in the real main window at 1920x1080, waits for the
+background renders, and writes main-window.png, keyframe-inspector.png, gizmo.png,
+monitor-inspector.png, timeline.png, path-dialog.png and preview-player.png (default:
 resources/screenshots).
 
 ``python -m worldstudio.studio.screenshots --dialogs [OUT_DIR] [IMAGE]`` writes models-dialog.png (the
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     app = make_app()
     project = Path(argv[1]) if len(argv) > 1 else demo_project_folder()
     w = MainWindow(start_renders_after_ms=None, autosave_seconds=0)
-    w.resize(1600, 1000)
+    w.resize(1920, 1080)
     w.show()
     w.open_project(project)
     w.doc.set_playhead(40)
@@ -101,9 +102,21 @@ def main(argv: list[str] | None = None) -> int:
     _wait(app, 30, lambda: w.camera_view.shown_frame == w.doc.playhead)
     _wait(app, 0.5)
     w.grab().save(str(out / "keyframe-inspector.png"))
+    gizmo_shot(app, w, kf, out / "gizmo.png")
+
+    m = w.doc.project.monitors[0]
+    w.doc.set_selection(Selection("monitor", m.id))
+    _wait(app, 0.3)
+    w.inspector_dock.grab().save(str(out / "monitor-inspector.png"))
 
     w.doc.set_selection(None)
     w.timeline_dock.grab().save(str(out / "timeline.png"))
+
+    dlg = w.path_dialog(preset="actions")
+    dlg.set_option("text", "(FN)(FN)(fLN)(SR)")
+    _wait(app, 0.3)
+    dlg.grab().save(str(out / "path-dialog.png"))
+    dlg.reject()
 
     # Render the preview through the worker and show it playing.
     done = []
@@ -116,8 +129,45 @@ def main(argv: list[str] | None = None) -> int:
     w.grab().save(str(out / "preview-player.png"))
     w.ask_unsaved = lambda: "discard"
     w.close()
-    print(f"wrote {out}/main-window.png, keyframe-inspector.png, timeline.png, preview-player.png")
+    print(
+        f"wrote {out}/main-window.png, keyframe-inspector.png, gizmo.png, monitor-inspector.png, "
+        "timeline.png, path-dialog.png, preview-player.png"
+    )
     return 0
+
+
+def gizmo_shot(app: QApplication, w, kf, path: Path) -> None:
+    """The 3D view close to the selected keyframe: its gizmo, the X arrow under the mouse."""
+    import numpy as np
+
+    from worldstudio.core.geometry.transforms import look_at
+
+    vp = w.viewport
+    if vp is None:
+        return
+    target = np.array(kf.position, dtype=np.float64)
+    eye = target + np.array([1.2, -0.9, -1.6])  # right, above and behind the keyframe
+    size = vp.point_size
+    vp.set_point_size(3.0)
+    vp.set_frustum_size(0.5 * vp.frustum_size)  # smaller camera glyphs: the gizmo stands out
+    vp.set_view(look_at(eye, target), 50.0)
+    _wait(app, 0.3)
+    g = vp.gizmo
+    if g is not None:  # hover the X arrow, as a user about to drag it
+        tip = vp._project_px(g.shaft(0).mean(axis=0)[None])[0]
+        vp._update_hover(tip)
+    _wait(app, 0.5)
+    image = vp.grab()
+    if g is not None:  # the part of the view around the gizmo
+        cx, cy = vp._project_px(g.center[None])[0]
+        w, h = min(960, image.width()), min(600, image.height())
+        x = int(min(max(cx - w / 2, 0), image.width() - w))
+        y = int(min(max(cy - h / 2, 0), image.height() - h))
+        image = image.copy(x, y, w, h)
+    image.save(str(path))
+    vp.set_point_size(size)
+    vp.set_frustum_size(None)
+    vp.overview()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,7 +4,7 @@ resources/screenshots; shots: generate, conditioning, training).
 
 Run it under a display, e.g.::
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m worldstudio.studio.screenshots_generation
+    xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python -m worldstudio.studio.screenshots_generation
 
 generate-panel.png: a copy of the demo project generating with the oracle backend, taken while
 round 2 generates (the live preview, the stage text, round 1 on the timeline's Run row).
@@ -58,15 +58,14 @@ def generate_shot(app, out: Path, work: Path) -> None:
         return frames
 
     OracleBackend.generate = paced
-    w = MainWindow(viewport=False, start_renders_after_ms=None, autosave_seconds=0)
-    w.resize(1600, 1000)
+    w = MainWindow(start_renders_after_ms=None, autosave_seconds=0)
+    w.resize(1920, 1080)
     w.show()
     w.open_project(project)
     gp = w.generate_panel
     w.generate_dock.raise_()
     gp.form.backend.setCurrentIndex(gp.form.backend.findData("oracle"))
     gp.form.frames_spin.setValue(33)
-    gp.ask_save = lambda: True
     w.timeline.fit()
     gp.generate()
     _wait(
@@ -177,8 +176,8 @@ def training_shot(app, out: Path, work: Path) -> None:
     project = work / "train.wsproj"
     create_demo_project(project, width=160, height=96)
 
-    w = MainWindow(viewport=False, start_renders_after_ms=None, autosave_seconds=0)
-    w.resize(1600, 1000)
+    w = MainWindow(start_renders_after_ms=None, autosave_seconds=0)
+    w.resize(1920, 1080)
     w.show()
     w.open_project(project)
     tp = w.training_panel

@@ -1,4 +1,5 @@
-"""Where the studio keeps its settings and data: recent projects, window layout, the demo copy.
+"""Where the studio keeps its settings and data: recent projects, window layout, the folders
+last used, and where new projects go (``~/WorldStudio``, the demo copy too).
 
 ``WORLDSTUDIO_CONFIG_DIR`` moves everything (settings file and data) to one folder, which tests
 and portable installs use; otherwise Qt's standard per-user locations apply.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QStandardPaths
+from PySide6.QtCore import QSettings
 
 MAX_RECENT = 10
 
@@ -21,15 +22,49 @@ def settings() -> QSettings:
     return QSettings("WorldStudio", "World Studio")
 
 
-def data_dir() -> Path:
-    root = os.environ.get("WORLDSTUDIO_CONFIG_DIR")
+def projects_dir() -> Path:
+    """Where new projects (and the demo copy) go unless the user picks another folder: a
+    visible folder without spaces in the user's home, ``~/WorldStudio``. ``WORLDSTUDIO_PROJECTS_DIR``
+    moves it; with ``WORLDSTUDIO_CONFIG_DIR`` (tests, portable installs) it is
+    ``<config>/WorldStudio``."""
+    root = os.environ.get("WORLDSTUDIO_PROJECTS_DIR")
     if root:
-        path = Path(root) / "data"
+        path = Path(root).expanduser()
+    elif os.environ.get("WORLDSTUDIO_CONFIG_DIR"):
+        path = Path(os.environ["WORLDSTUDIO_CONFIG_DIR"]) / "WorldStudio"
     else:
-        loc = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-        path = Path(loc) if loc else Path.home() / ".local" / "share" / "worldstudio"
+        path = Path.home() / "WorldStudio"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def free_folder(path: Path) -> Path:
+    """``path``, or ``name-2.wsproj``, ``name-3.wsproj``… when it exists."""
+    path = Path(path)
+    if not path.exists():
+        return path
+    stem, suffix = path.stem, path.suffix
+    for i in range(2, 10_000):
+        candidate = path.with_name(f"{stem}-{i}{suffix}")
+        if not candidate.exists():
+            return candidate
+    return path
+
+
+def last_dir(kind: str, s: QSettings | None = None) -> Path | None:
+    """The folder the user last chose a file of ``kind`` in ("import", "export", "image"), if it
+    still exists."""
+    value = (s or settings()).value(f"paths/{kind}")
+    if value and Path(str(value)).is_dir():
+        return Path(str(value))
+    return None
+
+
+def remember_dir(kind: str, path: str | Path, s: QSettings | None = None) -> None:
+    """Remember the folder of ``path`` (a file, or a folder to be created) for :func:`last_dir`."""
+    p = Path(path).expanduser().absolute()
+    folder = p if p.is_dir() else p.parent
+    (s or settings()).setValue(f"paths/{kind}", str(folder))
 
 
 def recent_projects(s: QSettings | None = None) -> list[str]:

@@ -6,10 +6,15 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtGui import QIcon, QImage, QPixmap
 
 RESOURCES = Path(__file__).resolve().parent / "resources"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def icon(name: str) -> QIcon:
+    """An icon of studio/resources/icons (an SVG drawn in the theme's light grey)."""
+    return QIcon(str(RESOURCES / "icons" / f"{name}.svg"))
 
 
 def qimage_from_rgb(image: np.ndarray) -> QImage:

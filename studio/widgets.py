@@ -1,6 +1,7 @@
-"""The little form helpers every panel uses: spin boxes that edit once per commit, showing a model
-value without echoing it back as an edit, hint labels, rows, columns, a scrolling column and a
-text field that commits when it loses focus."""
+"""The little form helpers every panel uses: spin boxes that edit once per commit (and ignore the
+wheel until they have the focus, :mod:`worldstudio.studio.field_guard`), showing a model value
+without echoing it back as an edit, hint labels, rows, columns, a scrolling column and a text
+field that commits when it loses focus."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from worldstudio.studio.field_guard import being_edited, guard
+
 
 def int_spin(lo: int, hi: int, step: int = 1, value: int | None = None, tip: str = "") -> QSpinBox:
     """An integer field that reports one edit on Enter / focus-out / arrows, not per keystroke."""
@@ -32,7 +35,7 @@ def int_spin(lo: int, hi: int, step: int = 1, value: int | None = None, tip: str
     s.setAlignment(Qt.AlignmentFlag.AlignRight)
     if tip:
         s.setToolTip(tip)
-    return s
+    return guard(s)
 
 
 def float_spin(
@@ -61,14 +64,15 @@ def float_spin(
     if compact:
         s.setMinimumWidth(40)
         s.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-    return s
+    return guard(s)
 
 
 def show_value(widget: QWidget, value, keep_focused: bool = False) -> None:
     """Show a model value without echoing it back as an edit. ``keep_focused``: leave a field the
-    user is typing in alone (check boxes are always updated). A combo box shows the item whose
-    data is ``value``, or else whose text is."""
-    if keep_focused and widget.hasFocus() and not isinstance(widget, QCheckBox):
+    user is typing in alone (uncommitted text, :func:`~studio.field_guard.being_edited`); a
+    focused field that holds no typing is updated (an undo shows at once). A combo box shows
+    the item whose data is ``value``, or else whose text is."""
+    if keep_focused and being_edited(widget):
         return
     widget.blockSignals(True)
     try:

@@ -8,7 +8,9 @@ a panel needs to follow its job, like napari's worker objects:
 - signals, delivered in the GUI thread: ``progress(done, total, message)``,
   ``preview(image, message)``, ``log(text)``, ``event(name, data)`` (the job's typed events,
   core.jobs.EVENTS), then exactly one of ``finished(result)``, ``failed(message)`` or
-  ``cancelled()``; ``state_changed(state)`` whenever :attr:`JobHandle.state` changes;
+  ``cancelled()``; a failure on a bug (not a :class:`WorldStudioError`) writes a crash log
+  (:mod:`worldstudio.core.jobs.crash`): the message names it, :attr:`JobHandle.traceback` holds
+  its text and :attr:`JobHandle.crash_log` its path; ``state_changed(state)`` whenever :attr:`JobHandle.state` changes;
 - controls: ``cancel()`` (the job stops at its next step boundary: ``ctx.checkpoint()`` or
   ``ctx.check_cancelled()``), ``pause()`` / ``resume()`` (the job holds at its next
   ``ctx.checkpoint()``), ``wait()``;
@@ -30,7 +32,6 @@ from __future__ import annotations
 
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,7 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 from worldstudio.core.errors import Cancelled, WorldStudioError
 from worldstudio.core.jobs import CancelToken, JobContext, PauseToken, Report
+from worldstudio.core.jobs.crash import report_crash
 
 GPU = "gpu"  # the default lane: one accelerator-heavy job at a time
 DOWNLOADS = "downloads"
@@ -53,7 +55,9 @@ class _JobThread(QThread):
     log = Signal(str)
     event = Signal(str, object)
     done = Signal(object)
-    failed = Signal(str, str)  # message, traceback text ("" for errors a user caused)
+    # message, details (the crash log's text: traceback and versions) and the crash log's
+    # path; details and path are "" for errors a user caused
+    failed = Signal(str, str, str)
     cancelled = Signal()
 
     def __init__(
@@ -62,9 +66,11 @@ class _JobThread(QThread):
         cancel: CancelToken,
         pause: PauseToken,
         min_interval: float,
+        description: str = "",
     ):
         super().__init__()
         self.job = job
+        self.description = description
         self.cancel = cancel
         self.pause = pause
         self.min_interval = min_interval
@@ -113,11 +119,12 @@ class _JobThread(QThread):
             return
         except WorldStudioError as exc:
             self._flush()
-            self.failed.emit(str(exc), "")
+            self.failed.emit(str(exc), "", "")
             return
         except Exception as exc:  # noqa: BLE001 - a bug in a job must not kill the studio
             self._flush()
-            self.failed.emit(f"{type(exc).__name__}: {exc}", traceback.format_exc())
+            report = report_crash(exc, f"the job '{self.description or 'unnamed'}'")
+            self.failed.emit(report.message, report.details, str(report.log or ""))
             return
         self._flush()
         if self.cancel.cancelled:
@@ -151,10 +158,15 @@ class JobHandle(QObject):
         self.state = "running"
         self.result: Any = None
         self.error = ""  # the failure's message
-        self.traceback = ""  # its traceback, for bugs (not for errors a user caused)
+        # for bugs (not for errors a user caused): the crash log's text (traceback, versions)
+        # and where it was written
+        self.traceback = ""
+        self.crash_log = ""
         self._cancel = CancelToken()
         self._pause = PauseToken()
-        self._thread: _JobThread | None = _JobThread(job, self._cancel, self._pause, min_interval)
+        self._thread: _JobThread | None = _JobThread(
+            job, self._cancel, self._pause, min_interval, description
+        )
         t = self._thread
         t.progress.connect(self.progress)
         t.preview.connect(self.preview)
@@ -231,10 +243,15 @@ class JobHandle(QObject):
         self._end("finished")
         self.finished.emit(result)
 
-    def _on_failed(self, message: str, tb: str) -> None:
-        self.error, self.traceback = message, tb
-        if tb:
-            self.log.emit(tb)
+    @property
+    def internal_error(self) -> bool:
+        """Whether the job failed on a bug (a crash log was made), not on a user's error."""
+        return bool(self.traceback)
+
+    def _on_failed(self, message: str, details: str, crash_log: str) -> None:
+        self.error, self.traceback, self.crash_log = message, details, crash_log
+        if details:
+            self.log.emit(details)
         self._end("failed")
         self.failed.emit(message)
 

@@ -48,6 +48,13 @@ from tests import tiny_models, tiny_wan
 from tests.tiny_wan import single_thread
 
 
+@pytest.fixture(autouse=True)
+def _crash_logs_in_tmp(tmp_path_factory, monkeypatch):
+    """Crash logs of internal errors (core.jobs.crash) go to a temporary folder, never to the
+    user's state folder."""
+    monkeypatch.setenv("WORLDSTUDIO_CRASH_DIR", str(tmp_path_factory.getbasetemp() / "crashes"))
+
+
 @pytest.fixture(scope="session")
 def fake_hub(tmp_path_factory):
     """The tiny depth and SAM 2 models in a fake hub cache under their real repo ids (built once

@@ -1,6 +1,9 @@
 """The ``worldstudio`` command. Each domain adds its subcommands in a module of this package.
 
 Errors a user can cause print one line (``error: ...``) and exit with status 2, no traceback.
+Anything else is a bug: one line (``internal error in COMMAND: ...``) naming what failed and
+the crash log that holds the traceback and the versions (:mod:`worldstudio.core.jobs.crash`),
+exit status 1; with ``--debug`` (anywhere on the command line) the traceback is printed instead.
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="World Studio: one image to a 3D world, camera paths and generated video.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of an internal error (may be given anywhere on the line)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -51,6 +59,9 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     apply_thread_policy("cli")  # before torch loads (core.runtime.threads)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -68,6 +79,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - a bug: one line and a crash log, exit 1
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+            return 1
+        from worldstudio.core.jobs.crash import report_crash
+
+        report = report_crash(exc, f"`worldstudio {args.command}`")
+        print(
+            f"internal error in `worldstudio {args.command}`: {report.error}; {report.note} "
+            "(rerun with --debug to see the traceback here)",
+            file=sys.stderr,
+        )
+        return 1
     if os.environ.get("WORLDSTUDIO_DEBUG_CLI"):
         print(f"[done: {args.command}]", file=sys.stderr)
     return int(result or 0)

@@ -8,6 +8,7 @@ import sys
 
 from worldstudio.core.models import manager
 from worldstudio.core.models.catalogue import KINDS
+from worldstudio.core.models.requirements import JOBS, MissingModelsError, required_models
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,10 +23,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     manager.add_model_dir_option(q)
     q.set_defaults(handler=cmd_list)
 
-    q = msub.add_parser("download", help="download models into the Hugging Face cache (resumable)")
-    q.add_argument(
-        "names", nargs="+", metavar="NAME", help="model names (or hub repo ids) from `models list`"
+    q = msub.add_parser(
+        "download",
+        help="download models into the Hugging Face cache (resumable)",
+        description="Download the models NAME..., or every model a job needs (--for JOB with "
+        "the job's options, e.g. --for generate --backend wan-vace).",
     )
+    q.add_argument(
+        "names", nargs="*", metavar="NAME", help="model names (or hub repo ids) from `models list`"
+    )
+    q.add_argument(
+        "--for",
+        dest="for_job",
+        choices=sorted(JOBS),
+        metavar="JOB",
+        help=f"every model the job needs: {', '.join(sorted(JOBS))}",
+    )
+    q.add_argument("--project", metavar="PROJECT", help="--for: the project's settings")
+    q.add_argument("--backend", metavar="NAME", help="--for generate: the backend")
+    q.add_argument("--model", metavar="ID", help="--for generate/train/segment: the model")
+    q.add_argument("--lifter", metavar="NAME", help="--for generate: render, oracle or model")
+    q.add_argument("--depth-model", metavar="NAME", help="--for new: the depth model")
     q.add_argument("--force", action="store_true", help="download again even when already present")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     manager.add_model_dir_option(q)
@@ -93,9 +111,38 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _job_options(args: argparse.Namespace) -> dict:
+    keys = {
+        "generate": ("project", "backend", "model", "lifter"),
+        "new": ("depth_model",),
+        "segment": ("model",),
+        "train": ("project", "model"),
+    }[args.for_job]
+    for key in ("project", "backend", "model", "lifter", "depth_model"):
+        if getattr(args, key) is not None and key not in keys:
+            flag = "--" + key.replace("_", "-")
+            raise manager.ModelError(f"{flag} does not apply to --for {args.for_job}")
+    return {key: getattr(args, key) for key in keys}
+
+
 def cmd_download(args: argparse.Namespace) -> int:
     manager.apply_model_dirs(args.model_dir)
     infos = [manager.get_model(name) for name in args.names]
+    if args.for_job:
+        needed = required_models(args.for_job, **_job_options(args))
+        infos += [m for m in needed if m not in infos]
+        if not needed:
+            print(f"--for {args.for_job}: this job needs no model")
+    elif not infos:
+        raise manager.ModelError("models download: name the models, or use --for JOB")
+    wanted = [i for i in infos if args.force or not manager.model_status(i).present]
+    if len(wanted) > 1 and manager.is_offline():  # name them all, not only the first
+        raise MissingModelsError(
+            wanted,
+            "worldstudio models download " + " ".join(i.name for i in wanted),
+            "HF_HUB_OFFLINE is set",
+            "this download",
+        )
     for info in infos:
         status = manager.model_status(info)
         if status.status == "local":

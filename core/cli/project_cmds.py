@@ -193,6 +193,7 @@ def _parse_option(text: str) -> tuple[str, str]:
 def cmd_path(args: argparse.Namespace) -> int:
     from worldstudio.core.geometry import presets
     from worldstudio.core.geometry.actions import actions_to_keyframes, parse_actions
+    from worldstudio.core.geometry.path import frame_count
     from worldstudio.core.geometry.transforms import pose_matrix
 
     if args.list:
@@ -213,7 +214,7 @@ def cmd_path(args: argparse.Namespace) -> int:
     )
     fov = start.fov if start else _source_fov(project)
     gen = project.generation
-    if args.actions:
+    if args.actions is not None:
         steps = parse_actions(args.actions)
         keyframes = actions_to_keyframes(
             steps,
@@ -237,6 +238,7 @@ def cmd_path(args: argparse.Namespace) -> int:
         keyframes=keyframes,
         settings=PathSettings(fps=path.settings.fps, tension=path.settings.tension),
     )
+    frame_count(project.camera_path)  # a path too long to bake is refused before it is saved
     folder.save(project)
     print(f"camera path: {len(keyframes)} keyframes from {what}")
     return 0

@@ -808,6 +808,7 @@ class _Engine:
                 self.lifter = make_lifter(s.lifter, project=self.project, backend=self.backend)
             else:
                 self.lifter = lifter
+            self._check_models()
             self.ctx.log(
                 f"backend {s.backend}, lifter {s.lifter}, {s.rounds} rounds of {s.frames_per_round} frames "
                 f"at {s.width}x{s.height}, {len(self.monitors)} monitors"
@@ -825,22 +826,22 @@ class _Engine:
         where this call does not set them. Another quality drops that LoRA if the run inherited
         it (a branch of a draft run)."""
         s = self.settings
-        recipe_of = getattr(self.backend, "draft_recipe", None)
-        if not callable(recipe_of):
-            if s.quality == "draft":
-                self.ctx.log(
-                    f"backend {s.backend} has no draft preset: quality 'draft' changes nothing"
-                )
-            return
         if s.quality != "draft":
             if s.loras:
                 try:
-                    name = Path(recipe_of().file).name
+                    recipe = self.backend.draft_recipe()
                 except WorldStudioError:  # a model whose shape is unknown has no preset
                     return
-                s.loras = [lora for lora in s.loras if Path(lora[0]).name != name]
+                if recipe is not None:
+                    name = Path(recipe.file).name
+                    s.loras = [lora for lora in s.loras if Path(lora[0]).name != name]
             return
-        recipe = recipe_of()
+        recipe = self.backend.draft_recipe()
+        if recipe is None:
+            self.ctx.log(
+                f"backend {s.backend} has no draft preset: quality 'draft' changes nothing"
+            )
+            return
         from worldstudio.core.generation.acceleration import recipe_lora_path
 
         path = recipe_lora_path(recipe, self.ctx)
@@ -862,6 +863,26 @@ class _Engine:
             return frames, NO_COLOUR_MATCH.as_dict()
         frames, done = match_colours(frames, request.previous_frames)
         return frames, done.as_dict()
+
+    def _check_models(self) -> None:
+        """Every model the backend and the lifter declare, checked before any work: the missing
+        ones all named in one error when they cannot be downloaded now (core.models)."""
+        from worldstudio.core.models import resolve_with_context
+        from worldstudio.core.models.requirements import check_models, fetch_command, models_for
+
+        s = self.settings
+        declared = [*self.backend.required_models(), *self.lifter.required_models()]
+        command = fetch_command(
+            "generate",
+            project=str(self.folder.root),
+            backend=s.backend,
+            model=s.model_id,
+            lifter=self.options.lifter if isinstance(self.options.lifter, str) else None,
+        )
+        what = f"generate with backend {s.backend} and lifter {s.lifter}"
+        for info in check_models(models_for(declared), command, what):  # online: fetch them now
+            self.ctx.log(f"downloading {info.name} ({info.repo_id}, {info.size_text})")
+            resolve_with_context(info, self.ctx)
 
     # -- backend calls ---------------------------------------------------------------------------
     def request(

@@ -85,6 +85,11 @@ class LiftResult:
 class Lifter(Protocol):
     name: str
 
+    def required_models(self) -> list[str]:
+        """The models ``prepare`` and ``lift`` load (catalogue names or local folders), known
+        before anything is loaded."""
+        ...
+
     def prepare(self, ctx: JobContext) -> None:
         """Load or find the models it needs, before the run writes anything (a missing model is
         an error before any generation starts)."""
@@ -100,6 +105,9 @@ class RenderLifter:
     """For frames that are the renders themselves (the geometry backend)."""
 
     name = "render"
+
+    def required_models(self) -> list[str]:
+        return []
 
     def prepare(self, ctx: JobContext) -> None:
         pass  # needs no model
@@ -148,6 +156,9 @@ class OracleLifter:
                 entity_map = {eid: True for eid in named[:1]}
         self.ball_ids = [eid for eid, is_ball in entity_map.items() if is_ball]
 
+    def required_models(self) -> list[str]:
+        return []
+
     def prepare(self, ctx: JobContext) -> None:
         pass  # the scene is procedural: no model
 
@@ -180,6 +191,9 @@ class IdealLifter:
     error: this lifter knows nothing else."""
 
     name = "ideal"
+
+    def required_models(self) -> list[str]:
+        return []
 
     def __init__(self, backend: IdealBackend) -> None:
         self.backend = backend
@@ -387,6 +401,16 @@ class ModelLifter:
         self.depth_model = depth_model
         self.segmentation_model = segmentation_model
         self._estimator: DepthEstimator | None = None
+
+    def required_models(self) -> list[str]:
+        from worldstudio.core.models import default_model
+
+        return [
+            str(self.depth_model) if self.depth_model else default_model("depth").name,
+            str(self.segmentation_model)
+            if self.segmentation_model
+            else default_model("segmentation").name,
+        ]
 
     def prepare(self, ctx: JobContext) -> None:
         """Load the depth model and find the SAM 2 model now, so that a missing model is an error

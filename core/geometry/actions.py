@@ -17,12 +17,14 @@ the step. One keyframe per step, ``frames_per_step / fps`` seconds apart.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from worldstudio.core.errors import ActionStringError, WorldStudioError
+from worldstudio.core.geometry.path import MAX_FRAMES
 from worldstudio.core.geometry.transforms import (
     WORLD_UP,
     as_pose,
@@ -133,36 +135,53 @@ def _parse_step(body: str, index: int, raw: str) -> ActionStep:
     return ActionStep(translation, rest[0])
 
 
-def parse_actions(text: str) -> list[ActionStep]:
+MAX_TRANSITION = 3600.0  # seconds: a keyframe's longest transition (the project model's limit)
+MAX_STEP_LENGTH = 1e6  # world units
+MAX_STEPS = 10_000
+"""The most steps an action string may have: 10,000 steps of the default 8 frames at 16 fps
+are 83 minutes of video; a longer string is refused with a message, not worked through."""
+_SPACE = re.compile(r"\s*")
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def parse_actions(text: str, max_steps: int = MAX_STEPS) -> list[ActionStep]:
     """Parse an action string into steps; raises ActionStringError naming the bad step (1-based
-    index and text), e.g. ``step 3 '(rL)': missing steering code (N, L or R)``."""
+    index and text), e.g. ``step 3 '(rL)': missing steering code (N, L or R)``. Linear in the
+    length of the text; more than ``max_steps`` steps is an error."""
     if not isinstance(text, str):
         raise ActionStringError(f"an action string must be text, got {type(text).__name__}")
     steps: list[ActionStep] = []
-    i = 0
     n = len(text)
+    i = _SPACE.match(text, 0).end()  # type: ignore[union-attr]  # \s* always matches
     while i < n:
-        c = text[i]
-        if c.isspace():
-            i += 1
-            continue
         index = len(steps) + 1
-        if c != "(":
+        if index > max_steps:
+            raise ActionStringError(
+                f"the action string has more than {max_steps} steps; split it into several paths"
+            )
+        if text[i] != "(":
             j = text.find("(", i)
             junk = text[i:] if j < 0 else text[i:j]
             raise ActionStringError(
-                f"step {index}: unexpected {junk.strip()!r} at character {i + 1} "
+                f"step {index}: unexpected {_shown(junk.strip())} at character {i + 1} "
                 "(steps are written in parentheses, e.g. '(FN)')"
             )
         close = text.find(")", i + 1)
-        nested = text.find("(", i + 1)
-        if close < 0 or (0 <= nested < close):
+        nested = text.find("(", i + 1, close if close >= 0 else n)
+        if close < 0 or nested >= 0:
             end = n if nested < 0 else nested
-            raw = text[i:end].rstrip()
-            raise ActionStringError(f"step {index} {raw!r}: missing ')'")
+            raise ActionStringError(f"step {index} {_shown(text[i:end].rstrip())}: missing ')'")
         raw = text[i : close + 1]
+        if len(raw) > 40:
+            raise ActionStringError(
+                f"step {index} {_shown(raw)}: a step is one translation code then one steering "
+                "code, e.g. '(FN)'"
+            )
         steps.append(_parse_step(text[i + 1 : close].strip(), index, raw))
-        i = close + 1
+        i = _SPACE.match(text, close + 1).end()  # type: ignore[union-attr]
     if not steps:
         raise ActionStringError("the action string is empty (write steps such as '(FN)(FN)')")
     return steps
@@ -203,17 +222,43 @@ def apply_step(
     return out
 
 
+def _yaw_matrices(degrees: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) rotations by ``degrees`` about ``WORLD_UP`` (positive: turn left)."""
+    t = np.radians(degrees)
+    c, s = np.cos(t), np.sin(t)
+    out = np.zeros((len(t), 3, 3))
+    out[:, 0, 0] = c
+    out[:, 0, 2] = -s
+    out[:, 1, 1] = 1.0
+    out[:, 2, 0] = s
+    out[:, 2, 2] = c
+    return out
+
+
 def actions_to_poses(
     steps: Iterable[ActionStep],
     start_c2w: np.ndarray,
     step_length: float = 0.25,
     turn_degrees: float = 15.0,
 ) -> np.ndarray:
-    """(len(steps) + 1, 4, 4) poses: the start pose, then the pose after each step."""
-    poses = [as_pose(start_c2w).copy()]
-    for s in steps:
-        poses.append(apply_step(poses[-1], s, step_length, turn_degrees))
-    return np.stack(poses)
+    """(len(steps) + 1, 4, 4) poses: the start pose, then the pose after each step (what
+    :func:`apply_step` gives step by step, computed for all steps at once: every turn is about
+    the vertical, so the heading before step k is the start heading turned by the sum of the
+    earlier turns)."""
+    m = as_pose(start_c2w)
+    steps = list(steps)
+    n = len(steps)
+    f0, r0 = horizontal_frame(m)
+    ab = np.array([_DIRECTIONS[s.translation] for s in steps], dtype=np.float64).reshape(n, 2)
+    turn = {"N": 0.0, "L": float(turn_degrees), "R": -float(turn_degrees)}
+    yaw = np.array([turn[s.steering] for s in steps], dtype=np.float64)
+    yaw_after = np.concatenate([[0.0], np.cumsum(yaw)])
+    heading = _yaw_matrices(yaw_after[:-1])  # the turn before each step
+    moves = float(step_length) * (ab[:, :1] * (heading @ f0) + ab[:, 1:] * (heading @ r0))
+    out = np.repeat(m[None], n + 1, axis=0)
+    out[1:, :3, 3] = m[:3, 3] + np.cumsum(moves, axis=0)
+    out[:, :3, :3] = _yaw_matrices(yaw_after) @ m[:3, :3]
+    return out
 
 
 def actions_to_keyframes(
@@ -235,12 +280,31 @@ def actions_to_keyframes(
         raise WorldStudioError(
             f"frames per step and fps must be at least 1, got {frames_per_step} and {fps}"
         )
+    transition = frames_per_step / fps
+    if len(steps) * frames_per_step + 1 > MAX_FRAMES:
+        raise WorldStudioError(
+            f"{len(steps)} steps of {frames_per_step} frames make a path of more than the "
+            f"{MAX_FRAMES} frames the studio bakes; use fewer steps or frames per step"
+        )
+    if transition > MAX_TRANSITION:
+        raise WorldStudioError(
+            f"frames per step: {frames_per_step} frames at {fps} fps are {transition:g} s per "
+            f"step, more than the {MAX_TRANSITION:g} s a keyframe may last"
+        )
     if not (math.isfinite(step_length) and math.isfinite(turn_degrees)):
         raise WorldStudioError("step length and turn angle must be finite numbers")
+    if abs(step_length) > MAX_STEP_LENGTH:
+        raise WorldStudioError(
+            f"the step length must be at most {MAX_STEP_LENGTH:g} world units, got {step_length:g}"
+        )
     if abs(turn_degrees) >= 180.0:
         raise WorldStudioError(f"the turn angle must be below 180 degrees, got {turn_degrees}")
+    if not 0.0 < fov < 180.0:
+        raise WorldStudioError(f"the field of view must be between 0 and 180 degrees, got {fov}")
     poses = actions_to_poses(steps, start_c2w, step_length, turn_degrees)
-    return step_keyframes(poses, fov, frames_per_step / fps)
+    if not np.all(np.isfinite(poses)):
+        raise WorldStudioError("the path leaves the range of numbers the studio can represent")
+    return step_keyframes(poses, fov, transition)
 
 
 def step_keyframes(poses: np.ndarray, fov: float, transition: float) -> list[Keyframe]:

@@ -56,6 +56,9 @@ from worldstudio.core.geometry.transforms import (
 from worldstudio.core.project.model import CameraPath, Easing, Keyframe
 
 _SNAP = 1e-9  # frames: a keyframe time this close to a frame lands on it
+_MAX_DROP_PASSES = 4  # fit_keyframes: rounds of dropping keyframes (2 almost always suffice)
+MAX_FRAMES = 500_000
+"""The most frames a path bakes to (8.7 hours at 16 fps; the poses alone take 64 MB)."""
 
 EASINGS: tuple[Easing, ...] = get_args(Easing)
 
@@ -152,9 +155,13 @@ def frame_count(path: CameraPath) -> int:
 def _frame_count(T: float, fps: int, loop: bool, n_keyframes: int) -> int:
     if n_keyframes == 1:
         return 1
-    if loop:
-        return max(1, int(round(T * fps)))
-    return int(round(T * fps)) + 1
+    n = max(1, int(round(T * fps))) if loop else int(round(T * fps)) + 1
+    if n > MAX_FRAMES:
+        raise WorldStudioError(
+            f"the camera path lasts {T:.0f} s, {n} frames at {fps} fps: more than the "
+            f"{MAX_FRAMES} frames the studio bakes; shorten it or lower its fps"
+        )
+    return n
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,6 +269,11 @@ def _bake_arrays(
     c2w[:, :3, :3] = R
     c2w[:, :3, 3] = pos
     c2w[:, 3, 3] = 1.0
+    if not (np.all(np.isfinite(c2w)) and np.all(np.isfinite(fov))):
+        raise WorldStudioError(
+            "the camera path's coordinates are too large to interpolate (the spline leaves the "
+            "range of numbers); move its keyframes closer to the scene"
+        )
     return c2w, fov, i / fps, keyframe_frames
 
 
@@ -289,9 +301,10 @@ def bake_path(path: CameraPath, n_frames: int | None = None) -> BakedPath:
     F = np.array([k.fov for k in kfs], dtype=np.float64)
     D = np.array([k.transition for k in kfs], dtype=np.float64)
     target = None if s.look_at is None else np.asarray(s.look_at, dtype=np.float64)
-    c2w, fov, times, kf_frames = _bake_arrays(
-        P, Q, F, D, [k.easing for k in kfs], s.fps, s.tension, s.loop, target
-    )
+    with np.errstate(over="ignore", invalid="ignore"):  # huge coordinates: checked in there
+        c2w, fov, times, kf_frames = _bake_arrays(
+            P, Q, F, D, [k.easing for k in kfs], s.fps, s.tension, s.loop, target
+        )
     if n_frames is not None:
         n_frames = int(n_frames)
         if n_frames < 1:
@@ -341,6 +354,7 @@ def fit_keyframes(
     tolerance_pos: float = 0.01,
     tolerance_deg: float = 0.5,
     tension: float = 0.0,
+    max_keyframes: int | None = None,
 ) -> list[Keyframe]:
     """Few keyframes whose baked path reproduces every input frame (greedy simplification).
 
@@ -352,6 +366,10 @@ def fit_keyframes(
     path can do without; the run with fewer keyframes wins. Keyframes land on input frames,
     so the bake has exactly N frames. The last keyframe's transition repeats the one before it
     (it only matters if the path is later made a loop).
+
+    Each added keyframe costs one bake of the N frames; with ``max_keyframes`` a fit that needs
+    more keyframes stops early with a WorldStudioError, which bounds the time spent on poses
+    that are no spline (noise, float32 rounding) to a few dozen bakes.
     """
     c2w = np.asarray(c2w, dtype=np.float64)
     if c2w.ndim != 3 or c2w.shape[1:] != (4, 4) or len(c2w) == 0:
@@ -403,8 +421,14 @@ def fit_keyframes(
                 j = int(np.searchsorted(selected, worst))
                 worst = (selected[j - 1] + selected[j]) // 2
             selected = sorted(set(selected) | {worst})
+            if max_keyframes is not None and len(selected) > max_keyframes:
+                raise WorldStudioError(
+                    f"the poses need more than {max_keyframes} keyframes to be reproduced"
+                )
         changed = len(selected) > 2
-        while changed:
+        passes = 0
+        while changed and passes < _MAX_DROP_PASSES:
+            passes += 1
             changed = False
             for f in list(selected):
                 if f in required:

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.geometry.actions import actions_to_keyframes
 from worldstudio.core.geometry.camera import fov_from_intrinsics, intrinsics_from_fov, point_in_view
-from worldstudio.core.geometry.path import EASINGS, check_easing
+from worldstudio.core.geometry.path import EASINGS, MAX_FRAMES, check_easing, frame_count
 from worldstudio.core.geometry.transforms import (
     WORLD_UP,
     as_pose,
@@ -36,12 +37,24 @@ from worldstudio.core.geometry.transforms import (
 )
 from worldstudio.core.project.model import CameraPath, Keyframe, PathSettings
 
+MAX_KEYFRAMES = 10_000  # as many as the longest action string makes
+_MAX_SEARCH_STEPS = 100_000  # truck out and back: steps tried to lose the point from view
+
 Vec3Like = Sequence[float] | np.ndarray
 
 
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
+
+
+def _segments(amount: float, what: str) -> int:
+    """``ceil(amount)`` segments (at least 1); more than :data:`MAX_KEYFRAMES` is an error."""
+    if not math.isfinite(amount) or amount > MAX_KEYFRAMES:
+        raise WorldStudioError(
+            f"{what} needs more than the {MAX_KEYFRAMES} keyframes a preset makes"
+        )
+    return max(1, math.ceil(amount - 1e-9))
 
 
 def _positive(value: float, what: str) -> float:
@@ -137,7 +150,7 @@ def orbit(
     degrees = float(degrees)
     if degrees == 0.0 or not math.isfinite(degrees):
         raise WorldStudioError(f"orbit degrees must be a non-zero number, got {degrees}")
-    nseg = max(1, math.ceil(abs(degrees) * int(n_keyframes) / 360.0 - 1e-9))
+    nseg = _segments(abs(degrees) * int(n_keyframes) / 360.0, f"an orbit of {degrees:g} degrees")
     poses = []
     for j in range(nseg + 1):
         pos = orbit_position(t, radius, height, start_angle_deg + degrees * j / nseg)
@@ -175,7 +188,7 @@ def pan(
     degrees = float(degrees)
     if not math.isfinite(degrees):
         raise WorldStudioError(f"pan degrees must be a finite number, got {degrees}")
-    nseg = max(1, math.ceil(abs(degrees) / 90.0 - 1e-9))
+    nseg = _segments(abs(degrees) / 90.0, f"a pan of {degrees:g} degrees")
     poses = [yaw_pose(m, degrees * j / nseg) for j in range(nseg + 1)]
     return _keyframes(poses, fov, [seconds / nseg] * (nseg + 1), easing)
 
@@ -219,7 +232,13 @@ def truck_out_and_back(
         return out
 
     best: tuple[float, float] | None = None  # (exit distance, sign)
-    n_steps = int(math.ceil(max_distance / step))
+    ratio = max_distance / step
+    if not ratio <= _MAX_SEARCH_STEPS:  # also inf
+        raise WorldStudioError(
+            f"truck out and back: {max_distance:g} units in steps of {step:g} are more than "
+            f"{_MAX_SEARCH_STEPS} steps; raise the step"
+        )
+    n_steps = int(math.ceil(ratio))
     for sign in _directions(direction, "right", "left"):
         for j in range(1, n_steps + 1):
             d = min(j * step, max_distance)
@@ -291,8 +310,13 @@ def turn_away_and_back(
         )
     a_exit, sign = best
     angle = a_exit + max(float(beyond_degrees), 0.0)
+    if not seconds_turn * fps <= MAX_FRAMES:  # also inf
+        raise WorldStudioError(
+            f"turn away and back: a turn of {seconds_turn:g} s is more than the {MAX_FRAMES} "
+            "frames a path may have"
+        )
     turn_frames = max(1, int(round(seconds_turn * fps)))
-    nseg = max(1, math.ceil(angle / 90.0 - 1e-9))
+    nseg = _segments(angle / 90.0, f"a turn of {angle:g} degrees")
     # sub-keyframes of a long turn land on whole frames too: split the frames as evenly as we can
     cuts = [round(turn_frames * j / nseg) for j in range(nseg + 1)]
     if len(set(cuts)) != len(cuts):
@@ -353,7 +377,7 @@ class PresetParam:
         except (TypeError, ValueError):
             raise WorldStudioError(
                 f"{where}: expected {'x,y,z' if self.kind == 'vec3' else 'a ' + self.kind}, "
-                f"got {value!r}"
+                f"got {str(value)[:40]!r}"
             ) from None
         if self.choices is not None and out not in self.choices:
             raise WorldStudioError(
@@ -579,5 +603,14 @@ def apply_preset(
         raise WorldStudioError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
     if not (0 < int(fps) <= 240):
         raise WorldStudioError(f"fps must be between 1 and 240, got {fps}")
-    kfs = preset(start_c2w, fov, height, width, fps, **options)
-    return CameraPath(keyframes=kfs, settings=PathSettings(fps=int(fps)))
+    try:
+        kfs = preset(start_c2w, fov, height, width, fps, **options)
+        path = CameraPath(keyframes=kfs, settings=PathSettings(fps=int(fps)))
+    except ValidationError as exc:  # an option that makes an impossible keyframe
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "keyframe"
+        raise WorldStudioError(
+            f"preset {name!r}: the options give an invalid path ({where}: {first['msg']})"
+        ) from None
+    frame_count(path)  # a path too long to bake is refused here
+    return path

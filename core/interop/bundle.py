@@ -31,18 +31,22 @@ Import
 
 from __future__ import annotations
 
+import lzma
 import os
 import re
 import shutil
 import stat
+import struct
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from worldstudio.core.errors import FormatError, ProjectError, WorldStudioError
+from worldstudio.core.fileio import clean_leftovers, is_leftover, ordinary_file_mode, temp_prefix
 from worldstudio.core.jobs import JobContext
 from worldstudio.core.project import Project, ProjectFolder
 from worldstudio.core.project.store import PROJECT_FILE, project_from_json
@@ -60,6 +64,26 @@ _STORED_SUFFIXES = {".mp4", ".png", ".jpg", ".jpeg", ".webp", ".safetensors", ".
 _SUPPORTED_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 _WINDOWS_REPARSE_POINT = 0x400
 _CHUNK = 1024 * 1024
+# What zipfile and its decompressors raise for damaged data (a lying header, a cut archive)
+_CORRUPT = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    OSError,
+    zlib.error,
+    lzma.LZMAError,
+)
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as words, also when it carries no message (zipfile's EOFError)."""
+    text = str(exc).strip()
+    if isinstance(exc, EOFError):
+        return text or "its data ends before the size it declares"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _job(ctx: JobContext | None) -> JobContext:
@@ -100,8 +124,9 @@ def staged_folder(target: str | os.PathLike) -> Iterator[Path]:
         raise WorldStudioError(
             f"{parent}: cannot create the folder ({exc.strerror or exc})"
         ) from exc
+    clean_leftovers(parent)
     try:
-        box = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=parent))
+        box = Path(tempfile.mkdtemp(prefix=temp_prefix(target.name), suffix=".partial", dir=parent))
     except OSError as exc:
         _remove_empty(created)
         raise WorldStudioError(f"{parent}: cannot write here ({exc.strerror or exc})") from exc
@@ -135,7 +160,9 @@ def _remove_empty(folders: list[Path]) -> None:
 
 
 def _is_partial(name: str) -> bool:
-    return name.startswith(".") and (name.endswith(".tmp") or ".partial" in name)
+    return is_leftover(name) or (
+        name.startswith(".") and (name.endswith(".tmp") or ".partial" in name)
+    )
 
 
 def bundle_members(project_dir: str | os.PathLike) -> tuple[list[tuple[Path, str]], list[str]]:
@@ -148,7 +175,7 @@ def bundle_members(project_dir: str | os.PathLike) -> tuple[list[tuple[Path, str
         for name in sorted(dirnames):
             if (d / name).is_symlink():
                 warnings.append(f"{d / name}: a symbolic link, left out of the bundle")
-        dirnames[:] = sorted(n for n in dirnames if not (d / n).is_symlink())
+        dirnames[:] = sorted(n for n in dirnames if not (d / n).is_symlink() and not _is_partial(n))
         rel_dir = d.relative_to(root).as_posix()
         if rel_dir != ".":
             members.append((d, rel_dir + "/"))
@@ -176,7 +203,11 @@ def export_bundle(
     members = [(p, a) for p, a in members if p.absolute() != out_abs]
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
+        clean_leftovers(out.parent)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=temp_prefix(out.name), suffix=".partial", dir=out.parent
+        )
+        os.chmod(tmp_name, ordinary_file_mode())  # mkstemp's 0600 would stay on the bundle
     except OSError as exc:
         raise WorldStudioError(f"{out}: cannot write here ({exc.strerror or exc})") from exc
     tmp = Path(tmp_name)
@@ -222,6 +253,7 @@ class BundleContents:
     total_bytes: int = 0
     prefix: str = ""
     project: Project | None = None
+    left_out: list[str] = field(default_factory=list)  # entries that are not part of a project
 
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -270,9 +302,11 @@ def _open_zip(zip_path: Path) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(zip_path)
     except zipfile.BadZipFile as exc:
-        raise FormatError(f"{zip_path}: not a zip archive ({exc})") from exc
-    except OSError as exc:
+        raise FormatError(f"{zip_path}: not a zip archive ({_reason(exc)})") from exc
+    except PermissionError as exc:
         raise FormatError(f"{zip_path}: cannot be read ({exc.strerror or exc})") from exc
+    except (*_CORRUPT, struct.error, OverflowError, MemoryError) as exc:
+        raise FormatError(f"{zip_path}: not a readable zip archive ({_reason(exc)})") from exc
 
 
 def check_bundle(
@@ -343,31 +377,60 @@ def _check(
         )
 
     prefix = _project_prefix(zip_path, entries)
-    out = BundleContents(total_bytes=total, prefix=prefix)
+    out = BundleContents(total_bytes=0, prefix=prefix)
     strip = len(prefix.split("/")) - 1 if prefix else 0
+    inside = []
     for info, parts, is_dir in entries:
-        rel = "/".join(parts[strip:])
-        if not rel:
+        if prefix and parts[0] != prefix[:-1]:
+            out.left_out.append(info.filename)
             continue
-        if is_dir:
+        rel = "/".join(parts[strip:])
+        if rel:
+            inside.append((info, rel, is_dir))
+    project_info = next(info for info, rel, is_dir in inside if rel == PROJECT_FILE and not is_dir)
+    out.project = _read_project(zf, zip_path, project_info)
+    expected = _expected_top_level(out.project)
+    for info, rel, is_dir in inside:
+        if rel.split("/")[0] not in expected:
+            out.left_out.append(info.filename)
+        elif is_dir:
             out.folders.append(rel)
         else:
             out.files.append((info, rel))
-    project_info = next(info for info, rel in out.files if rel == PROJECT_FILE)
-    out.project = _read_project(zf, zip_path, project_info)
+            out.total_bytes += int(info.file_size)
     return out
 
 
+def _expected_top_level(project: Project) -> set[str]:
+    """The names a project folder holds at its top: the model, its autosave, the standard
+    folders and the first part of every path the model names (the source image...)."""
+    from worldstudio.core.project.store import AUTOSAVE_FILE, project_paths
+
+    names = {PROJECT_FILE, AUTOSAVE_FILE, "scene", "runs", "loras"}
+    for _where, rel in project_paths(project):
+        names.add(PurePosixPath(rel).parts[0])
+    return names
+
+
 def _project_prefix(zip_path: Path, entries: list[tuple[zipfile.ZipInfo, list[str], bool]]) -> str:
+    """'' when project.json is at the top of the archive, 'NAME/' when it is inside exactly
+    one top-level folder (``zip -r x.zip demo.wsproj``); other top-level entries are then left
+    out (:attr:`BundleContents.left_out`)."""
     files = {"/".join(parts) for _i, parts, is_dir in entries if not is_dir}
     if PROJECT_FILE in files:
         return ""
-    tops = {parts[0] for _i, parts, _d in entries}
-    if len(tops) == 1:
-        (top,) = tops
-        if f"{top}/{PROJECT_FILE}" in files:
-            return f"{top}/"
-    raise FormatError(f"{zip_path}: not a project bundle (no {PROJECT_FILE} inside)")
+    tops = sorted({parts[0] for _i, parts, _d in entries if len(parts) > 1})
+    holding = [top for top in tops if f"{top}/{PROJECT_FILE}" in files]
+    if len(holding) == 1:
+        return f"{holding[0]}/"
+    if len(holding) > 1:
+        shown = ", ".join(holding[:5]) + (", ..." if len(holding) > 5 else "")
+        raise FormatError(
+            f"{zip_path}: holds several projects ({shown}); a bundle holds one project"
+        )
+    raise FormatError(
+        f"{zip_path}: not a project bundle (no {PROJECT_FILE} at its top or in a top-level folder)"
+    )
 
 
 def _read_project(zf: zipfile.ZipFile, zip_path: Path, info: zipfile.ZipInfo) -> Project:
@@ -377,11 +440,10 @@ def _read_project(zf: zipfile.ZipFile, zip_path: Path, info: zipfile.ZipInfo) ->
         )
     try:
         data = zf.read(info)
-        text = data.decode("utf-8")
-    except (zipfile.BadZipFile, OSError, UnicodeDecodeError, EOFError) as exc:
-        raise FormatError(f"{zip_path}: {info.filename} cannot be read ({exc})") from exc
+    except (*_CORRUPT, MemoryError) as exc:
+        raise FormatError(f"{zip_path}: {info.filename} cannot be read ({_reason(exc)})") from exc
     try:
-        return project_from_json(text, f"{zip_path}:{info.filename}")
+        return project_from_json(data, f"{zip_path}:{info.filename}")
     except ProjectError as exc:
         raise FormatError(str(exc)) from exc
 
@@ -444,6 +506,13 @@ def import_bundle(
             except ProjectError as exc:
                 raise FormatError(f"{zip_path}: the unpacked project is not valid ({exc})") from exc
             warnings += _missing_files(zip_path, folder, project)
+    if contents.left_out:
+        shown = ", ".join(contents.left_out[:5]) + (", ..." if len(contents.left_out) > 5 else "")
+        warnings.insert(
+            0,
+            f"{zip_path}: {len(contents.left_out)} entries that are not part of a project were "
+            f"left out: {shown}",
+        )
     return project, warnings
 
 
@@ -476,8 +545,10 @@ def _extract_one(
                         "or than the size cap allows; refusing a possible zip bomb"
                     )
                 dst.write(chunk)
-    except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError) as exc:
-        raise FormatError(f"{zip_path}: entry {info.filename!r} is corrupt ({exc})") from exc
+    except _CORRUPT as exc:
+        raise FormatError(
+            f"{zip_path}: entry {info.filename!r} is corrupt ({_reason(exc)})"
+        ) from exc
     except FileExistsError as exc:
         raise FormatError(f"{zip_path}: entry {info.filename!r} appears twice") from exc
     return count

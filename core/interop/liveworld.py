@@ -31,7 +31,8 @@ Export (:func:`export_liveworld`) writes into a folder::
 
 Import (:func:`import_liveworld`) builds a new project folder:
 
-- The YAML is read with ``yaml.safe_load`` and the npz with ``np.load(allow_pickle=False)``.
+- The YAML (a regular file of at most 1 MiB) is read with PyYAML's safe loader (libyaml's
+  ``CSafeLoader`` when installed) and the npz's arrays with numpy's .npy reader, no pickle.
   Relative paths are resolved against the YAML's folder, then its parents (up to three
   levels), then the working directory.
 - Checked, each failure a FormatError naming the file and the key: the required keys, that
@@ -86,12 +87,14 @@ from typing import Any
 import numpy as np
 
 from worldstudio.core.errors import Cancelled, FormatError, WorldStudioError
+from worldstudio.core.fileio import parse_json, read_regular_file
 from worldstudio.core.jobs import JobContext
 from worldstudio.core.project import (
     CameraPath,
     CropBox,
     Entity,
     Intrinsics,
+    Keyframe,
     Monitor,
     PathSettings,
     Pose,
@@ -117,7 +120,13 @@ SIDECAR_SUFFIX = ".worldstudio.json"
 FIT_TOL_POS = 1e-6  # world units, scaled by the path's extent when it exceeds 1
 FIT_TOL_DEG = 5e-5
 VERIFY_TOL = 5e-6
-PROBE_FRAMES = 4 * ROUND_FRAMES
+MAX_YAML_BYTES = 1024 * 1024  # a sample's YAML is a few KB; 500 rounds of prompts fit
+MAX_NPZ_BYTES = 1024 * 1024 * 1024
+MAX_ARRAY_BYTES = 256 * 1024 * 1024
+MAX_IMAGE_BYTES = 512 * 1024 * 1024
+MAX_ROUNDS = 500  # 500 rounds of 65 frames: 34 minutes of video
+MAX_FIT_FRAMES = 20 * ROUND_FRAMES  # longer trajectories get one keyframe per frame
+MAX_FIT_KEYFRAMES = 48
 _DEFAULT_FOV = 60.0
 _ROT_TOL = 1e-3
 
@@ -296,6 +305,24 @@ def liveworld_storyline(project: Project, warnings: list[str] | None = None):
     }
 
 
+def empty_prompt_warnings(project: Project) -> list[str]:
+    """Rounds without a scene text and entities without a prompt in some round: LiveWorld
+    generates those from an empty (or shorter) prompt."""
+    n = len(project.rounds)
+    out = []
+    empty = [str(r + 1) for r, rnd in enumerate(project.rounds) if not rnd.scene_text.strip()]
+    if empty:
+        out.append(f"round {', '.join(empty)} of {n} has no scene text (an empty scene_text)")
+    for e in project.entities:
+        missing = [str(r + 1) for r in range(n) if not e.prompt(r).strip()]
+        if missing:
+            out.append(
+                f"entity {e.name!r} has no prompt in round {', '.join(missing)}: it is left out "
+                "of that round's fg_text"
+            )
+    return out
+
+
 def export_liveworld(
     project_dir: str | os.PathLike, out_dir: str | os.PathLike, ctx: JobContext | None = None
 ) -> LiveWorldExport:
@@ -322,6 +349,7 @@ def export_liveworld(
         )
     if gen.fps != FPS:
         warnings.append(f"the project plays at {gen.fps} fps; LiveWorld plays at {FPS} fps")
+    warnings += empty_prompt_warnings(project)
     K = np.stack([intrinsics_from_fov(float(f), HEIGHT, WIDTH) for f in fov])
 
     out = Path(out_dir)
@@ -379,28 +407,51 @@ def export_liveworld_job(
 def resolve_path(value: str, yaml_path: Path, key: str, cwd: Path | None = None) -> Path:
     """A path from the YAML: absolute as it is; relative against the YAML's folder, then its
     parents up to three levels, then the working directory. FormatError when none exists."""
+    if not value or "\x00" in value:
+        raise FormatError(f"{yaml_path}: key '{key}': {value[:80]!r} is not a file name")
     p = Path(value)
     if p.is_absolute():
-        if p.exists():
+        if p.is_file():  # a regular file: not a folder, device (/dev/zero) or FIFO
             return p
-        raise FormatError(f"{yaml_path}: key '{key}': {value!r} does not exist")
+        what = "is not a regular file" if p.exists() else "does not exist"
+        raise FormatError(f"{yaml_path}: key '{key}': {value[:200]!r} {what}")
     base = yaml_path.absolute().parent
     candidates = [base, *list(base.parents)[:3], (cwd or Path.cwd()).absolute()]
     for c in candidates:
         if (c / p).is_file():
             return c / p
     tried = ", ".join(str(c) for c in candidates)
-    raise FormatError(f"{yaml_path}: key '{key}': {value!r} not found (looked in {tried})")
+    raise FormatError(
+        f"{yaml_path}: key '{key}': {value[:200]!r} not found as a regular file (looked in {tried})"
+    )
+
+
+def _check_size(path: Path, limit: int) -> None:
+    """A plausible size: not empty (also what /proc and /sys files report, whatever they
+    stream) and at most ``limit`` bytes."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise FormatError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if size == 0:
+        raise FormatError(f"{path}: the file is empty (or a stream of the system, not a file)")
+    if size > limit:
+        raise FormatError(f"{path}: {size} bytes, more than the {limit >> 20} MiB the studio reads")
 
 
 def _require_str(yaml_path: Path, data: dict, key: str, where: str = "") -> str:
     if key not in data:
         raise FormatError(f"{yaml_path}: key '{where}{key}' is missing")
-    v = data[key]
+    return _text(yaml_path, data[key], f"{where}{key}")
+
+
+def _text(yaml_path: Path, v: Any, key: str) -> str:
     if not isinstance(v, str):
-        raise FormatError(
-            f"{yaml_path}: key '{where}{key}' must be a string, got {type(v).__name__}"
-        )
+        raise FormatError(f"{yaml_path}: key '{key}' must be a string, got {type(v).__name__}")
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FormatError(f"{yaml_path}: key '{key}' is not valid Unicode text") from None
     return v
 
 
@@ -410,18 +461,24 @@ def _read_iter_input(yaml_path: Path, data: dict) -> tuple[list[str], list[str]]
     ii = data["iter_input"]
     if not isinstance(ii, dict) or not ii:
         raise FormatError(f"{yaml_path}: key 'iter_input' must be a non-empty map of rounds")
+    if len(ii) > MAX_ROUNDS:
+        raise FormatError(
+            f"{yaml_path}: key 'iter_input' has {len(ii)} rounds, more than the {MAX_ROUNDS} "
+            "the studio imports"
+        )
     for k in ii:
         if not isinstance(k, str):
+            shown = repr(k)[:40]
             raise FormatError(
-                f"{yaml_path}: key 'iter_input': round key {k!r} is a {type(k).__name__}, "
-                f"it must be a string (write '{k}')"
+                f"{yaml_path}: key 'iter_input': round key {shown} is a {type(k).__name__}, "
+                f"it must be a string (write '{shown}')"
             )
     expected = [str(i) for i in range(len(ii))]
     if set(ii) != set(expected):
         bad = sorted(set(ii) - set(expected))
         raise FormatError(
             f"{yaml_path}: key 'iter_input': round keys must be '0' to '{len(ii) - 1}' without "
-            f"gaps, got unexpected {', '.join(repr(b) for b in bad)}"
+            f"gaps, got unexpected {', '.join(repr(b[:40]) for b in bad[:5])}"
         )
     scenes, fgs = [], []
     for k in expected:
@@ -433,31 +490,67 @@ def _read_iter_input(yaml_path: Path, data: dict) -> tuple[list[str], list[str]]
             )
         scenes.append(_require_str(yaml_path, entry, "scene_text", where))
         fg = entry.get("fg_text", "")
-        if fg is None:
-            fg = ""
-        if not isinstance(fg, str):
-            raise FormatError(
-                f"{yaml_path}: key '{where}fg_text' must be a string, got {type(fg).__name__}"
-            )
-        fgs.append(fg)
+        fgs.append(_text(yaml_path, "" if fg is None else fg, f"{where}fg_text"))
     return scenes, fgs
 
 
 def _load_npz(path: Path, yaml_path: Path) -> dict[str, np.ndarray]:
+    """The arrays the studio reads (poses_c2w, intrinsics) from the npz, each checked from its
+    header (a plain numeric dtype, at most ``MAX_ARRAY_BYTES``) before it is decompressed."""
     import zipfile
 
-    if not zipfile.is_zipfile(path):
-        raise FormatError(f"{path}: not a readable npz file (not a zip archive of .npy arrays)")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except ValueError as exc:
+        zf = zipfile.ZipFile(path)
+    except Exception as exc:  # noqa: BLE001 - zipfile raises many kinds on damaged archives
         raise FormatError(
-            f"{path}: holds pickled (object) arrays, which are never loaded; "
-            "store plain numeric arrays"
-        ) from exc
-    except Exception as exc:
-        raise FormatError(f"{path}: not a readable npz file ({exc})") from exc
+            f"{path}: not a readable npz file (not a zip archive of .npy arrays: {exc})"
+        ) from None
+    out: dict[str, np.ndarray] = {}
+    with zf:
+        names = {n[:-4]: n for n in zf.namelist() if n.endswith(".npy")}
+        if "poses_c2w" not in names:
+            raise FormatError(
+                f"{path}: array 'poses_c2w' is missing (has {', '.join(sorted(names))[:200] or 'nothing'})"
+            )
+        for key in ("poses_c2w", "intrinsics"):
+            if key in names:
+                out[key] = _read_npy(zf, names[key], path, key)
+    return out
+
+
+def _read_npy(zf, member: str, path: Path, key: str) -> np.ndarray:
+    where = f"{path}: array '{key}'"
+    try:
+        with zf.open(member) as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise FormatError(f"{where}: unsupported .npy version {version}")
+            if dtype.hasobject:
+                raise FormatError(
+                    f"{path}: holds pickled (object) arrays, which are never loaded; store "
+                    f"plain numeric arrays ('{key}' holds {dtype} values)"
+                )
+            if dtype.kind not in "biuf" or dtype.fields is not None:
+                raise FormatError(f"{where} must hold real numbers, got dtype {dtype}")
+            count = int(np.prod(shape, dtype=object)) if shape else 1
+            if count * dtype.itemsize > MAX_ARRAY_BYTES:
+                raise FormatError(
+                    f"{where}: shape {shape} is larger than the {MAX_ARRAY_BYTES >> 20} MiB "
+                    "the studio reads"
+                )
+            data = f.read(count * dtype.itemsize + 1)
+    except FormatError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - damaged headers or data, of any kind
+        raise FormatError(f"{where}: cannot be read ({type(exc).__name__}: {exc})"[:300]) from None
+    if len(data) != count * dtype.itemsize:
+        raise FormatError(f"{where}: the data does not match its shape {shape}")
+    a = np.frombuffer(data, dtype=dtype, count=count)
+    return a.reshape(shape, order="F" if fortran else "C")
 
 
 def _check_poses(path: Path, poses: Any, rounds: int) -> np.ndarray:
@@ -485,9 +578,10 @@ def _check_poses(path: Path, poses: Any, rounds: int) -> np.ndarray:
             f"{key}: pose {i}'s bottom row must be (0, 0, 0, 1), got {a[i, 3].tolist()}"
         )
     R = a[:, :3, :3]
-    ortho = np.max(np.abs(np.swapaxes(R, 1, 2) @ R - np.eye(3)), axis=(1, 2))
-    det = np.linalg.det(R)
-    bad = (ortho > _ROT_TOL) | (np.abs(det - 1.0) > _ROT_TOL)
+    with np.errstate(over="ignore", invalid="ignore"):  # huge entries give inf/NaN: bad below
+        ortho = np.max(np.abs(np.swapaxes(R, 1, 2) @ R - np.eye(3)), axis=(1, 2))
+        det = np.linalg.det(R)
+    bad = ~((ortho <= _ROT_TOL) & (np.abs(det - 1.0) <= _ROT_TOL))
     if np.any(bad):
         i = int(np.argmax(bad))
         raise FormatError(
@@ -530,18 +624,26 @@ def read_liveworld(
     import yaml
 
     yaml_path = Path(yaml_path)
-    if not yaml_path.is_file():
-        raise FormatError(f"{yaml_path}: no such file")
+    raw = read_regular_file(yaml_path, MAX_YAML_BYTES, FormatError, "LiveWorld YAML file")
     try:
-        data = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
+        # libyaml's parser when present: fast, and it refuses deep nesting at once; the
+        # constructor is the safe one either way
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load(raw.decode("utf-8"), Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise FormatError(
             f"{yaml_path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"
-        ) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{yaml_path}: cannot be read ({exc})") from exc
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise FormatError(
+            f"{yaml_path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
+    except RecursionError:
+        raise FormatError(f"{yaml_path}: not valid YAML (nested too deeply)") from None
+    except (ValueError, OverflowError, TypeError) as exc:  # a date like 2024-99-99, a huge int
+        raise FormatError(f"{yaml_path}: a value cannot be read ({str(exc)[:120]})") from None
     if not isinstance(data, dict):
         raise FormatError(f"{yaml_path}: expected a map of keys at the top level")
     geo_name = _require_str(yaml_path, data, "geometry_file_name")
@@ -550,11 +652,9 @@ def read_liveworld(
     cwd_path = Path(cwd) if cwd is not None else None
     geo = resolve_path(geo_name, yaml_path, "geometry_file_name", cwd_path)
     image = resolve_path(img_name, yaml_path, "first_frame_image", cwd_path)
+    _check_size(geo, MAX_NPZ_BYTES)
+    _check_size(image, MAX_IMAGE_BYTES)
     arrays = _load_npz(geo, yaml_path)
-    if "poses_c2w" not in arrays:
-        raise FormatError(
-            f"{geo}: array 'poses_c2w' is missing (has {', '.join(arrays) or 'nothing'})"
-        )
     poses = _check_poses(geo, arrays["poses_c2w"], len(scenes))
     K = _check_intrinsics(geo, arrays["intrinsics"], len(poses)) if "intrinsics" in arrays else None
     storyline = None
@@ -637,40 +737,57 @@ def trajectory_keyframes(c2w: np.ndarray, fov: np.ndarray, fps: int = FPS) -> tu
     """Keyframes whose bake reproduces every pose and fov to ``VERIFY_TOL`` (see the module
     docstring). Returns (keyframes, how): how is 'fitted' or 'per-frame'.
 
-    The greedy fit costs O(keyframes x frames) bakes, so a long trajectory is first probed on
-    its first ``PROBE_FRAMES`` frames: when the probe needs keyframes on most of its frames
-    (poses that are not a smooth spline, e.g. noisy or float32-rounded tracking), the fit is
-    skipped for one keyframe per frame straight away.
+    The fit is tried on trajectories of at most ``MAX_FIT_FRAMES`` frames and gives up as soon
+    as it needs more than ``MAX_FIT_KEYFRAMES`` keyframes (poses that are not a smooth spline,
+    e.g. noisy or float32-rounded tracking), so its cost is bounded; the answer is then one
+    keyframe per frame, in time linear in the number of frames.
     """
-    from worldstudio.core.geometry.path import fit_keyframes, keyframe_from_pose
+    from worldstudio.core.geometry.path import fit_keyframes
 
     c2w = np.asarray(c2w, dtype=np.float64)
     fov = np.asarray(fov, dtype=np.float64)
     extent = float(np.max(np.abs(c2w[:, :3, 3]))) if len(c2w) else 1.0
     tol_pos = FIT_TOL_POS * max(1.0, extent)
     settings = PathSettings(fps=fps)
-
-    def fit(n: int) -> list:
-        return fit_keyframes(
-            c2w[:n], fov[:n], fps, tolerance_pos=tol_pos, tolerance_deg=FIT_TOL_DEG
-        )
-
-    try:
-        dense = False
-        if len(c2w) > PROBE_FRAMES:
-            dense = len(fit(PROBE_FRAMES)) > PROBE_FRAMES // 2
-        if not dense:
-            kfs = fit(len(c2w))
+    if len(c2w) <= MAX_FIT_FRAMES:
+        try:
+            kfs = fit_keyframes(
+                c2w,
+                fov,
+                fps,
+                tolerance_pos=tol_pos,
+                tolerance_deg=FIT_TOL_DEG,
+                max_keyframes=MAX_FIT_KEYFRAMES,
+            )
             if _reproduces(CameraPath(keyframes=kfs, settings=settings), c2w, fov):
                 return kfs, "fitted"
-    except WorldStudioError:
-        pass
-    dt = 1.0 / fps
-    kfs = [keyframe_from_pose(m, float(f), transition=dt) for m, f in zip(c2w, fov, strict=True)]
+        except WorldStudioError:
+            pass
+    kfs = _keyframe_per_frame(c2w, fov, fps)
     path = CameraPath(keyframes=kfs, settings=settings)
-    if not _reproduces(path, c2w, fov):  # pragma: no cover - the bake passes through keyframes
-        raise WorldStudioError("the imported trajectory cannot be represented by keyframes")
+    if not _reproduces(path, c2w, fov):
+        raise FormatError("the imported trajectory cannot be represented by keyframes")
     return kfs, "per-frame"
+
+
+def _keyframe_per_frame(c2w: np.ndarray, fov: np.ndarray, fps: int) -> list[Keyframe]:
+    """One keyframe on every pose, 1 / fps seconds apart (all poses converted at once)."""
+    from worldstudio.core.geometry.transforms import matrix_to_quat
+
+    if not (np.all(np.isfinite(c2w)) and np.all(np.isfinite(fov))):
+        raise FormatError("the trajectory has NaN or infinite values")
+    U, _, Vt = np.linalg.svd(c2w[:, :3, :3])  # the nearest rotations (float32 input drifts)
+    quats = matrix_to_quat(U @ Vt)
+    dt = 1.0 / fps
+    return [
+        Keyframe(
+            position=(float(p[0]), float(p[1]), float(p[2])),
+            orientation=(float(q[0]), float(q[1]), float(q[2]), float(q[3])),
+            fov=float(f),
+            transition=dt,
+        )
+        for p, q, f in zip(c2w[:, :3, 3], quats, fov, strict=True)
+    ]
 
 
 def _reproduces(path: CameraPath, c2w: np.ndarray, fov: np.ndarray) -> bool:
@@ -723,13 +840,29 @@ def _pending_project(image: Path, inner: Path, name: str, fov: float) -> Project
 
     from worldstudio.core.geometry.camera import intrinsics_from_fov
     from worldstudio.core.geometry.transforms import mat3_tuple
+    from worldstudio.core.reconstruct.image_io import MAX_PIXELS
 
     try:
         with Image.open(image) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise FormatError(
+                    f"{image}: {im.width}x{im.height} pixels, more than the "
+                    f"{MAX_PIXELS / 1e6:.0f} megapixels the studio decodes"
+                )
             im.load()
             rgb = im.convert("RGB")
-    except (OSError, UnidentifiedImageError) as exc:
-        raise FormatError(f"{image}: not a readable image ({exc})") from exc
+    except FormatError:
+        raise
+    except (
+        OSError,
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        ValueError,
+        SyntaxError,
+        EOFError,
+        MemoryError,
+    ) as exc:
+        raise FormatError(f"{image}: not a readable image ({str(exc)[:200]})") from None
     w, h = rgb.size
     x, y, cw, ch = _center_crop_box(h, w, HEIGHT, WIDTH)
     out = rgb.crop((x, y, x + cw, y + ch))
@@ -905,7 +1038,6 @@ def _studio_path(
 ) -> CameraPath | None:
     """The camera path from the sidecar an export wrote, when it reproduces the npz's poses
     (and fov) to ``VERIFY_TOL``; None otherwise (the keyframes are then fitted)."""
-    import json
 
     from pydantic import ValidationError
 
@@ -915,7 +1047,9 @@ def _studio_path(
     if not side.is_file():
         return None
     try:
-        data = json.loads(side.read_text(encoding="utf-8"))
+        data = parse_json(
+            read_regular_file(side, MAX_YAML_BYTES, FormatError), str(side), FormatError
+        )
         path = CameraPath.model_validate(data["camera_path"])
         if not path.keyframes:
             raise ValueError("it has no keyframes")
@@ -980,6 +1114,7 @@ __all__ = [
     "export_liveworld_job",
     "import_liveworld",
     "import_liveworld_job",
+    "empty_prompt_warnings",
     "join_fg_prompts",
     "liveworld_config",
     "liveworld_poses",

@@ -55,8 +55,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from worldstudio.core.errors import FormatError, WorldStudioError
+from worldstudio.core.fileio import parse_json, read_regular_file
 from worldstudio.core.project import (
     CameraPath,
     Keyframe,
@@ -70,6 +72,8 @@ EXTENSION_KEY = "worldstudio"
 DEFAULT_TRANSITION_SEC = 0.5  # nerfstudio's loader default
 _BOTTOM = np.array([0.0, 0.0, 0.0, 1.0])
 _ROT_TOL = 1e-3
+MAX_FILE_BYTES = 256 * 1024 * 1024
+MAX_ENTRIES = 50_000  # keyframes or baked frames: 52 minutes at 16 fps
 
 
 def _flat(m: np.ndarray) -> list[float]:
@@ -172,9 +176,12 @@ def export_nerfstudio(
 
 
 def _number(path: Path, value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise FormatError(f"{path}: '{where}' must be a finite number, got {value!r}")
-    return float(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 1e300:
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, float) or not math.isfinite(value):
+        shown = f"{value!r}"[:40] if not isinstance(value, int) else "a huge integer"
+        raise FormatError(f"{path}: '{where}' must be a finite number, got {shown}")
+    return value
 
 
 def _matrix(path: Path, value: Any, where: str, warnings: list[str]) -> np.ndarray:
@@ -199,9 +206,10 @@ def _matrix(path: Path, value: Any, where: str, warnings: list[str]) -> np.ndarr
                 f"{path}: '{where}' is not a camera pose (bottom row {m[3].tolist()})"
             )
     R = m[:3, :3]
-    ortho = float(np.max(np.abs(R.T @ R - np.eye(3))))
-    det = float(np.linalg.det(R))
-    if ortho > _ROT_TOL or abs(det - 1.0) > _ROT_TOL:
+    with np.errstate(over="ignore", invalid="ignore"):  # huge entries: refused just below
+        ortho = float(np.max(np.abs(R.T @ R - np.eye(3))))
+        det = float(np.linalg.det(R))
+    if not (ortho <= _ROT_TOL and abs(det - 1.0) <= _ROT_TOL):  # NaN fails too
         raise FormatError(
             f"{path}: '{where}' is not a rigid camera pose (rotation determinant {det:.4g}, "
             f"orthonormality error {ortho:.2g})"
@@ -219,20 +227,40 @@ def _fov(path: Path, value: Any, where: str) -> float:
 
 
 def read_nerfstudio(json_path: str | os.PathLike) -> tuple[CameraPath, list[str]]:
-    """The camera path described by a nerfstudio camera_path.json, and warnings."""
+    """The camera path described by a nerfstudio camera_path.json, and warnings. The path is
+    baked once before it is returned, so a path the studio cannot use is refused here."""
+    json_path = Path(json_path)
+    return _camera_path(_read_json(json_path), json_path)
+
+
+def _read_json(json_path: Path) -> Any:
+    raw = read_regular_file(json_path, MAX_FILE_BYTES, FormatError, "camera path file")
+    return parse_json(raw, str(json_path), FormatError)
+
+
+def _camera_path(data: Any, json_path: Path) -> tuple[CameraPath, list[str]]:
+    try:
+        path, warnings = _parse(data, json_path)
+    except RecursionError:
+        raise FormatError(f"{json_path}: nested too deeply") from None
+    except MemoryError:
+        raise FormatError(f"{json_path}: too large to read") from None
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"])[:100]
+        raise FormatError(f"{json_path}: {where}: {first['msg'][:200]}") from None
+    from worldstudio.core.geometry.path import bake_path
+
+    try:  # what `info` and the preview will do: a path they refuse is refused here
+        bake_path(path)
+    except WorldStudioError as exc:
+        raise FormatError(f"{json_path}: {exc}") from None
+    return path, warnings
+
+
+def _parse(data: Any, json_path: Path) -> tuple[CameraPath, list[str]]:
     from worldstudio.core.geometry.path import bake_path, keyframe_from_pose
 
-    json_path = Path(json_path)
-    if not json_path.is_file():
-        raise FormatError(f"{json_path}: no such file")
-    try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise FormatError(
-            f"{json_path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{json_path}: cannot be read ({exc})") from exc
     if not isinstance(data, dict):
         raise FormatError(f"{json_path}: expected a JSON object at the top level")
     warnings: list[str] = []
@@ -279,6 +307,12 @@ def read_nerfstudio(json_path: str | os.PathLike) -> tuple[CameraPath, list[str]
         raise FormatError(
             f"{json_path}: key 'keyframes' is missing or empty (and there is no camera_path)"
         )
+    for key, items in (("keyframes", raw_kfs), ("camera_path", raw_frames or [])):
+        if len(items) > MAX_ENTRIES:
+            raise FormatError(
+                f"{json_path}: '{key}' has {len(items)} entries, more than the {MAX_ENTRIES} "
+                "the studio imports"
+            )
 
     baked_file: tuple[np.ndarray, np.ndarray] | None = None
     if raw_frames:
@@ -408,7 +442,7 @@ def _apply_extension(
             isinstance(la, list)
             and len(la) == 3
             and all(
-                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                isinstance(v, int | float) and not isinstance(v, bool) and abs(v) < 1e300
                 for v in la
             )
         ):
@@ -427,19 +461,20 @@ def import_nerfstudio(
     project (atomically) and returns (project, warnings)."""
     folder = ProjectFolder(project_dir)
     project = folder.load()
-    path, warnings = read_nerfstudio(json_path)
+    json_path = Path(json_path)
+    data = _read_json(json_path)
+    path, warnings = _camera_path(data, json_path)
+    rw, rh = data.get("render_width"), data.get("render_height")
+    gen = project.generation
     try:
-        data = json.loads(Path(json_path).read_text(encoding="utf-8"))
-        rw, rh = data.get("render_width"), data.get("render_height")
-        gen = project.generation
-        if isinstance(rw, int | float) and isinstance(rh, int | float) and rh > 0:
-            if abs(rw / rh - gen.width / gen.height) > 1e-3:
-                warnings.append(
-                    f"{json_path}: rendered at {rw}x{rh}; the project's video is {gen.width}x{gen.height} "
-                    "(vertical fov kept, so the horizontal view differs)"
-                )
-    except (OSError, ValueError):  # pragma: no cover - read_nerfstudio read it already
-        pass
+        rw_f, rh_f = _number(json_path, rw, "render_width"), _number(json_path, rh, "render_height")
+    except FormatError:
+        rw_f = rh_f = 0.0  # the size only informs a warning
+    if rw_f > 0 and rh_f > 0 and abs(rw_f / rh_f - gen.width / gen.height) > 1e-3:
+        warnings.append(
+            f"{json_path}: rendered at {rw_f:g}x{rh_f:g}; the project's video is "
+            f"{gen.width}x{gen.height} (vertical fov kept, so the horizontal view differs)"
+        )
     project.camera_path = path
     folder.save(project)
     return project, warnings

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlparse
 
 from worldstudio.core.errors import Cancelled, WorldStudioError
+from worldstudio.core.fileio import parse_json
 from worldstudio.core.models.catalogue import CATALOGUE, ModelInfo, find_model
 
 if TYPE_CHECKING:
@@ -164,9 +165,10 @@ def _config_dirs() -> dict[str, Path]:
     if not path.is_file():
         return {}
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path}: cannot be read as JSON ({exc})") from exc
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    raw = parse_json(text, f"{path}: cannot be read as JSON", ModelError)
     dirs = raw.get("local_dirs", {}) if isinstance(raw, dict) else None
     if not isinstance(dirs, dict):
         raise ModelError(f"{path}: 'local_dirs' must be an object mapping model names to folders")
@@ -193,9 +195,10 @@ def save_local_dir_to_config(name: str, path: str | os.PathLike | None) -> Path:
     raw: dict = {}
     if cfg.is_file():
         try:
-            raw = json.loads(cfg.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelError(f"{cfg}: cannot be read as JSON ({exc})") from exc
+            text = cfg.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"{cfg}: cannot be read ({exc.strerror or exc})") from exc
+        raw = parse_json(text, f"{cfg}: cannot be read as JSON", ModelError)
         if not isinstance(raw, dict):
             raise ModelError(f"{cfg}: expected a JSON object")
     dirs = dict(raw.get("local_dirs") or {})

@@ -14,7 +14,9 @@ malformed raises core.errors.FormatError naming the file and the problem.
 
 from __future__ import annotations
 
+import math
 import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,13 +145,28 @@ def read_ply_with_normals(path: str | os.PathLike) -> tuple[PointCloud, np.ndarr
     """Like read_ply, plus the vertex normals (N, 3) float32 when the file has nx, ny, nz."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        with _open_regular(path) as f:
             header = _read_header(f, path)
             index = _locate_vertex(header, path)
             columns = _read_vertex_columns(f, header, index, path)
     except OSError as exc:
         raise FormatError(f"{path}: cannot read PLY file: {exc.strerror or exc}") from None
     return _to_cloud(columns, header.elements[index], path)
+
+
+def _open_regular(path: Path):
+    """``path`` opened for reading, when it is a regular file (a FIFO or a device would block
+    or never end)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _error(path, "not a regular file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _error(path: Path, what: str) -> FormatError:
@@ -190,12 +207,21 @@ def _read_header(f, path: Path) -> _Header:
             fmt = words[1]
         elif key == "element":
             if len(words) != 3 or not words[2].isdigit():
-                raise _error(path, f"bad PLY header line {line!r}")
+                raise _error(path, f"bad PLY header line {line[:80]!r}")
+            if len(words[2]) > 18:  # more than 10^18 rows: no file holds them
+                raise _error(path, f"bad PLY header: element '{words[1][:40]}' count too large")
             elements.append(_Element(words[1], int(words[2])))
         elif key == "property":
             if not elements:
                 raise _error(path, f"bad PLY header: property before any element: {line!r}")
-            elements[-1].props.append(_parse_property(words, line, path))
+            prop = _parse_property(words, line, path)
+            if any(p.name == prop.name for p in elements[-1].props):
+                raise _error(
+                    path,
+                    f"bad PLY header: element '{elements[-1].name}' has property "
+                    f"'{prop.name}' twice",
+                )
+            elements[-1].props.append(prop)
         else:
             raise _error(path, f"bad PLY header line {line!r}")
     if fmt is None:
@@ -315,6 +341,8 @@ def _read_ascii(text: bytes, before: list[_Element], vertex: _Element, path: Pat
     if not any(el.has_lists for el in before) and not vertex.has_lists:
         skip = sum(el.count * len(el.props) for el in before)
         need = skip + vertex.count * k
+        if need > len(text):  # every value takes at least one byte
+            raise _error(path, "truncated PLY data: fewer values than the header declares")
         tokens = text.split(None, need)[:need]
         if len(tokens) < need:
             raise _error(path, "truncated PLY data: fewer values than the header declares")
@@ -335,6 +363,8 @@ def _read_ascii(text: bytes, before: list[_Element], vertex: _Element, path: Pat
 
 
 def _walk_ascii(tokens: list[bytes], pos: int, el: _Element, path: Path, cols) -> int:
+    if not el.props:  # rows without values take no tokens, however many the header declares
+        return pos
     if len(tokens) - pos < el.count * len(el.props):
         raise IndexError
     for row in range(el.count):
@@ -344,7 +374,10 @@ def _walk_ascii(tokens: list[bytes], pos: int, el: _Element, path: Path, cols) -
                     cols[p.name][row] = _number(tokens[pos], path)
                 pos += 1
             else:
-                n = int(_number(tokens[pos], path))
+                value = _number(tokens[pos], path)
+                if not (math.isfinite(value) and value == int(value)):
+                    raise _error(path, f"bad PLY data: list length {tokens[pos][:40]!r}")
+                n = int(value)
                 if n < 0:
                     raise _error(path, f"bad PLY data: negative list length in '{el.name}'")
                 pos += 1 + n
@@ -370,8 +403,9 @@ def _number(token: bytes, path: Path) -> float:
 def _to_cloud(cols: dict, vertex: _Element, path: Path) -> tuple[PointCloud, np.ndarray | None]:
     n = vertex.count
     xyz = np.empty((n, 3), np.float32)
-    for i, axis in enumerate(("x", "y", "z")):
-        xyz[:, i] = cols[axis]
+    with np.errstate(over="ignore", invalid="ignore"):  # doubles beyond float32 become inf
+        for i, axis in enumerate(("x", "y", "z")):
+            xyz[:, i] = cols[axis]
     types = {p.name: p.type for p in vertex.props}
     rgb = None
     for names in _COLOUR_NAMES:

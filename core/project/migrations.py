@@ -16,29 +16,37 @@ Raw = dict[str, Any]
 
 def _v1_to_v2(raw: Raw) -> Raw:
     """Version 1 kept the video size as a "WxH" string and the rounds as a list of scene texts,
-    and called the keyframe transition ``duration``."""
+    and called the keyframe transition ``duration``. Parts of the wrong type are left as they
+    are: validation then names the field."""
     out = dict(raw)
-    gen = dict(out.get("generation", {}))
-    if "resolution" in gen:
-        text = str(gen.pop("resolution"))
-        try:
-            w, h = (int(v) for v in text.lower().split("x"))
-        except ValueError as exc:
-            raise ProjectError(f"generation.resolution: expected 'WxH', got {text!r}") from exc
-        gen["width"], gen["height"] = w, h
-    out["generation"] = gen
-    if "prompts" in out:
-        out["rounds"] = [{"scene_text": str(t)} for t in out.pop("prompts")]
-    path = dict(out.get("camera_path", {}))
-    kfs = []
-    for kf in path.get("keyframes", []):
-        kf = dict(kf)
-        if "duration" in kf:
-            kf["transition"] = kf.pop("duration")
-        kfs.append(kf)
-    if kfs:
+    gen = out.get("generation", {})
+    if isinstance(gen, dict):
+        gen = dict(gen)
+        if "resolution" in gen:
+            text = gen.pop("resolution")
+            try:
+                w, h = (int(v) for v in str(text).lower().split("x"))
+            except ValueError as exc:
+                raise ProjectError(
+                    f"generation.resolution: expected 'WxH', got {str(text)[:40]!r}"
+                ) from exc
+            gen["width"], gen["height"] = w, h
+        out["generation"] = gen
+    prompts = out.pop("prompts", None)
+    if isinstance(prompts, list):
+        out["rounds"] = [{"scene_text": t if isinstance(t, str) else str(t)} for t in prompts]
+    elif prompts is not None:
+        raise ProjectError(f"prompts: expected a list of scene texts, got {type(prompts).__name__}")
+    path = out.get("camera_path", {})
+    if isinstance(path, dict) and isinstance(path.get("keyframes"), list):
+        path = dict(path)
+        kfs = []
+        for kf in path["keyframes"]:
+            if isinstance(kf, dict) and "duration" in kf:
+                kf = dict(kf)
+                kf["transition"] = kf.pop("duration")
+            kfs.append(kf)
         path["keyframes"] = kfs
-    if path:
         out["camera_path"] = path
     out["schema_version"] = 2
     return out
@@ -60,17 +68,17 @@ MIGRATIONS: dict[int, Callable[[Raw], Raw]] = {1: _v1_to_v2, 2: _v2_to_v3}
 def migrate(raw: Raw, target: int) -> Raw:
     """Bring ``raw`` up to schema version ``target``, one step at a time."""
     version = raw.get("schema_version")
-    if not isinstance(version, int):
-        raise ProjectError(f"schema_version: expected an integer, got {version!r}")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ProjectError(f"schema_version: expected an integer, got {str(version)[:40]!r}")
     if version > target:
         raise ProjectError(
-            f"schema_version: the project is version {version}, newer than this studio "
+            f"schema_version: the project is version {str(version)[:20]}, newer than this studio "
             f"understands ({target}); update World Studio"
         )
     while version < target:
         step = MIGRATIONS.get(version)
         if step is None:
-            raise ProjectError(f"schema_version: no migration from version {version}")
+            raise ProjectError(f"schema_version: no migration from version {str(version)[:20]}")
         raw = step(raw)
         version = raw["schema_version"]
     return raw

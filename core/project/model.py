@@ -7,11 +7,22 @@ docs/CONVENTIONS.md: OpenCV axes, c2w poses, quaternions (w, x, y, z), vertical 
 
 from __future__ import annotations
 
+import itertools
 import math
-import uuid
-from typing import Annotated, Literal
+import os
+import re
+import secrets
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 SCHEMA_VERSION: Literal[3] = 3
 
@@ -52,14 +63,85 @@ def parse_size(text: str, option: str = "--size", multiple: int = 1) -> tuple[in
     return w, h
 
 
+# Ids are a random 64-bit start, drawn once per process (and again in a forked child), plus a
+# counter: ids made by one process never repeat, so a path of any length gets distinct keyframe
+# ids, and two processes collide only if their starts fall within a few million of each other.
+_ID_MASK = (1 << 64) - 1
+_id_base = secrets.randbits(64)
+_id_counter = itertools.count()
+
+
+def _reseed_ids() -> None:
+    global _id_base, _id_counter
+    _id_base, _id_counter = secrets.randbits(64), itertools.count()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reseed_ids)
+
+
 def new_id(prefix: str) -> str:
-    """A short id that stays unique within a project (``kf-3fa2c1d0``)."""
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+    """An id unique within a project (``kf-3fa2c1d04b6e9a07``): never repeated by this process."""
+    return f"{prefix}-{(_id_base + next(_id_counter)) & _ID_MASK:016x}"
+
+
+# Fields whose value is a file or folder inside the project folder are recognised by name, so a
+# field added later is checked without being listed: ``file``, ``*_file``, ``*_path``, ``*_dir``.
+PATH_FIELD = re.compile(r"^(file|.+_file|.+_path|.+_dir)$")
+_INT64 = 1 << 63
+
+
+def check_project_path(value: str) -> str:
+    """``value`` as a relative path that stays inside the project folder (a ValueError saying
+    why not). Symbolic links inside the folder are checked when the folder loads
+    (:meth:`worldstudio.core.project.ProjectFolder.path`)."""
+    if not value or not value.strip():
+        raise ValueError("a path inside the project must not be empty")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"path {value!r} contains a control character")
+    posix, windows = PurePosixPath(value), PureWindowsPath(value)
+    if posix.is_absolute() or windows.is_absolute() or windows.drive or value.startswith("~"):
+        raise ValueError(f"path {value!r} must be a relative path inside the project folder")
+    if ".." in posix.parts or ".." in windows.parts:
+        raise ValueError(f"path {value!r} must stay inside the project folder (no '..')")
+    return value
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Integers must fit in 64 bits (a 400-digit number is a corrupt file, not a setting);
+    text must be valid Unicode (a lone surrogate from a JSON escape cannot be saved)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not -_INT64 <= value < _INT64:
+            raise ValueError(f"{where}: the number {str(value)[:20]}... is too large")
+    elif isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{where}: the text is not valid Unicode (a lone surrogate)") from None
+    elif isinstance(value, tuple | list):
+        for i, v in enumerate(value):
+            if not isinstance(v, BaseModel):
+                _check_plain(v, f"{where}[{i}]")
 
 
 class _Model(BaseModel):
-    # Strict about unknown keys: a typo in a hand-edited project.json is an error, not silence.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    """Every model of the project. Checks that apply to all fields, including fields added
+    later: unknown keys are errors (a typo in a hand-edited project.json is not silence),
+    every float is finite (no NaN or Infinity anywhere), every integer fits in 64 bits, and every
+    path field (:data:`PATH_FIELD`) is a relative path inside the project folder."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _every_field(cls, value: Any, info: ValidationInfo) -> Any:
+        name = info.field_name or ""
+        if PATH_FIELD.match(name):
+            for path in value if isinstance(value, tuple | list) else [value]:
+                if isinstance(path, str):
+                    check_project_path(path)
+        _check_plain(value, name)
+        return value
 
 
 def _finite(values: tuple[float, ...], what: str) -> tuple[float, ...]:
@@ -70,10 +152,17 @@ def _finite(values: tuple[float, ...], what: str) -> tuple[float, ...]:
 
 def _unit_quat(q: tuple[float, float, float, float]) -> Quat:
     _finite(q, "orientation")
-    n = math.sqrt(sum(v * v for v in q))
+    values = list(q)
+    n = math.sqrt(sum(v * v for v in values))
+    if not 1e-100 < n < 1e100:  # the squares may over- or underflow: scale first
+        big = max(abs(v) for v in values)
+        if big < 1e-8:
+            raise ValueError("orientation quaternion (w, x, y, z) must not be zero")
+        values = [v / big for v in values]
+        n = math.sqrt(sum(v * v for v in values))
     if n < 1e-8:
         raise ValueError("orientation quaternion (w, x, y, z) must not be zero")
-    return tuple(v / n for v in q)  # type: ignore[return-value]
+    return tuple(v / n for v in values)  # type: ignore[return-value]
 
 
 class CropBox(_Model):

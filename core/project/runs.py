@@ -65,7 +65,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from worldstudio.core.errors import WorldStudioError
-from worldstudio.core.fileio import atomic_write, atomic_write_bytes
+from worldstudio.core.fileio import atomic_write, atomic_write_bytes, parse_json
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from worldstudio.core.pointcloud import PointCloud
@@ -116,11 +116,12 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 def read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_bytes()
     except FileNotFoundError:
         raise RunError(f"{path}: missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunError(f"{path}: cannot be read ({exc})") from exc
+    except OSError as exc:
+        raise RunError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    data = parse_json(text, str(path), RunError)
     if not isinstance(data, dict):
         raise RunError(f"{path}: expected a JSON object")
     return data

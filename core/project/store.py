@@ -16,17 +16,25 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, overload
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from worldstudio.core.errors import ProjectError, WorldStudioError
-from worldstudio.core.fileio import atomic_write_bytes
+from worldstudio.core.fileio import (
+    atomic_write_bytes,
+    clean_leftovers,
+    is_foreign_leftover,
+    is_leftover,
+    parse_json,
+    read_regular_file,
+)
 from worldstudio.core.project.migrations import migrate
-from worldstudio.core.project.model import SCHEMA_VERSION, Project
+from worldstudio.core.project.model import PATH_FIELD, SCHEMA_VERSION, Project
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from worldstudio.core.pointcloud import PointCloud
@@ -34,23 +42,20 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 PROJECT_FILE = "project.json"
 PROJECT_SUFFIX = ".wsproj"
 AUTOSAVE_FILE = ".project.autosave.json"
+MAX_PROJECT_JSON_BYTES = 128 * 1024 * 1024
 
 
 def _field_path(loc: tuple) -> str:
     out = ""
     for part in loc:
+        part = part if isinstance(part, int) else str(part)[:60]
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
+    return out[:200] or "(top level)"
 
 
-def project_from_json(text: str, source: str = PROJECT_FILE) -> Project:
+def project_from_json(text: str | bytes, source: str = PROJECT_FILE) -> Project:
     """Parse, migrate and validate project JSON; errors name ``source`` and the field."""
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ProjectError(
-            f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from exc
+    raw = parse_json(text, source, ProjectError)
     if not isinstance(raw, dict):
         raise ProjectError(f"{source}: expected a JSON object at the top level")
     if "schema_version" not in raw:
@@ -62,11 +67,12 @@ def project_from_json(text: str, source: str = PROJECT_FILE) -> Project:
     try:
         return Project.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        first = exc.errors(include_url=False, include_input=False)[0]
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-        raise ProjectError(
-            f"{source}: field '{_field_path(first['loc'])}': {first['msg']}{more}"
-        ) from exc
+        msg = " ".join(str(first["msg"]).removeprefix("Value error, ").split())[:300]
+        raise ProjectError(f"{source}: field '{_field_path(first['loc'])}': {msg}{more}") from None
+    except (RecursionError, MemoryError) as exc:
+        raise ProjectError(f"{source}: too deeply nested or too large to read") from exc
 
 
 def project_to_json(project: Project) -> str:
@@ -109,27 +115,65 @@ class ProjectFolder:
         return self.root / "loras"
 
     def path(self, relative: str) -> Path:
-        """A file the project refers to; refuses paths that leave the project folder."""
-        p = Path(relative)
-        if p.is_absolute() or ".." in p.parts:
+        """A file the project refers to; refuses paths that leave the project folder, also
+        through a symbolic link."""
+        from worldstudio.core.project.model import check_project_path
+
+        try:
+            check_project_path(relative)
+        except ValueError as exc:
+            raise ProjectError(f"{self.project_file}: {exc}") from None
+        p = self.root / relative
+        root = os.path.realpath(self.root)
+        if os.path.commonpath([root, os.path.realpath(p)]) != root:
             raise ProjectError(
-                f"{self.project_file}: path {relative!r} must stay inside the project"
+                f"{self.project_file}: path {relative!r} leads outside the project folder "
+                "(through a symbolic link)"
             )
-        return self.root / p
+        return p
 
     def exists(self) -> bool:
         return self.project_file.is_file()
 
+    def clean_leftovers(self) -> list[str]:
+        """Clean what interrupted writes left in the project folder, in every folder under it
+        and beside it (an interrupted save of the whole folder), as
+        :func:`worldstudio.core.fileio.clean_leftovers` does before each write. Returns one line
+        per thing done (for a log)."""
+        done = clean_leftovers(self.root.absolute().parent)
+        for dirpath, dirnames, _files in os.walk(self.root):
+            done += clean_leftovers(dirpath)
+            try:  # listed again: a folder may have been restored under its own name
+                dirnames[:] = sorted(
+                    e.name
+                    for e in os.scandir(dirpath)
+                    if e.is_dir(follow_symlinks=False) and not is_leftover(e.name)
+                )
+            except OSError:
+                dirnames[:] = []
+        return done
+
     def load(self) -> Project:
+        """The model in project.json, with every path it holds checked to stay inside the
+        folder."""
+        parts = self.root.absolute().parts
+        leftover = next((part for part in parts if is_foreign_leftover(part)), None)
+        if leftover is not None:
+            raise ProjectError(
+                f"{self.root}: not a project: {leftover} is an unfinished copy left by an "
+                "interrupted save or import"
+            )
         if not self.root.exists():
             raise ProjectError(f"{self.root}: no such project folder")
-        if not self.project_file.is_file():
+        if not self.project_file.exists():
             raise ProjectError(f"{self.root}: not a project (no {PROJECT_FILE} inside)")
-        try:
-            text = self.project_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ProjectError(f"{self.project_file}: cannot be read ({exc})") from exc
-        return project_from_json(text, str(self.project_file))
+        data = read_regular_file(
+            self.project_file, MAX_PROJECT_JSON_BYTES, ProjectError, "project file"
+        )
+        project = project_from_json(data, str(self.project_file))
+        for _where, relative in project_paths(project):
+            self.path(relative)
+        return project
 
     def save(self, project: Project) -> None:
         """Atomically replace project.json (folders created as needed)."""
@@ -225,17 +269,31 @@ class ProjectFolder:
         path = self.autosave_file
         if not path.is_file():
             return None
+        text = read_regular_file(path, MAX_PROJECT_JSON_BYTES, ProjectError, "autosave file")
         try:
-            text = path.read_text(encoding="utf-8")
             written = path.stat().st_mtime
             saved_at = self.project_file.stat().st_mtime
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ProjectError(f"{path}: cannot be read ({exc})") from exc
+        except OSError as exc:
+            raise ProjectError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
         project = project_from_json(text, str(path))
         if project == saved or written < saved_at:
             self.discard_autosave()
             return None
         return Recovery(project, datetime.fromtimestamp(written), path)
+
+
+def project_paths(model: BaseModel, where: str = "") -> Iterator[tuple[str, str]]:
+    """(field, relative path) for every path the model holds (fields named as
+    :data:`~worldstudio.core.project.model.PATH_FIELD` says), at any depth."""
+    for name, value in model.__dict__.items():
+        here = f"{where}.{name}" if where else name
+        items = value if isinstance(value, list | tuple) else [value]
+        for i, item in enumerate(items):
+            at = f"{here}[{i}]" if isinstance(value, list | tuple) else here
+            if isinstance(item, BaseModel):
+                yield from project_paths(item, at)
+            elif isinstance(item, str) and PATH_FIELD.match(name):
+                yield at, item
 
 
 def load_project(root: str | os.PathLike) -> Project:

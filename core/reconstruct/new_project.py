@@ -68,6 +68,25 @@ def _check_crop(crop) -> tuple[int, int, int, int] | None:
     return x, y, width, height
 
 
+def reconstruction_models(depth_model=None, **_options) -> list[str]:
+    """The models :func:`new_project_from_image` loads: its depth model (default: the
+    catalogue's default depth model). For :mod:`worldstudio.core.models.requirements`."""
+    from worldstudio.core.models import default_model
+
+    return [str(depth_model) if depth_model else default_model("depth").name]
+
+
+def _check_depth_model(depth_model) -> None:
+    """A catalogue depth model that is missing and cannot be downloaded now is an error before
+    anything else happens (other names: the loader's own error says what is wrong)."""
+    from worldstudio.core.models import default_model, find_model
+    from worldstudio.core.models.requirements import check_models, fetch_command
+
+    info = find_model(str(depth_model)) if depth_model else default_model("depth")
+    if info is not None and info.kind == "depth":
+        check_models([info], fetch_command("new", depth_model=depth_model), "the reconstruction")
+
+
 def new_project_from_image(
     image_path,
     out_folder,
@@ -116,6 +135,7 @@ def new_project_from_image(
     if target.exists() and not target.is_dir():
         raise WorldStudioError(f"{target}: exists and is not a folder")
 
+    _check_depth_model(depth_model)
     ctx.progress(0, STEPS, "reading the image")
     prepared = prepare_image(image_path, (w, h), box)
     for note in prepared.notes:

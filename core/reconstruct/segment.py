@@ -75,6 +75,14 @@ def upsample_logits(logits, height: int, width: int):
     return (up[:, 0] > 0).cpu().numpy()
 
 
+def segmentation_models(model=None, **_options) -> list[str]:
+    """The model masks and tracking load (default: the catalogue's default segmentation
+    model). For :mod:`worldstudio.core.models.requirements`."""
+    from worldstudio.core.models import default_model
+
+    return [str(model) if model else default_model("segmentation").name]
+
+
 @dataclass
 class MaskResult:
     mask: np.ndarray  # (H, W) bool

@@ -98,6 +98,10 @@ def _parse_captions(path: Path) -> dict[str, str]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise TrainingError(f"{path}: line {lineno}: not valid JSON ({exc.msg})") from exc
+            except (ValueError, RecursionError) as exc:  # 4300+ digit numbers, deep nesting
+                raise TrainingError(
+                    f"{path}: line {lineno}: not valid JSON ({str(exc)[:100] or 'nested too deeply'})"
+                ) from None
             if (
                 not isinstance(row, dict)
                 or not isinstance(row.get("file"), str)

@@ -57,6 +57,19 @@ class ModelSpec:
 
 
 # --------------------------------------------------------------------------- finding the model
+def training_models(model=None, project=None, **_options) -> list[str]:
+    """The model fine-tuning loads: ``model``, else the project's generation model (``project``:
+    a Project or a project folder), else the catalogue's default video model. For
+    :mod:`worldstudio.core.models.requirements`."""
+    from worldstudio.core.models import default_model
+    from worldstudio.core.project import Project, ProjectFolder
+
+    if project is not None and not isinstance(project, Project):
+        project = ProjectFolder(project).load()
+    project_model = project.generation.model_id if project is not None else None
+    return [model or project_model or default_model("video").repo_id]
+
+
 def resolve_model(model: str | None, project_model: str | None = None) -> tuple[str, Path]:
     """(model id, local folder) for ``--model``: an existing folder with a ``model_index.json``,
     else a catalogue name or hub repo id resolved by :func:`worldstudio.core.models.resolve` (which raises

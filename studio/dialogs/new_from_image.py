@@ -36,6 +36,8 @@ from PySide6.QtWidgets import (
 )
 
 from worldstudio.core.errors import WorldStudioError
+from worldstudio.studio.field_guard import guard_fields
+from worldstudio.studio.settings import free_folder, projects_dir
 from worldstudio.studio.util import qimage_from_rgb
 from worldstudio.studio.widgets import column, row
 
@@ -336,11 +338,14 @@ class NewFromImageDialog(QDialog):
         parent: QWidget | None = None,
         start_dir: str | Path = "",
         open_folder: Path | None = None,
+        projects_folder: Path | None = None,
     ):
         super().__init__(parent)
         self.setWindowTitle("New project from an image")
         self.setObjectName("newFromImageDialog")
-        self.start_dir = str(start_dir or "")
+        self.start_dir = str(start_dir or "")  # where the image dialog opens
+        # Where the new project goes unless the user picks another folder.
+        self.projects_folder = Path(projects_folder or projects_dir())
         self.open_folder = Path(open_folder).resolve() if open_folder else None
         self.image_path: Path | None = None
         self.image_size: tuple[int, int] | None = None  # (width, height), upright original
@@ -464,6 +469,7 @@ class NewFromImageDialog(QDialog):
         layout.addWidget(self.buttons)
         self.fill_models()
         self._validate()
+        guard_fields(self)  # the wheel changes no field it is merely over
         self.resize(820, 860)
 
     # ------------------------------------------------------------------ models
@@ -564,7 +570,9 @@ class NewFromImageDialog(QDialog):
         self.crop_view.set_image(preview, (w, h))
         self._set_error("")
         if not self.out_edit.text().strip() or self.out_edit.text() == self._auto_out:
-            self._auto_out = str(_free_folder(p.with_suffix(".wsproj")))
+            # In the projects folder, named after the photo (never beside the photo: it may sit
+            # in a read-only or system folder).
+            self._auto_out = str(free_folder(self.projects_folder / f"{p.stem}.wsproj"))
             self.out_edit.setText(self._auto_out)
         if exif is not None and (exif.focal_mm or exif.focal_35mm):
             what = (
@@ -587,9 +595,7 @@ class NewFromImageDialog(QDialog):
         return True
 
     def browse_out(self) -> None:
-        start = self.out_edit.text() or (
-            str(self.image_path.with_suffix(".wsproj")) if self.image_path else self.start_dir
-        )
+        start = self.out_edit.text() or str(self.projects_folder / "project.wsproj")
         folder, _ = QFileDialog.getSaveFileName(
             self, "New project (a folder)", start, "Project folder (*.wsproj)"
         )
@@ -701,14 +707,3 @@ class NewFromImageDialog(QDialog):
             QMessageBox.StandardButton.No,
         )
         return answer == QMessageBox.StandardButton.Yes
-
-
-def _free_folder(path: Path) -> Path:
-    """``path``, or ``name-2.wsproj``, ``name-3.wsproj``… when it exists."""
-    if not path.exists():
-        return path
-    for i in range(2, 1000):
-        candidate = path.with_name(f"{path.stem}-{i}{path.suffix}")
-        if not candidate.exists():
-            return candidate
-    return path

@@ -1,7 +1,10 @@
 """The playhead camera's geometry-preview render: what the preview video will show at this frame.
 
 Renders go through :class:`worldstudio.studio.frame_renderer.FrameRenderer` (torch, in its own thread); the
-pane asks for a new one when the playhead or the path changes, debounced while scrubbing.
+pane asks for a new one when the playhead or the path changes, at most one request per
+``delay_ms`` (throttled, not debounced: during playback the playhead moves every tick, and the
+pane follows it instead of waiting for it to stop). The renderer drops a request that a newer
+one replaces before it starts, so a slow render never queues up stale frames.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from worldstudio.studio.frame_renderer import FrameRenderer
 from worldstudio.studio.util import pixmap_fit
 
 RENDER_WIDTH = 320
+PLACEHOLDER = "The geometry preview of the playhead frame appears here."
 
 
 class CameraViewPanel(QWidget):
@@ -31,7 +35,7 @@ class CameraViewPanel(QWidget):
         self.renderer = renderer
         self.image = None
         self.shown_frame: int | None = None
-        self.screen = QLabel("The geometry preview of the playhead frame appears here.")
+        self.screen = QLabel(PLACEHOLDER)
         self.screen.setObjectName("screen")
         self.screen.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.screen.setWordWrap(True)
@@ -70,12 +74,27 @@ class CameraViewPanel(QWidget):
             self.schedule()
 
     def schedule(self) -> None:
-        if self._started and self.live.isChecked() and self.isVisible():
+        """Render the playhead frame soon: within ``delay_ms`` of the first change since the last
+        render (a running timer is left alone, so a stream of changes still renders)."""
+        if (
+            self._started
+            and self.live.isChecked()
+            and self.isVisible()
+            and not self._timer.isActive()
+        ):
             self._timer.start()
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
         self.schedule()
+
+    def clear(self) -> None:
+        """Forget the shown render (another project was opened); the next one replaces it."""
+        self.image = None
+        self.shown_frame = None
+        self.screen.clear()
+        self.screen.setText(PLACEHOLDER)
+        self.caption.setText("")
 
     def render_now(self) -> None:
         doc = self.doc

@@ -33,11 +33,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from worldstudio.core.errors import WorldStudioError
-from worldstudio.core.project import Pose
+from worldstudio.core.errors import ProjectError, WorldStudioError
+from worldstudio.core.project import Pose, ProjectFolder
 from worldstudio.core.reconstruct.segment import anchor_from_depth, fit_mask
 from worldstudio.studio import commands
 from worldstudio.studio.document import ProjectDocument, Selection
+from worldstudio.studio.field_guard import guard_fields
 from worldstudio.studio.worker import JobHandle, JobRunner
 
 ViewProvider = Callable[[], "tuple[np.ndarray, float] | None"]
@@ -48,6 +49,50 @@ SAM_HINT = (
 )
 MASK_COLOR = (64, 170, 255, 120)
 DRAG_PIXELS = 6  # a press that moves farther than this draws a box
+LARGE_MASK_SHARE = 0.25  # a mask over more of the image than this is questioned before use
+
+
+def source_pixel(project, point) -> tuple[float, float] | None:
+    """Where the world ``point`` appears in the project's source image (its pixels, as the
+    source-image dialog takes them), or None when it is behind the source camera or outside
+    the image. The source camera sits at the identity pose with the project's intrinsics
+    (docs/CONVENTIONS.md), which are tied to their own (height, width)."""
+    from worldstudio.core.geometry.camera import project_points
+
+    intr = project.intrinsics
+    if intr is None:
+        return None
+    uv, _z = project_points(np.asarray(point, np.float64).reshape(1, 3), intr.K, np.eye(4))
+    u, v = uv[0]
+    if not (np.isfinite(u) and np.isfinite(v)):
+        return None
+    width, height = intr.width, intr.height
+    if project.source is not None:
+        width, height = project.source.width, project.source.height
+    u *= width / intr.width
+    v *= height / intr.height
+    if not (0.0 <= u < width and 0.0 <= v < height):
+        return None
+    return float(u), float(v)
+
+
+def mask_points(project, cloud, mask: np.ndarray) -> int:
+    """About how many points of the scene cloud an entity with ``mask`` (on the source image)
+    takes: the points that project into the mask from the source camera (the engine keeps the
+    nearest one per pixel, so this is an upper bound)."""
+    intr = project.intrinsics
+    if intr is None or cloud is None or len(cloud.xyz) == 0:
+        return 0
+    m = fit_mask(mask, (intr.height, intr.width))
+    K = np.asarray(intr.K, np.float64)
+    xyz = np.asarray(cloud.xyz, np.float64)
+    z = xyz[:, 2]
+    front = z > 1e-9
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = np.floor(K[0, 0] * xyz[:, 0] / z + K[0, 2])
+        v = np.floor(K[1, 1] * xyz[:, 1] / z + K[1, 2])
+    inside = front & (u >= 0) & (u < intr.width) & (v >= 0) & (v < intr.height)
+    return int(m[v[inside].astype(int), u[inside].astype(int)].sum())
 
 
 def segmentation_model() -> str | None:
@@ -241,9 +286,12 @@ class SourcePickDialog(QDialog):
         runner: JobRunner,
         parent: QWidget | None = None,
         use_masks: bool | None = None,
+        at_pixel: tuple[float, float] | None = None,
     ):
         super().__init__(parent)
         self.setWindowTitle("Add entity from the source image")
+        # The question asked about a mask over much of the image; tests replace it.
+        self.ask_large_mask = self._ask_large_mask
         self.doc = doc
         self.runner = runner
         self.anchor = None
@@ -254,7 +302,7 @@ class SourcePickDialog(QDialog):
         self._pending = False
         self.job: JobHandle | None = None  # the latest segmentation
         p = doc.project
-        src = doc.folder / p.source.file if (doc.folder and p.source) else None
+        src = self._project_file(p.source.file) if p.source else None
         pm = QPixmap(str(src)) if src is not None and src.is_file() else QPixmap()
         has_depth = p.intrinsics is not None and p.scene is not None and bool(p.scene.depth_file)
         available = (
@@ -327,6 +375,20 @@ class SourcePickDialog(QDialog):
         buttons.accepted.connect(self._accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
+        guard_fields(self)
+        if at_pixel is not None and not pm.isNull():
+            self.prompt_at(*at_pixel)
+
+    def prompt_at(self, u: float, v: float) -> None:
+        """A click on the entity at source-image pixel (u, v), as if made in the dialog (the
+        3D view's click lands here): SAM 2 masks from it, or it gives the anchor."""
+        if isinstance(self.image, PromptCanvas):
+            self.image.add_point(u, v, 1)
+        else:
+            self.image.mark = QPoint(round(u * self.scale), round(v * self.scale))
+            self.image.update()
+            self._picked(u * self.scale, v * self.scale)
+        self.info.setText(self.info.text() + " The point you clicked in the 3D view is marked.")
 
     @property
     def uses_masks(self) -> bool:
@@ -431,7 +493,7 @@ class SourcePickDialog(QDialog):
 
         p = self.doc.project
         try:
-            depth = np.load(self.doc.folder / p.scene.depth_file, allow_pickle=False)
+            depth = np.load(self._inside(p.scene.depth_file), allow_pickle=False)
             return mask_anchor(fit_mask(mask, depth.shape), depth, np.array(p.intrinsics.K))
         except (OSError, ValueError, WorldStudioError):
             return None
@@ -458,12 +520,43 @@ class SourcePickDialog(QDialog):
             self.status.setText("Still segmenting: wait for the mask, then press OK again.")
             return
         if self._wants_mask():
+            share = float(self.mask.mean())
+            if share > LARGE_MASK_SHARE and not self.ask_large_mask(self.large_mask_text()):
+                return
             try:
                 self._make_entity()
             except WorldStudioError as exc:
                 QMessageBox.warning(self, "Add entity", str(exc))
                 return
         self.accept()
+
+    def large_mask_text(self) -> str:
+        """What is said about the current mask when it covers much of the image."""
+        assert self.mask is not None
+        n = int(self.mask.sum())
+        points = mask_points(self.doc.project, self.doc.cloud, self.mask)
+        total = 0 if self.doc.cloud is None else len(self.doc.cloud.xyz)
+        return (
+            f"The mask covers {100.0 * self.mask.mean():.0f}% of the image ({n:,} pixels): "
+            f"the entity would take about {points:,} of the scene's {total:,} points, moved and "
+            "regenerated in every round (big rounds on disk, slow generation). A mask this "
+            "large usually means SAM 2 took the background: add a click on what is not the "
+            "entity, or drag a box around it.\n\nUse this mask anyway?"
+        )
+
+    def _ask_large_mask(self, text: str) -> bool:
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "A large mask",
+            text,
+            QMessageBox.StandardButton.NoButton,
+            self,
+        )
+        use = box.addButton("Use it", QMessageBox.ButtonRole.AcceptRole)
+        back = box.addButton("Back to the mask", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(back)
+        box.exec()
+        return box.clickedButton() is use
 
     def _wants_mask(self) -> bool:
         return (
@@ -472,6 +565,18 @@ class SourcePickDialog(QDialog):
             and (self.mask_check is None or self.mask_check.isChecked())
         )
 
+    def _inside(self, relative: str) -> Path:
+        """A file of the project; ProjectError when the path leaves the project folder."""
+        if self.doc.folder is None:
+            raise ProjectError("the project has no folder yet")
+        return ProjectFolder(self.doc.folder).path(relative)
+
+    def _project_file(self, relative: str) -> Path | None:
+        try:
+            return self._inside(relative)
+        except WorldStudioError:
+            return None
+
     def _make_entity(self):
         """The entity from the mask: writes scene/masks/<id>.png (the project itself is only
         changed by the undoable edit in :meth:`create`)."""
@@ -479,7 +584,7 @@ class SourcePickDialog(QDialog):
 
         if self.entity is None or self.entity.name != self.name.text().strip():
             p = self.doc.project
-            depth_shape = np.load(self.doc.folder / p.scene.depth_file, allow_pickle=False).shape
+            depth_shape = np.load(self._inside(p.scene.depth_file), allow_pickle=False).shape
             self.entity = entity_from_mask(
                 self.doc.folder, p, self.name.text().strip(), fit_mask(self.mask, depth_shape)
             )
@@ -629,11 +734,18 @@ class EntitiesPanel(QWidget):
         else:
             self.refill()
 
-    def add_entity_dialog(self) -> None:
-        dlg = SourcePickDialog(self.doc, self.runner, self)
-        if dlg.exec() == QDialog.DialogCode.Accepted:
-            eid = dlg.create()
-            self.doc.set_selection(Selection("entity", eid))
+    def add_entity_dialog(self, at_pixel: tuple[float, float] | None = None) -> SourcePickDialog:
+        """The source-image dialog (returned, shown window-modal); ``at_pixel``: a click on the
+        entity already made there (from the 3D view). OK adds the entity and selects it."""
+        dlg = SourcePickDialog(self.doc, self.runner, self.window(), at_pixel=at_pixel)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.accepted.connect(lambda: self._entity_accepted(dlg))
+        dlg.open()
+        return dlg
+
+    def _entity_accepted(self, dlg: SourcePickDialog) -> None:
+        eid = dlg.create()
+        self.doc.set_selection(Selection("entity", eid))
 
     def _remove_entity(self) -> None:
         item = self.entities.currentItem()

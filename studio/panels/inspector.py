@@ -3,8 +3,10 @@ when nothing is selected). Every field edit is a command; the fields follow the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
+import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -18,6 +20,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QStackedWidget,
     QVBoxLayout,
@@ -27,9 +30,15 @@ from PySide6.QtWidgets import (
 from worldstudio.core.geometry.transforms import quat_to_ypr, ypr_to_quat
 from worldstudio.studio import commands
 from worldstudio.studio.document import ProjectDocument, Selection
+from worldstudio.studio.field_guard import being_edited, guard
 from worldstudio.studio.widgets import CommitTextEdit, float_spin, show_value
 
 EASINGS = ["linear", "ease_in", "ease_out", "ease_in_out"]
+
+
+def _same_rotation(a, b, tolerance_deg: float = 0.01) -> bool:
+    dot = abs(float(np.dot(np.asarray(a, np.float64), np.asarray(b, np.float64))))
+    return 2.0 * math.degrees(math.acos(min(dot, 1.0))) < tolerance_deg
 
 
 class _PoseFields:
@@ -42,8 +51,9 @@ class _PoseFields:
         self.fov = float_spin(1.0, 179.0, 3, 1.0, suffix=" °", compact=True)
         self.quat = QLabel()
         self.quat.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.quat.setObjectName("mono")
-        self.quat.setWordWrap(True)
+        self.quat.setObjectName("quaternion")
+        self.quat.setToolTip("The orientation as stored: a unit quaternion (w, x, y, z)")
+        self.quat.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         row = QHBoxLayout()
         for s in self.pos:
             row.addWidget(s)
@@ -52,7 +62,7 @@ class _PoseFields:
         for s in self.ypr:
             row.addWidget(s)
         form.addRow("Yaw pitch roll", row)
-        form.addRow("Quaternion\nw x y z", self.quat)
+        form.addRow("Quaternion", self.quat)
         form.addRow("Vertical fov", self.fov)
         for s in self.pos:
             s.valueChanged.connect(lambda _v: on_edit("position"))
@@ -63,10 +73,14 @@ class _PoseFields:
     def show(self, position, orientation, fov) -> None:
         for s, v in zip(self.pos, position, strict=True):
             show_value(s, float(v), keep_focused=True)
-        if not any(s.hasFocus() for s in self.ypr):
+        # The angles are shown again only when they no longer say the model's rotation: the same
+        # rotation has other (yaw, pitch, roll), which must not jump under a spinning field.
+        if not any(being_edited(s) for s in self.ypr) and not _same_rotation(
+            self.orientation(), orientation
+        ):
             for s, v in zip(self.ypr, quat_to_ypr(orientation), strict=True):
-                show_value(s, round(v, 6) + 0.0, keep_focused=True)
-        self.quat.setText("{:.6f}  {:.6f}\n{:.6f}  {:.6f}".format(*orientation))
+                show_value(s, round(v, 6) + 0.0)
+        self.quat.setText("w {:+.5f}   x {:+.5f}\ny {:+.5f}   z {:+.5f}".format(*orientation))
         if fov is not None:
             show_value(self.fov, float(fov), keep_focused=True)
 
@@ -107,17 +121,14 @@ class InspectorPanel(QWidget):
 
     # ------------------------------------------------------------------ pages
     def _page(self, name: str) -> QFormLayout:
-        # the form sits at the top of its page: the rows keep their own heights when the stack
-        # is taller (its tallest page sets its height)
         page = QWidget()
-        outer = QVBoxLayout(page)
-        outer.setContentsMargins(0, 0, 0, 0)
-        holder = QWidget()
-        outer.addWidget(holder)
-        outer.addStretch(1)
-        form = QFormLayout(holder)
+        form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        column = QVBoxLayout(page)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(form)
+        column.addStretch(1)  # the rows stay together at the top, whatever the dock's height
         self.pages[name] = page
         self.stack.addWidget(page)
         return form
@@ -213,6 +224,9 @@ class InspectorPanel(QWidget):
         self.m_pose = _PoseFields(form, self._monitor_edited)
         self.m_entities = QListWidget()
         self.m_entities.setMaximumHeight(110)
+        self.m_entities.setToolTip(
+            "The entities this monitor keeps alive while the main camera looks elsewhere"
+        )
         self.m_entities.itemChanged.connect(self._monitor_entities_edited)
         form.addRow("Watches", self.m_entities)
         self.m_scene = CommitTextEdit()
@@ -334,8 +348,13 @@ class InspectorPanel(QWidget):
         self.k_transition.setEnabled(i < len(kfs) - 1 or self.doc.project.camera_path.settings.loop)
 
     def set_thumbnail(self, pixmap) -> None:
-        """The slot for the selected keyframe's view (rendered by the main window)."""
-        self.k_thumb.setPixmap(pixmap)
+        """The slot for the selected keyframe's view (rendered by the main window); None clears
+        it."""
+        if pixmap is None:
+            self.k_thumb.clear()
+            self.k_thumb.setText("thumbnail")
+        else:
+            self.k_thumb.setPixmap(pixmap)
 
     def _show_monitor(self, sel: Selection) -> None:
         try:
@@ -440,7 +459,7 @@ class InspectorPanel(QWidget):
             edits.pop()
         while len(edits) < n:
             i = len(edits)
-            ed = QLineEdit()
+            ed = guard(QLineEdit())
             ed.editingFinished.connect(lambda i=i: on_edit(i))
             form.addRow(label(i), ed)
             edits.append(ed)

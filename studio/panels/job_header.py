@@ -155,6 +155,17 @@ class JobHeader(QWidget):
         self.time_left.setText("")
         self.status.setText(text)
 
+    def reset(self, text: str = "") -> None:
+        """Back to how it started, saying ``text`` (when the job it follows has ended)."""
+        if self.running:
+            return
+        self.handle = None
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        self.time_left.setText("")
+        self.status.setText(text)
+        self._update_buttons()
+
     def _on_progress(self, done: int, total: int, _message: str) -> None:
         if total > 0:
             self.bar.setRange(0, total)

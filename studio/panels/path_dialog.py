@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -25,8 +26,32 @@ from PySide6.QtWidgets import (
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.studio import commands
 from worldstudio.studio.document import ProjectDocument
+from worldstudio.studio.field_guard import guard_fields
 
 ViewProvider = Callable[[], "tuple[np.ndarray, float] | None"]
+
+
+ACTION_EXAMPLE = "(FN)(FN)(fLN)(SR)"
+
+
+def action_legend() -> QLabel:
+    """What the codes of an action string mean (from core.geometry.actions), with an example."""
+    from worldstudio.core.geometry.actions import STEERINGS, TRANSLATIONS
+
+    def codes(table: dict[str, str]) -> str:
+        return " · ".join(f"<b>{code}</b> {what}" for code, what in table.items())
+
+    label = QLabel(
+        "Each step is <b>(move, turn)</b> in parentheses, one step per keyframe.<br>"
+        f"Move: {codes(TRANSLATIONS)}<br>"
+        f"Turn: {codes(STEERINGS)}<br>"
+        f"Example: <code>{ACTION_EXAMPLE}</code> = forward, forward, forward-left, then turn "
+        "right on the spot."
+    )
+    label.setObjectName("actionLegend")
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.RichText)
+    return label
 
 
 def _default_text(param) -> str:
@@ -53,7 +78,7 @@ class PathDialog(QDialog):
 
         self.presets = PRESETS
         self.setWindowTitle("Camera path: presets and action strings")
-        self.setMinimumWidth(560)
+        self.setMinimumWidth(660)
         self.doc = doc
         self.current_view = current_view
         self.keyframes: list = []
@@ -113,13 +138,16 @@ class PathDialog(QDialog):
             tip = param.help + (f" ({' / '.join(param.choices)})" if param.choices else "")
             ed.setToolTip(tip)
             if param.name == "text":
-                ed.setPlaceholderText("(FN)(FN)(fLN)(SN)(FR)")
+                ed.setPlaceholderText(ACTION_EXAMPLE)
             ed.textChanged.connect(self._update)
             label = QLabel(param.name.replace("_", " "))
             label.setToolTip(tip)
             self.options_form.addRow(label, ed)
             self.fields[param.name] = ed
+            if param.name == "text":
+                self.options_form.addRow("", action_legend())
         self.options_box.setVisible(bool(p.params))
+        guard_fields(self)
         self._update()
 
     def set_option(self, name: str, text: str) -> None:
@@ -156,7 +184,7 @@ class PathDialog(QDialog):
         c2w, fov = self._start_camera()
         options = {k: ed.text().strip() for k, ed in self.fields.items() if ed.text().strip()}
         if "text" in self.fields and "text" not in options:
-            raise WorldStudioError("type an action string, e.g. (FN)(FN)(fLN)")
+            raise WorldStudioError(f"type an action string, e.g. {ACTION_EXAMPLE}")
         path = apply_preset(
             self.preset_name,
             c2w,
@@ -178,8 +206,13 @@ class PathDialog(QDialog):
             ok.setEnabled(False)
             return
         seconds = sum(k.transition for k in self.keyframes[:-1])
+        said = ""
+        if "text" in self.fields:  # what the typed steps do, in words
+            from worldstudio.core.geometry.actions import actions_phrase, parse_actions
+
+            said = f"<i>{actions_phrase(parse_actions(self.fields['text'].text()))}</i><br>"
         self.result.setText(
-            f"{len(self.keyframes)} keyframes, {seconds:.2f} s. They replace the "
+            f"{said}{len(self.keyframes)} keyframes, {seconds:.2f} s. They replace the "
             f"current {len(self.doc.project.camera_path.keyframes)} keyframes "
             "(undoable)."
         )

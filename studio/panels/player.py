@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from worldstudio.studio.util import pixmap_fit
+from worldstudio.studio.util import icon, pixmap_fit
 
 
 class _Decoder(QThread):
@@ -62,6 +62,9 @@ class _Decoder(QThread):
         self.done.emit(len(self.frames))
 
 
+PLACEHOLDER = "Render a preview (Render ▸ Render preview) to play it here."
+
+
 class VideoPlayer(QWidget):
     """Plays an mp4 into a label, with play / pause, a position slider and looping."""
 
@@ -75,14 +78,14 @@ class VideoPlayer(QWidget):
         self.index = 0
         self.complete = False
         self._decoder: _Decoder | None = None
-        self.screen = QLabel("Render a preview (Render ▸ Render preview) to play it here.")
+        self.screen = QLabel(PLACEHOLDER)
         self.screen.setObjectName("screen")
         self.screen.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.screen.setMinimumSize(200, 120)
         self.screen.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.screen.setWordWrap(True)
         self.play_button = QToolButton()
-        self.play_button.setText("▶")
+        self.play_button.setIcon(icon("play"))
         self.play_button.setToolTip("Play / pause")
         self.play_button.clicked.connect(self.toggle)
         self.slider = QSlider(Qt.Orientation.Horizontal)
@@ -119,12 +122,27 @@ class VideoPlayer(QWidget):
         self.screen.setText("decoding…")
         self._autoplay = autoplay
         dec = _Decoder(self.path, self.frames)
-        dec.meta.connect(self._on_meta)
-        dec.progress.connect(self._on_progress)
-        dec.done.connect(self._on_done)
-        dec.failed.connect(self._on_failed)
+        # Reports of a decoder that was stopped meanwhile (another file or project) are dropped.
+        dec.meta.connect(lambda *a, d=dec: d is self._decoder and self._on_meta(*a))
+        dec.progress.connect(lambda n, d=dec: d is self._decoder and self._on_progress(n))
+        dec.done.connect(lambda n, d=dec: d is self._decoder and self._on_done(n))
+        dec.failed.connect(lambda m, d=dec: d is self._decoder and self._on_failed(m))
         self._decoder = dec
         dec.start()
+
+    def clear(self) -> None:
+        """Show nothing (another project was opened)."""
+        self.stop_decoding()
+        self.pause()
+        self.path = None
+        self.frames = []
+        self.index = 0
+        self.complete = False
+        self.screen.clear()
+        self.screen.setText(PLACEHOLDER)
+        self.caption.setText("")
+        self.slider.setRange(0, 0)
+        self._update_counter()
 
     def stop_decoding(self) -> None:
         if self._decoder is not None:
@@ -160,11 +178,11 @@ class VideoPlayer(QWidget):
             self.index = 0
         self._t0, self._i0 = time.monotonic(), self.index
         self.timer.start(max(int(1000 / self.fps / 2), 5))
-        self.play_button.setText("⏸")
+        self.play_button.setIcon(icon("pause"))
 
     def pause(self) -> None:
         self.timer.stop()
-        self.play_button.setText("▶")
+        self.play_button.setIcon(icon("play"))
 
     def toggle(self) -> None:
         self.pause() if self.timer.isActive() else self.play()

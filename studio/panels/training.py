@@ -20,7 +20,7 @@ import math
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QComboBox,
@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QMessageBox,
     QSplitter,
@@ -37,16 +38,74 @@ from PySide6.QtWidgets import (
 )
 
 from worldstudio.core.errors import WorldStudioError
+from worldstudio.studio import settings as app_settings
 from worldstudio.studio.document import ProjectDocument
 from worldstudio.studio.panels.job_header import JobHeader
-from worldstudio.studio.widgets import int_spin, scroll_column, size_row
+from worldstudio.studio.widgets import hint, int_spin, scroll_column, size_row
 from worldstudio.studio.worker import GPU, JobHandle, JobRunner
 
 TRAIN_PEN = QColor(110, 160, 230, 110)
 SMOOTH_PEN = QColor(120, 180, 255)
 EVAL_BRUSH = QColor(255, 170, 70)
 PLOT_BG = QColor(30, 33, 39)
+START_TEXT = "Choose a folder of clips (with captions) and press Start."
 SMOOTHING = 0.9  # exponential moving average of the train loss
+
+
+class StepAxis(pg.AxisItem):
+    """An axis of optimizer steps: whole numbers only (a few steps in, pyqtgraph would put
+    ticks at 0.5, 1.5, ...)."""
+
+    def tickSpacing(self, minVal, maxVal, size):  # noqa: N802,N803 - pyqtgraph's names
+        levels = super().tickSpacing(minVal, maxVal, size)
+        out = []
+        for spacing, offset in levels:
+            if spacing >= 1.0:
+                out.append((float(math.ceil(spacing)), float(round(offset))))
+        return out or [(1.0, 0.0)]
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
+        return [str(int(round(v))) for v in values]
+
+
+def clip_summary(folder: str) -> tuple[str, bool]:
+    """(what the clips folder holds, whether training can start with it): the clips found and
+    how many have a caption (a same-name .txt or a captions file; see core.training.dataset)."""
+    from worldstudio.core.training import TrainingError
+    from worldstudio.core.training.dataset import (
+        VIDEO_SUFFIXES,
+        find_clip_files,
+        read_captions_file,
+    )
+
+    if not folder:
+        return "", True
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        return f"{folder} is not a folder", False
+    files = find_clip_files(root)
+    if not files:
+        return f"no clips here (looked for {', '.join(VIDEO_SUFFIXES)} files)", False
+    try:
+        table, table_name = read_captions_file(root)
+    except TrainingError as exc:
+        return str(exc), False
+    missing = [
+        p
+        for p in files
+        if not p.with_suffix(".txt").is_file()
+        and p.relative_to(root).as_posix() not in table
+        and p.name not in table
+    ]
+    found = f"{len(files)} clip{'s' if len(files) != 1 else ''}"
+    where = f" (.txt files{f' and {table_name}' if table_name else ''})"
+    if not missing:
+        return f"{found}, all with a caption{where}", True
+    names = ", ".join(p.name for p in missing[:3]) + (" …" if len(missing) > 3 else "")
+    return (
+        f"{found}, {len(files) - len(missing)} with a caption; {len(missing)} without: {names}",
+        False,
+    )
 
 
 class TrainingPanel(QWidget):
@@ -75,9 +134,11 @@ class TrainingPanel(QWidget):
         self._eval_losses: list[float] = []
         self.total_steps = 0
         self._build()
+        self._remembered = self.restore_settings()
         doc.changed.connect(self._on_changed)
         runner.jobs_changed.connect(self._update_buttons)
         self.reset_from_project()
+        self.scan_clips()
 
     @property
     def running(self) -> bool:
@@ -92,7 +153,7 @@ class TrainingPanel(QWidget):
     # ================================================================== building
     def _build(self) -> None:
         # -- the loss curve
-        self.plot = pg.PlotWidget(background=PLOT_BG)
+        self.plot = pg.PlotWidget(background=PLOT_BG, axisItems={"bottom": StepAxis("bottom")})
         self.plot.setObjectName("lossPlot")
         pi = self.plot.getPlotItem()
         pi.hideButtons()
@@ -100,7 +161,14 @@ class TrainingPanel(QWidget):
         pi.showGrid(x=True, y=True, alpha=0.15)
         pi.setLabel("bottom", "step")
         pi.setLabel("left", "loss")
-        pi.addLegend(offset=(-8, 8), labelTextSize="8pt")
+        # The legend is a line above the plot, never over the curves.
+        self.legend = QLabel(
+            f"<span style='color:{SMOOTH_PEN.name()}'>━</span> train loss (average) &nbsp; "
+            f"<span style='color:{TRAIN_PEN.name()}'>━</span> train loss per step &nbsp; "
+            f"<span style='color:{EVAL_BRUSH.name()}'>●</span> eval loss"
+        )
+        self.legend.setObjectName("hint")
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.loss_curve = pi.plot([], [], pen=pg.mkPen(TRAIN_PEN, width=1), name="train loss")
         self.smooth_curve = pi.plot([], [], pen=pg.mkPen(SMOOTH_PEN, width=2), name="train (avg)")
         self.eval_points = pi.plot(
@@ -122,11 +190,12 @@ class TrainingPanel(QWidget):
             pausable=True,
             pause_tip="Hold the run between optimizer steps",
         )
-        self.header.status.setText("Choose a folder of clips (with captions) and press Start.")
+        self.header.status.setText(START_TEXT)
         self.header.start_button.clicked.connect(lambda: self.start())
         top = QWidget()
         tl = QVBoxLayout(top)
         tl.setContentsMargins(6, 6, 6, 0)
+        tl.addWidget(self.legend)
         tl.addWidget(self.plot, 1)
         tl.addWidget(self.header)
 
@@ -142,9 +211,17 @@ class TrainingPanel(QWidget):
         clips_row.addWidget(browse)
         self.name = QLineEdit("lora")
         self.name.setToolTip("the adapter's name: loras/<name>.safetensors")
+        self.clips_found = hint("")
+        self.clips_found.setObjectName("clipsFound")
+        self._scan_timer = QTimer(self)
+        self._scan_timer.setSingleShot(True)
+        self._scan_timer.setInterval(300)
+        self._scan_timer.timeout.connect(self.scan_clips)
+        self.clips.textChanged.connect(lambda _t: self._scan_timer.start())
         g1 = QGroupBox("Data")
         f1 = QFormLayout(g1)
         f1.addRow("Clips", clips_row)
+        f1.addRow("", self.clips_found)
         f1.addRow("Name", self.name)
 
         # -- model and settings
@@ -197,12 +274,66 @@ class TrainingPanel(QWidget):
             self.reset_from_project()
 
     def reset_from_project(self) -> None:
-        """Defaults from the project: its model and video size."""
+        """Defaults from the project (its model and video size) for what the user has not set
+        in an earlier session (:meth:`restore_settings`)."""
         g = self.doc.project.generation
         self._fill_models(self.model.currentData() or g.model_id)
-        self.width_spin.setValue(g.width)
-        self.height_spin.setValue(g.height)
+        if not self._remembered:
+            self.width_spin.setValue(g.width)
+            self.height_spin.setValue(g.height)
         self._update_buttons()
+
+    # ------------------------------------------------------------------ remembered settings
+    def _remembered_fields(self) -> dict:
+        return {
+            "clips": self.clips,
+            "name": self.name,
+            "lr": self.lr,
+            "steps": self.steps,
+            "rank": self.rank,
+            "width": self.width_spin,
+            "height": self.height_spin,
+            "frames": self.frames,
+            "sample_every": self.sample_every,
+            "eval_every": self.eval_every,
+        }
+
+    def save_settings(self) -> None:
+        """Remember the panel's settings for the next session (QSettings, group training/)."""
+        s = app_settings.settings()
+        for key, widget in self._remembered_fields().items():
+            value = widget.text() if isinstance(widget, QLineEdit) else widget.value()
+            s.setValue(f"training/{key}", value)
+        s.setValue("training/model", self.model.currentData() or "")
+        s.sync()
+
+    def restore_settings(self) -> bool:
+        """The settings of the last session, if there are any (True then)."""
+        s = app_settings.settings()
+        if s.value("training/steps") is None:
+            return False
+        for key, widget in self._remembered_fields().items():
+            value = s.value(f"training/{key}")
+            if value is None:
+                continue
+            if isinstance(widget, QLineEdit):
+                widget.setText(str(value))
+            else:
+                try:
+                    widget.setValue(int(value))
+                except (TypeError, ValueError):
+                    pass
+        model = s.value("training/model")
+        if model:
+            self._fill_models(str(model))
+        return True
+
+    # ------------------------------------------------------------------ the clips folder
+    def scan_clips(self) -> None:
+        """Say how many clips and captions the chosen folder holds (before Start)."""
+        text, ok = clip_summary(self.clips.text().strip())
+        self.clips_found.setText(text)
+        self.clips_found.setStyleSheet("" if ok else "color: #ff8a7a;")
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -313,6 +444,7 @@ class TrainingPanel(QWidget):
         handle = self.runner.start(job, f"Train LoRA {name}", GPU)
         if handle is None:
             return False
+        self.save_settings()
         self.job = handle
         self.clear_curve()
         self.total_steps = int(settings["steps"])
@@ -325,6 +457,17 @@ class TrainingPanel(QWidget):
         self.header.status.setText("loading the model and encoding the clips…")
         self._update_buttons()
         return True
+
+    def forget_project(self) -> None:
+        """Another project was opened: the last training's curve and messages go (a training
+        still under way keeps them)."""
+        if self.running:
+            return
+        self.clear_curve()
+        self.last_sample = None
+        self.last_result = None
+        self.last_error = ""
+        self.header.reset(START_TEXT)
 
     def clear_curve(self) -> None:
         self.events = []

@@ -3,8 +3,11 @@
 A finished round (its round.json says complete) is a solid block; a round still to come is an
 outline. Clicking a finished round asks for its observer.mp4 to be played (:attr:`round_clicked`).
 The row's frames line up with the timeline's (it follows the timeline's visible frame range; both
-plots have the same left axis width), so a round sits under the round it generated. It reads the run folder only (run.json, round.json);
-nothing here edits the project.
+plots have the same left axis width), so a round sits under the round it generated. A run keeps the
+rounds it was made with: when the project's frames per round or number of rounds have changed
+since, the row is named "Run ≠", its tooltip says both, and the timeline's readout gives the
+run's round at the playhead beside the project's (:meth:`TimelineWidget.set_run_shape`). It
+reads the run folder only (run.json, round.json); nothing here edits the project.
 """
 
 from __future__ import annotations
@@ -92,6 +95,7 @@ class RunTrack(QWidget):
         layout.addWidget(self.plot)
         self.setToolTip("The rounds of the latest run: click a finished round to play it")
         self.vb.sigResized.connect(lambda *_: self._follow())
+        timeline.doc.changed.connect(self._project_changed)
         self.show_run(None)
         self._follow()
 
@@ -113,24 +117,38 @@ class RunTrack(QWidget):
             self.axis.name = "Run"
             self.axis.picture = None
             self.axis.update()
+            self.timeline.set_run_shape(0, 0)
+            self.setToolTip("The rounds of the latest run: click a finished round to play it")
             return
         rf = RunFolder(self.run)
         try:
             meta = rf.read_meta()
         except RunError:
             self.run = None
+            self.timeline.set_run_shape(0, 0)
             return
         settings = meta.get("settings", {})
         self.frames_per_round = int(settings.get("frames_per_round") or 1)
         self.rounds_total = int(meta.get("rounds_total") or 0)
         self.rounds_done = rf.completed_rounds()
         self.status = str(meta.get("status", ""))
-        self.axis.name = "Run"
+        self.timeline.set_run_shape(self.frames_per_round, self.rounds_total)
+        differs = self.timeline.run_differs()
+        # The run keeps the frames it was made with; when the project's rounds are no longer
+        # those, the row's name and the timeline's readout say so.
+        self.axis.name = "Run ≠" if differs else "Run"
         self.axis.picture = None
         self.axis.update()
+        p = self.timeline.doc.project
+        note = (
+            f"\nmade with {self.rounds_total} rounds × {self.frames_per_round} frames; the "
+            f"project now has {len(p.rounds)} × {p.generation.frames_per_round}"
+            if differs
+            else ""
+        )
         self.setToolTip(
             f"run {rf.id} · {meta.get('backend', '?')} · {self.rounds_done}/{self.rounds_total} "
-            f"rounds · {self.status}\nclick a finished round to play it"
+            f"rounds · {self.status}{note}\nclick a finished round to play it"
         )
         F = self.frames_per_round
         for r in range(self.rounds_total):
@@ -160,6 +178,10 @@ class RunTrack(QWidget):
             label.setPos(r * F + 0.5, 0.5)
             self.vb.addItem(label, ignoreBounds=True)
             self._items.append(label)
+
+    def _project_changed(self, aspect: str) -> None:
+        if self.run is not None and aspect in ("generation", "rounds", "all"):
+            self.show_run(self.run)  # the row's name says whether the rounds still agree
 
     def round_at(self, x: float) -> int | None:
         if self.run is None or self.frames_per_round <= 0:

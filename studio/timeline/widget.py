@@ -146,6 +146,8 @@ class TimelineWidget(QWidget):
         self.doc = doc
         self.rows: list[tuple[str, str | None]] = []
         self.editor: _InlineEditor | None = None
+        # The generation run shown on the Run row: (frames per round, rounds) it was made with.
+        self.run_shape: tuple[int, int] | None = None
         self._labels: list[tuple[pg.TextItem, float, float, str]] = []
         self._items: list = []
 
@@ -226,8 +228,32 @@ class TimelineWidget(QWidget):
         if round(self.playhead.value()) != self.doc.playhead:
             self._on_playhead(self.doc.playhead)
 
+    def set_run_shape(self, frames_per_round: int, rounds: int) -> None:
+        """The run on the Run row was made with ``rounds`` rounds of ``frames_per_round`` frames
+        (0 rounds: no run). The timeline then covers the run's frames too, and when they differ
+        from the project's the readout says which round of the run the playhead is in."""
+        shape = (int(frames_per_round), int(rounds)) if rounds > 0 else None
+        if shape == self.run_shape:
+            return
+        self.run_shape = shape
+        self.rebuild()
+
+    def run_frames(self) -> int:
+        return 0 if self.run_shape is None else self.run_shape[0] * self.run_shape[1]
+
+    def run_differs(self) -> bool:
+        """Whether the shown run's rounds are not the project's (other frames per round or
+        another number of rounds)."""
+        p = self.doc.project
+        shape = (p.generation.frames_per_round, len(p.rounds))
+        return self.run_shape is not None and self.run_shape != shape
+
+    def extent(self) -> int:
+        """Frames the timeline covers: the project's, or the shown run's when it is longer."""
+        return max(self.doc.frame_count(), self.run_frames())
+
     def fit(self) -> None:
-        n = max(self.doc.frame_count(), 2)
+        n = max(self.extent(), 2)
         pad = max(n * 0.01, 1.0)
         self.vb.setXRange(-pad, n - 1 + pad, padding=0)
         self.vb.setYRange(0, max(len(self.rows), 1), padding=0.0)
@@ -239,9 +265,14 @@ class TimelineWidget(QWidget):
         r = self.doc.round_of_frame(f)
         n_path = self.doc.path_frames()
         extra = "" if f < n_path or n_path == 0 else "  (past the path's end: camera held)"
+        run = ""
+        if self.run_differs():
+            F, n = self.run_shape  # type: ignore[misc]
+            where = f"round {f // F + 1} of {n}" if f < F * n else "after its end"
+            run = f"   ·   run: {where} ({n} × {F} frames)"
         self.readout.setText(
             f"frame {f} / {self.doc.frame_count() - 1}   ·   {f / fps:.2f} s   ·   round {r + 1} "
-            f"of {len(p.rounds)}{extra}"
+            f"of {len(p.rounds)}{run}{extra}"
         )
 
     def rebuild(self) -> None:
@@ -256,6 +287,7 @@ class TimelineWidget(QWidget):
         F = p.generation.frames_per_round
         n_rounds = len(p.rounds)
         total = self.doc.frame_count()
+        span = self.extent()
 
         self.rows = [("rounds", None), ("camera", None)]
         self.rows += [("entity", e.id) for e in p.entities]
@@ -266,7 +298,7 @@ class TimelineWidget(QWidget):
         self.tracks.update()
         self.vb.setLimits(
             xMin=-F,
-            xMax=total + F,
+            xMax=span + F,
             yMin=0,
             yMax=len(self.rows),
             minYRange=len(self.rows),
@@ -277,7 +309,7 @@ class TimelineWidget(QWidget):
         # Alternating row shading.
         for i in range(len(self.rows)):
             if i % 2:
-                self._rect(-10 * F, i, 30 * F + total, 1, QColor(255, 255, 255, 8), None, z=-20)
+                self._rect(-10 * F, i, 30 * F + span, 1, QColor(255, 255, 255, 8), None, z=-20)
 
         for r, rnd in enumerate(p.rounds):
             sel = self.doc.selection == Selection("round", str(r))

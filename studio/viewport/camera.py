@@ -147,6 +147,14 @@ class PoseCamera(PerspectiveCamera):
         uv[~(z > 0.0)] = np.nan
         return uv, z
 
+    def ray(self, u: float, v: float, size: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+        """The ray through pixel (u, v) of a ``size`` = (width, height) viewport: (origin, unit
+        direction) in world coordinates (the inverse of :meth:`project`)."""
+        w, h = float(size[0]), float(size[1])
+        f = self.focal_px(h)
+        d = self._c2w[:3, :3] @ np.array([(u - w / 2.0) / f, (v - h / 2.0) / f, 1.0])
+        return self._c2w[:3, 3].copy(), d / np.linalg.norm(d)
+
     def pixel_to_world_delta(
         self, du: float, dv: float, depth: float, height_px: float
     ) -> np.ndarray:

@@ -15,6 +15,20 @@ How it is driven (orbit mode)
     turns about the world's up, up/down tilts); a whole drag is one undo step. Double-clicking a
     keyframe or monitor looks through it; Home returns to the source camera.
 
+The gizmo (:mod:`worldstudio.studio.viewport.gizmo`)
+    The selection carries a move / rotate gizmo: drag an arrow to move along a world axis, a
+    square to move in its plane, a ring to rotate about an axis (keyframes and monitors), the
+    centre circle to move in the plane facing the camera. A press on the gizmo never orbits or
+    pans; each drag is one undo step. Blender's G (move) and R (rotate) work the same way with
+    the mouse, no button held: X / Y / Z constrain to a world axis (again: the object's own
+    axis, a third time: free), Shift+X / Y / Z to the plane of the two other axes, a typed
+    number sets the distance (world units) or the angle (degrees); Enter or a left click
+    confirms, Esc or a right click puts everything back.
+
+Picking a point (:meth:`Viewport.begin_point_pick`)
+    The next click returns the nearest cloud point under the cursor (the studio adds an entity
+    there); Esc or a right click cancels.
+
 Fly mode (F)
     WASD moves, Q/E go down/up, dragging looks around, the wheel changes the speed, Esc or F leaves.
     R records: the camera is sampled at the project's fps and, when recording stops, the flight is
@@ -28,9 +42,11 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 from vispy import scene
 from vispy.util import keys
@@ -45,6 +61,18 @@ from worldstudio.core.geometry.transforms import (
 from worldstudio.studio import commands
 from worldstudio.studio.document import ProjectDocument, Selection
 from worldstudio.studio.viewport.camera import MAX_FOV, PoseCamera
+from worldstudio.studio.viewport.gizmo import (
+    AXIS_COLORS,
+    AXIS_NAMES,
+    EDGE_ON,
+    Gizmo,
+    Handle,
+    closest_on_line,
+    plane_angle,
+    ray_plane,
+    rotation_about_screen,
+    screen_angle,
+)
 from worldstudio.studio.viewport.overlays import (
     SEGMENTS_PER_FRUSTUM,
     cross_segments,
@@ -79,8 +107,19 @@ FLY_TICK_MS = 16
 SOFTWARE_MAX_POINTS = 300_000  # the cap on a software GL (Mesa llvmpipe) unless one is set
 _SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "software", "swrast")
 
+GIZMO_PX = 96.0  # the gizmo's arrows on screen, in pixels
+POINT_PICK_PX = 5.0
+
 _FLY_KEYS = ("W", "A", "S", "D", "Q", "E")
 _KIND_ORDER = {"keyframe": 0, "monitor": 1, "entity": 2}
+_NUMBER_CHARS = "0123456789."
+
+
+def _turn(R: np.ndarray, axis, degrees: float) -> np.ndarray:
+    """The rotation ``R`` (3x3) turned by ``degrees`` about the world ``axis``."""
+    c2w = np.eye(4)
+    c2w[:3, :3] = R
+    return rotate_about_axis(c2w, axis, degrees)[:3, :3]
 
 
 class _Drag:
@@ -97,6 +136,71 @@ class _Drag:
         self.depth = 1.0
         self.merge_key = ""
         self.moved = False
+        self.handle: Handle | None = None  # a gizmo drag: the handle taken
+        self.gizmo: Gizmo | None = None  # ... and the gizmo as it was at the press
+
+
+class _Transform:
+    """A G (move) or R (rotate) in progress: the mouse drives it with no button held."""
+
+    def __init__(self, mode: str, target: Selection, position, rotation, start_px, depth):
+        self.mode = mode  # "move" or "rotate"
+        self.target = target
+        self.start_position = position
+        self.start_rotation = rotation  # 3x3, None for an entity anchor
+        self.start_px = np.asarray(start_px, dtype=np.float64)
+        self.now_px = self.start_px.copy()
+        self.depth = depth
+        self.axis: int | None = None  # the constraint: an axis (or a plane's normal)
+        self.local = False  # the object's own axis instead of the world's
+        self.plane = False  # Shift+axis: the plane of the two other axes
+        self.typed = ""  # a number typed while transforming
+        self.merge_key = f"transform-{mode}:{target.kind}:{target.id}"
+
+    def axis_vector(self) -> np.ndarray | None:
+        if self.axis is None:
+            return None
+        if self.local and self.start_rotation is not None:
+            return np.asarray(self.start_rotation[:, self.axis], dtype=np.float64)
+        return np.eye(3)[self.axis]
+
+    def value(self) -> float | None:
+        text = self.typed
+        try:
+            return float(text) if text not in ("", "-", ".", "-.") else None
+        except ValueError:
+            return None
+
+    def describe(self) -> str:
+        what = "Move" if self.mode == "move" else "Rotate"
+        if self.axis is None:
+            where = "free" if self.mode == "move" else "about the view axis"
+        else:
+            space = "local" if self.local else "global"
+            name = AXIS_NAMES[self.axis]
+            if self.plane:
+                others = "".join(AXIS_NAMES[i] for i in range(3) if i != self.axis)
+                where = f"in the {others} plane ({space})"
+            else:
+                where = f"{'along' if self.mode == 'move' else 'about'} {name} ({space})"
+        unit = "" if self.mode == "move" else "°"
+        typed = f"  ·  {self.typed}{unit}" if self.typed else ""
+        return f"{what} {where}{typed}"
+
+
+class _KeyClaim(QObject):
+    """Keeps the keys the viewport needs from the window's shortcuts: every key while G / R or a
+    point pick is under way, the fly keys (R records) in fly mode."""
+
+    def __init__(self, viewport: Viewport):
+        super().__init__(viewport)
+        self.viewport = viewport
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.ShortcutOverride and self.viewport._claims(event):
+            event.accept()
+            return True
+        return False
 
 
 class Viewport(QWidget):
@@ -107,6 +211,7 @@ class Viewport(QWidget):
     view_changed = Signal()  # the viewport camera moved
     recorded = Signal(int)  # a recorded flight became this many keyframes
     follow_playhead_changed = Signal(bool)
+    transform_changed = Signal(str)  # what a G / R is doing ("" when it ended)
 
     def __init__(self, document: ProjectDocument, parent: QWidget | None = None):
         super().__init__(parent)
@@ -126,6 +231,11 @@ class Viewport(QWidget):
         self._through: tuple[str, str] | None = None  # the camera we look through (hidden)
         self._follow_playhead = False
         self._drag: _Drag | None = None
+        self._gizmo: Gizmo | None = None
+        self._hover: Handle | None = None
+        self._transform: _Transform | None = None
+        self._point_pick: Callable[[np.ndarray | None], None] | None = None
+        self._mouse: np.ndarray | None = None  # the last mouse position over the canvas
 
         self._fly = False
         self._fly_speed: float | None = None  # world units per second; None: from the scene
@@ -150,6 +260,8 @@ class Viewport(QWidget):
         )
         self.canvas.native.setMinimumSize(64, 64)
         self.canvas.native.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.canvas.native.setMouseTracking(True)  # hover on the gizmo, G / R follow the mouse
+        self.canvas.native.installEventFilter(_KeyClaim(self))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.canvas.native)
@@ -170,6 +282,8 @@ class Viewport(QWidget):
         ev.mouse_wheel.connect(self._on_mouse_wheel)
         ev.key_press.connect(self._on_key_press)
         ev.key_release.connect(self._on_key_release)
+        ev.resize.connect(lambda _e: self._draw_gizmo())
+        self.view_changed.connect(self._draw_gizmo)
 
         document.changed.connect(self._on_changed)
         document.selection_changed.connect(self._on_selection_changed)
@@ -219,6 +333,13 @@ class Viewport(QWidget):
         )
         self._entity_labels.order = 12
         self._entity_labels.visible = False
+        # The gizmo: a few lines and a small mesh, redrawn on camera moves (never the points).
+        self._gizmo_lines = self._line("segments", 2.5)
+        self._gizmo_lines.order = 21
+        self._gizmo_mesh = scene.visuals.Mesh(parent=self.view.scene)
+        self._gizmo_mesh.set_gl_state("translucent", depth_test=False, cull_face=False)
+        self._gizmo_mesh.order = 20
+        self._gizmo_mesh.visible = False
 
     def _build_hud(self) -> None:
         # A Qt label over the GL view (vispy text would rasterise its glyphs on the first frame
@@ -230,14 +351,29 @@ class Viewport(QWidget):
         self._hud.hide()
 
     def _update_hud(self) -> None:
-        if not self._fly:
+        color = "#f0f0f0"
+        if self._transform is not None:
+            text = (
+                self._transform.describe()
+                + "   —   X/Y/Z axis (twice: local) · Shift+X/Y/Z plane · type a value · "
+                "Enter or click: done · Esc or right-click: cancel"
+            )
+            color = "#ffd24a"
+        elif self._point_pick is not None:
+            text = (
+                "Click the entity in the 3D view (drag still orbits) · Esc or right-click: cancel"
+            )
+            color = "#ffd24a"
+        elif self._fly:
+            text = (
+                "FLY   WASD move · Q/E down/up · drag to look · wheel speed · R record · Esc exit"
+            )
+            if self._recording:
+                text = "● REC   " + text
+                color = "#ff5a4d"
+        else:
             self._hud.hide()
             return
-        text = "FLY   WASD move · Q/E down/up · drag to look · wheel speed · R record · Esc exit"
-        color = "#f0f0f0"
-        if self._recording:
-            text = "● REC   " + text
-            color = "#ff5a4d"
         self._hud.setText(text)
         self._hud.setStyleSheet(
             f"QLabel#viewportHud {{ color: {color}; background: rgba(0, 0, 0, 110);"
@@ -257,6 +393,8 @@ class Viewport(QWidget):
             self._look_at_lines,
             self._entity_markers,
             self._entity_labels,
+            self._gizmo_lines,
+            self._gizmo_mesh,
         ]
 
     @staticmethod
@@ -433,9 +571,13 @@ class Viewport(QWidget):
             self._through = None
 
     def _on_selection_changed(self, _sel) -> None:
+        if self._transform is not None and self._transform.target != _sel:
+            self.cancel_transform()
+        self._hover = None
         self._draw_keyframes()
         self._draw_monitors()
         self._draw_entities()
+        self._draw_gizmo()
 
     def _on_playhead_changed(self, _frame: int) -> None:
         if self._follow_playhead:
@@ -487,6 +629,7 @@ class Viewport(QWidget):
         self._draw_entities()
         self._draw_look_at()
         self._draw_playhead()
+        self._draw_gizmo()
 
     def _draw_keyframes(self) -> None:
         kfs = [
@@ -571,6 +714,84 @@ class Viewport(QWidget):
         size = 0.8 * self.frustum_size
         segs = frustums([baked.c2w[i]], [float(baked.fov[i])], self._aspect(), size)
         self._set_lines(self._playhead_lines, segs, PLAYHEAD_COLOR)
+
+    # ------------------------------------------------------------------ the gizmo
+    def _gizmo_for_selection(self) -> Gizmo | None:
+        sel = self.document.selection
+        if sel is None or sel.kind not in _KIND_ORDER or self._fly:
+            return None
+        if self._through == (sel.kind, sel.id):
+            return None
+        try:
+            position, rotation = self._target_pose(sel)
+        except KeyError:
+            return None
+        size = self._view_size()
+        _, z = self.camera.project(position, size)
+        if not z[0] > self.camera.clip[0]:
+            return None
+        length = GIZMO_PX * float(z[0]) / self.camera.focal_px(size[1])
+        return Gizmo(position, np.eye(3), length, rotation is not None, self.camera.c2w[:3, :3])
+
+    @property
+    def gizmo(self) -> Gizmo | None:
+        """The gizmo on the selection as drawn now (None: no keyframe, monitor or entity
+        selected, or it is behind the camera)."""
+        return self._gizmo
+
+    def _draw_gizmo(self) -> None:
+        if self._transform is not None:
+            self._gizmo = None
+            self._draw_constraint()
+            return
+        g = self._gizmo_for_selection()
+        self._gizmo = g
+        if g is None:
+            self._gizmo_lines.visible = False
+            self._gizmo_mesh.visible = False
+            return
+        pos, colors = g.line_data(self._hover)
+        self._set_lines(self._gizmo_lines, pos, colors)
+        verts, faces, vertex_colors = g.mesh_data(self._hover)
+        self._gizmo_mesh.set_data(vertices=verts, faces=faces, vertex_colors=vertex_colors)
+        self._gizmo_mesh.visible = True
+
+    def _draw_constraint(self) -> None:
+        """While G / R runs: the constraint's axis (or the plane's two axes) as long lines
+        through where the object started; nothing when it is free."""
+        t = self._transform
+        self._gizmo_mesh.visible = False
+        if t is None or t.axis is None:
+            self._gizmo_lines.visible = False
+            return
+        basis = t.start_rotation if (t.local and t.start_rotation is not None) else np.eye(3)
+        shown = [i for i in range(3) if i != t.axis] if t.plane else [t.axis]
+        half = 2.0 * self._scene_scale
+        c = np.asarray(t.start_position, dtype=np.float64)
+        pos = np.concatenate([[c - basis[:, i] * half, c + basis[:, i] * half] for i in shown])
+        colors = np.repeat(AXIS_COLORS[shown], 2, axis=0)
+        self._set_lines(self._gizmo_lines, pos, colors)
+
+    def _project_px(self, points: np.ndarray) -> np.ndarray:
+        """World points (N, 3) -> canvas pixels (N, 2), NaN behind the camera."""
+        uv, _ = self.camera.project(np.asarray(points, dtype=np.float64), self._view_size())
+        ox, oy = self.view.pos
+        return uv + np.array([ox, oy])
+
+    def _ray(self, px) -> tuple[np.ndarray, np.ndarray]:
+        """The world ray (origin, direction) through canvas pixel ``px``."""
+        ox, oy = self.view.pos
+        return self.camera.ray(float(px[0]) - ox, float(px[1]) - oy, self._view_size())
+
+    def gizmo_handle_at(self, x: float, y: float) -> Handle | None:
+        """The gizmo handle under canvas pixel (x, y), if any."""
+        return None if self._gizmo is None else self._gizmo.pick(self._project_px, x, y)
+
+    def _update_hover(self, pos: np.ndarray) -> None:
+        handle = self.gizmo_handle_at(*pos) if self._gizmo is not None else None
+        if handle != self._hover:
+            self._hover = handle
+            self._draw_gizmo()
 
     # ================================================================== camera: public API
     def current_view_pose(self) -> tuple[np.ndarray, float]:
@@ -739,30 +960,61 @@ class Viewport(QWidget):
         mods = ev.modifiers or ()
         self.canvas.native.setFocus(Qt.FocusReason.MouseFocusReason)
         ev.handled = True
+        self._mouse = pos
+        if self._transform is not None:  # G / R: a left click confirms, a right one cancels
+            if ev.button == 1:
+                self.confirm_transform()
+            elif ev.button == 2:
+                self.cancel_transform()
+            return
         if self._fly:
             self._drag = _Drag("look", pos, ev.button)
             return
-        if ev.button == 1 and (keys.SHIFT in mods or keys.CONTROL in mods):
+        if self._point_pick is not None and ev.button == 2:
+            self._end_point_pick(None)
+            return
+        picking = self._point_pick is not None
+        if ev.button == 1 and (keys.SHIFT in mods or keys.CONTROL in mods) and not picking:
             hit = self.pick(pos[0], pos[1])
             if hit is not None and hit.kind in _KIND_ORDER:
                 self.document.set_selection(hit)
                 rotate = keys.CONTROL in mods and hit.kind in ("keyframe", "monitor")
                 self._begin_edit_drag("rotate" if rotate else "move", hit, pos, ev.button)
                 return
+            handle = self.gizmo_handle_at(*pos)
+            if handle is not None:
+                self._begin_gizmo_drag(handle, pos, ev.button)
+                return
             self._drag = _Drag("pan" if keys.SHIFT in mods else "orbit", pos, ev.button)
             return
         if ev.button == 1:
+            handle = None if picking else self.gizmo_handle_at(*pos)
+            if handle is not None:  # the gizmo takes the press: no orbit, no pan
+                self._begin_gizmo_drag(handle, pos, ev.button)
+                return
             self._drag = _Drag("click", pos, ev.button)
         elif ev.button in (2, 3):
             self._drag = _Drag("pan", pos, ev.button)
 
     def _on_mouse_move(self, ev) -> None:
+        pos = np.asarray(ev.pos, dtype=np.float64)
+        self._mouse = pos
+        if self._transform is not None:
+            ev.handled = True
+            self._transform.now_px = pos
+            self._update_transform()
+            return
         drag = self._drag
         if drag is None:
+            self._update_hover(pos)
             return
         ev.handled = True
-        pos = np.asarray(ev.pos, dtype=np.float64)
         d = pos - drag.last
+        if drag.mode == "gizmo":
+            if drag.moved or np.hypot(*(pos - drag.start)) > CLICK_SLOP_PX:
+                drag.moved = True
+                self._apply_gizmo_drag(drag, pos)
+            return
         if drag.mode == "click":
             if np.hypot(*(pos - drag.start)) <= CLICK_SLOP_PX:
                 return
@@ -788,10 +1040,21 @@ class Viewport(QWidget):
         pos = np.asarray(ev.pos, dtype=np.float64)
         self._drag = None
         if drag.mode == "click":
-            self.document.set_selection(self.pick(pos[0], pos[1]))
+            if self._point_pick is not None:
+                self._end_point_pick(self.pick_point(pos[0], pos[1]))
+            else:
+                self.document.set_selection(self.pick(pos[0], pos[1]))
         elif drag.mode in ("move", "rotate"):
             if np.any(pos != drag.start) or drag.moved:
                 self._apply_edit_drag(drag, pos)
+            self.document.seal()
+        elif drag.mode == "gizmo":
+            if drag.moved:
+                self._apply_gizmo_drag(drag, pos)
+            else:  # a click on the gizmo: it may be meant for an object under it
+                hit = self.pick(pos[0], pos[1])
+                if hit is not None:
+                    self.document.set_selection(hit)
             self.document.seal()
 
     def _on_mouse_double_click(self, ev) -> None:
@@ -847,17 +1110,10 @@ class Viewport(QWidget):
         sel = drag.target
         assert sel is not None and drag.start_position is not None
         du, dv = pos - drag.start
-        doc = self.document
         try:
             if drag.mode == "move":
                 delta = self.camera.pixel_to_world_delta(du, dv, drag.depth, self._view_size()[1])
-                new = tuple(float(v) for v in drag.start_position + delta)
-                if sel.kind == "keyframe":
-                    commands.move_keyframe(doc, sel.id, position=new, merge_key=drag.merge_key)
-                elif sel.kind == "monitor":
-                    commands.move_monitor(doc, sel.id, position=new, merge_key=drag.merge_key)
-                else:
-                    commands.move_entity_anchor(doc, sel.id, new, merge_key=drag.merge_key)
+                self._apply_pose(sel, drag.merge_key, position=drag.start_position + delta)
             else:
                 assert drag.start_rotation is not None
                 c2w = np.eye(4)
@@ -867,14 +1123,330 @@ class Viewport(QWidget):
                 # about the object's own x axis (drag up = look up).
                 c2w = rotate_about_axis(c2w, WORLD_UP, -du * ROTATE_DEG_PER_PX)
                 c2w = rotate_about_axis(c2w, c2w[:3, 0], -dv * ROTATE_DEG_PER_PX)
-                _, quat = pose_from_matrix(c2w)
-                q = tuple(float(v) for v in quat)
-                if sel.kind == "keyframe":
-                    commands.move_keyframe(doc, sel.id, orientation=q, merge_key=drag.merge_key)
-                else:
-                    commands.move_monitor(doc, sel.id, orientation=q, merge_key=drag.merge_key)
+                self._apply_pose(sel, drag.merge_key, rotation=c2w[:3, :3])
         except KeyError:  # the object went away under the drag (an undo, a delete)
             self._drag = None
+
+    def _apply_pose(
+        self,
+        sel: Selection,
+        merge_key: str,
+        position: np.ndarray | None = None,
+        rotation: np.ndarray | None = None,
+    ) -> None:
+        """Set the selected object's position and/or rotation (3x3) as a mergeable edit."""
+        doc = self.document
+        pos = None if position is None else tuple(float(v) for v in position)
+        quat = None
+        if rotation is not None:
+            c2w = np.eye(4)
+            c2w[:3, :3] = rotation
+            quat = tuple(float(v) for v in pose_from_matrix(c2w)[1])
+        if sel.kind == "keyframe":
+            commands.move_keyframe(doc, sel.id, pos, quat, merge_key=merge_key)
+        elif sel.kind == "monitor":
+            commands.move_monitor(doc, sel.id, pos, quat, merge_key=merge_key)
+        elif pos is not None:
+            commands.move_entity_anchor(doc, sel.id, pos, merge_key=merge_key)
+
+    # ------------------------------------------------------------------ gizmo drags
+    def _begin_gizmo_drag(self, handle: Handle, pos: np.ndarray, button: int) -> None:
+        sel = self.document.selection
+        assert sel is not None and self._gizmo is not None
+        if handle.kind == "view":  # the centre: like Shift-drag, in the plane facing the camera
+            self._begin_edit_drag("move", sel, pos, button)
+            return
+        position, rotation = self._target_pose(sel)
+        drag = _Drag("gizmo", pos, button)
+        drag.handle = handle
+        drag.gizmo = self._gizmo
+        drag.target = sel
+        drag.start_position = position
+        drag.start_rotation = rotation
+        drag.merge_key = f"gizmo:{sel.kind}:{sel.id}"
+        self.document.seal()
+        self._drag = drag
+
+    def _apply_gizmo_drag(self, drag: _Drag, pos: np.ndarray) -> None:
+        handle, g, sel = drag.handle, drag.gizmo, drag.target
+        assert handle is not None and g is not None and sel is not None
+        p0 = drag.start_position
+        axis = g.axes[:, handle.axis]
+        try:
+            if handle.kind == "axis":
+                new = self._move_along(p0, axis, drag.start, pos)
+                self._apply_pose(sel, drag.merge_key, position=new)
+            elif handle.kind == "plane":
+                new = self._move_in_plane(p0, axis, drag.start, pos)
+                if new is not None:
+                    self._apply_pose(sel, drag.merge_key, position=new)
+            elif handle.kind == "ring" and drag.start_rotation is not None:
+                ring = g.ring(handle.axis)  # the grabbed point: the ring's nearest to the press
+                grab = ring[
+                    np.nanargmin(np.linalg.norm(self._project_px(ring) - drag.start, axis=1))
+                ]
+                turned = self._rotate_about(p0, drag.start_rotation, axis, drag.start, pos, grab)
+                self._apply_pose(sel, drag.merge_key, rotation=turned)
+        except KeyError:  # the object went away under the drag
+            self._drag = None
+
+    def _move_along(self, p0, axis, start_px, now_px) -> np.ndarray:
+        """``p0`` moved along ``axis`` so that the point under the cursor at ``start_px`` follows
+        the cursor (the nearest point of the axis to the mouse ray)."""
+        o0, d0 = self._ray(start_px)
+        o1, d1 = self._ray(now_px)
+        t0 = closest_on_line(p0, axis, o0, d0)
+        t1 = closest_on_line(p0, axis, o1, d1)
+        if t0 is None or t1 is None:  # the axis points at the viewer: mouse up moves along it
+            _, z = self.camera.project(np.asarray(p0)[None], self._view_size())
+            depth = float(z[0]) if z[0] > 0 else self.camera.orbit_distance
+            f = self.camera.focal_px(self._view_size()[1])
+            return np.asarray(p0) - np.asarray(axis) * (now_px[1] - start_px[1]) * depth / f
+        limit = 10.0 * self._scene_scale  # a ray grazing the axis would throw the object away
+        return np.asarray(p0) + np.asarray(axis) * float(np.clip(t1 - t0, -limit, limit))
+
+    def _move_in_plane(self, p0, normal, start_px, now_px) -> np.ndarray | None:
+        """``p0`` moved in the plane through it with ``normal``, following the cursor."""
+        h0 = ray_plane(p0, normal, *self._ray(start_px))
+        h1 = ray_plane(p0, normal, *self._ray(now_px))
+        if h0 is None or h1 is None:
+            return None
+        n = np.asarray(normal, dtype=np.float64)
+        delta = h1 - h0
+        delta -= n * float(delta @ n)
+        if np.linalg.norm(delta) > 10.0 * self._scene_scale:
+            return None
+        return np.asarray(p0) + delta
+
+    def _rotate_about(self, p0, R0, axis, start_px, now_px, grab=None) -> np.ndarray:
+        """``R0`` turned about ``axis`` (through the object at ``p0``).
+
+        Seen well, by the angle between the points of the rotation plane under the cursor at
+        ``start_px`` and ``now_px``: the grabbed point of a ring follows the cursor. Seen
+        edge-on (the ring is a line on screen), a ring grabbed at ``grab`` (a world point on
+        it) turns with the cursor's motion along the ring's tangent there; else by the angle
+        the cursor turned around the object on screen (R)."""
+        p0 = np.asarray(p0, dtype=np.float64)
+        n = np.asarray(axis, dtype=np.float64) / np.linalg.norm(axis)
+        o0, d0 = self._ray(start_px)
+        if abs(float(n @ d0)) > EDGE_ON:
+            h0 = ray_plane(p0, n, o0, d0)
+            h1 = ray_plane(p0, n, *self._ray(now_px))
+            if h0 is not None and h1 is not None:
+                degrees = plane_angle(p0, n, h0, h1)
+                if degrees is not None:
+                    return _turn(R0, n, degrees)
+        if grab is not None:
+            grab = np.asarray(grab, dtype=np.float64)
+            radius = float(np.linalg.norm(grab - p0))
+            tangent = np.cross(n, grab - p0) / max(radius, 1e-12)
+            a, b = self._project_px(np.array([grab, grab + tangent * radius * 0.05]))
+            along = (b - a) / 0.05  # the tangent on screen, one radius long
+            length = float(np.linalg.norm(along))
+            if np.all(np.isfinite(along)) and length > 3.0:
+                moved = float(np.dot(np.asarray(now_px) - np.asarray(start_px), along)) / length
+                return _turn(R0, n, math.degrees(moved / max(length, 20.0)))
+        center = self._project_px(p0[None])[0]
+        turned = screen_angle(center, start_px, now_px)
+        return _turn(R0, n, rotation_about_screen(n, self.camera.forward, turned))
+
+    # ================================================================== G and R
+    @property
+    def transforming(self) -> str:
+        """ "move" or "rotate" while a G / R runs, else ""."""
+        return "" if self._transform is None else self._transform.mode
+
+    def begin_transform(self, mode: str) -> str | None:
+        """Start G ("move") or R ("rotate") on the selection; None when it started, else why
+        not (for the status bar)."""
+        if mode not in ("move", "rotate"):
+            raise ValueError(f"mode must be 'move' or 'rotate', got {mode!r}")
+        sel = self.document.selection
+        if sel is None or sel.kind not in _KIND_ORDER:
+            return "Select a keyframe, monitor or entity first"
+        if self._fly:
+            return "Leave fly mode first (F)"
+        position, rotation = self._target_pose(sel)
+        if mode == "rotate" and rotation is None:
+            return "An entity's anchor is a point: it has no orientation to rotate"
+        if self._transform is not None:
+            self.cancel_transform()
+        self._drag = None
+        _, z = self.camera.project(position, self._view_size())
+        depth = float(z[0]) if z[0] > 0 else self.camera.orbit_distance
+        self.document.seal()
+        self._transform = _Transform(mode, sel, position, rotation, self._mouse_now(), depth)
+        self.canvas.native.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self._hover = None
+        self._draw_gizmo()
+        self._transform_changed()
+        return None
+
+    def _mouse_now(self) -> np.ndarray:
+        """Where the cursor is over the canvas: its last move there (the canvas tracks the mouse),
+        else the cursor if it is over the canvas, else the canvas's centre."""
+        if self._mouse is not None:
+            return self._mouse.copy()
+        native = self.canvas.native
+        p = native.mapFromGlobal(QCursor.pos())
+        if native.rect().contains(p):
+            return np.array([p.x(), p.y()], dtype=np.float64)
+        return np.array([native.width() / 2.0, native.height() / 2.0])
+
+    def move_cursor_for_transform(self, x: float, y: float) -> None:
+        """The cursor moved to canvas pixel (x, y) while G / R runs (what a mouse move does)."""
+        if self._transform is not None:
+            self._transform.now_px = np.array([x, y], dtype=np.float64)
+            self._update_transform()
+
+    def _update_transform(self) -> None:
+        t = self._transform
+        if t is None:
+            return
+        value = t.value()
+        axis = t.axis_vector()
+        p0 = np.asarray(t.start_position, dtype=np.float64)
+        try:
+            if t.mode == "move":
+                if value is not None:  # typed: along the axis (X without a constraint)
+                    a = np.eye(3)[0] if axis is None else axis
+                    if t.plane and axis is not None:
+                        basis = t.start_rotation if t.local else np.eye(3)
+                        a = basis[:, [i for i in range(3) if i != t.axis][0]]
+                    new = p0 + a * value
+                elif axis is None:
+                    du, dv = t.now_px - t.start_px
+                    h = self._view_size()[1]
+                    new = p0 + self.camera.pixel_to_world_delta(du, dv, t.depth, h)
+                elif t.plane:
+                    new = self._move_in_plane(p0, axis, t.start_px, t.now_px)
+                    if new is None:
+                        return
+                else:
+                    new = self._move_along(p0, axis, t.start_px, t.now_px)
+                self._apply_pose(t.target, t.merge_key, position=new)
+            else:
+                a = self.camera.forward if axis is None else axis
+                if value is not None:
+                    turned = _turn(t.start_rotation, a, value)
+                else:
+                    turned = self._rotate_about(p0, t.start_rotation, a, t.start_px, t.now_px)
+                self._apply_pose(t.target, t.merge_key, rotation=turned)
+        except KeyError:  # the object went away (an undo elsewhere)
+            self._end_transform()
+            return
+        self._transform_changed()
+
+    def confirm_transform(self) -> None:
+        """Keep what G / R did (one undo step)."""
+        if self._transform is None:
+            return
+        self._update_transform()
+        self._end_transform()
+
+    def cancel_transform(self) -> None:
+        """Put the object back where it was; nothing is left on the undo stack."""
+        t = self._transform
+        if t is None:
+            return
+        self.document.revert(t.merge_key)
+        self._end_transform()
+
+    def _end_transform(self) -> None:
+        self._transform = None
+        self.document.seal()
+        self._draw_gizmo()
+        self._transform_changed()
+
+    def _transform_changed(self) -> None:
+        self._update_hud()
+        self.transform_changed.emit("" if self._transform is None else self._transform.describe())
+
+    def _transform_key(self, name: str, text: str, shift: bool) -> None:
+        t = self._transform
+        assert t is not None
+        if name == "ESCAPE":
+            self.cancel_transform()
+            return
+        if name in ("ENTER", "RETURN"):
+            self.confirm_transform()
+            return
+        if name in AXIS_NAMES:
+            i = AXIS_NAMES.index(name)
+            if t.axis == i and t.plane == shift:
+                if not t.local and t.start_rotation is not None:
+                    t.local = True  # the second press: the object's own axis
+                else:
+                    t.axis, t.local, t.plane = None, False, False  # the third: free again
+            else:
+                t.axis, t.local, t.plane = i, False, shift
+        elif name == "BACKSPACE":
+            t.typed = t.typed[:-1]
+        elif text == "-":
+            t.typed = t.typed[1:] if t.typed.startswith("-") else "-" + t.typed
+        elif text and text in _NUMBER_CHARS and not (text == "." and "." in t.typed):
+            t.typed += text
+        else:
+            return
+        self._draw_gizmo()
+        self._update_transform()
+
+    def _claims(self, event) -> bool:
+        """Whether a key press is the viewport's, not a window shortcut's (see _KeyClaim)."""
+        if self._transform is not None or self._point_pick is not None:
+            return True
+        if self._fly:
+            return event.key() in (
+                Qt.Key.Key_R,
+                Qt.Key.Key_F,
+                Qt.Key.Key_Escape,
+                Qt.Key.Key_W,
+                Qt.Key.Key_A,
+                Qt.Key.Key_S,
+                Qt.Key.Key_D,
+                Qt.Key.Key_Q,
+                Qt.Key.Key_E,
+            )
+        return False
+
+    # ================================================================== picking a cloud point
+    def begin_point_pick(self, on_pick: Callable[[np.ndarray | None], None]) -> None:
+        """The next click calls ``on_pick`` with the cloud point under the cursor (None when it
+        hit no point, or when Esc / a right click cancelled)."""
+        self.cancel_transform()
+        self._point_pick = on_pick
+        self.canvas.native.setCursor(Qt.CursorShape.CrossCursor)
+        self.canvas.native.setFocus(Qt.FocusReason.OtherFocusReason)
+        self._update_hud()
+
+    @property
+    def picking_point(self) -> bool:
+        return self._point_pick is not None
+
+    def _end_point_pick(self, point: np.ndarray | None) -> None:
+        callback, self._point_pick = self._point_pick, None
+        self.canvas.native.unsetCursor()
+        self._update_hud()
+        if callback is not None:
+            callback(point)
+
+    def pick_point(self, x: float, y: float, radius: float = POINT_PICK_PX) -> np.ndarray | None:
+        """The drawn cloud point nearest to the camera among those within ``radius`` pixels of
+        canvas pixel (x, y); None where there is none."""
+        cloud = self.document.cloud
+        if cloud is None or len(cloud.xyz) == 0:
+            return None
+        xyz = np.asarray(cloud.xyz)
+        idx = display_indices(len(xyz), self._max_points)
+        if idx is not None:
+            xyz = xyz[idx]
+        uv = self._project_px(xyz)
+        d = np.hypot(uv[:, 0] - x, uv[:, 1] - y)
+        near = np.flatnonzero(d <= radius)  # NaN (behind the camera) compares False
+        if len(near) == 0:
+            return None
+        _, z = self.camera.project(xyz[near], self._view_size())
+        return np.asarray(xyz[near[int(np.argmin(z))]], dtype=np.float64)
 
     # ================================================================== keys
     @staticmethod
@@ -889,6 +1461,16 @@ class Viewport(QWidget):
         repeat = native is not None and hasattr(native, "isAutoRepeat") and native.isAutoRepeat()
         name = self._key_name(ev)
         if name is None:
+            return
+        if self._transform is not None:
+            ev.handled = True
+            shift = keys.SHIFT in (ev.modifiers or ())
+            self._transform_key(name, getattr(ev, "text", "") or "", shift)
+            return
+        if self._point_pick is not None:
+            ev.handled = True
+            if name == "ESCAPE":
+                self._end_point_pick(None)
             return
         if name == "F" and not repeat:
             self.set_fly_mode(not self._fly)
@@ -928,6 +1510,8 @@ class Viewport(QWidget):
             return
         if not on and self._recording:
             self.set_recording(False)
+        if on:
+            self.cancel_transform()
         self._fly = on
         self._held.clear()
         self._drag = None
@@ -938,6 +1522,7 @@ class Viewport(QWidget):
             self._fly_timer.stop()
             self.camera.orbit_distance = max(self.camera.orbit_distance, self._scene_scale * 0.05)
         self._update_hud()
+        self._draw_gizmo()
         self.fly_mode_changed.emit(on)
 
     @property

@@ -57,6 +57,20 @@ def assert_rejected(tmp_path, zip_path, match, **caps):
 # --------------------------------------------------------------------------------------------
 
 
+def test_the_bundle_gets_ordinary_permissions(tmp_path, project_dir):
+    """The zip is written through a private temporary file (0600); the bundle itself gets what
+    any new file gets here (0666 less the umask)."""
+    old = os.umask(0o022)
+    try:
+        zpath, _ = export_bundle(project_dir, tmp_path / "b.zip")
+        assert stat.S_IMODE(zpath.stat().st_mode) == 0o644
+        os.umask(0o027)
+        zpath, _ = export_bundle(project_dir, tmp_path / "c.zip")
+        assert stat.S_IMODE(zpath.stat().st_mode) == 0o640
+    finally:
+        os.umask(old)
+
+
 def test_round_trip_keeps_every_file_byte_for_byte(tmp_path, project_dir):
     zpath, warnings = export_bundle(project_dir, tmp_path / "b.zip")
     assert warnings == []

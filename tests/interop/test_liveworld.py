@@ -62,6 +62,22 @@ def test_export_writes_yaml_npz_and_image(tmp_path):
     assert not any("resampled" in w for w in result.warnings)
 
 
+def test_export_warns_about_empty_prompts_and_creates_its_folder(tmp_path):
+    """The cat has no prompt in round 2 and round 2 loses its scene text: both are said. The
+    sample's folder (two levels deep) does not exist yet: it is made."""
+    make_project(tmp_path / "p", rounds=2, fpr=65)
+    folder = ProjectFolder(tmp_path / "p")
+    project = folder.load()
+    project.rounds[1].scene_text = "  "
+    folder.save(project)
+    out = tmp_path / "new" / "lw"
+    result = export_liveworld(tmp_path / "p", out)
+    assert result.yaml_path == out / "sample.yaml" and result.yaml_path.is_file()
+    assert "round 2 of 2 has no scene text (an empty scene_text)" in result.warnings
+    assert any(w.startswith("entity 'cat' has no prompt in round 2") for w in result.warnings)
+    assert not any("'dog'" in w for w in result.warnings)
+
+
 def test_export_resamples_other_round_lengths_and_says_so(tmp_path):
     project = make_project(tmp_path / "p", rounds=3, fpr=33)
     result = export_liveworld(tmp_path / "p", tmp_path / "lw")

@@ -292,3 +292,74 @@ def test_absurd_counts_fail_fast_without_allocating(tmp_path, fmt):
     with pytest.raises(FormatError, match="truncated PLY data"):
         read_ply(path)
     assert time.perf_counter() - t < 1.0
+
+
+# --------------------------------------------------------------------------- hostile headers
+def _write(tmp_path, data: bytes):
+    path = tmp_path / "h.ply"
+    path.write_bytes(data)
+    return path
+
+
+def test_a_duplicated_property_is_a_format_error(tmp_path):
+    path = _write(
+        tmp_path,
+        b"ply\nformat binary_little_endian 1.0\nelement vertex 1\nproperty float x\n"
+        b"property float y\nproperty float z\nproperty uchar red\nproperty uchar red\n"
+        b"end_header\n" + b"\x00" * 14,
+    )
+    with pytest.raises(FormatError, match="property 'red' twice"):
+        read_ply(path)
+
+
+def test_an_ascii_element_without_properties_is_skipped_at_once(tmp_path):
+    """10^12 rows of nothing take no tokens: the reader must not count them one by one."""
+    path = _write(
+        tmp_path,
+        b"ply\nformat ascii 1.0\nelement empty 1000000000000\n"
+        b"element face 1\nproperty list uchar int idx\n"
+        b"element vertex 2\nproperty float x\nproperty float y\nproperty float z\n"
+        b"end_header\n3 0 1 1\n1 2 3\n4 5 6\n",
+    )
+    cloud = read_ply(path)
+    assert cloud.xyz.tolist() == [[1, 2, 3], [4, 5, 6]]
+
+
+@pytest.mark.parametrize("count", [b"100000000000000000", b"4294967297"])
+def test_an_ascii_count_beyond_the_file_is_truncated_data(tmp_path, count):
+    path = _write(
+        tmp_path,
+        b"ply\nformat ascii 1.0\nelement vertex " + count + b"\nproperty float x\n"
+        b"property float y\nproperty float z\nend_header\n1 2 3\n",
+    )
+    with pytest.raises(FormatError, match="truncated"):
+        read_ply(path)
+
+
+@pytest.mark.parametrize("length", [b"inf", b"nan", b"1e400", b"2.5"])
+def test_an_ascii_list_length_that_is_no_count(tmp_path, length):
+    path = _write(
+        tmp_path,
+        b"ply\nformat ascii 1.0\nelement face 1\nproperty list uchar int idx\n"
+        b"element vertex 1\nproperty float x\nproperty float y\nproperty float z\n"
+        b"end_header\n" + length + b" 0\n1 2 3\n",
+    )
+    with pytest.raises(FormatError, match="list length"):
+        read_ply(path)
+
+
+def test_a_fifo_is_not_a_ply_file(tmp_path):
+    os.mkfifo(tmp_path / "f.ply")
+    with pytest.raises(FormatError, match="not a regular file"):
+        read_ply(tmp_path / "f.ply")
+
+
+@pytest.mark.parametrize("count", [b"1" * 5001, b"1" + b"0" * 30, b"9" * 19])
+def test_a_count_no_file_can_hold_is_a_format_error(tmp_path, count):
+    path = _write(
+        tmp_path,
+        b"ply\nformat ascii 1.0\nelement vertex " + count + b"\nproperty float x\n"
+        b"property float y\nproperty float z\nend_header\n1 2 3\n",
+    )
+    with pytest.raises(FormatError, match="count too large"):
+        read_ply(path)

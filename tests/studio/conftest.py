@@ -6,7 +6,6 @@ the offscreen Qt platform only. Settings and data go to a temporary folder, neve
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -15,16 +14,11 @@ import pytest
 from tests.conftest import use_models_from
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _studio_config_dir(tmp_path_factory):
-    """Keep QSettings (recent projects, layout) and the demo copy out of the user's home."""
-    old = os.environ.get("WORLDSTUDIO_CONFIG_DIR")
-    os.environ["WORLDSTUDIO_CONFIG_DIR"] = str(tmp_path_factory.mktemp("studio-config"))
-    yield
-    if old is None:
-        os.environ.pop("WORLDSTUDIO_CONFIG_DIR", None)
-    else:
-        os.environ["WORLDSTUDIO_CONFIG_DIR"] = old
+@pytest.fixture(autouse=True)
+def _studio_config_dir(tmp_path_factory, monkeypatch):
+    """Keep QSettings (recent projects, layout, remembered panel settings) and the demo copy out
+    of the user's home, and each test's settings out of the next test's."""
+    monkeypatch.setenv("WORLDSTUDIO_CONFIG_DIR", str(tmp_path_factory.mktemp("studio-config")))
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +69,7 @@ def make_window(qtbot):
         w.resize(1400, 900)
         w.show()
         qtbot.waitExposed(w)
+        qtbot.wait(20)  # the first layout's dock sizes apply once the window is shown
         if folder is not None:
             assert w.open_project(folder)
         windows.append(w)

@@ -8,12 +8,14 @@ import json
 import time
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QToolButton
 
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.generation.backends.oracle import OracleBackend
 from worldstudio.core.generation.engine import RunOptions
+from worldstudio.core.project import ProjectFolder
 from worldstudio.core.project.runs import RunFolder
 
 TIMEOUT = 60000
@@ -27,7 +29,6 @@ def small_panel(w, backend: str = "oracle"):
     gp.form.height_spin.setValue(48)
     gp.form.frames_spin.setValue(9)
     gp.form.steps_spin.setValue(3)
-    gp.ask_save = lambda: True
     return gp
 
 
@@ -321,10 +322,21 @@ def test_chosen_loras_reach_the_engine(make_window, demo_folder, qtbot, monkeypa
     assert gp.last_error == "no model here" and "no model here" in w.status_label.text()
 
 
-def test_generate_asks_before_saving(make_window, demo_folder):
+def test_generate_saves_the_changed_settings_without_asking(make_window, demo_folder, qtbot):
+    """Changed settings (and any other unsaved edit) are saved when a run starts: no question
+    box, the run and project.json both have them, and Undo still goes back."""
     w = make_window(demo_folder)
-    gp = w.generate_panel
-    gp.form.steps_spin.setValue(7)
-    gp.ask_save = lambda: False
-    assert not gp.generate()
-    assert w.doc.is_modified and not w.runner.busy
+    gp = small_panel(w)
+    w.ask_unsaved = lambda: pytest.fail("generating must not ask about unsaved changes")
+    gp.form.steps_spin.setValue(2)
+    assert w.doc.is_modified
+    assert w.generate() is gp.job  # Render > Generate video / Ctrl+G / the toolbar button
+    assert not w.doc.is_modified and "for this run" in w.status_label.text()
+    saved = ProjectFolder(demo_folder).load().generation
+    assert (saved.frames_per_round, saved.width, saved.steps) == (9, 64, 2)
+    wait_done(qtbot, gp)
+    meta = json.loads((gp.current_run / "run.json").read_text())
+    assert meta["settings"]["frames_per_round"] == 9
+    w.act_undo.trigger()  # the edits stay undoable after the save
+    assert w.doc.project.generation.steps != 2 and w.doc.is_modified
+    w.ask_unsaved = lambda: "discard"

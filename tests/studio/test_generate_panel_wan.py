@@ -20,7 +20,6 @@ def test_wan_vace_denoising_steps_reach_the_live_preview(make_window, demo_folde
     gp.form.steps_spin.setValue(3)
     gp.form.set_profile("gpu")
     assert gp.form.vram.text().endswith("GiB (gpu)")  # the tiny model's own configs
-    gp.ask_save = lambda: True
     previews = []
     assert gp.generate()
     gp.job.preview.connect(lambda image, msg: previews.append((np.asarray(image).shape, msg)))

@@ -107,10 +107,14 @@ def test_a_malicious_bundle_is_refused_and_nothing_is_written(
     assert "../escape.txt" in w.status_label.text() and w.status_label.property("error")
     assert not out.exists() and not (tmp_path / "escape.txt").exists()
     assert w.doc.folder == demo_folder
-    # a target that already holds files is refused before anything runs
+    # a target that already holds files is refused before anything runs (a good bundle: the bad
+    # one is refused before a target is asked for)
+    from worldstudio.core.interop.bundle import export_bundle
+
+    good, _ = export_bundle(demo_folder, tmp_path / "good.zip")
     (tmp_path / "full.wsproj").mkdir()
     (tmp_path / "full.wsproj" / "x").write_text("x")
-    dialogs(save=tmp_path / "full.wsproj")
+    dialogs(open=good, save=tmp_path / "full.wsproj")
     assert not w.interop.import_bundle()
     assert "full.wsproj" in w.status_label.text() and not w.runner.busy
 
@@ -120,8 +124,8 @@ def test_liveworld_export_then_import_keeps_poses_and_prompts(
 ):
     w = make_window(demo_folder)
     original = w.doc.project
-    sample = tmp_path / "sample"
-    dialogs(folder=sample)
+    sample = tmp_path / "new" / "sample"  # a folder that does not exist yet: created
+    dialogs(save=sample)
     w.interop.act_export_liveworld.trigger()
     finish(qtbot, w)
     assert (sample / "sample.yaml").is_file() and (sample / "geometry.npz").is_file()

@@ -27,7 +27,6 @@ def small_panel(w):
     form.width_spin.setValue(64)
     form.height_spin.setValue(48)
     form.frames_spin.setValue(9)
-    gp.ask_save = lambda: True
     return gp
 
 

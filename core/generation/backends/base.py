@@ -24,6 +24,7 @@ from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.jobs import JobContext
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from worldstudio.core.generation.acceleration import DraftRecipe
     from worldstudio.core.generation.memory import VramEstimate
 
 
@@ -160,6 +161,16 @@ class Backend(Protocol):
 
     def models(self) -> list[ModelChoice]: ...
 
+    def required_models(self) -> list[str]:
+        """The models ``generate`` will load (catalogue names, hub repo ids or local folders),
+        known before anything is loaded, so a job can name every missing model at once."""
+        ...
+
+    def draft_recipe(self) -> DraftRecipe | None:
+        """The "draft" quality preset of this backend's model (a step-distillation LoRA and the
+        sampling it is made for), or None when it has none."""
+        ...
+
     def generate(self, request: GenerationRequest, ctx: JobContext) -> np.ndarray:
         """Return ``(request.num_frames, request.height, request.width, 3)`` uint8 frames."""
         ...
@@ -172,7 +183,7 @@ class Backend(Protocol):
 class BaseBackend:
     """The defaults most backends share: :data:`CONTEXT_FRAMES` previous frames, no sampler (no
     flow shift), the request's own conditioning (:func:`request_conditioning`), no memory
-    profiles or estimate, no model, nothing to release. A subclass sets ``name`` and ``lifter``
+    profiles or estimate, no model (and no draft preset), nothing to release. A subclass sets ``name`` and ``lifter``
     and writes ``generate``."""
 
     name: str
@@ -199,6 +210,12 @@ class BaseBackend:
 
     def models(self) -> list[ModelChoice]:
         return []
+
+    def required_models(self) -> list[str]:
+        return []
+
+    def draft_recipe(self) -> DraftRecipe | None:
+        return None
 
     def close(self) -> None:
         pass

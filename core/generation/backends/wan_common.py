@@ -41,6 +41,7 @@ from worldstudio.core.generation.memory import PROFILES
 from worldstudio.core.jobs import JobContext
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from worldstudio.core.generation.acceleration import DraftRecipe
     from worldstudio.core.generation.memory import AppliedProfile
 
 GRAY = 128  # VACE's neutral "no content" colour (0 in the pipeline's [-1, 1] range)
@@ -361,6 +362,9 @@ class DiffusersWanBackend(BaseBackend):
             "compile_backend": self.compile_backend,
         }
 
+    def required_models(self) -> list[str]:
+        return [self.model_id]
+
     # ------------------------------------------------------------------ subclass hooks
     def _load(self, folder: Path, dtype, **components):  # pragma: no cover - abstract
         """The pipeline from ``folder``, with ``components`` (e.g. a quantised transformer)
@@ -404,7 +408,7 @@ class DiffusersWanBackend(BaseBackend):
             "guidance": guidance,
         }
 
-    def draft_recipe(self):
+    def draft_recipe(self) -> DraftRecipe:
         """The "draft" quality preset of this backend's model: its step-distillation LoRA and
         sampling (:func:`worldstudio.core.generation.acceleration.draft_recipe`)."""
         from worldstudio.core.generation.acceleration import draft_recipe

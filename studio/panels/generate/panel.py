@@ -3,7 +3,8 @@
 The panel is put together from its parts: the live preview screen, a :class:`JobHeader`
 (progress, time left, Generate / Cancel), the settings form (:mod:`.settings_form`), the LoRA
 table (:mod:`.lora_table`) and the runs box (:mod:`.runs_box`). The engine reads the *saved*
-project, so Generate saves first (asking).
+project, so Generate and Branch save the open project first, without asking (see
+:meth:`GeneratePanel._ensure_saved`).
 
 A run is a job on the window's :class:`~studio.worker.JobRunner`; the panel follows the handle
 of its own job. Its preview reports (the latest thumbnail strip of each denoising step, or a
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
 
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.generation.engine import RunOptions, project_model_for
@@ -35,6 +36,8 @@ from worldstudio.studio.panels.job_header import JobHeader
 from worldstudio.studio.util import pixmap_fit
 from worldstudio.studio.widgets import scroll_column
 from worldstudio.studio.worker import GPU, JobHandle, JobRunner
+
+SCREEN_TEXT = "The live preview shows here while a run generates."
 
 
 class PreviewScreen(QLabel):
@@ -85,14 +88,12 @@ class GeneratePanel(QWidget):
         self.doc = doc
         self.runner = runner
         self._save = save
-        # The question asked before saving; tests replace it with a plain function.
-        self.ask_save = self._ask_save
         self.job: JobHandle | None = None  # this panel's latest run
         self.last_result = None  # the RunResult of the last finished run
         self.last_error = ""
         self.current_run: Path | None = None  # the run the job writes (from its run_started)
 
-        self.screen = PreviewScreen("The live preview shows here while a run generates.")
+        self.screen = PreviewScreen(SCREEN_TEXT)
         self.header = JobHeader(
             "Generate",
             "Save the project and generate its video round by round",
@@ -107,6 +108,7 @@ class GeneratePanel(QWidget):
         self.runs.play_requested.connect(self.play_requested)
         self.runs.resume_requested.connect(lambda run: self.resume(run))
         self.runs.branch_requested.connect(lambda run, k: self.branch(k, run))
+        self.runs.run_selected.connect(lambda run: self.running or self.run_changed.emit(run))
 
         top = QWidget()
         tl = QVBoxLayout(top)
@@ -141,8 +143,20 @@ class GeneratePanel(QWidget):
     def refresh(self) -> None:
         """The runs and the timeline's run from the project folder (a project was opened)."""
         self.runs.refresh_runs()
-        self.run_changed.emit(self.runs.latest_run())
+        self.run_changed.emit(self.runs.selected_run())
         self._update_buttons()
+
+    def forget_project(self) -> None:
+        """Another project was opened: the last run's preview and outcome go (unless a run is
+        still under way: it keeps showing until it ends)."""
+        if self.running:
+            return
+        self.screen.clear_image(SCREEN_TEXT)
+        self.screen.setToolTip("")
+        self.header.reset()
+        self.last_result = None
+        self.last_error = ""
+        self.current_run = None
 
     def refresh_loras(self) -> None:
         self.loras.refresh()
@@ -153,36 +167,33 @@ class GeneratePanel(QWidget):
         self.runs.set_can_run(can_run)
 
     # ================================================================== running
-    def _ask_save(self) -> bool:
-        answer = QMessageBox.question(
-            self,
-            "Save before generating?",
-            "The world engine reads the saved project. Save your changes and generate?",
-            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Save,
-        )
-        return answer == QMessageBox.StandardButton.Save
-
     def _ensure_saved(self) -> bool:
+        """The engine reads the project from its folder. A run is made from what the studio
+        shows, so unsaved edits (settings, prompts, the path) are saved first without a
+        question: a "save your changes?" box before every run only gets in the way, Undo still
+        goes back, and the run folder keeps its own snapshot of the project. A project that has
+        no folder yet asks for one (Save as)."""
         if self.doc.folder is not None and not self.doc.is_modified:
             return True
-        if not self.ask_save():
-            return False
         if self._save is not None:
-            return bool(self._save())
-        try:
-            self.doc.save()
-        except WorldStudioError as exc:
-            self.message.emit(str(exc), True)
-            return False
-        return True
+            saved = bool(self._save())
+        else:
+            try:
+                self.doc.save()
+                saved = True
+            except WorldStudioError as exc:
+                self.message.emit(str(exc), True)
+                return False
+        if saved:
+            self.message.emit(f"Saved {self.doc.folder} for this run", False)
+        return saved
 
     def _options(self, **more) -> RunOptions:
         """The run options this panel sets (the rest come from the project)."""
         return RunOptions(**self.form.run_options(), loras=self.loras.selected() or None, **more)
 
     def generate(self) -> bool:
-        """Save (asking) and start a new run with the project's settings."""
+        """Save (without asking) and start a new run with the project's settings."""
         from worldstudio.core.generation.engine import generate_job
 
         return self._launch(lambda folder: generate_job(folder, self._options()), "Generate")
@@ -287,17 +298,27 @@ class GeneratePanel(QWidget):
             self.screen.show_image(img)
             self.screen.setToolTip(message)
 
+    def _of_open_project(self, run: Path | None) -> bool:
+        """Whether ``run`` is a run of the open project (another may have been opened since)."""
+        from worldstudio.core.project import ProjectFolder
+
+        return (
+            run is not None
+            and self.doc.folder is not None
+            and Path(run).parent.resolve() == ProjectFolder(self.doc.folder).runs_dir.resolve()
+        )
+
     def _on_event(self, name: str, data: dict) -> None:
         if name == "run_started":
             self.current_run = Path(data["run_dir"])
-            self.run_changed.emit(self.current_run)
-        elif name == "round_finished":
+            if self._of_open_project(self.current_run):
+                self.run_changed.emit(self.current_run)
+        elif name == "round_finished" and self._of_open_project(Path(data["run_dir"])):
             self.run_changed.emit(Path(data["run_dir"]))
 
     def _ended(self) -> None:
-        run = self.current_run
-        self.runs.refresh_runs(select=run)
-        self.run_changed.emit(run if run is not None else self.runs.latest_run())
+        run = self.current_run if self._of_open_project(self.current_run) else None
+        self.runs.refresh_runs(select=run)  # the runs box shows it: the Run row follows
         self._update_buttons()
 
     def _on_finished(self, result) -> None:

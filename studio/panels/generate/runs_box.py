@@ -2,7 +2,7 @@
 can be done with the chosen one: resume it, branch a new run from one of its rounds, play its
 videos, and play what each model call of a round was told (its control and mask videos). The box
 only asks (:attr:`RunsBox.resume_requested`, :attr:`RunsBox.branch_requested`); the panel runs
-the job."""
+the job. The chosen run is the one the timeline's Run row shows (:attr:`RunsBox.run_selected`)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ class RunsBox(QGroupBox):
     play_requested = Signal(str)  # an mp4 to open in the player
     resume_requested = Signal(object)  # the run folder (Path)
     branch_requested = Signal(object, int)  # the run folder (Path), the first round to redo
+    run_selected = Signal(object)  # the chosen run folder (Path), or None
 
     def __init__(self, doc: ProjectDocument, parent: QWidget | None = None):
         super().__init__("Runs", parent)
@@ -107,6 +108,9 @@ class RunsBox(QGroupBox):
         v5.addLayout(row3)
         v5.addWidget(cond)
         v5.addLayout(row4)
+        doc.changed.connect(
+            lambda aspect: aspect in ("rounds", "all") and self._update_branch_range()
+        )
 
     def _runs(self):
         from worldstudio.core.project import ProjectFolder
@@ -180,14 +184,27 @@ class RunsBox(QGroupBox):
             if meta.get("error") and meta.get("status") != "complete":
                 text += f"\n{meta.get('status')}: {meta['error']}"
             self.run_info.setText(text)
-            self.branch_spin.setRange(1, int(meta["rounds_done"]) + 1)
-            self.branch_spin.setValue(int(meta["rounds_done"]) + 1)
             done = max(1, int(meta["rounds_done"]))
             self.cond_round.blockSignals(True)
             self.cond_round.setRange(1, done)
             self.cond_round.setValue(done)
             self.cond_round.blockSignals(False)
         self._fill_cameras()
+        self._update_branch_range(reset=True)
+        self._update_buttons()
+        self.run_selected.emit(self.selected_run())
+
+    def _update_branch_range(self, reset: bool = False) -> None:
+        """Branch from round k (1-based) copies the run's rounds before k, so k goes up to the
+        first round the run has not finished, and no further than the project's last round (a
+        branch regenerates at least one). ``reset``: show the highest such round."""
+        meta = self._selected_meta()
+        if meta is None:
+            return
+        top = max(1, min(int(meta["rounds_done"]) + 1, len(self.doc.project.rounds)))
+        self.branch_spin.setRange(1, top)
+        if reset:
+            self.branch_spin.setValue(top)
 
     def resumable(self) -> bool:
         meta = self._selected_meta()

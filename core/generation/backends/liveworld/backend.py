@@ -190,6 +190,13 @@ class LiveWorldBackend(BaseBackend):
             ),
         ]
 
+    def required_models(self) -> list[str]:
+        """The downloads of this backend's variant (the backbone, LiveWorld's checkpoints, and
+        the distilled backbone for the few-step variant)."""
+        model_id = FEW_STEP_MODEL if self.variant == FEW_STEP else LIVEWORLD_MODEL
+        (choice,) = [c for c in self.models() if c.model_id == model_id]
+        return list(choice.needs)
+
     def flow_shift_for(self, height: int, width: int) -> float:
         """LiveWorld's shift for the variant, at any size (5.0 full step, 8.0 few step)."""
         return FLOW_SHIFT[self.variant]
