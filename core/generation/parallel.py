@@ -447,8 +447,12 @@ def parallel_generate_job(
     """A job ``job(ctx) -> RunResult`` that generates with ``gpus`` worker processes (see the
     module doc). Checked before anything starts: the GPU count, the mode, that the run's backend
     can run split and that its options are plain values."""
+    from worldstudio.core.runtime.launch import check_worker_count
+
     gpus = check_gpus(gpus)
     mode = check_mode(mode)
+    if gpus > 1:
+        check_worker_count(gpus)
     spec = {
         "project": os.fspath(Path(project).resolve()),
         "options": options_to_json(options),

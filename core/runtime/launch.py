@@ -134,6 +134,33 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 # --------------------------------------------------------------------------- the launcher
+def check_worker_count(count: int | None, flag: str = "--gpus") -> str:
+    """The device type N workers run on ("cuda": one GPU each; "cpu": no CUDA GPU here, the
+    workers share the CPU with gloo), or a :class:`LaunchError` (one line) for a count below 1
+    or above what this machine has: its CUDA GPUs, or without one its usable cores."""
+    from worldstudio.core.runtime.threads import usable_cores
+
+    if count is None or int(count) < 1:
+        raise LaunchError(f"{flag} must be at least 1, got {count}")
+    count = int(count)
+    import torch
+
+    if torch.cuda.is_available():
+        have = torch.cuda.device_count()
+        if count > have:
+            raise LaunchError(
+                f"{flag} {count}: this machine has {have} CUDA GPU{'s' if have != 1 else ''}"
+            )
+        return "cuda"
+    cores = usable_cores()
+    if count > 1 and count > cores:
+        raise LaunchError(
+            f"{flag} {count}: this machine has no CUDA GPU, and its CPU has {cores} usable "
+            f"core{'s' if cores != 1 else ''} for worker processes"
+        )
+    return "cpu"
+
+
 @dataclass
 class Outcome:
     kind: str  # "result", "error" or "cancelled"

@@ -195,3 +195,30 @@ def test_a_cancel_stops_every_worker_at_the_same_step(project, wan_env):
     assert meta["status"] == "cancelled"
     steps = [r.message for r in reports if r.kind == "progress" and "step " in r.message]
     assert steps and not any("step 20/20" in m for m in steps)
+
+
+@pytest.mark.parametrize(
+    ("gpus", "cuda", "message"),
+    [
+        (
+            "3",
+            0,
+            "error: --gpus 3: this machine has no CUDA GPU, and its CPU has 2 usable cores for worker processes",
+        ),
+        ("2", 1, "error: --gpus 2: this machine has 1 CUDA GPU"),
+    ],
+)
+def test_more_gpus_than_the_machine_has_are_refused(
+    project, capsys, monkeypatch, gpus, cuda, message
+):
+    import torch
+
+    from worldstudio.core.runtime import threads
+
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: cuda)
+    assert main(["generate", str(project), *ARGS, "--quiet", "--gpus", gpus]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [message]
+    assert list_runs(ProjectFolder(project)) == []
