@@ -134,6 +134,13 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 # --------------------------------------------------------------------------- the launcher
+def cuda_device_count() -> int:
+    """The CUDA GPUs this process sees (0 without torch's CUDA)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def check_worker_count(count: int | None, flag: str = "--gpus") -> str:
     """The device type N workers run on ("cuda": one GPU each; "cpu": no CUDA GPU here, the
     workers share the CPU with gloo), or a :class:`LaunchError` (one line) for a count below 1
