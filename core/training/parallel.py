@@ -9,7 +9,9 @@ gradients are averaged. Only rank 0 encodes the cache, writes files and reports.
 
 Sharding: ``ddp`` keeps the whole transformer on each GPU (the LoRA's gradients are averaged);
 ``fsdp`` shards the transformer's blocks over the GPUs (accelerate's FSDP2), for models whose
-weights do not fit one GPU (the 14B). ``auto``: fsdp on CUDA GPUs, ddp otherwise. accelerate
+weights do not fit one GPU (the 14B); while sharded no sample clips are made (rank 0 alone
+cannot run a sharded model) and checkpoints hold no optimizer state. ``auto``: fsdp on CUDA
+GPUs, ddp otherwise. accelerate
 shards only on accelerators: on a machine without a GPU the workers run on the CPU with gloo,
 data-parallel (the tests' path).
 """
