@@ -717,8 +717,8 @@ class Trainer:
 
         return FullyShardedDataParallelPlugin(
             fsdp_version=2,
+            # the units: the classes of the model's _no_split_modules it has (its blocks)
             auto_wrap_policy="transformer_based_wrap",
-            transformer_cls_names_to_wrap=["WanTransformerBlock", "WanVACETransformerBlock"],
             state_dict_type="FULL_STATE_DICT",
             reshard_after_forward=True,
             cpu_ram_efficient_loading=False,

@@ -87,3 +87,24 @@ def test_sharding_choice_and_the_config_round_trip():
         choose_sharding("zero3", "cuda", 2)
     config = TrainConfig(clips="/clips", sample_prompts=("a", "b"), target_modules=("to_q",))
     assert config_from_json(json.loads(json.dumps(config.to_json()))) == config
+
+
+def test_fsdp_shards_the_blocks_of_the_lora_model(train_env, tiny_vace_folder, new_project):
+    """What can be checked of the FSDP path without a GPU: the trainer's FSDP2 plugin makes each
+    main and control block of the tiny VACE transformer (with its LoRA) one shard unit."""
+    from accelerate.utils.fsdp_utils import fsdp2_prepare_auto_wrap_policy
+
+    from worldstudio.core.training.model import add_lora, inspect_model, load_transformer
+    from worldstudio.core.training.trainer import Trainer
+
+    trainer = Trainer(new_project(), TrainConfig(clips="/clips"), fsdp=True)
+    plugin = trainer._fsdp_plugin()
+    assert plugin.fsdp_version == 2 and plugin.state_dict_type.name == "FULL_STATE_DICT"
+    assert Trainer(new_project("q.wsproj"), TrainConfig(clips="/c"))._fsdp_plugin() is None
+    transformer = load_transformer(inspect_model("tiny", tiny_vace_folder), torch.float32)
+    add_lora(transformer, rank=4, alpha=4.0, dropout=0.0, targets=("to_q", "to_k"))
+    policy = fsdp2_prepare_auto_wrap_policy(plugin, transformer)
+    units = [name for name, module in transformer.named_modules() if policy(module)]
+    blocks = [f"blocks.{i}" for i in range(len(transformer.blocks))]
+    controls = [f"vace_blocks.{i}" for i in range(len(transformer.vace_blocks))]
+    assert sorted(units) == sorted(blocks + controls)
