@@ -448,7 +448,9 @@ class Trainer:
         )
 
         cfg = self.config
-        transformer = load_transformer(self.spec, self.weight_dtype).to(self.device)
+        transformer = load_transformer(self.spec, self.weight_dtype)
+        if not self.fsdp:  # sharded, each GPU receives only its shards (fully_shard moves them)
+            transformer = transformer.to(self.device)
         self.lora_config = add_lora(
             transformer,
             rank=cfg.rank,
