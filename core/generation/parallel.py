@@ -195,7 +195,7 @@ def save_request(request: GenerationRequest, path: Path) -> None:
             meta[f.name] = _json_value(value)
     arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode("utf-8"), np.uint8)
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
+    np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stubs fear allow_pickle here
     os.replace(tmp, path)
 
 
@@ -383,9 +383,15 @@ class ContextParallel:
                     return
                 try:
                     if op == "load":
+                        from worldstudio.core.generation.backends.wan_common import (
+                            DiffusersWanBackend,
+                        )
+
                         backend = get_backend(
                             message["backend"], **message["options"], preview=False, parallel=self
                         )
+                        if not isinstance(backend, DiffusersWanBackend):
+                            raise ParallelError(f"backend {message['backend']} runs in one process")
                         backend.load(ctx)
                     elif op == "generate" and backend is not None and request is not None:
                         backend.generate(request, ctx)

@@ -686,7 +686,7 @@ class Trainer:
         if cfg.sample_every:
             self._samples(step)
         lora = self._lora_state()
-        if self.is_main:
+        if lora is not None:  # rank 0
             self._save_adapter(step, lora)
         self.accelerator.wait_for_everyone()
         self.ctx.log(f"adapter: {self.adapter_path}")
@@ -750,7 +750,7 @@ class Trainer:
         acc = self.accelerator
         folder = self.run_dir / checkpoint_name(step)
         lora = self._lora_state()
-        if self.is_main:
+        if lora is not None:  # rank 0
             save_checkpoint(
                 folder,
                 lora_state=lora,
