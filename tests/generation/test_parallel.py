@@ -157,16 +157,25 @@ def test_what_cannot_run_split_is_refused_before_any_worker(project, capsys, ext
 
 
 # -------------------------------------------------------------------------------- end to end
-def test_two_processes_make_the_frames_one_makes(project, wan_env, capsys):
-    common = ["generate", str(project), *ARGS, "--rounds", "1", "--profile", "gpu"]
+@pytest.mark.parametrize(
+    "backend",
+    [
+        ["--backend", "wan-vace"],  # the VACE plan of core.generation.parallel
+        ["--backend", "wan-i2v", "--model", "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"],  # diffusers'
+    ],
+    ids=["wan-vace", "wan-i2v"],
+)
+def test_two_processes_make_the_frames_one_makes(project, wan_env, capsys, backend):
+    common = ["generate", str(project), *ARGS, *backend, "--rounds", "1", "--profile", "gpu"]
     assert main([*common, "--gpus", "2"]) == 0
     out = capsys.readouterr()
-    assert "context parallel on 2 cpu processes (ulysses attention, native)" in out.out
+    assert f"{backend[1]}: context parallel on 2 cpu processes (ulysses attention" in out.out
     (split,) = list_runs(ProjectFolder(project))
     assert main([*common, "--quiet"]) == 0
     one = next(r for r in list_runs(ProjectFolder(project)) if r.path != split.path)
     for run in (split, one):
-        assert json.loads(run.run_file.read_text())["status"] == "complete"
+        meta = json.loads(run.run_file.read_text())
+        assert (meta["status"], meta["backend"]) == ("complete", backend[1])
     # the observer and the monitor: the same frames from 2 processes as from one
     a, b = split.round_dir(0), one.round_dir(0)
     assert np.array_equal(np.load(a / "observer.npy"), np.load(b / "observer.npy"))
