@@ -117,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-viewport", action="store_true", help="start without the 3D view (no OpenGL)"
     )
     args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
+    from worldstudio.core.runtime.threads import apply_thread_policy
+
+    # before torch loads: the UI thread and the encoders keep their share (core.runtime.threads)
+    apply_thread_policy("studio")
     app = make_app()
 
     from worldstudio.studio.main_window import MainWindow

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from worldstudio.core.errors import Cancelled, WorldStudioError
+from worldstudio.core.runtime.threads import apply_thread_policy
 
 # Modules that each define ``register(subparsers)``; imported lazily by name so that
 # `worldstudio info` never pays for torch or diffusers.
@@ -59,6 +60,7 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    apply_thread_policy("cli")  # before torch loads (core.runtime.threads)
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]

@@ -192,23 +192,31 @@ class GeneratePanel(QWidget):
         """The run options this panel sets (the rest come from the project)."""
         return RunOptions(**self.form.run_options(), loras=self.loras.selected() or None, **more)
 
-    def generate(self) -> bool:
-        """Save (without asking) and start a new run with the project's settings."""
+    def _job(self, folder: Path, options: RunOptions):
+        """The job of a run of ``options``: on the form's GPU count (several: one worker
+        process per GPU, core.generation.parallel)."""
+        gpus = self.form.gpu_count()
+        if gpus > 1:
+            from worldstudio.core.generation.parallel import parallel_generate_job
+
+            return parallel_generate_job(folder, options, gpus)
         from worldstudio.core.generation.engine import generate_job
 
-        return self._launch(lambda folder: generate_job(folder, self._options()), "Generate")
+        return generate_job(folder, options)
+
+    def generate(self) -> bool:
+        """Save (without asking) and start a new run with the project's settings."""
+        return self._launch(lambda folder: self._job(folder, self._options()), "Generate")
 
     def resume(self, run: str | Path | None = None) -> bool:
         """Continue ``run`` (default: the chosen one) after its last complete round."""
-        from worldstudio.core.generation.engine import generate_job
-
         run = Path(run) if run is not None else self.runs.selected_run()
         if run is None:
             self.message.emit("Choose a run to resume", True)
             return False
         # the run's own settings (profile, LoRAs, monitors) are kept: run.json records them
         return self._launch(
-            lambda folder: generate_job(folder, RunOptions(resume=str(run))),
+            lambda folder: self._job(folder, RunOptions(resume=str(run))),
             f"Resume {run.name}",
             needs_save=False,
         )
@@ -217,8 +225,6 @@ class GeneratePanel(QWidget):
         """A new run copying the rounds before ``from_round`` (0-based; default: the runs box's
         round) from ``run`` (default: the chosen one), regenerating the rest with the project's
         current prompts and settings (size and frames per round stay the parent's)."""
-        from worldstudio.core.generation.engine import generate_job
-
         run = Path(run) if run is not None else self.runs.selected_run()
         if run is None:
             self.message.emit("Choose a run to branch from", True)
@@ -252,7 +258,7 @@ class GeneratePanel(QWidget):
             **sampling,
         )
         return self._launch(
-            lambda folder: generate_job(folder, options),
+            lambda folder: self._job(folder, options),
             f"Branch {run.name} from round {k + 1}",
         )
 
