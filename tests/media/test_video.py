@@ -49,12 +49,13 @@ def test_a_killed_writers_partial_video_is_removed_by_the_next_write(tmp_path):
 
     from worldstudio.core.fileio import is_foreign_leftover
 
-    # a process that started a video and was killed before it closed it
+    # a process that started a video and was killed (with its ffmpeg) before it closed it
     child = (
         "import sys, numpy as np, os\n"
         "from worldstudio.core.media import VideoWriter\n"
         "w = VideoWriter(sys.argv[1], fps=16)\n"
         "w.write(np.zeros((16, 16, 3), np.uint8))\n"
+        "w._proc.kill(); w._proc.wait()\n"
         "os._exit(9)\n"
     )
     subprocess.run([sys.executable, "-c", child, str(tmp_path / "killed.mp4")], check=False)
