@@ -123,6 +123,7 @@ from worldstudio.core.project.runs import (
     RunError,
     RunFolder,
     RunRecord,
+    check_not_written,
     load_npz,
     new_run_id,
     now_iso,
@@ -542,6 +543,7 @@ class _Engine:
             folder.load()  # a clear error when the folder is not a project
             run = resolve_run(folder, resume)
             meta = run.read_meta()
+            check_not_written(run, meta)  # two jobs writing one run would garble it
             old = RunSettings.from_json(meta.get("settings", {}))
             # only how fast the frames come may change: the attention kernel and compilation
             fixed = tuple(k for k in asdict(old) if k not in ("rounds", "attention", "compile"))
