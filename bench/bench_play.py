@@ -4,8 +4,8 @@ same path, in the same run.
     python bench/bench_play.py                       # geometry and oracle on the CPU,
                                                      # at 416x240 and 832x480
     python bench/bench_play.py --backends geometry --sizes 416x240 --repeats 3
-    python bench/bench_play.py --device cuda         # wan-vace 1.3B (random weights), 4-step
-                                                     # preset, 832x480, on a GPU
+    python bench/bench_play.py --device cuda         # wan-vace 1.3B (random weights), draft
+                                                     # quality or 4 steps, 832x480, on a GPU
     python bench/bench_play.py --device cpu --tiny   # the same path with the tiny test pipeline
 
 CPU: the demo project at each size plays an action string (12 steps of 8 frames: 97 frames, 11
@@ -26,9 +26,10 @@ two. The goal printed: geometry at 416x240 >= 15 FPS.
 CUDA (``--device cuda``): a ``WanVACEPipeline`` with the Wan2.1-VACE-1.3B transformer, the Wan 2.1
 VAE and the UMT5-XXL text encoder at full size with random weights (built on the GPU, saved once
 to a temp folder and loaded by the app's own backend, as a downloaded model would be) plays 3
-chunks of 17 frames at 832x480 with the registered ``draft`` preset when there is one, else 4
-steps without guidance (a step-distilled model's sampling; a LoRA's unfused low-rank products are
-not in it), lifting with the render's depth (the model lifter's depth and SAM 2 models, absent on
+chunks of 17 frames at 832x480 with the ``draft`` quality preset (its step-distillation LoRA,
+as ``worldstudio play`` plays wan-vace) when that LoRA is on this machine, else with the ``full``
+one at 4 steps without guidance (a step-distilled model's sampling; a LoRA's unfused low-rank
+products are not in it), lifting with the render's depth (the model lifter's depth and SAM 2 models, absent on
 the GPU machine, are not timed). It prints the first chunk's latency (and the time from the session's start, loading
 included), each chunk's latency and the sustained FPS, with monitors (two model calls a chunk) and
 without (``--no-monitors``). ``--tiny`` uses the tiny test pipeline instead (tests/tiny_wan.py),
@@ -200,15 +201,24 @@ def build_full_vace(folder: Path, device) -> Path:
     return folder
 
 
+def wan_sampling(backend) -> tuple[dict, str]:
+    """The play options of the wan-vace session and what they mean: the draft quality when its
+    LoRA is on this machine (nothing is downloaded here), else 4 steps without guidance."""
+    from worldstudio.core.models import get_model, model_status
+
+    recipe = backend.draft_recipe()
+    if model_status(get_model(recipe.lora)).present:
+        return {"quality": "draft"}, f"draft: {recipe.text()}"
+    return (
+        {"quality": "full", "steps": 4, "guidance": 1.0},
+        f"full at 4 steps without guidance ({recipe.lora}, the draft LoRA, is not on this machine)",
+    )
+
+
 def bench_wan(args) -> list[dict]:
     from worldstudio.core.generation.backends.wan_vace import create_backend
-    from worldstudio.core.play.backends import PLAY_PRESET, preset_names, register_preset
 
     w, h = parse_size(args.size)
-    preset = PLAY_PRESET["wan-vace"]
-    if preset not in preset_names():
-        preset = "bench-4-step"
-        register_preset(preset, steps=4, guidance=1.0)
     rows = []
     with tempfile.TemporaryDirectory(prefix="ws-bench-play-wan-") as d:
         tmp = Path(d)
@@ -229,6 +239,8 @@ def bench_wan(args) -> list[dict]:
         backend.load()
         loaded = time.perf_counter() - t0
         print(f"model: {what}; built in {built:.1f} s, loaded in {loaded:.1f} s", flush=True)
+        sampling, quality = wan_sampling(backend)
+        print(f"quality: {quality}", flush=True)
         try:
             for monitors in (True, False) if not args.no_monitors else (False,):
                 project = demo(tmp, f"wan-{monitors}", w, h)
@@ -239,7 +251,7 @@ def bench_wan(args) -> list[dict]:
                     h,
                     False,
                     actions="(FN)(FN)(fLN)(SR)(SR)(FN)",  # 49 frames: 3 chunks of 17
-                    preset=preset,
+                    **sampling,
                     monitors=monitors,
                     chunk_frames=args.chunk_frames,
                     lifter="render",
@@ -255,7 +267,7 @@ def bench_wan(args) -> list[dict]:
                 rows.append(row)
                 lat = ", ".join(f"{v:.2f}" for v in res.chunk_latencies)
                 print(
-                    f"wan-vace {w}x{h} {args.device}, preset {preset}, chunks of "
+                    f"wan-vace {w}x{h} {args.device}, {sampling['quality']}, chunks of "
                     f"{res.frames // len(res.chunk_latencies)} frames, monitors "
                     f"{'on' if monitors else 'off'}: first chunk latency "
                     f"{res.chunk_latencies[0]:.2f} s ({res.first_chunk_seconds:.2f} s from the "

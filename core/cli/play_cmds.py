@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import get_args
 
 from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.project.model import Quality
+
+QUALITIES = get_args(Quality)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,16 +66,26 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--model", metavar="ID", help="model repo id or local folder (liveworld: liveworld-4step)"
     )
     p.add_argument(
-        "--preset", metavar="NAME", help="a generation preset (e.g. a step-distillation one)"
+        "--quality",
+        choices=QUALITIES,
+        help="full; fast (a denoising cache); draft (the model's step-distillation LoRA, 4-8 "
+        "steps; wan-vace's default); default: the backend's, else the project's",
     )
-    p.add_argument("--steps", type=int, metavar="N", help="denoising steps per chunk")
-    p.add_argument("--guidance", type=float, metavar="G", help="classifier-free guidance scale")
+    p.add_argument(
+        "--steps", type=int, metavar="N", help="denoising steps per chunk (over the quality's)"
+    )
+    p.add_argument(
+        "--guidance",
+        type=float,
+        metavar="G",
+        help="classifier-free guidance scale (over the quality's)",
+    )
     p.add_argument(
         "--lora",
         action="append",
         default=[],
         metavar="PATH[:STRENGTH]",
-        help="a LoRA .safetensors to apply (repeatable)",
+        help="a LoRA .safetensors to apply (repeatable; with --quality draft, beside its LoRA)",
     )
     p.add_argument("--profile", metavar="NAME", help="memory profile of the model backends")
     p.add_argument(
@@ -133,7 +147,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         chunk_frames=args.chunk_frames,
         backend=args.backend,
         model=args.model,
-        preset=args.preset,
+        quality=args.quality,
         steps=args.steps,
         guidance=args.guidance,
         loras=[parse_lora(text) for text in args.lora] or None,

@@ -318,6 +318,12 @@ def apply_cache(transformer: Any, name: str, steps: int, timestep_fn=None) -> st
 # --------------------------------------------------------------------------- quality presets
 QUALITIES: tuple[str, ...] = get_args(Quality)
 FAST_CACHE = "taylorseer"
+QUALITY_HELP = {
+    "full": "every step in full",
+    "fast": "a denoising cache (TaylorSeer) reuses work between steps",
+    "draft": "a step-distillation LoRA: 4-8 steps without guidance (downloaded on first use)",
+}
+"""What each quality preset does, in a line (the studio's tooltips)."""
 
 
 def check_quality(name: str | None) -> str:
@@ -397,10 +403,15 @@ def recipe_lora_path(recipe: DraftRecipe, ctx=None) -> Path:
     """The local file of ``recipe``'s LoRA (downloaded when missing and this machine is online;
     otherwise one line saying how to get it)."""
     from worldstudio.core.models import get_model
-    from worldstudio.core.models.manager import resolve_with_context
+    from worldstudio.core.models.manager import ModelMissingError, resolve_with_context
 
     info = get_model(recipe.lora)
-    folder = resolve_with_context(info, ctx)
+    try:
+        folder = resolve_with_context(info, ctx)
+    except ModelMissingError as exc:  # say what needs it: the preset may be a default (play)
+        raise ModelMissingError(
+            f"quality 'draft' needs its step-distillation LoRA: {exc}"
+        ) from None
     path = folder / recipe.file
     if not path.is_file():
         raise AccelerationError(

@@ -5,7 +5,7 @@ or the studio's keys) and the engine generates the next chunk of frames from the
 actions make. :mod:`.controls` (keys, steps, motion, the step path), :mod:`.sources` (the observer
 sources the engine asks per chunk), :mod:`.session` (a session as a job), :mod:`.outputs` (video,
 depth, world snapshots, play.json), :mod:`.overlay` (the action drawn on a frame) and
-:mod:`.backends` (chunk sizes, presets, LoRAs).
+:mod:`.backends` (chunk sizes, quality presets, models, LoRAs).
 """
 
 from worldstudio.core.play.controls import (

@@ -69,7 +69,9 @@ class PlayOptions:
     # end keeps a model loaded from one session to the next)
     backend: str | Backend | None = None
     model: str | None = None
-    preset: str | None = None
+    # a quality preset: "full", "fast" or "draft" (default: the backend's play quality, else
+    # the project's; :mod:`.backends`)
+    quality: str | None = None
     steps: int | None = None
     guidance: float | None = None
     loras: list[tuple[str, float]] | None = None
@@ -179,9 +181,11 @@ class PlaySession:
         given = o.backend or self.project.generation.backend
         self.backend = given if isinstance(given, str) else given.name
         self.chunk_frames = o.chunk_frames or chunk_frames_for(self.backend)
-        self.fields, self.preset = run_fields(
-            self.backend, o.preset, o.model, o.steps, o.guidance, o.loras, o.profile
+        self.fields = run_fields(
+            self.backend, o.quality, o.model, o.steps, o.guidance, o.loras, o.profile
         )
+        # a session is a new run: the project's quality unless the session names one
+        self.quality: str = self.fields.get("quality") or self.project.generation.quality
         start, fov = start_pose(self.project)
         if o.start_c2w is not None:
             start = np.asarray(o.start_c2w, np.float64)
@@ -282,8 +286,6 @@ class PlaySession:
             inspection_videos=False,
             **self.fields,
         )
-        if self.preset:
-            ctx.log(f"play: preset {self.preset}")
         try:
             result = generate_job(self.folder.root, options)(ctx.child(self._forward))
         except BaseException:
@@ -336,7 +338,7 @@ class PlaySession:
                 "run_dir": str(played.run.run_dir),
                 "mode": "live" if isinstance(self.source, LiveObserver) else "actions",
                 "backend": self.backend,
-                "preset": self.preset,
+                "quality": self.quality,
                 "actions": played.actions,
                 "extras": played.extras if any(played.extras) else None,
                 "frames_per_action": m.frames_per_action,

@@ -8,7 +8,8 @@ queue that a timer plays at the project's fps. When a chunk starts playing the s
 :class:`~worldstudio.core.play.Pacer` hears of it, so the next chunk is prepared while this one
 plays and the keys pressed now steer it. The GUI thread never waits for the engine.
 
-Space pauses and resumes (the job holds between steps, the screen holds its frame); Esc or P
+The Play action first opens the view *ready*: the strip's backend, quality and size can be
+chosen, and Enter (or Start) starts the session. Space pauses and resumes (the job holds between steps, the screen holds its frame); Esc or P
 stops: the chunk under way finishes, the session becomes an ordinary run, and its camera motion
 becomes keyframes fitted to the played poses (fitted in the job's thread), pushed as ONE
 undoable edit. The view closes when the job ends.
@@ -22,20 +23,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QWidget
 
 from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.generation.acceleration import QUALITIES, QUALITY_HELP
 from worldstudio.core.play import KeyState, Pacer, PlayOptions, PlaySession
-from worldstudio.core.play.backends import preset_names
+from worldstudio.core.play.backends import play_quality
 from worldstudio.core.project import ProjectFolder
 from worldstudio.studio import commands
 from worldstudio.studio.document import ProjectDocument
-from worldstudio.studio.play.view import SIZES, PlayView
+from worldstudio.studio.play.view import READY, SIZES, PlayView
 from worldstudio.studio.worker import GPU, JobHandle, JobRunner
 
 BACKENDS = ("geometry", "oracle", "ideal", "wan-vace", "liveworld")
-NO_PRESET = "(backend's)"
 FRAMES_PER_ACTION = 4
 """Frames a step lasts in the studio (half a headless step, at the same speed): a key steers
 the path from the step after the frames already decided, so shorter steps answer sooner."""
@@ -73,7 +74,14 @@ class PlayMode(QObject):
         self.view.hide()
         self.view.pause_toggled.connect(self.toggle_pause)
         self.view.stop_requested.connect(self.stop)
+        self.view.start_requested.connect(self._start_from_view)
         self.view.backend_box.addItems(list(BACKENDS))
+        for name in QUALITIES:
+            self.view.quality_box.addItem(name)
+            self.view.quality_box.setItemData(
+                self.view.quality_box.count() - 1, QUALITY_HELP[name], Qt.ItemDataRole.ToolTipRole
+            )
+        self.view.backend_box.currentTextChanged.connect(self._backend_quality)
         self._queue: deque[tuple[int, np.ndarray, str]] = deque()
         self._playing_chunk = -1
         self._shown: deque[float] = deque(maxlen=32)
@@ -91,12 +99,27 @@ class PlayMode(QObject):
 
     # ------------------------------------------------------------------ entering and leaving
     def toggle(self) -> None:
-        """The Play action: start a session, or stop the one under way."""
+        """The Play action: open the view ready to start, or stop the session under way, or close
+        the view."""
         if self.running:
             self.stop()
         elif self.active:
             self._close()
         else:
+            self.open()
+
+    def open(self) -> None:
+        """Show the view ready to start: the strip's settings can be changed, Enter starts."""
+        self._refresh_choices()
+        self.keys.release_all()
+        self.view.settings_strip.setEnabled(True)
+        self.view.set_stats(
+            status=READY, latency=None, gen_fps=None, show_fps=None, chunk=-1, action="(SN)"
+        )
+        self._show_view()
+
+    def _start_from_view(self) -> None:
+        if not self.running:
             self.start()
 
     def _refresh_choices(self) -> None:
@@ -106,16 +129,16 @@ class PlayMode(QObject):
             v.backend_box.addItem(g.backend)
         if not self.active:
             v.backend_box.setCurrentText(g.backend)
-        current = v.preset_box.currentText()
-        v.preset_box.clear()
-        v.preset_box.addItems([NO_PRESET, *preset_names()])
-        if v.preset_box.findText(current) >= 0:
-            v.preset_box.setCurrentText(current)
+            self._backend_quality(g.backend)
+
+    def _backend_quality(self, backend: str) -> None:
+        """A backend chosen: the quality it plays with (wan-vace: draft; others: the project's)."""
+        quality = play_quality(backend) or self.doc.project.generation.quality
+        self.view.quality_box.setCurrentText(quality)
 
     def options(self) -> PlayOptions:
         """The session's options from the view's settings strip and the start pose."""
         v = self.view
-        preset = v.preset_box.currentText()
         size_text = v.size_box.currentText()
         size = None
         if size_text in SIZES[1:]:
@@ -127,7 +150,7 @@ class PlayMode(QObject):
             pacer=self.pacer,
             frames_per_action=FRAMES_PER_ACTION,
             backend=v.backend_box.currentText() or None,
-            preset=None if preset in ("", NO_PRESET) else preset,
+            quality=v.quality_box.currentText() or None,
             size=size,
             start_c2w=None if pose is None else pose[0],
             fov=None if pose is None else pose[1],
@@ -144,7 +167,7 @@ class PlayMode(QObject):
     def start(self) -> bool:
         """Open the view and start a live session (saving the project first, asking)."""
         if not self.runner.can_start(GPU):
-            self.message.emit("Another job is running; wait for it or cancel it", True)
+            self._refuse("Another job is running; wait for it or cancel it")
             return False
         if not self._ensure_saved():
             return False
@@ -154,7 +177,7 @@ class PlayMode(QObject):
         try:
             self.session = PlaySession(self.doc.folder, self.options())
         except WorldStudioError as exc:
-            self.message.emit(str(exc), True)
+            self._refuse(str(exc))
             return False
         handle = self.runner.start(self.session, "Play", GPU)
         if handle is None:
@@ -175,14 +198,25 @@ class PlayMode(QObject):
             status="starting…", latency=None, gen_fps=None, show_fps=None, chunk=-1, action="(SN)"
         )
         self.view.settings_strip.setEnabled(False)
+        self._show_view()
+        fps = max(1, int(self.doc.project.generation.fps))
+        self._timer.start(max(1, round(1000 / fps)))
+        return True
+
+    def _show_view(self) -> None:
+        was_active = self.active
         self._cover()
         self.view.show()
         self.view.raise_()
         self.view.setFocus()
-        fps = max(1, int(self.doc.project.generation.fps))
-        self._timer.start(max(1, round(1000 / fps)))
-        self.active_changed.emit(True)
-        return True
+        if not was_active:
+            self.active_changed.emit(True)
+
+    def _refuse(self, text: str) -> None:
+        """A session that cannot start: said in the status bar and, when ready, in the view."""
+        self.message.emit(text, True)
+        if self.active:
+            self.view.set_stats(status=f"{text}\nEsc closes")
 
     def _ensure_saved(self) -> bool:
         if self.doc.folder is not None and not self.doc.is_modified:
@@ -286,8 +320,12 @@ class PlayMode(QObject):
         self.session_finished.emit(result)
 
     def _on_failed(self, message: str) -> None:
+        """Back to ready, the error on screen: another backend or size may do."""
         self.message.emit(f"Play failed: {message}", True)
-        self._close()
+        self._timer.stop()
+        self.keys.release_all()
+        self.view.settings_strip.setEnabled(True)
+        self.view.set_stats(status=f"Play failed: {message}\nEnter retries · Esc closes")
 
     def _on_cancelled(self) -> None:
         run = self.session.run_dir if self.session is not None else None

@@ -62,9 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     w.start_renders()
     _wait(app, 3.0)
     mode = w.play_mode
+    w.act_play_world.trigger()  # ready: the strip's settings, then Enter
     mode.view.backend_box.setCurrentText("geometry")
-    w.act_play_world.trigger()
     view = mode.view
+    _key(app, view, Qt.Key.Key_Return, True)
     if not _wait(app, 120, lambda: view.frames_shown >= 9):
         print("play mode showed no frame")
         return 1

@@ -6,8 +6,9 @@ Keys go to the session's :class:`~worldstudio.core.play.KeyState` (:data:`PLAY_K
 move, Q E down and up, the arrows turn and look); a horizontal mouse drag turns one step each
 :data:`DRAG_STEP_PX` pixels, a vertical one looks up or down. While the view has the focus, these
 keys are the view's, not the window's shortcuts (the arrows also step the playhead elsewhere).
-Space pauses and resumes, Esc or P stops. The view never waits for a chunk: it shows the frames
-it is given (:meth:`PlayView.show_frame`).
+Before a session the view is *ready*: the strip's settings can be changed and Enter (or the Start
+button) starts. Space pauses and resumes, Esc or P stops (or, when ready, closes the view). The
+view never waits for a chunk: it shows the frames it is given (:meth:`PlayView.show_frame`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QPainter
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from worldstudio.core.play import KeyState
 from worldstudio.studio.field_guard import guard
@@ -34,8 +35,10 @@ PLAY_KEYS: dict[int, str] = {
     Qt.Key.Key_Down: "DOWN",
 }
 """Qt keys -> the key names :func:`worldstudio.core.play.step_from_keys` reads."""
-CONTROL_KEYS = (Qt.Key.Key_Space, Qt.Key.Key_Escape, Qt.Key.Key_P)
+START_KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+CONTROL_KEYS = (Qt.Key.Key_Space, Qt.Key.Key_Escape, Qt.Key.Key_P, *START_KEYS)
 DRAG_STEP_PX = 24
+READY = "Ready: choose the backend, quality and size above · Enter starts · Esc closes"
 HINT = "WASD move · Q/E down/up · ←/→ or drag turn · ↑/↓ look · Space pause · Esc stop"
 SIZES = ("project", "416x240", "832x480")
 
@@ -45,6 +48,7 @@ class PlayView(QWidget):
 
     pause_toggled = Signal()
     stop_requested = Signal()
+    start_requested = Signal()
 
     def __init__(self, keys: KeyState, parent: QWidget | None = None):
         super().__init__(parent)
@@ -70,18 +74,24 @@ class PlayView(QWidget):
         row = QHBoxLayout(strip)
         row.setContentsMargins(8, 4, 8, 4)
         self.backend_box = QComboBox()
-        self.preset_box = QComboBox()
+        self.quality_box = QComboBox()
         self.size_box = QComboBox()
         self.size_box.addItems(list(SIZES))
         for label, box in (
             ("Backend", self.backend_box),
-            ("Preset", self.preset_box),
+            ("Quality", self.quality_box),
             ("Size", self.size_box),
         ):
             box.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the keys stay the view's
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
             guard(box)  # never focused, so the wheel never changes it
             row.addWidget(QLabel(label))
             row.addWidget(box)
+        self.start_button = QPushButton("Start  ⏎")
+        self.start_button.setToolTip("Start the session with these settings (Enter)")
+        self.start_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.start_button.clicked.connect(self.start_requested)
+        row.addWidget(self.start_button)
         row.addStretch(1)
         self.settings_strip = strip
 
@@ -115,7 +125,7 @@ class PlayView(QWidget):
         if stats:
             lines.append(" · ".join(stats))
         if self.status:
-            lines.append(self.status)
+            lines.extend(self.status.splitlines())
         return lines
 
     def resizeEvent(self, event) -> None:
@@ -139,8 +149,9 @@ class PlayView(QWidget):
         font = QFont(self.font())
         font.setPointSizeF(max(9.0, font.pointSizeF()))
         p.setFont(font)
-        lines = self.overlay_lines()
         fm = p.fontMetrics()
+        room = max(80, self.width() - 40)
+        lines = [fm.elidedText(t, Qt.TextElideMode.ElideRight, room) for t in self.overlay_lines()]
         box_w = max(fm.horizontalAdvance(t) for t in lines) + 16
         box_h = fm.height() * len(lines) + 10
         p.fillRect(QRectF(10, top + 10, box_w, box_h), QColor(0, 0, 0, 150))
@@ -172,7 +183,9 @@ class PlayView(QWidget):
             return
         if ev.isAutoRepeat():
             return
-        if key == Qt.Key.Key_Space:
+        if key in START_KEYS:
+            self.start_requested.emit()
+        elif key == Qt.Key.Key_Space:
             self.pause_toggled.emit()
         elif key in (Qt.Key.Key_Escape, Qt.Key.Key_P):
             self.stop_requested.emit()

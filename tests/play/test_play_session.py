@@ -12,7 +12,7 @@ import pytest
 
 from tests.generation.engine_support import H, W, demo_project, torch_one_thread
 from worldstudio.core.cli import main
-from worldstudio.core.errors import Cancelled
+from worldstudio.core.errors import Cancelled, WorldStudioError
 from worldstudio.core.geometry.camera import intrinsics_from_fov
 from worldstudio.core.geometry.path import bake_path
 from worldstudio.core.jobs import JobContext
@@ -223,7 +223,12 @@ def test_bad_play_input_fails_with_one_line(project, tmp_path, capsys):
     assert "--chunk-frames" in fails("--actions", "(FN)", "--chunk-frames", "0")
     assert "--threads" in fails("--actions", "(FN)", "--threads", "0")
     assert "4k+1" in fails("--actions", "(FN)", "--chunk-frames", "8", "--backend", "geometry")
-    assert "unknown preset 'draft'" in fails("--actions", "(FN)", "--preset", "draft")
+    with pytest.raises(SystemExit) as info:  # argparse: its usage and one line
+        main(["play", str(project), "--actions", "(FN)", "--quality", "best"])
+    assert info.value.code == 2
+    assert "--quality: invalid choice: 'best'" in capsys.readouterr().err
+    with pytest.raises(WorldStudioError, match="quality 'best': expected one of full, fast, draft"):
+        play_job(project, PlayOptions(actions="(FN)", quality="best"))
     assert "no such file" in fails("--actions", "(FN)", "--lora", str(tmp_path / "x.safetensors"))
     assert "unknown backend" in fails("--actions", "(FN)", "--backend", "nope")
     (tmp_path / "full").mkdir()

@@ -1,5 +1,5 @@
-"""Play mode in the studio: the keys of the play view, and a live session on the demo project
-(the geometry backend) from the toolbar to its keyframes."""
+"""Play mode in the studio: the keys of the play view, the quality presets its strip offers, and a
+live session on the demo project (the geometry backend) from the toolbar to its keyframes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from PySide6.QtCore import QEvent, QPoint, Qt
 from PySide6.QtGui import QFocusEvent
 from PySide6.QtWidgets import QApplication
 
+from worldstudio.core.generation.acceleration import QUALITIES
 from worldstudio.core.geometry.path import bake_path
 from worldstudio.core.play import KeyState
 from worldstudio.core.project import ProjectFolder
@@ -100,11 +101,17 @@ def test_play_mode_plays_the_world_and_stop_makes_the_path_one_undo_step(
     undo_before = w.doc.undo_stack.count()
     assert w.act_play_world.shortcut().toString() == "P"
     assert w.act_play_world in w.toolbar.actions()
+    # the Play action opens the view ready: the strip's settings can be chosen, Enter starts
+    w.act_play_world.trigger()
+    assert mode.active and not mode.running and mode.view.isVisible()
+    assert mode.view.settings_strip.isEnabled() and "Enter starts" in mode.view.overlay_lines()[-1]
+    assert w.act_play_world.isChecked()
     mode.view.backend_box.setCurrentText("geometry")
     mode.view.size_box.setCurrentText("project")
-
-    w.act_play_world.trigger()
-    assert mode.active and mode.running and mode.view.isVisible()
+    qtbot.keyPress(mode.view, Qt.Key.Key_Return)
+    assert mode.active and mode.running and not mode.view.settings_strip.isEnabled()
+    # the strip shows the session's quality: the project's, for the geometry backend
+    assert mode.session.quality == "full" == mode.view.quality_box.currentText()
     assert w.act_play_world.isChecked()
     paced = []  # (chunk ready, chunk playing when it arrived)
     mode.job.event.connect(
@@ -155,3 +162,38 @@ def test_play_mode_plays_the_world_and_stop_makes_the_path_one_undo_step(
     w.doc.undo_stack.undo()
     assert [k.position for k in w.doc.project.camera_path.keyframes] == [k.position for k in old]
     assert ProjectFolder(demo_folder).load().camera_path.keyframes  # the saved project is intact
+
+
+def test_ready_play_closes_with_esc_and_a_failed_start_goes_back_to_ready(
+    make_window, demo_folder, qtbot
+):
+    w = make_window(demo_folder)
+    mode = w.play_mode
+    w.act_play_world.trigger()
+    assert mode.active and not mode.running
+    # a backend that cannot start says why in the view and stays ready for another choice
+    mode.view.backend_box.addItem("no-such-backend")  # as a project from elsewhere may name
+    mode.view.backend_box.setCurrentText("no-such-backend")
+    mode.view.start_button.click()
+    qtbot.waitUntil(lambda: not mode.running, timeout=30000)
+    assert mode.active and mode.view.settings_strip.isEnabled()
+    failed, hint = mode.view.overlay_lines()[-2:]
+    assert "no-such-backend" in failed and "Enter retries" in hint
+    qtbot.keyPress(mode.view, Qt.Key.Key_Escape)
+    assert not mode.active and not w.act_play_world.isChecked()
+
+
+def test_the_play_strip_offers_the_quality_presets(make_window, demo_folder):
+    w = make_window(demo_folder)
+    mode = w.play_mode
+    box = mode.view.quality_box
+    assert [box.itemText(i) for i in range(box.count())] == list(QUALITIES)
+    draft_tip = box.itemData(QUALITIES.index("draft"), Qt.ItemDataRole.ToolTipRole)
+    assert "step-distillation LoRA" in draft_tip
+    # a backend chosen: the quality it plays with (wan-vace: draft), which the session gets
+    mode.view.backend_box.setCurrentText("wan-vace")
+    assert box.currentText() == "draft" and mode.options().quality == "draft"
+    mode.view.backend_box.setCurrentText("geometry")
+    assert box.currentText() == w.doc.project.generation.quality == "full"
+    box.setCurrentText("fast")
+    assert mode.options().quality == "fast"

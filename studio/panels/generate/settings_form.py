@@ -201,16 +201,12 @@ class GenerationSettingsForm(QWidget):
 
     def _build_speed(self) -> QGroupBox:
         self.quality = QComboBox()
-        quality_tips = {
-            "full": "every step in full",
-            "fast": "a denoising cache (TaylorSeer) reuses work between steps",
-            "draft": "a step-distillation LoRA: 4-8 steps without guidance (downloaded on "
-            "first use)",
-        }
         for name in acceleration.QUALITIES:
             self.quality.addItem(name, name)
             self.quality.setItemData(
-                self.quality.count() - 1, quality_tips[name], Qt.ItemDataRole.ToolTipRole
+                self.quality.count() - 1,
+                acceleration.QUALITY_HELP[name],
+                Qt.ItemDataRole.ToolTipRole,
             )
         self.quality.currentIndexChanged.connect(
             lambda _i: self._edit("quality", self.quality.currentData())
