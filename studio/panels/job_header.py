@@ -8,9 +8,6 @@ and the buttons follow the handle's state. What the status line says is the pane
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -21,45 +18,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from worldstudio.core.jobs.progress import Eta, format_elapsed, format_seconds_left
 from worldstudio.studio.worker import JobHandle
 
-MIN_ETA_SECONDS = 2.0  # say nothing about the time left before the job has run this long
-
-
-class Eta:
-    """The time left from progress reports: the rate since the current total was first seen
-    (a job that changes phase, e.g. encoding then training, starts a new estimate)."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic):
-        self.clock = clock
-        self.reset()
-
-    def reset(self) -> None:
-        self._total = -1
-        self._t0 = 0.0
-        self._done0 = 0
-
-    def update(self, done: int, total: int) -> float | None:
-        """Seconds left, or None while there is no telling."""
-        now = self.clock()
-        if total != self._total or done < self._done0:
-            self._total, self._t0, self._done0 = total, now, done
-            return None
-        elapsed = now - self._t0
-        if total <= 0 or done <= self._done0 or elapsed < MIN_ETA_SECONDS:
-            return None
-        rate = (done - self._done0) / elapsed
-        return max(0.0, (total - done) / rate)
-
-
-def format_seconds_left(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 60:
-        return f"~{max(1, round(seconds))} s left"
-    if seconds < 3600:
-        return f"~{round(seconds / 60)} min left"
-    return f"~{seconds / 3600:.1f} h left"
+__all__ = ["Eta", "JobHeader", "format_elapsed", "format_seconds_left"]
 
 
 class JobHeader(QWidget):

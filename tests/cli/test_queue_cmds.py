@@ -1,0 +1,131 @@
+"""`worldstudio queue add / list / run / cancel / move / remove`: the same on-disk queue as the
+studio's, run headless; an interrupted generation continues from its last finished round."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.generation.engine_support import F, H, W, demo_project, torch_one_thread
+from worldstudio.core.cli import main
+from worldstudio.core.jobs.process import ProcessStamp, this_process
+from worldstudio.core.jobs.queue import JobQueue
+from worldstudio.core.project import ProjectFolder
+from worldstudio.core.project.runs import list_runs
+
+_one_thread = pytest.fixture(scope="module", autouse=True)(torch_one_thread)
+ARGS = ["--backend", "oracle", "--frames-per-round", str(F), "--size", f"{W}x{H}"]
+
+
+@pytest.fixture
+def project(tmp_path_factory, tmp_path):
+    return demo_project(tmp_path_factory, tmp_path / "demo.wsproj")
+
+
+def _dead_stamp() -> dict:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    me = this_process()
+    return ProcessStamp(child.pid, me.host, me.boot, None).to_json()
+
+
+def test_add_list_and_run(project, tmp_path, capsys):
+    out_ply = tmp_path / "cloud.ply"
+    assert main(["queue", "add", str(project), "--", "generate", *ARGS, "--rounds", "1"]) == 0
+    assert main(["queue", "add", str(project), "--", "export", "--ply", str(out_ply)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("queued ") == 2 and "(number 2 in " in out
+    assert main(["queue", "list"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and all(" queued " in line for line in lines)
+    assert "generate demo.wsproj" in lines[0] and "export demo.wsproj" in lines[1]
+
+    assert main(["queue", "run", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1] == "2 done"
+    (run,) = list_runs(ProjectFolder(project))
+    assert run.completed_rounds() == 1 and run.status() == "complete"
+    assert out_ply.is_file()
+    entries = JobQueue().entries()
+    assert [e.state for e in entries] == ["done", "done"]
+    assert entries[0].run == str(run.path) and entries[0].total > 0
+    assert entries[0].done == entries[0].total
+    assert main(["queue", "list"]) == 0
+    assert "done" in capsys.readouterr().out
+    assert main(["queue", "run"]) == 0
+    assert "nothing to run" in capsys.readouterr().out
+
+
+def test_bad_commands_are_refused_when_added(project, capsys):
+    assert main(["queue", "add", str(project), "--", "play"]) == 2
+    assert "the queue takes generate, train, preview, export jobs, not 'play'" in (
+        capsys.readouterr().err
+    )
+    assert main(["queue", "add", str(project), "--", "generate", "--bogus"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == "error: worldstudio: error: unrecognized arguments: --bogus"
+    assert main(["queue", "add", str(project / "nope"), "--", "generate"]) == 2
+    assert "not a project folder" in capsys.readouterr().err
+    assert JobQueue().entries() == []
+
+
+def test_cancel_move_and_remove(project, capsys):
+    for rounds in ("1", "2", "3"):
+        main(["queue", "add", str(project), "--", "generate", *ARGS, "--rounds", rounds])
+    a, b, c = (e.id for e in JobQueue().entries())
+    assert main(["queue", "move", c, "1"]) == 0
+    assert [e.id for e in JobQueue().entries()] == [c, a, b]
+    assert main(["queue", "cancel", a]) == 0
+    assert main(["queue", "remove", b]) == 0
+    assert main(["queue", "remove", "nope"]) == 2
+    assert "no job 'nope' in the queue" in capsys.readouterr().err
+    assert [(e.id, e.state) for e in JobQueue().entries()] == [(c, "queued"), (a, "cancelled")]
+
+
+def test_a_failed_job_is_recorded_and_the_queue_goes_on(project, tmp_path, capsys):
+    folder = ProjectFolder(project)
+    p = folder.load()
+    for k in p.camera_path.keyframes:  # a path far out of the scene: the pre-flight refuses it
+        k.position = (0.0, 0.0, -500.0)
+    folder.save(p)
+    main(["queue", "add", str(project), "--", "generate", *ARGS, "--rounds", "1"])
+    main(["queue", "add", str(project), "--", "export", "--ply", str(tmp_path / "c.ply")])
+    capsys.readouterr()
+    assert main(["queue", "run", "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "failed " in out and "leaves the reconstructed scene" in out
+    failed, done = JobQueue().entries()
+    assert failed.state == "failed" and "move those keyframes" in failed.error
+    assert done.state == "done" and list_runs(folder) == []
+
+
+def test_an_interrupted_generation_continues_from_its_last_finished_round(project, capsys):
+    # a queued generation whose process died in round 2: run.json says "running" by a gone
+    # writer, the queue entry says running by the same gone process
+    assert main(["generate", str(project), *ARGS, "--rounds", "1", "--quiet"]) == 0
+    (run,) = list_runs(ProjectFolder(project))
+    dead = _dead_stamp()
+    meta = json.loads(run.run_file.read_text())
+    meta.update(status="running", rounds_total=2, writer=dead)
+    meta["settings"]["rounds"] = 2
+    run.run_file.write_text(json.dumps(meta))
+    first = run.observer_npy(0).read_bytes()
+    first_mtime = run.observer_npy(0).stat().st_mtime_ns
+
+    queue = JobQueue()
+    e = queue.add("generate", project, [*ARGS, "--rounds", "2"])
+    queue.claim()
+    queue.update(e.id, owner=dead, run=str(run.path))
+    capsys.readouterr()
+    assert main(["queue", "list"]) == 0
+    assert "interrupted" in capsys.readouterr().out  # a new process sees the gone one
+
+    assert main(["queue", "run", "--quiet"]) == 0
+    assert [r.path for r in list_runs(ProjectFolder(project))] == [run.path]  # no new run
+    assert run.completed_rounds() == 2 and run.status() == "complete"
+    assert run.observer_npy(0).read_bytes() == first
+    assert run.observer_npy(0).stat().st_mtime_ns == first_mtime  # round 1 was not redone
+    assert JobQueue().get(e.id).state == "done"
