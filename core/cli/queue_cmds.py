@@ -103,14 +103,17 @@ def _argv(entry: QueueEntry) -> list[str]:
 
 def entry_job(entry: QueueEntry) -> Callable[[JobContext], Any]:
     """The job ``fn(ctx)`` of a queue entry: its command run in this thread with ``ctx`` in place
-    of a progress bar (:func:`worldstudio.core.jobs.hosted_by`)."""
+    of a progress bar (:func:`worldstudio.core.jobs.hosted_by`); it returns what the command's
+    job returned."""
     args = parse_command(_argv(entry))
     if hasattr(args, "quiet"):
         args.quiet = True
 
     def job(ctx: JobContext) -> Any:
-        with hosted_by(ctx):  # what the command prints (its summary) goes to stdout as ever
-            return args.handler(args)
+        """What the command's last job returned (a generation's RunResult), else its status."""
+        with hosted_by(ctx) as results:  # what the command prints goes to stdout as ever
+            status = args.handler(args)
+        return results[-1] if results else status
 
     return job
 

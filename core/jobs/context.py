@@ -147,16 +147,16 @@ _host = threading.local()
 
 
 @contextmanager
-def hosted_by(ctx: JobContext) -> Iterator[None]:
+def hosted_by(ctx: JobContext) -> Iterator[list[Any]]:
     """Inside the block, :func:`run_in_terminal` in this thread runs its job with ``ctx`` instead
     of a progress bar: a CLI command run by the job queue reports to the queue's runner and
-    honours its cancel."""
-    outer = getattr(_host, "ctx", None)
-    _host.ctx = ctx
+    honours its cancel. The block gets the list of what those jobs returned."""
+    outer = getattr(_host, "ctx", None), getattr(_host, "results", None)
+    _host.ctx, _host.results = ctx, []
     try:
-        yield
+        yield _host.results
     finally:
-        _host.ctx = outer
+        _host.ctx, _host.results = outer
 
 
 def run_in_terminal(
@@ -166,7 +166,9 @@ def run_in_terminal(
     :func:`hosted_by`, with the host's context."""
     host = getattr(_host, "ctx", None)
     if host is not None:
-        return job(host)
+        result = job(host)
+        _host.results.append(result)
+        return result
     from tqdm import tqdm
 
     bar: tqdm | None = None

@@ -8,6 +8,9 @@ and the buttons follow the handle's state. What the status line says is the pane
 
 from __future__ import annotations
 
+import time
+
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -41,6 +44,10 @@ class JobHeader(QWidget):
         super().__init__(parent)
         self.handle: JobHandle | None = None
         self.eta = Eta()
+        self._left: tuple[float, float] | None = None  # (seconds left, monotonic time said)
+        self.clock = QTimer(self)  # elapsed and time left tick every second while it runs
+        self.clock.setInterval(1000)
+        self.clock.timeout.connect(self._show_times)
         self.status = QLabel("")
         self.status.setObjectName("mono")
         self.status.setWordWrap(True)
@@ -84,8 +91,10 @@ class JobHeader(QWidget):
         """Show ``handle``'s job from now on."""
         self.handle = handle
         self.eta.reset()
-        self.time_left.setText("")
+        self._left = None
         self.bar.setRange(0, 0)  # busy until the first progress report
+        self._show_times()
+        self.clock.start()
         handle.progress.connect(self._on_progress)
         handle.state_changed.connect(self._on_state)
         self._update_buttons()
@@ -114,7 +123,9 @@ class JobHeader(QWidget):
         """The job ended: a full bar when it completed, an empty one otherwise."""
         self.bar.setRange(0, 1)
         self.bar.setValue(1 if complete else 0)
-        self.time_left.setText("")
+        self.clock.stop()
+        self._left = None
+        self._show_times()
         self.status.setText(text)
 
     def reset(self, text: str = "") -> None:
@@ -122,6 +133,8 @@ class JobHeader(QWidget):
         if self.running:
             return
         self.handle = None
+        self.clock.stop()
+        self._left = None
         self.bar.setRange(0, 1)
         self.bar.setValue(0)
         self.time_left.setText("")
@@ -132,12 +145,28 @@ class JobHeader(QWidget):
         if total > 0:
             self.bar.setRange(0, total)
             self.bar.setValue(done)
-        self.time_left.setText(format_seconds_left(self.eta.update(done, total)))
+        left = self.eta.update(done, total)
+        self._left = None if left is None else (left, time.monotonic())
+        self._show_times()
+
+    def _show_times(self) -> None:
+        """How long the job has run (its total once ended) and, while it runs, the time left."""
+        if self.handle is None:
+            self.time_left.setText("")
+            return
+        parts = [format_elapsed(self.handle.elapsed())]
+        if self._left is not None and self.running:
+            seconds, said = self._left
+            parts.append(format_seconds_left(max(0.0, seconds - (time.monotonic() - said))))
+        self.time_left.setText(" · ".join(p for p in parts if p))
 
     def _on_state(self, state: str) -> None:
         if state == "paused":  # the time left starts again from the rate after the pause
             self.eta.reset()
-            self.time_left.setText("")
+            self._left = None
+            self._show_times()
+        if self.handle is not None and self.handle.ended:
+            self.clock.stop()
         self._update_buttons()
 
     def _update_buttons(self) -> None:
