@@ -107,6 +107,7 @@ class MainWindow(QMainWindow):
         self._make_statusbar()
         self.runner.started.connect(self._job_started)
         self.runner.jobs_changed.connect(self._update_frame_actions)
+        self.queue_driver.changed.connect(self._update_frame_actions)
         self.playback.playing_changed.connect(self._playing_changed)
 
         self.autosave_timer = QTimer(self)
@@ -664,7 +665,9 @@ class MainWindow(QMainWindow):
         self.act_render.setEnabled(
             self.runner.can_start(GPU) and has_kf and self.doc.cloud is not None
         )
-        self.act_generate.setEnabled(self.runner.can_start(GPU))
+        # Generate queues behind other GPU work; one run (running or queued) per panel
+        gp = self.generate_panel
+        self.act_generate.setEnabled(not gp.running and gp.queued is None)
 
     # ================================================================== views and cameras
     def current_view(self) -> tuple[np.ndarray, float] | None:

@@ -65,8 +65,8 @@ class JobsPanel(QWidget):
         self.run_button = QPushButton("Run queue")
         self.run_button.setCheckable(True)
         self.run_button.setToolTip(
-            "Start the waiting jobs in order (the GPU runs one at a time; previews and exports "
-            "run beside it). Unchecked: running jobs go on, no new one starts."
+            "Run queue: start the waiting jobs in order (the GPU runs one at a time; previews "
+            "and exports run beside it). Hold queue: running jobs go on, no new one starts."
         )
         self.run_button.toggled.connect(driver.run_queue)
         self.up_button = QPushButton("Up")
@@ -138,6 +138,7 @@ class JobsPanel(QWidget):
                     self.table.selectRow(row)
         self.run_button.blockSignals(True)
         self.run_button.setChecked(self.driver.auto)
+        self.run_button.setText("Hold queue" if self.driver.auto else "Run queue")
         self.run_button.blockSignals(False)
         waiting = sum(e.state in WAITING for e in entries)
         if not entries:
@@ -177,8 +178,12 @@ class JobsPanel(QWidget):
             bar = QProgressBar()
             bar.setTextVisible(True)
             self.table.setCellWidget(row, 2, bar)
-        bar.setRange(0, max(1, e.total))
-        bar.setValue(e.total if e.state == "done" else min(e.done, max(1, e.total)))
+        if e.state == "done":
+            bar.setRange(0, 1)
+            bar.setValue(1)
+        else:
+            bar.setRange(0, max(1, e.total))
+            bar.setValue(min(e.done, max(1, e.total)))
         bar.setFormat("%p%" if e.total or e.state == "done" else "")
         bar.setToolTip(e.message)
         cell(3, format_elapsed(e.elapsed(now)))
