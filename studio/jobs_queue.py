@@ -9,6 +9,10 @@ panel), so jobs queued by ``worldstudio queue add`` show up, and a ``queue cance
 terminal reaches the job. The gpu lane of the queue runs on the runner's GPU lane (one at a
 time with the studio's other GPU work), the light lane (previews, exports) beside it.
 
+The studio's other jobs (a training, a preview render, an export, a download) run on the runner
+directly; the driver follows them too (:meth:`QueueDriver.live_jobs`) so the Jobs panel shows
+every job that runs.
+
 Jobs left waiting from an earlier session (or queued from a terminal) wait until the user
 presses Run queue (:attr:`QueueDriver.auto` is off at start when the queue holds any); what the
 studio queues itself runs as soon as its lane is free.
@@ -16,14 +20,42 @@ studio queues itself runs as soon as its lane is free.
 
 from __future__ import annotations
 
+import time
+
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.jobs.progress import Eta
 from worldstudio.core.jobs.queue import GPU_LANE, WAITING, JobQueue, QueueEntry
 from worldstudio.studio.worker import GPU, JobHandle, JobRunner
 
 LIGHT = "light"  # the runner's lane for the queue's light jobs
 RUNNER_LANE = {GPU_LANE: GPU, "light": LIGHT}
+
+
+class LiveJob:
+    """A job the studio runs outside the queue (a training, a preview render, an export, a
+    download): shown in the Jobs panel while it runs, with its progress and time left."""
+
+    def __init__(self, handle: JobHandle):
+        self.handle = handle
+        self.done = 0
+        self.total = 0
+        self.message = ""
+        self.eta = Eta()
+        self.left: tuple[float, float] | None = None  # (seconds left, monotonic time said)
+        handle.progress.connect(self._on_progress)
+
+    def _on_progress(self, done: int, total: int, message: str) -> None:
+        self.done, self.total, self.message = done, total, message
+        left = self.eta.update(done, total)
+        self.left = None if left is None else (left, time.monotonic())
+
+    def seconds_left(self) -> float | None:
+        if self.left is None or self.handle.ended:
+            return None
+        seconds, said = self.left
+        return max(0.0, seconds - (time.monotonic() - said))
 
 
 class QueueDriver(QObject):
@@ -46,6 +78,7 @@ class QueueDriver(QObject):
         self.queue = queue or JobQueue()
         self.handles: dict[str, JobHandle] = {}  # entry id -> the handle of a job started here
         self.entries: list[QueueEntry] = []
+        self.live: list[LiveJob] = []  # the studio's running jobs that are not queue entries
         try:
             waiting = any(e.state in WAITING for e in self.queue.entries())
         except WorldStudioError as exc:
@@ -57,8 +90,27 @@ class QueueDriver(QObject):
         self.timer.setInterval(poll_ms)
         self.timer.timeout.connect(self.refresh)
         self.timer.start()
+        runner.started.connect(self._on_started)
         runner.jobs_changed.connect(self.pump)
         self.refresh()
+
+    def _on_started(self, handle: JobHandle) -> None:
+        """A job of the runner: a queue entry's (known by its handle, added after this) or one
+        the studio started itself, followed until it ends."""
+        live = LiveJob(handle)
+        self.live.append(live)
+        handle.state_changed.connect(lambda _s, live=live: self._live_state(live))
+        self.changed.emit()
+
+    def _live_state(self, live: LiveJob) -> None:
+        if live.handle.ended and live in self.live:
+            self.live.remove(live)
+            self.changed.emit()
+
+    def live_jobs(self) -> list[LiveJob]:
+        """The running jobs that are not queue entries, oldest first."""
+        queued = set(map(id, self.handles.values()))
+        return [j for j in self.live if id(j.handle) not in queued and not j.handle.ended]
 
     # ------------------------------------------------------------------ reading
     def refresh(self) -> None:

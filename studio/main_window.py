@@ -42,7 +42,7 @@ from worldstudio.studio import commands, field_guard
 from worldstudio.studio import settings as app_settings
 from worldstudio.studio.document import ProjectDocument, Selection
 from worldstudio.studio.frame_renderer import FrameRenderer
-from worldstudio.studio.jobs_queue import QueueDriver
+from worldstudio.studio.jobs_queue import LIGHT, QueueDriver
 from worldstudio.studio.panels.camera_view import CameraViewPanel
 from worldstudio.studio.panels.entities import EntitiesPanel
 from worldstudio.studio.panels.inspector import InspectorPanel
@@ -662,8 +662,8 @@ class MainWindow(QMainWindow):
     def _update_frame_actions(self, *_args) -> None:
         has_kf = bool(self.doc.project.camera_path.keyframes)
         self.act_del_kf.setEnabled(has_kf)
-        self.act_render.setEnabled(
-            self.runner.can_start(GPU) and has_kf and self.doc.cloud is not None
+        self.act_render.setEnabled(  # a light job: it may render beside a generation
+            self.runner.can_start(LIGHT) and has_kf and self.doc.cloud is not None
         )
         # Generate queues behind other GPU work; one run (running or queued) per panel
         gp = self.generate_panel
@@ -972,7 +972,7 @@ class MainWindow(QMainWindow):
             self.log("note: the preview renders the last saved project; save to include your edits")
         job = render_preview_job(self.doc.folder, out, width, height, **kwargs)
         self.playback.stop()
-        return self.run_job(job, "Render preview", self._preview_done)
+        return self.run_job(job, "Render preview", self._preview_done, lane=LIGHT)
 
     def _preview_kwargs(self) -> dict:
         """Pass the in-memory model when render_preview_job accepts one (unsaved edits render)."""

@@ -1,7 +1,9 @@
 """The Jobs dock: the job queue (generations, trainings, previews, exports) with each job's state,
 progress, elapsed time and time left, and Run queue, Up / Down, Cancel, Remove, Retry and Clear
 finished. It shows the queue file (:class:`~studio.jobs_queue.QueueDriver` reads it every
-second), so jobs queued from a terminal (``worldstudio queue add``) are here too."""
+second), so jobs queued from a terminal (``worldstudio queue add``) are here too. Below the
+queue, the studio's running jobs that are not queue entries (a training, a preview render, an
+export, a download), which Cancel stops."""
 
 from __future__ import annotations
 
@@ -24,9 +26,10 @@ from PySide6.QtWidgets import (
 
 from worldstudio.core.jobs.progress import format_elapsed, format_seconds_left
 from worldstudio.core.jobs.queue import ENDED, WAITING, QueueEntry
-from worldstudio.studio.jobs_queue import QueueDriver
+from worldstudio.studio.jobs_queue import LiveJob, QueueDriver
 
 COLUMNS = ("Job", "State", "Progress", "Elapsed", "Left")
+LIVE = "live:"  # the row key of a job the studio runs outside the queue
 STATE_TEXT = {
     "queued": "queued",
     "running": "running",
@@ -127,11 +130,14 @@ class JobsPanel(QWidget):
 
     def refresh(self) -> None:
         entries = self.driver.entries
+        live = self.driver.live_jobs()
         chosen = self.selected_id()
         now = time.time()
-        self.table.setRowCount(len(entries))
+        self.table.setRowCount(len(entries) + len(live))
         for row, e in enumerate(entries):
             self._fill_row(row, e, now)
+        for row, job in enumerate(live, start=len(entries)):
+            self._fill_live_row(row, job)
         if chosen is not None:
             for row, e in enumerate(entries):
                 if e.id == chosen:
@@ -154,13 +160,7 @@ class JobsPanel(QWidget):
 
     def _fill_row(self, row: int, e: QueueEntry, now: float) -> None:
         def cell(col: int, text: str, tip: str = "") -> QTableWidgetItem:
-            item = self.table.item(row, col)
-            if item is None:
-                item = QTableWidgetItem()
-                self.table.setItem(row, col, item)
-            item.setText(text)
-            item.setToolTip(tip)
-            return item
+            return self._cell(row, col, text, tip)
 
         name = cell(0, e.title, f"worldstudio {' '.join(e.argv)}")
         name.setData(Qt.ItemDataRole.UserRole, e.id)
@@ -173,11 +173,7 @@ class JobsPanel(QWidget):
         item = cell(1, state, tip)
         colour = STATE_COLOUR.get(e.state)
         item.setData(Qt.ItemDataRole.ForegroundRole, None if colour is None else QColor(colour))
-        bar = self.table.cellWidget(row, 2)
-        if not isinstance(bar, QProgressBar):
-            bar = QProgressBar()
-            bar.setTextVisible(True)
-            self.table.setCellWidget(row, 2, bar)
+        bar = self._bar(row)
         if e.state == "done":
             bar.setRange(0, 1)
             bar.setValue(1)
@@ -189,7 +185,52 @@ class JobsPanel(QWidget):
         cell(3, format_elapsed(e.elapsed(now)))
         cell(4, format_seconds_left(e.eta_now(now)) if e.state == "running" else "")
 
+    def _fill_live_row(self, row: int, job: LiveJob) -> None:
+        """A running job the studio started outside the queue (a training, a preview render, an
+        export): Cancel works on it; it leaves the list when it ends."""
+        h = job.handle
+        name = self._cell(row, 0, h.description, "started by the studio, not queued")
+        name.setData(Qt.ItemDataRole.UserRole, f"{LIVE}{id(h)}")
+        state = "cancelling" if h.cancel_requested else h.state
+        self._cell(row, 1, state, job.message).setData(Qt.ItemDataRole.ForegroundRole, None)
+        bar = self._bar(row)
+        bar.setRange(0, max(1, job.total))
+        bar.setValue(min(job.done, max(1, job.total)))
+        bar.setFormat("%p%" if job.total else "")
+        bar.setToolTip(job.message)
+        self._cell(row, 3, format_elapsed(h.elapsed()))
+        self._cell(row, 4, format_seconds_left(job.seconds_left()))
+
+    def _cell(self, row: int, col: int, text: str, tip: str = "") -> QTableWidgetItem:
+        item = self.table.item(row, col)
+        if item is None:
+            item = QTableWidgetItem()
+            self.table.setItem(row, col, item)
+        item.setText(text)
+        item.setToolTip(tip)
+        return item
+
+    def _bar(self, row: int) -> QProgressBar:
+        bar = self.table.cellWidget(row, 2)
+        if not isinstance(bar, QProgressBar):
+            bar = QProgressBar()
+            bar.setTextVisible(True)
+            self.table.setCellWidget(row, 2, bar)
+        return bar
+
+    def _live(self, key: str | None) -> LiveJob | None:
+        if not key or not key.startswith(LIVE):
+            return None
+        return next((j for j in self.driver.live_jobs() if f"{LIVE}{id(j.handle)}" == key), None)
+
     def _update_buttons(self) -> None:
+        live = self._live(self.selected_id())
+        if live is not None:  # not a queue entry: only Cancel
+            for b in (self.up_button, self.down_button, self.remove_button, self.retry_button):
+                b.setEnabled(False)
+            self.cancel_button.setEnabled(not live.handle.cancel_requested)
+            self.clear_button.setEnabled(any(x.state in ENDED for x in self.driver.entries))
+            return
         e = self.driver.entry(self.selected_id() or "")
         ids = [x.id for x in self.driver.entries]
         i = ids.index(e.id) if e is not None else -1
@@ -210,7 +251,12 @@ class JobsPanel(QWidget):
 
     def _on_selected(self, fn) -> None:
         entry_id = self.selected_id()
-        if entry_id is not None:
+        live = self._live(entry_id)
+        if live is not None:
+            if fn == self.driver.cancel:
+                live.handle.cancel()
+                self.refresh()
+        elif entry_id is not None:
             fn(entry_id)
 
     def _move(self, step: int) -> None:

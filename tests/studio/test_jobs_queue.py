@@ -253,3 +253,44 @@ def test_the_dialog_offers_a_profile_that_fits_and_a_download(qtbot, monkeypatch
         qtbot.mouseClick(b, Qt.MouseButton.LeftButton)
     assert chosen == ["low-vram"] and fetched == [("vace",)]
     assert dlg.run_anyway_button is None  # errors: fix them first
+
+
+def test_the_panel_shows_elapsed_and_time_left_and_the_studios_other_jobs(
+    make_window, demo_folder, qtbot, slow_steps
+):
+    w = make_window(demo_folder)
+    gp = small_panel(w)
+    panel = w.jobs_panel
+    assert gp.generate()
+    qtbot.waitUntil(slow_steps.is_set, timeout=TIMEOUT)
+    # the queued generation's row: elapsed and time left, from the queue file
+    qtbot.waitUntil(lambda: "left" in panel.table.item(0, 4).text(), timeout=15000)
+    assert panel.table.item(0, 1).text() == "running"
+    assert panel.table.item(0, 3).text().endswith(" s")
+    assert 0 < panel.table.cellWidget(0, 2).value()
+
+    # a preview render is a light job: it runs beside the generation, and shows below the queue
+    handle = w.render_preview(width=96, height=64)
+    assert handle is not None and handle.lane == "light"
+    qtbot.waitUntil(lambda: panel.table.rowCount() == 2, timeout=5000)
+    assert panel.table.item(1, 0).text() == "Render preview"
+    qtbot.waitUntil(lambda: handle.ended, timeout=TIMEOUT)
+    assert handle.state == "finished"
+    qtbot.waitUntil(lambda: panel.table.rowCount() == 1, timeout=5000)  # gone once it ended
+
+    # a job the studio started outside the queue is cancelled from the panel
+    release = threading.Event()
+
+    def light_job(ctx):
+        while not release.wait(0.05):
+            ctx.check_cancelled()
+
+    other = w.runner.start(light_job, "Export the scene", "light")
+    qtbot.waitUntil(lambda: panel.table.rowCount() == 2, timeout=5000)
+    panel.table.selectRow(1)
+    assert panel.cancel_button.isEnabled() and not panel.remove_button.isEnabled()
+    qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: other.ended, timeout=5000)
+    assert other.state == "cancelled" and gp.running  # the generation goes on
+    gp.header.cancel()
+    wait_done(qtbot, gp)
