@@ -106,8 +106,11 @@ class JobHeader(QWidget):
         self._update_buttons()
 
     def cancel(self) -> None:
+        """Ask the job to stop; it says so until the job reaches its next step and ends."""
         if self.running:
             self.handle.cancel()
+            self.status.setText("cancelling after the current step…")
+            self._update_buttons()
 
     def toggle_pause(self) -> None:
         if not self.running:
@@ -173,6 +176,6 @@ class JobHeader(QWidget):
         running = self.running
         self.start_button.setEnabled(self._can_start and not running)
         self.pause_button.setEnabled(running)
-        self.cancel_button.setEnabled(running)
+        self.cancel_button.setEnabled(running and not self.handle.cancel_requested)
         paused = running and self.handle.pause_requested
         self.pause_button.setText("Resume" if paused else "Pause")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -129,3 +131,36 @@ def test_an_interrupted_generation_continues_from_its_last_finished_round(projec
     assert run.observer_npy(0).read_bytes() == first
     assert run.observer_npy(0).stat().st_mtime_ns == first_mtime  # round 1 was not redone
     assert JobQueue().get(e.id).state == "done"
+
+
+def test_queue_cancel_from_another_command_stops_a_running_generation(project, monkeypatch):
+    from worldstudio.core.cli.queue_cmds import run_queue
+    from worldstudio.core.generation.backends.oracle import OracleBackend
+    from worldstudio.core.jobs import CancelToken
+
+    started = threading.Event()
+    original = OracleBackend.generate
+
+    def slow(self, request, ctx):  # round 2 steps slowly until cancelled
+        if request.round_index >= 1:
+            started.set()
+            for _ in range(400):
+                ctx.check_cancelled()
+                time.sleep(0.25)
+        return original(self, request, ctx)
+
+    monkeypatch.setattr(OracleBackend, "generate", slow)
+    e = JobQueue().add("generate", project, [*ARGS, "--rounds", "2"])
+    lines: list[str] = []
+    runner = threading.Thread(target=run_queue, args=(JobQueue(), CancelToken(), lines.append))
+    runner.start()
+    assert started.wait(60)
+    asked = time.monotonic()
+    assert main(["queue", "cancel", e.id]) == 0  # as from another terminal: through the file
+    runner.join(30)
+    took = time.monotonic() - asked
+    assert not runner.is_alive() and took < 5, f"the cancel took {took:.1f} s"
+    assert JobQueue().get(e.id).state == "cancelled"
+    (run,) = list_runs(ProjectFolder(project))
+    assert run.read_meta()["status"] == "cancelled" and run.completed_rounds() == 1
+    assert any(line.startswith(f"cancelled {e.id}") for line in lines)

@@ -147,6 +147,7 @@ def test_cancel_ends_a_slow_job_within_seconds_of_its_next_step(
     qtbot.wait(300)
     asked = time.monotonic()
     qtbot.mouseClick(gp.header.cancel_button, Qt.MouseButton.LeftButton)
+    assert "cancelling" in gp.header.status.text() and not gp.header.cancel_button.isEnabled()
     qtbot.waitUntil(lambda: gp.job.ended, timeout=10000)
     took = time.monotonic() - asked
     assert gp.job.state == "cancelled"

@@ -368,6 +368,8 @@ class GeneratePanel(QWidget):
 
     # ------------------------------------------------------------------ the job's reports
     def _on_progress(self, _done: int, _total: int, message: str) -> None:
+        if self.job is not None and self.job.cancel_requested:
+            return  # the header says it is cancelling until the job ends
         self.header.status.setText(message)
 
     def _on_preview(self, image, message: str) -> None:
