@@ -239,7 +239,7 @@ class MainWindow(QMainWindow):
             "Jobs", "jobsDock", self.jobs_panel, Qt.DockWidgetArea.BottomDockWidgetArea
         )
         self.queue_driver.message.connect(self.show_message)
-        self.training_panel = tp = TrainingPanel(self.doc, self.runner)
+        self.training_panel = tp = TrainingPanel(self.doc, self.runner, queue=self.queue_driver)
         self.run_track = RunTrack(self.timeline)
         self.timeline.layout().addWidget(self.run_track)
         self.generate_dock = self._dock(

@@ -164,3 +164,32 @@ def test_queue_cancel_from_another_command_stops_a_running_generation(project, m
     (run,) = list_runs(ProjectFolder(project))
     assert run.read_meta()["status"] == "cancelled" and run.completed_rounds() == 1
     assert any(line.startswith(f"cancelled {e.id}") for line in lines)
+
+
+def test_a_training_s_settings_become_a_command_line_and_back(tmp_path):
+    from worldstudio.core.cli.queue_cmds import parse_command
+    from worldstudio.core.cli.train_cmds import args_from_settings, config_from_args
+    from worldstudio.core.training import TrainConfig, TrainingError
+
+    settings = dict(
+        clips=str(tmp_path),
+        name="squares",
+        steps=6,
+        rank=4,
+        lr=1e-3,
+        width=64,
+        height=48,
+        frames=9,
+        sample_every=6,
+        eval_every=3,
+        warmup_steps=0,
+        checkpoint_every=0,
+        target_modules=("to_q", "to_k"),
+        sample_prompts=("a red square",),
+        overwrite=True,
+        gradient_checkpointing=False,
+    )
+    args = parse_command(["train", str(tmp_path), *args_from_settings(settings)])
+    assert config_from_args(args) == TrainConfig(**settings)
+    with pytest.raises(TrainingError, match="'bogus' has no command-line option"):
+        args_from_settings({"clips": "x", "bogus": 1})
