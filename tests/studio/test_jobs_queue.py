@@ -295,3 +295,23 @@ def test_the_panel_shows_elapsed_and_time_left_and_the_studios_other_jobs(
     assert other.state == "cancelled" and gp.running  # the generation goes on
     gp.header.cancel()
     wait_done(qtbot, gp)
+
+
+def test_a_queued_generation_from_a_terminal_shows_in_the_generate_panel(
+    make_window, demo_folder, qtbot
+):
+    from tests.studio.test_generate_panel import small_panel as _small
+
+    w = make_window(demo_folder)
+    gp = _small(w)
+    w.save()
+    entry = JobQueue().add(
+        "generate", demo_folder, ["--backend", "oracle", "--rounds", "1", "--size", "64x48"]
+    )
+    # the queue was empty when the studio opened, so it runs what comes: the next poll starts it
+    assert w.queue_driver.auto and w.jobs_panel.run_button.text() == "Hold queue"
+    qtbot.waitUntil(lambda: gp.job is not None, timeout=10000)
+    wait_done(qtbot, gp)
+    assert gp.last_result is not None and gp.last_result.rounds_done == 1, gp.last_error
+    assert JobQueue().get(entry.id).state == "done"
+    assert w.run_track.run == gp.last_result.run_dir

@@ -268,8 +268,22 @@ class GeneratePanel(QWidget):
             self.header.reset("the queued run was cancelled" if entry else "")
 
     def _on_entry_started(self, entry_id: str, handle: JobHandle) -> None:
+        """The queue started a job: this panel's Generate, or another generation of the open
+        project (queued from a terminal, or an interrupted run continuing), which the panel shows
+        when it has nothing of its own running."""
         if entry_id == self.queued:
             self.queued = None
+            self._follow(handle, handle.description)
+            return
+        entry = self.queue.entry(entry_id)
+        if (
+            entry is not None
+            and entry.command == "generate"
+            and not self.running
+            and self.queued is None
+            and self.doc.folder is not None
+            and Path(entry.project).resolve() == Path(self.doc.folder).resolve()
+        ):
             self._follow(handle, handle.description)
 
     def resume(self, run: str | Path | None = None) -> bool:
