@@ -59,7 +59,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(handler=cmd_add)
     q = qsub.add_parser("list", help="the queue: state, elapsed time and time left per job")
     q.set_defaults(handler=cmd_list)
-    q = qsub.add_parser("run", help="run the waiting jobs until none is left")
+    q = qsub.add_parser(
+        "run",
+        help="run the waiting jobs until none is left (exit status 1 when one failed)",
+    )
     q.add_argument("--quiet", action="store_true", help="only a line per job started and ended")
     q.set_defaults(handler=cmd_run)
     for name, what in (
@@ -90,7 +93,8 @@ def parse_command(argv: list[str]) -> argparse.Namespace:
             return build_parser().parse_args(argv)
     except SystemExit:
         lines = [line for line in err.getvalue().splitlines() if line.strip()]
-        raise QueueError(lines[-1] if lines else f"{' '.join(argv)}: not a valid command") from None
+        said = lines[-1].split(": error: ", 1)[-1] if lines else "not a valid command"
+        raise QueueError(f"{argv[0]}: {said}") from None
 
 
 def _argv(entry: QueueEntry) -> list[str]:

@@ -148,8 +148,10 @@ class JobQueue:
     # ------------------------------------------------------------------ reading and writing
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        import fcntl
-
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system: one process at a time is assumed
+            fcntl = None  # type: ignore[assignment]
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -158,7 +160,8 @@ class JobQueue:
                 f"{self.path}: cannot open the job queue ({exc.strerror or exc})"
             ) from exc
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)  # releases the lock

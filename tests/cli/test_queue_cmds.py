@@ -68,7 +68,7 @@ def test_bad_commands_are_refused_when_added(project, capsys):
     )
     assert main(["queue", "add", str(project), "--", "generate", "--bogus"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line == "error: worldstudio: error: unrecognized arguments: --bogus"
+    assert line == "error: generate: unrecognized arguments: --bogus"
     assert main(["queue", "add", str(project / "nope"), "--", "generate"]) == 2
     assert "not a project folder" in capsys.readouterr().err
     assert JobQueue().entries() == []
