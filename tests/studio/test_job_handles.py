@@ -69,8 +69,11 @@ def test_two_panels_follow_their_own_jobs(
     gp, tp = small_panel(w), w.training_panel
     assert tp.header.start_button.isEnabled()
     assert gp.generate()
-    assert not tp.header.start_button.isEnabled(), "one job in the GPU lane"
-    assert not tp.start() and not tp.running
+    # one job in the GPU lane: Training's Start now queues behind it instead of running beside
+    assert not w.runner.can_start("gpu") and [j.lane for j in w.runner.jobs] == ["gpu"]
+    assert tp.header.start_button.isEnabled()
+    assert not tp.start() and not tp.running  # (no clips chosen: nothing is queued either)
+    assert [e.command for e in w.queue_driver.queue.entries()] == ["generate"]
     qtbot.waitUntil(lambda: "round 2/2" in gp.header.status.text(), timeout=TIMEOUT)
 
     dlg = w.show_models()
