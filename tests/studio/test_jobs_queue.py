@@ -315,3 +315,44 @@ def test_a_queued_generation_from_a_terminal_shows_in_the_generate_panel(
     assert gp.last_result is not None and gp.last_result.rounds_done == 1, gp.last_error
     assert JobQueue().get(entry.id).state == "done"
     assert w.run_track.run == gp.last_result.run_dir
+
+
+def test_a_run_left_running_by_a_gone_process_shows_interrupted_and_resumes(
+    make_window, demo_folder, qtbot
+):
+    import json
+    import subprocess
+    import sys
+
+    from worldstudio.core.cli import main
+    from worldstudio.core.jobs.process import ProcessStamp, this_process
+
+    args = ["--backend", "oracle", "--frames-per-round", "9", "--size", "64x48", "--quiet"]
+    assert main(["generate", str(demo_folder), *args, "--rounds", "1"]) == 0
+    (run,) = _runs(demo_folder)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    me = this_process()
+    meta = json.loads(run.run_file.read_text())
+    meta.update(status="running", rounds_total=2)  # as a studio killed in round 2 leaves it
+    meta["writer"] = ProcessStamp(child.pid, me.host, me.boot, None).to_json()
+    meta["settings"]["rounds"] = 2
+    run.run_file.write_text(json.dumps(meta))
+
+    w = make_window(demo_folder)
+    gp = w.generate_panel
+    gp.runs.select_run(run.path)
+    assert gp.runs.runs_combo.currentText().endswith("· 1/2 · interrupted")
+    assert gp.runs.resume_button.isEnabled()
+    qtbot.mouseClick(gp.runs.resume_button, Qt.MouseButton.LeftButton)
+    wait_done(qtbot, gp)
+    assert gp.last_result is not None and gp.last_result.run_id == run.id, gp.last_error
+    assert run.completed_rounds() == 2 and run.read_meta()["status"] == "complete"
+
+    # a run a live process writes is not offered for resume
+    meta = json.loads(run.run_file.read_text())
+    meta.update(status="running", rounds_total=3, writer=this_process().to_json())
+    run.run_file.write_text(json.dumps(meta))
+    gp.runs.refresh_runs(select=run.path)
+    assert gp.runs.runs_combo.currentText().endswith("· running")
+    assert not gp.runs.resume_button.isEnabled()
