@@ -71,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ("retry", "queue a failed or cancelled job again (a generation continues its run)"),
     ):
         q = qsub.add_parser(name, help=what)
-        q.add_argument("id", metavar="ID", help="the job's id (queue list)")
+        q.add_argument("id", metavar="ID", help="the job's id (queue list), or its last 6 letters")
         q.set_defaults(handler=cmd_change)
     q = qsub.add_parser("move", help="put a job at a place in the queue (1: first)")
     q.add_argument("id", metavar="ID")
@@ -220,20 +220,21 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_change(args: argparse.Namespace) -> int:
     queue = JobQueue()
     action = args.queue_command
+    entry_id = queue.get(args.id).id  # the whole id (ID may be its last part)
     if action == "cancel":
-        e = queue.cancel(args.id)
+        e = queue.cancel(entry_id)
         said = "stops at its next step" if e.state == "running" else e.state
         print(f"{e.id}: {said}")
     elif action == "remove":
-        queue.remove(args.id)
-        print(f"{args.id}: removed")
+        queue.remove(entry_id)
+        print(f"{entry_id}: removed")
     elif action == "retry":
-        queue.retry(args.id)
-        print(f"{args.id}: {queue.get(args.id).state}")
+        queue.retry(entry_id)
+        print(f"{entry_id}: {queue.get(entry_id).state}")
     else:
-        queue.move(args.id, args.position - 1)
-        place = [e.id for e in queue.entries()].index(args.id) + 1
-        print(f"{args.id}: number {place}")
+        queue.move(entry_id, args.position - 1)
+        place = [e.id for e in queue.entries()].index(entry_id) + 1
+        print(f"{entry_id}: number {place}")
     return 0
 
 

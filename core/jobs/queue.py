@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -219,9 +220,14 @@ class JobQueue:
 
     @staticmethod
     def _find(entries: list[QueueEntry], entry_id: str) -> QueueEntry:
+        """The entry ``entry_id`` names: its id, or the id's last part (the 6 letters after the
+        time) when one entry has it."""
         for e in entries:
             if e.id == entry_id:
                 return e
+        tail = [e for e in entries if entry_id and e.id.endswith(f"-{entry_id}")]
+        if len(tail) == 1:
+            return tail[0]
         raise QueueError(f"no job {entry_id!r} in the queue")
 
     # ------------------------------------------------------------------ changes
@@ -234,7 +240,7 @@ class JobQueue:
         project = str(Path(project).expanduser().absolute())
         now = time.time()
         entry = QueueEntry(
-            id=f"{datetime.now():%Y%m%d-%H%M%S}-{os.getpid() % 10000:04d}-{time.monotonic_ns() % 100000:05d}",
+            id=f"{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}",
             command=command,
             project=project,
             args=[str(a) for a in args],

@@ -241,8 +241,13 @@ class GeneratePanel(QWidget):
                 for e in self.queue.entries
                 if e.id != entry.id
             )
-            self.header.status.setText(f"queued: {ahead} job(s) before it (see the Jobs panel)")
-            self.message.emit(f"{title}: queued behind {ahead} job(s)", False)
+            said = (
+                f"queued behind {ahead} job(s) (see the Jobs panel)"
+                if ahead
+                else "queued: it starts when the GPU is free"
+            )
+            self.header.status.setText(said)
+            self.message.emit(f"{title}: {said}", False)
         return True
 
     def _cli_args(self, strict: bool) -> list[str]:
@@ -252,7 +257,7 @@ class GeneratePanel(QWidget):
         if not o["monitors"]:
             args.append("--no-monitors")
         for path, strength in self.loras.selected():
-            args.append(f"--lora={path}={strength:g}")
+            args.append(f"--lora={path}={float(strength)!r}")
         if strict:
             args.append("--strict")
         return args
