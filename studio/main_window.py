@@ -1171,13 +1171,22 @@ class MainWindow(QMainWindow):
         )
 
     def _download_models(self, names: tuple[str, ...]):
-        """The pre-flight dialog's Download: the model manager, downloading the first missing
-        model (online; offline it only opens, for Use folder)."""
+        """The pre-flight dialog's Download: the model manager, downloading the missing models
+        one after another (online; offline it only opens, for Use folder)."""
         from worldstudio.core.models.manager import offline_reason
 
         dlg = self.show_models()
-        if names and not offline_reason():
-            dlg.download(names[0])
+        if offline_reason():
+            return dlg
+        pending = list(names)
+
+        def next_one(_result=None) -> None:
+            while pending:
+                if dlg.download(pending.pop(0)):
+                    dlg.job.finished.connect(next_one)
+                    return
+
+        next_one()
         return dlg
 
     def show_models(self):

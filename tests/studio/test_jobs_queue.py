@@ -126,6 +126,7 @@ def test_a_generate_while_the_gpu_is_busy_waits_its_turn(
     assert gp.header.start_button.isEnabled()  # Generate still queues
     assert gp.generate() and gp.job is None and gp.queued is not None
     assert "queued" in gp.header.status.text()
+    assert not gp.header.start_button.isEnabled()  # one queued run per panel
     (entry,) = JobQueue().entries()
     assert entry.state == "queued"
     release.set()
@@ -356,3 +357,42 @@ def test_a_run_left_running_by_a_gone_process_shows_interrupted_and_resumes(
     gp.runs.refresh_runs(select=run.path)
     assert gp.runs.runs_combo.currentText().endswith("· running")
     assert not gp.runs.resume_button.isEnabled()
+
+
+def test_download_in_the_dialog_fetches_every_missing_model_in_turn(
+    make_window, demo_folder, qtbot, models_env, monkeypatch
+):
+    from worldstudio.core import models
+
+    fetched = []
+
+    def fake_download_job(name, force=False):
+        def job(ctx):
+            fetched.append(name)
+            return name
+
+        return job
+
+    monkeypatch.setattr(models, "download_job", fake_download_job)
+    monkeypatch.setattr(  # online: Download downloads
+        "worldstudio.core.models.manager.offline_reason", lambda: None, raising=True
+    )
+    w = make_window(demo_folder)
+    report = pf.Preflight(
+        [
+            pf.Problem(
+                "models",
+                "warning",
+                "two missing",
+                "download",
+                models=("sam2.1-small", "sam2.1-tiny"),
+            )
+        ]
+    )
+    dlg = w.generate_panel.show_preflight(report)
+    (button,) = dlg.fix_buttons
+    assert button.text() == "Download"
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(
+        lambda: fetched == ["sam2.1-small", "sam2.1-tiny"] and not w.runner.busy, timeout=10000
+    )

@@ -175,7 +175,10 @@ class GeneratePanel(QWidget):
     def _update_buttons(self) -> None:
         can_run = self.runner.can_start(GPU) and not self.running
         # with a queue, Generate queues behind whatever holds the GPU
-        self.header.set_can_start(self.queue is not None or self.runner.can_start(GPU))
+        queued = self.queue is not None and self.queued is not None
+        self.header.set_can_start(
+            not queued and (self.queue is not None or self.runner.can_start(GPU))
+        )
         self.runs.set_can_run(can_run)
 
     # ================================================================== running
@@ -248,6 +251,7 @@ class GeneratePanel(QWidget):
             )
             self.header.status.setText(said)
             self.message.emit(f"{title}: {said}", False)
+            self._update_buttons()
         return True
 
     def _cli_args(self, strict: bool) -> list[str]:
@@ -271,6 +275,7 @@ class GeneratePanel(QWidget):
         if entry is None or entry.state not in ("queued", "interrupted", "running"):
             self.queued = None
             self.header.reset("the queued run was cancelled" if entry else "")
+            self._update_buttons()
 
     def _on_entry_started(self, entry_id: str, handle: JobHandle) -> None:
         """The queue started a job: this panel's Generate, or another generation of the open
