@@ -171,9 +171,17 @@ def tracked_job(
 def cmd_add(args: argparse.Namespace) -> int:
     from worldstudio.core.project import ProjectFolder
 
-    rest = list(args.rest)
-    if rest[:1] == ["--"]:
-        rest = rest[1:]
+    rest, title = list(args.rest), args.title
+    if "--" in rest:  # what comes before -- (after PROJECT) may only be --title
+        cut = rest.index("--")
+        before, rest = rest[:cut], rest[cut + 1 :]
+        if len(before) == 2 and before[0] == "--title":
+            title = before[1]
+        elif before:
+            raise QueueError(
+                f"queue add: {' '.join(before)!r} before --: put the command and its options "
+                "after --"
+            )
     if not rest:
         raise QueueError(f"queue add: name the command after --, one of {', '.join(LANES)}")
     command, options = rest[0], rest[1:]
@@ -183,7 +191,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         raise QueueError(f"{args.project}: not a project folder (no project.json)")
     parse_command([command, args.project, *options])  # a bad option is said now, not at its turn
     queue = JobQueue()
-    entry = queue.add(command, args.project, options, args.title or "")
+    entry = queue.add(command, args.project, options, title or "")
     place = [e.id for e in queue.entries()].index(entry.id) + 1
     print(f"queued {entry.id}: {entry.title} (number {place} in {queue.path})")
     return 0

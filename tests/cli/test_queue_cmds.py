@@ -37,13 +37,28 @@ def _dead_stamp() -> dict:
 def test_add_list_and_run(project, tmp_path, capsys):
     out_ply = tmp_path / "cloud.ply"
     assert main(["queue", "add", str(project), "--", "generate", *ARGS, "--rounds", "1"]) == 0
-    assert main(["queue", "add", str(project), "--", "export", "--ply", str(out_ply)]) == 0
+    assert (
+        main(
+            [
+                "queue",
+                "add",
+                str(project),
+                "--title",
+                "the cloud",
+                "--",
+                "export",
+                "--ply",
+                str(out_ply),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.count("queued ") == 2 and "(number 2 in " in out
     assert main(["queue", "list"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and all(" queued " in line for line in lines)
-    assert "generate demo.wsproj" in lines[0] and "export demo.wsproj" in lines[1]
+    assert "generate demo.wsproj" in lines[0] and "the cloud" in lines[1]
 
     assert main(["queue", "run", "--quiet"]) == 0
     out = capsys.readouterr().out
@@ -69,6 +84,8 @@ def test_bad_commands_are_refused_when_added(project, capsys):
     assert main(["queue", "add", str(project), "--", "generate", "--bogus"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line == "error: generate: unrecognized arguments: --bogus"
+    assert main(["queue", "add", str(project), "--rounds", "2", "--", "generate"]) == 2
+    assert "put the command and its options after --" in capsys.readouterr().err
     assert main(["queue", "add", str(project / "nope"), "--", "generate"]) == 2
     assert "not a project folder" in capsys.readouterr().err
     assert JobQueue().entries() == []
