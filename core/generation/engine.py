@@ -916,6 +916,8 @@ class _Engine:
             raise pf.PreflightError(report)
         for p in report.warnings:
             self.ctx.log(f"warning: {p.text} (fix: {p.fix})")
+        if report.passed:
+            self.ctx.log("checks passed: " + "; ".join(report.passed))
 
     def _fetch_command(self) -> str:
         """The one command that downloads every model the run needs."""

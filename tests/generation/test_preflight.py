@@ -187,3 +187,5 @@ def test_warnings_stop_the_run_only_when_asked(project, monkeypatch):
     result = generate_job(project, RunOptions(backend=NoisyBackend(), rounds=1))(ctx)
     assert result.status == "complete"
     assert any(line.startswith("warning: the run leaves under 1 GiB free") for line in logs)
+    (passed,) = [line for line in logs if line.startswith("checks passed: ")]
+    assert "models: none needed" in passed and "camera: the path's" in passed
