@@ -1283,6 +1283,9 @@ class MainWindow(QMainWindow):
         # run then shows as interrupted)
         self.queue_driver.run_queue(False)
         self.queue_driver.timer.stop()
+        if self.runner.busy:
+            self.show_message("Stopping the running jobs after their current step…")
+            QApplication.processEvents()  # say so before the wait
         self.runner.cancel_all()
         self.runner.wait_all(QUIT_WAIT_MS)
         self.frame_renderer.shutdown()
