@@ -2,6 +2,7 @@
 
     python bench/bench_renderer.py [--points 2000000] [--poses 65] [--width 832] [--height 480]
                                    [--device cpu|cuda] [--baseline-poses 6] [--repeats 3]
+                                   [--threads N] [--background-load N] [--no-policy]
 
 A random cloud fills the view of a 60-degree camera (about 5 points a pixel at the default size,
 depths 2-10) and 65 poses orbit its start on a small circle, like one generation round. The torch
@@ -11,6 +12,12 @@ stable argsort by depth, keep the first point of each pixel with np.unique; it i
 first ``--baseline-poses`` poses and its per-frame time scaled to all poses (the output says so).
 Both compute the projection with the same float32 operations, so their depth and winning-point
 images must be identical: the script asserts it on the baseline poses.
+
+The script runs under the app's CPU thread policy (worldstudio.core.runtime.threads, role "cli";
+``--no-policy``: torch's defaults, as before the policy). ``--background-load N`` then times the
+renderer again while N busy processes (pure Python loops, one core each) compete for the CPU,
+and prints the quiet and the loaded time (medians of ``--repeats``) and their ratio; the policy's
+goal is a ratio of 2 or less.
 """
 
 from __future__ import annotations
@@ -18,8 +25,11 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import statistics
+import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -91,6 +101,23 @@ def numpy_zbuffer(xyz_t: np.ndarray, P: np.ndarray, height: int, width: int):
     return depth.reshape(height, width), index.reshape(height, width)
 
 
+@contextmanager
+def background_load(count: int):
+    """``count`` busy processes (a pure Python loop each) for the duration of the block."""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+        for _ in range(count)
+    ]
+    try:
+        time.sleep(0.5)  # let them get going
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--points", type=int, default=2_000_000)
@@ -100,12 +127,31 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--baseline-poses", type=int, default=6, help="poses the numpy baseline runs")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of the torch renderer")
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (0: the thread policy's)"
+    )
+    ap.add_argument(
+        "--background-load",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time the renderer while N busy processes run, and print the ratio",
+    )
+    ap.add_argument(
+        "--no-policy", action="store_true", help="torch's thread defaults instead of the policy"
+    )
     args = ap.parse_args(argv)
+
+    policy = None
+    if not args.no_policy:
+        from worldstudio.core.runtime.threads import apply_thread_policy
+
+        # before torch loads: OpenMP reads its wait policy when it starts
+        policy = apply_thread_policy("cli", threads=args.threads or None)
 
     import torch
 
-    if args.threads > 0:
+    if args.no_policy and args.threads > 0:
         torch.set_num_threads(args.threads)
 
     from worldstudio.core.pointcloud.render import render_points
@@ -121,6 +167,7 @@ def main(argv=None) -> int:
         f"torch {torch.__version__}, device {args.device}"
         + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else "")
         + f", {torch.get_num_threads()} CPU threads"
+        + (f" (policy: {policy.text()})" if policy else " (no thread policy: torch's defaults)")
     )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{args.points:,} points, {B} poses, {W}x{H}; 1-minute load average {load:.2f}")
@@ -134,13 +181,18 @@ def main(argv=None) -> int:
     xyz_d, rgb_d = torch.from_numpy(xyz).to(dev), torch.from_numpy(rgb).to(dev)
     render_points(xyz_d, rgb_d, poses[:2], K, H, W)  # warm-up
     sync()
-    times = []
-    for _ in range(max(1, args.repeats)):
-        sync()
-        t0 = time.perf_counter()
-        result = render_points(xyz_d, rgb_d, poses, K, H, W)
-        sync()
-        times.append(time.perf_counter() - t0)
+
+    def timed_runs():
+        times, result = [], None
+        for _ in range(max(1, args.repeats)):
+            sync()
+            t0 = time.perf_counter()
+            result = render_points(xyz_d, rgb_d, poses, K, H, W)
+            sync()
+            times.append(time.perf_counter() - t0)
+        return times, result
+
+    times, result = timed_runs()
     t_torch = min(times)
     coverage = result.mask.float().mean().item()
     print(
@@ -149,6 +201,17 @@ def main(argv=None) -> int:
         + ", ".join(f"{t * 1e3:.0f}" for t in times)
         + f" ms); coverage {coverage:.1%}"
     )
+
+    if args.background_load > 0:
+        with background_load(args.background_load):
+            loaded, _ = timed_runs()
+        quiet_ms, loaded_ms = statistics.median(times) * 1e3, statistics.median(loaded) * 1e3
+        print(
+            f"under load ({args.background_load} busy processes): "
+            + ", ".join(f"{t * 1e3:.0f}" for t in loaded)
+            + f" ms; median quiet {quiet_ms:.0f} ms, loaded {loaded_ms:.0f} ms, "
+            f"ratio {loaded_ms / quiet_ms:.2f} (goal <= 2)"
+        )
 
     # Numpy baseline on a subset of the poses.
     nb = max(1, min(B, args.baseline_poses))

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
 from worldstudio.studio import settings as app_settings
@@ -86,8 +86,21 @@ def make_app(argv: Sequence[str] | None = None) -> QApplication:
         app = QApplication(list(argv) if argv is not None else sys.argv[:1])
     app.setApplicationName("World Studio")
     app.setOrganizationName("WorldStudio")
+    # the window icon, and the desktop entry `worldstudio install-desktop` writes (Wayland
+    # compositors match windows to their entry by this name)
+    app.setWindowIcon(app_icon())
+    app.setDesktopFileName("worldstudio")
     apply_style(app)
     return app
+
+
+def app_icon() -> QIcon:
+    """World Studio's icon, studio/resources/worldstudio.svg: scalable, so the window system gets
+    it at each size it asks for (its 256 px PNG where Qt has no SVG support)."""
+    icon = QIcon(str(RESOURCES / "worldstudio.svg"))
+    if icon.pixmap(64, 64).isNull():
+        icon = QIcon(str(RESOURCES / "worldstudio.png"))
+    return icon
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-viewport", action="store_true", help="start without the 3D view (no OpenGL)"
     )
     args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
+    from worldstudio.core.runtime.threads import apply_thread_policy
+
+    # before torch loads: the UI thread and the encoders keep their share (core.runtime.threads)
+    apply_thread_policy("studio")
     app = make_app()
 
     from worldstudio.studio.main_window import MainWindow

@@ -527,6 +527,12 @@ class MainWindow(QMainWindow):
 
         m = mb.addMenu("&Help")
         m.addAction(self.add_action("Keyboard shortcuts", self.show_shortcuts))
+        self.act_system_report = self.add_action(
+            "System report…",
+            self.show_system_report,
+            tip="This machine's GPU, CUDA, models, ffmpeg and OpenGL, to paste into a bug report",
+        )
+        m.addAction(self.act_system_report)
         m.addAction(self.add_action("About World Studio", self.show_about))
 
     def _make_interop_menus(self, file_menu) -> None:
@@ -1335,6 +1341,18 @@ class MainWindow(QMainWindow):
         box.setWindowTitle("Keyboard shortcuts")
         box.setText("<pre>" + text + "</pre>")
         box.open()
+
+    def show_system_report(self) -> None:
+        """Help ▸ System report…: what `worldstudio doctor` prints, plus the OpenGL renderer."""
+        from worldstudio.studio.dialogs.system_report import SystemReportDialog, studio_report_text
+
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)  # torch's first import: ~2 s
+        try:
+            text = studio_report_text()
+        finally:
+            QApplication.restoreOverrideCursor()
+        self.system_report_dialog = SystemReportDialog(self, text)
+        self.system_report_dialog.open()
 
     def show_about(self) -> None:
         QMessageBox.about(

@@ -12,6 +12,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
+# where new projects go (``~/WorldStudio``): shared with `worldstudio new`
+from worldstudio.core.project.places import free_folder as free_folder
+from worldstudio.core.project.places import projects_dir as projects_dir
+
 MAX_RECENT = 10
 
 
@@ -20,35 +24,6 @@ def settings() -> QSettings:
     if root:
         return QSettings(str(Path(root) / "worldstudio.studio.ini"), QSettings.Format.IniFormat)
     return QSettings("WorldStudio", "World Studio")
-
-
-def projects_dir() -> Path:
-    """Where new projects (and the demo copy) go unless the user picks another folder: a
-    visible folder without spaces in the user's home, ``~/WorldStudio``. ``WORLDSTUDIO_PROJECTS_DIR``
-    moves it; with ``WORLDSTUDIO_CONFIG_DIR`` (tests, portable installs) it is
-    ``<config>/WorldStudio``."""
-    root = os.environ.get("WORLDSTUDIO_PROJECTS_DIR")
-    if root:
-        path = Path(root).expanduser()
-    elif os.environ.get("WORLDSTUDIO_CONFIG_DIR"):
-        path = Path(os.environ["WORLDSTUDIO_CONFIG_DIR"]) / "WorldStudio"
-    else:
-        path = Path.home() / "WorldStudio"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def free_folder(path: Path) -> Path:
-    """``path``, or ``name-2.wsproj``, ``name-3.wsproj``… when it exists."""
-    path = Path(path)
-    if not path.exists():
-        return path
-    stem, suffix = path.stem, path.suffix
-    for i in range(2, 10_000):
-        candidate = path.with_name(f"{stem}-{i}{suffix}")
-        if not candidate.exists():
-            return candidate
-    return path
 
 
 def last_dir(kind: str, s: QSettings | None = None) -> Path | None:

@@ -33,6 +33,9 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# The app's thread policy (core.runtime.threads) for the test process too, before torch loads:
+# waiting OpenMP threads sleep instead of spinning, so tests do not stall on a busy machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 import contextlib

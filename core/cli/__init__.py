@@ -1,4 +1,5 @@
-"""The ``worldstudio`` command. Each domain adds its subcommands in a module of this package.
+"""The ``worldstudio`` command. Each domain adds its subcommands in a module of this package;
+with no arguments it opens the studio (``worldstudio studio``).
 
 Errors a user can cause print one line (``error: ...``) and exit with status 2, no traceback.
 Anything else is a bug: one line (``internal error in COMMAND: ...``) naming what failed and
@@ -14,10 +15,12 @@ import sys
 from collections.abc import Sequence
 
 from worldstudio.core.errors import Cancelled, WorldStudioError
+from worldstudio.core.runtime.threads import apply_thread_policy
 
 # Modules that each define ``register(subparsers)``; imported lazily by name so that
 # `worldstudio info` never pays for torch or diffusers.
 COMMAND_MODULES = [
+    "worldstudio.core.cli.app_cmds",
     "worldstudio.core.cli.project_cmds",
     "worldstudio.core.cli.export_cmd",
     "worldstudio.core.cli.models_cmds",
@@ -58,9 +61,12 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    apply_thread_policy("cli")  # before torch loads (core.runtime.threads)
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    if not argv:  # `worldstudio` alone opens the studio
+        argv = ["studio"]
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -133,6 +133,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the checks before the run stop it on a warning too (tight memory, a model to "
         "download, little disk left), not only on an error",
     )
+    m = p.add_argument_group("several GPUs")
+    m.add_argument(
+        "--gpus",
+        type=int,
+        default=1,
+        metavar="N",
+        help="split each model call over N GPUs of this machine (context parallelism; the "
+        "command starts N worker processes with torchrun; wan-vace and wan-i2v)",
+    )
+    m.add_argument(
+        "--parallel",
+        choices=("auto", "ulysses", "ring"),
+        default="auto",
+        help="how attention is split: ulysses (heads, all-to-all; the model's heads must divide "
+        "by N), ring (key/value blocks passed around; a GPU kernel); auto: ulysses when it can",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_generate)
 
@@ -164,6 +180,7 @@ def options_from_args(args: argparse.Namespace):
 
     _positive(args.rounds, "--rounds")
     _positive(args.steps, "--steps")
+    _positive(args.gpus, "--gpus")
     if args.seed is not None and args.seed < 0:
         raise WorldStudioError(f"--seed must be 0 or more, got {args.seed}")
     if args.from_round is not None and args.from_round < 0:
@@ -204,7 +221,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from worldstudio.core.generation.engine import generate_job
     from worldstudio.core.jobs import run_in_terminal
 
-    job = generate_job(args.project, options_from_args(args))
+    options = options_from_args(args)
+    if args.gpus != 1:
+        from worldstudio.core.generation.parallel import parallel_generate_job
+
+        job = parallel_generate_job(args.project, options, args.gpus, args.parallel)
+    else:
+        job = generate_job(args.project, options)
     result = run_in_terminal(job, "generate", quiet=args.quiet)
     print(
         f"run {result.run_id}: {result.rounds_done}/{result.rounds_total} rounds, backend {result.backend}"

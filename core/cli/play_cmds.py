@@ -106,7 +106,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         metavar="N",
         help="torch CPU threads (default: 1 for geometry, oracle and ideal, whose renders run "
-        "faster so beside the encoders; torch's own otherwise)",
+        "faster so beside the encoders; every usable core otherwise)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_play)
@@ -120,6 +120,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     from worldstudio.core.play import PlayOptions, play_job, read_actions_file
     from worldstudio.core.play.backends import parse_lora
     from worldstudio.core.project.model import parse_size
+    from worldstudio.core.runtime.threads import apply_thread_policy
 
     for value, flag in (
         (args.frames_per_action, "--frames-per-action"),
@@ -161,13 +162,10 @@ def cmd_play(args: argparse.Namespace) -> int:
         overlay=args.overlay,
     )
     job = play_job(args.project, options)
-    threads = args.threads or (1 if job.backend in CPU_BACKENDS else None)
-    if threads:
-        # torch's worker threads spin while they wait (docs/STACK.md): beside the video encoders
-        # and the writer threads, one thread renders the CPU backends' chunks faster than two
-        import torch
-
-        torch.set_num_threads(threads)
+    # the CPU backends' renders run beside the video encoders and writer threads: one thread
+    # (core.runtime.threads, role play-cpu); a model backend keeps the command's policy
+    role = "play-cpu" if job.backend in CPU_BACKENDS else "cli"
+    apply_thread_policy(role, threads=args.threads)
     result = run_in_terminal(job, "play", quiet=args.quiet)
     fps = "-" if result.sustained_fps is None else f"{result.sustained_fps:.1f}"
     latency = max(result.chunk_latencies) if result.chunk_latencies else 0.0

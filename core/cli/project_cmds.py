@@ -15,7 +15,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("new", help="create a project (the demo, or from an image)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument(
-        "--demo", metavar="OUT", help="create the demo project (procedural scene, exact depth)"
+        "--demo",
+        metavar="DIR",
+        nargs="?",
+        const="",
+        help="create the demo project (procedural scene, exact depth) in DIR (default: "
+        "demo.wsproj in ~/WorldStudio, or demo-2.wsproj... when that exists)",
     )
     src.add_argument("--image", metavar="IMG", help="reconstruct a project from one image")
     p.add_argument("--out", metavar="PROJECT", help="project folder to create (with --image)")
@@ -87,12 +92,19 @@ def _open(path: str) -> tuple[ProjectFolder, Project]:
 def cmd_new(args: argparse.Namespace) -> int:
     from worldstudio.core.jobs import run_in_terminal
 
-    if args.demo:
+    if args.demo is not None:
         from worldstudio.core.oracle.demo_project import create_demo_project
+        from worldstudio.core.project.places import free_folder, projects_dir
 
-        out = Path(args.demo)
-        _check_target(out, args.force)
-        project = create_demo_project(out)
+        if args.demo:
+            out = Path(args.demo)
+            _check_target(out, args.force)
+        else:
+            out = free_folder(projects_dir() / "demo.wsproj")
+        width, height = parse_size(args.size)
+        if width < 16 or height < 16:
+            raise WorldStudioError(f"--size: the demo needs at least 16x16, got {args.size}")
+        project = create_demo_project(out, width, height)
         print(f"created {out} ({project.name}: {_point_count(project)} points)")
         return 0
     if not args.out:

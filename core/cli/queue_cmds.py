@@ -101,7 +101,15 @@ def _argv(entry: QueueEntry) -> list[str]:
     """The command line that runs ``entry`` now: an interrupted generation that has a run
     continues it."""
     if entry.command == "generate" and entry.run:
-        return ["generate", entry.project, "--resume", entry.run]
+        # the run keeps its own settings (run.json); how many GPUs it runs on is this call's
+        keep = []
+        for flag in ("--gpus", "--parallel"):
+            for i, arg in enumerate(entry.args):
+                if arg == flag and i + 1 < len(entry.args):
+                    keep += [flag, entry.args[i + 1]]
+                elif arg.startswith(f"{flag}="):
+                    keep.append(arg)
+        return ["generate", entry.project, "--resume", entry.run, *keep]
     return entry.argv
 
 

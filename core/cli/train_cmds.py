@@ -1,7 +1,8 @@
 """``worldstudio train``: LoRA fine-tuning of the video backbone on a folder of clips.
 
-Multi-GPU: ``accelerate launch -m worldstudio train PROJECT --clips DIR ...`` (one process per GPU; see
-the README). Only the main process prints.
+Multi-GPU: ``worldstudio train PROJECT --clips DIR --gpus N`` starts one worker process per GPU
+(core.training.parallel); ``accelerate launch -m worldstudio train ...`` works too. Only the main
+process prints.
 """
 
 from __future__ import annotations
@@ -143,6 +144,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cache-dir", metavar="DIR", help="latent and text cache (default PROJECT/loras/.cache)"
     )
+    m = p.add_argument_group("several GPUs")
+    m.add_argument(
+        "--gpus",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train on N GPUs of this machine (the command starts N worker processes with "
+        "torchrun; each trains on its share of every batch)",
+    )
+    m.add_argument(
+        "--sharding",
+        choices=("auto", "fsdp", "ddp"),
+        default="auto",
+        help="fsdp: shard the transformer over the GPUs (for models that do not fit one GPU; "
+        "no sample clips); ddp: the whole model on each GPU; auto: fsdp on CUDA GPUs",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     manager.add_model_dir_option(p)
     p.set_defaults(handler=cmd_train)
@@ -246,7 +263,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     manager.apply_model_dirs(args.model_dir)
     config = config_from_args(args)
-    result = run_in_terminal(train_job(args.project, config), "train", quiet=args.quiet)
+    if args.gpus != 1:
+        from worldstudio.core.training.parallel import parallel_train_job
+
+        job = parallel_train_job(args.project, config, args.gpus, args.sharding)
+    else:
+        job = train_job(args.project, config)
+    result = run_in_terminal(job, "train", quiet=args.quiet)
     try:
         from accelerate import PartialState
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,7 +26,7 @@ from typing import IO
 import numpy as np
 
 from worldstudio.core.errors import FormatError, WorldStudioError
-from worldstudio.core.fileio import check_output_path
+from worldstudio.core.fileio import check_output_path, clean_leftovers, temp_prefix
 
 _VIDEO_LINE = re.compile(r"Video: (\w+)[^,]*, (\w+)[^,]*(?:\([^)]*\))?, (\d+)x(\d+).*?([\d.]+) fps")
 _RATE = re.compile(r" ([0-9]+\.?[0-9]*) (fps|tbr)")
@@ -36,6 +37,21 @@ def ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
     return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+def ffmpeg_version(timeout: float = 10.0) -> str:
+    """The first line of ``ffmpeg -version`` without its copyright (e.g. "ffmpeg version 7.0.2"),
+    read by a child started like every other ffmpeg here (imageio-ffmpeg's ``get_ffmpeg_version``
+    uses a ``preexec_fn``)."""
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-version"],
+        capture_output=True,
+        timeout=timeout,
+        start_new_session=True,
+        check=True,
+    )
+    lines = proc.stdout.decode("utf-8", "replace").strip().splitlines()
+    return lines[0].split(" Copyright")[0].strip() if lines else "no version line"
 
 
 def _spawn(
@@ -70,6 +86,10 @@ def _rate(fps: float) -> str:
     return str(Fraction(fps).limit_denominator())
 
 
+_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov"}
+"""ffmpeg's container for a video's suffix (mp4 for any other)."""
+
+
 class VideoWriter:
     """Write RGB uint8 frames one at a time to an H.264 yuv420p faststart mp4.
 
@@ -82,13 +102,19 @@ class VideoWriter:
         self.fps = fps
         self.quality = quality
         self.frames = 0
-        self._tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix or '.mp4'}")
+        # our temporary name (with this process's id): a killed render's file is removed by
+        # the next write into the folder; the container is named with -f, not by the suffix
+        self._tmp = self.path.with_name(
+            f"{temp_prefix(self.path.name)}{secrets.token_hex(4)}.partial"
+        )
+        self._format = _CONTAINERS.get(self.path.suffix.lower(), "mp4")
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._size: tuple[int, int] | None = None
         check_output_path(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            clean_leftovers(self.path.parent)
             self._tmp.touch()
         except OSError as exc:
             raise WorldStudioError(
@@ -129,6 +155,8 @@ class VideoWriter:
             pad,
             "-movflags",
             "+faststart",
+            "-f",
+            self._format,
             str(self._tmp),
         ]
         self._log = tempfile.TemporaryFile()

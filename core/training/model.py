@@ -263,6 +263,8 @@ def lora_state_dict(transformer) -> dict:
     from peft.utils import get_peft_model_state_dict
 
     sd = get_peft_model_state_dict(transformer)
+    # a sharded (FSDP2) model's tensors are DTensors: gathered whole (a collective)
+    sd = {k: v.full_tensor() if hasattr(v, "full_tensor") else v for k, v in sd.items()}
     return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in sd.items()}
 
 

@@ -176,12 +176,15 @@ def save_rng_file(partial: Path, rng: tuple[dict, dict], process_index: int) -> 
 
 
 def finish_checkpoint(folder: Path, keep: int = 0) -> Path:
-    """Rename the finished ``.partial`` folder; with ``keep`` > 0 delete all but the newest
-    ``keep`` checkpoints of the run folder."""
+    """Rename the finished ``.partial`` folder; remove the ``.partial`` folders that a killed
+    training left beside it (one training writes a run folder); with ``keep`` > 0 delete all but
+    the newest ``keep`` checkpoints of the run folder."""
     partial = checkpoint_partial(folder)
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(partial, folder)
+    for stale in folder.parent.glob("checkpoint-*.partial"):
+        shutil.rmtree(stale, ignore_errors=True)
     if keep > 0:
         for _step, old in list_checkpoints(folder.parent)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)

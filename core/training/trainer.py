@@ -29,9 +29,12 @@ optimizer step, which holds while the job is paused and raises Cancelled once it
 
 Multi-GPU: the loop runs under ``accelerate.Accelerator`` (the transformer, the optimizer and
 the data loader are prepared; each process trains on its share of every batch and gradients are
-averaged), so ``accelerate launch -m worldstudio train ...`` trains on several GPUs and a plain call
-trains on one device (or the CPU). Only the main process encodes the cache, writes files,
-samples and reports.
+averaged), so ``worldstudio train --gpus N`` (core.training.parallel, which starts the workers
+with torchrun) or ``accelerate launch -m worldstudio train ...`` trains on several GPUs and a
+plain call trains on one device (or the CPU). Only the main process encodes the cache, writes
+files, samples and reports. With ``fsdp`` the transformer's blocks are sharded over the GPUs
+(accelerate's FSDP2): the LoRA's tensors are gathered on every process before rank 0 writes
+them, and checkpoints hold no optimizer state (a resumed run starts AdamW's moments afresh).
 """
 
 from __future__ import annotations
@@ -140,9 +143,11 @@ def train(
     config: TrainConfig,
     *,
     ctx: JobContext | None = None,
+    fsdp: bool = False,
 ) -> TrainResult:
-    """Train (or continue training) a LoRA; see the module doc for what is written."""
-    trainer = Trainer(project, config, ctx=ctx)
+    """Train (or continue training) a LoRA; see the module doc for what is written. ``fsdp``:
+    shard the transformer over the processes of a multi-GPU launch."""
+    trainer = Trainer(project, config, ctx=ctx, fsdp=fsdp)
     return trainer.run()
 
 
@@ -177,10 +182,13 @@ class Trainer:
 
     optimizer: torch.optim.Optimizer  # AdamW on the LoRA parameters; accelerate wraps it
 
-    def __init__(self, project, config: TrainConfig, *, ctx: JobContext | None = None):
+    def __init__(
+        self, project, config: TrainConfig, *, ctx: JobContext | None = None, fsdp: bool = False
+    ):
         from worldstudio.core.project import ProjectFolder
 
         config.validate()
+        self.fsdp = fsdp
         self.folder = ProjectFolder(project)
         self.project = self.folder.load()
         self.request = config  # as asked; run() settles it into self.config
@@ -298,7 +306,9 @@ class Trainer:
         if precision == "auto":
             precision = "no" if use_cpu else "bf16"
         _reset_single_process_state()
-        self.accelerator = acc = Accelerator(cpu=use_cpu, mixed_precision=precision)
+        self.accelerator = acc = Accelerator(
+            cpu=use_cpu, mixed_precision=precision, fsdp_plugin=self._fsdp_plugin()
+        )
         self.is_main = acc.is_main_process
         if not self.is_main:
             self.ctx = self.user_ctx.child(lambda _report: None)  # quiet on other processes
@@ -404,6 +414,8 @@ class Trainer:
         self.model, self.optimizer, self.loader = acc.prepare(
             self.transformer, self.optimizer, loader
         )
+        # sharding replaces the parameters: clip the gradients of the ones the optimizer holds
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
 
         start_step = int(ckpt["state"]["step"]) if ckpt else 0
         if ckpt and ckpt["rng"] is not None:
@@ -436,7 +448,9 @@ class Trainer:
         )
 
         cfg = self.config
-        transformer = load_transformer(self.spec, self.weight_dtype).to(self.device)
+        transformer = load_transformer(self.spec, self.weight_dtype)
+        if not self.fsdp:  # sharded, each GPU receives only its shards (fully_shard moves them)
+            transformer = transformer.to(self.device)
         self.lora_config = add_lora(
             transformer,
             rank=cfg.rank,
@@ -459,7 +473,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             self.params, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=cfg.weight_decay
         )
-        if ckpt is not None and ckpt["optimizer"] is not None:
+        if ckpt is not None and ckpt["optimizer"] is not None and not self.fsdp:
             try:
                 self.optimizer.load_state_dict(ckpt["optimizer"])
             except (ValueError, KeyError, RuntimeError) as exc:
@@ -574,9 +588,11 @@ class Trainer:
                 csv.writer(f).writerow(row)
 
     def _evaluate(self, step: int) -> None:
-        if not self.is_main:
+        if not (self.is_main or self.fsdp):  # sharded, every process runs the forward passes
             return
         value = self.eval_loss()
+        if not self.is_main:
+            return
         self.result.eval_losses.append((step, value))
         self._append(self.eval_csv, [step, f"{value:.6f}"])
         self.ctx.log(f"step {step}: eval loss {value:.4f}")
@@ -669,8 +685,9 @@ class Trainer:
             self._checkpoint(step, micro)
         if cfg.sample_every:
             self._samples(step)
-        if self.is_main:
-            self._save_adapter(step)
+        lora = self._lora_state()
+        if lora is not None:  # rank 0
+            self._save_adapter(step, lora)
         self.accelerator.wait_for_everyone()
         self.ctx.log(f"adapter: {self.adapter_path}")
         self.ctx.event("output", what="adapter", path=str(self.adapter_path), step=step)
@@ -694,10 +711,30 @@ class Trainer:
             "saved": datetime.now(UTC).isoformat(timespec="seconds"),
         }
 
-    def _lora_state(self) -> dict:
+    def _fsdp_plugin(self):
+        """accelerate's FSDP2 plugin for a sharded run (each main block is one shard unit)."""
+        if not self.fsdp:
+            return None
+        from accelerate import FullyShardedDataParallelPlugin
+
+        return FullyShardedDataParallelPlugin(
+            fsdp_version=2,
+            # the units: the classes of the model's _no_split_modules it has (its blocks)
+            auto_wrap_policy="transformer_based_wrap",
+            state_dict_type="FULL_STATE_DICT",
+            reshard_after_forward=True,
+            cpu_ram_efficient_loading=False,
+        )
+
+    def _lora_state(self) -> dict | None:
+        """The LoRA's tensors on rank 0 (None elsewhere). Sharded, every process takes part in
+        gathering them, so every process calls this."""
         from worldstudio.core.training.model import lora_state_dict
 
-        return lora_state_dict(self.accelerator.unwrap_model(self.model))
+        if not (self.is_main or self.fsdp):
+            return None
+        state = lora_state_dict(self.accelerator.unwrap_model(self.model))
+        return state if self.is_main else None
 
     def _checkpoint(self, step: int, micro: int) -> Path:
         from worldstudio.core.training.model import lora_metadata
@@ -712,12 +749,13 @@ class Trainer:
 
         acc = self.accelerator
         folder = self.run_dir / checkpoint_name(step)
-        if self.is_main:
+        lora = self._lora_state()
+        if lora is not None:  # rank 0
             save_checkpoint(
                 folder,
-                lora_state=self._lora_state(),
+                lora_state=lora,
                 lora_meta=lora_metadata(self.lora_config),
-                optimizer_state=self.optimizer.state_dict(),
+                optimizer_state=None if self.fsdp else self.optimizer.state_dict(),
                 trainer_state=self._trainer_state(step, micro),
             )
         acc.wait_for_everyone()
@@ -731,12 +769,12 @@ class Trainer:
         self._last_checkpoint = step
         return folder
 
-    def _save_adapter(self, step: int) -> None:
+    def _save_adapter(self, step: int, lora: dict) -> None:
         from worldstudio.core.project import atomic_write_bytes
         from worldstudio.core.training.model import lora_metadata, save_lora_file
 
         cfg = self.config
-        save_lora_file(self.adapter_path, self._lora_state(), lora_metadata(self.lora_config))
+        save_lora_file(self.adapter_path, lora, lora_metadata(self.lora_config))
         ev = self.result.eval_losses
         meta = {
             "format": "worldstudio-lora",

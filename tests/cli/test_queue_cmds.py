@@ -210,3 +210,21 @@ def test_a_training_s_settings_become_a_command_line_and_back(tmp_path):
     assert config_from_args(args) == TrainConfig(**settings)
     with pytest.raises(TrainingError, match="'bogus' has no command-line option"):
         args_from_settings({"clips": "x", "bogus": 1})
+
+
+def test_an_interrupted_generation_resumes_on_as_many_gpus_as_it_was_queued_with(tmp_path):
+    from worldstudio.core.cli.queue_cmds import _argv
+    from worldstudio.core.jobs.queue import QueueEntry
+
+    e = QueueEntry("x", "generate", "/p", ["--rounds", "8", "--gpus", "2", "--parallel=ring"])
+    assert _argv(e) == e.argv  # not started yet: as queued
+    e.run = "/p/runs/r1"
+    assert _argv(e) == [
+        "generate",
+        "/p",
+        "--resume",
+        "/p/runs/r1",
+        "--gpus",
+        "2",
+        "--parallel=ring",
+    ]

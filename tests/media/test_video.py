@@ -43,6 +43,27 @@ def test_failure_leaves_no_partial_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_killed_writers_partial_video_is_removed_by_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    from worldstudio.core.fileio import is_foreign_leftover
+
+    # a process that started a video and was killed before it closed it
+    child = (
+        "import sys, numpy as np, os\n"
+        "from worldstudio.core.media import VideoWriter\n"
+        "w = VideoWriter(sys.argv[1], fps=16)\n"
+        "w.write(np.zeros((16, 16, 3), np.uint8))\n"
+        "os._exit(9)\n"
+    )
+    subprocess.run([sys.executable, "-c", child, str(tmp_path / "killed.mp4")], check=False)
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and is_foreign_leftover(left[0]), left
+    write_mp4(tmp_path / "next.mp4", ramp(2), fps=16)
+    assert [p.name for p in tmp_path.iterdir()] == ["next.mp4"]
+
+
 def test_mismatched_frame_size_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="frame 1 is 32x16"):
         with VideoWriter(tmp_path / "x.mp4", fps=16) as w:

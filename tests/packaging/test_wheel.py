@@ -8,6 +8,7 @@ environment; the third-party libraries come from this test environment's site-pa
 
 from __future__ import annotations
 
+import json
 import shutil
 import site
 import subprocess
@@ -24,6 +25,7 @@ WHEEL_SOURCES = (
     "setup.py",
     "README.md",
     "LICENSE",
+    "NOTICE",
     "worldstudio",
     "core",
     "studio",
@@ -81,6 +83,24 @@ def test_the_wheel_holds_only_the_worldstudio_package(wheel):
     assert "worldstudio/__main__.py" in names
 
 
+def test_the_wheel_carries_the_licence_the_icon_and_the_studios_resources(wheel):
+    archive = zipfile.ZipFile(wheel)
+    names = set(archive.namelist())
+    (info,) = {n.split("/")[0] for n in names if n.split("/")[0].endswith(".dist-info")}
+    licence = archive.read(f"{info}/licenses/LICENSE").decode()
+    assert licence == (REPO / "LICENSE").read_text() and "Apache License" in licence
+    assert "Version 2.0, January 2004" in licence
+    assert "Copyright" in archive.read(f"{info}/licenses/NOTICE").decode()
+    assert "License-Expression: Apache-2.0" in archive.read(f"{info}/METADATA").decode()
+    resources = REPO / "studio" / "resources"
+    shipped = sorted(str(p.relative_to(resources)) for p in resources.rglob("*") if p.is_file())
+    assert "worldstudio.png" in shipped and "worldstudio.svg" in shipped and "style.qss" in shipped
+    for name in shipped:
+        path = f"worldstudio/studio/resources/{name}"
+        assert path in names, f"{path} is not in the wheel"
+        assert archive.read(path) == (resources / name).read_bytes()
+
+
 def _run(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         list(args), cwd=cwd, capture_output=True, text=True, timeout=300,
@@ -125,3 +145,37 @@ def test_the_worldstudio_command_works_in_a_clean_venv(clean_venv, tmp_path):
     )
     assert info.returncode == 0, info.stderr
     assert "points" in info.stdout
+
+
+def test_doctor_new_demo_and_install_desktop_work_in_a_clean_venv(clean_venv, tmp_path):
+    script = str(clean_venv / "bin" / "worldstudio")
+    doctor = _run(clean_venv, script, "doctor", cwd=tmp_path)
+    assert doctor.returncode == 0, doctor.stderr
+    lines = doctor.stdout.splitlines()
+    assert lines[0] == "World Studio 0.1.0, system report"
+    row = {line.split("  ")[0]: line for line in lines[1:]}
+    assert str(clean_venv / "bin" / "python") in row["Python"]
+    assert "HF_HUB_OFFLINE=1: offline" in row["Hub cache"]
+    assert f"free in {tmp_path / 'WorldStudio'} (not created yet)" in row["Disk, projects"]
+    assert "ffmpeg version" in row["ffmpeg"]
+    report = json.loads(_run(clean_venv, script, "doctor", "--json", cwd=tmp_path).stdout)
+    assert report["worldstudio"] == "0.1.0" and report["python"]["executable"].startswith(
+        str(clean_venv)
+    )
+
+    # no folder: the demo goes to ~/WorldStudio (HOME is tmp_path here)
+    made = _run(clean_venv, script, "new", "--demo", "--size", "160x96", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    demo = tmp_path / "WorldStudio" / "demo.wsproj"
+    assert made.stdout.startswith(f"created {demo} (Demo room: ")
+    assert json.loads((demo / "project.json").read_text())["name"] == "Demo room"
+    assert (demo / "scene" / "points.ply").is_file() and (demo / "source.png").is_file()
+
+    # the icon comes out of the wheel's package data; the entry starts this venv's command
+    installed = _run(clean_venv, script, "install-desktop", cwd=tmp_path)
+    assert installed.returncode == 0, installed.stderr
+    share = tmp_path / ".local" / "share"
+    entry = (share / "applications" / "worldstudio.desktop").read_text()
+    assert f"Exec={script} studio\n" in entry
+    icon = share / "icons" / "hicolor" / "256x256" / "apps" / "worldstudio.png"
+    assert icon.read_bytes() == (REPO / "studio" / "resources" / "worldstudio.png").read_bytes()

@@ -17,6 +17,9 @@ from worldstudio.core.training.schedule import (
     shift_sigma,
 )
 from worldstudio.core.training.state import (
+    checkpoint_partial,
+    finish_checkpoint,
+    list_checkpoints,
     optimizer_from_flat,
     optimizer_to_flat,
     rng_state,
@@ -100,3 +103,15 @@ def test_rng_state_round_trip():
     set_rng_state(tensors, meta)
     again = (torch.rand(3), random.random(), np.random.rand())
     assert torch.equal(expected[0], again[0]) and expected[1:] == again[1:]
+
+
+def test_a_finished_checkpoint_removes_what_a_killed_training_left(tmp_path):
+    (tmp_path / "checkpoint-10.partial").mkdir()  # a training killed while writing step 10
+    (tmp_path / "checkpoint-10.partial" / "optimizer.safetensors").write_bytes(b"half")
+    folder = tmp_path / "checkpoint-20"
+    partial = checkpoint_partial(folder)
+    partial.mkdir()
+    (partial / "trainer_state.json").write_text("{}")
+    finish_checkpoint(folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-20"]
+    assert [step for step, _ in list_checkpoints(tmp_path)] == [20]

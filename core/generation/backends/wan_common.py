@@ -9,7 +9,10 @@ transformer, to ``from_pretrained``) and how a :class:`GenerationRequest` become
 arguments (:meth:`~DiffusersWanBackend._plan`). The pipeline is loaded on the first
 ``generate`` and kept until :meth:`~DiffusersWanBackend.close` (one load per run). With
 ``compile`` the transformer's blocks are compiled on the first ``generate``, after its LoRAs are
-applied ("compiling" is reported while that first call compiles).
+applied ("compiling" is reported while that first call compiles). With a ``parallel`` part
+(:class:`worldstudio.core.generation.parallel.ContextParallel`, one worker of a multi-GPU run)
+the transformer is split across the workers' GPUs when it loads, each call is handed to the
+other workers before the pipeline runs, and the workers agree on a cancel at every step.
 
 Imported only when a Wan backend is asked for; torch and diffusers are imported inside.
 """
@@ -220,7 +223,9 @@ class LoraSet:
 class StepReporter:
     """``callback_on_step_end`` for a diffusers pipeline: progress per step, a live preview of
     the predicted clean video, and cancellation (sets the pipeline's interrupt flag and raises
-    :class:`Cancelled` at once, so no time is spent decoding an abandoned video)."""
+    :class:`Cancelled` at once, so no time is spent decoding an abandoned video). ``agree``:
+    in a multi-process call, turns this process's wish to stop into the one all processes share
+    (every process calls it at every step)."""
 
     def __init__(
         self,
@@ -231,8 +236,10 @@ class StepReporter:
         rgb_map=None,
         skip_latent_frames: int = 0,
         preview_every: int = 1,
+        agree=None,
     ):
         self.ctx = ctx
+        self.agree = agree
         self.steps = steps
         self.label = label
         self.tap = tap
@@ -253,7 +260,10 @@ class StepReporter:
                 image = preview_image(self.tap.x0, self.rgb_map, skip_frames=self.skip)
                 self.preview_seconds += time.perf_counter() - t0
                 self.ctx.preview(image, f"{self.label}: step {self.done}/{self.steps}")
-        if self.ctx.cancelled:
+        cancelled = self.ctx.cancelled
+        if self.agree is not None:
+            cancelled = self.agree(cancelled)
+        if cancelled:
             pipe._interrupt = True
             raise Cancelled(f"cancelled at denoising step {self.done}/{self.steps}")
         return callback_kwargs
@@ -294,6 +304,7 @@ class DiffusersWanBackend(BaseBackend):
         precision: str | None = "auto",
         vae_tiling: bool | None = None,
         compile_backend: str | None = None,
+        parallel: Any = None,
         **_options: Any,
     ):
         from worldstudio.core.generation import acceleration as acc
@@ -301,6 +312,9 @@ class DiffusersWanBackend(BaseBackend):
 
         self.model_id = str(model_id or self.default_model)
         self.profile = check_profile(profile)
+        self.parallel = parallel  # a ContextParallel part (a multi-GPU run's worker), or None
+        if parallel is not None and self.profile == "auto":
+            self.profile = "gpu"  # every worker holds the whole pipeline
         self.attention = acc.check_attention(attention)
         cache = acc.check_cache(cache)
         self.cache = "none" if cache == "auto" else cache
@@ -334,6 +348,19 @@ class DiffusersWanBackend(BaseBackend):
         self.load_seconds = 0.0
         self.last_call_seconds = 0.0
         self._first_call = True
+
+    def parallel_options(self) -> dict[str, Any]:
+        """The options that make the same backend in another worker of a multi-GPU run."""
+        return {
+            "model_id": self.model_id,
+            "profile": self.profile,
+            "attention": self.attention,
+            "compile": self.compile,
+            "cache": self.cache,
+            "precision": self.precision,
+            "vae_tiling": self.vae_tiling,
+            "compile_backend": self.compile_backend,
+        }
 
     def required_models(self) -> list[str]:
         return [self.model_id]
@@ -448,6 +475,8 @@ class DiffusersWanBackend(BaseBackend):
         applied.attention = attention
         if note:
             applied.notes.append(note)
+        if self.parallel is not None:
+            self.parallel.enable(self, pipe, ctx)
         self.pipe = pipe
         self.load_seconds = time.perf_counter() - t0
         if ctx is not None:
@@ -578,9 +607,12 @@ class DiffusersWanBackend(BaseBackend):
             rgb_map,
             plan.skip_latent_frames,
             self.preview_every,
+            agree=self.parallel.agree_cancel if self.parallel is not None else None,
         )
         if not (self.compile and self._first_call):
             ctx.progress(0, request.steps, f"{reporter.label}: encoding the conditioning")
+        if self.parallel is not None:
+            self.parallel.before_call(self, request)
         t0 = time.perf_counter()
         try:
             with tap:

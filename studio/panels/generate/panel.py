@@ -207,16 +207,26 @@ class GeneratePanel(QWidget):
         """The run options this panel sets (the rest come from the project)."""
         return RunOptions(**self.form.run_options(), loras=self.loras.selected() or None, **more)
 
+    def _job(self, folder: Path, options: RunOptions):
+        """The job of a run of ``options``: on the form's GPU count (several: one worker
+        process per GPU, core.generation.parallel)."""
+        gpus = self.form.gpu_count()
+        if gpus > 1:
+            from worldstudio.core.generation.parallel import parallel_generate_job
+
+            return parallel_generate_job(folder, options, gpus)
+        from worldstudio.core.generation.engine import generate_job
+
+        return generate_job(folder, options)
+
     def generate(self, strict: bool = True) -> bool:
         """Save (without asking) and start a new run with the project's settings. With a queue
         the run is a queue entry (``generate PROJECT --profile ...``): it starts at once when the
         GPU is free, else waits its turn in the Jobs panel. ``strict``: the checks before the run
         stop it on warnings too (the pre-flight dialog's Run anyway passes False)."""
-        from worldstudio.core.generation.engine import generate_job
-
         if self.queue is None:
             options = self._options(stop_on_warnings=strict)
-            return self._launch(lambda folder: generate_job(folder, options), "Generate")
+            return self._launch(lambda folder: self._job(folder, options), "Generate")
         if self.running or self.queued is not None:
             self.message.emit("A run of this panel is already queued or running", True)
             return False
@@ -227,6 +237,8 @@ class GeneratePanel(QWidget):
             return False
         title = "Generate"  # the Jobs panel's tooltip names the project
         try:
+            if self.form.gpu_count() > 1:  # what cannot run split is said now, not at its turn
+                self._job(self.doc.folder, self._options(stop_on_warnings=strict))
             entry = self.queue.submit(
                 "generate",
                 self.doc.folder,
@@ -264,6 +276,9 @@ class GeneratePanel(QWidget):
             args.append(f"--lora={path}={float(strength)!r}")
         if strict:
             args.append("--strict")
+        gpus = self.form.gpu_count()
+        if gpus > 1:
+            args += ["--gpus", str(gpus)]
         return args
 
     def _on_queue_changed(self) -> None:
@@ -298,15 +313,13 @@ class GeneratePanel(QWidget):
 
     def resume(self, run: str | Path | None = None) -> bool:
         """Continue ``run`` (default: the chosen one) after its last complete round."""
-        from worldstudio.core.generation.engine import generate_job
-
         run = Path(run) if run is not None else self.runs.selected_run()
         if run is None:
             self.message.emit("Choose a run to resume", True)
             return False
         # the run's own settings (profile, LoRAs, monitors) are kept: run.json records them
         return self._launch(
-            lambda folder: generate_job(folder, RunOptions(resume=str(run))),
+            lambda folder: self._job(folder, RunOptions(resume=str(run))),
             f"Resume {run.name}",
             needs_save=False,
         )
@@ -315,8 +328,6 @@ class GeneratePanel(QWidget):
         """A new run copying the rounds before ``from_round`` (0-based; default: the runs box's
         round) from ``run`` (default: the chosen one), regenerating the rest with the project's
         current prompts and settings (size and frames per round stay the parent's)."""
-        from worldstudio.core.generation.engine import generate_job
-
         run = Path(run) if run is not None else self.runs.selected_run()
         if run is None:
             self.message.emit("Choose a run to branch from", True)
@@ -350,7 +361,7 @@ class GeneratePanel(QWidget):
             **sampling,
         )
         return self._launch(
-            lambda folder: generate_job(folder, options),
+            lambda folder: self._job(folder, options),
             f"Branch {run.name} from round {k + 1}",
         )
 

@@ -5,8 +5,9 @@ Settings that are part of the project model (backend, model, weight precision, V
 speed settings, size, frames per round, colour matching, steps, guidance, seed, the
 conditioning: per-role strengths, context frames, flow shift, which entities the prompt names,
 the negative prompt) are edited through undoable document commands and redrawn from the
-document's change events; the memory profile and monitors on/off are the form's own
-(:meth:`run_options`). The VRAM row estimates the current combination of profile, precision,
+document's change events; the memory profile, monitors on/off and the GPU count (several GPUs
+split each model call: core.generation.parallel) are the form's own (:meth:`run_options`,
+:meth:`gpu_count`). The VRAM row estimates the current combination of profile, precision,
 cache and compilation.
 """
 
@@ -140,6 +141,8 @@ class GenerationSettingsForm(QWidget):
         f1.addRow("Weights", self.precision)
         f1.addRow("VAE tiling", self.vae_tiling)
         f1.addRow("VRAM", self.vram)
+        self.gpus = self._build_gpus()
+        f1.addRow("GPUs", self.gpus)
         g_speed = self._build_speed()
 
         # -- video
@@ -198,6 +201,27 @@ class GenerationSettingsForm(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         for g in (g1, g_speed, g2, g3, g4):
             layout.addWidget(g)
+
+    def _build_gpus(self):
+        from worldstudio.core.runtime.launch import cuda_device_count
+
+        have = cuda_device_count()
+        spin = int_spin(1, max(1, have), value=1)
+        split = (
+            "Several GPUs split each model call (context parallelism: one worker process per "
+            "GPU; wan-vace and wan-i2v, memory profile gpu)"
+        )
+        if have > 1:
+            spin.setToolTip(f"{split}. This machine has {have} CUDA GPUs.")
+        else:
+            spin.setEnabled(False)
+            seen = "one CUDA GPU" if have == 1 else "no CUDA GPU"
+            spin.setToolTip(f"{split}. This machine has {seen}, so runs use one.")
+        return spin
+
+    def gpu_count(self) -> int:
+        """How many GPUs a run started from this form uses."""
+        return self.gpus.value() if self.gpus.isEnabled() else 1
 
     def _build_speed(self) -> QGroupBox:
         self.quality = QComboBox()
