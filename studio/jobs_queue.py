@@ -9,7 +9,7 @@ panel), so jobs queued by ``worldstudio queue add`` show up, and a ``queue cance
 terminal reaches the job. The gpu lane of the queue runs on the runner's GPU lane (one at a
 time with the studio's other GPU work), the light lane (previews, exports) beside it.
 
-The studio's other jobs (a training, a preview render, an export, a download) run on the runner
+The studio's other jobs (a preview render, an export, a download, a play session) run on the runner
 directly; the driver follows them too (:meth:`QueueDriver.live_jobs`) so the Jobs panel shows
 every job that runs.
 
@@ -34,7 +34,7 @@ RUNNER_LANE = {GPU_LANE: GPU, "light": LIGHT}
 
 
 class LiveJob:
-    """A job the studio runs outside the queue (a training, a preview render, an export, a
+    """A job the studio runs outside the queue (a preview render, an export, a model
     download): shown in the Jobs panel while it runs, with its progress and time left."""
 
     def __init__(self, handle: JobHandle):

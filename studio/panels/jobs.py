@@ -2,7 +2,7 @@
 progress, elapsed time and time left, and Run queue, Up / Down, Cancel, Remove, Retry and Clear
 finished. It shows the queue file (:class:`~studio.jobs_queue.QueueDriver` reads it every
 second), so jobs queued from a terminal (``worldstudio queue add``) are here too. Below the
-queue, the studio's running jobs that are not queue entries (a training, a preview render, an
+queue, the studio's running jobs that are not queue entries (a preview render, an
 export, a download), which Cancel stops."""
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ class JobsPanel(QWidget):
         cell(4, format_seconds_left(e.eta_now(now)) if e.state == "running" else "")
 
     def _fill_live_row(self, row: int, job: LiveJob) -> None:
-        """A running job the studio started outside the queue (a training, a preview render, an
+        """A running job the studio started outside the queue (a preview render, an
         export): Cancel works on it; it leaves the list when it ends."""
         h = job.handle
         name = self._cell(row, 0, h.description, "started by the studio, not queued")
