@@ -92,7 +92,8 @@ def is_foreign_leftover(name: str) -> bool:
     return match is not None and match.group("pid") != str(os.getpid())
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with id ``pid`` runs on this machine (someone else's counts)."""
     if pid == os.getpid():
         return True
     try:
@@ -106,7 +107,7 @@ def _process_alive(pid: int) -> bool:
 
 def _abandoned(entry: os.DirEntry, pid: str | None, now: float) -> bool:
     if pid is not None:
-        return not _process_alive(int(pid))
+        return not process_alive(int(pid))
     try:
         return now - entry.stat(follow_symlinks=False).st_mtime > LEGACY_LEFTOVER_AGE
     except OSError:

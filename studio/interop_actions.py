@@ -31,6 +31,7 @@ from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.project import ProjectFolder
 from worldstudio.studio import settings as app_settings
 from worldstudio.studio.field_guard import guard_fields
+from worldstudio.studio.jobs_queue import LIGHT
 from worldstudio.studio.shell import Shell
 
 LAYOUT_TEXT = {
@@ -276,8 +277,9 @@ class InteropActions(QObject):
         self.show_warnings(title, list(warnings))
 
     def _run(self, job, title: str, on_done) -> bool:
+        # exports are light: they may run while a generation holds the GPU
         handle = self.shell.run_job(
-            job, title, on_done, on_failed=lambda msg: self.error(title, msg)
+            job, title, on_done, on_failed=lambda msg: self.error(title, msg), lane=LIGHT
         )
         return handle is not None
 

@@ -12,6 +12,7 @@ see the window as a :class:`~studio.shell.Shell`; playback is :class:`~studio.pl
 from __future__ import annotations
 
 import shutil
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -35,11 +36,13 @@ from PySide6.QtWidgets import (
 )
 
 from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.jobs.progress import Eta, format_elapsed, format_seconds_left
 from worldstudio.core.project import ProjectFolder
 from worldstudio.studio import commands, field_guard
 from worldstudio.studio import settings as app_settings
 from worldstudio.studio.document import ProjectDocument, Selection
 from worldstudio.studio.frame_renderer import FrameRenderer
+from worldstudio.studio.jobs_queue import LIGHT, QueueDriver
 from worldstudio.studio.panels.camera_view import CameraViewPanel
 from worldstudio.studio.panels.entities import EntitiesPanel
 from worldstudio.studio.panels.inspector import InspectorPanel
@@ -52,7 +55,8 @@ from worldstudio.studio.worker import GPU, JobHandle, JobRunner
 
 AUTOSAVE_SECONDS = 60
 THUMB_W, THUMB_H = 256, 144
-LAYOUT_VERSION = 4  # bump when the docks change, so an old saved layout is not restored
+QUIT_WAIT_MS = 10000  # how long quitting waits for cancelled jobs to stop
+LAYOUT_VERSION = 5  # bump when the docks change, so an old saved layout is not restored
 
 
 def _file_name(name: str) -> str:
@@ -80,6 +84,7 @@ class MainWindow(QMainWindow):
         self.doc.setParent(self)
         self.settings = app_settings.settings()
         self.runner = JobRunner(self)
+        self.queue_driver = QueueDriver(self.runner, parent=self)  # the on-disk job queue
         self.shown_job: JobHandle | None = None  # the job the status bar follows
         self.playback = Playback(self.doc, self)
         self.frame_renderer = FrameRenderer(self)
@@ -102,6 +107,7 @@ class MainWindow(QMainWindow):
         self._make_statusbar()
         self.runner.started.connect(self._job_started)
         self.runner.jobs_changed.connect(self._update_frame_actions)
+        self.queue_driver.changed.connect(self._update_frame_actions)
         self.playback.playing_changed.connect(self._playing_changed)
 
         self.autosave_timer = QTimer(self)
@@ -195,6 +201,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.camera_dock, self.player_dock)
         self.tabifyDockWidget(self.generate_dock, self.training_dock)
         self.tabifyDockWidget(self.timeline_dock, self.log_dock)
+        self.tabifyDockWidget(self.log_dock, self.jobs_dock)
         for dock in (self.rounds_dock, self.camera_dock, self.generate_dock, self.timeline_dock):
             dock.raise_()
         self._default_state = self.saveState(LAYOUT_VERSION)
@@ -218,11 +225,21 @@ class MainWindow(QMainWindow):
         """The Generate and Training docks (tabbed together under the camera view, on the right)
         and the timeline's Run row."""
         from worldstudio.studio.panels.generate import GeneratePanel
+        from worldstudio.studio.panels.jobs import JobsPanel
         from worldstudio.studio.panels.training import TrainingPanel
         from worldstudio.studio.timeline.run_track import RunTrack
 
-        self.generate_panel = gp = GeneratePanel(self.doc, self.runner, save=self.save)
-        self.training_panel = tp = TrainingPanel(self.doc, self.runner)
+        self.generate_panel = gp = GeneratePanel(
+            self.doc, self.runner, save=self.save, queue=self.queue_driver
+        )
+        gp.on_models = self._download_models
+        gp.on_camera = self.path_dialog
+        self.jobs_panel = JobsPanel(self.queue_driver)
+        self.jobs_dock = self._dock(
+            "Jobs", "jobsDock", self.jobs_panel, Qt.DockWidgetArea.BottomDockWidgetArea
+        )
+        self.queue_driver.message.connect(self.show_message)
+        self.training_panel = tp = TrainingPanel(self.doc, self.runner, queue=self.queue_driver)
         self.run_track = RunTrack(self.timeline)
         self.timeline.layout().addWidget(self.run_track)
         self.generate_dock = self._dock(
@@ -500,7 +517,7 @@ class MainWindow(QMainWindow):
             self.log_dock,
         ):
             m.addAction(dock.toggleViewAction())
-        for dock in (self.generate_dock, self.training_dock):
+        for dock in (self.generate_dock, self.training_dock, self.jobs_dock):
             m.addAction(dock.toggleViewAction())
         m.addSeparator()
         m.addAction(self.act_reset_layout)
@@ -602,10 +619,18 @@ class MainWindow(QMainWindow):
         self.cancel_button.clicked.connect(self.cancel_job)
         sb.addWidget(self.status_label, 1)
         sb.addPermanentWidget(self.job_label)
+        self.job_times = QLabel("")  # elapsed and time left of the shown job
+        self.job_times.setObjectName("hint")
+        sb.addPermanentWidget(self.job_times)
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.cancel_button)
         self.progress.hide()
         self.cancel_button.hide()
+        self._status_eta = Eta()
+        self._status_left: tuple[float, float] | None = None  # (seconds left, when said)
+        self._job_clock = QTimer(self)
+        self._job_clock.setInterval(1000)
+        self._job_clock.timeout.connect(self._update_job_label)
 
     # ================================================================== status and title
     def log(self, text: str) -> None:
@@ -643,10 +668,12 @@ class MainWindow(QMainWindow):
     def _update_frame_actions(self, *_args) -> None:
         has_kf = bool(self.doc.project.camera_path.keyframes)
         self.act_del_kf.setEnabled(has_kf)
-        self.act_render.setEnabled(
-            self.runner.can_start(GPU) and has_kf and self.doc.cloud is not None
+        self.act_render.setEnabled(  # a light job: it may render beside a generation
+            self.runner.can_start(LIGHT) and has_kf and self.doc.cloud is not None
         )
-        self.act_generate.setEnabled(self.runner.can_start(GPU))
+        # Generate queues behind other GPU work; one run (running or queued) per panel
+        gp = self.generate_panel
+        self.act_generate.setEnabled(not gp.running and gp.queued is None)
 
     # ================================================================== views and cameras
     def current_view(self) -> tuple[np.ndarray, float] | None:
@@ -828,24 +855,42 @@ class MainWindow(QMainWindow):
         handle.progress.connect(self._job_progress)
         handle.failed.connect(self._job_failed)
         handle.cancelled.connect(self._job_cancelled)
+        handle.finished.connect(self._job_finished)
         handle.state_changed.connect(self._job_state)
         self._show_job(handle)
 
     def _show_job(self, handle: JobHandle | None) -> None:
         self.shown_job = handle
         self.act_cancel.setEnabled(handle is not None)
+        self._status_eta.reset()
+        self._status_left = None
         if handle is None:
             self.progress.hide()
             self.cancel_button.hide()
             self.job_label.setText("")
+            self.job_times.setText("")
+            self._job_clock.stop()
             return
-        others = len(self.runner.jobs) - 1
-        more = f" (+{others} more)" if others > 0 else ""
-        self.job_label.setText(handle.description + more)
         self.progress.setRange(0, 0)
         self.progress.setFormat("%p%")
         self.progress.show()
         self.cancel_button.show()
+        self._update_job_label()
+        self._job_clock.start()
+
+    def _update_job_label(self) -> None:
+        """The shown job's name, how long it has run and the time left (every second)."""
+        handle = self.shown_job
+        if handle is None:
+            return
+        others = len(self.runner.jobs) - 1
+        more = f" (+{others} more)" if others > 0 else ""
+        times = [f"{format_elapsed(handle.elapsed())} elapsed"]
+        if self._status_left is not None:
+            left_now = self._status_left[0] - (time.monotonic() - self._status_left[1])
+            times.append(format_seconds_left(max(0.0, left_now)))
+        self.job_label.setText(f"{handle.description}{more}")
+        self.job_times.setText(", ".join(times))
 
     def cancel_job(self) -> None:
         """Cancel the job the status bar shows."""
@@ -859,6 +904,9 @@ class MainWindow(QMainWindow):
             self.progress.setRange(0, total)
             self.progress.setValue(done)
         self.progress.setFormat(message or "%p%")
+        left = self._status_eta.update(done, total)
+        self._status_left = None if left is None else (left, time.monotonic())
+        self._update_job_label()
 
     def _job_state(self, state: str) -> None:
         handle = self.sender()
@@ -886,6 +934,12 @@ class MainWindow(QMainWindow):
     def _job_cancelled(self) -> None:
         self.show_message(f"{self.sender().description}: cancelled")
         self.log("cancelled")
+
+    def _job_finished(self, _result) -> None:
+        """A job that ended well says so (no earlier "cancelled" or error stays behind)."""
+        handle = self.sender()
+        self.show_message(f"{handle.description}: done in {format_elapsed(handle.elapsed())}")
+        self.log(f"done: {handle.description}")
 
     def run_job(
         self, job, description: str, on_done=None, on_failed=None, lane: str | None = GPU
@@ -924,7 +978,7 @@ class MainWindow(QMainWindow):
             self.log("note: the preview renders the last saved project; save to include your edits")
         job = render_preview_job(self.doc.folder, out, width, height, **kwargs)
         self.playback.stop()
-        return self.run_job(job, "Render preview", self._preview_done)
+        return self.run_job(job, "Render preview", self._preview_done, lane=LIGHT)
 
     def _preview_kwargs(self) -> dict:
         """Pass the in-memory model when render_preview_job accepts one (unsaved edits render)."""
@@ -1122,6 +1176,25 @@ class MainWindow(QMainWindow):
             failed,
         )
 
+    def _download_models(self, names: tuple[str, ...]):
+        """The pre-flight dialog's Download: the model manager, downloading the missing models
+        one after another (online; offline it only opens, for Use folder)."""
+        from worldstudio.core.models.manager import offline_reason
+
+        dlg = self.show_models()
+        if offline_reason():
+            return dlg
+        pending = list(names)
+
+        def next_one(_result=None) -> None:
+            while pending:
+                if dlg.download(pending.pop(0)):
+                    dlg.job.finished.connect(next_one)
+                    return
+
+        next_one()
+        return dlg
+
     def show_models(self):
         """Models ▸ Manage models…: the model manager (returned, shown non-modally)."""
         from worldstudio.studio.dialogs.models import ModelsDialog
@@ -1211,8 +1284,16 @@ class MainWindow(QMainWindow):
         self.playback.stop()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
+        # quitting cancels every job (a generation records its run as cancelled) and starts
+        # no queued one; a job that does not stop in time is left to the process's end (its
+        # run then shows as interrupted)
+        self.queue_driver.run_queue(False)
+        self.queue_driver.timer.stop()
+        if self.runner.busy:
+            self.show_message("Stopping the running jobs after their current step…")
+            QApplication.processEvents()  # say so before the wait
         self.runner.cancel_all()
-        self.runner.wait_all(10000)
+        self.runner.wait_all(QUIT_WAIT_MS)
         self.frame_renderer.shutdown()
         self.player.stop_decoding()
         self.autosave_timer.stop()

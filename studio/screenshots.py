@@ -42,6 +42,7 @@ def dialogs(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     image = Path(argv[1]) if len(argv) > 1 else REPO_ROOT / "tests" / "data" / "coffee.jpg"
     os.environ.setdefault("WORLDSTUDIO_CONFIG_DIR", tempfile.mkdtemp(prefix="ws-shots-"))
+    os.environ["WORLDSTUDIO_QUEUE"] = str(Path(tempfile.mkdtemp(prefix="ws-shots-")) / "queue.json")
     from worldstudio.studio.app import make_app
     from worldstudio.studio.main_window import MainWindow
 
@@ -78,8 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         return dialogs(argv[1:])
     out = Path(argv[0]) if argv else REPO_ROOT / "resources" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
-    # A private settings folder: no saved layout, recent list or demo copy of the user's leaks in.
+    # A private settings folder: no saved layout, recent list or demo copy of the user's leaks in;
+    # a job queue of its own.
     os.environ.setdefault("WORLDSTUDIO_CONFIG_DIR", tempfile.mkdtemp(prefix="ws-shots-"))
+    os.environ["WORLDSTUDIO_QUEUE"] = str(Path(tempfile.mkdtemp(prefix="ws-shots-")) / "queue.json")
     from worldstudio.studio.app import demo_project_folder, make_app
     from worldstudio.studio.document import Selection
     from worldstudio.studio.main_window import MainWindow

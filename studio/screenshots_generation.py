@@ -1,6 +1,6 @@
 """Screenshots of the Generate and Training panels:
 ``python -m worldstudio.studio.screenshots_generation [OUT_DIR [SHOT ...]]`` (default:
-resources/screenshots; shots: generate, conditioning, training).
+resources/screenshots; shots: generate, conditioning, training, jobs, preflight).
 
 Run it under a display, e.g.::
 
@@ -15,6 +15,10 @@ of round 2 (what the model was told) beside its mask.
 training-panel.png: a LoRA trained on synthetic clips with the tiny random Wan VACE model of the
 test suite (tests/tiny_wan.py, in a private fake hub cache: nothing is downloaded), its loss
 curve and the last sample clip in the player. Needs the repository's tests/ folder.
+jobs-panel.png: the Jobs dock while a generation runs,
+with an export that ran beside it and two jobs waiting for the GPU (a queue file of its own).
+preflight-dialog.png: Generate with Wan VACE offline without its models, without a GPU and with a
+camera path out of the room: the refused run's problems, each with its fix.
 """
 
 from __future__ import annotations
@@ -77,6 +81,95 @@ def generate_shot(app, out: Path, work: Path) -> None:
     w.grab().save(str(out / "generate-panel.png"))
     _wait(app, 60, lambda: not gp.running)
     OracleBackend.generate = original
+    w.ask_unsaved = lambda: "discard"
+    w.close()
+
+
+def jobs_shot(app, out: Path, work: Path) -> None:
+    """jobs-panel.png: the Jobs dock while a generation runs (elapsed, time left), an export that
+    ran beside it, and two jobs waiting for the GPU."""
+    from worldstudio.core.generation.backends.oracle import OracleBackend
+    from worldstudio.core.jobs.queue import JobQueue
+    from worldstudio.core.oracle.demo_project import create_demo_project
+    from worldstudio.studio.main_window import MainWindow
+
+    project = work / "jobs-demo.wsproj"
+    create_demo_project(project, width=416, height=240)
+    original = OracleBackend.generate
+
+    def paced(self, request, ctx):  # slow enough that the shot catches it running
+        for step in range(8):
+            ctx.check_cancelled()
+            ctx.progress(step, 8, f"round {request.round_index + 1} {request.role}")
+            time.sleep(0.25)
+        return original(self, request, ctx)
+
+    OracleBackend.generate = paced
+    w = MainWindow(start_renders_after_ms=None, autosave_seconds=0)
+    w.resize(1920, 1080)
+    w.show()
+    w.open_project(project)
+    gp = w.generate_panel
+    gp.form.backend.setCurrentIndex(gp.form.backend.findData("oracle"))
+    gp.form.frames_spin.setValue(17)
+    w.generate()
+    queue = JobQueue()
+    queue.add("export", project, ["--ply", str(work / "scene.ply")], "Export the scene as PLY")
+    queue.add("generate", project, ["--rounds", "4", "--seed", "7"], "Generate 4 rounds, seed 7")
+    queue.add("train", project, ["--clips", str(work / "clips"), "--steps", "500"], "Train LoRA")
+    w.queue_driver.refresh()
+    w.jobs_dock.show()
+    w.jobs_dock.raise_()
+    _wait(app, 0.3)
+    w.resizeDocks([w.jobs_dock], [300], Qt.Orientation.Vertical)
+    _wait(
+        app,
+        60,
+        lambda: (
+            queue.entries()[1].state == "done" and "left" in w.jobs_panel.table.item(0, 4).text()
+        ),
+    )
+    _wait(app, 1.2)
+    w.queue_driver.refresh()
+    _wait(app, 0.3)
+    w.jobs_dock.grab().save(str(out / "jobs-panel.png"))
+    w.queue_driver.run_queue(False)
+    gp.header.cancel()
+    _wait(app, 30, lambda: not w.runner.busy)
+    OracleBackend.generate = original
+    w.ask_unsaved = lambda: "discard"
+    w.close()
+
+
+def preflight_shot(app, out: Path, work: Path) -> None:
+    """preflight-dialog.png: Generate with Wan VACE on a machine without its models (offline),
+    without a GPU, and with a camera path that leaves the room: the run is refused before it
+    starts and every problem is listed with its fix."""
+    from worldstudio.core.oracle.demo_project import create_demo_project
+    from worldstudio.core.project import ProjectFolder
+    from worldstudio.studio.main_window import MainWindow
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["HF_HUB_CACHE"] = str(work / "empty-hub")
+    os.environ.pop("WORLDSTUDIO_DEVICE", None)
+    project = work / "preflight-demo.wsproj"
+    create_demo_project(project, width=416, height=240)
+    folder = ProjectFolder(project)
+    p = folder.load()
+    for k in p.camera_path.keyframes[1:]:  # the path flies out through the back wall
+        k.position = (k.position[0], k.position[1], k.position[2] - 40.0)
+    folder.save(p)
+    w = MainWindow(start_renders_after_ms=None, autosave_seconds=0)
+    w.resize(1920, 1080)
+    w.show()
+    w.open_project(project)
+    gp = w.generate_panel
+    gp.form.backend.setCurrentIndex(gp.form.backend.findData("wan-vace"))
+    gp.generate()
+    _wait(app, 120, lambda: gp.preflight_dialog is not None and gp.preflight_dialog.isVisible())
+    _wait(app, 0.5)
+    gp.preflight_dialog.grab().save(str(out / "preflight-dialog.png"))
+    gp.preflight_dialog.close()
     w.ask_unsaved = lambda: "discard"
     w.close()
 
@@ -207,11 +300,17 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(argv[0]) if argv else REPO_ROOT / "resources" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("WORLDSTUDIO_CONFIG_DIR", tempfile.mkdtemp(prefix="ws-shots-"))
+    # a queue of its own: the user's job queue is never touched
+    os.environ["WORLDSTUDIO_QUEUE"] = str(Path(tempfile.mkdtemp(prefix="ws-shots-")) / "queue.json")
     from worldstudio.studio.app import make_app
 
     app = make_app()
-    only = argv[1:] if len(argv) > 1 else ["generate", "conditioning", "training"]
+    only = (
+        argv[1:] if len(argv) > 1 else ["generate", "conditioning", "training", "jobs", "preflight"]
+    )
     shots = {
+        "jobs": jobs_shot,
+        "preflight": preflight_shot,
         "generate": generate_shot,
         "conditioning": conditioning_shot,
         "training": training_shot,

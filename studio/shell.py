@@ -32,9 +32,11 @@ class Shell(Protocol):
         description: str,
         on_done: Callable[[Any], None] | None = None,
         on_failed: Callable[[str], None] | None = None,
+        lane: str | None = "gpu",
     ) -> JobHandle | None:
-        """Start a core job (progress and Cancel in the status bar); None when it cannot start
-        now (the user has been told why)."""
+        """Start a core job (progress and Cancel in the status bar) in ``lane`` (default: the
+        GPU's; ``"light"`` for exports, which may run beside a generation); None when it cannot
+        start now (the user has been told why)."""
         ...
 
     def show_message(self, text: str, error: bool = False) -> None: ...

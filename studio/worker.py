@@ -74,6 +74,7 @@ class _JobThread(QThread):
         self.cancel = cancel
         self.pause = pause
         self.min_interval = min_interval
+        self.error: BaseException | None = None  # what the job raised, when it failed
         self._last: dict[str, float] = {}
         self._pending: dict[str, Report] = {}
         self._lock = threading.Lock()  # a job may report from its own helper threads
@@ -118,10 +119,12 @@ class _JobThread(QThread):
             self.cancelled.emit()
             return
         except WorldStudioError as exc:
+            self.error = exc
             self._flush()
             self.failed.emit(str(exc), "", "")
             return
         except Exception as exc:  # noqa: BLE001 - a bug in a job must not kill the studio
+            self.error = exc
             self._flush()
             report = report_crash(exc, f"the job '{self.description or 'unnamed'}'")
             self.failed.emit(report.message, report.details, str(report.log or ""))
@@ -162,6 +165,10 @@ class JobHandle(QObject):
         # and where it was written
         self.traceback = ""
         self.crash_log = ""
+        # what the job raised when it failed (a PreflightError carries its list of problems)
+        self.exception: BaseException | None = None
+        self.started_at: float | None = None  # time.monotonic() when it started
+        self.ended_at: float | None = None
         self._cancel = CancelToken()
         self._pause = PauseToken()
         self._thread: _JobThread | None = _JobThread(
@@ -214,8 +221,15 @@ class JobHandle(QObject):
         return thread.wait(msecs) if thread is not None else True
 
     # ------------------------------------------------------------------ the thread's reports
+    def elapsed(self) -> float | None:
+        """Seconds the job has run (until it ended)."""
+        if self.started_at is None:
+            return None
+        return (self.ended_at or time.monotonic()) - self.started_at
+
     def _start(self) -> None:
         assert self._thread is not None
+        self.started_at = time.monotonic()
         self._thread.start()
 
     def _set_state(self, state: str) -> None:
@@ -232,6 +246,7 @@ class JobHandle(QObject):
 
     def _end(self, state: str) -> None:
         thread, self._thread = self._thread, None
+        self.ended_at = time.monotonic()
         if thread is not None:
             thread.wait()
             thread.deleteLater()
@@ -250,6 +265,8 @@ class JobHandle(QObject):
 
     def _on_failed(self, message: str, details: str, crash_log: str) -> None:
         self.error, self.traceback, self.crash_log = message, details, crash_log
+        if self._thread is not None:
+            self.exception = self._thread.error
         if details:
             self.log.emit(details)
         self._end("failed")

@@ -55,6 +55,12 @@ def _crash_logs_in_tmp(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("WORLDSTUDIO_CRASH_DIR", str(tmp_path_factory.getbasetemp() / "crashes"))
 
 
+@pytest.fixture(autouse=True)
+def _job_queue_in_tmp(tmp_path, monkeypatch):
+    """The job queue (core.jobs.queue) is a file of the test's own, never the user's."""
+    monkeypatch.setenv("WORLDSTUDIO_QUEUE", str(tmp_path / "queue" / "queue.json"))
+
+
 @pytest.fixture(scope="session")
 def fake_hub(tmp_path_factory):
     """The tiny depth and SAM 2 models in a fake hub cache under their real repo ids (built once

@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "worldstudio.core.cli.generate_cmds",
     "worldstudio.core.cli.play_cmds",
     "worldstudio.core.cli.train_cmds",
+    "worldstudio.core.cli.queue_cmds",
 ]
 
 

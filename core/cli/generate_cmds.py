@@ -121,6 +121,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="match each call's colours to the frames it continues (against colour drift)",
     )
+    p.add_argument(
+        "--lora",
+        action="append",
+        metavar="FILE[=STRENGTH]",
+        help="apply a LoRA adapter (.safetensors) at a strength (default 1); may be repeated",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="the checks before the run stop it on a warning too (tight memory, a model to "
+        "download, little disk left), not only on an error",
+    )
     m = p.add_argument_group("several GPUs")
     m.add_argument(
         "--gpus",
@@ -146,9 +158,24 @@ def _positive(value: int | None, flag: str) -> None:
         raise WorldStudioError(f"{flag} must be at least 1, got {value}")
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    from worldstudio.core.generation.engine import RunOptions, generate_job
-    from worldstudio.core.jobs import run_in_terminal
+def _loras(values: list[str] | None) -> list[tuple[str, float]] | None:
+    """``--lora FILE[=STRENGTH]`` values as (path, strength)."""
+    if not values:
+        return None
+    out = []
+    for value in values:
+        path, _, strength = value.rpartition("=")
+        try:
+            out.append((path, float(strength)) if path else (value, 1.0))
+        except ValueError:
+            out.append((value, 1.0))  # an "=" in the file name
+    return out
+
+
+def options_from_args(args: argparse.Namespace):
+    """The :class:`~worldstudio.core.generation.engine.RunOptions` of a ``generate`` command
+    line."""
+    from worldstudio.core.generation.engine import RunOptions
     from worldstudio.core.project.model import parse_size
 
     _positive(args.rounds, "--rounds")
@@ -158,7 +185,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise WorldStudioError(f"--seed must be 0 or more, got {args.seed}")
     if args.from_round is not None and args.from_round < 0:
         raise WorldStudioError(f"--from-round must be 0 or more, got {args.from_round}")
-    options = RunOptions(
+    return RunOptions(
         backend=args.backend,
         model=args.model,
         rounds=args.rounds,
@@ -185,7 +212,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
         precision=args.precision,
         vae_tiling=args.vae_tiling,
         colour_match=args.colour_match,
+        loras=_loras(args.lora),
+        stop_on_warnings=args.strict,
     )
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from worldstudio.core.generation.engine import generate_job
+    from worldstudio.core.jobs import run_in_terminal
+
+    options = options_from_args(args)
     if args.gpus != 1:
         from worldstudio.core.generation.parallel import parallel_generate_job
 

@@ -42,6 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("project")
     p.set_defaults(handler=cmd_info)
 
+    p = sub.add_parser(
+        "runs",
+        help="list a project's generation runs and their state (interrupted runs can be resumed)",
+    )
+    p.add_argument("project")
+    p.set_defaults(handler=cmd_runs)
+
     p = sub.add_parser("path", help="replace the camera path from a preset or an action string")
     p.add_argument("project", nargs="?")
     how = p.add_mutually_exclusive_group(required=True)
@@ -190,7 +197,78 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"generation  {gen.backend}, {gen.model_id}, {gen.width}x{gen.height} @ {gen.fps} fps, "
         f"{gen.steps} steps, guidance {gen.guidance}, seed {gen.seed}"
     )
+    rows = _run_rows(folder)
+    lines.append(f"runs        {len(rows)}")
+    lines += [f"  {row.line()}" for row in rows[-5:]]
+    if len(rows) > 5:
+        lines.append(f"  (and {len(rows) - 5} older: `worldstudio runs {args.project}`)")
+    lines += _resume_hints(rows, args.project)
     print("\n".join(lines))
+    return 0
+
+
+class _RunRow:
+    """One run as `runs` and `info` list it."""
+
+    def __init__(self, run_id: str, backend: str, done: int, total: int, status: str, created: str):
+        self.run_id, self.backend, self.done, self.total = run_id, backend, done, total
+        self.status, self.created = status, created
+
+    @property
+    def resumable(self) -> bool:
+        return self.status in ("interrupted", "cancelled", "failed") and self.done < self.total
+
+    def line(self) -> str:
+        return (
+            f"{self.run_id:<20} {self.backend:<10} {self.done}/{self.total} rounds  "
+            f"{self.status:<12} {self.created}"
+        )
+
+
+def _run_rows(folder: ProjectFolder) -> list[_RunRow]:
+    from worldstudio.core.project.runs import RunError, list_runs, run_status
+
+    rows = []
+    for run in list_runs(folder):
+        try:
+            meta = run.read_meta()
+        except RunError:
+            continue
+        rows.append(
+            _RunRow(
+                run.id,
+                str(meta.get("backend", "?")),
+                run.completed_rounds(),
+                int(meta.get("rounds_total") or 0),
+                run_status(meta),
+                str(meta.get("created", "")),
+            )
+        )
+    return rows
+
+
+def _resume_hints(rows: list[_RunRow], project: str) -> list[str]:
+    return [
+        f"  {row.run_id} is {row.status}: resume it with "
+        f"`worldstudio generate {project} --resume {row.run_id}`"
+        for row in rows
+        if row.resumable
+    ]
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    folder, _project = _open(args.project)
+    rows = _run_rows(folder)
+    if not rows:
+        print(f"{folder.root}: no runs yet")
+        return 0
+    print(f"{'run':<20} {'backend':<10} {'done':<12} {'status':<12} created")
+    for row in rows:
+        print(row.line())
+    hints = _resume_hints(rows, args.project)
+    if hints:
+        print()
+        print("\n".join(line.strip() for line in hints))
     return 0
 
 

@@ -221,6 +221,42 @@ def config_from_args(args: argparse.Namespace):
     return config
 
 
+def args_from_settings(settings: dict) -> list[str]:
+    """The ``train`` options (after PROJECT) that :func:`config_from_args` turns back into
+    ``TrainConfig(**settings)`` (the studio queues a training so); a field without an option is
+    a TrainingError."""
+    import dataclasses
+
+    from worldstudio.core.training import TrainConfig, TrainingError
+
+    flags = {name: flag for flag, name in _FIELDS.items()}
+    settings = dict(settings)
+    # the command line logs every 10 steps unless told; the config's own default is kept
+    default = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    settings.setdefault("log_every", default["log_every"])
+    out = ["--clips", str(settings.pop("clips"))]
+    width, height = settings.pop("width", None), settings.pop("height", None)
+    if width is not None and height is not None:
+        out += ["--size", f"{int(width)}x{int(height)}"]
+    modules = settings.pop("target_modules", None)
+    if modules:
+        out += ["--target-modules", ",".join(modules)]
+    for prompt in settings.pop("sample_prompts", ()) or ():
+        out += ["--sample-prompt", str(prompt)]
+    for key, flag in (("overwrite", "--overwrite"), ("cpu", "--cpu")):
+        if settings.pop(key, False):
+            out.append(flag)
+    if not settings.pop("gradient_checkpointing", True):
+        out.append("--no-gradient-checkpointing")
+    for name, value in settings.items():
+        if name not in flags:
+            raise TrainingError(f"the training setting {name!r} has no command-line option")
+        if value is None or value == "":
+            continue
+        out += [f"--{flags[name].replace('_', '-')}", str(value)]
+    return out
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from worldstudio.core.jobs import run_in_terminal
     from worldstudio.core.training import train_job

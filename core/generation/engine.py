@@ -123,6 +123,7 @@ from worldstudio.core.project.runs import (
     RunError,
     RunFolder,
     RunRecord,
+    check_not_written,
     load_npz,
     new_run_id,
     now_iso,
@@ -214,6 +215,9 @@ class RunOptions:
     observer: ObserverSource | None = None
     # False: no renders.mp4 and conditioning/ videos per round (play keeps up with real time)
     inspection_videos: bool = True
+    # the checks before the run (:mod:`.preflight`): errors always stop it; True: warnings too
+    # (the studio asks about them), else they are logged and the run goes on (the CLI)
+    stop_on_warnings: bool = False
 
     def overrides(self) -> dict[str, Any]:
         """The :class:`RunSettings` this call sets (None: not set here)."""
@@ -542,6 +546,7 @@ class _Engine:
             folder.load()  # a clear error when the folder is not a project
             run = resolve_run(folder, resume)
             meta = run.read_meta()
+            check_not_written(run, meta)  # two jobs writing one run would garble it
             old = RunSettings.from_json(meta.get("settings", {}))
             # only how fast the frames come may change: the attention kernel and compilation
             fixed = tuple(k for k in asdict(old) if k not in ("rounds", "attention", "compile"))
@@ -808,6 +813,7 @@ class _Engine:
                 self.lifter = make_lifter(s.lifter, project=self.project, backend=self.backend)
             else:
                 self.lifter = lifter
+            self._preflight()
             self._check_models()
             self.ctx.log(
                 f"backend {s.backend}, lifter {s.lifter}, {s.rounds} rounds of {s.frames_per_round} frames "
@@ -864,21 +870,77 @@ class _Engine:
         frames, done = match_colours(frames, request.previous_frames)
         return frames, done.as_dict()
 
-    def _check_models(self) -> None:
-        """Every model the backend and the lifter declare, checked before any work: the missing
-        ones all named in one error when they cannot be downloaded now (core.models)."""
-        from worldstudio.core.models import resolve_with_context
-        from worldstudio.core.models.requirements import check_models, fetch_command, models_for
+    def _preflight(self) -> None:
+        """Every problem that would make the run fail later (models, memory, disk, a camera
+        outside the scene), found before anything is downloaded or written
+        (:mod:`.preflight`); a :class:`~.preflight.PreflightError` lists them all."""
+        from worldstudio.core.generation import preflight as pf
+        from worldstudio.core.models.manager import hub_cache_dir
+        from worldstudio.core.models.requirements import missing_models, models_for
 
         s = self.settings
-        declared = [*self.backend.required_models(), *self.lifter.required_models()]
-        command = fetch_command(
+        report = pf.Preflight()
+
+        def add(found: tuple[list[pf.Problem], str]) -> None:
+            problems, passed = found
+            report.problems += problems
+            if passed:
+                report.passed.append(passed)
+
+        models = models_for([*self.backend.required_models(), *self.lifter.required_models()])
+        what = f"generate with backend {s.backend} and lifter {s.lifter}"
+        add(pf.model_problems(models, self._fetch_command(), what))
+        guidance = 1.0 if s.quality == "draft" else s.guidance
+        add(
+            pf.memory_problems(
+                self.backend, s.height, s.width, s.frames_per_round, s.profile, guidance
+            )
+        )
+        need = pf.run_bytes(
+            s.width,
+            s.height,
+            s.frames_per_round,
+            max(0, s.rounds - self.start),
+            len(self.monitors),
+            len(self.entity_ids),
+            s.context_frames or 0,
+            self.options.inspection_videos,
+        )
+        download = sum(m.download_bytes for m in missing_models(models))
+        add(pf.disk_problems(self.folder.runs_dir, need, hub_cache_dir(), download))
+        if isinstance(self.observer, PosesObserver):  # poses known up front (not a live session)
+            F = s.frames_per_round
+            poses = self.observer.c2w[self.start * F : s.rounds * F]
+            add(pf.camera_problems(poses[:, :3, 3], self.static.xyz, self.start * F))
+        if report.blocks(self.options.stop_on_warnings):
+            raise pf.PreflightError(report)
+        for p in report.warnings:
+            self.ctx.log(f"warning: {p.text} (fix: {p.fix})")
+        if report.passed:
+            self.ctx.log("checks passed: " + "; ".join(report.passed))
+
+    def _fetch_command(self) -> str:
+        """The one command that downloads every model the run needs."""
+        from worldstudio.core.models.requirements import fetch_command
+
+        s = self.settings
+        return fetch_command(
             "generate",
             project=str(self.folder.root),
             backend=s.backend,
             model=s.model_id,
             lifter=self.options.lifter if isinstance(self.options.lifter, str) else None,
         )
+
+    def _check_models(self) -> None:
+        """Every model the backend and the lifter declare, checked before any work: the missing
+        ones all named in one error when they cannot be downloaded now (core.models)."""
+        from worldstudio.core.models import resolve_with_context
+        from worldstudio.core.models.requirements import check_models, models_for
+
+        s = self.settings
+        declared = [*self.backend.required_models(), *self.lifter.required_models()]
+        command = self._fetch_command()
         what = f"generate with backend {s.backend} and lifter {s.lifter}"
         for info in check_models(models_for(declared), command, what):  # online: fetch them now
             self.ctx.log(f"downloading {info.name} ({info.repo_id}, {info.size_text})")

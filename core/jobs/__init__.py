@@ -15,7 +15,16 @@ from worldstudio.core.jobs.context import (
     JobContext,
     PauseToken,
     Report,
+    hosted_by,
     run_in_terminal,
 )
 
-__all__ = ["EVENTS", "CancelToken", "JobContext", "PauseToken", "Report", "run_in_terminal"]
+__all__ = [
+    "EVENTS",
+    "CancelToken",
+    "JobContext",
+    "PauseToken",
+    "Report",
+    "hosted_by",
+    "run_in_terminal",
+]

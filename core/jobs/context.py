@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -118,6 +119,10 @@ class JobContext:
                 self.event("resumed", **data)
         self.check_cancelled()
 
+    def send(self, report: Report) -> None:
+        """Pass on a report as it is (a context that wraps another forwards through this)."""
+        self._sink(report)
+
     def progress(self, done: int, total: int, message: str = "") -> None:
         self._sink(Report("progress", done=done, total=total, message=message))
 
@@ -138,10 +143,32 @@ class JobContext:
         return JobContext(sink, cancel=self.cancel_token, pause=self.pause_token)
 
 
+_host = threading.local()
+
+
+@contextmanager
+def hosted_by(ctx: JobContext) -> Iterator[list[Any]]:
+    """Inside the block, :func:`run_in_terminal` in this thread runs its job with ``ctx`` instead
+    of a progress bar: a CLI command run by the job queue reports to the queue's runner and
+    honours its cancel. The block gets the list of what those jobs returned."""
+    outer = getattr(_host, "ctx", None), getattr(_host, "results", None)
+    _host.ctx, _host.results = ctx, []
+    try:
+        yield _host.results
+    finally:
+        _host.ctx, _host.results = outer
+
+
 def run_in_terminal(
     job: Callable[[JobContext], T], description: str = "", quiet: bool = False, unit: str = "it"
 ) -> T:
-    """Run ``job`` with a tqdm progress bar on stderr; Ctrl+C cancels it cleanly."""
+    """Run ``job`` with a tqdm progress bar on stderr; Ctrl+C cancels it cleanly. Inside
+    :func:`hosted_by`, with the host's context."""
+    host = getattr(_host, "ctx", None)
+    if host is not None:
+        result = job(host)
+        _host.results.append(result)
+        return result
     from tqdm import tqdm
 
     bar: tqdm | None = None

@@ -117,9 +117,12 @@ class RunWriter:
         on_round_written: Callable[[int], None] | None = None,
         inspection_videos: bool = True,
     ):
+        from worldstudio.core.jobs.process import this_process
+
         self.run = run
         self.inspection_videos = inspection_videos
         self.record = record
+        record.writer = this_process().to_json()  # a run left "running" by a dead writer shows so
         self.fps = fps
         self.monitor_ids = list(monitor_ids)
         self.on_round_written = on_round_written

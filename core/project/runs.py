@@ -207,6 +207,9 @@ class RunRecord:
     status: str = "running"
     rounds_done: int = 0
     error: str | None = None
+    # the process writing the run (core.jobs.process.ProcessStamp as JSON): a "running" run
+    # whose writer is gone was interrupted (:func:`run_status`)
+    writer: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         meta: dict[str, Any] = {
@@ -223,6 +226,7 @@ class RunRecord:
             "settings": self.settings,
             "rounds_total": self.rounds_total,
             "rounds_done": self.rounds_done,
+            "writer": self.writer,
             "parent": self.parent,
             "seeds": self.seeds,
             "cameras": self.cameras,
@@ -232,6 +236,37 @@ class RunRecord:
         if self.status == "complete":
             meta["outputs"] = {"final": "final.mp4", "final_combined": "final_combined.mp4"}
         return meta
+
+
+INTERRUPTED = "interrupted"
+"""The status a run has when run.json says "running" and the process writing it is gone."""
+
+
+def run_status(meta: dict[str, Any]) -> str:
+    """What run.json's status means now: "running", "complete", "failed", "cancelled", or
+    :data:`INTERRUPTED` for a run that says "running" while the process that wrote it no longer
+    runs (it crashed or was killed; the run can be resumed after its last complete round)."""
+    from worldstudio.core.jobs.process import ProcessStamp, is_alive
+
+    status = str(meta.get("status") or "?")
+    if status == "running" and is_alive(ProcessStamp.from_json(meta.get("writer"))) is False:
+        return INTERRUPTED
+    return status
+
+
+def check_not_written(run: RunFolder, meta: dict[str, Any]) -> None:
+    """RunError when another job (in this or another process) is writing ``run`` now."""
+    from worldstudio.core.jobs.process import ProcessStamp, is_alive, this_process
+
+    if meta.get("status") != "running":
+        return
+    writer = ProcessStamp.from_json(meta.get("writer"))
+    if writer is not None and is_alive(writer):
+        who = "this process" if writer == this_process() else writer.where()
+        raise RunError(
+            f"run {run.id} is being written by {who}: wait for that job to end or cancel it, "
+            "then resume"
+        )
 
 
 # ------------------------------------------------------------------------------- one run
@@ -275,6 +310,13 @@ class RunFolder:
                 f"{self.run_file}: not a World Studio run (format {meta.get('format')!r})"
             )
         return meta
+
+    def status(self) -> str:
+        """:func:`run_status` of run.json ("?" when it cannot be read)."""
+        try:
+            return run_status(self.read_meta())
+        except RunError:
+            return "?"
 
     def write_meta(self, meta: dict[str, Any]) -> None:
         meta["updated"] = now_iso()

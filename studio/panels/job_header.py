@@ -9,8 +9,8 @@ and the buttons follow the handle's state. What the status line says is the pane
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -21,45 +21,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from worldstudio.core.jobs.progress import Eta, format_elapsed, format_seconds_left
 from worldstudio.studio.worker import JobHandle
 
-MIN_ETA_SECONDS = 2.0  # say nothing about the time left before the job has run this long
-
-
-class Eta:
-    """The time left from progress reports: the rate since the current total was first seen
-    (a job that changes phase, e.g. encoding then training, starts a new estimate)."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic):
-        self.clock = clock
-        self.reset()
-
-    def reset(self) -> None:
-        self._total = -1
-        self._t0 = 0.0
-        self._done0 = 0
-
-    def update(self, done: int, total: int) -> float | None:
-        """Seconds left, or None while there is no telling."""
-        now = self.clock()
-        if total != self._total or done < self._done0:
-            self._total, self._t0, self._done0 = total, now, done
-            return None
-        elapsed = now - self._t0
-        if total <= 0 or done <= self._done0 or elapsed < MIN_ETA_SECONDS:
-            return None
-        rate = (done - self._done0) / elapsed
-        return max(0.0, (total - done) / rate)
-
-
-def format_seconds_left(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 60:
-        return f"~{max(1, round(seconds))} s left"
-    if seconds < 3600:
-        return f"~{round(seconds / 60)} min left"
-    return f"~{seconds / 3600:.1f} h left"
+__all__ = ["Eta", "JobHeader", "format_elapsed", "format_seconds_left"]
 
 
 class JobHeader(QWidget):
@@ -79,6 +44,10 @@ class JobHeader(QWidget):
         super().__init__(parent)
         self.handle: JobHandle | None = None
         self.eta = Eta()
+        self._left: tuple[float, float] | None = None  # (seconds left, monotonic time said)
+        self.clock = QTimer(self)  # elapsed and time left tick every second while it runs
+        self.clock.setInterval(1000)
+        self.clock.timeout.connect(self._show_times)
         self.status = QLabel("")
         self.status.setObjectName("mono")
         self.status.setWordWrap(True)
@@ -122,8 +91,10 @@ class JobHeader(QWidget):
         """Show ``handle``'s job from now on."""
         self.handle = handle
         self.eta.reset()
-        self.time_left.setText("")
+        self._left = None
         self.bar.setRange(0, 0)  # busy until the first progress report
+        self._show_times()
+        self.clock.start()
         handle.progress.connect(self._on_progress)
         handle.state_changed.connect(self._on_state)
         self._update_buttons()
@@ -135,8 +106,11 @@ class JobHeader(QWidget):
         self._update_buttons()
 
     def cancel(self) -> None:
+        """Ask the job to stop; it says so until the job reaches its next step and ends."""
         if self.running:
             self.handle.cancel()
+            self.status.setText("cancelling after the current step…")
+            self._update_buttons()
 
     def toggle_pause(self) -> None:
         if not self.running:
@@ -152,7 +126,9 @@ class JobHeader(QWidget):
         """The job ended: a full bar when it completed, an empty one otherwise."""
         self.bar.setRange(0, 1)
         self.bar.setValue(1 if complete else 0)
-        self.time_left.setText("")
+        self.clock.stop()
+        self._left = None
+        self._show_times()
         self.status.setText(text)
 
     def reset(self, text: str = "") -> None:
@@ -160,6 +136,8 @@ class JobHeader(QWidget):
         if self.running:
             return
         self.handle = None
+        self.clock.stop()
+        self._left = None
         self.bar.setRange(0, 1)
         self.bar.setValue(0)
         self.time_left.setText("")
@@ -170,18 +148,34 @@ class JobHeader(QWidget):
         if total > 0:
             self.bar.setRange(0, total)
             self.bar.setValue(done)
-        self.time_left.setText(format_seconds_left(self.eta.update(done, total)))
+        left = self.eta.update(done, total)
+        self._left = None if left is None else (left, time.monotonic())
+        self._show_times()
+
+    def _show_times(self) -> None:
+        """How long the job has run (its total once ended) and, while it runs, the time left."""
+        if self.handle is None:
+            self.time_left.setText("")
+            return
+        parts = [format_elapsed(self.handle.elapsed())]
+        if self._left is not None and self.running:
+            seconds, said = self._left
+            parts.append(format_seconds_left(max(0.0, seconds - (time.monotonic() - said))))
+        self.time_left.setText(" · ".join(p for p in parts if p))
 
     def _on_state(self, state: str) -> None:
         if state == "paused":  # the time left starts again from the rate after the pause
             self.eta.reset()
-            self.time_left.setText("")
+            self._left = None
+            self._show_times()
+        if self.handle is not None and self.handle.ended:
+            self.clock.stop()
         self._update_buttons()
 
     def _update_buttons(self) -> None:
         running = self.running
         self.start_button.setEnabled(self._can_start and not running)
         self.pause_button.setEnabled(running)
-        self.cancel_button.setEnabled(running)
+        self.cancel_button.setEnabled(running and not self.handle.cancel_requested)
         paused = running and self.handle.pause_requested
         self.pause_button.setText("Resume" if paused else "Pause")

@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.studio import settings as app_settings
 from worldstudio.studio.document import ProjectDocument
+from worldstudio.studio.jobs_queue import QueueDriver
 from worldstudio.studio.panels.job_header import JobHeader
 from worldstudio.studio.widgets import hint, int_spin, scroll_column, size_row
 from worldstudio.studio.worker import GPU, JobHandle, JobRunner
@@ -115,10 +116,19 @@ class TrainingPanel(QWidget):
     adapter_ready = Signal(str)  # the trained LoRA (.safetensors), once training is done
     message = Signal(str, bool)  # (text, is_error) for the status bar
 
-    def __init__(self, doc: ProjectDocument, runner: JobRunner, parent: QWidget | None = None):
+    def __init__(
+        self,
+        doc: ProjectDocument,
+        runner: JobRunner,
+        parent: QWidget | None = None,
+        queue: QueueDriver | None = None,
+    ):
         super().__init__(parent)
         self.doc = doc
         self.runner = runner
+        self.queue = queue
+        self.queued: str | None = None  # the queue entry of the training it waits for
+        self._queued_steps = 0
         self.job: JobHandle | None = None  # this panel's latest training
         self.last_result = None
         self.last_error = ""
@@ -137,6 +147,9 @@ class TrainingPanel(QWidget):
         self._remembered = self.restore_settings()
         doc.changed.connect(self._on_changed)
         runner.jobs_changed.connect(self._update_buttons)
+        if queue is not None:
+            queue.entry_started.connect(self._on_entry_started)
+            queue.changed.connect(self._on_queue_changed)
         self.reset_from_project()
         self.scan_clips()
 
@@ -418,8 +431,11 @@ class TrainingPanel(QWidget):
         from worldstudio.core.project import ProjectFolder
         from worldstudio.core.training import train_job
 
-        if not self.runner.can_start(GPU):
+        if self.queue is None and not self.runner.can_start(GPU):
             self.message.emit("Another job is running; wait for it or cancel it", True)
+            return False
+        if self.running or self.queued is not None:
+            self.message.emit("A training of this panel is already queued or running", True)
             return False
         if self.doc.folder is None:
             self.message.emit("Save the project first: the LoRA goes into its loras/ folder", True)
@@ -436,6 +452,8 @@ class TrainingPanel(QWidget):
                 if not self.ask_overwrite(name):
                     return False
                 settings["overwrite"] = True
+            if self.queue is not None:
+                return self._submit(name, settings)
             job = train_job(self.doc.folder, **settings)
         except WorldStudioError as exc:
             self.header.status.setText(f"error: {exc}")
@@ -445,9 +463,48 @@ class TrainingPanel(QWidget):
         if handle is None:
             return False
         self.save_settings()
+        self._follow(handle, int(settings["steps"]))
+        return True
+
+    def _submit(self, name: str, settings: dict) -> bool:
+        """Queue the training (``train PROJECT --clips ...``): it starts at once when the GPU is
+        free, else waits its turn in the Jobs panel."""
+        from worldstudio.core.cli.train_cmds import args_from_settings
+        from worldstudio.core.training import TrainConfig
+
+        TrainConfig(**settings).validate()  # a bad setting is said now, not at its turn
+        args = args_from_settings(settings)
+        self._queued_steps = int(settings["steps"])
+        entry = self.queue.submit(
+            "train",
+            self.doc.folder,
+            args,
+            f"Train LoRA {name}",
+            on_added=lambda e: setattr(self, "queued", e.id),
+        )
+        self.save_settings()
+        if self.queued == entry.id:
+            self.header.status.setText("queued: it starts when the GPU is free (Jobs panel)")
+        return True
+
+    def _on_entry_started(self, entry_id: str, handle: JobHandle) -> None:
+        if entry_id == self.queued:
+            self.queued = None
+            self._follow(handle, self._queued_steps)
+
+    def _on_queue_changed(self) -> None:
+        if self.queued is None:
+            return
+        entry = self.queue.entry(self.queued)
+        if entry is None or entry.state not in ("queued", "interrupted", "running"):
+            self.queued = None
+            self.header.reset("the queued training was cancelled" if entry else START_TEXT)
+
+    def _follow(self, handle: JobHandle, steps: int) -> None:
+        """Show ``handle``'s training: the curve, samples, outcome."""
         self.job = handle
         self.clear_curve()
-        self.total_steps = int(settings["steps"])
+        self.total_steps = steps
         self.last_error = ""
         handle.event.connect(self._on_event)
         handle.finished.connect(self._on_finished)
@@ -456,7 +513,6 @@ class TrainingPanel(QWidget):
         self.header.follow(handle)
         self.header.status.setText("loading the model and encoding the clips…")
         self._update_buttons()
-        return True
 
     def forget_project(self) -> None:
         """Another project was opened: the last training's curve and messages go (a training
@@ -481,7 +537,8 @@ class TrainingPanel(QWidget):
         self.eval_points.setData(self._eval_steps, self._eval_losses)
 
     def _update_buttons(self) -> None:
-        self.header.set_can_start(self.runner.can_start(GPU))
+        # with a queue, Start queues behind whatever holds the GPU
+        self.header.set_can_start(self.queue is not None or self.runner.can_start(GPU))
 
     # ------------------------------------------------------------------ the job's events
     def _on_event(self, name: str, m: dict) -> None:

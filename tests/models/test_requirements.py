@@ -132,7 +132,13 @@ def demo(tmp_path_factory):
     return out
 
 
-def test_generate_names_all_missing_models_before_any_work(empty_cache, demo, capsys):
+def test_generate_names_all_missing_models_before_any_work(empty_cache, demo, capsys, monkeypatch):
+    from worldstudio.core.generation import memory
+
+    # the run's other checks pass here (the CPU on purpose, memory to spare), so the missing
+    # models are its one problem
+    monkeypatch.setenv("WORLDSTUDIO_DEVICE", "cpu")
+    monkeypatch.setattr(memory, "host_memory", lambda: 1 << 40)
     project = demo
     before = sorted(p.name for p in (project / "runs").iterdir())
     rc = main(["generate", str(project), "--backend", "wan-vace"])

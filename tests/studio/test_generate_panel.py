@@ -317,6 +317,10 @@ def test_chosen_loras_reach_the_engine(make_window, demo_folder, qtbot, monkeypa
             profile="low-vram",
             monitors=False,
             loras=[(str(loras / "squares.safetensors"), 0.5)],
+            # the run is a queued `generate` command line: it writes preview.png, and the
+            # checks before it stop on warnings too (the studio asks about them)
+            write_preview=True,
+            stop_on_warnings=True,
         )
     ]
     assert gp.last_error == "no model here" and "no model here" in w.status_label.text()

@@ -5,6 +5,8 @@ in the status bar before any worker starts."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.project import ProjectFolder
 from worldstudio.core.project.runs import list_runs
@@ -54,16 +56,17 @@ def test_several_gpus_make_a_multi_gpu_job(make_window, demo_folder, qtbot, monk
     form.set_profile("gpu")
     spin.setValue(2)
     calls = []
-    monkeypatch.setattr(
+    monkeypatch.setattr(  # (a queued Generate also names the split mode: auto)
         "worldstudio.core.generation.parallel.parallel_generate_job",
-        lambda folder, options, gpus: failing_job(calls, folder, options, gpus),
+        lambda folder, options, gpus, mode="auto": failing_job(calls, folder, options, gpus),
     )
     assert gp.generate()
     qtbot.waitUntil(lambda: not gp.running, timeout=TIMEOUT)
     assert gp.resume(demo_folder / "runs" / "earlier")
     qtbot.waitUntil(lambda: not gp.running, timeout=TIMEOUT)
-    (folder, options, gpus), (_f, resumed, gpus_resumed) = calls
-    assert folder == w.doc.folder and (gpus, gpus_resumed) == (2, 2)
+    # the panel's check before it queues the run, the queued run, then the resume
+    (_checked, _o, _g), (folder, options, gpus), (_f, resumed, gpus_resumed) = calls
+    assert Path(folder) == w.doc.folder and (gpus, gpus_resumed) == (2, 2)
     assert options.profile == "gpu" and resumed.resume.endswith("earlier")
     # back to one: the ordinary job
     spin.setValue(1)
@@ -74,7 +77,7 @@ def test_several_gpus_make_a_multi_gpu_job(make_window, demo_folder, qtbot, monk
     )
     assert gp.generate()
     qtbot.waitUntil(lambda: not gp.running, timeout=TIMEOUT)
-    assert len(one) == 1 and len(calls) == 2
+    assert len(one) == 1 and len(calls) == 3
 
 
 def test_a_backend_that_runs_in_one_process_is_refused(make_window, demo_folder, monkeypatch):

@@ -302,7 +302,7 @@ class BareShell:
     def widget(self):
         return self._widget
 
-    def run_job(self, job, description, on_done=None, on_failed=None):
+    def run_job(self, job, description, on_done=None, on_failed=None, lane="gpu"):
         from worldstudio.core.jobs import JobContext
 
         self.jobs.append(description)

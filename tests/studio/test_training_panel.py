@@ -113,3 +113,29 @@ def test_bad_settings_are_reported_without_starting(make_window, demo_folder, tm
     tp.frames.setValue(8)
     assert not tp.start() and "--frames must be 4k+1" in tp.header.status.text()
     assert not w.runner.busy
+
+
+def test_a_training_is_a_queue_entry_that_waits_for_the_gpu(
+    make_window, demo_folder, qtbot, train_env, clip_dir
+):
+    from worldstudio.core.jobs.queue import JobQueue
+
+    w = make_window(demo_folder)
+    tp = set_up(w, clip_dir, steps=2)
+    tp.sample_every.setValue(0)
+    tp.eval_every.setValue(0)
+    release = threading.Event()
+    other = w.runner.start(lambda ctx: release.wait(30), "Generate")  # holds the GPU
+    assert tp.header.start_button.isEnabled()  # Start queues behind it
+    assert tp.start() and tp.job is None and tp.queued is not None
+    assert "queued" in tp.header.status.text()
+    (entry,) = JobQueue().entries()
+    assert entry.command == "train" and entry.state == "queued"
+    assert entry.args[:2] == ["--clips", str(clip_dir)] and "--name" in entry.args
+    release.set()
+    qtbot.waitUntil(lambda: tp.job is not None, timeout=10000)  # it starts once the GPU is free
+    assert other.ended
+    qtbot.waitUntil(lambda: not tp.running, timeout=TIMEOUT)
+    assert tp.last_result is not None, tp.last_error
+    assert list(tp.loss_curve.getData()[0]) == [1, 2]
+    assert JobQueue().get(entry.id).state == "done"

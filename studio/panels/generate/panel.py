@@ -29,6 +29,7 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidg
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.generation.engine import RunOptions, project_model_for
 from worldstudio.studio.document import ProjectDocument
+from worldstudio.studio.jobs_queue import QueueDriver
 from worldstudio.studio.panels.generate.lora_table import LoraTable
 from worldstudio.studio.panels.generate.runs_box import RunsBox
 from worldstudio.studio.panels.generate.settings_form import GenerationSettingsForm
@@ -83,12 +84,19 @@ class GeneratePanel(QWidget):
         runner: JobRunner,
         save: Callable[[], bool] | None = None,
         parent: QWidget | None = None,
+        queue: QueueDriver | None = None,
     ):
         super().__init__(parent)
         self.doc = doc
         self.runner = runner
+        self.queue = queue
         self._save = save
         self.job: JobHandle | None = None  # this panel's latest run
+        self.queued: str | None = None  # the queue entry of the Generate it waits for
+        self.preflight_dialog = None  # the dialog of the last run the checks refused
+        # what the pre-flight dialog's fix buttons do (the window sets them)
+        self.on_models: Callable[[tuple[str, ...]], None] | None = None
+        self.on_camera: Callable[[], None] | None = None
         self.last_result = None  # the RunResult of the last finished run
         self.last_error = ""
         self.current_run: Path | None = None  # the run the job writes (from its run_started)
@@ -129,6 +137,9 @@ class GeneratePanel(QWidget):
 
         doc.changed.connect(self._on_changed)
         runner.jobs_changed.connect(self._update_buttons)
+        if queue is not None:
+            queue.entry_started.connect(self._on_entry_started)
+            queue.changed.connect(self._on_queue_changed)
         self.refresh()
 
     @property
@@ -163,7 +174,11 @@ class GeneratePanel(QWidget):
 
     def _update_buttons(self) -> None:
         can_run = self.runner.can_start(GPU) and not self.running
-        self.header.set_can_start(self.runner.can_start(GPU))
+        # with a queue, Generate queues behind whatever holds the GPU
+        queued = self.queue is not None and self.queued is not None
+        self.header.set_can_start(
+            not queued and (self.queue is not None or self.runner.can_start(GPU))
+        )
         self.runs.set_can_run(can_run)
 
     # ================================================================== running
@@ -204,9 +219,97 @@ class GeneratePanel(QWidget):
 
         return generate_job(folder, options)
 
-    def generate(self) -> bool:
-        """Save (without asking) and start a new run with the project's settings."""
-        return self._launch(lambda folder: self._job(folder, self._options()), "Generate")
+    def generate(self, strict: bool = True) -> bool:
+        """Save (without asking) and start a new run with the project's settings. With a queue
+        the run is a queue entry (``generate PROJECT --profile ...``): it starts at once when the
+        GPU is free, else waits its turn in the Jobs panel. ``strict``: the checks before the run
+        stop it on warnings too (the pre-flight dialog's Run anyway passes False)."""
+        if self.queue is None:
+            options = self._options(stop_on_warnings=strict)
+            return self._launch(lambda folder: self._job(folder, options), "Generate")
+        if self.running or self.queued is not None:
+            self.message.emit("A run of this panel is already queued or running", True)
+            return False
+        if not self._ensure_saved():
+            return False
+        if self.doc.folder is None:
+            self.message.emit("Save the project first: runs go into its folder", True)
+            return False
+        title = "Generate"  # the Jobs panel's tooltip names the project
+        try:
+            if self.form.gpu_count() > 1:  # what cannot run split is said now, not at its turn
+                self._job(self.doc.folder, self._options(stop_on_warnings=strict))
+            entry = self.queue.submit(
+                "generate",
+                self.doc.folder,
+                self._cli_args(strict),
+                title,
+                on_added=lambda e: setattr(self, "queued", e.id),
+            )
+        except WorldStudioError as exc:
+            self.queued = None
+            self.message.emit(str(exc), True)
+            return False
+        if self.queued == entry.id:  # waits for the GPU: the panel follows it once it starts
+            ahead = sum(
+                e.state in ("queued", "interrupted", "running") and e.lane == entry.lane
+                for e in self.queue.entries
+                if e.id != entry.id
+            )
+            said = (
+                f"queued behind {ahead} job(s) (see the Jobs panel)"
+                if ahead
+                else "queued: it starts when the GPU is free"
+            )
+            self.header.status.setText(said)
+            self.message.emit(f"{title}: {said}", False)
+            self._update_buttons()
+        return True
+
+    def _cli_args(self, strict: bool) -> list[str]:
+        """The ``generate`` options of :meth:`_options` as a command line (a queue entry)."""
+        o = self.form.run_options()
+        args = ["--profile", str(o["profile"])]
+        if not o["monitors"]:
+            args.append("--no-monitors")
+        for path, strength in self.loras.selected():
+            args.append(f"--lora={path}={float(strength)!r}")
+        if strict:
+            args.append("--strict")
+        gpus = self.form.gpu_count()
+        if gpus > 1:
+            args += ["--gpus", str(gpus)]
+        return args
+
+    def _on_queue_changed(self) -> None:
+        """The queued run was cancelled or removed before it started: Generate may queue
+        another."""
+        if self.queued is None:
+            return
+        entry = self.queue.entry(self.queued)
+        if entry is None or entry.state not in ("queued", "interrupted", "running"):
+            self.queued = None
+            self.header.reset("the queued run was cancelled" if entry else "")
+            self._update_buttons()
+
+    def _on_entry_started(self, entry_id: str, handle: JobHandle) -> None:
+        """The queue started a job: this panel's Generate, or another generation of the open
+        project (queued from a terminal, or an interrupted run continuing), which the panel shows
+        when it has nothing of its own running."""
+        if entry_id == self.queued:
+            self.queued = None
+            self._follow(handle, handle.description)
+            return
+        entry = self.queue.entry(entry_id)
+        if (
+            entry is not None
+            and entry.command == "generate"
+            and not self.running
+            and self.queued is None
+            and self.doc.folder is not None
+            and Path(entry.project).resolve() == Path(self.doc.folder).resolve()
+        ):
+            self._follow(handle, handle.description)
 
     def resume(self, run: str | Path | None = None) -> bool:
         """Continue ``run`` (default: the chosen one) after its last complete round."""
@@ -279,6 +382,11 @@ class GeneratePanel(QWidget):
         handle = self.runner.start(job, description, GPU)
         if handle is None:
             return False
+        self._follow(handle, description)
+        return True
+
+    def _follow(self, handle: JobHandle, description: str) -> None:
+        """Show ``handle``'s run: its preview, progress, events and outcome."""
         self.job = handle
         self.current_run = None  # named by the job's run_started event
         self.last_error = ""
@@ -292,10 +400,11 @@ class GeneratePanel(QWidget):
         self.screen.clear_image("Starting…")
         self.header.status.setText(description)
         self._update_buttons()
-        return True
 
     # ------------------------------------------------------------------ the job's reports
     def _on_progress(self, _done: int, _total: int, message: str) -> None:
+        if self.job is not None and self.job.cancel_requested:
+            return  # the header says it is cancelling until the job ends
         self.header.status.setText(message)
 
     def _on_preview(self, image, message: str) -> None:
@@ -341,9 +450,39 @@ class GeneratePanel(QWidget):
             self.play_requested.emit(str(video))
 
     def _on_failed(self, message: str) -> None:
+        from worldstudio.core.generation.preflight import PreflightError
+
         self.last_error = message
+        refused = self.job.exception if self.job is not None else None
+        if isinstance(refused, PreflightError):
+            report = refused.preflight
+            self.header.show_outcome(
+                f"not started ({report.summary()}): see the list of problems", complete=False
+            )
+            self._ended()
+            self.show_preflight(report)
+            return
         self.header.show_outcome(f"failed: {message}", complete=False)
         self._ended()
+
+    def show_preflight(self, report):
+        """The pre-flight dialog for ``report`` (shown non-modally, returned)."""
+        from worldstudio.studio.dialogs.preflight import PreflightDialog
+
+        def use_profile(name: str) -> None:
+            self.form.set_profile(name)
+            self.message.emit(f"Memory profile: {name}", False)
+
+        self.preflight_dialog = PreflightDialog(
+            report,
+            self,
+            on_models=self.on_models,
+            on_profile=use_profile,
+            on_camera=self.on_camera,
+            on_run_anyway=lambda: self.generate(strict=False),
+        )
+        self.preflight_dialog.open()
+        return self.preflight_dialog
 
     def _on_cancelled(self) -> None:
         self.header.show_outcome(

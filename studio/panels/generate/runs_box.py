@@ -125,7 +125,7 @@ class RunsBox(QGroupBox):
         return runs[-1].path if runs else None
 
     def refresh_runs(self, select: Path | None = None) -> None:
-        from worldstudio.core.project.runs import RunError
+        from worldstudio.core.project.runs import RunError, run_status
 
         keep = Path(select) if select is not None else self.selected_run()
         self.runs_combo.blockSignals(True)
@@ -138,8 +138,9 @@ class RunsBox(QGroupBox):
                 continue
             done = run.completed_rounds()
             total = int(meta.get("rounds_total") or 0)
-            status = meta.get("status", "?")
-            self.run_meta[str(run.path)] = dict(meta, rounds_done=done)
+            # "interrupted" for a run left "running" by a process that is gone
+            status = run_status(meta)
+            self.run_meta[str(run.path)] = dict(meta, rounds_done=done, shown_status=status)
             self.runs_combo.addItem(
                 f"{run.id} · {meta.get('backend', '?')} · {done}/{total} · {status}", str(run.path)
             )
@@ -207,8 +208,13 @@ class RunsBox(QGroupBox):
             self.branch_spin.setValue(top)
 
     def resumable(self) -> bool:
+        """The chosen run has rounds left and no live process is writing it."""
         meta = self._selected_meta()
-        return bool(meta) and meta["rounds_done"] < int(meta.get("rounds_total") or 0)
+        return (
+            bool(meta)
+            and meta["rounds_done"] < int(meta.get("rounds_total") or 0)
+            and meta.get("shown_status") != "running"
+        )
 
     def _play_run(self, name: str) -> None:
         run = self.selected_run()
