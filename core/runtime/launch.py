@@ -141,6 +141,31 @@ def cuda_device_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
+
+
+def visible_gpu_count() -> int:
+    """The CUDA GPUs this process would see, without importing torch (the studio asks when its
+    window opens): torch's count once torch is imported; before, the NVIDIA driver's GPUs
+    narrowed by ``CUDA_VISIBLE_DEVICES`` (CUDA reads that list up to its first invalid entry)."""
+    if "torch" in sys.modules:
+        return cuda_device_count()
+    try:
+        found = len(os.listdir(NVIDIA_GPUS))
+    except OSError:
+        return 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return found
+    listed = 0
+    for item in visible.split(","):
+        item = item.strip()
+        if not item or item.startswith("-"):
+            break
+        listed += 1
+    return min(found, listed)
+
+
 def check_worker_count(count: int | None, flag: str = "--gpus") -> str:
     """The device type N workers run on ("cuda": one GPU each; "cpu": no CUDA GPU here, the
     workers share the CPU with gloo), or a :class:`LaunchError` (one line) for a count below 1

@@ -179,3 +179,23 @@ def test_workers_that_ignore_a_cancel_are_ended(monkeypatch):
         run("hang", ctx)
     assert time.monotonic() - t0 < 30
     assert pids and gone(pids[0])
+
+
+def test_the_gpu_count_before_torch_reads_the_driver_and_cuda_visible_devices(
+    tmp_path, monkeypatch
+):
+    gpus = tmp_path / "gpus"
+    for bus in ("0000:01:00.0", "0000:41:00.0", "0000:81:00.0"):
+        (gpus / bus).mkdir(parents=True)
+    monkeypatch.setattr(launch, "NVIDIA_GPUS", gpus)
+    monkeypatch.delitem(
+        sys.modules, "torch", raising=False
+    )  # as in a studio that has not imported it yet
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert launch.visible_gpu_count() == 3
+    for visible, count in (("1", 1), ("0,2", 2), ("", 0), ("-1", 0), ("0,-1,1", 1), ("0,1,2,3", 3)):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+        assert launch.visible_gpu_count() == count, visible
+    monkeypatch.setattr(launch, "NVIDIA_GPUS", tmp_path / "no-driver")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert launch.visible_gpu_count() == 0

@@ -203,9 +203,9 @@ class GenerationSettingsForm(QWidget):
             layout.addWidget(g)
 
     def _build_gpus(self):
-        from worldstudio.core.runtime.launch import cuda_device_count
+        from worldstudio.core.runtime.launch import visible_gpu_count
 
-        have = cuda_device_count()
+        have = visible_gpu_count()  # torch is not imported for it
         spin = int_spin(1, max(1, have), value=1)
         split = (
             "Several GPUs split each model call (context parallelism: one worker process per "
