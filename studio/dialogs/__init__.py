@@ -1,1 +1,2 @@
-"""Dialogs opened from the main window's menus: the model manager and File > New from image."""
+"""Dialogs opened from the main window: the model manager, File > New from image, the pre-flight
+checks, an internal error and Help > System report."""

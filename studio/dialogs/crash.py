@@ -5,16 +5,9 @@ it for a bug report. :mod:`worldstudio.core.jobs.crash` writes the log."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFontDatabase, QGuiApplication
-from PySide6.QtWidgets import (
-    QDialog,
-    QDialogButtonBox,
-    QLabel,
-    QPlainTextEdit,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QDialog, QLabel, QVBoxLayout, QWidget
+
+from worldstudio.studio.dialogs.report_box import add_report_box
 
 
 class CrashDialog(QDialog):
@@ -39,23 +32,14 @@ class CrashDialog(QDialog):
         )
         hint.setWordWrap(True)
         lay.addWidget(hint)
-        self.text = QPlainTextEdit(details)
-        self.text.setReadOnly(True)
-        self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.text.setMinimumSize(640, 260)
-        lay.addWidget(self.text)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        self.copy_button = QPushButton("Copy details")
-        buttons.addButton(self.copy_button, QDialogButtonBox.ButtonRole.ActionRole)
-        self.copy_button.clicked.connect(self.copy_details)
-        buttons.rejected.connect(self.reject)
-        buttons.accepted.connect(self.accept)
-        lay.addWidget(buttons)
-
-    def copy_details(self) -> None:
-        """Put the one-line message and the crash log's text on the clipboard."""
-        QGuiApplication.clipboard().setText(f"{self.message_label.text()}\n\n{self.details}")
-        self.copy_button.setText("Copied")
+        self.text, self.copy_button = add_report_box(
+            self,
+            lay,
+            details,
+            copy_label="Copy details",
+            copied_text=lambda: f"{self.message_label.text()}\n\n{self.details}",
+            min_size=(640, 260),
+        )
 
 
 def _escape(text: str) -> str:

@@ -4,18 +4,11 @@ copies it for a bug report."""
 
 from __future__ import annotations
 
-from PySide6.QtGui import QFontDatabase, QGuiApplication, QOffscreenSurface, QOpenGLContext
-from PySide6.QtWidgets import (
-    QDialog,
-    QDialogButtonBox,
-    QLabel,
-    QPlainTextEdit,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtGui import QGuiApplication, QOffscreenSurface, QOpenGLContext
+from PySide6.QtWidgets import QDialog, QLabel, QVBoxLayout, QWidget
 
 from worldstudio.core.system import format_report, system_report
+from worldstudio.studio.dialogs.report_box import add_report_box
 
 GL_VENDOR, GL_RENDERER, GL_VERSION = 0x1F00, 0x1F01, 0x1F02
 
@@ -66,19 +59,12 @@ class SystemReportDialog(QDialog):
         )
         hint.setWordWrap(True)
         lay.addWidget(hint)
-        self.text = QPlainTextEdit(text)
-        self.text.setReadOnly(True)
-        self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.text.setMinimumSize(900, 380)
-        lay.addWidget(self.text)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        self.copy_button = QPushButton("Copy")
-        buttons.addButton(self.copy_button, QDialogButtonBox.ButtonRole.ActionRole)
-        self.copy_button.clicked.connect(self.copy_report)
-        buttons.rejected.connect(self.reject)
-        lay.addWidget(buttons)
-
-    def copy_report(self) -> None:
-        QGuiApplication.clipboard().setText(self.report)
-        self.copy_button.setText("Copied")
+        self.text, self.copy_button = add_report_box(
+            self,
+            lay,
+            text,
+            copy_label="Copy",
+            copied_text=lambda: self.report,
+            min_size=(900, 380),
+            wrap=False,
+        )
