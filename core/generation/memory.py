@@ -641,6 +641,28 @@ def apply_profile(pipe: Any, profile: str, device) -> AppliedProfile:
     return applied
 
 
+def release_pipeline(backend: Any) -> None:
+    """Take ``backend.pipe`` (None after) and give its memory back: its offload hooks removed,
+    the objects collected and, on CUDA, the allocator's cache emptied (best effort: closing must
+    not fail). It takes the attribute itself so that no caller still holds the pipeline while it
+    is collected."""
+    import contextlib
+    import gc
+
+    pipe, backend.pipe = backend.pipe, None
+    if pipe is None:
+        return
+    with contextlib.suppress(Exception):
+        pipe.remove_all_hooks()
+    del pipe
+    gc.collect()
+    with contextlib.suppress(Exception):
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
 def choose_attention_backend(device) -> str:
     """The best attention backend ``device`` can run (:func:`.acceleration.choose_attention`)."""
     from worldstudio.core.generation.acceleration import choose_attention

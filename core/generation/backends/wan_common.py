@@ -37,7 +37,7 @@ from worldstudio.core.generation.backends.base import (
     ModelChoice,
     check_frames,
 )
-from worldstudio.core.generation.memory import PROFILES
+from worldstudio.core.generation.memory import PROFILES, release_pipeline
 from worldstudio.core.jobs import JobContext
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -654,19 +654,6 @@ class DiffusersWanBackend(BaseBackend):
             pipe.maybe_free_model_hooks()
 
     def close(self) -> None:
-        pipe, self.pipe = self.pipe, None
         self.loras = LoraSet()
         self._compiled, self._cache_applied, self._first_call = False, None, True
-        if pipe is None:
-            return
-        with contextlib.suppress(Exception):
-            pipe.remove_all_hooks()
-        del pipe
-        import gc
-
-        gc.collect()
-        with contextlib.suppress(Exception):
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+        release_pipeline(self)

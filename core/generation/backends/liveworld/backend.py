@@ -54,7 +54,7 @@ from worldstudio.core.generation.backends.liveworld.conditioning import (
     liveworld_inputs,
     liveworld_prompt,
 )
-from worldstudio.core.generation.memory import LIVEWORLD_PROFILES
+from worldstudio.core.generation.memory import LIVEWORLD_PROFILES, release_pipeline
 from worldstudio.core.jobs import JobContext
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -537,21 +537,8 @@ class LiveWorldBackend(BaseBackend):
                 self.pipe.maybe_free_model_hooks()
 
     def close(self) -> None:
-        pipe, self.pipe = self.pipe, None
         self._user_loras = {}
-        if pipe is None:
-            return
-        with contextlib.suppress(Exception):
-            pipe.remove_all_hooks()
-        del pipe
-        import gc
-
-        gc.collect()
-        with contextlib.suppress(Exception):
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+        release_pipeline(self)
 
 
 def group_offload(transformer, device) -> None:
