@@ -15,6 +15,7 @@ from pathlib import Path
 
 from worldstudio.core.errors import WorldStudioError
 from worldstudio.core.fileio import atomic_write_bytes
+from worldstudio.core.user_dirs import base_dir
 
 APP_ID = "worldstudio"  # the entry's file name, the icon's name and the studio's desktopFileName
 RESOURCES = Path(__file__).resolve().parent / "resources"
@@ -22,18 +23,9 @@ ICON_SVG = RESOURCES / "worldstudio.svg"
 ICON_PNG = RESOURCES / "worldstudio.png"  # 256x256
 
 
-def data_home() -> Path:
-    """``$XDG_DATA_HOME``, or ``~/.local/share`` when it is unset or not absolute (the spec
-    says to ignore a relative one)."""
-    env = os.environ.get("XDG_DATA_HOME", "")
-    if env and os.path.isabs(env):
-        return Path(env)
-    return Path.home() / ".local" / "share"
-
-
 def installed_paths(base: Path | None = None) -> dict[str, Path]:
     """Where the entry and the icons go."""
-    base = base or data_home()
+    base = base or base_dir("data")
     icons = base / "icons" / "hicolor"
     return {
         "entry": base / "applications" / f"{APP_ID}.desktop",

@@ -14,6 +14,7 @@ import os
 import sys
 
 from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.user_dirs import base_dir
 
 STUDIO_MAIN = "worldstudio.studio.app"  # its main(argv) starts the studio
 DESKTOP = "worldstudio.studio.desktop"  # the freedesktop.org entry and icons
@@ -108,7 +109,7 @@ def cmd_install_desktop(args: argparse.Namespace) -> int:
         for path in removed:
             print(f"removed {path}")
         if not removed:
-            print(f"nothing to remove in {desktop.data_home()}")
+            print(f"nothing to remove in {base_dir('data')}")
         return 0
     paths = desktop.install()
     print(f"installed {paths['entry']}")

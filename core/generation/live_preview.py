@@ -47,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from worldstudio.core.user_dirs import cache_dir
+
 __all__ = [
     "LatentRGBMap",
     "SchedulerTap",
@@ -203,13 +205,7 @@ _memo_lock = threading.Lock()
 def preview_cache_dir() -> Path:
     """``$WORLDSTUDIO_CACHE/latent_rgb``, else ``$XDG_CACHE_HOME/worldstudio/latent_rgb``, else
     ``~/.cache/worldstudio/latent_rgb`` (read at call time)."""
-    env = os.environ.get("WORLDSTUDIO_CACHE")
-    if env:
-        base = Path(env).expanduser()
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        base = (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "worldstudio"
-    return base / "latent_rgb"
+    return cache_dir() / "latent_rgb"
 
 
 def vae_fingerprint(vae) -> str:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from worldstudio.core.user_dirs import app_dir
+
 # Distributions whose versions help to reproduce a bug (read from their metadata: nothing is
 # imported, so writing a crash log never pulls in torch).
 _PACKAGES = (
@@ -39,9 +41,7 @@ def crash_dir() -> Path:
     env = os.environ.get("WORLDSTUDIO_CRASH_DIR")
     if env:
         return Path(env).expanduser()
-    state = os.environ.get("XDG_STATE_HOME")
-    base = Path(state).expanduser() if state else Path.home() / ".local" / "state"
-    return base / "worldstudio" / "crashes"
+    return app_dir("state") / "crashes"
 
 
 def versions() -> dict[str, str]:

@@ -41,6 +41,7 @@ from worldstudio.core.fileio import atomic_write_bytes
 from worldstudio.core.jobs.context import Report
 from worldstudio.core.jobs.process import ProcessStamp, is_alive, this_process
 from worldstudio.core.jobs.progress import Eta
+from worldstudio.core.user_dirs import app_dir
 
 FORMAT = "worldstudio.queue"
 VERSION = 1
@@ -63,9 +64,7 @@ def queue_path() -> Path:
     env = os.environ.get("WORLDSTUDIO_QUEUE")
     if env:
         return Path(env).expanduser()
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
-    return base / "worldstudio" / "queue.json"
+    return app_dir("data") / "queue.json"
 
 
 @dataclass

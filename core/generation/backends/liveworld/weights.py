@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from worldstudio.core.errors import WorldStudioError
+from worldstudio.core.user_dirs import cache_dir
 
 __all__ = [
     "CONVERSION_VERSION",
@@ -285,13 +286,7 @@ def match_strictly(
 def cache_root() -> Path:
     """``$WORLDSTUDIO_CACHE/liveworld``, else ``$XDG_CACHE_HOME/worldstudio/liveworld``, else
     ``~/.cache/worldstudio/liveworld`` (read at call time)."""
-    env = os.environ.get("WORLDSTUDIO_CACHE")
-    if env:
-        base = Path(env).expanduser()
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        base = (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "worldstudio"
-    return base / "liveworld"
+    return cache_dir() / "liveworld"
 
 
 def _cache_entry(kind: str, source: Path, extra: str = "") -> Path:
