@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -95,9 +95,9 @@ class MainWindow(QMainWindow):
 
         self._layout_restored = False  # a saved layout was restored at start
         self._sized = False  # the default dock sizes were applied
+        self._geometry_restored = False  # the window's saved size and place were restored
         self.setObjectName("MainWindow")
         self.setDockNestingEnabled(True)
-        self.resize(1560, 960)
         self._make_central(viewport)
         self._make_docks()
         self._make_play_mode()
@@ -206,6 +206,17 @@ class MainWindow(QMainWindow):
             dock.raise_()
         self._default_state = self.saveState(LAYOUT_VERSION)
 
+    def _default_size(self) -> None:
+        """1560x960, or less on a smaller screen. Applied once shown: before, the docks' tab
+        groups are not formed yet and the window cannot be narrower than all of them side by
+        side."""
+        width, height = 1560, 960
+        screen = QGuiApplication.primaryScreen()
+        if screen is not None:
+            free = screen.availableGeometry()
+            width, height = min(width, free.width()), min(height, free.height())
+        self.resize(width, height)
+
     def _default_sizes(self) -> None:
         """The default docks' sizes (they only take once the window has its size: at the first
         show without a saved layout, and on Reset layout)."""
@@ -219,6 +230,8 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._layout_restored and not self._sized:
             self._sized = True
+            if not self._geometry_restored:
+                QTimer.singleShot(0, self._default_size)
             QTimer.singleShot(0, self._default_sizes)  # once the window has its final size
 
     def _make_generation_docks(self) -> None:
@@ -1306,7 +1319,7 @@ class MainWindow(QMainWindow):
         geo = self.settings.value("window/geometry")
         state = self.settings.value("window/state")
         if isinstance(geo, QByteArray | bytes):
-            self.restoreGeometry(geo)
+            self._geometry_restored = bool(self.restoreGeometry(geo))
         if isinstance(state, QByteArray | bytes):
             self._layout_restored = bool(self.restoreState(state, LAYOUT_VERSION))
 

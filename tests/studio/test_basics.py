@@ -133,6 +133,10 @@ def test_generate_and_training_have_their_own_column_and_the_layout_is_kept(
 ):
     w = make_window(demo_folder)
     qtbot.wait(100)  # the default dock sizes apply once the window is shown
+    # the first window fits the screen (it had grown past 1600 px with every dock's size hint)
+    free = w.screen().availableGeometry()
+    assert (w.width(), w.height()) == (min(1560, free.width()), min(960, free.height()))
+    assert w.minimumSize().width() <= 1280  # it fits a small laptop's screen too
     R = Qt.DockWidgetArea.RightDockWidgetArea
     assert w.dockWidgetArea(w.generate_dock) == R and w.dockWidgetArea(w.training_dock) == R
     assert w.generate_dock.isVisible() and not w.generate_dock.visibleRegion().isEmpty()
