@@ -277,6 +277,36 @@ def test_cancel_stops_after_the_step_where_it_was_set(vace_backend):
     assert vace_backend.generate(make_request(), Recorder().ctx).shape == (F, H, W, 3)
 
 
+@pytest.mark.parametrize(
+    ("raised", "said"),
+    [
+        ("oom", "wan-vace: out of accelerator memory at 48x32x"),
+        ("bug", "wan-vace: generation failed for observer round 1 (RuntimeError: a kernel broke)"),
+    ],
+)
+def test_a_failing_model_call_is_one_line_and_the_pipeline_stays_usable(vace_backend, raised, said):
+    import torch
+
+    from worldstudio.core.generation.backends.base import BackendError
+
+    def fail(*_args):
+        if raised == "oom":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        raise RuntimeError("a kernel broke\nsecond line of a long message")
+
+    hook = vace_backend.pipe.transformer.register_forward_hook(fail)
+    try:
+        with pytest.raises(BackendError) as info:
+            vace_backend.generate(make_request(), Recorder().ctx)
+    finally:
+        hook.remove()
+    message = str(info.value)
+    assert said in message and "\n" not in message
+    if raised == "oom":
+        assert "try the 'offload' or 'low-vram' profile" in message and "estimate" in message
+    assert vace_backend.generate(make_request(), Recorder().ctx).shape == (F, H, W, 3)
+
+
 def test_cancel_before_the_start_runs_nothing(vace_backend):
     rec = Recorder()
     rec.token.cancel()

@@ -143,6 +143,35 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+@contextlib.contextmanager
+def model_call_errors(backend: Any, request: GenerationRequest, profile: str, instead: str):
+    """Around one pipeline call: whatever it raises leaves the pipeline reusable
+    (``backend._after_failure()``) and reaches the user as one line. Our own errors and a cancel
+    go through as they are; running out of accelerator memory names the size, the profile, the
+    estimate and ``instead`` (what to try); anything else names the camera and round."""
+    import torch
+
+    try:
+        yield
+    except (WorldStudioError, Cancelled):
+        backend._after_failure()
+        raise
+    except torch.OutOfMemoryError as exc:
+        backend._after_failure()
+        est = backend.estimate(request.height, request.width, request.num_frames)
+        raise BackendError(
+            f"{backend.name}: out of accelerator memory at {request.width}x{request.height}x"
+            f"{request.num_frames} with profile {profile} (estimate {est.text()}); "
+            f"try {instead}, fewer frames or a smaller size"
+        ) from exc
+    except Exception as exc:
+        backend._after_failure()
+        raise BackendError(
+            f"{backend.name}: generation failed for {request.camera_id} "
+            f"round {request.round_index + 1} ({type(exc).__name__}: {first_line(exc)})"
+        ) from exc
+
+
 def to_pil(image: np.ndarray, mode: str = "RGB"):
     import PIL.Image
 
@@ -584,7 +613,6 @@ class DiffusersWanBackend(BaseBackend):
         }
 
     def generate(self, request: GenerationRequest, ctx: JobContext) -> np.ndarray:
-        import torch
 
         from worldstudio.core.generation.live_preview import SchedulerTap
 
@@ -614,31 +642,14 @@ class DiffusersWanBackend(BaseBackend):
         if self.parallel is not None:
             self.parallel.before_call(self, request)
         t0 = time.perf_counter()
-        try:
+        profile = self.applied.profile if self.applied else self.profile
+        with model_call_errors(self, request, profile, "the 'offload' or 'low-vram' profile"):
             with tap:
                 out = pipe(
                     **self.call_arguments(request, plan),
                     callback_on_step_end=reporter,
                     callback_on_step_end_tensor_inputs=["latents"],
                 )
-        except (WorldStudioError, Cancelled):
-            self._after_failure()
-            raise
-        except torch.OutOfMemoryError as exc:
-            self._after_failure()
-            est = self.estimate(request.height, request.width, request.num_frames)
-            raise BackendError(
-                f"{self.name}: out of accelerator memory at {request.width}x{request.height}x"
-                f"{request.num_frames} with profile {self.applied.profile if self.applied else self.profile} "
-                f"(estimate {est.text()}); "
-                f"try the 'offload' or 'low-vram' profile, fewer frames or a smaller size"
-            ) from exc
-        except Exception as exc:
-            self._after_failure()
-            raise BackendError(
-                f"{self.name}: generation failed for {request.camera_id} "
-                f"round {request.round_index + 1} ({type(exc).__name__}: {first_line(exc)})"
-            ) from exc
         self.last_call_seconds = time.perf_counter() - t0
         self._first_call = False
         frames = frames_to_uint8(out.frames)

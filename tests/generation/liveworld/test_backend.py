@@ -126,6 +126,25 @@ def test_cancel_stops_between_steps_and_the_backend_goes_on(liveworld_backend, l
     assert frames.shape == (F, H, W, 3)
 
 
+def test_out_of_memory_in_a_call_is_one_line_with_the_profiles_to_try(
+    liveworld_backend, liveworld_env
+):
+    def fail(*_args):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+
+    hook = liveworld_backend.pipe.transformer.register_forward_hook(fail)
+    try:
+        with pytest.raises(BackendError) as info:
+            liveworld_backend.generate(request(), Recorder().ctx())
+    finally:
+        hook.remove()
+    message = str(info.value)
+    assert message.startswith("liveworld: out of accelerator memory at ") and "\n" not in message
+    assert "try the fp8 or low-vram profile" in message
+    frames, _ = run(liveworld_backend, liveworld_env)  # the backend goes on
+    assert frames.shape == (F, H, W, 3)
+
+
 def test_a_request_lora_applies_with_its_strength(liveworld_backend, liveworld_env, tmp_path):
     from safetensors.torch import save_file
 

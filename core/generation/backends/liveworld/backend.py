@@ -471,10 +471,8 @@ class LiveWorldBackend(BaseBackend):
         )
 
     def generate(self, request: GenerationRequest, ctx: JobContext) -> np.ndarray:
-        import torch
-
         from worldstudio.core.generation.backends.liveworld.sampling import FEW_STEP_TIMESTEPS
-        from worldstudio.core.generation.backends.wan_common import first_line
+        from worldstudio.core.generation.backends.wan_common import model_call_errors
 
         ctx.check_cancelled()
         inputs = self._inputs(request)  # bad input fails before anything loads
@@ -499,7 +497,8 @@ class LiveWorldBackend(BaseBackend):
             if ctx.cancelled:
                 raise Cancelled(f"cancelled at denoising step {done}/{steps}")
 
-        try:
+        instead = "the fp8 or low-vram profile"
+        with model_call_errors(self, request, str(self.applied_profile), instead):
             frames = pipe(
                 inputs,
                 liveworld_prompt(request.prompt),
@@ -512,23 +511,6 @@ class LiveWorldBackend(BaseBackend):
                 on_step=on_step,
                 on_stage=on_stage,
             )
-        except (WorldStudioError, Cancelled):
-            self._after_failure()
-            raise
-        except torch.OutOfMemoryError as exc:
-            self._after_failure()
-            est = self.estimate(request.height, request.width, request.num_frames)
-            raise BackendError(
-                f"liveworld: out of accelerator memory at {request.width}x{request.height}x"
-                f"{request.num_frames} with profile {self.applied_profile} (estimate {est.text()}); "
-                "try the fp8 or low-vram profile, fewer frames or a smaller size"
-            ) from exc
-        except Exception as exc:
-            self._after_failure()
-            raise BackendError(
-                f"liveworld: generation failed for {request.camera_id} round "
-                f"{request.round_index + 1} ({type(exc).__name__}: {first_line(exc)})"
-            ) from exc
         return check_frames(frames, request, self.name)
 
     def _after_failure(self) -> None:
