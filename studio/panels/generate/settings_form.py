@@ -96,7 +96,6 @@ class GenerationSettingsForm(QWidget):
         self.model_note = hint()
         self.profile = QComboBox()  # the backend's memory profiles (_fill_profiles)
         self.profile.currentIndexChanged.connect(lambda _i: self._update_estimate())
-        self.precision = QComboBox()
         precision_tips = {
             "auto": "bf16 on a GPU (float32 on a CPU)",
             "fp8": "weights stored in float8, each layer cast to bf16 as it runs (layerwise "
@@ -105,14 +104,10 @@ class GenerationSettingsForm(QWidget):
             "the offload profile)",
             "nf4": "bitsandbytes 4-bit: a quarter of the memory; needs a CUDA GPU",
         }
-        for name in acceleration.PRECISIONS:
-            self.precision.addItem(name, name)
-            self.precision.setItemData(
-                self.precision.count() - 1, precision_tips[name], Qt.ItemDataRole.ToolTipRole
-            )
-        self.precision.setToolTip("How the transformer's weights are stored")
-        self.precision.currentIndexChanged.connect(
-            lambda _i: self._edit("precision", self.precision.currentData())
+        self.precision = self._choice_box(
+            "precision",
+            [(name, name, precision_tips[name]) for name in acceleration.PRECISIONS],
+            "How the transformer's weights are stored",
         )
         self.vae_tiling = QComboBox()
         for name in _TILING:
@@ -224,38 +219,23 @@ class GenerationSettingsForm(QWidget):
         return self.gpus.value() if self.gpus.isEnabled() else 1
 
     def _build_speed(self) -> QGroupBox:
-        self.quality = QComboBox()
-        for name in acceleration.QUALITIES:
-            self.quality.addItem(name, name)
-            self.quality.setItemData(
-                self.quality.count() - 1,
-                acceleration.QUALITY_HELP[name],
-                Qt.ItemDataRole.ToolTipRole,
-            )
-        self.quality.currentIndexChanged.connect(
-            lambda _i: self._edit("quality", self.quality.currentData())
+        self.quality = self._choice_box(
+            "quality",
+            [(name, name, acceleration.QUALITY_HELP[name]) for name in acceleration.QUALITIES],
         )
         self.quality_info = hint()
-        self.cache = QComboBox()
-        for name in acceleration.CACHE_CHOICES:
-            self.cache.addItem(name, name)
-        self.cache.setToolTip(
+        self.cache = self._choice_box(
+            "cache",
+            [(name, name, "") for name in acceleration.CACHE_CHOICES],
             "Denoising cache (diffusers' hooks): taylorseer, first-block (not for VACE), pab "
-            "(pyramid attention broadcast); auto: the quality's"
+            "(pyramid attention broadcast); auto: the quality's",
         )
-        self.cache.currentIndexChanged.connect(
-            lambda _i: self._edit("cache", self.cache.currentData())
-        )
-        self.attention = QComboBox()
-        for name in acceleration.ATTENTION_CHOICES:
-            self.attention.addItem(name, name)
-        self.attention.setToolTip(
+        self.attention = self._choice_box(
+            "attention",
+            [(name, name, "") for name in acceleration.ATTENTION_CHOICES],
             "Attention kernel (diffusers' dispatcher). auto: FlashAttention 3 on a Hopper GPU, "
             "else SageAttention, else FlashAttention 2, else PyTorch SDPA (native), whichever is "
-            "installed; a run asking for one that is not installed says what is"
-        )
-        self.attention.currentIndexChanged.connect(
-            lambda _i: self._edit("attention", self.attention.currentData())
+            "installed; a run asking for one that is not installed says what is",
         )
         self.compile = QCheckBox("Compile the transformer (torch.compile)")
         self.compile.setToolTip(
@@ -315,15 +295,11 @@ class GenerationSettingsForm(QWidget):
         self.flow_shift.valueChanged.connect(
             lambda v: self._edit_optional("flow_shift", None if v <= 0 else float(v))
         )
-        self.prompt_entities = QComboBox()
-        self.prompt_entities.addItem("entities it shows", "visible")
-        self.prompt_entities.addItem("every entity", "all")
-        self.prompt_entities.setToolTip(
+        self.prompt_entities = self._choice_box(
+            "prompt_entities",
+            [("entities it shows", "visible", ""), ("every entity", "all", "")],
             "Which entities the observer's prompt names: only those its renders show (an "
-            "off-screen entity named in the prompt gets painted into the holes), or all"
-        )
-        self.prompt_entities.currentIndexChanged.connect(
-            lambda _i: self._edit("prompt_entities", self.prompt_entities.currentData())
+            "off-screen entity named in the prompt gets painted into the holes), or all",
         )
         self.negative = CommitTextEdit()
         self.negative.setMaximumHeight(64)
@@ -623,6 +599,20 @@ class GenerationSettingsForm(QWidget):
             self.fill()
 
     # ================================================================== widgets -> model
+    def _choice_box(
+        self, field: str, items: list[tuple[str, str, str]], tip: str = ""
+    ) -> QComboBox:
+        """A box of (label, value, the item's tooltip) choices whose choice edits the project's
+        generation setting ``field``."""
+        box = QComboBox()
+        for label, value, item_tip in items:
+            box.addItem(label, value)
+            if item_tip:
+                box.setItemData(box.count() - 1, item_tip, Qt.ItemDataRole.ToolTipRole)
+        box.setToolTip(tip)
+        box.currentIndexChanged.connect(lambda _i: self._edit(field, box.currentData()))
+        return box
+
     def _edit(self, field: str, value) -> None:
         if value is None and field != "model_id":
             return
